@@ -1,0 +1,52 @@
+# nspod — install and test on Debian 12 as root. Every target is idempotent.
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV ?= /opt/nspod/venv
+BINDIR ?= /usr/local/bin
+DEV_VENV ?= .venv
+PYTEST_ARGS ?=
+ORACLES ?= /var/cache/nspod-tests/appc
+
+# runtime: nspawn, machined, D-Bus, decompressors; build: what pystemd compiles against;
+# test: busybox for test images, Go + appc spec source for the actool oracle.
+DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2
+DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
+DEB_TEST := busybox-static golang-go golang-github-appc-spec-dev shellcheck
+
+.PHONY: install test deb deb-test venv dev-venv lint bench-startup clean
+
+install: deb venv
+	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
+	@$(BINDIR)/nspod version
+
+deb:
+	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD)
+
+deb-test:
+	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_TEST)
+
+venv:
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check .
+	# same version number, new code: make sure the checkout's code is what gets installed
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall .
+
+dev-venv: deb-test
+	@test -x $(DEV_VENV)/bin/python || $(PYTHON) -m venv $(DEV_VENV)
+	$(DEV_VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+
+# The whole session runs where systemd is PID 1: here on a systemd host, else in a test host.
+# The actool oracle is built first, outside, because the test host has no network.
+test: install dev-venv
+	tests/harness/build-appc-oracles.sh $(ORACLES)
+	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) tests/harness/in-testhost.sh \
+		$(DEV_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: dev-venv
+	$(DEV_VENV)/bin/python -m pytest tests/test_linters.py
+
+bench-startup: install
+	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod
+
+clean:
+	rm -rf $(DEV_VENV) build *.egg-info

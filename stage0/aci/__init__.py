@@ -1,0 +1,1 @@
+"""App Container Images: compression, archive reading and validation, building from a layout."""

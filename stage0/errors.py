@@ -1,0 +1,59 @@
+"""nspod's error hierarchy. Every expected failure is one of these, caught once in ``cli.main()``::
+
+    Error (stage1.abi)                   one-line message + hint, exit 254
+    ├── UsageError                       the command line itself is wrong (exit 2)
+    ├── InputError                       a file or directory named by the user is missing or unreadable
+    ├── SchemaError                      a manifest breaks the appc schema; names the field (JSON pointer)
+    └── ImageError                       an ACI or image layout is malformed
+        └── ImageExistsError             refusing to overwrite an existing output
+
+Anything else that escapes is a bug: ``main()`` reports it as an internal error.
+"""
+
+from __future__ import annotations
+
+from stage1.abi import Error, ExitCode
+
+__all__ = [
+    "Error",
+    "ExitCode",
+    "ImageError",
+    "ImageExistsError",
+    "InputError",
+    "SchemaError",
+    "UsageError",
+]
+
+
+class UsageError(Error):
+    hint = "see 'nspod --help'"
+
+
+class InputError(Error):
+    hint = "check the path and its permissions"
+
+
+class SchemaError(Error):
+    """A manifest violates the appc schema at ``pointer`` (RFC 6901, "" is the document)."""
+
+    hint = "fix the field named above; the appc 0.8.11 schema is described in stage0/schema/README.md"
+
+    def __init__(self, pointer: str, problem: str, *, source: str | None = None) -> None:
+        where = f"{source}: " if source else ""
+        field = pointer or "/"
+        super().__init__(f"{where}{field}: {problem}")
+        self.pointer = pointer
+        self.problem = problem
+        self.source = source
+
+    def at(self, source: str) -> SchemaError:
+        """The same error, naming the file (or archive member) it came from."""
+        return SchemaError(self.pointer, self.problem, source=source)
+
+
+class ImageError(Error):
+    hint = "an ACI is a tar of 'manifest' and 'rootfs/'; check it with 'nspod image validate'"
+
+
+class ImageExistsError(ImageError):
+    hint = "pass --overwrite to replace it"

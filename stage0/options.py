@@ -1,0 +1,99 @@
+"""Global options shared by every verb (rkt's global flags), parsed into a frozen value."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+from dataclasses import dataclass
+
+
+class InsecureOption(enum.StrEnum):
+    """Checks a user may switch off with ``--insecure-options`` (rkt's meanings)."""
+
+    NONE = "none"
+    IMAGE = "image"  # skip signature verification
+    TLS = "tls"  # accept any TLS certificate and host name
+    HTTP = "http"  # allow plain HTTP
+    PUBKEY = "pubkey"  # allow fetching public keys over insecure transports
+    ONDISK = "ondisk"  # accepted for compatibility; nothing to skip
+    CAPABILITIES = "capabilities"
+    PATHS = "paths"
+    SECCOMP = "seccomp"
+    ALL_FETCH = "all-fetch"
+    ALL_RUN = "all-run"
+    ALL = "all"
+
+    def expand(self) -> frozenset[InsecureOption]:
+        """The concrete options this value stands for (``all-fetch`` → image, tls, http, pubkey)."""
+        fetch = {InsecureOption.IMAGE, InsecureOption.TLS, InsecureOption.HTTP, InsecureOption.PUBKEY}
+        run = {InsecureOption.CAPABILITIES, InsecureOption.PATHS, InsecureOption.SECCOMP}
+        match self:
+            case InsecureOption.NONE:
+                return frozenset()
+            case InsecureOption.ALL_FETCH:
+                return frozenset(fetch)
+            case InsecureOption.ALL_RUN:
+                return frozenset(run)
+            case InsecureOption.ALL:
+                return frozenset(fetch | run | {InsecureOption.ONDISK})
+            case _:
+                return frozenset({self})
+
+
+def parse_insecure_options(text: str) -> frozenset[InsecureOption]:
+    """``"image,tls"`` → {IMAGE, TLS}; an unknown word is a usage error (exit 2)."""
+    result: set[InsecureOption] = set()
+    for word in filter(None, (w.strip() for w in text.split(","))):
+        try:
+            result |= InsecureOption(word).expand()
+        except ValueError:
+            known = ", ".join(o.value for o in InsecureOption)
+            raise argparse.ArgumentTypeError(f"unknown insecure option {word!r} (known: {known})") from None
+    return frozenset(result)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GlobalOptions:
+    dir: str = "/var/lib/nspod"
+    local_config: str = "/etc/nspod"
+    system_config: str = "/usr/lib/nspod"
+    debug: bool = False
+    insecure: frozenset[InsecureOption] = frozenset()
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> GlobalOptions:
+        return cls(
+            dir=os.path.abspath(args.dir),
+            local_config=os.path.abspath(args.local_config),
+            system_config=os.path.abspath(args.system_config),
+            debug=args.debug,
+            insecure=args.insecure_options,
+        )
+
+    def allows(self, option: InsecureOption) -> bool:
+        return option in self.insecure
+
+
+def add_global_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = GlobalOptions()
+    parser.add_argument("--dir", default=defaults.dir, help="nspod data directory (default: %(default)s)")
+    parser.add_argument(
+        "--local-config",
+        default=defaults.local_config,
+        help="local configuration directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--system-config",
+        default=defaults.system_config,
+        help="system configuration directory (default: %(default)s)",
+    )
+    parser.add_argument("--debug", action="store_true", help="print debug output and tracebacks to stderr")
+    parser.add_argument(
+        "--insecure-options",
+        type=parse_insecure_options,
+        default=frozenset(),
+        metavar="OPTS",
+        help="comma list of checks to skip: none, image, tls, http, pubkey, "
+        "ondisk, capabilities, paths, seccomp, all-fetch, all-run, all",
+    )

@@ -1,0 +1,251 @@
+"""The one module that talks to systemd over D-Bus (pystemd, blocking calls).
+
+Only this file sees bytes, CamelCase property names and D-Bus signatures. Callers hand in a
+:class:`~stage1.transient.TransientService` and get :class:`UnitStatus` values and
+:class:`SystemdError` subclasses back.
+
+Waiting is race-free: the signal matches are installed and ``Subscribe()`` is called when the
+connection opens, before any unit is started; a signal only wakes the loop, which then reads the
+unit's state itself, so a signal that arrived before the method reply cannot be missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from stage1.abi import Error
+from stage1.transient import Property, TransientService, render_properties
+
+log = logging.getLogger(__name__)
+
+SD = b"org.freedesktop.systemd1"
+SD_PATH = b"/org/freedesktop/systemd1"
+MANAGER = b"org.freedesktop.systemd1.Manager"
+UNIT = b"org.freedesktop.systemd1.Unit"
+SERVICE = b"org.freedesktop.systemd1.Service"
+PROPERTIES = b"org.freedesktop.DBus.Properties"
+
+EXEC_CODES = {1: "exited", 2: "killed", 3: "dumped"}  # siginfo CLD_* codes in ExecMainCode
+
+
+class SystemdError(Error):
+    hint = "check 'systemctl status' and 'journalctl -xe' on the host"
+
+
+class BusUnavailable(SystemdError):
+    hint = "is systemd the init system and dbus running? ('systemctl is-system-running')"
+
+
+class AccessDenied(SystemdError):
+    hint = "run nspod as root"
+
+
+class UnitNotFound(SystemdError):
+    hint = "see 'systemctl list-units' for what is loaded"
+
+
+class UnitExists(SystemdError):
+    hint = "a unit of that name is loaded already; stop it or choose another name"
+
+
+class WaitTimeout(SystemdError):
+    hint = "the unit is still running; see 'systemctl status' for what it is doing"
+
+
+def translate(error: Exception, doing: str) -> SystemdError:
+    """A pystemd/D-Bus exception as one of ours (pystemd loses the D-Bus name on subclasses)."""
+    kind = type(error).__name__
+    name = (getattr(error, "err_name", b"") or b"").decode(errors="replace")
+    detail = (getattr(error, "err_message", b"") or b"").decode(errors="replace") or str(error)
+    cls: type[SystemdError]
+    if kind == "DBusNoSuchUnitError" or name.endswith(".NoSuchUnit"):
+        cls = UnitNotFound
+    elif name.endswith(".UnitExists"):
+        cls = UnitExists
+    elif kind in (
+        "DBusAccessDeniedError",
+        "DBusInteractiveAuthorizationRequiredError",
+        "DBusAuthFailedError",
+    ):
+        cls = AccessDenied
+    elif kind in (
+        "DBusFileNotFoundError",
+        "DBusConnectionRefusedError",
+        "DBusNoServerError",
+        "DBusDisconnectedError",
+    ):
+        cls = BusUnavailable
+    else:
+        cls = SystemdError
+    return cls(f"{doing}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStatus:
+    name: str
+    active_state: str  # active, activating, deactivating, inactive, failed, …
+    sub_state: str
+    result: str  # success, exit-code, signal, timeout, …
+    exec_main_status: int  # exit code, or signal number when killed
+    exec_main_code: int  # 1 exited, 2 killed, 3 dumped, 0 not yet
+    main_pid: int
+    invocation_id: str
+
+    @property
+    def finished(self) -> bool:
+        return self.active_state in ("inactive", "failed")
+
+    @property
+    def how(self) -> str:
+        return EXEC_CODES.get(self.exec_main_code, "running")
+
+
+def _variant_args(props: tuple[Property, ...]) -> list[tuple[int, Any]]:
+    """a(sv) in pystemd's low-level argument form."""
+    from pystemd.dbuslib import apply_signature
+
+    args: list[tuple[int, Any]] = [(ord("a"), b"(sv)")]
+    for prop in props:
+        args += [(ord("r"), b"sv"), (ord("s"), prop.name.encode()), (ord("v"), prop.signature.encode())]
+        args += apply_signature(prop.signature.encode(), [prop.value])
+        args += [(-1, None), (-1, None)]
+    args.append((-1, None))
+    return args
+
+
+class Systemd:
+    """A connection to the system manager. Use as a context manager; the constructor does no I/O."""
+
+    def __init__(self) -> None:
+        self._bus: Any = None
+        self._woken = False
+        self._callback: Any = None
+
+    def __enter__(self) -> Systemd:
+        from pystemd.dbuslib import DBus
+
+        def wake(*_: Any, **__: Any) -> None:
+            self._woken = True
+
+        # pystemd keeps only a borrowed pointer to the callback: hold the reference ourselves.
+        self._callback = wake
+        try:
+            self._bus = DBus()
+            self._bus.open()
+            # Matches before Subscribe(), both before any start: nothing can slip past us.
+            self._bus.match_signal(SD, SD_PATH, MANAGER, b"JobRemoved", wake)
+            self._bus.match_signal(SD, None, PROPERTIES, b"PropertiesChanged", wake)
+            self._call(SD_PATH, MANAGER, b"Subscribe", [])
+        except Exception as error:
+            if isinstance(error, SystemdError):
+                raise
+            raise translate(error, "connecting to the system bus") from error
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._bus is not None:
+            self._bus.close()  # also drops every AddRef we hold
+            self._bus = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _call(self, path: bytes, iface: bytes, method: bytes, args: list[tuple[int, Any]]) -> Any:
+        log.debug("D-Bus call %s.%s on %s", iface.decode(), method.decode(), path.decode())
+        try:
+            return self._bus.call_method(SD, path, iface, method, args).body
+        except Exception as error:
+            raise translate(error, f"{method.decode()} failed") from error
+
+    def _unit_path(self, name: str) -> bytes:
+        from pystemd.dbuslib import apply_signature
+
+        path: bytes = self._call(SD_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [name.encode()]))
+        return path
+
+    def _get(self, path: bytes, iface: bytes, prop: bytes, signature: bytes) -> Any:
+        try:
+            return self._bus.get_property(SD, path, iface, prop, signature)
+        except Exception as error:
+            raise translate(error, f"reading {prop.decode()}") from error
+
+    def _drain(self, timeout: float) -> None:
+        """Dispatch queued messages; if none arrived, block up to ``timeout`` seconds for traffic."""
+        self._woken = False
+        while not self._bus.process().is_empty():
+            pass
+        if not self._woken:
+            self._bus.wait(int(timeout * 1_000_000))
+            while not self._bus.process().is_empty():
+                pass
+
+    # -- the API ----------------------------------------------------------------------------------
+
+    def start(self, service: TransientService) -> None:
+        """Start a transient service (mode ``fail``); returns once systemd has queued its start job."""
+        from pystemd.dbuslib import apply_signature
+
+        props = service.properties()
+        log.debug("StartTransientUnit %s\n%s", service.name, render_properties(props))
+        args = apply_signature(b"ss", [service.name.encode(), b"fail"]) + _variant_args(props)
+        args += [(ord("a"), b"(sa(sv))"), (-1, None)]  # no auxiliary units
+        self._call(SD_PATH, MANAGER, b"StartTransientUnit", args)
+
+    def status(self, name: str) -> UnitStatus:
+        path = self._unit_path(name)
+        return UnitStatus(
+            name=name,
+            active_state=self._get(path, UNIT, b"ActiveState", b"s").decode(),
+            sub_state=self._get(path, UNIT, b"SubState", b"s").decode(),
+            result=self._get(path, SERVICE, b"Result", b"s").decode(),
+            exec_main_status=int(self._get(path, SERVICE, b"ExecMainStatus", b"i")),
+            exec_main_code=int(self._get(path, SERVICE, b"ExecMainCode", b"i")),
+            main_pid=int(self._get(path, SERVICE, b"MainPID", b"u")),
+            invocation_id=bytes(self._get(path, UNIT, b"InvocationID", b"ay")).hex(),
+        )
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._unit_path(name)
+        except UnitNotFound:
+            return False
+        return True
+
+    def wait(self, name: str, *, until: str = "finished", timeout: float = 60.0) -> UnitStatus:
+        """Block until the unit is ``finished`` (inactive or failed) or ``active``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(name)
+            if status.finished or (until == "active" and status.active_state == "active"):
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(f"{name} is still {status.active_state} after {timeout:g}s")
+            self._drain(min(left, 1.0))
+
+    def stop(self, name: str, *, timeout: float = 60.0) -> UnitStatus:
+        """Stop the unit and wait until it is down."""
+        from pystemd.dbuslib import apply_signature
+
+        self._call(SD_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [name.encode(), b"replace"]))
+        return self.wait(name, timeout=timeout)
+
+    def kill(self, name: str, signal: int, *, whom: str = "all") -> None:
+        from pystemd.dbuslib import apply_signature
+
+        args = apply_signature(b"ssi", [name.encode(), whom.encode(), signal])
+        self._call(SD_PATH, MANAGER, b"KillUnit", args)
+
+    def reset_failed(self, name: str) -> None:
+        from pystemd.dbuslib import apply_signature
+
+        self._call(SD_PATH, MANAGER, b"ResetFailedUnit", apply_signature(b"s", [name.encode()]))
+
+    def unref(self, name: str) -> None:
+        """Let go of the AddRef we hold, so systemd may unload the finished unit."""
+        self._call(self._unit_path(name), UNIT, b"Unref", [])

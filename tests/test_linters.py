@@ -1,0 +1,45 @@
+"""Linters are tests: ruff (lint and format), mypy --strict, shellcheck."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, STRICT
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).exists():
+        if STRICT:
+            pytest.fail(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def run(*argv: str) -> None:
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_check() -> None:
+    run(tool("ruff"), "check", ".")
+
+
+def test_ruff_format() -> None:
+    run(tool("ruff"), "format", "--check", "--diff", ".")
+
+
+def test_mypy_strict() -> None:
+    run(sys.executable, "-m", "mypy")
+
+
+def test_shellcheck() -> None:
+    scripts = sorted(
+        str(p.relative_to(REPO)) for p in [*REPO.glob("tests/harness/*.sh"), *REPO.glob(".ci/*")]
+    )
+    run(tool("shellcheck"), "--severity=warning", *scripts)

@@ -1,0 +1,124 @@
+"""The command line's contract: help, usage errors (2), nspod's own failures (254 + hint), lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from stage0.options import InsecureOption, parse_insecure_options
+from tests.conftest import REPO, run_nspod
+
+
+def test_help_lists_verbs() -> None:
+    result = run_nspod("--help")
+    assert result.returncode == 0
+    assert "version" in result.stdout and "image" in result.stdout and "--insecure-options" in result.stdout
+
+
+def test_image_help() -> None:
+    result = run_nspod("image", "build", "--help")
+    assert result.returncode == 0 and "--compression" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["frobnicate"],
+        [],
+        ["image"],
+        ["--insecure-options=bogus", "version"],
+        ["image", "build", "only-one-arg"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    result = run_nspod(*argv)
+    assert result.returncode == 2, result
+    assert "usage: nspod" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nspod_error_is_one_line_with_hint() -> None:
+    result = run_nspod("image", "validate", "/nonexistent/x.aci")
+    assert result.returncode == 254
+    assert result.stderr.splitlines() == [
+        "nspod: cannot read /nonexistent/x.aci: No such file or directory",
+        "  hint: check the path and its permissions",
+    ]
+    debug = run_nspod("--debug", "image", "validate", "/nonexistent/x.aci")
+    assert debug.returncode == 254 and "Traceback" in debug.stderr
+
+
+FORCED_BUG = textwrap.dedent("""
+    import sys
+    import stage0.cmd_version as v
+    def broken(options, args):
+        raise KeyError("forced")
+    v.run_version = broken
+    from stage0.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_internal_error(debug: bool) -> None:
+    argv = [sys.executable, "-c", FORCED_BUG, *(["--debug"] if debug else []), "version"]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 254
+    assert "nspod: internal error: KeyError: 'forced'" in result.stderr
+    assert "hint: this is a bug in nspod; rerun with --debug" in result.stderr
+    assert ("Traceback" in result.stderr) is debug
+
+
+def test_version() -> None:
+    result = run_nspod("version")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "nspod version 0.1.0"
+    assert lines[1] == "appc version 0.8.11"
+    assert lines[3].startswith("systemd version 2")
+
+
+def test_version_imports_nothing_heavy() -> None:
+    probe = (
+        "import sys, contextlib, io; from stage0.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['version'])\n"
+        "import json; print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO)},
+    ).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+    for heavy in ("jsonschema", "cryptography", "pystemd", "dbus_fast", "zstandard", "tarfile"):
+        assert heavy not in loaded, heavy
+
+
+def test_insecure_options_expand() -> None:
+    assert parse_insecure_options("none") == frozenset()
+    assert parse_insecure_options("image,tls") == {InsecureOption.IMAGE, InsecureOption.TLS}
+    assert parse_insecure_options("all-fetch") == {
+        InsecureOption.IMAGE,
+        InsecureOption.TLS,
+        InsecureOption.HTTP,
+        InsecureOption.PUBKEY,
+    }
+    assert InsecureOption.SECCOMP in parse_insecure_options("all")
+
+
+def test_global_flags_are_parsed() -> None:
+    from stage0.cli import build_parser
+    from stage0.options import GlobalOptions
+
+    args = build_parser().parse_args(["--dir", "rel/dir", "--insecure-options=http", "version"])
+    options = GlobalOptions.from_args(args)
+    assert options.dir.startswith("/") and options.dir.endswith("/rel/dir")
+    assert options.allows(InsecureOption.HTTP) and not options.allows(InsecureOption.IMAGE)
+    assert options.local_config == "/etc/nspod" and options.system_config == "/usr/lib/nspod"
