@@ -111,7 +111,9 @@ ACIS: dict[str, tuple[list[tuple[str, bytes | None]], str]] = {
 }
 
 
-def test_stray_rootfs_prefix_refused(tmp_path: Path, actool: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stray_rootfs_prefix_refused(
+    tmp_path: Path, actool: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Documented difference: actool only checks that a top-level name starts with 'rootfs'."""
     path = tmp_path / "image.aci"
     path.write_bytes(tar_of([("manifest", GOOD_MANIFEST), ("rootfs", None), ("rootfsx", None)]))
