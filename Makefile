@@ -11,9 +11,9 @@ ORACLES ?= /var/cache/nspod-tests/appc
 # test: busybox for test images, Go + appc spec source for the actool oracle.
 DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
-DEB_TEST := busybox-static golang-go golang-github-appc-spec-dev shellcheck
+DEB_TEST := busybox-static golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
 
-.PHONY: install test deb deb-test venv dev-venv lint bench-startup clean
+.PHONY: install test deb deb-test venv dev-venv lint bench-startup bench-import clean
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
@@ -44,6 +44,9 @@ test: install dev-venv
 
 lint: dev-venv
 	$(DEV_VENV)/bin/python -m pytest tests/test_linters.py
+
+bench-import: install dev-venv
+	$(DEV_VENV)/bin/python bench/import.py
 
 bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod

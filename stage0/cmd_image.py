@@ -1,16 +1,27 @@
-"""``nspod image …``: build, validate and inspect App Container Images."""
+"""``nspod image …``: build, validate and inspect images, and manage the image store."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 
 from stage0.options import GlobalOptions
 
 
+def duration(text: str) -> float:
+    """``24h``, ``30m``, ``0s``, ``1h30m`` → seconds (systemd's and rkt's spelling)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r} (e.g. 24h, 30m, 0s)")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    image = verbs.add_parser("image", help="build, validate and inspect images")
+    image = verbs.add_parser("image", help="build, validate, inspect and manage images")
     sub = image.add_subparsers(dest="image_verb", metavar="VERB", required=True)
 
     build = sub.add_parser("build", help="build an ACI from an image layout (manifest + rootfs/)")
@@ -30,10 +41,59 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     validate.add_argument("paths", nargs="+", metavar="FILE.aci|LAYOUT_DIR|MANIFEST")
     validate.set_defaults(handler=run_validate)
 
-    cat = sub.add_parser("cat-manifest", help="print the manifest of an ACI")
-    cat.add_argument("aci", metavar="FILE.aci")
+    cat = sub.add_parser("cat-manifest", help="print the manifest of a stored image or an ACI file")
+    cat.add_argument("image", metavar="IMAGE|FILE.aci")
     cat.add_argument("--pretty-print", action="store_true", help="indent the JSON")
     cat.set_defaults(handler=run_cat_manifest)
+
+    listing = sub.add_parser("list", help="list the images in the store")
+    listing.add_argument(
+        "--fields",
+        default=",".join(("id", "name", "size", "importtime", "lastused")),
+        help="comma list of: id, name, size, importtime, lastused, latest, signer, source",
+    )
+    listing.add_argument("--sort", default="importtime", help="field to sort by (default: %(default)s)")
+    listing.add_argument("--order", choices=["asc", "desc"], default="asc")
+    listing.add_argument("--no-legend", action="store_true", help="leave out the header line")
+    listing.add_argument("--full", action="store_true", help="show whole image IDs")
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.set_defaults(handler=run_list)
+
+    rm = sub.add_parser("rm", help="remove images (by ID prefix or name[:version][,labels])")
+    rm.add_argument("images", nargs="+", metavar="IMAGE")
+    rm.set_defaults(handler=run_rm)
+
+    gc = sub.add_parser("gc", help="remove images not used for a while, and stale rendered trees")
+    gc.add_argument(
+        "--grace-period",
+        type=duration,
+        default=duration("24h"),
+        metavar="DURATION",
+        help="keep images used within this time (default: 24h)",
+    )
+    gc.set_defaults(handler=run_gc)
+
+    export = sub.add_parser("export", help="write a stored image out as an ACI (exactly as fetched)")
+    export.add_argument("image", metavar="IMAGE")
+    export.add_argument("output", metavar="OUT.aci")
+    export.add_argument("--overwrite", action="store_true")
+    export.set_defaults(handler=run_export)
+
+    for verb, text in (
+        ("extract", "extract an image's own files (without dependencies) into a directory"),
+        ("render", "render an image with its dependencies into a directory"),
+    ):
+        parser = sub.add_parser(verb, help=text)
+        parser.add_argument("image", metavar="IMAGE")
+        parser.add_argument("target", metavar="DIR")
+        parser.add_argument("--rootfs-only", action="store_true", help="write the root file system only")
+        parser.set_defaults(handler=run_extract if verb == "extract" else run_render)
+
+    verify = sub.add_parser(
+        "verify", help="re-check stored images: content against ID, signature against trust"
+    )
+    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    verify.set_defaults(handler=run_verify)
 
 
 def run_build(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -82,14 +142,115 @@ def run_validate(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
     import contextlib
-    import json
 
-    from stage0.aci.archive import read_manifest_bytes
+    if os.path.isfile(args.image):
+        from stage0.aci.archive import read_manifest_bytes
 
-    data = read_manifest_bytes(args.aci)
+        data = read_manifest_bytes(args.image)
+    else:
+        from stage0.context import open_store
+        from stage0.images import resolve_one
+
+        with open_store(options) as store:
+            data = resolve_one(store, args.image).manifest
     if args.pretty_print:
         # printed as stored, valid or not: cat-manifest is how one looks at a broken manifest
         with contextlib.suppress(ValueError):
             data = (json.dumps(json.loads(data), indent=2) + "\n").encode()
     sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+    return 0
+
+
+def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
+    import time
+
+    from stage0.context import open_store
+    from stage0.errors import UsageError
+    from stage0.images import HEADERS, Field, row_value, sort_key, table
+
+    try:
+        fields = [Field(f.strip()) for f in args.fields.split(",") if f.strip()]
+        order_by = Field(args.sort)
+    except ValueError as error:
+        raise UsageError(f"{error}", hint=f"fields are: {', '.join(f.value for f in Field)}") from None
+    with open_store(options) as store:
+        rows = sorted(
+            store.index.images(), key=lambda r: sort_key(r, order_by), reverse=args.order == "desc"
+        )
+    now = time.time()
+    if args.format == "json":
+        print(
+            json.dumps(
+                [{f.value: row_value(r, f, full=True, now=now, human=False) for f in fields} for r in rows],
+                indent=2,
+            )
+        )
+        return 0
+    cells = [[str(row_value(r, f, full=args.full, now=now, human=True)) for f in fields] for r in rows]
+    sys.stdout.write(table(cells, None if args.no_legend else [HEADERS[f] for f in fields]))
+    return 0
+
+
+def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import open_store
+    from stage0.images import remove_images, resolve
+
+    with open_store(options) as store:
+        rows = {row.id: row for text in args.images for row in resolve(store, text)}
+        for image_id in remove_images(store, options.dir, list(rows.values())):
+            print(f"removed {image_id}")
+    return 0
+
+
+def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import open_store
+    from stage0.images import gc
+
+    with open_store(options) as store:
+        for row in gc(store, options.dir, args.grace_period):
+            print(f"removed {row.id} ({row.name})")
+    return 0
+
+
+def run_export(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import open_store
+    from stage0.images import export, resolve_one
+
+    with open_store(options) as store:
+        export(store, resolve_one(store, args.image), args.output, overwrite=args.overwrite)
+    return 0
+
+
+def run_extract(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import open_store
+    from stage0.images import extract, resolve_one
+
+    with open_store(options) as store:
+        extract(store, resolve_one(store, args.image), args.target, rootfs_only=args.rootfs_only)
+    return 0
+
+
+def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import fetcher, open_store
+    from stage0.fetch.fetcher import PullPolicy
+    from stage0.images import copy_rendered, resolve_one
+    from stage0.render import rendered_rootfs
+
+    with open_store(options) as store:
+        row = resolve_one(store, args.image)
+        rootfs = rendered_rootfs(store, row, fetcher(options, store, PullPolicy.NEW).resolve_dependency)
+        copy_rendered(rootfs, row.manifest, args.target, rootfs_only=args.rootfs_only)
+    return 0
+
+
+def run_verify(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import keystore, open_store
+    from stage0.images import resolve, verify
+
+    with open_store(options) as store:
+        for text in args.images:
+            for row in resolve(store, text):
+                result = verify(store, keystore(options), row)
+                signed = f"signed by {result.signer}" if result.signer else "no signature stored"
+                print(f"{row.id}: content matches its ID; {signed}")
     return 0

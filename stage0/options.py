@@ -60,6 +60,7 @@ class GlobalOptions:
     system_config: str = "/usr/lib/nspod"
     debug: bool = False
     insecure: frozenset[InsecureOption] = frozenset()
+    trust_keys_from_https: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> GlobalOptions:
@@ -69,6 +70,7 @@ class GlobalOptions:
             system_config=os.path.abspath(args.system_config),
             debug=args.debug,
             insecure=args.insecure_options,
+            trust_keys_from_https=args.trust_keys_from_https,
         )
 
     def allows(self, option: InsecureOption) -> bool:
@@ -96,4 +98,9 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OPTS",
         help="comma list of checks to skip: none, image, tls, http, pubkey, "
         "ondisk, capabilities, paths, seccomp, all-fetch, all-run, all",
+    )
+    parser.add_argument(
+        "--trust-keys-from-https",
+        action="store_true",
+        help="trust the keys image discovery offers over HTTPS, without asking",
     )

@@ -1,0 +1,43 @@
+"""``nspod fetch``: get images into the store (by name, URL, file or ID) and print their IDs."""
+
+from __future__ import annotations
+
+import argparse
+
+from stage0.options import GlobalOptions
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fetch = verbs.add_parser("fetch", help="fetch images into the store and print their IDs")
+    fetch.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="name[:version][,label=value…], https:// URL, file, or image ID",
+    )
+    fetch.add_argument("--signature", metavar="FILE", help="the detached signature (with one IMAGE)")
+    fetch.add_argument(
+        "--pull-policy",
+        choices=["never", "new", "update"],
+        default="update",
+        help="never: store only; new: store, else remote; update: always ask the remote (default)",
+    )
+    fetch.set_defaults(handler=run_fetch)
+
+
+def run_fetch(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import fetcher, open_store
+    from stage0.errors import UsageError
+    from stage0.fetch.fetcher import PullPolicy
+    from stage0.render import rendered_rootfs
+
+    if args.signature and len(args.images) != 1:
+        raise UsageError("--signature goes with exactly one image")
+    with open_store(options) as store:
+        fetch = fetcher(options, store, PullPolicy(args.pull_policy))
+        for text in args.images:
+            row = fetch.fetch(text, signature=args.signature)
+            # dependencies are fetched now and the tree rendered once, so a later run needs no network
+            rendered_rootfs(store, row, fetch.resolve_dependency)
+            print(row.id)
+    return 0

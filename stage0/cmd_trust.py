@@ -1,0 +1,115 @@
+"""``nspod trust``: trust a public key for images under a name prefix (or for all images)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from stage0.options import GlobalOptions
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    trust = verbs.add_parser("trust", help="trust a key for signing images under a prefix")
+    scope = trust.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--prefix", help="image name prefix the key may sign, e.g. example.com/app")
+    scope.add_argument("--root", action="store_true", help="trust the key for every image (needs KEY)")
+    trust.add_argument(
+        "keys", nargs="*", metavar="KEY", help="key file or https:// URL (default: discovery)"
+    )
+    trust.add_argument("--skip-fingerprint-review", action="store_true", help="do not ask before trusting")
+    trust.set_defaults(handler=run_trust)
+
+
+def _fingerprint_groups(fingerprint: str) -> str:
+    return " ".join(fingerprint[i : i + 4].upper() for i in range(0, len(fingerprint), 4))
+
+
+def _ask(question: str) -> bool:
+    from stage0.trust.keystore import TrustError
+
+    while True:
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            raise TrustError(
+                "no answer to the fingerprint review (stdin closed)",
+                hint="check the fingerprint and pass --skip-fingerprint-review",
+            )
+        if answer.strip() in ("yes", "no"):
+            return answer.strip() == "yes"
+        sys.stderr.write("Please answer yes or no.\n")
+
+
+def _key_sources(options: GlobalOptions, args: argparse.Namespace) -> list[tuple[str, bytes]]:
+    from stage0.context import http
+    from stage0.errors import InputError
+    from stage0.fetch.discovery import discover
+    from stage0.options import InsecureOption
+    from stage0.trust.keystore import TrustError
+
+    client = http(options)
+    locations: list[str] = list(args.keys)
+    if not locations:
+        if args.root:
+            raise TrustError(
+                "--root needs a KEY", hint="give the key file or URL; root keys are never discovered"
+            )
+
+        def page(url: str) -> str | None:
+            response = client.get(url)
+            return response.body.decode("utf-8", "replace") if response.status == 200 else None
+
+        locations = discover(args.prefix, {}, page, want_keys=True).keys
+    found = []
+    for location in locations:
+        if location.startswith(("https://", "http://")):
+            if location.startswith("http://") and not options.allows(InsecureOption.PUBKEY):
+                raise TrustError(
+                    f"refusing to fetch a key over plain HTTP: {location}",
+                    hint="use https, or --insecure-options=pubkey,http",
+                )
+            response = client.get(location)
+            if response.status != 200:
+                raise TrustError(f"cannot fetch key {location}: HTTP {response.status}")
+            found.append((location, response.body))
+        else:
+            try:
+                with open(location, "rb") as file:
+                    found.append((os.path.abspath(location), file.read()))
+            except OSError as error:
+                raise InputError(f"cannot read key {location}: {error.strerror}") from None
+    return found
+
+
+def run_trust(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.context import keystore
+    from stage0.trust.keystore import TrustError, check_prefix
+    from stage0.trust.verify import read_keys
+
+    prefix = None if args.root else check_prefix(args.prefix)
+    store = keystore(options)
+    scope = "all images (root key)" if prefix is None else f"prefix {prefix!r}"
+    for location, data in _key_sources(options, args):
+        for key in read_keys(data, location):
+            if key.revoked:
+                raise TrustError(
+                    f"key {key.fingerprint} from {location} is revoked", hint="get the signer's new key"
+                )
+            print(
+                f"Prefix: {prefix or '(root)'}\nKey: {location}\n"
+                f"GPG key fingerprint is: {_fingerprint_groups(key.fingerprint)}",
+                file=sys.stderr,
+            )
+            for user_id in key.user_ids:
+                print(f"\t{user_id}", file=sys.stderr)
+            if not args.skip_fingerprint_review and not _ask(
+                "Are you sure you want to trust this key (yes/no)? "
+            ):
+                print(f"Not trusting {key.fingerprint}", file=sys.stderr)
+                continue
+            path, new = store.add(key.fingerprint, key.armored, prefix)
+            state = "Added" if new else "Already trusted:"
+            print(f"{state} key {key.fingerprint} for {scope} at {path}")
+    return 0

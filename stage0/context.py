@@ -1,0 +1,48 @@
+"""Building the long-lived objects a verb needs from the global options (the only place that does)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from stage0.aci.tarstream import Limits
+from stage0.fetch.auth import load_auth
+from stage0.fetch.fetcher import Fetcher, FetchOptions, PullPolicy
+from stage0.fetch.http import Http
+from stage0.options import GlobalOptions, InsecureOption
+from stage0.store.store import Store
+from stage0.trust.keystore import Keystore
+
+# The decompression-bomb limit; NSPOD_MAX_IMAGE_SIZE (bytes) raises or lowers it.
+DEFAULT_MAX_IMAGE = 64 << 30
+
+
+def limits() -> Limits:
+    raw = os.environ.get("NSPOD_MAX_IMAGE_SIZE", "")
+    return Limits(max_bytes=int(raw)) if raw.isdigit() else Limits(max_bytes=DEFAULT_MAX_IMAGE)
+
+
+def open_store(options: GlobalOptions) -> Store:
+    return Store.open(options.dir, limits())
+
+
+def keystore(options: GlobalOptions) -> Keystore:
+    return Keystore(options.system_config, options.local_config)
+
+
+def http(options: GlobalOptions) -> Http:
+    return Http(
+        insecure_tls=options.allows(InsecureOption.TLS),
+        allow_http=options.allows(InsecureOption.HTTP),
+        auth=load_auth([options.system_config, options.local_config]),
+    )
+
+
+def fetcher(options: GlobalOptions, store: Store, policy: PullPolicy = PullPolicy.UPDATE) -> Fetcher:
+    fetch_options = FetchOptions(
+        insecure=options.insecure,
+        trust_keys_from_https=options.trust_keys_from_https,
+        pull_policy=policy,
+        progress=sys.stderr.isatty(),
+    )
+    return Fetcher(store, http(options), keystore(options), fetch_options)

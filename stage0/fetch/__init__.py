@@ -1,0 +1,1 @@
+"""Getting images into the store: references, appc discovery, HTTP, signatures, pull policies."""

@@ -1,0 +1,212 @@
+"""The one module that speaks HTTP (requests). Every request names its CA bundle and a timeout.
+
+requests would otherwise let ``REQUESTS_CA_BUNDLE`` silently replace a session's ``verify``, and
+has no default timeout. The CA bundle is ``$SSL_CERT_FILE`` if set, else the system's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from stage0.errors import Error
+from stage0.fetch.auth import Credentials
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = (15.0, 60.0)  # connect, read (between bytes)
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+MAX_SMALL = 4 << 20  # discovery pages, signatures, keys
+
+
+class FetchError(Error):
+    hint = "check the address and the network; --debug shows each request"
+
+
+class InsecureRefused(FetchError):
+    hint = "use https, or allow it explicitly with --insecure-options=http"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    status: int  # 200/206 downloaded (to path), 304 not modified
+    path: str
+    etag: str | None
+    max_age: int
+
+
+def max_age(headers: Mapping[str, str]) -> int:
+    """Seconds the response may be reused without asking again (Cache-Control)."""
+    control = headers.get("Cache-Control", "").lower()
+    if "no-cache" in control or "no-store" in control:
+        return 0
+    match = re.search(r"max-age=(\d+)", control)
+    return int(match.group(1)) if match else 0
+
+
+class Http:
+    def __init__(
+        self,
+        *,
+        insecure_tls: bool = False,
+        allow_http: bool = False,
+        auth: Mapping[str, Credentials] | None = None,
+    ) -> None:
+        import requests
+
+        self._session = requests.Session()
+        self._verify: bool | str = (
+            False
+            if insecure_tls
+            else (os.environ.get("SSL_CERT_FILE") or (SYSTEM_CA if os.path.exists(SYSTEM_CA) else True))
+        )
+        self.allow_http = allow_http
+        self._auth = dict(auth or {})
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        parts = urlsplit(url)
+        headers = {"User-Agent": "nspod", **(extra or {})}
+        creds = self._auth.get((parts.hostname or "").lower())
+        # credentials only over TLS, unless the user allowed plain HTTP altogether
+        if creds is not None and (parts.scheme == "https" or self.allow_http):
+            headers["Authorization"] = creds.header
+        return headers
+
+    def _check_scheme(self, url: str) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme == "http" and not self.allow_http:
+            raise InsecureRefused(f"refusing plain HTTP: {url}")
+        if scheme not in ("http", "https"):
+            raise FetchError(f"unsupported URL {url}")
+
+    def _request(self, url: str, headers: Mapping[str, str] | None = None, stream: bool = False) -> Any:
+        import requests
+
+        self._check_scheme(url)
+        log.debug("GET %s", url)
+        try:
+            response = self._session.get(
+                url,
+                headers=self._headers(url, headers),
+                verify=self._verify,
+                timeout=TIMEOUT,
+                stream=stream,
+                allow_redirects=True,
+            )
+        except requests.exceptions.SSLError as error:
+            raise FetchError(
+                f"TLS verification failed for {url}: {error}",
+                hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise FetchError(f"cannot fetch {url}: {type(error).__name__}: {error}") from None
+        if urlsplit(response.url).scheme == "http" and not self.allow_http:
+            response.close()
+            raise InsecureRefused(f"{url} redirected to plain HTTP {response.url}")
+        return response
+
+    def get(self, url: str) -> Response:
+        """A small document (page, key, signature), read whole; any status."""
+        response = self._request(url, stream=True)
+        with response:
+            body = response.raw.read(MAX_SMALL + 1, decode_content=True)
+            if len(body) > MAX_SMALL:
+                raise FetchError(f"{url}: response larger than {MAX_SMALL} bytes")
+            return Response(response.status_code, body, response.url)
+
+    def download(self, url: str, part: str, *, etag: str | None = None, progress: bool = False) -> Download:
+        """Download ``url`` into ``part``, resuming what is there (``part.json`` remembers the ETag).
+
+        With ``etag`` (from the store) a 304 means "unchanged" and nothing is written.
+        """
+        meta_path = part + ".json"
+        have = os.path.getsize(part) if os.path.exists(part) else 0
+        meta = _read_meta(meta_path) if have else {}
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if have and meta.get("url") == url and meta.get("etag"):
+            headers["Range"] = f"bytes={have}-"
+            headers["If-Range"] = str(meta["etag"])
+        response = self._request(url, headers, stream=True)
+        with response:
+            if response.status_code == 304:
+                return Download(304, part, etag, max_age(response.headers))
+            if response.status_code == 416 and have and meta.get("size") == have:
+                return Download(200, part, meta.get("etag"), max_age(response.headers))  # already complete
+            if response.status_code not in (200, 206):
+                raise FetchError(
+                    f"{url}: HTTP {response.status_code} {response.reason}",
+                    hint="401/403: see auth.d; 404: check the name and version",
+                )
+            resumed = response.status_code == 206
+            new_etag = response.headers.get("ETag")
+            total = _total_size(response.headers, have if resumed else 0)
+            with open(meta_path, "w") as file:
+                json.dump({"url": url, "etag": new_etag, "size": total}, file)
+            mode = "ab" if resumed else "wb"
+            done = have if resumed else 0
+            if resumed:
+                log.info("resuming %s at byte %d", url, have)
+            with open(part, mode) as out:
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        _progress(url, done, total)
+                out.flush()
+                os.fsync(out.fileno())
+            if progress:
+                sys.stderr.write("\n")
+            if total is not None and done != total:
+                raise FetchError(
+                    f"{url}: got {done} of {total} bytes", hint="run the command again to resume"
+                )
+            return Download(response.status_code, part, new_etag, max_age(response.headers))
+
+
+def _read_meta(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as file:
+            meta = json.load(file)
+            return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _total_size(headers: Mapping[str, str], offset: int) -> int | None:
+    match = re.match(r"bytes \d+-\d+/(\d+)", headers.get("Content-Range", ""))
+    if match:
+        return int(match.group(1))
+    length = headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
+
+
+def _progress(url: str, done: int, total: int | None) -> None:
+    name = url.rsplit("/", 1)[-1][:40]
+    if total:
+        width = 30
+        filled = width * done // total
+        sys.stderr.write(
+            f"\r{name}: [{'#' * filled}{'.' * (width - filled)}] {done >> 20}/{total >> 20} MiB"
+        )
+    else:
+        sys.stderr.write(f"\r{name}: {done >> 20} MiB")
+    sys.stderr.flush()

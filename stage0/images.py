@@ -1,0 +1,275 @@
+"""Image operations behind ``nspod image …``: resolving references in the store, listing, removal,
+garbage collection, export, extraction, rendering to a directory and verification."""
+
+from __future__ import annotations
+
+import enum
+import glob
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from stage0.aci.importer import import_stream
+from stage0.errors import Error, ImageExistsError, InputError
+from stage0.fetch.fetcher import labels_match
+from stage0.fetch.refs import RefKind, host_labels, parse_ref
+from stage0.store.index import ImageRow
+from stage0.store.locks import remove_tree
+from stage0.store.store import ImageNotFound, Store
+from stage0.trust.keystore import Keystore
+from stage0.trust.verify import verify_file
+
+
+class Field(enum.StrEnum):
+    ID = "id"
+    NAME = "name"
+    SIZE = "size"
+    IMPORTTIME = "importtime"
+    LASTUSED = "lastused"
+    LATEST = "latest"
+    SIGNER = "signer"
+    SOURCE = "source"
+
+
+DEFAULT_FIELDS = (Field.ID, Field.NAME, Field.SIZE, Field.IMPORTTIME, Field.LASTUSED)
+HEADERS = {
+    Field.ID: "ID",
+    Field.NAME: "NAME",
+    Field.SIZE: "SIZE",
+    Field.IMPORTTIME: "IMPORT TIME",
+    Field.LASTUSED: "LAST USED",
+    Field.LATEST: "LATEST",
+    Field.SIGNER: "SIGNER",
+    Field.SOURCE: "SOURCE",
+}
+
+
+def resolve(store: Store, text: str) -> list[ImageRow]:
+    """Images a reference names in the store: one for an ID prefix, all matching for a name."""
+    ref = parse_ref(text, is_file=lambda _: False)
+    if ref.kind is RefKind.ID:
+        return [store.by_prefix(ref.target)]
+    if ref.kind is not RefKind.NAME:
+        raise InputError(f"{text!r} is not an image ID or name", hint="see 'nspod image list'")
+    rows = [r for r in store.index.by_name(ref.target) if labels_match(r.labels, ref.labels, host_labels())]
+    if not rows:
+        raise ImageNotFound(f"no image {text} in the store")
+    return rows
+
+
+def resolve_one(store: Store, text: str) -> ImageRow:
+    rows = resolve(store, text)
+    return rows[0]  # by_name orders the best match (latest, then newest) first
+
+
+def images_in_use(data_dir: str) -> set[str]:
+    """IDs of images that prepared or running pods use (each pod directory lists them in ``images``)."""
+    used: set[str] = set()
+    for listing in glob.glob(os.path.join(data_dir, "pods", "*", "*", "images")):
+        state = listing.split(os.sep)[-3]
+        if state in ("embryo", "prepare", "prepared", "run"):
+            with open(listing) as file:
+                used.update(line.strip() for line in file if line.strip())
+    return used
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError
+
+
+def ago(when: float, now: float) -> str:
+    seconds = max(0, int(now - when))
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = seconds // length
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
+def row_value(row: ImageRow, field: Field, *, full: bool, now: float, human: bool) -> Any:
+    match field:
+        case Field.ID:
+            return row.id if full else row.short_id
+        case Field.NAME:
+            version = row.labels.get("version")
+            return f"{row.name}:{version}" if version and human else row.name
+        case Field.SIZE:
+            return human_size(row.size + row.tree_size) if human else row.size + row.tree_size
+        case Field.IMPORTTIME:
+            return (
+                ago(row.import_time, now)
+                if human
+                else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.import_time))
+            )
+        case Field.LASTUSED:
+            return (
+                ago(row.last_used, now)
+                if human
+                else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.last_used))
+            )
+        case Field.LATEST:
+            return str(row.latest).lower() if human else row.latest
+        case Field.SIGNER:
+            return row.signer or ("-" if human else None)
+        case Field.SOURCE:
+            return row.source
+
+
+def sort_key(row: ImageRow, field: Field) -> Any:
+    return {
+        Field.ID: row.id,
+        Field.NAME: row.name,
+        Field.SIZE: row.size + row.tree_size,
+        Field.IMPORTTIME: row.import_time,
+        Field.LASTUSED: row.last_used,
+        Field.LATEST: row.latest,
+        Field.SIGNER: row.signer or "",
+        Field.SOURCE: row.source,
+    }[field]
+
+
+def table(rows: list[list[str]], legend: list[str] | None) -> str:
+    lines = ([legend] if legend else []) + rows
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n" for line in lines
+    )
+
+
+# -- removal and gc ------------------------------------------------------------------------------------
+
+
+def remove_images(store: Store, data_dir: str, rows: list[ImageRow]) -> list[str]:
+    in_use = images_in_use(data_dir)
+    for row in rows:
+        if row.id in in_use:
+            raise Error(
+                f"image {row.short_id} ({row.name}) is used by a prepared or running pod",
+                hint="remove the pod first ('nspod rm'), or let 'nspod gc' do it",
+            )
+    for row in rows:
+        store.remove(row.id)
+    remove_stale_trees(store)
+    return [row.id for row in rows]
+
+
+def remove_stale_trees(store: Store) -> list[str]:
+    """Rendered trees that name an image no longer in the store."""
+    known = store.index.ids()
+    removed = []
+    for name in os.listdir(store.paths.trees):
+        tree = os.path.join(store.paths.trees, name)
+        try:
+            with open(os.path.join(tree, "images")) as file:
+                ids = {line.strip() for line in file if line.strip()}
+        except FileNotFoundError:
+            ids = {""}
+        if not ids <= known:
+            with store.key_lock(name):
+                remove_tree(tree)
+            removed.append(name)
+    return removed
+
+
+def gc(store: Store, data_dir: str, grace: float, now: float | None = None) -> list[ImageRow]:
+    """Remove images unused for ``grace`` seconds and not used by any pod; stale trees and downloads."""
+    now = time.time() if now is None else now
+    in_use = images_in_use(data_dir)
+    doomed = [r for r in store.index.images() if r.last_used < now - grace and r.id not in in_use]
+    for row in doomed:
+        store.remove(row.id)
+    remove_stale_trees(store)
+    for path in glob.glob(os.path.join(store.paths.downloads, "*.part")):
+        if os.path.getmtime(path) < now - grace:
+            for leftover in (path, path + ".json"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+    return doomed
+
+
+# -- export, extract, render, verify ----------------------------------------------------------------
+
+
+def export(store: Store, row: ImageRow, output: str, *, overwrite: bool) -> None:
+    if os.path.lexists(output) and not overwrite:
+        raise ImageExistsError(f"{output} already exists")
+    temp = f"{output}.{os.getpid()}.tmp"
+    try:
+        shutil.copyfile(store.paths.blob(row.id), temp)
+        os.replace(temp, output)
+    except OSError as error:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise InputError(f"cannot write {output}: {error.strerror}") from None
+    store.index.touch(row.id)
+    signature = store.signature(row.id)
+    if signature is not None:
+        with open(output + ".asc", "wb") as file:
+            file.write(signature)
+
+
+def _empty_target(target: str) -> None:
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        raise InputError(
+            f"{target} exists and is not an empty directory", hint="give a new or empty directory"
+        )
+    os.makedirs(target, exist_ok=True)
+
+
+def extract(store: Store, row: ImageRow, target: str, *, rootfs_only: bool) -> None:
+    """The image's own files (no dependencies), re-read from its blob with every safety check."""
+    _empty_target(target)
+    rootfs = target if rootfs_only else os.path.join(target, "rootfs")
+    os.makedirs(rootfs, exist_ok=True)
+    with store.open_blob(row.id) as blob:
+        imported = import_stream(blob, blob=None, rootfs=rootfs, limits=store.limits, name=row.short_id)
+    if not rootfs_only:
+        with open(os.path.join(target, "manifest"), "wb") as file:
+            file.write(imported.manifest_bytes)
+
+
+def copy_rendered(rootfs: str, manifest: bytes, target: str, *, rootfs_only: bool) -> None:
+    _empty_target(target)
+    destination = target if rootfs_only else os.path.join(target, "rootfs")
+    os.makedirs(destination, exist_ok=True)
+    # cp -a keeps owners, modes, times, xattrs and hard links within the tree
+    result = subprocess.run(
+        ["cp", "-a", "--", rootfs + "/.", destination + "/"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise InputError(f"copying the rendered image to {target} failed: {result.stderr.strip()}")
+    if not rootfs_only:
+        with open(os.path.join(target, "manifest"), "wb") as file:
+            file.write(manifest)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    row: ImageRow
+    signer: str | None
+
+
+def verify(store: Store, keys: Keystore, row: ImageRow) -> Verification:
+    """Re-hash the stored blob against its ID, and re-check its signature with today's trust."""
+    with store.open_blob(row.id) as blob:
+        imported = import_stream(blob, blob=None, rootfs=None, limits=store.limits, name=row.short_id)
+    if imported.image_id != row.id:
+        raise Error(
+            f"image {row.short_id} is damaged: its blob hashes to {imported.image_id[:39]}",
+            hint="remove it ('nspod image rm') and fetch it again",
+        )
+    signature = store.signature(row.id)
+    if signature is None:
+        return Verification(row, None)
+    verified = verify_file(store.paths.blob(row.id), signature, keys.keys_for(row.name), what=row.short_id)
+    return Verification(row, ", ".join(verified.user_ids) or verified.fingerprint)

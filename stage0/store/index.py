@@ -1,0 +1,221 @@
+"""The store's index: SQLite in WAL mode, one connection per process, short transactions.
+
+A row is written only after the blob it describes is durable, so a row always has its blob; a
+blob without a row (a crash between the two) is found and removed when the store opens.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from stage0.errors import Error
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,            -- sha512-<128 hex>
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,           -- JSON object
+    manifest BLOB NOT NULL,         -- as stored in the image
+    compression TEXT NOT NULL,
+    size INTEGER NOT NULL,          -- bytes of the blob (the ACI as received)
+    tree_size INTEGER NOT NULL,     -- bytes of extracted file data
+    import_time REAL NOT NULL,
+    last_used REAL NOT NULL,
+    source TEXT NOT NULL,           -- path or URL it came from
+    signer TEXT,                    -- fingerprint of the key that signed it, if verified
+    latest INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS images_name ON images (name);
+CREATE TABLE IF NOT EXISTS remotes (
+    url TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL,
+    etag TEXT,
+    max_age INTEGER NOT NULL DEFAULT 0,
+    download_time REAL NOT NULL
+);
+"""
+
+
+class StoreError(Error):
+    hint = "the image store may be damaged; 'nspod image list' shows what it holds"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    manifest: bytes
+    compression: str
+    size: int
+    tree_size: int
+    import_time: float
+    last_used: float
+    source: str
+    signer: str | None
+    latest: bool
+
+    @property
+    def short_id(self) -> str:
+        return self.id[: len("sha512-") + 32]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRow:
+    url: str
+    image_id: str
+    etag: str | None
+    max_age: int
+    download_time: float
+
+    def fresh(self, now: float) -> bool:
+        return self.download_time + self.max_age > now
+
+
+_COLUMNS = ", ".join(
+    (
+        "id",
+        "name",
+        "labels",
+        "manifest",
+        "compression",
+        "size",
+        "tree_size",
+        "import_time",
+        "last_used",
+        "source",
+        "signer",
+        "latest",
+    )
+)
+
+
+def _image(row: tuple[object, ...]) -> ImageRow:
+    values = list(row)
+    values[2] = json.loads(str(values[2]))
+    values[11] = bool(values[11])
+    return ImageRow(*values)  # type: ignore[arg-type]
+
+
+class Index:
+    def __init__(self, path: str) -> None:
+        try:
+            self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self.transaction():
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    self._db.execute(statement)
+                row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the store index is schema version {row[0]}, newer than this nspod knows "
+                        f"({SCHEMA_VERSION})",
+                        hint="use the nspod that wrote it, or a newer one",
+                    )
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot open the store index {path}: {error}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def transaction(self) -> sqlite3.Connection:
+        """``with index.transaction():`` — BEGIN IMMEDIATE … COMMIT (or ROLLBACK on error)."""
+        return _Transaction(self._db)  # type: ignore[return-value]
+
+    # -- images -------------------------------------------------------------------------------------
+
+    def add_image(self, row: ImageRow) -> None:
+        with self.transaction():
+            if row.latest:
+                self._db.execute("UPDATE images SET latest=0 WHERE name=?", (row.name,))
+            self._db.execute(
+                f"INSERT OR IGNORE INTO images ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                (
+                    row.id,
+                    row.name,
+                    json.dumps(dict(row.labels), sort_keys=True),
+                    row.manifest,
+                    row.compression,
+                    row.size,
+                    row.tree_size,
+                    row.import_time,
+                    row.last_used,
+                    row.source,
+                    row.signer,
+                    int(row.latest),
+                ),
+            )
+
+    def image(self, image_id: str) -> ImageRow | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM images WHERE id=?", (image_id,)).fetchone()
+        return None if row is None else _image(row)
+
+    def images(self) -> list[ImageRow]:
+        return [_image(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM images ORDER BY import_time")]
+
+    def by_prefix(self, prefix: str) -> list[ImageRow]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = f"SELECT {_COLUMNS} FROM images WHERE id LIKE ? ESCAPE '\\' ORDER BY id"
+        return [_image(r) for r in self._db.execute(query, (escaped + "%",))]
+
+    def by_name(self, name: str) -> list[ImageRow]:
+        query = f"SELECT {_COLUMNS} FROM images WHERE name=? ORDER BY latest DESC, import_time DESC"
+        return [_image(r) for r in self._db.execute(query, (name,))]
+
+    def touch(self, image_id: str, when: float | None = None) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE images SET last_used=? WHERE id=?", (when or time.time(), image_id))
+
+    def set_signer(self, image_id: str, signer: str | None, *, latest: bool) -> None:
+        with self.transaction():
+            row = self._db.execute("SELECT name FROM images WHERE id=?", (image_id,)).fetchone()
+            if latest and row:
+                self._db.execute("UPDATE images SET latest=0 WHERE name=?", (row[0],))
+            self._db.execute(
+                "UPDATE images SET signer=coalesce(?, signer), latest=max(latest, ?) WHERE id=?",
+                (signer, int(latest), image_id),
+            )
+
+    def remove_image(self, image_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM images WHERE id=?", (image_id,))
+            self._db.execute("DELETE FROM remotes WHERE image_id=?", (image_id,))
+
+    def ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT id FROM images")}
+
+    # -- remote cache ------------------------------------------------------------------------------
+
+    def remote(self, url: str) -> RemoteRow | None:
+        row = self._db.execute(
+            "SELECT url, image_id, etag, max_age, download_time FROM remotes WHERE url=?", (url,)
+        ).fetchone()
+        return None if row is None else RemoteRow(*row)
+
+    def set_remote(self, row: RemoteRow) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO remotes VALUES (?, ?, ?, ?, ?)",
+                (row.url, row.image_id, row.etag, row.max_age, row.download_time),
+            )
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,101 @@
+"""File locks (flock) and crash-safe temporary workspaces.
+
+A workspace is a directory under ``tmp/`` with a lock file its creator holds while it lives. The
+kernel drops the lock when the process dies, however it dies, so the next opener can tell a
+leftover of a crash (lock free) from work in progress (lock held) and remove only the former.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def locked(path: str, *, shared: bool = False) -> Iterator[None]:
+    """Hold an flock on ``path`` (created if missing) for the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def try_lock(path: str) -> int | None:
+    """An fd holding an exclusive lock on ``path``, or None if someone else holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree whatever its permission bits (image trees may hold 0555 dirs)."""
+
+    def retry(func: object, failed: str, _exc: object) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(failed), 0o700)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(failed) if not os.path.isdir(failed) or os.path.islink(failed) else shutil.rmtree(
+                failed
+            )
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=retry) if os.path.isdir(path) and not os.path.islink(
+            path
+        ) else os.unlink(path)
+
+
+class Workspace:
+    """A private temporary directory in ``tmp_root``; removed on close, or by :func:`sweep` after a crash."""
+
+    def __init__(self, tmp_root: str) -> None:
+        self.path = os.path.join(tmp_root, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        self._lock_path = self.path + ".lock"
+        self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        os.mkdir(self.path, 0o700)
+
+    def close(self) -> None:
+        remove_tree(self.path)
+        os.unlink(self._lock_path)
+        os.close(self._fd)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def sweep(tmp_root: str) -> list[str]:
+    """Remove workspaces whose creator is gone; returns what was removed."""
+    removed: list[str] = []
+    for name in sorted(os.listdir(tmp_root)):
+        base = os.path.join(tmp_root, name.removesuffix(".lock"))
+        if name.endswith(".lock"):
+            fd = try_lock(base + ".lock")
+            if fd is None:
+                continue  # alive
+            try:
+                remove_tree(base)
+                os.unlink(base + ".lock")
+                removed.append(base)
+            finally:
+                os.close(fd)
+        elif not os.path.exists(base + ".lock"):
+            # a directory whose lock file is already gone: its owner died between the two unlinks
+            remove_tree(base)
+            removed.append(base)
+    return removed

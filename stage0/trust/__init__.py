@@ -1,0 +1,1 @@
+"""Trusted OpenPGP keys and detached-signature verification."""
