@@ -13,7 +13,11 @@ DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linu
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 DEB_TEST := busybox-static golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
 
-.PHONY: install test deb deb-test venv dev-venv lint bench-startup bench-import clean
+.PHONY: demo install test deb deb-test venv dev-venv lint bench-startup bench-import bench-start clean
+
+# Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
+demo: install
+	tests/harness/demo.sh
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
@@ -47,6 +51,9 @@ lint: dev-venv
 
 bench-import: install dev-venv
 	$(DEV_VENV)/bin/python bench/import.py
+
+bench-start: install dev-venv
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/start.py
 
 bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod

@@ -19,6 +19,8 @@ from stage0.options import GlobalOptions, add_global_arguments
 # The verb-group table: module name → it registers its verbs. Order is the order in --help.
 VERB_GROUPS: tuple[str, ...] = (
     "stage0.cmd_version",
+    "stage0.cmd_run",
+    "stage0.cmd_pods",
     "stage0.cmd_fetch",
     "stage0.cmd_trust",
     "stage0.cmd_image",

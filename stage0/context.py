@@ -45,4 +45,5 @@ def fetcher(options: GlobalOptions, store: Store, policy: PullPolicy = PullPolic
         pull_policy=policy,
         progress=sys.stderr.isatty(),
     )
-    return Fetcher(store, http(options), keystore(options), fetch_options)
+    # the HTTP client (requests) is made on first use: runs from the store never import it
+    return Fetcher(store, lambda: http(options), keystore(options), fetch_options)

@@ -1,22 +1,26 @@
 """The contract between stage0 (the nspod CLI) and stage1 (the systemd executor).
 
-stage0 imports this module and nothing else from stage1; stage1 never imports stage0.
-Everything here is versioned by :data:`ABI_VERSION` and documented in ``stage1/ABI.md``.
+stage0 imports this module and nothing else from stage1; stage1 never imports stage0. Everything
+here is versioned by :data:`ABI_VERSION` and documented in ``stage1/ABI.md``:
 
-What the contract fixes so far:
-
-* how either stage reports its own failure: an :class:`Error` carrying a one-line message and
-  a hint, printed once by the program's ``main()``, and the exit code
-  :attr:`ExitCode.FAILURE` (254), kept apart from any exit code an app passes through.
+* errors: an :class:`Error` carries a one-line message and a hint; each program prints it once
+  and exits :attr:`ExitCode.FAILURE` (254), apart from any exit code an app passes through;
+* the pod specification (:class:`PodSpec`, ``pod.json`` in the pod directory), which stage0
+  writes and stage1 reads — plain data, no appc or OCI types;
+* the pod directory's files (:class:`PodPaths`) and stage1's entry points (:data:`ENTRYPOINTS`).
 """
 
 from __future__ import annotations
 
 import enum
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 ABI_VERSION = 1
 
-__all__ = ["ABI_VERSION", "Error", "ExitCode"]
+__all__ = ["ABI_VERSION", "ENTRYPOINTS", "AppSpec", "Error", "ExitCode", "PodPaths", "PodSpec", "unit_name"]
 
 
 class ExitCode(enum.IntEnum):
@@ -45,3 +49,99 @@ class Error(Exception):
     def diagnostics(self) -> str:
         """The two lines a user sees: what failed, and what to do next."""
         return f"{self.message}\n  hint: {self.hint}"
+
+
+# stage1's entry points: ``python -m stage1 VERB POD_DIR [ARGS]`` (see ABI.md for each one's arguments)
+ENTRYPOINTS = ("run", "stop", "enter", "gc")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppSpec:
+    """One app, resolved: stage1 does no image lookups, name resolution or PATH searches."""
+
+    name: str
+    rootfs: str  # the rendered image tree; read-only lower layer of the app's root
+    exec: tuple[str, ...]  # argv; argv[0] is an absolute path inside the app's root
+    env: tuple[tuple[str, str], ...] = ()
+    user: int = 0
+    group: int = 0
+    supplementary_gids: tuple[int, ...] = ()
+    working_directory: str = "/"
+    pre_start: tuple[tuple[str, ...], ...] = ()  # commands run before exec, in the app's root
+    post_stop: tuple[tuple[str, ...], ...] = ()
+    notify: bool = False  # the app sends READY=1 itself (sd_notify)
+    read_only_rootfs: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodSpec:
+    uuid: str  # RFC 4122, with dashes
+    machine: str  # machined name; also the host unit's base name
+    hostname: str
+    apps: tuple[AppSpec, ...]
+    abi: int = ABI_VERSION
+    annotations: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> PodSpec:
+        data: dict[str, Any] = json.loads(text)
+        if data.get("abi") != ABI_VERSION:
+            raise Error(
+                f"pod spec has ABI version {data.get('abi')}, this stage1 speaks {ABI_VERSION}",
+                hint="run the pod with the nspod that prepared it",
+            )
+
+        def app(raw: dict[str, Any]) -> AppSpec:
+            values: dict[str, Any]
+            tuples = {"exec", "supplementary_gids"}
+            nested = {"env", "pre_start", "post_stop"}
+            values = {
+                k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v
+                for k, v in raw.items()
+            }
+            return AppSpec(**values)
+
+        return cls(
+            uuid=data["uuid"],
+            machine=data["machine"],
+            hostname=data["hostname"],
+            apps=tuple(app(a) for a in data["apps"]),
+            abi=data["abi"],
+            annotations=tuple(tuple(a) for a in data.get("annotations", ())),
+        )
+
+    def app(self, name: str) -> AppSpec:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        raise Error(
+            f"pod {self.uuid} has no app {name!r}", hint=f"apps: {', '.join(a.name for a in self.apps)}"
+        )
+
+
+def unit_name(machine: str) -> str:
+    """The host unit of a pod started by ``nspod run`` (``pod@NAME.service`` is the template's)."""
+    return f"nspod-{machine}.service" if not machine.startswith("nspod-") else f"{machine}.service"
+
+
+class PodPaths:
+    """The files of one pod directory (``$dir/pods/<state>/<uuid>/``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.spec = os.path.join(root, "pod.json")  # PodSpec, written by stage0
+        self.manifest = os.path.join(root, "pod")  # the appc PodManifest, for cat-manifest
+        self.images = os.path.join(root, "images")  # image IDs the pod uses, one per line
+        self.lock = os.path.join(root, "lock")  # held by nspawn while the pod runs
+        self.created = os.path.join(root, "created")
+        self.started = os.path.join(root, "started")  # written by stage1 when it starts the pod
+        self.status = os.path.join(root, "status")  # status/<app>: exit code, written inside the pod
+        self.unit = os.path.join(root, "unit")  # the host unit's name
+        self.stage1 = os.path.join(root, "stage1", "rootfs")  # the tree nspawn boots
+        self.overlay = os.path.join(root, "overlay")  # overlay/<app>/{upper,work}
+
+    def upper(self, app: str) -> str:
+        return os.path.join(self.overlay, app, "upper")

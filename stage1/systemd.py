@@ -228,12 +228,19 @@ class Systemd:
                 raise WaitTimeout(f"{name} is still {status.active_state} after {timeout:g}s")
             self._drain(min(left, 1.0))
 
-    def stop(self, name: str, *, timeout: float = 60.0) -> UnitStatus:
-        """Stop the unit and wait until it is down."""
+    def stop(self, name: str, *, timeout: float = 60.0) -> UnitStatus | None:
+        """Stop the unit and wait until it is down; None when systemd has already unloaded it."""
         from pystemd.dbuslib import apply_signature
 
         self._call(SD_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [name.encode(), b"replace"]))
-        return self.wait(name, timeout=timeout)
+        return self.wait_gone(name, timeout=timeout)
+
+    def wait_gone(self, name: str, *, timeout: float = 60.0) -> UnitStatus | None:
+        """Like :meth:`wait`, but a unit that was unloaded (garbage-collected) counts as ended."""
+        try:
+            return self.wait(name, timeout=timeout)
+        except UnitNotFound:
+            return None
 
     def kill(self, name: str, signal: int, *, whom: str = "all") -> None:
         from pystemd.dbuslib import apply_signature

@@ -62,13 +62,20 @@ class Fetcher:
     def __init__(
         self,
         store: Store,
-        http: Http,
+        http: Http | Callable[[], Http],
         keystore: Keystore,
         options: FetchOptions,
         say: Callable[[str], None] | None = None,
     ) -> None:
-        self.store, self.http, self.keystore, self.options = store, http, keystore, options
+        self.store, self.keystore, self.options = store, keystore, options
+        self._http = http
         self.say = say or (lambda text: print(text, file=sys.stderr))
+
+    @property
+    def http(self) -> Http:
+        if not isinstance(self._http, Http):
+            self._http = self._http()
+        return self._http
 
     # -- entry points ------------------------------------------------------------------------------
 

@@ -90,21 +90,28 @@ def load_json(data: bytes) -> dict[str, Any]:
     return obj
 
 
-def parse_manifest(data: bytes, source: str, *, expect: str | None = None) -> Manifest:
-    """Parse an ImageManifest or PodManifest (chosen by ``acKind`` unless ``expect`` is given)."""
+def parse_manifest(
+    data: bytes, source: str, *, expect: str | None = None, trusted: bool = False
+) -> Manifest:
+    """Parse an ImageManifest or PodManifest (chosen by ``acKind`` unless ``expect`` is given).
+
+    ``trusted``: the document passed this check before (a manifest from the store), so the JSON
+    Schema pass, and the cost of importing jsonschema, is skipped; the dataclasses still check it.
+    """
     try:
         obj = load_json(data)
         kind = expect or obj.get("acKind")
         if kind not in _SCHEMA_FILES:
             raise SchemaError("/acKind", f"is {obj.get('acKind')!r}, expected ImageManifest or PodManifest")
-        check_structure(obj, kind)
+        if not trusted:
+            check_structure(obj, kind)
         return ImageManifest.from_json(obj) if kind == IMAGE_KIND else PodManifest.from_json(obj)
     except SchemaError as error:
         raise error.at(source) from None
 
 
-def parse_image_manifest(data: bytes, source: str) -> ImageManifest:
-    manifest = parse_manifest(data, source, expect=IMAGE_KIND)
+def parse_image_manifest(data: bytes, source: str, *, trusted: bool = False) -> ImageManifest:
+    manifest = parse_manifest(data, source, expect=IMAGE_KIND, trusted=trusted)
     assert isinstance(manifest, ImageManifest)
     return manifest
 

@@ -57,7 +57,8 @@ def service(name: str, script: str, **kwargs: Any) -> TransientService:
 
 def test_exit_status_and_journal(name: str) -> None:
     with Systemd() as sd:
-        sd.start(service(name, 'echo hi; echo "FOO=$FOO"; exit 7', environment=(("FOO", "bar"),)))
+        # alive a moment: journald tags a stream by its writer's cgroup, which an instant exit can beat
+        sd.start(service(name, 'echo hi; echo "FOO=$FOO"; sleep 0.3; exit 7', environment=(("FOO", "bar"),)))
         status = sd.wait(name, timeout=30)
         assert (status.active_state, status.result) == ("failed", "exit-code")
         assert (status.exec_main_status, status.how) == (7, "exited")
@@ -84,6 +85,7 @@ def test_stop(name: str) -> None:
         assert running.active_state == "active" and running.main_pid > 0
         assert sh("systemctl", "is-active", name).strip() == "active"
         stopped = sd.stop(name, timeout=30)
+        assert stopped is not None
         # SIGTERM is a clean exit signal for systemd: the unit ends inactive, not failed
         assert (stopped.active_state, stopped.result) == ("inactive", "success")
     assert not loaded(name)

@@ -34,7 +34,16 @@ def test_stage0_uses_only_the_abi(path: Path) -> None:
 def test_abi_exports() -> None:
     import stage1.abi
 
-    assert sorted(stage1.abi.__all__) == ["ABI_VERSION", "Error", "ExitCode"]
+    assert set(stage1.abi.__all__) == {
+        "ABI_VERSION",
+        "ENTRYPOINTS",
+        "AppSpec",
+        "Error",
+        "ExitCode",
+        "PodPaths",
+        "PodSpec",
+        "unit_name",
+    }
 
 
 @pytest.mark.parametrize(
@@ -45,3 +54,16 @@ def test_abi_exports() -> None:
 def test_only_the_adapter_touches_dbus(path: Path) -> None:
     dbus = {m for m in imports(path) if m.split(".")[0] in ("pystemd", "dbus_fast", "dbus_next")}
     assert not dbus or path.name == "systemd.py"
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    """The flat layout lists packages by hand; a forgotten one works from the checkout but not installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        str(p.parent.relative_to(REPO)).replace("/", ".")
+        for top in ("stage0", "stage1")
+        for p in (REPO / top).rglob("__init__.py")
+    }
+    assert listed == found

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""bench/start: warm start→exit of a one-app ``/bin/true`` pod, against nspawn doing less.
+
+    make bench-start        (runs inside a test host when systemd is not PID 1)
+
+In one run, interleaved, medians after warm-ups:
+
+* nspod: ``nspod --insecure-options=image run IMAGE --exec=/bin/true`` (image already in the store):
+  prepare, transient unit, nspawn booting systemd, the app as a unit, reaper, orderly exit;
+* raw: ``systemd-nspawn -q --register=no -D ROOTFS --read-only /bin/true`` on the same rendered rootfs;
+* systemd-run: ``systemd-run -q --wait -p Type=oneshot systemd-nspawn … --keep-unit /bin/true``;
+* nspawn --boot: the exact nspawn command line of an nspod pod (stage1 tree, systemd booting inside,
+  the app as a unit), run by hand: what the pod design itself costs, without nspod's Python.
+
+Target (issue #4): nspod ≤ 2.5× raw nspawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = 2.5
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{argv[:4]}… failed ({result.returncode}): {result.stderr.decode()[-500:]}")
+    return elapsed * 1000
+
+
+def build_image(work: Path) -> Path:
+    layout = work / "layout"
+    (layout / "rootfs/bin").mkdir(parents=True)
+    (layout / "rootfs/etc").mkdir()
+    shutil.copy("/bin/busybox", layout / "rootfs/bin/busybox")
+    for applet in ("sh", "true"):
+        (layout / "rootfs/bin" / applet).symlink_to("busybox")
+    (layout / "rootfs/etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+    (layout / "rootfs/etc/group").write_text("root:x:0:\n")
+    for directory in ("usr", "tmp", "proc", "sys", "dev", "run"):  # raw nspawn --read-only mounts on these
+        (layout / "rootfs" / directory).mkdir()
+    manifest = {
+        "acKind": "ImageManifest",
+        "acVersion": "0.8.11",
+        "name": "bench/true",
+        "app": {"exec": ["/bin/true"], "user": "0", "group": "0"},
+    }
+    (layout / "manifest").write_text(json.dumps(manifest))
+    aci = work / "true.aci"
+    subprocess.run(
+        [sys.executable, "-m", "stage0", "image", "build", str(layout), str(aci)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+    )
+    return aci
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nspod-bench-start-", dir="/var/tmp"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]
+    base = [*nspod, "--dir", str(work / "data"), "--insecure-options=image"]
+    try:
+        aci = build_image(work)
+        image_id = subprocess.run(
+            [*base, "fetch", str(aci)], capture_output=True, text=True, check=True, env=env
+        ).stdout.strip()
+        rootfs = work / "data/images/layers" / image_id / "rootfs"
+        commands = {
+            "nspod run": [*base, "run", image_id],
+            "raw systemd-nspawn": [
+                "systemd-nspawn",
+                "-q",
+                "--register=no",
+                "--read-only",
+                "-D",
+                str(rootfs),
+                "/bin/true",
+            ],
+            "systemd-run + nspawn": [
+                "systemd-run",
+                "-q",
+                "--wait",
+                "-p",
+                "Type=oneshot",
+                "-p",
+                "Delegate=yes",
+                "-p",
+                "Slice=machine.slice",
+                "systemd-nspawn",
+                "-q",
+                "--register=yes",
+                "--keep-unit",
+                "--read-only",
+                "-D",
+                str(rootfs),
+                "/bin/true",
+            ],
+        }
+        # the same pod, booted by hand: prepare one, let stage1 write its tree, then reuse its argv
+        sys.path.insert(0, str(REPO))
+        from stage1.abi import PodPaths, PodSpec
+        from stage1.nspawn import nspawn_argv
+        from stage1.run import prepare_dirs
+
+        uuid = subprocess.run([*base, "prepare", image_id], capture_output=True, text=True, check=True,
+                              env=env).stdout.strip()
+        paths = PodPaths(str(work / "data/pods/prepared" / uuid))
+        spec = PodSpec.from_json(Path(paths.spec).read_text())
+        prepare_dirs(spec, paths)
+        commands["nspawn --boot (same pod)"] = ["systemd-run", "-q", "--wait", "-p", "Type=notify", "-p",
+                                                "Delegate=yes", "-p", "Slice=machine.slice",
+                                                *nspawn_argv(spec, paths)]
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for run in range(args.runs + 2):
+            for name, argv in commands.items():
+                elapsed = timed(argv, env)
+                if run >= 2:  # two warm-up rounds
+                    samples[name].append(elapsed)
+            subprocess.run(
+                [*base, "gc", "--grace-period=0s"], env=env, check=True, stdout=subprocess.DEVNULL
+            )
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        raw = medians["raw systemd-nspawn"]
+        print(f"runs: {args.runs} each, interleaved, after 2 warm-up rounds (ms)")
+        for name, values in samples.items():
+            print(
+                f"  {name:22} median {medians[name]:7.1f}  min {min(values):7.1f}  max {max(values):7.1f}"
+                f"  ({medians[name] / raw:.2f}x raw)"
+            )
+        ratio = medians["nspod run"] / raw
+        print(
+            f"nspod run is {ratio:.2f}x raw systemd-nspawn: {'meets' if ratio <= TARGET else 'MISSES'} "
+            f"the ≤ {TARGET}x target"
+        )
+        return 0 if ratio <= TARGET else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

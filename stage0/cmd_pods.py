@@ -1,0 +1,346 @@
+"""``nspod list|status|stop|rm|gc|enter|cat-manifest|logs``: pods after they were made."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from stage0.options import GlobalOptions
+
+
+def _uuid_args(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    parser.add_argument("uuids" if many else "uuid", nargs="*" if many else "?", metavar="UUID")
+    parser.add_argument("--uuid-file", metavar="FILE", help="read the UUID from FILE")
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from stage0.cmd_image import duration
+
+    listing = verbs.add_parser("list", help="list pods")
+    listing.add_argument("--full", action="store_true", help="whole UUIDs and image IDs, absolute times")
+    listing.add_argument("--no-legend", action="store_true")
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.set_defaults(handler=run_list)
+
+    status = verbs.add_parser("status", help="show a pod's state and its apps' exit codes")
+    _uuid_args(status, many=False)
+    status.add_argument(
+        "--wait",
+        nargs="?",
+        const="0s",
+        type=duration,
+        metavar="TIMEOUT",
+        help="wait until the pod has exited",
+    )
+    status.add_argument(
+        "--wait-ready",
+        nargs="?",
+        const="0s",
+        type=duration,
+        metavar="TIMEOUT",
+        help="wait until the pod is running and ready",
+    )
+    status.add_argument("--format", choices=["text", "json"], default="text")
+    status.set_defaults(handler=run_status)
+
+    stop = verbs.add_parser("stop", help="stop running pods (an orderly shutdown; --force kills)")
+    _uuid_args(stop, many=True)
+    stop.add_argument("--force", action="store_true")
+    stop.set_defaults(handler=run_stop)
+
+    rm = verbs.add_parser("rm", help="remove pods that are not running")
+    _uuid_args(rm, many=True)
+    rm.set_defaults(handler=run_rm)
+
+    gc = verbs.add_parser("gc", help="remove exited pods after a grace period")
+    gc.add_argument("--grace-period", type=duration, default=duration("30m"), metavar="DURATION")
+    gc.add_argument("--expire-prepared", type=duration, default=duration("24h"), metavar="DURATION")
+    gc.add_argument("--mark-only", action="store_true", help="only mark exited pods as garbage")
+    gc.set_defaults(handler=run_gc)
+
+    enter = verbs.add_parser("enter", help="run a command in a running pod's app")
+    enter.add_argument("--app", help="the app (needed when the pod has several)")
+    enter.add_argument("uuid", metavar="UUID")
+    enter.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    enter.set_defaults(handler=run_enter)
+
+    cat = verbs.add_parser("cat-manifest", help="print a pod's manifest")
+    _uuid_args(cat, many=False)
+    cat.add_argument("--pretty-print", action="store_true")
+    cat.set_defaults(handler=run_cat_manifest)
+
+    logs = verbs.add_parser("logs", help="print a pod's output (from the journal)")
+    _uuid_args(logs, many=False)
+    logs.add_argument("--app", help="one app's lines (while the pod runs)")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(handler=run_logs)
+
+
+def _uuids(args: argparse.Namespace) -> list[str]:
+    from stage0.errors import UsageError
+    from stage0.pods import read_uuid_file
+
+    given = list(getattr(args, "uuids", None) or ([args.uuid] if getattr(args, "uuid", None) else []))
+    if args.uuid_file:
+        given.append(read_uuid_file(args.uuid_file))
+    if not given:
+        raise UsageError("no pod given", hint="give a UUID (any unique prefix) or --uuid-file")
+    return given
+
+
+def _stage1(verb: str, pod_dir: str, *extra: str, debug: bool = False) -> int:
+    argv = [sys.executable, "-m", "stage1", *(["--debug"] if debug else []), verb, pod_dir, *extra]
+    return subprocess.run(argv, check=False).returncode
+
+
+def _time(when: float | None, full: bool) -> str:
+    if when is None:
+        return "-"
+    if full:
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(when))
+    from stage0.images import ago
+
+    return ago(when, time.time())
+
+
+def _describe(pod: Any, full: bool) -> dict[str, Any]:
+    apps, image = [], []
+    try:
+        with open(pod.paths.manifest) as file:
+            manifest = json.load(file)
+        apps = [a["name"] for a in manifest.get("apps", [])]
+        image = [a["image"]["name"] for a in manifest.get("apps", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a pod whose manifest is broken is still listed
+    return {
+        "uuid": pod.uuid if full else pod.uuid[:8],
+        "apps": apps,
+        "images": image,
+        "state": str(pod.state()),
+        "created": pod.created(),
+        "started": pod.started(),
+    }
+
+
+def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.images import table
+    from stage0.pods import Pods
+
+    rows = [_describe(pod, args.full) for pod in Pods(options.dir).all()]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    cells = [
+        [
+            r["uuid"],
+            ",".join(r["apps"]) or "-",
+            ",".join(r["images"]) or "-",
+            r["state"],
+            _time(r["created"], args.full),
+            _time(r["started"], args.full),
+        ]
+        for r in rows
+    ]
+    legend = None if args.no_legend else ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED"]
+    sys.stdout.write(table(cells, legend))
+    return 0
+
+
+def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Any:
+    from stage0.errors import Error
+    from stage0.pods import Pods, PodState
+
+    deadline = time.monotonic() + (timeout or float("inf"))
+    pods = Pods(options.dir)
+    while True:
+        pod = pods.find(uuid)
+        state = pod.state()
+        if until == "exited" and not state.alive and state is not PodState.PREPARED:
+            return pod
+        if until == "ready" and state is PodState.RUNNING and _unit_property(pod, "ActiveState") == "active":
+            return pod
+        if until == "ready" and state in (PodState.EXITED, PodState.EXITED_GARBAGE):
+            raise Error(
+                f"pod {pod.uuid} exited before it was ready", hint=f"see 'nspod status {pod.uuid[:8]}'"
+            )
+        if time.monotonic() > deadline:
+            raise Error(f"pod {pod.uuid} is still {state} after {timeout:g}s")
+        time.sleep(0.1)
+
+
+def _unit_property(pod: Any, name: str) -> str:
+    try:
+        with open(pod.paths.unit) as file:
+            unit = file.read().strip()
+    except FileNotFoundError:
+        return ""
+    result = subprocess.run(
+        ["systemctl", "show", f"--property={name}", "--value", unit],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
+def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.pods import Pods, PodState
+
+    uuid = _uuids(args)[0]
+    if args.wait is not None:
+        pod = _wait(options, uuid, "exited", args.wait)
+    elif args.wait_ready is not None:
+        pod = _wait(options, uuid, "ready", args.wait_ready)
+    else:
+        pod = Pods(options.dir).find(uuid)
+    state = pod.state()
+    info: dict[str, Any] = {
+        "state": str(state),
+        "created": _time(pod.created(), True),
+        "started": _time(pod.started(), True),
+    }
+    if state is PodState.RUNNING:
+        pid = _unit_property(pod, "MainPID")
+        if pid and pid != "0":
+            info["pid"] = int(pid)
+        info["unit"] = _unit_property(pod, "Id")
+    info["exited"] = state in (PodState.EXITED, PodState.EXITED_GARBAGE)
+    for app, code in pod.app_status().items():
+        info[f"app-{app}"] = code
+    if args.format == "json":
+        print(json.dumps({"uuid": pod.uuid, **info}, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return 0
+
+
+def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.errors import Error
+    from stage0.pods import Pods, PodState
+
+    failed = 0
+    for uuid in _uuids(args):
+        pod = Pods(options.dir).find(uuid)
+        if pod.state() is not PodState.RUNNING:
+            print(f"pod {pod.uuid} is {pod.state()}; nothing to stop", file=sys.stderr)
+            continue
+        if _stage1("stop", pod.path, *(["--force"] if args.force else []), debug=options.debug) != 0:
+            failed += 1
+        else:
+            print(f'"{pod.uuid}"')
+    if failed:
+        raise Error(f"{failed} pod(s) could not be stopped")
+    return 0
+
+
+def _remove(options: GlobalOptions, pod: Any) -> None:
+    from stage0.pods import Pods
+
+    _stage1("gc", pod.path, debug=options.debug)
+    Pods(options.dir).remove(pod)
+
+
+def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.errors import Error
+    from stage0.pods import Pods
+
+    for uuid in _uuids(args):
+        pod = Pods(options.dir).find(uuid)
+        if pod.state().alive:
+            raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
+        _remove(options, pod)
+        print(f'"{pod.uuid}"')
+    return 0
+
+
+def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.pods import DirState, Pods, PodState
+
+    pods = Pods(options.dir)
+    now = time.time()
+    for pod in pods.all():  # mark
+        state = pod.state()
+        if state is PodState.EXITED:
+            pods.move(pod, DirState.EXITED_GARBAGE)  # the rename's ctime is the mark time
+        elif state is PodState.ABORTED_PREPARE or (
+            state is PodState.PREPARED and now - pod.created() > args.expire_prepared
+        ):
+            pods.move(pod, DirState.GARBAGE)
+    if args.mark_only:
+        return 0
+    now = time.time()  # after marking: a grace period of 0s sweeps what was just marked
+    for pod in pods.all():  # sweep
+        if pod.where is DirState.GARBAGE or (
+            pod.where is DirState.EXITED_GARBAGE and now - os.stat(pod.path).st_ctime >= args.grace_period
+        ):
+            _remove(options, pod)
+            print(f"removed pod {pod.uuid}")
+    return 0
+
+
+def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.errors import Error
+    from stage0.pods import Pods, PodState
+
+    pod = Pods(options.dir).find(args.uuid)
+    if pod.state() is not PodState.RUNNING:
+        raise Error(f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered")
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = [
+        sys.executable,
+        "-m",
+        "stage1",
+        "enter",
+        pod.path,
+        *(["--app", args.app] if args.app else []),
+        "--",
+        *command,
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+
+
+def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.pods import Pods
+
+    pod = Pods(options.dir).find(_uuids(args)[0])
+    with open(pod.paths.manifest) as file:
+        text = file.read()
+    if args.pretty_print:
+        text = json.dumps(json.loads(text), indent=2) + "\n"
+    sys.stdout.write(text)
+    return 0
+
+
+def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.errors import Error
+    from stage0.pods import Pods, PodState
+
+    pod = Pods(options.dir).find(_uuids(args)[0])
+    follow = ["--follow"] if args.follow else []
+    if args.app:
+        if pod.state() is not PodState.RUNNING:
+            raise Error(
+                "per-app logs come from the pod's own journal, which ends with the pod",
+                hint=f"all of the pod's output: nspod logs {pod.uuid[:8]}",
+            )
+        with open(pod.paths.spec) as file:
+            machine = json.load(file)["machine"]
+        argv = [
+            "journalctl",
+            f"--machine={machine}",
+            f"--identifier={args.app}",
+            "--output=cat",
+            "--no-pager",
+            *follow,
+        ]
+    else:
+        argv = ["journalctl", f"POD_UUID={pod.uuid}", "--output=cat", "--no-pager", *follow]
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)

@@ -1,0 +1,177 @@
+"""``nspod run|prepare|run-prepared``: make a pod from images and run it (rkt's positional syntax).
+
+    nspod run [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS… [---]] [IMAGE [APP FLAGS] …]
+
+Flags after an image apply to that image; ``--`` starts its arguments, ``---`` ends them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid as uuidlib
+from typing import Any
+
+from stage0.options import GlobalOptions
+
+APP_FLAGS = ("--name", "--exec", "--environment", "--user", "--group", "--working-dir", "--signature")
+
+
+def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
+    parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
+    parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
+    parser.add_argument(
+        "--set-env", action="append", default=[], metavar="NAME=VALUE", help="env for every app"
+    )
+    parser.add_argument("--set-env-file", metavar="FILE", help="NAME=VALUE lines for every app")
+    parser.add_argument("--inherit-env", action="store_true", help="start from nspod's own environment")
+    parser.add_argument("--uuid-file-save", metavar="FILE", help="write the pod's UUID here, first thing")
+    parser.add_argument("--pull-policy", choices=["never", "new", "update"], default="new")
+    parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
+    if runtime:
+        parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
+    parser.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = verbs.add_parser("run", help="run a pod in the foreground (or --detach)")
+    _pod_arguments(run, runtime=True)
+    run.set_defaults(handler=run_run)
+    prepare = verbs.add_parser("prepare", help="prepare a pod to run later; prints its UUID")
+    _pod_arguments(prepare, runtime=False)
+    prepare.add_argument("--quiet", action="store_true", help="print only the UUID")
+    prepare.set_defaults(handler=run_prepare)
+    prepared = verbs.add_parser("run-prepared", help="run a prepared pod")
+    prepared.add_argument("uuid", metavar="UUID")
+    prepared.add_argument("--detach", action="store_true", help="return once the pod is ready")
+    prepared.set_defaults(handler=run_run_prepared)
+
+
+def parse_apps(tokens: list[str]) -> list[Any]:
+    """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
+    from stage0.errors import UsageError
+    from stage0.prepare import AppRequest, parse_env
+
+    apps: list[dict[str, Any]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--":
+            if not apps:
+                raise UsageError("'--' before any image", hint="nspod run IMAGE -- ARGS")
+            end = tokens.index("---", i + 1) if "---" in tokens[i + 1 :] else len(tokens)
+            apps[-1]["args"] = tuple(tokens[i + 1 : end])
+            i = end + 1
+            continue
+        if token.startswith("--"):
+            key, equals, value = token.partition("=")
+            if key not in APP_FLAGS:
+                raise UsageError(
+                    f"unknown option {key} after an image",
+                    hint=f"app options: {', '.join(APP_FLAGS)}; pod options come first",
+                )
+            if not equals:
+                if i + 1 >= len(tokens):
+                    raise UsageError(f"{key} needs a value")
+                i += 1
+                value = tokens[i]
+            if not apps:
+                raise UsageError(
+                    f"{key} before any image", hint="app options follow the image they apply to"
+                )
+            field = key[2:].replace("-", "_")
+            if field == "environment":
+                apps[-1]["environment"] = (
+                    *apps[-1].get("environment", ()),
+                    parse_env(value, "--environment"),
+                )
+            else:
+                apps[-1][field] = value
+        else:
+            apps.append({"image": token})
+        i += 1
+    return [AppRequest(**app) for app in apps]
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from stage0.errors import UsageError
+    from stage0.prepare import PodRequest, parse_env, read_env_file
+
+    if args.pod_manifest:
+        raise UsageError("--pod-manifest is not supported yet", hint="give the images on the command line")
+    return PodRequest(
+        apps=tuple(parse_apps(args.images)),
+        name=args.pod_name,
+        hostname=args.hostname,
+        set_env=tuple(parse_env(e, "--set-env") for e in args.set_env),
+        env_file=read_env_file(args.set_env_file) if args.set_env_file else (),
+        inherit_env=dict(os.environ) if args.inherit_env else {},
+    )
+
+
+def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) -> str:
+    """Create, fill and move the pod directory; returns its path (in run/ or prepared/)."""
+    from stage0 import context
+    from stage0.fetch.fetcher import PullPolicy
+    from stage0.pods import DirState, Pods
+    from stage0.prepare import build_pod, write_pod
+
+    request = _request(args)
+    uuid = str(uuidlib.uuid4())
+    if args.uuid_file_save:  # first thing, so a failed prepare can still be cleaned up by UUID
+        with open(args.uuid_file_save, "w") as file:
+            file.write(uuid + "\n")
+    pods = Pods(options.dir)
+    with context.open_store(options) as store, pods.create(uuid) as pod:
+        fetcher = context.fetcher(options, store, PullPolicy(args.pull_policy))
+        spec, manifest, image_ids = build_pod(uuid, request, fetcher)
+        write_pod(pod.path, spec, manifest, image_ids)
+        pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
+    return pod.path
+
+
+def exec_stage1(pod_dir: str, *, detach: bool, debug: bool) -> None:
+    """Hand over to stage1 (rkt's model): its exit status becomes ours."""
+    sys.stdout.flush()
+    argv = [
+        sys.executable,
+        "-m",
+        "stage1",
+        *(["--debug"] if debug else []),
+        "run",
+        pod_dir,
+        *(["--detach"] if detach else []),
+    ]
+    os.execv(sys.executable, argv)
+
+
+def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
+    pod_dir = _prepare(options, args, to_run=True)
+    if args.detach:
+        print(os.path.basename(pod_dir))
+    exec_stage1(pod_dir, detach=args.detach, debug=options.debug)
+    return 0  # not reached
+
+
+def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
+    pod_dir = _prepare(options, args, to_run=False)
+    print(os.path.basename(pod_dir))
+    return 0
+
+
+def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.errors import Error
+    from stage0.pods import DirState, Pods, PodState
+
+    pods = Pods(options.dir)
+    pod = pods.find(args.uuid)
+    if pod.state() is not PodState.PREPARED:
+        raise Error(
+            f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
+        )
+    pod = pods.move(pod, DirState.RUN)
+    if args.detach:
+        print(pod.uuid)
+    exec_stage1(pod.path, detach=args.detach, debug=options.debug)
+    return 0

@@ -1,0 +1,50 @@
+"""stage1's entry points: ``python -m stage1 {run,stop,enter,gc} POD_DIR …`` (see ABI.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from stage1.abi import Error, ExitCode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nspod-stage1", description="nspod's systemd executor")
+    parser.add_argument("--debug", action="store_true")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    run = verbs.add_parser("run")
+    run.add_argument("pod_dir")
+    run.add_argument("--detach", action="store_true")
+    stop = verbs.add_parser("stop")
+    stop.add_argument("pod_dir")
+    stop.add_argument("--force", action="store_true")
+    gc = verbs.add_parser("gc")
+    gc.add_argument("pod_dir")
+    enter = verbs.add_parser("enter")
+    enter.add_argument("pod_dir")
+    enter.add_argument("--app")
+    enter.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    from stage1 import run as entry
+
+    try:
+        match args.verb:
+            case "run":
+                return entry.run(args.pod_dir, detach=args.detach, debug=args.debug)
+            case "stop":
+                return entry.stop(args.pod_dir, force=args.force)
+            case "gc":
+                return entry.gc(args.pod_dir)
+            case _:
+                command = args.command[1:] if args.command[:1] == ["--"] else args.command
+                return entry.enter(args.pod_dir, args.app, command)
+    except Error as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"nspod: {error.diagnostics()}", file=sys.stderr)
+        return ExitCode.FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

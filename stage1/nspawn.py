@@ -1,0 +1,54 @@
+"""The host side of a pod, as data: the systemd-nspawn command line and the transient service."""
+
+from __future__ import annotations
+
+from stage1.abi import PodPaths, PodSpec, unit_name
+from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
+from stage1.units import APP_ROOT, STATUS_DIR
+
+NSPAWN = "/usr/bin/systemd-nspawn"
+FLOCK = "/usr/bin/flock"
+
+
+def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[str]:
+    argv = [
+        NSPAWN,
+        "--quiet",
+        "--boot",
+        "--notify-ready=yes",
+        "--keep-unit",
+        "--register=yes",
+        f"--machine={spec.machine}",
+        f"--uuid={spec.uuid}",
+        f"--hostname={spec.hostname}",
+        "--settings=no",  # stray .nspawn files must not change our pods
+        "--link-journal=no",
+        f"--directory={paths.stage1}",
+        "--bind-ro=/usr",
+        f"--bind={paths.status}:{STATUS_DIR}",
+    ]
+    for app in spec.apps:
+        option = "--overlay-ro" if app.read_only_rootfs else "--overlay"
+        argv.append(f"{option}={app.rootfs}:{paths.upper(app.name)}:{APP_ROOT.format(app=app.name)}")
+    # for systemd inside: the console carries the apps' output; systemd itself speaks up only about errors
+    if debug:
+        argv += ["--", "--show-status=no", "--log-target=console", "--log-level=info"]
+    else:
+        argv += ["--", "--show-status=no", "--log-target=journal", "--log-level=crit"]
+    return argv
+
+
+def pod_service(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> TransientService:
+    """The transient unit whose main process is nspawn; flock hands nspawn the pod's lock."""
+    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug)]
+    return TransientService(
+        name=unit_name(spec.machine),
+        description=f"nspod pod {spec.machine}",
+        exec_start=(ExecCommand(FLOCK, tuple(argv)),),
+        type=ServiceType.NOTIFY,
+        slice="machine.slice",
+        delegate=True,
+        kill_mode=KillMode.MIXED,
+        collect_mode=CollectMode.INACTIVE_OR_FAILED,
+        log_extra_fields=(("POD_UUID", spec.uuid), ("POD_NAME", spec.machine)),
+    )

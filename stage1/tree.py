@@ -1,0 +1,26 @@
+"""Writing a pod's stage1 tree (see units.py for what goes in it). Idempotent: run-prepared may retry."""
+
+from __future__ import annotations
+
+import os
+
+from stage1.units import Tree
+
+
+def write_tree(root: str, tree: Tree) -> None:
+    for directory in tree.dirs:
+        os.makedirs(os.path.join(root, directory), mode=0o755, exist_ok=True)
+    for path, file in tree.files.items():
+        target = os.path.join(root, path)
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        temp = target + ".tmp"
+        with open(temp, "w") as out:
+            out.write(file.content)
+        os.chmod(temp, file.mode)
+        os.replace(temp, target)
+    for path, destination in tree.links.items():
+        link = os.path.join(root, path)
+        os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
+        if os.path.islink(link) or os.path.exists(link):
+            os.unlink(link)
+        os.symlink(destination, link)

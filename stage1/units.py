@@ -1,0 +1,235 @@
+"""The files of a pod's stage1 tree, as data: systemd units for each app, reapers, the pod target.
+
+Inside the pod the host's systemd boots from the host's ``/usr`` (bound read-only). Each app is
+``<app>.service`` with ``RootDirectory=/opt/stage2/<app>/rootfs``; ``reaper-<app>.service`` records
+the app's exit status in ``/nspod/status/<app>`` when it ends, and the first app to fail ends the
+pod with its exit code (rkt's rule). When every app has ended, ``shutdown.service`` ends the pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stage1.abi import AppSpec, PodSpec
+from stage1.escape import assignment, command
+
+APP_ROOT = "/opt/stage2/{app}/rootfs"
+STATUS_DIR = "/nspod/status"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Units a pod never needs: masking them keeps the boot short and leaves the host alone.
+MASKED = (
+    "systemd-journal-flush.service",
+    "systemd-sysusers.service",
+    "systemd-remount-fs.service",
+    "systemd-update-utmp.service",
+    "systemd-update-utmp-runlevel.service",
+    "systemd-random-seed.service",
+    "systemd-machine-id-commit.service",
+    "ldconfig.service",
+    "systemd-hwdb-update.service",
+    "systemd-journal-catalog-update.service",
+    "systemd-update-done.service",
+    "systemd-firstboot.service",
+    "systemd-tmpfiles-setup-dev.service",
+    "systemd-tmpfiles-setup-dev-early.service",
+    "systemd-tmpfiles-clean.timer",
+    "console-getty.service",
+    "getty.target",
+    "systemd-logind.service",
+    "systemd-pstore.service",
+    "systemd-binfmt.service",
+    "systemd-sysctl.service",
+    "systemd-modules-load.service",
+    "systemd-resolved.service",
+    "systemd-networkd.service",
+    "systemd-timesyncd.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "cron.service",
+    "e2scrub_all.timer",
+    "fstrim.timer",
+    "man-db.timer",
+)
+
+REAPER = """#!/bin/sh
+# reaper APP: record the app's exit status; the first app to fail ends the pod with its code.
+status=$(/usr/bin/systemctl show --property=ExecMainStatus --value "$1.service")
+# let journald finish reading the app's output (it drops the stream's file when done) before the pod ends
+for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
+    /usr/bin/sleep 0.05
+done
+echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"
+if [ "$status" != 0 ] && /usr/bin/mkdir /run/nspod-exit-code 2>/dev/null; then
+    exec /usr/bin/systemctl exit "$status"
+fi
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeFile:
+    content: str
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """What stage1 writes into the stage1 root: files, symlinks and directories (relative paths)."""
+
+    files: dict[str, TreeFile]
+    links: dict[str, str]
+    dirs: tuple[str, ...]
+
+
+def app_unit(app: AppSpec) -> str:
+    env = [("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env]
+    lines = [
+        "[Unit]",
+        f"Description=Application {app.name}",
+        "DefaultDependencies=no",
+        f"Wants=reaper-{app.name}.service",
+        # journald must have accepted the app's output stream before the app can end (see the reaper)
+        "After=systemd-journald.service",
+        # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
+        f"RequiresMountsFor={APP_ROOT.format(app=app.name)}",
+        "Conflicts=shutdown.target",  # what DefaultDependencies would add: the pod's end stops the app
+        "Before=shutdown.target",
+        "",
+        "[Service]",
+        f"Type={'notify' if app.notify else 'exec'}",
+        "MountAPIVFS=yes",  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
+        *(["NotifyAccess=main"] if app.notify else []),
+        f"RootDirectory={APP_ROOT.format(app=app.name)}",
+        f"WorkingDirectory={app.working_directory}",
+        f"User={app.user}",
+        f"Group={app.group}",
+        *(
+            [f"SupplementaryGroups={' '.join(map(str, app.supplementary_gids))}"]
+            if app.supplementary_gids
+            else []
+        ),
+        *(f"Environment={assignment(k, v)}" for k, v in dict(env).items()),
+        *(f"ExecStartPre={command(c)}" for c in app.pre_start),
+        f"ExecStart={command(app.exec)}",
+        *(f"ExecStopPost={command(c)}" for c in app.post_stop),
+        "StandardOutput=journal+console",
+        "StandardError=journal+console",
+        f"SyslogIdentifier={app.name}",
+        "Restart=no",
+        "TimeoutStartSec=0",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def reaper_unit(app: AppSpec) -> str:
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=Exit status of {app.name}",
+            "DefaultDependencies=no",
+            "StopWhenUnneeded=yes",
+            "Wants=shutdown.service",
+            "After=shutdown.service",
+            f"Before={app.name}.service",  # so it stops after the app: the status is final then
+            "Conflicts=shutdown.target",
+            "Before=shutdown.target",
+            f"RequiresMountsFor={STATUS_DIR}",  # record the status before the status dir goes away
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            "ExecStart=/usr/bin/true",
+            f"ExecStop=/nspod/bin/reaper {app.name}",
+            "",
+        ]
+    )
+
+
+SHUTDOWN_UNIT = """[Unit]
+Description=End the pod when its last app has ended
+DefaultDependencies=no
+StopWhenUnneeded=yes
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/true
+# no exit code: one a failing app set stays
+ExecStop=/usr/bin/systemctl exit
+"""
+
+
+def pod_target(spec: PodSpec) -> str:
+    wants = " ".join(f"{a.name}.service" for a in spec.apps)
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=Pod {spec.machine}",
+            f"Wants={wants} systemd-journald.service dbus.socket",
+            f"After={wants}",
+            "AllowIsolate=yes",
+            "",
+        ]
+    )
+
+
+# systemd resolves User=/Group= through NSS in the pod's own root, where the apps' IDs must exist
+def passwd(spec: PodSpec) -> str:
+    users = {
+        0: ("root", 0, "/root", "/bin/sh"),
+        100: ("messagebus", 101, "/nonexistent", "/usr/sbin/nologin"),
+    }
+    for app in spec.apps:
+        users.setdefault(app.user, (f"nspod-uid-{app.user}", app.group, "/", "/usr/sbin/nologin"))
+    return "".join(
+        f"{name}:x:{uid}:{gid}::{home}:{shell}\n" for uid, (name, gid, home, shell) in sorted(users.items())
+    )
+
+
+def group(spec: PodSpec) -> str:
+    groups = {0: "root", 101: "messagebus"}
+    for gid in sorted({g for app in spec.apps for g in (app.group, *app.supplementary_gids)}):
+        groups.setdefault(gid, f"nspod-gid-{gid}")
+    return "".join(f"{name}:x:{gid}:\n" for gid, name in sorted(groups.items()))
+
+
+def tree(spec: PodSpec) -> Tree:
+    """Everything stage1 puts into the stage1 root for ``spec`` (pure)."""
+    units = "etc/systemd/system"
+    files: dict[str, TreeFile] = {
+        "etc/os-release": TreeFile('ID=nspod-stage1\nNAME="nspod stage1"\n'),
+        "etc/machine-id": TreeFile(""),  # filled from --uuid by nspawn
+        "etc/hostname": TreeFile(spec.hostname + "\n"),
+        "etc/hosts": TreeFile(f"127.0.0.1 localhost {spec.hostname}\n::1 localhost {spec.hostname}\n"),
+        "etc/passwd": TreeFile(passwd(spec)),
+        "etc/group": TreeFile(group(spec)),
+        "nspod/bin/reaper": TreeFile(REAPER, 0o755),
+        f"{units}/pod.target": TreeFile(pod_target(spec)),
+        f"{units}/shutdown.service": TreeFile(SHUTDOWN_UNIT),
+    }
+    for app in spec.apps:
+        files[f"{units}/{app.name}.service"] = TreeFile(app_unit(app))
+        files[f"{units}/reaper-{app.name}.service"] = TreeFile(reaper_unit(app))
+    links = {
+        "bin": "usr/bin",
+        "sbin": "usr/sbin",
+        "lib": "usr/lib",
+        "lib64": "usr/lib64",
+        f"{units}/default.target": "pod.target",
+        **{f"{units}/{m}": "/dev/null" for m in MASKED},
+    }
+    dirs = (
+        "usr",
+        "var",
+        "tmp",
+        "run",
+        "proc",
+        "sys",
+        "dev",
+        "root",
+        STATUS_DIR.lstrip("/"),
+        *(APP_ROOT.format(app=a.name).lstrip("/") for a in spec.apps),
+    )
+    return Tree(files, links, dirs)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# demo.sh — build a small image and run it as a pod; show what systemd and machined say about it.
+# Runs where systemd is PID 1: here on a systemd host, else inside a test host (in-testhost.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+NSPOD=${NSPOD:-/usr/local/bin/nspod}
+work=${DEMO_DIR:-/var/tmp/nspod-demo}
+
+if [ "${1:-}" != "--inside" ]; then
+	rm -rf "$work" && mkdir -p "$work/layout/rootfs/bin" "$work/layout/rootfs/etc"
+	cp /bin/busybox "$work/layout/rootfs/bin/"
+	for applet in sh echo sleep hostname cat; do ln -s busybox "$work/layout/rootfs/bin/$applet"; done
+	echo 'root:x:0:0:root:/:/bin/sh' >"$work/layout/rootfs/etc/passwd"
+	echo 'root:x:0:' >"$work/layout/rootfs/etc/group"
+	cat >"$work/layout/manifest" <<'JSON'
+{"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/hello",
+ "labels": [{"name": "version", "value": "1.0"}, {"name": "os", "value": "linux"}],
+ "app": {"exec": ["/bin/sh", "-c", "echo Hello from pod $(hostname), app $AC_APP_NAME; exec sleep 3600"],
+         "user": "0", "group": "0"}}
+JSON
+	echo "+ nspod image build $work/layout $work/hello.aci"
+	"$NSPOD" image build --overwrite "$work/layout" "$work/hello.aci"
+	exec "$here/in-testhost.sh" "$0" --inside
+fi
+
+step() { echo; echo "+ $*"; "$@"; }
+# The demo image is unsigned, so it is run with --insecure-options=image (see README: trust + fetch).
+step "$NSPOD" --insecure-options=image run --detach --name=hello "$work/hello.aci"
+step machinectl list
+step systemctl status nspod-hello.service --no-pager --lines=0
+sleep 0.5
+step journalctl -u nspod-hello.service --output=cat --no-pager --grep='Hello from pod'
+step journalctl --machine=hello --identifier=hello --output=short --no-pager
+step "$NSPOD" list
+step "$NSPOD" stop "$("$NSPOD" list --no-legend --full | awk '$4 == "running" {print $1; exit}')"
+step "$NSPOD" gc --grace-period=0s

@@ -1,0 +1,63 @@
+"""Golden files for what stage1 generates: the units inside a pod, and the host's nspawn command line."""
+
+from __future__ import annotations
+
+import shlex
+
+from stage1.abi import AppSpec, PodPaths, PodSpec
+from stage1.nspawn import nspawn_argv, pod_service
+from stage1.transient import render_properties
+from stage1.units import tree
+from tests.conftest import assert_golden
+
+SPEC = PodSpec(
+    uuid="0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
+    machine="web",
+    hostname="web.example",
+    apps=(
+        AppSpec(
+            name="server",
+            rootfs="/var/lib/nspod/images/layers/sha512-aa/rootfs",
+            exec=("/usr/bin/server", "--port=80", 'quote"d', "$HOME", "50%"),
+            env=(("GREETING", "hello world"), ("EMPTY", "")),
+            user=1000,
+            group=2000,
+            supplementary_gids=(3000, 4000),
+            working_directory="/srv",
+            pre_start=(("/bin/prepare", "--fast"),),
+            post_stop=(("/bin/cleanup",),),
+            notify=True,
+        ),
+        AppSpec(
+            name="sidecar",
+            rootfs="/var/lib/nspod/images/trees/deps-bb/rootfs",
+            exec=("/bin/sleep", "60"),
+            read_only_rootfs=True,
+        ),
+    ),
+)
+PATHS = PodPaths("/var/lib/nspod/pods/run/0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0")
+
+
+def test_units_golden() -> None:
+    files = tree(SPEC)
+    text = "".join(
+        f"### {path} (mode {file.mode:o})\n{file.content}\n" for path, file in sorted(files.files.items())
+    )
+    text += "### links\n" + "".join(f"{link} -> {target}\n" for link, target in sorted(files.links.items()))
+    text += "### dirs\n" + "".join(f"{d}\n" for d in files.dirs)
+    assert_golden("stage1-tree.txt", text)
+
+
+def test_nspawn_argv_golden() -> None:
+    argv = nspawn_argv(SPEC, PATHS)
+    assert_golden("nspawn-argv.txt", "\n".join(shlex.quote(a) for a in argv) + "\n")
+    assert_golden("nspawn-argv-debug.txt", "\n".join(nspawn_argv(SPEC, PATHS, debug=True)) + "\n")
+
+
+def test_host_unit_golden() -> None:
+    assert_golden("pod-transient-unit.txt", render_properties(pod_service(SPEC, PATHS).properties()))
+
+
+def test_pod_spec_round_trip() -> None:
+    assert PodSpec.from_json(SPEC.to_json()) == SPEC
