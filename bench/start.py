@@ -123,14 +123,24 @@ def main() -> int:
         from stage1.nspawn import nspawn_argv
         from stage1.run import prepare_dirs
 
-        uuid = subprocess.run([*base, "prepare", image_id], capture_output=True, text=True, check=True,
-                              env=env).stdout.strip()
+        uuid = subprocess.run(
+            [*base, "prepare", image_id], capture_output=True, text=True, check=True, env=env
+        ).stdout.strip()
         paths = PodPaths(str(work / "data/pods/prepared" / uuid))
         spec = PodSpec.from_json(Path(paths.spec).read_text())
         prepare_dirs(spec, paths)
-        commands["nspawn --boot (same pod)"] = ["systemd-run", "-q", "--wait", "-p", "Type=notify", "-p",
-                                                "Delegate=yes", "-p", "Slice=machine.slice",
-                                                *nspawn_argv(spec, paths)]
+        commands["nspawn --boot (same pod)"] = [
+            "systemd-run",
+            "-q",
+            "--wait",
+            "-p",
+            "Type=notify",
+            "-p",
+            "Delegate=yes",
+            "-p",
+            "Slice=machine.slice",
+            *nspawn_argv(spec, paths),
+        ]
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for run in range(args.runs + 2):
             for name, argv in commands.items():

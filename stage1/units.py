@@ -55,7 +55,9 @@ MASKED = (
 REAPER = """#!/bin/sh
 # reaper APP: record the app's exit status; the first app to fail ends the pod with its code.
 status=$(/usr/bin/systemctl show --property=ExecMainStatus --value "$1.service")
-# let journald finish reading the app's output (it drops the stream's file when done) before the pod ends
+# let journald finish reading the app's output before the pod ends: --sync makes it handle what is
+# pending (a stream it has not accepted yet), then it drops each stream's file once read to the end
+/usr/bin/journalctl --sync 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
     /usr/bin/sleep 0.05
