@@ -302,3 +302,39 @@ def test_bad_exec_is_a_clear_error(nspod: Nspod, bb: Path) -> None:
     result = nspod("run", str(bb), "--exec=/bin/nonexistent")
     assert result.returncode == 254
     assert "'/bin/nonexistent' is not an executable file in the image" in result.stderr
+
+
+def test_ctrl_c_stops_the_pod_in_order(nspod: Nspod, bb: Path) -> None:
+    process = subprocess.Popen(
+        nspod.argv("run", "--name=ctrlc", str(bb), "--exec=/bin/sleep", "--", "300"),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while "ctrlc" not in sh("machinectl", "list", "--no-legend"):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 254, stderr
+    uuid = json.loads(nspod("list", "--full", "--format", "json").stdout)[0]["uuid"]
+    assert nspod.status(uuid)["state"] == "exited"
+    assert sh("machinectl", "list", "--no-legend").strip() == ""
+
+
+def test_logs_of_an_exited_pod(nspod: Nspod, bb: Path) -> None:
+    assert (
+        nspod("run", str(bb), "--exec=/bin/sh", "--", "-c", "echo first-line; echo second-line").returncode
+        == 0
+    )
+    uuid = json.loads(nspod("list", "--full", "--format", "json").stdout)[0]["uuid"]
+    logs = nspod("logs", uuid[:8])
+    assert logs.returncode == 0
+    assert [line.split("]: ", 1)[-1] for line in logs.stdout.splitlines()][-2:] == [
+        "first-line",
+        "second-line",
+    ]
+    per_app = nspod("logs", "--app", "bb", uuid[:8])
+    assert per_app.returncode == 254 and "ends with the pod" in per_app.stderr
