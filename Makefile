@@ -19,8 +19,12 @@ DEB_TEST := busybox-static golang-go golang-github-appc-spec-dev shellcheck ngin
 demo: install
 	tests/harness/demo.sh
 
+UNITDIR ?= /usr/local/lib/systemd/system
+
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
+	install -D -m 0644 units/pod@.service $(UNITDIR)/pod@.service
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@$(BINDIR)/nspod version
 
 deb:

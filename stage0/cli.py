@@ -21,6 +21,7 @@ VERB_GROUPS: tuple[str, ...] = (
     "stage0.cmd_version",
     "stage0.cmd_run",
     "stage0.cmd_pods",
+    "stage0.cmd_podfiles",
     "stage0.cmd_fetch",
     "stage0.cmd_trust",
     "stage0.cmd_image",

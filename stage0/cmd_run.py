@@ -111,39 +111,46 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) -> str:
+    return prepare_request(
+        options, _request(args), to_run=to_run, pull_policy=args.pull_policy, uuid_file=args.uuid_file_save
+    )
+
+
+def prepare_request(
+    options: GlobalOptions,
+    request: Any,
+    *,
+    to_run: bool,
+    pull_policy: str = "new",
+    uuid_file: str | None = None,
+) -> str:
     """Create, fill and move the pod directory; returns its path (in run/ or prepared/)."""
     from stage0 import context
     from stage0.fetch.fetcher import PullPolicy
     from stage0.pods import DirState, Pods
     from stage0.prepare import build_pod, write_pod
 
-    request = _request(args)
     uuid = str(uuidlib.uuid4())
-    if args.uuid_file_save:  # first thing, so a failed prepare can still be cleaned up by UUID
-        with open(args.uuid_file_save, "w") as file:
+    if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
+        with open(uuid_file, "w") as file:
             file.write(uuid + "\n")
     pods = Pods(options.dir)
     with context.open_store(options) as store, pods.create(uuid) as pod:
-        fetcher = context.fetcher(options, store, PullPolicy(args.pull_policy))
+        fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
         spec, manifest, image_ids = build_pod(uuid, request, fetcher)
         write_pod(pod.path, spec, manifest, image_ids)
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     return pod.path
 
 
-def exec_stage1(pod_dir: str, *, detach: bool, debug: bool) -> None:
+def exec_stage1(pod_dir: str, *, debug: bool, detach: bool = False, verb: str = "run") -> None:
     """Hand over to stage1 (rkt's model): its exit status becomes ours."""
     sys.stdout.flush()
-    argv = [
+    flags = ["--debug"] if debug else []
+    os.execv(
         sys.executable,
-        "-m",
-        "stage1",
-        *(["--debug"] if debug else []),
-        "run",
-        pod_dir,
-        *(["--detach"] if detach else []),
-    ]
-    os.execv(sys.executable, argv)
+        [sys.executable, "-m", "stage1", *flags, verb, pod_dir, *(["--detach"] if detach else [])],
+    )
 
 
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:

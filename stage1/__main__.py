@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     run = verbs.add_parser("run")
     run.add_argument("pod_dir")
     run.add_argument("--detach", action="store_true")
+    execute = verbs.add_parser("exec")
+    execute.add_argument("pod_dir")
     stop = verbs.add_parser("stop")
     stop.add_argument("pod_dir")
     stop.add_argument("--force", action="store_true")
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         match args.verb:
             case "run":
                 return entry.run(args.pod_dir, detach=args.detach, debug=args.debug)
+            case "exec":
+                return entry.exec_in_place(args.pod_dir, debug=args.debug)
             case "stop":
                 return entry.stop(args.pod_dir, force=args.force)
             case "gc":

@@ -52,7 +52,7 @@ class Error(Exception):
 
 
 # stage1's entry points: ``python -m stage1 VERB POD_DIR [ARGS]`` (see ABI.md for each one's arguments)
-ENTRYPOINTS = ("run", "stop", "enter", "gc")
+ENTRYPOINTS = ("run", "exec", "stop", "enter", "gc")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

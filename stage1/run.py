@@ -12,7 +12,7 @@ import time
 from types import FrameType
 
 from stage1.abi import Error, PodPaths, PodSpec
-from stage1.nspawn import pod_service
+from stage1.nspawn import FLOCK, nspawn_argv, pod_service
 from stage1.systemd import Systemd, UnitStatus
 from stage1.tree import write_tree
 from stage1.units import tree
@@ -62,35 +62,41 @@ class Follower:
     """Prints the pod's journal lines (its apps' output) as they arrive: ``journalctl -f``."""
 
     def __init__(self, uuid: str) -> None:
+        self._match = f"POD_UUID={uuid}"
         self._process = subprocess.Popen(
             # POD_UUID is unique to this pod: following from the start loses nothing
-            ["journalctl", "--follow", "--lines=all", "--output=cat", "--no-pager", f"POD_UUID={uuid}"],
+            ["journalctl", "--follow", "--lines=all", "--output=cat", "--no-pager", self._match],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        self.last = time.monotonic()
+        self.printed = 0
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
         assert self._process.stdout is not None
         for line in self._process.stdout:
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
-            self.last = time.monotonic()
+            with self._lock:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+                self.printed += 1
 
-    def finish(self, unit: str, quiet: float = 0.05, limit: float = 5.0) -> None:
-        """Journald reads a unit's output stream asynchronously: wait until it has closed the
-        unit's stream (every line is in the journal), then until the follower has gone quiet."""
+    def finish(self, unit: str, limit: float = 5.0) -> None:
+        """Journald reads a unit's output stream asynchronously: once it has closed the unit's stream
+        every line is in the journal; print whatever the follower has not printed yet, then stop it."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline and stream_open(unit):
             time.sleep(0.02)
-        since = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - max(self.last, since) < quiet:
-            time.sleep(0.02)
-        self._process.terminate()
+        everything = subprocess.run(
+            ["journalctl", "--output=cat", "--no-pager", self._match], capture_output=True, check=False
+        ).stdout.splitlines(keepends=True)
+        with self._lock:
+            self._process.terminate()
+            sys.stdout.buffer.writelines(everything[self.printed :])
+            sys.stdout.flush()
+            self.printed = len(everything)
         self._process.wait()
-        self._thread.join(timeout=1)
 
 
 def exit_code(status: UnitStatus) -> int:
@@ -105,30 +111,61 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
     service = pod_service(spec, paths, debug=debug)
     with open(paths.unit, "w") as file:
         file.write(service.name + "\n")
+    stopping = False
+    started = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:  # Ctrl-C: an orderly shutdown of the pod (applied once the unit exists)
+            stopping = True
+            if started:
+                subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
+
+    if not detach:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, on_signal)
     follower = None if detach else Follower(spec.uuid)
     with Systemd() as systemd:
         with open(paths.started, "w") as file:
             file.write(f"{time.time()}\n")
         systemd.start(service)
+        started = True
         if detach:
             status = systemd.wait(service.name, until="active", timeout=READY_TIMEOUT)
             return 0 if status.active_state == "active" else exit_code(status) or 1
         assert follower is not None
-        stopping = False
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            nonlocal stopping
-            if not stopping:  # Ctrl-C: an orderly shutdown of the pod
-                stopping = True
-                subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, on_signal)
+        if stopping:
+            subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
         status = systemd.wait(service.name, timeout=float("inf"))
         follower.finish(service.name)
         code = exit_code(status)
         systemd.unref(service.name)
     return code
+
+
+def own_unit() -> str:
+    """The unit this process runs in (``pod@web.service``), from its cgroup."""
+    with open("/proc/self/cgroup") as file:
+        for line in file:
+            path = line.rstrip("\n").split(":", 2)[2]
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if name.endswith(".service"):
+                return name
+    raise Error("not running in a systemd service", hint="'nspod pod exec' is what pod@NAME.service runs")
+
+
+def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
+    """``pod@NAME.service``'s main process becomes the pod's nspawn (``--keep-unit``): one unit for all."""
+    spec, paths = load(pod_dir)
+    unit = own_unit()
+    prepare_dirs(spec, paths)
+    with open(paths.unit, "w") as file:
+        file.write(unit + "\n")
+    with open(paths.started, "w") as file:
+        file.write(f"{time.time()}\n")
+    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug)]
+    sys.stdout.flush()
+    os.execv(FLOCK, argv)
 
 
 def stop(pod_dir: str, *, force: bool) -> int:

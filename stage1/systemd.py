@@ -11,6 +11,7 @@ unit's state itself, so a signal that arrived before the method reply cannot be 
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -82,6 +83,14 @@ def translate(error: Exception, doing: str) -> SystemdError:
     else:
         cls = SystemdError
     return cls(f"{doing}: {detail}")
+
+
+def _interrupted(error: Exception) -> bool:
+    """sd-bus gave up on a system call a signal interrupted (EINTR)."""
+    return type(error).__name__ == "DBusInterruptedError" or getattr(error, "errno", None) in (
+        -errno.EINTR,
+        errno.EINTR,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +166,12 @@ class Systemd:
 
     def _call(self, path: bytes, iface: bytes, method: bytes, args: list[tuple[int, Any]]) -> Any:
         log.debug("D-Bus call %s.%s on %s", iface.decode(), method.decode(), path.decode())
-        try:
-            return self._bus.call_method(SD, path, iface, method, args).body
-        except Exception as error:
-            raise translate(error, f"{method.decode()} failed") from error
+        while True:
+            try:
+                return self._bus.call_method(SD, path, iface, method, args).body
+            except Exception as error:
+                if not _interrupted(error):  # a signal (Ctrl-C) arrived mid-call: just ask again
+                    raise translate(error, f"{method.decode()} failed") from error
 
     def _unit_path(self, name: str) -> bytes:
         from pystemd.dbuslib import apply_signature
@@ -169,20 +180,26 @@ class Systemd:
         return path
 
     def _get(self, path: bytes, iface: bytes, prop: bytes, signature: bytes) -> Any:
-        try:
-            return self._bus.get_property(SD, path, iface, prop, signature)
-        except Exception as error:
-            raise translate(error, f"reading {prop.decode()}") from error
+        while True:
+            try:
+                return self._bus.get_property(SD, path, iface, prop, signature)
+            except Exception as error:
+                if not _interrupted(error):
+                    raise translate(error, f"reading {prop.decode()}") from error
 
     def _drain(self, timeout: float) -> None:
         """Dispatch queued messages; if none arrived, block up to ``timeout`` seconds for traffic."""
         self._woken = False
-        while not self._bus.process().is_empty():
-            pass
-        if not self._woken:
-            self._bus.wait(int(timeout * 1_000_000))
+        try:
             while not self._bus.process().is_empty():
                 pass
+            if not self._woken:
+                self._bus.wait(int(timeout * 1_000_000))
+                while not self._bus.process().is_empty():
+                    pass
+        except Exception as error:
+            if not _interrupted(error):  # a signal only wakes us up early
+                raise translate(error, "waiting for systemd") from error
 
     # -- the API ----------------------------------------------------------------------------------
 

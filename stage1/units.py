@@ -63,6 +63,8 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/sleep 0.05
 done
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"
+# an app stopped because the pod is shutting down (systemctl stop, another app's failure) has not failed
+[ "$(/usr/bin/systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0
 if [ "$status" != 0 ] && /usr/bin/mkdir /run/nspod-exit-code 2>/dev/null; then
     exec /usr/bin/systemctl exit "$status"
 fi

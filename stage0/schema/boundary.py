@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     import jsonschema
 
 Manifest = ImageManifest | PodManifest
-_SCHEMA_FILES = {IMAGE_KIND: "image-manifest.json", POD_KIND: "pod-manifest.json"}
+_SCHEMA_FILES = {
+    IMAGE_KIND: "image-manifest.json",
+    POD_KIND: "pod-manifest.json",
+    "PodFile": "pod-file.json",
+}
 
 
 @functools.cache
@@ -64,6 +68,7 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 
 def check_structure(obj: dict[str, Any], kind: str) -> None:
+    """Check ``obj`` against the shipped JSON Schema for ``kind``; the first problem, by JSON pointer."""
     import jsonschema
 
     error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(obj))

@@ -1,0 +1,127 @@
+"""``nspod pod …``: pods declared in files and run by ``systemctl start pod@NAME``.
+
+``pod exec NAME`` is what ``pod@.service`` runs: it prepares the pod from its file and hands over to
+stage1, which execs systemd-nspawn in place, so ``pod@NAME.service`` itself is the pod's unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from stage0.options import GlobalOptions
+
+DROPIN_ROOT = "/etc/systemd/system"
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pod = verbs.add_parser("pod", help="pods declared in files, for systemctl start pod@NAME")
+    sub = pod.add_subparsers(dest="pod_verb", metavar="VERB", required=True)
+    validate = sub.add_parser("validate", help="check pod files")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(handler=run_validate)
+    listing = sub.add_parser("list", help="list the pod files nspod finds")
+    listing.set_defaults(handler=run_list)
+    show = sub.add_parser("show", help="show a pod file as nspod reads it, and its unit drop-in")
+    show.add_argument("name", metavar="NAME")
+    show.set_defaults(handler=run_show)
+    install = sub.add_parser(
+        "install", help="write pod@NAME.service's drop-in from the pod file's [service]"
+    )
+    install.add_argument("name", metavar="NAME")
+    install.set_defaults(handler=run_install)
+    uninstall = sub.add_parser("uninstall", help="remove pod@NAME.service's drop-in")
+    uninstall.add_argument("name", metavar="NAME")
+    uninstall.set_defaults(handler=run_uninstall)
+    execute = sub.add_parser("exec", help="run pod NAME in place (what pod@NAME.service runs)")
+    execute.add_argument("name", metavar="NAME")
+    execute.set_defaults(handler=run_exec)
+
+
+def _dirs(options: GlobalOptions) -> list[str]:
+    from stage0.podfile import search_path
+
+    return search_path(options.local_config, options.system_config)
+
+
+def run_validate(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.podfile import PodFileError, parse
+
+    for path in args.files:
+        try:
+            with open(path) as file:
+                text = file.read()
+        except OSError as error:
+            raise PodFileError(f"cannot read {path}: {error.strerror}") from None
+        name = os.path.basename(path).removesuffix(".toml")
+        pod = parse(text, path, name)
+        print(f"{path}: valid pod file ({len(pod.request.apps)} app(s))")
+    return 0
+
+
+def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.images import table
+
+    rows, seen = [], set()
+    for directory in _dirs(options):
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            if name.endswith(".toml") and name[:-5] not in seen:
+                seen.add(name[:-5])
+                rows.append([name[:-5], os.path.join(directory, name)])
+    sys.stdout.write(table(rows, ["NAME", "FILE"]))
+    return 0
+
+
+def run_show(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.podfile import drop_in, load
+
+    pod = load(args.name, _dirs(options))
+    print(f"# {pod.path}\nmachine: {pod.name}\nhostname: {pod.request.hostname}")
+    for app in pod.request.apps:
+        print(
+            f"app: {app.name or '(from image)'} image={app.image}"
+            + (f" exec={app.exec}" if app.exec else "")
+        )
+    print(f"\n# {DROPIN_ROOT}/pod@{pod.name}.service.d/50-nspod.conf\n{drop_in(pod)}", end="")
+    return 0
+
+
+def _daemon_reload() -> None:
+    if os.path.isdir("/run/systemd/system"):
+        subprocess.run(["systemctl", "daemon-reload"], check=False)
+
+
+def run_install(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.podfile import drop_in, load
+
+    pod = load(args.name, _dirs(options))
+    directory = os.path.join(DROPIN_ROOT, f"pod@{pod.name}.service.d")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "50-nspod.conf")
+    with open(path + ".tmp", "w") as file:
+        file.write(drop_in(pod))
+    os.replace(path + ".tmp", path)
+    _daemon_reload()
+    print(path)
+    return 0
+
+
+def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
+    path = os.path.join(DROPIN_ROOT, f"pod@{args.name}.service.d", "50-nspod.conf")
+    if os.path.exists(path):
+        os.unlink(path)
+        _daemon_reload()
+        print(f"removed {path}")
+    return 0
+
+
+def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.cmd_run import exec_stage1, prepare_request
+    from stage0.podfile import load
+
+    pod = load(args.name, _dirs(options))
+    pod_dir = prepare_request(options, pod.request, to_run=True)
+    exec_stage1(pod_dir, debug=options.debug, verb="exec")
+    return 0

@@ -1,0 +1,178 @@
+"""Pod files: one human-written TOML file per pod, run by ``systemctl start pod@NAME``.
+
+Searched for as ``NAME.toml`` in the local config (``/etc/nspod/pods``), ``/run/nspod/pods`` and the
+system config (``/usr/lib/nspod/pods``), first found wins. Checked against the shipped JSON Schema
+(``schemas/pod-file.json``); errors name the file and the key::
+
+    hostname = "web"                       # default: NAME
+    environment = { TZ = "UTC" }           # for every app (like --set-env)
+
+    [[app]]
+    image = "example.com/web:1.0"          # name[:version][,labels], URL, file or image ID
+    name = "web"                           # default: from the image name
+    exec = "/usr/sbin/httpd"               # like --exec
+    args = ["-f", "-p", "80"]              # like the arguments after --
+    environment = { PORT = "80" }          # like --environment
+    user = "www-data"                      # like --user / --group
+    working-directory = "/srv"
+
+    [service]                              # systemd settings of pod@NAME.service (nspod pod install)
+    Restart = "on-failure"
+    After = ["pod@db.service"]
+    Requires = ["pod@db.service"]
+    MemoryMax = "512M"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from stage0.errors import Error, SchemaError
+from stage0.prepare import AppRequest, PodRequest
+
+POD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+RUNTIME_DIR = "/run/nspod/pods"
+
+# [service] keys and the unit file section each belongs to; anything else is refused by name.
+UNIT_KEYS = (
+    "Description",
+    "Documentation",
+    "After",
+    "Before",
+    "Requires",
+    "Wants",
+    "BindsTo",
+    "PartOf",
+    "Conflicts",
+    "Upholds",
+    "OnFailure",
+    "StartLimitIntervalSec",
+    "StartLimitBurst",
+)
+SERVICE_KEYS = (
+    "Restart",
+    "RestartSec",
+    "TimeoutStartSec",
+    "TimeoutStopSec",
+    "MemoryMax",
+    "MemoryHigh",
+    "MemorySwapMax",
+    "CPUQuota",
+    "CPUWeight",
+    "TasksMax",
+    "IOWeight",
+    "OOMPolicy",
+    "OOMScoreAdjust",
+    "Nice",
+    "LimitNOFILE",
+    "WatchdogSec",
+    "SuccessExitStatus",
+    "RestartPreventExitStatus",
+)
+
+
+class PodFileError(Error):
+    hint = "fix the pod file; the format is described in 'nspod pod --help' and the README"
+
+
+@dataclass(frozen=True, slots=True)
+class PodFile:
+    name: str
+    path: str
+    request: PodRequest
+    service: tuple[tuple[str, str, str], ...]  # (section, key, value) for the drop-in
+
+
+def search_path(local_config: str, system_config: str) -> list[str]:
+    return [os.path.join(local_config, "pods"), RUNTIME_DIR, os.path.join(system_config, "pods")]
+
+
+def find(name: str, dirs: list[str]) -> str:
+    if not POD_NAME.fullmatch(name):
+        raise PodFileError(f"{name!r} is not a pod name", hint="use lowercase letters, digits and '-'")
+    for directory in dirs:
+        path = os.path.join(directory, f"{name}.toml")
+        if os.path.isfile(path):
+            return path
+    raise PodFileError(
+        f"no pod file {name}.toml in {', '.join(dirs)}",
+        hint=f"write one there, or see 'nspod run … --save-as {name}'",
+    )
+
+
+def _value(raw: Any) -> str:
+    if isinstance(raw, bool):
+        return "yes" if raw else "no"
+    if isinstance(raw, list):
+        return " ".join(raw)
+    return str(raw)
+
+
+def parse(text: str, path: str, name: str) -> PodFile:
+    from stage0.schema.boundary import check_structure
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PodFileError(f"{path}: not valid TOML: {error}") from None
+    try:
+        check_structure(doc, "PodFile")
+    except SchemaError as error:
+        raise PodFileError(
+            f"{path}: {error.message}", hint="see the pod file format in the README"
+        ) from None
+    service: list[tuple[str, str, str]] = []
+    for key, raw in doc.get("service", {}).items():
+        section = "Unit" if key in UNIT_KEYS else "Service" if key in SERVICE_KEYS else None
+        if section is None:
+            raise PodFileError(
+                f"{path}: /service/{key}: not a setting nspod passes to the unit",
+                hint=f"settings: {', '.join(UNIT_KEYS + SERVICE_KEYS)}",
+            )
+        if "\n" in _value(raw):
+            raise PodFileError(f"{path}: /service/{key}: must be one line")
+        service.append((section, key, _value(raw)))
+    apps = tuple(
+        AppRequest(
+            image=app["image"],
+            name=app.get("name"),
+            exec=app.get("exec"),
+            args=tuple(app["args"]) if "args" in app else None,
+            environment=tuple(app.get("environment", {}).items()),
+            user=app.get("user"),
+            group=app.get("group"),
+            working_dir=app.get("working-directory"),
+        )
+        for app in doc["app"]
+    )
+    request = PodRequest(
+        apps=apps,
+        name=name,
+        hostname=doc.get("hostname") or name,
+        set_env=tuple(doc.get("environment", {}).items()),
+    )
+    return PodFile(name, path, request, tuple(service))
+
+
+def load(name: str, dirs: list[str]) -> PodFile:
+    path = find(name, dirs)
+    try:
+        with open(path) as file:
+            text = file.read()
+    except OSError as error:
+        raise PodFileError(f"cannot read {path}: {error.strerror}") from None
+    return parse(text, path, name)
+
+
+def drop_in(pod: PodFile) -> str:
+    """The per-instance drop-in (``pod@NAME.service.d/50-nspod.conf``) for the [service] table."""
+    lines = [f"# written by 'nspod pod install {pod.name}' from {pod.path}; changes here are overwritten"]
+    for section in ("Unit", "Service"):
+        entries = [(k, v) for s, k, v in pod.service if s == section]
+        if entries:
+            lines += ["", f"[{section}]", *(f"{k}={v}" for k, v in entries)]
+    return "\n".join(lines) + "\n"

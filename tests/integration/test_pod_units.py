@@ -1,0 +1,166 @@
+"""pod@NAME.service, the shipped template: systemctl start/stop/enable, pod files, drop-ins, restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.integration.test_pods import busybox_image, sh
+
+pytestmark = pytest.mark.systemd
+TEMPLATE = REPO / "units/pod@.service"
+UNIT_DIR = Path("/etc/systemd/system")  # inside the test host: an overlay that vanishes with it
+
+
+class Host:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data, self.etc, self.lib = root / "data", root / "etc", root / "usr-lib"
+        (self.etc / "pods").mkdir(parents=True)
+
+    def nspod(self, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "stage0",
+            "--dir",
+            str(self.data),
+            "--local-config",
+            str(self.etc),
+            "--system-config",
+            str(self.lib),
+            *args,
+        ]
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
+
+    def pod_file(self, name: str, text: str) -> Path:
+        path = self.etc / "pods" / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    host = Host(tmp_path)
+    command = (
+        f"{sys.executable} -m stage0 --dir {host.data} --local-config {host.etc} "
+        f"--system-config {host.lib} --insecure-options=image pod exec %i"
+    )
+    text = TEMPLATE.read_text().replace(
+        "ExecStart=/usr/local/bin/nspod pod exec %i", f"Environment=PYTHONPATH={REPO}\nExecStart={command}"
+    )
+    assert f"ExecStart={command}" in text  # the shipped template, with only the command swapped
+    (UNIT_DIR / "pod@.service").write_text(text)
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    yield host
+    for unit in sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "pod@*").split("\n"):
+        if unit.strip():
+            subprocess.run(["systemctl", "stop", unit.split()[0]], check=False)
+            subprocess.run(["systemctl", "reset-failed", unit.split()[0]], check=False)
+    (UNIT_DIR / "pod@.service").unlink()
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return busybox_image(tmp_path_factory.mktemp("podunit"))
+
+
+def prop(unit: str, name: str) -> str:
+    return sh("systemctl", "show", f"--property={name}", "--value", unit).strip()
+
+
+def test_start_status_journal_stop(host: Host, image: Path) -> None:
+    host.pod_file(
+        "web",
+        f'''
+[[app]]
+image = "{image}"
+exec = "/bin/sh"
+args = ["-c", "echo web-is-up; exec sleep 300"]
+''',
+    )
+    started = subprocess.run(["systemctl", "start", "pod@web"], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr + sh("journalctl", "-u", "pod@web", "--no-pager")
+    assert prop("pod@web.service", "ActiveState") == "active"
+    status = sh("systemctl", "status", "pod@web", "--no-pager")
+    assert "systemd-nspawn" in status.split("Main PID:")[1].splitlines()[0]
+    assert "web" in sh("machinectl", "list", "--no-legend")
+    assert "Unit: pod@web.service" in sh("machinectl", "status", "web")
+    deadline = time.monotonic() + 10
+    while "web-is-up" not in sh("journalctl", "-u", "pod@web", "-o", "cat") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "web-is-up" in sh("journalctl", "-u", "pod@web", "-o", "cat")
+    pods = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
+    assert [p["state"] for p in pods] == ["running"]
+    stopped = subprocess.run(["systemctl", "stop", "pod@web"], capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0
+    assert prop("pod@web.service", "ActiveState") == "inactive"  # not failed
+    assert prop("pod@web.service", "Result") == "success"
+    assert json.loads(host.nspod("list", "--full", "--format", "json").stdout)[0]["state"] == "exited"
+
+
+def test_enable_survives_daemon_reload(host: Host, image: Path) -> None:
+    host.pod_file("db", f'[[app]]\nimage = "{image}"\n')
+    assert subprocess.run(["systemctl", "enable", "pod@db"], capture_output=True).returncode == 0
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    assert sh("systemctl", "is-enabled", "pod@db").strip() == "enabled"
+    assert (UNIT_DIR / "machines.target.wants/pod@db.service").is_symlink()
+    assert subprocess.run(["systemctl", "disable", "pod@db"], capture_output=True).returncode == 0
+
+
+def test_broken_pod_file_fails_the_start_naming_file_and_key(host: Host, image: Path) -> None:
+    path = host.pod_file("broken", f'[[app]]\nimage = "{image}"\nexecc = "/bin/true"\n')
+    started = subprocess.run(
+        ["systemctl", "start", "pod@broken"], capture_output=True, text=True, timeout=120
+    )
+    assert started.returncode != 0
+    journal = sh("journalctl", "-u", "pod@broken", "-o", "cat", "--no-pager")
+    assert f"{path}: /app/0/execc" in journal or f"{path}: /app/0: " in journal, journal
+    assert "broken" not in sh("machinectl", "list", "--no-legend")
+    assert not (host.data / "pods/run").exists() or list((host.data / "pods/run").iterdir()) == []
+    checked = host.nspod("pod", "validate", str(path))
+    assert checked.returncode == 254 and "/app/0" in checked.stderr
+
+
+def test_service_table_becomes_a_drop_in_and_restart_on_failure(host: Host, image: Path) -> None:
+    host.pod_file(
+        "flaky",
+        f'''
+[[app]]
+image = "{image}"
+exec = "/bin/sh"
+args = ["-c", "sleep 1; exit 1"]
+
+[service]
+Restart = "on-failure"
+RestartSec = 1
+After = ["pod@db.service"]
+''',
+    )
+    installed = host.nspod("pod", "install", "flaky")
+    assert installed.returncode == 0, installed.stderr
+    drop_in = Path(installed.stdout.strip()).read_text()
+    assert (
+        "[Unit]\nAfter=pod@db.service" in drop_in
+        and "[Service]\nRestart=on-failure\nRestartSec=1" in drop_in
+    )
+    assert prop("pod@flaky.service", "Restart") == "on-failure"
+    subprocess.run(["systemctl", "start", "pod@flaky"], capture_output=True, timeout=120)
+    deadline = time.monotonic() + 30
+    while int(prop("pod@flaky.service", "NRestarts") or 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert int(prop("pod@flaky.service", "NRestarts")) >= 1
+    subprocess.run(["systemctl", "stop", "pod@flaky"], check=False)
+    assert host.nspod("pod", "uninstall", "flaky").returncode == 0
+    assert prop("pod@flaky.service", "Restart") == "no"
