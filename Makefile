@@ -20,10 +20,12 @@ demo: install
 	tests/harness/demo.sh
 
 UNITDIR ?= /usr/local/lib/systemd/system
+TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
-	install -D -m 0644 units/pod@.service $(UNITDIR)/pod@.service
+	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer
+	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@$(BINDIR)/nspod version
 

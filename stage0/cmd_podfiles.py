@@ -119,9 +119,13 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.cmd_run import exec_stage1, prepare_request
+    from stage0.notify import keep_alive, notify
     from stage0.podfile import load
 
     pod = load(args.name, _dirs(options))
-    pod_dir = prepare_request(options, pod.request, to_run=True)
+    # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
+    with keep_alive(f"preparing pod {pod.name} (fetching images)"):
+        pod_dir = prepare_request(options, pod.request, to_run=True)
+    notify(f"STATUS=starting pod {pod.name}")
     exec_stage1(pod_dir, debug=options.debug, verb="exec")
     return 0

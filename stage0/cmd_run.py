@@ -31,6 +31,11 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
     if runtime:
         parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
+        parser.add_argument(
+            "--save-as",
+            metavar="NAME",
+            help="write the pod file NAME.toml for this command line (for pod@NAME) and exit",
+        )
     parser.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
 
 
@@ -154,6 +159,16 @@ def exec_stage1(pod_dir: str, *, debug: bool, detach: bool = False, verb: str = 
 
 
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
+    if args.save_as:
+        from stage0.errors import UsageError
+        from stage0.podfile import save
+
+        if args.inherit_env:
+            raise UsageError(
+                "--inherit-env cannot be saved in a pod file", hint="list the variables with --set-env"
+            )
+        print(save(_request(args), args.save_as, os.path.join(options.local_config, "pods")))
+        return 0
     pod_dir = _prepare(options, args, to_run=True)
     if args.detach:
         print(os.path.basename(pod_dir))

@@ -25,6 +25,7 @@ system config (``/usr/lib/nspod/pods``), first found wins. Checked against the s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -176,3 +177,56 @@ def drop_in(pod: PodFile) -> str:
         if entries:
             lines += ["", f"[{section}]", *(f"{k}={v}" for k, v in entries)]
     return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    """TOML for the few shapes a pod file has (JSON strings are valid TOML basic strings)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(type(value))
+
+
+def render(request: PodRequest) -> str:
+    """A pod file saying what ``request`` says (``nspod run … --save-as NAME``)."""
+    lines = ["# written by 'nspod run --save-as'; see the pod file format in the README"]
+    if request.hostname:
+        lines.append(f"hostname = {_toml(request.hostname)}")
+    environment = {**dict(request.env_file), **dict(request.set_env)}
+    if environment:
+        lines.append(f"environment = {_toml(environment)}")
+    for app in request.apps:
+        lines += ["", "[[app]]", f"image = {_toml(app.image)}"]
+        for key, value in (
+            ("name", app.name),
+            ("exec", app.exec),
+            ("user", app.user),
+            ("group", app.group),
+            ("working-directory", app.working_dir),
+        ):
+            if value is not None:
+                lines.append(f"{key} = {_toml(value)}")
+        if app.args is not None:
+            lines.append(f"args = {_toml(list(app.args))}")
+        if app.environment:
+            lines.append(f"environment = {_toml(dict(app.environment))}")
+    return "\n".join(lines) + "\n"
+
+
+def save(request: PodRequest, name: str, directory: str) -> str:
+    """Write ``directory/NAME.toml`` for ``request``, refusing to replace a pod file."""
+    if not POD_NAME.fullmatch(name):
+        raise PodFileError(f"{name!r} is not a pod name", hint="use lowercase letters, digits and '-'")
+    text = render(request)
+    path = os.path.join(directory, f"{name}.toml")
+    parse(text, path, name)  # what we write must read back
+    if os.path.exists(path):
+        raise PodFileError(f"{path} already exists", hint="remove it first, or choose another name")
+    os.makedirs(directory, exist_ok=True)
+    with open(path + ".tmp", "w") as file:
+        file.write(text)
+    os.replace(path + ".tmp", path)
+    return path

@@ -103,7 +103,8 @@ def app_unit(app: AppSpec) -> str:
         "[Service]",
         f"Type={'notify' if app.notify else 'exec'}",
         "MountAPIVFS=yes",  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
-        *(["NotifyAccess=main"] if app.notify else []),
+        # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
+        *(["NotifyAccess=main", "BindPaths=/run/systemd/notify"] if app.notify else []),
         f"RootDirectory={APP_ROOT.format(app=app.name)}",
         f"WorkingDirectory={app.working_directory}",
         f"User={app.user}",

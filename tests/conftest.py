@@ -92,3 +92,15 @@ def assert_golden(name: str, text: str) -> None:
         path.write_text(text)
     assert path.exists(), f"missing golden file {path} (run with NSPOD_UPDATE_GOLDEN=1)"
     assert text == path.read_text(), f"{path} differs (review, then NSPOD_UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/probe/probe.c, built static (it runs inside images that have no libc)."""
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    subprocess.run(
+        ["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(out), str(REPO / "tests/probe/probe.c")],
+        check=True,
+        capture_output=True,
+    )
+    return out

@@ -164,3 +164,93 @@ After = ["pod@db.service"]
     subprocess.run(["systemctl", "stop", "pod@flaky"], check=False)
     assert host.nspod("pod", "uninstall", "flaky").returncode == 0
     assert prop("pod@flaky.service", "Restart") == "no"
+
+
+def probe_image(directory: Path, probe: Path, args: list[str], *, notify: bool) -> Path:
+    """An image holding only the static probe."""
+    import shutil
+
+    from stage0.aci.build import build_aci
+
+    root = directory / "layout"
+    (root / "rootfs").mkdir(parents=True)
+    shutil.copy(probe, root / "rootfs/probe")
+    manifest = {
+        "acKind": "ImageManifest",
+        "acVersion": "0.8.11",
+        "name": "example.com/probe",
+        "app": {"exec": ["/probe", *args], "user": "0", "group": "0"},
+        "annotations": [{"name": "appc.io/executor/supports-systemd-notify", "value": str(notify).lower()}],
+    }
+    (root / "manifest").write_text(json.dumps(manifest))
+    aci = directory / "probe.aci"
+    build_aci(str(root), str(aci))
+    return aci
+
+
+def monotonic(unit: str, name: str) -> float:
+    return int(prop(unit, f"{name}Monotonic")) / 1e6
+
+
+def test_web_starts_only_after_db_is_ready(host: Host, probe: Path, tmp_path: Path) -> None:
+    db = probe_image(tmp_path / "db", probe, ["notify", "2000"], notify=True)
+    host.pod_file("db", f'[[app]]\nimage = "{db}"\n')
+    web = probe_image(tmp_path / "web", probe, ["notify", "0"], notify=True)
+    host.pod_file(
+        "web",
+        f'[[app]]\nimage = "{web}"\n\n[service]\nAfter = ["pod@db.service"]\n'
+        f'Requires = ["pod@db.service"]\n',
+    )
+    assert host.nspod("pod", "install", "web").returncode == 0
+    started = subprocess.run(["systemctl", "start", "pod@web"], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr + sh("journalctl", "-u", "pod@db", "--no-pager")
+    db_started = monotonic("pod@db.service", "ExecMainStartTimestamp")
+    db_ready = monotonic("pod@db.service", "ActiveEnterTimestamp")
+    web_started = monotonic("pod@web.service", "ExecMainStartTimestamp")
+    assert db_ready - db_started >= 2.0  # active only once the app said READY=1
+    assert web_started >= db_ready  # and only then was web started
+    assert "probe sent READY=1" in sh("journalctl", "-u", "pod@db", "-o", "cat")
+    for unit in ("pod@web", "pod@db"):
+        subprocess.run(["systemctl", "stop", unit], check=False, timeout=120)
+    assert host.nspod("pod", "uninstall", "web").returncode == 0
+
+
+def test_shipped_units_verify_and_gc_runs(host: Host, image: Path, tmp_path: Path) -> None:
+    units = sorted((REPO / "units").glob("*.service")) + sorted((REPO / "units").glob("*.timer"))
+    staged = tmp_path / "units"
+    staged.mkdir()
+    for unit in units:  # systemd-analyze wants instances of templates and existing binaries
+        name = unit.name.replace("@.service", "@check.service")
+        (staged / name).write_text(unit.read_text().replace("/usr/local/bin/nspod", "/usr/bin/true"))
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", *(str(p) for p in sorted(staged.iterdir()))],
+        capture_output=True,
+        text=True,
+        cwd=staged,
+    )
+    assert verified.returncode == 0, verified.stderr
+    tmpfiles = subprocess.run(
+        [
+            "systemd-tmpfiles",
+            "--create",
+            "--prefix=/run/nspod",
+            str(REPO / "units/tmpfiles.d/nspod.conf"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert tmpfiles.returncode == 0 and Path("/run/nspod/pods").is_dir(), tmpfiles.stderr
+    # the gc service, with only its command pointed at this checkout
+    command = f"{sys.executable} -m stage0 --dir {host.data}"
+    text = (REPO / "units/nspod-gc.service").read_text().replace("/usr/local/bin/nspod", command)
+    (UNIT_DIR / "nspod-gc.service").write_text(
+        text.replace("[Service]", f"[Service]\nEnvironment=PYTHONPATH={REPO}")
+    )
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    assert host.nspod("--insecure-options=image", "run", str(image)).returncode == 0
+    ran = subprocess.run(
+        ["systemctl", "start", "nspod-gc.service"], capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0 and prop("nspod-gc.service", "Result") == "success", ran.stderr
+    assert json.loads(host.nspod("list", "--format", "json").stdout)[0]["state"] == "exited garbage"
+    (UNIT_DIR / "nspod-gc.service").unlink()

@@ -1,0 +1,100 @@
+/* probe: a tiny static program the tests run inside pods.
+ *
+ *   probe report              print env, uid/gid/groups, cwd, capabilities and mount points
+ *   probe notify MS [SLEEP]   after MS milliseconds send READY=1 to $NOTIFY_SOCKET, then sleep SLEEP s
+ *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
+ *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
+ *
+ * Built by the tests with `gcc -static`; no libsystemd, so the sd_notify and sd_listen_fds
+ * protocols are spoken by hand, as an app in an image would.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int report(void) {
+    for (char **e = environ; *e; e++) printf("env %s\n", *e);
+    gid_t groups[64];
+    int n = getgroups(64, groups);
+    printf("uid %d\ngid %d\ngroups", (int)getuid(), (int)getgid());
+    for (int i = 0; i < n; i++) printf(" %d", (int)groups[i]);
+    char cwd[4096];
+    printf("\ncwd %s\n", getcwd(cwd, sizeof cwd) ? cwd : "?");
+    FILE *status = fopen("/proc/self/status", "r");
+    char line[512];
+    while (status && fgets(line, sizeof line, status))
+        if (strncmp(line, "CapEff:", 7) == 0) printf("capeff %s", line + 8);
+    if (status) fclose(status);
+    FILE *mounts = fopen("/proc/self/mountinfo", "r");
+    while (mounts && fgets(line, sizeof line, mounts)) {
+        char *field = line;
+        for (int i = 0; i < 4 && field; i++) field = strchr(field, ' ') ? strchr(field, ' ') + 1 : NULL;
+        if (field) { *strchr(field, ' ') = 0; printf("mount %s\n", field); }
+    }
+    if (mounts) fclose(mounts);
+    return 0;
+}
+
+static int notify(const char *message) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path) { fprintf(stderr, "probe: no NOTIFY_SOCKET\n"); return 1; }
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof addr.sun_path) return 1;
+    memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 1;
+    ssize_t sent = sendto(fd, message, strlen(message), 0, (struct sockaddr *)&addr,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    close(fd);
+    if (sent < 0) { perror("probe: sd_notify"); return 1; }
+    return 0;
+}
+
+static int serve(void) {
+    const char *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
+    int count = fds ? atoi(fds) : 0;
+    if (count <= 0) { fprintf(stderr, "probe: no LISTEN_FDS\n"); return 1; }
+    char *name[64] = {0}, *copy = names ? strdup(names) : NULL, *save = NULL;
+    for (int i = 0; i < count && i < 64; i++) name[i] = strtok_r(i ? NULL : copy, ":", &save);
+    printf("probe serving %d fd(s), LISTEN_PID=%s LISTEN_FDNAMES=%s\n", count, getenv("LISTEN_PID"),
+           names ? names : "");
+    fflush(stdout);
+    struct pollfd polls[64];
+    for (int i = 0; i < count && i < 64; i++) polls[i] = (struct pollfd){.fd = 3 + i, .events = POLLIN};
+    for (;;) {
+        if (poll(polls, (nfds_t)count, -1) < 0 && errno != EINTR) return 1;
+        for (int i = 0; i < count; i++) {
+            if (!(polls[i].revents & POLLIN)) continue;
+            int client = accept(polls[i].fd, NULL, NULL);
+            if (client < 0) continue;
+            dprintf(client, "probe fd=%d name=%s\n", 3 + i, name[i] ? name[i] : "");
+            close(client);
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "report") == 0) return report();
+    if (argc >= 3 && strcmp(argv[1], "notify") == 0) {
+        usleep((useconds_t)atoi(argv[2]) * 1000);
+        if (notify("READY=1\nSTATUS=probe is ready")) return 1;
+        printf("probe sent READY=1\n");
+        fflush(stdout);
+        sleep(argc >= 4 ? (unsigned)atoi(argv[3]) : 3600);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve();
+    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | serve\n");
+    return 64;
+}

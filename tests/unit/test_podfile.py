@@ -1,0 +1,114 @@
+"""Pod files: parsing, errors naming file and key, drop-ins, and --save-as writing one that reads back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stage0.podfile import PodFileError, drop_in, parse
+from tests.conftest import run_nspod
+
+GOOD = """
+hostname = "web.example"
+environment = { TZ = "UTC" }
+
+[[app]]
+image = "example.com/web:1.0"
+name = "web"
+exec = "/usr/sbin/httpd"
+args = ["-f", "-p", "80"]
+environment = { PORT = "80" }
+user = "www-data"
+working-directory = "/srv"
+
+[[app]]
+image = "sha512-0123"
+
+[service]
+Restart = "on-failure"
+After = ["pod@db.service", "network.target"]
+MemoryMax = "512M"
+TasksMax = 100
+"""
+
+
+def test_good_file() -> None:
+    pod = parse(GOOD, "/etc/nspod/pods/web.toml", "web")
+    assert pod.request.hostname == "web.example" and pod.request.set_env == (("TZ", "UTC"),)
+    app = pod.request.apps[0]
+    assert (app.image, app.name, app.exec, app.args, app.user, app.working_dir) == (
+        "example.com/web:1.0",
+        "web",
+        "/usr/sbin/httpd",
+        ("-f", "-p", "80"),
+        "www-data",
+        "/srv",
+    )
+    assert pod.request.apps[1].args is None
+    assert drop_in(pod).splitlines()[1:] == [
+        "",
+        "[Unit]",
+        "After=pod@db.service network.target",
+        "",
+        "[Service]",
+        "Restart=on-failure",
+        "MemoryMax=512M",
+        "TasksMax=100",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[[app]]\nimage = 'x'\nexecc = '/bin/true'\n", "/app/0"),
+        ("[[app]]\nimage = 'x'\nname = 'Web'\n", "/app/0/name"),
+        ("[[app]]\nimage = 'x'\nargs = '-f'\n", "/app/0/args"),
+        ("[[app]]\nimage = 'x'\nworking-directory = 'srv'\n", "/app/0/working-directory"),
+        ("hostname = 'x'\n", "/app"),
+        ("[[app]]\nimage = 'x'\n[service]\nExecStart = '/bin/evil'\n", "/service/ExecStart"),
+        ("[[app]]\nimage = 'x'\n[service]\nAfter = 3.5\n", "/service/After"),
+        ("[[app]\nimage = 'x'\n", "not valid TOML"),
+    ],
+)
+def test_errors_name_file_and_key(text: str, where: str) -> None:
+    with pytest.raises(PodFileError) as caught:
+        parse(text, "/etc/nspod/pods/bad.toml", "bad")
+    assert caught.value.message.startswith("/etc/nspod/pods/bad.toml: ")
+    assert where in caught.value.message
+
+
+def test_save_as_writes_a_file_that_reads_back(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    args = [
+        "--local-config",
+        str(etc),
+        "run",
+        "--hostname=h",
+        "--set-env=A=1",
+        "--save-as=web",
+        "example.com/web:1.0",
+        "--name=web",
+        "--exec=/bin/httpd",
+        "--environment=B=2",
+        "--",
+        "-f",
+        "x y",
+    ]
+    saved = run_nspod(*args)
+    assert saved.returncode == 0, saved.stderr
+    path = Path(saved.stdout.strip())
+    assert path == etc / "pods/web.toml"
+    pod = parse(path.read_text(), str(path), "web")
+    app = pod.request.apps[0]
+    assert (app.name, app.exec, app.args, app.environment) == (
+        "web",
+        "/bin/httpd",
+        ("-f", "x y"),
+        (("B", "2"),),
+    )
+    assert pod.request.set_env == (("A", "1"),) and pod.request.hostname == "h"
+    again = run_nspod(*args)
+    assert again.returncode == 254 and "already exists" in again.stderr
+    validated = run_nspod("pod", "validate", str(path))
+    assert validated.returncode == 0
