@@ -16,16 +16,26 @@ from stage0 import __version__
 from stage0.errors import Error, ExitCode
 from stage0.options import GlobalOptions, add_global_arguments
 
-# The verb-group table: module name → it registers its verbs. Order is the order in --help.
-VERB_GROUPS: tuple[str, ...] = (
-    "stage0.cmd_version",
-    "stage0.cmd_run",
-    "stage0.cmd_pods",
-    "stage0.cmd_podfiles",
-    "stage0.cmd_fetch",
-    "stage0.cmd_trust",
-    "stage0.cmd_image",
-)
+# The verb table: verb → the module (one per verb group) that registers it. Order is --help's.
+VERBS: dict[str, str] = {
+    "version": "stage0.cmd_version",
+    "run": "stage0.cmd_run",
+    "prepare": "stage0.cmd_run",
+    "run-prepared": "stage0.cmd_run",
+    "list": "stage0.cmd_pods",
+    "status": "stage0.cmd_pods",
+    "stop": "stage0.cmd_pods",
+    "rm": "stage0.cmd_pods",
+    "gc": "stage0.cmd_pods",
+    "enter": "stage0.cmd_pods",
+    "cat-manifest": "stage0.cmd_pods",
+    "logs": "stage0.cmd_pods",
+    "pod": "stage0.cmd_podfiles",
+    "fetch": "stage0.cmd_fetch",
+    "trust": "stage0.cmd_trust",
+    "image": "stage0.cmd_image",
+}
+_TAKES_VALUE = ("--dir", "--local-config", "--system-config", "--insecure-options")
 
 Handler = Callable[[GlobalOptions, argparse.Namespace], int | None]
 
@@ -34,7 +44,21 @@ class VerbGroup(Protocol):
     def register(self, verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_verb(argv: Sequence[str]) -> str | None:
+    """The verb on the command line, skipping global options (and their values)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _TAKES_VALUE:
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in VERBS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; for a known verb only its group is built (start-up time), else every group."""
     parser = argparse.ArgumentParser(
         prog="nspod",
         description="nspod runs App Container pods as native systemd services.",
@@ -44,14 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_arguments(parser)
     parser.add_argument("--version", action="version", version=f"nspod {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name in VERB_GROUPS:
+    verb = requested_verb(argv)
+    for name in dict.fromkeys([VERBS[verb]] if verb else VERBS.values()):
         group: VerbGroup = importlib.import_module(name)
         group.register(verbs)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # usage errors exit 2 here
     options = GlobalOptions.from_args(args)
     from stage0.log import log_setup

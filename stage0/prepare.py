@@ -184,6 +184,7 @@ def app_spec(
         pre_start=tuple(h.exec for h in handlers if h.name == "pre-start"),
         post_stop=tuple(h.exec for h in handlers if h.name == "post-stop"),
         notify=manifest.annotation(NOTIFY) == "true",
+        sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
     )
 
 

@@ -70,6 +70,7 @@ class AppSpec:
     pre_start: tuple[tuple[str, ...], ...] = ()  # commands run before exec, in the app's root
     post_stop: tuple[tuple[str, ...], ...] = ()
     notify: bool = False  # the app sends READY=1 itself (sd_notify)
+    sockets: tuple[str, ...] = ()  # names of its socket-activated ports: inherited fds of that name go to it
     read_only_rootfs: bool = False
 
 
@@ -96,7 +97,7 @@ class PodSpec:
 
         def app(raw: dict[str, Any]) -> AppSpec:
             values: dict[str, Any]
-            tuples = {"exec", "supplementary_gids"}
+            tuples = {"exec", "supplementary_gids", "sockets"}
             nested = {"env", "pre_start", "post_stop"}
             values = {
                 k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v

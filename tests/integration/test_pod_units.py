@@ -166,7 +166,14 @@ After = ["pod@db.service"]
     assert prop("pod@flaky.service", "Restart") == "no"
 
 
-def probe_image(directory: Path, probe: Path, args: list[str], *, notify: bool) -> Path:
+def probe_image(
+    directory: Path,
+    probe: Path,
+    args: list[str],
+    *,
+    notify: bool,
+    ports: list[dict[str, object]] | None = None,
+) -> Path:
     """An image holding only the static probe."""
     import shutil
 

@@ -122,3 +122,17 @@ def test_global_flags_are_parsed() -> None:
     assert options.dir.startswith("/") and options.dir.endswith("/rel/dir")
     assert options.allows(InsecureOption.HTTP) and not options.allows(InsecureOption.IMAGE)
     assert options.local_config == "/etc/nspod" and options.system_config == "/usr/lib/nspod"
+
+
+def test_verb_table_matches_the_parsers() -> None:
+    """Every verb the groups register is in the table (so the fast path finds it), and no more."""
+    import argparse
+
+    from stage0.cli import VERBS, build_parser, requested_verb
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == list(VERBS)
+    assert requested_verb(["--dir", "/x", "--debug", "image", "list"]) == "image"
+    assert requested_verb(["--insecure-options", "image", "fetch", "x"]) == "fetch"
+    assert requested_verb(["--help"]) is None and requested_verb(["nonsense"]) is None
