@@ -108,11 +108,22 @@ class Fetcher:
     # -- files ---------------------------------------------------------------------------------------
 
     def fetch_file(self, path: str, signature_path: str | None) -> ImageRow:
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: no such file", hint="give the path of an .aci file")
+        """Import a file. Under the ``new`` policy (run, prepare, pod@) a file imported before and
+        unchanged since (same size and mtime) is taken from the store instead of read again."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise InputError(f"{path}: no such file", hint="give the path of an .aci file") from None
+        url, stamp = "file://" + os.path.abspath(path), f"{st.st_size}-{st.st_mtime_ns}"
+        remote = self.store.index.remote(url)
+        if self.options.pull_policy is not PullPolicy.UPDATE and remote is not None and remote.etag == stamp:
+            row = self.store.index.image(remote.image_id)
+            if row is not None and (row.signer or self.options.skips(InsecureOption.IMAGE)):
+                return row
         sig = self._read_signature(signature_path or path + ".asc", required=signature_path is not None)
         verified = self._check(path, sig, source=path)
         row = self.store.import_file(path, signature=sig, signer=verified.fingerprint if verified else None)
+        self.store.index.set_remote(RemoteRow(url, row.id, stamp, 0, time.time()))
         return row
 
     # -- URLs ----------------------------------------------------------------------------------------

@@ -135,3 +135,23 @@ def test_rm_and_gc(home: Path) -> None:
     assert missing.returncode == 254 and "no image example.com/hello" in missing.stderr
     bad = nspod(home, "image", "gc", "--grace-period=soon")
     assert bad.returncode == 2
+
+
+def test_unchanged_file_is_not_imported_again_under_pull_policy_new(home: Path, layout: Path) -> None:
+    import os
+
+    from stage0.aci.compression import Compression
+
+    aci = home / "plain.aci"  # uncompressed: new content of the same length keeps the file's size
+    build_aci(str(layout), str(aci), compression=Compression.NONE)
+    first = fetch(home, "--pull-policy=new", str(aci))
+    # different bytes, same size and mtime: only a stat-based cache hit returns the first image
+    st = aci.stat()
+    (layout / "rootfs/etc/hostname").write_text("dop\n")
+    build_aci(str(layout), str(aci), compression=Compression.NONE, overwrite=True)
+    assert aci.stat().st_size == st.st_size
+    os.utime(aci, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert fetch(home, "--pull-policy=new", str(aci)) == first
+    assert fetch(home, "--pull-policy=update", str(aci)) != first  # update always reads the file
+    refused = nspod(home, "fetch", "--pull-policy=new", str(aci))
+    assert refused.returncode == 254 and "is not signed" in refused.stderr  # trust is still checked
