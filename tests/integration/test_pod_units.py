@@ -95,6 +95,7 @@ args = ["-c", "echo web-is-up; exec sleep 300"]
     assert prop("pod@web.service", "ActiveState") == "active"
     status = sh("systemctl", "status", "pod@web", "--no-pager")
     assert "systemd-nspawn" in status.split("Main PID:")[1].splitlines()[0]
+    assert 'Status: "Container running: Ready."' in status
     assert "web" in sh("machinectl", "list", "--no-legend")
     assert "Unit: pod@web.service" in sh("machinectl", "status", "web")
     deadline = time.monotonic() + 10
