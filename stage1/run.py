@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from stage1.abi import Error, PodPaths, PodSpec
 from stage1.nspawn import FLOCK, nspawn_argv, pod_service
 from stage1.systemd import Systemd, UnitStatus
 from stage1.tree import write_tree
-from stage1.units import tree
+from stage1.units import Socket, assign_sockets, tree
 
 READY_TIMEOUT = 90.0
 
@@ -31,8 +32,8 @@ def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
         ) from None
 
 
-def prepare_dirs(spec: PodSpec, paths: PodPaths) -> None:
-    write_tree(paths.stage1, tree(spec))
+def prepare_dirs(spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None) -> None:
+    write_tree(paths.stage1, tree(spec, sockets))
     os.makedirs(paths.status, exist_ok=True)
     for app in spec.apps:
         os.makedirs(paths.upper(app.name), exist_ok=True)
@@ -154,11 +155,43 @@ def own_unit() -> str:
     raise Error("not running in a systemd service", hint="'nspod pod exec' is what pod@NAME.service runs")
 
 
+def inherited_sockets() -> list[tuple[str, str, str]]:
+    """(name, listen kind, address) of the sockets systemd passed us (``$LISTEN_FDS``), in fd order."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    count = int(os.environ.get("LISTEN_FDS", "0") or 0)
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
+    kinds = {
+        socket.SOCK_STREAM: "ListenStream",
+        socket.SOCK_DGRAM: "ListenDatagram",
+        socket.SOCK_SEQPACKET: "ListenSequentialPacket",
+    }
+    found = []
+    for index in range(count):
+        sock = socket.socket(fileno=3 + index)
+        try:
+            kind, family, address = kinds[sock.type], sock.family, sock.getsockname()
+        finally:
+            sock.detach()  # the fd stays open for nspawn
+        if family == socket.AF_INET6:
+            text = f"[{address[0]}]:{address[1]}"
+        elif family == socket.AF_INET:
+            text = f"{address[0]}:{address[1]}"
+        else:
+            text = str(address)
+        found.append((names[index] if index < len(names) else "", kind, text))
+    return found
+
+
 def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
-    """``pod@NAME.service``'s main process becomes the pod's nspawn (``--keep-unit``): one unit for all."""
+    """``pod@NAME.service``'s main process becomes the pod's nspawn (``--keep-unit``): one unit for all.
+
+    Sockets the unit inherited go on to nspawn (same PID), which hands them to the pod's systemd;
+    the pod's socket units, written here with the names nspawn drops, adopt them by address.
+    """
     spec, paths = load(pod_dir)
     unit = own_unit()
-    prepare_dirs(spec, paths)
+    prepare_dirs(spec, paths, sockets=assign_sockets(spec, inherited_sockets()))
     with open(paths.unit, "w") as file:
         file.write(unit + "\n")
     with open(paths.started, "w") as file:

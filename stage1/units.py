@@ -72,6 +72,48 @@ fi
 
 
 @dataclass(frozen=True, slots=True)
+class Socket:
+    """A socket the pod's unit inherited (systemd socket activation), and the app that gets it."""
+
+    app: str
+    name: str  # FileDescriptorName=, which nspawn does not pass on: we carry it ourselves
+    listen: str  # ListenStream=, ListenDatagram= or ListenSequentialPacket=
+    address: str
+
+    @property
+    def unit(self) -> str:
+        return f"{self.app}-{self.name}.socket"
+
+
+def assign_sockets(spec: PodSpec, inherited: list[tuple[str, str, str]]) -> list[Socket]:
+    """Give each inherited (name, listen kind, address) to the app with a socket-activated port of
+    that name, else to the first app with any socket-activated port, else to the first app."""
+    fallback = next((a.name for a in spec.apps if a.sockets), spec.apps[0].name)
+    sockets = []
+    for index, (name, listen, address) in enumerate(inherited):
+        owner = next((a.name for a in spec.apps if name in a.sockets), fallback)
+        sockets.append(Socket(owner, name or f"fd{3 + index}", listen, address))
+    return sockets
+
+
+def socket_unit(socket: Socket) -> str:
+    # the pod's systemd adopts the inherited fd whose address matches, instead of binding anew
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=Socket {socket.name} of {socket.app}",
+            "DefaultDependencies=no",
+            "",
+            "[Socket]",
+            f"{socket.listen}={socket.address}",
+            f"FileDescriptorName={socket.name}",
+            f"Service={socket.app}.service",
+            "",
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class TreeFile:
     content: str
     mode: int = 0o644
@@ -86,13 +128,14 @@ class Tree:
     dirs: tuple[str, ...]
 
 
-def app_unit(app: AppSpec) -> str:
+def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
     env = [("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env]
     lines = [
         "[Unit]",
         f"Description=Application {app.name}",
         "DefaultDependencies=no",
         f"Wants=reaper-{app.name}.service",
+        *([f"Requires={' '.join(sockets)}", f"After={' '.join(sockets)}"] if sockets else []),
         # journald must have accepted the app's output stream before the app can end (see the reaper)
         "After=systemd-journald.service",
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
@@ -121,6 +164,7 @@ def app_unit(app: AppSpec) -> str:
         "StandardOutput=journal+console",
         "StandardError=journal+console",
         f"SyslogIdentifier={app.name}",
+        *([f"Sockets={' '.join(sockets)}"] if sockets else []),
         "Restart=no",
         "TimeoutStartSec=0",
         "",
@@ -200,8 +244,8 @@ def group(spec: PodSpec) -> str:
     return "".join(f"{name}:x:{gid}:\n" for gid, name in sorted(groups.items()))
 
 
-def tree(spec: PodSpec) -> Tree:
-    """Everything stage1 puts into the stage1 root for ``spec`` (pure)."""
+def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
+    """Everything stage1 puts into the stage1 root for ``spec`` (pure); ``sockets``: inherited fds."""
     units = "etc/systemd/system"
     files: dict[str, TreeFile] = {
         "etc/os-release": TreeFile('ID=nspod-stage1\nNAME="nspod stage1"\n'),
@@ -214,8 +258,16 @@ def tree(spec: PodSpec) -> Tree:
         f"{units}/pod.target": TreeFile(pod_target(spec)),
         f"{units}/shutdown.service": TreeFile(SHUTDOWN_UNIT),
     }
+    for socket in sockets or []:
+        files[f"{units}/{socket.unit}"] = TreeFile(socket_unit(socket))
+    if sockets:
+        # systemd offers inherited fds only to units loaded while it enumerates at start-up: -.mount
+        # always is, and what it names is loaded with it, so the socket units get their fds
+        wants = " ".join(s.unit for s in sockets)
+        files[f"{units}/-.mount.d/nspod-sockets.conf"] = TreeFile(f"[Unit]\nWants={wants}\n")
     for app in spec.apps:
-        files[f"{units}/{app.name}.service"] = TreeFile(app_unit(app))
+        mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
+        files[f"{units}/{app.name}.service"] = TreeFile(app_unit(app, mine))
         files[f"{units}/reaper-{app.name}.service"] = TreeFile(reaper_unit(app))
     links = {
         "bin": "usr/bin",

@@ -262,3 +262,42 @@ def test_shipped_units_verify_and_gc_runs(host: Host, image: Path, tmp_path: Pat
     assert ran.returncode == 0 and prop("nspod-gc.service", "Result") == "success", ran.stderr
     assert json.loads(host.nspod("list", "--format", "json").stdout)[0]["state"] == "exited garbage"
     (UNIT_DIR / "nspod-gc.service").unlink()
+
+
+def test_socket_activation_hands_the_fd_and_its_name_to_the_app(
+    host: Host, probe: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    image = probe_image(
+        tmp_path / "sock",
+        probe,
+        ["serve"],
+        notify=False,
+        ports=[{"name": "http", "protocol": "tcp", "port": 8080, "socketActivated": True}],
+    )
+    host.pod_file("sock", f'[[app]]\nimage = "{image}"\n')
+    # 127.0.0.1 of the test host's own network namespace: nothing leaves the machine
+    (UNIT_DIR / "pod@sock.socket").write_text(
+        "[Socket]\nListenStream=127.0.0.1:18080\nFileDescriptorName=http\n"
+    )
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    try:
+        assert subprocess.run(["systemctl", "start", "pod@sock.socket"], capture_output=True).returncode == 0
+        assert prop("pod@sock.service", "ActiveState") == "inactive"  # nothing runs before the first client
+        with socket.create_connection(("127.0.0.1", 18080), timeout=60) as client:
+            client.settimeout(60)
+            answer = client.makefile().readline()
+        assert answer == "probe fd=3 name=http\n"  # the pod started, and the app got the very socket
+        deadline = time.monotonic() + 30  # the app can answer while the pod's boot is still finishing
+        while prop("pod@sock.service", "ActiveState") != "active" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert prop("pod@sock.service", "ActiveState") == "active"
+        journal = sh("journalctl", "-u", "pod@sock", "-o", "cat")
+        assert "LISTEN_FDNAMES=http" in journal, journal
+    finally:
+        subprocess.run(
+            ["systemctl", "stop", "pod@sock.socket", "pod@sock.service"], check=False, timeout=120
+        )
+        (UNIT_DIR / "pod@sock.socket").unlink()
+        subprocess.run(["systemctl", "daemon-reload"], check=True)

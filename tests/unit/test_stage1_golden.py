@@ -61,3 +61,37 @@ def test_host_unit_golden() -> None:
 
 def test_pod_spec_round_trip() -> None:
     assert PodSpec.from_json(SPEC.to_json()) == SPEC
+
+
+def test_inherited_sockets_golden() -> None:
+    from stage1.units import assign_sockets
+
+    spec = PodSpec(
+        uuid=SPEC.uuid,
+        machine="web",
+        hostname="web",
+        apps=(
+            AppSpec(name="front", rootfs="/r", exec=("/bin/front",)),
+            AppSpec(name="server", rootfs="/r", exec=("/bin/server",), sockets=("http", "admin")),
+        ),
+    )
+    sockets = assign_sockets(
+        spec,
+        [
+            ("http", "ListenStream", "127.0.0.1:80"),
+            ("", "ListenDatagram", "[::1]:53"),
+            ("metrics", "ListenStream", "/run/metrics.sock"),
+        ],
+    )
+    assert [(s.app, s.name) for s in sockets] == [
+        ("server", "http"),
+        ("server", "fd4"),
+        ("server", "metrics"),
+    ]
+    files = tree(spec, sockets).files
+    text = "".join(
+        f"### {path}\n{files[path].content}\n"
+        for path in sorted(files)
+        if path.endswith((".socket", ".conf", "server.service"))
+    )
+    assert_golden("stage1-sockets.txt", text)
