@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from stage1.abi import PodPaths, PodSpec, unit_name
 from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
-from stage1.units import APP_ROOT, STATUS_DIR
+from stage1.units import APP_ROOT, HOST_NOTIFY, STATUS_DIR
 
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
+HOST_MANAGER_NOTIFY = "/run/systemd/notify"
 
 
 def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[str]:
@@ -26,6 +27,8 @@ def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[
         f"--directory={paths.stage1}",
         "--bind-ro=/usr",
         f"--bind={paths.status}:{STATUS_DIR}",
+        # the host manager's notify socket: the pod reports its apps' readiness as the unit's STATUS=
+        f"--bind={HOST_MANAGER_NOTIFY}:{HOST_NOTIFY}",
     ]
     for app in spec.apps:
         option = "--overlay-ro" if app.read_only_rootfs else "--overlay"
@@ -46,6 +49,7 @@ def pod_service(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> Trans
         description=f"nspod pod {spec.machine}",
         exec_start=(ExecCommand(FLOCK, tuple(argv)),),
         type=ServiceType.NOTIFY,
+        notify_access="all",  # nspawn says READY=1; the pod's ready units say STATUS= (see units.py)
         slice="machine.slice",
         delegate=True,
         kill_mode=KillMode.MIXED,

@@ -64,6 +64,7 @@ class TransientService:
     exec_start: tuple[ExecCommand, ...]
     description: str = ""
     type: ServiceType = ServiceType.SIMPLE
+    notify_access: str | None = None  # main, exec, all
     slice: str | None = None
     delegate: bool = False
     kill_mode: KillMode | None = None
@@ -99,6 +100,8 @@ class TransientService:
             Property("CollectMode", "s", str(self.collect_mode)),
             Property("AddRef", "b", self.add_ref),
         ]
+        if self.notify_access:
+            props.append(Property("NotifyAccess", "s", self.notify_access))
         if self.slice:
             props.append(Property("Slice", "s", self.slice))
         if self.delegate:

@@ -71,6 +71,42 @@ fi
 """
 
 
+HOST_NOTIFY = "/run/nspod/host-notify"  # the host manager's notify socket, bound into the pod
+
+READY = """#!/usr/bin/python3
+# ready APP COUNT: APP has started (and said READY=1 if it speaks sd_notify); tell the host unit
+# how many of the pod's COUNT apps are ready, as its STATUS=.
+import os, socket, sys, time
+
+os.makedirs("/run/nspod-ready", exist_ok=True)
+open(f"/run/nspod-ready/{sys.argv[1]}", "w").close()
+ready = len(os.listdir("/run/nspod-ready"))
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    try:
+        sock.sendto(f"STATUS={ready}/{sys.argv[2]} apps ready".encode(), "/run/nspod/host-notify")
+    except OSError:
+        sys.exit(0)  # no host manager listening (a pod run outside systemd): nothing to report
+time.sleep(0.2)  # the manager attributes the message by our PID: still be there when it looks
+"""
+
+
+def ready_unit(app: AppSpec, count: int) -> str:
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=Report {app.name} ready",
+            "DefaultDependencies=no",
+            f"After={app.name}.service",
+            f"Requisite={app.name}.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            f"ExecStart=/nspod/bin/ready {app.name} {count}",
+            "",
+        ]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Socket:
     """A socket the pod's unit inherited (systemd socket activation), and the app that gets it."""
@@ -134,7 +170,7 @@ def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
         "[Unit]",
         f"Description=Application {app.name}",
         "DefaultDependencies=no",
-        f"Wants=reaper-{app.name}.service",
+        f"Wants=reaper-{app.name}.service ready-{app.name}.service",
         *([f"Requires={' '.join(sockets)}", f"After={' '.join(sockets)}"] if sockets else []),
         # journald must have accepted the app's output stream before the app can end (see the reaper)
         "After=systemd-journald.service",
@@ -255,6 +291,7 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
         "etc/passwd": TreeFile(passwd(spec)),
         "etc/group": TreeFile(group(spec)),
         "nspod/bin/reaper": TreeFile(REAPER, 0o755),
+        "nspod/bin/ready": TreeFile(READY, 0o755),
         f"{units}/pod.target": TreeFile(pod_target(spec)),
         f"{units}/shutdown.service": TreeFile(SHUTDOWN_UNIT),
     }
@@ -269,6 +306,7 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
         mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
         files[f"{units}/{app.name}.service"] = TreeFile(app_unit(app, mine))
         files[f"{units}/reaper-{app.name}.service"] = TreeFile(reaper_unit(app))
+        files[f"{units}/ready-{app.name}.service"] = TreeFile(ready_unit(app, len(spec.apps)))
     links = {
         "bin": "usr/bin",
         "sbin": "usr/sbin",
@@ -287,6 +325,7 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
         "dev",
         "root",
         STATUS_DIR.lstrip("/"),
+        "run/nspod",
         *(APP_ROOT.format(app=a.name).lstrip("/") for a in spec.apps),
     )
     return Tree(files, links, dirs)

@@ -301,3 +301,23 @@ def test_socket_activation_hands_the_fd_and_its_name_to_the_app(
         )
         (UNIT_DIR / "pod@sock.socket").unlink()
         subprocess.run(["systemctl", "daemon-reload"], check=True)
+
+
+def test_status_shows_how_many_apps_are_ready(host: Host, probe: Path, tmp_path: Path) -> None:
+    quick = probe_image(tmp_path / "quick", probe, ["notify", "1000"], notify=True)
+    slow = probe_image(tmp_path / "slow", probe, ["notify", "3000"], notify=True)
+    host.pod_file(
+        "progress",
+        f'[[app]]\nimage = "{quick}"\nname = "quick"\n\n[[app]]\nimage = "{slow}"\nname = "slow"\n',
+    )
+    subprocess.run(["systemctl", "start", "--no-block", "pod@progress"], check=True)
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while prop("pod@progress.service", "ActiveState") != "active" and time.monotonic() < deadline:
+        text = prop("pod@progress.service", "StatusText")
+        if text and text not in seen:
+            seen.append(text)
+        time.sleep(0.05)
+    assert prop("pod@progress.service", "ActiveState") == "active"
+    assert "1/2 apps ready" in seen, seen  # while the slow app was still on its way
+    subprocess.run(["systemctl", "stop", "pod@progress"], check=False, timeout=120)
