@@ -15,7 +15,16 @@ from typing import Any
 
 from stage0.options import GlobalOptions
 
-APP_FLAGS = ("--name", "--exec", "--environment", "--user", "--group", "--working-dir", "--signature")
+APP_FLAGS = (
+    "--name",
+    "--exec",
+    "--environment",
+    "--user",
+    "--group",
+    "--working-dir",
+    "--signature",
+    "--mount",
+)
 
 
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
@@ -28,6 +37,20 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument("--inherit-env", action="store_true", help="start from nspod's own environment")
     parser.add_argument("--uuid-file-save", metavar="FILE", help="write the pod's UUID here, first thing")
     parser.add_argument("--pull-policy", choices=["never", "new", "update"], default="new")
+    parser.add_argument(
+        "--volume",
+        action="append",
+        default=[],
+        metavar="NAME,kind=host|empty,…",
+        help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty",
+    )
+    parser.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="volume=NAME,target=/path",
+        help="mount a volume into every app (after an image: into that app)",
+    )
     parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
     if runtime:
         parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
@@ -56,7 +79,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def parse_apps(tokens: list[str]) -> list[Any]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
-    from stage0.prepare import AppRequest, parse_env
+    from stage0.prepare import AppRequest, parse_env, parse_mount
 
     apps: list[dict[str, Any]] = []
     i = 0
@@ -91,6 +114,8 @@ def parse_apps(tokens: list[str]) -> list[Any]:
                     *apps[-1].get("environment", ()),
                     parse_env(value, "--environment"),
                 )
+            elif field == "mount":
+                apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
             else:
                 apps[-1][field] = value
         else:
@@ -101,7 +126,7 @@ def parse_apps(tokens: list[str]) -> list[Any]:
 
 def _request(args: argparse.Namespace) -> Any:
     from stage0.errors import UsageError
-    from stage0.prepare import PodRequest, parse_env, read_env_file
+    from stage0.prepare import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
     if args.pod_manifest:
         raise UsageError("--pod-manifest is not supported yet", hint="give the images on the command line")
@@ -112,6 +137,8 @@ def _request(args: argparse.Namespace) -> Any:
         set_env=tuple(parse_env(e, "--set-env") for e in args.set_env),
         env_file=read_env_file(args.set_env_file) if args.set_env_file else (),
         inherit_env=dict(os.environ) if args.inherit_env else {},
+        volumes=tuple(parse_volume(v) for v in args.volume),
+        mounts=tuple(parse_mount(m) for m in args.mount),
     )
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from stage0.errors import Error, SchemaError
 from stage0.prepare import AppRequest, PodRequest
+from stage1.abi import VolumeSpec
 
 POD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 RUNTIME_DIR = "/run/nspod/pods"
@@ -147,14 +148,33 @@ def parse(text: str, path: str, name: str) -> PodFile:
             user=app.get("user"),
             group=app.get("group"),
             working_dir=app.get("working-directory"),
+            mounts=tuple((m["volume"], m["path"], m.get("read-only", False)) for m in app.get("mounts", [])),
         )
         for app in doc["app"]
     )
+    volumes = []
+    for i, raw in enumerate(doc.get("volume", [])):
+        if (raw["kind"] == "host") != ("source" in raw):
+            raise PodFileError(
+                f"{path}: /volume/{i}/source: a host volume needs one, an empty volume has none"
+            )
+        volumes.append(
+            VolumeSpec(
+                name=raw["name"],
+                kind=raw["kind"],
+                source=raw.get("source", ""),
+                read_only=raw.get("read-only", False),
+                mode=int(raw.get("mode", "0755"), 8),
+                uid=raw.get("uid", 0),
+                gid=raw.get("gid", 0),
+            )
+        )
     request = PodRequest(
         apps=apps,
         name=name,
         hostname=doc.get("hostname") or name,
         set_env=tuple(doc.get("environment", {}).items()),
+        volumes=tuple(volumes),
     )
     return PodFile(name, path, request, tuple(service))
 

@@ -20,7 +20,7 @@ from stage0.render import rendered_rootfs
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import ImageManifest
 from stage0.store.index import ImageRow
-from stage1.abi import AppSpec, PodSpec
+from stage1.abi import AppSpec, PodSpec, VolumeSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOTIFY = "appc.io/executor/supports-systemd-notify"
@@ -43,6 +43,7 @@ class AppRequest:
     group: str | None = None
     working_dir: str | None = None
     signature: str | None = None
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, path, read-only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class PodRequest:
     set_env: tuple[tuple[str, str], ...] = ()
     env_file: tuple[tuple[str, str], ...] = ()
     inherit_env: Mapping[str, str] = field(default_factory=dict)
+    volumes: tuple[VolumeSpec, ...] = ()
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # for every app
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:
@@ -60,6 +63,63 @@ def parse_env(text: str, what: str) -> tuple[str, str]:
     if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
         raise UsageError(f"bad {what} {text!r}", hint="write NAME=VALUE")
     return name, value
+
+
+def _options(text: str, what: str) -> tuple[str, dict[str, str]]:
+    """``name,key=value,…`` (rkt's --volume) or ``key=value,…`` (--mount)."""
+    head, *rest = text.split(",")
+    options = {}
+    for part in ([head] if "=" in head else []) + rest:
+        key, equals, value = part.partition("=")
+        if not equals:
+            raise UsageError(f"bad {what} {text!r}: {part!r} is not key=value")
+        options[key] = value
+    return ("" if "=" in head else head), options
+
+
+def _flag(value: str, what: str) -> bool:
+    if value not in ("true", "false"):
+        raise UsageError(f"{what} must be true or false, not {value!r}")
+    return value == "true"
+
+
+def parse_volume(text: str) -> VolumeSpec:
+    """``NAME,kind=host,source=/path[,readOnly=true]`` or ``NAME,kind=empty[,mode=0755,uid=0,gid=0]``."""
+    name, options = _options(text, "--volume")
+    kind = options.pop("kind", "")
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) or kind not in ("host", "empty"):
+        raise UsageError(f"bad --volume {text!r}", hint="NAME,kind=host,source=/path or NAME,kind=empty")
+    read_only = _flag(options.pop("readOnly", "false"), "readOnly")
+    try:
+        if kind == "host":
+            source = options.pop("source", "")
+            if not source.startswith("/"):
+                raise UsageError(f"--volume {name}: source must be an absolute host path")
+            spec = VolumeSpec(name=name, kind=kind, source=source, read_only=read_only)
+        else:
+            spec = VolumeSpec(
+                name=name,
+                kind=kind,
+                read_only=read_only,
+                mode=int(options.pop("mode", "0755"), 8),
+                uid=int(options.pop("uid", "0")),
+                gid=int(options.pop("gid", "0")),
+            )
+    except ValueError:
+        raise UsageError(f"bad --volume {text!r}: mode is octal, uid and gid are numbers") from None
+    if options:
+        raise UsageError(f"--volume {name}: unknown option(s) {', '.join(options)}")
+    return spec
+
+
+def parse_mount(text: str) -> tuple[str, str, bool]:
+    """``volume=NAME,target=/path[,readOnly=true]``."""
+    _, options = _options(text, "--mount")
+    volume, target = options.pop("volume", ""), options.pop("target", "")
+    read_only = _flag(options.pop("readOnly", "false"), "readOnly")
+    if not volume or not target.startswith("/") or options:
+        raise UsageError(f"bad --mount {text!r}", hint="volume=NAME,target=/path[,readOnly=true]")
+    return volume, target, read_only
 
 
 def read_env_file(path: str) -> tuple[tuple[str, str], ...]:
@@ -168,6 +228,14 @@ def app_spec(
     env.pop("AC_APP_NAME", None)
     path_var = env.get("PATH", DEFAULT_PATH)
     argv[0] = find_executable(rootfs, argv[0], path_var)
+    explicit = (*pod.mounts, *request.mounts)
+    mounted = {path for _, path, _ in explicit}
+    # appc: a pod volume named like one of the app's mount points is mounted there
+    implicit = tuple(
+        (str(m.name), str(m.path), m.read_only)
+        for m in (app.mount_points if app else ())
+        if str(m.name) in {v.name for v in pod.volumes} and str(m.path) not in mounted
+    )
     user = request.user or (app.user if app else "0")
     group = request.group or (app.group if app else "0")
     handlers = app.event_handlers if app else ()
@@ -185,6 +253,7 @@ def app_spec(
         post_stop=tuple(h.exec for h in handlers if h.name == "post-stop"),
         notify=manifest.annotation(NOTIFY) == "true",
         sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
+        mounts=explicit + implicit,
     )
 
 
@@ -213,8 +282,15 @@ def build_pod(
                 **({"app": manifest.app.to_json()} if manifest.app else {}),
             }
         )
+    check_volumes(request.volumes, apps)
     machine = request.name or f"nspod-{uuid}"
-    spec = PodSpec(uuid=uuid, machine=machine, hostname=request.hostname or machine, apps=tuple(apps))
+    spec = PodSpec(
+        uuid=uuid,
+        machine=machine,
+        hostname=request.hostname or machine,
+        apps=tuple(apps),
+        volumes=request.volumes,
+    )
     pod_manifest: dict[str, object] = {
         "acKind": "PodManifest",
         "acVersion": "0.8.11",
@@ -222,6 +298,28 @@ def build_pod(
         "annotations": [{"name": "nspod.io/machine", "value": machine}],
     }
     return spec, pod_manifest, image_ids
+
+
+def check_volumes(volumes: tuple[VolumeSpec, ...], apps: list[AppSpec]) -> None:
+    """Names unique, host sources present (appc: a missing source is an error), mounts resolvable."""
+    names = [v.name for v in volumes]
+    if len(set(names)) != len(names):
+        raise UsageError("two volumes have the same name", hint="give each --volume its own name")
+    for volume in volumes:
+        if volume.kind == "host" and not os.path.isdir(volume.source):
+            raise PrepareError(
+                f"volume {volume.name}: host directory {volume.source} does not exist",
+                hint="create it first; nspod does not create host paths",
+            )
+    for app in apps:
+        for name, path, _ in app.mounts:
+            if name not in names:
+                raise UsageError(
+                    f"app {app.name} mounts volume {name!r}, which is not defined",
+                    hint="define it with --volume NAME,kind=…",
+                )
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise UsageError(f"app {app.name}: mount target {path!r} must be an absolute path")
 
 
 def write_pod(path: str, spec: PodSpec, manifest: Mapping[str, object], image_ids: list[str]) -> None:

@@ -20,7 +20,17 @@ from typing import Any
 
 ABI_VERSION = 1
 
-__all__ = ["ABI_VERSION", "ENTRYPOINTS", "AppSpec", "Error", "ExitCode", "PodPaths", "PodSpec", "unit_name"]
+__all__ = [
+    "ABI_VERSION",
+    "ENTRYPOINTS",
+    "AppSpec",
+    "Error",
+    "ExitCode",
+    "PodPaths",
+    "PodSpec",
+    "VolumeSpec",
+    "unit_name",
+]
 
 
 class ExitCode(enum.IntEnum):
@@ -56,6 +66,19 @@ ENTRYPOINTS = ("run", "exec", "stop", "enter", "gc")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSpec:
+    """A pod volume: a host directory, or an empty one stage1 makes in the pod directory."""
+
+    name: str
+    kind: str  # "host" or "empty"
+    source: str = ""  # host: the absolute host path (checked to exist by stage0)
+    read_only: bool = False
+    mode: int = 0o755  # empty volumes
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppSpec:
     """One app, resolved: stage1 does no image lookups, name resolution or PATH searches."""
 
@@ -70,7 +93,8 @@ class AppSpec:
     pre_start: tuple[tuple[str, ...], ...] = ()  # commands run before exec, in the app's root
     post_stop: tuple[tuple[str, ...], ...] = ()
     notify: bool = False  # the app sends READY=1 itself (sd_notify)
-    sockets: tuple[str, ...] = ()  # names of its socket-activated ports: inherited fds of that name go to it
+    sockets: tuple[str, ...] = ()  # its socket-activated ports: inherited fds of these names go to it
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, absolute path in the app, read-only)
     read_only_rootfs: bool = False
 
 
@@ -82,6 +106,7 @@ class PodSpec:
     apps: tuple[AppSpec, ...]
     abi: int = ABI_VERSION
     annotations: tuple[tuple[str, str], ...] = field(default=())
+    volumes: tuple[VolumeSpec, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -98,7 +123,7 @@ class PodSpec:
         def app(raw: dict[str, Any]) -> AppSpec:
             values: dict[str, Any]
             tuples = {"exec", "supplementary_gids", "sockets"}
-            nested = {"env", "pre_start", "post_stop"}
+            nested = {"env", "pre_start", "post_stop", "mounts"}
             values = {
                 k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v
                 for k, v in raw.items()
@@ -112,6 +137,7 @@ class PodSpec:
             apps=tuple(app(a) for a in data["apps"]),
             abi=data["abi"],
             annotations=tuple(tuple(a) for a in data.get("annotations", ())),
+            volumes=tuple(VolumeSpec(**v) for v in data.get("volumes", ())),
         )
 
     def app(self, name: str) -> AppSpec:
@@ -146,3 +172,7 @@ class PodPaths:
 
     def upper(self, app: str) -> str:
         return os.path.join(self.overlay, app, "upper")
+
+    def volume(self, name: str) -> str:
+        """Where an empty volume lives (removed with the pod)."""
+        return os.path.join(self.root, "volumes", name)

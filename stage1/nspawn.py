@@ -30,9 +30,16 @@ def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[
         # the host manager's notify socket: the pod reports its apps' readiness as the unit's STATUS=
         f"--bind={HOST_MANAGER_NOTIFY}:{HOST_NOTIFY}",
     ]
+    volumes = {v.name: v for v in spec.volumes}
     for app in spec.apps:
         option = "--overlay-ro" if app.read_only_rootfs else "--overlay"
-        argv.append(f"{option}={app.rootfs}:{paths.upper(app.name)}:{APP_ROOT.format(app=app.name)}")
+        root = APP_ROOT.format(app=app.name)
+        argv.append(f"{option}={app.rootfs}:{paths.upper(app.name)}:{root}")
+        for name, path, read_only in app.mounts:  # nspawn mounts these after (below) the app's root
+            volume = volumes[name]
+            source = volume.source if volume.kind == "host" else paths.volume(name)
+            bind = "--bind-ro" if read_only or volume.read_only else "--bind"
+            argv.append(f"{bind}={source}:{root}{path}")
     # for systemd inside: the console carries the apps' output; systemd itself speaks up only about errors
     if debug:
         argv += ["--", "--show-status=no", "--log-target=console", "--log-level=info"]

@@ -35,6 +35,11 @@ def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
 def prepare_dirs(spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None) -> None:
     write_tree(paths.stage1, tree(spec, sockets))
     os.makedirs(paths.status, exist_ok=True)
+    for volume in spec.volumes:
+        if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
+            os.makedirs(paths.volume(volume.name))
+            os.chown(paths.volume(volume.name), volume.uid, volume.gid)
+            os.chmod(paths.volume(volume.name), volume.mode)
     for app in spec.apps:
         os.makedirs(paths.upper(app.name), exist_ok=True)
     open(paths.lock, "a").close()

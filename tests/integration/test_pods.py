@@ -338,3 +338,48 @@ def test_logs_of_an_exited_pod(nspod: Nspod, bb: Path) -> None:
     ]
     per_app = nspod("logs", "--app", "bb", uuid[:8])
     assert per_app.returncode == 254 and "ends with the pod" in per_app.stderr
+
+
+def test_volumes_empty_shared_and_host(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
+    host_dir = tmp_path / "host-data"
+    host_dir.mkdir()
+    (host_dir / "given").write_text("from the host\n")
+    result = nspod(
+        "run",
+        "--volume=shared,kind=empty",
+        f"--volume=data,kind=host,source={host_dir}",
+        "--mount=volume=shared,target=/shared",
+        str(bb),
+        "--name=writer",
+        "--mount=volume=data,target=/data",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo note > /shared/note; cat /data/given; echo written > /data/out",
+        "---",
+        str(bb),
+        "--name=reader",
+        "--mount=volume=data,target=/ro,readOnly=true",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "sleep 1; cat /shared/note; echo x > /ro/nope || echo read-only refused",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("]: ", 1)[-1] for line in result.stdout.splitlines()]
+    assert "from the host" in lines and "note" in lines and "read-only refused" in lines, lines
+    assert (host_dir / "out").read_text() == "written\n" and not (host_dir / "nope").exists()
+
+
+def test_volume_errors(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
+    missing = nspod(
+        "run",
+        f"--volume=data,kind=host,source={tmp_path}/absent",
+        str(bb),
+        "--mount=volume=data,target=/data",
+    )
+    assert missing.returncode == 254 and "does not exist" in missing.stderr
+    undefined = nspod("run", str(bb), "--mount=volume=nope,target=/x")
+    assert undefined.returncode == 254 and "'nope', which is not defined" in undefined.stderr
+    bad = nspod("run", "--volume=data,kind=tmpfs", str(bb))
+    assert bad.returncode == 254 and "bad --volume" in bad.stderr

@@ -42,6 +42,7 @@ def test_abi_exports() -> None:
         "ExitCode",
         "PodPaths",
         "PodSpec",
+        "VolumeSpec",
         "unit_name",
     }
 

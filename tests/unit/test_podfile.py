@@ -112,3 +112,32 @@ def test_save_as_writes_a_file_that_reads_back(tmp_path: Path) -> None:
     assert again.returncode == 254 and "already exists" in again.stderr
     validated = run_nspod("pod", "validate", str(path))
     assert validated.returncode == 0
+
+
+def test_volumes_and_mounts() -> None:
+    pod = parse(
+        """
+[[volume]]
+name = "data"
+kind = "host"
+source = "/srv/data"
+read-only = true
+
+[[volume]]
+name = "scratch"
+kind = "empty"
+mode = "1777"
+
+[[app]]
+image = "x"
+mounts = [{ volume = "data", path = "/data" }, { volume = "scratch", path = "/tmp/s", read-only = false }]
+""",
+        "p.toml",
+        "p",
+    )
+    data, scratch = pod.request.volumes
+    assert (data.kind, data.source, data.read_only) == ("host", "/srv/data", True)
+    assert (scratch.kind, scratch.mode) == ("empty", 0o1777)
+    assert pod.request.apps[0].mounts == (("data", "/data", False), ("scratch", "/tmp/s", False))
+    with pytest.raises(PodFileError, match="/volume/0/source"):
+        parse('[[volume]]\nname = "d"\nkind = "host"\n[[app]]\nimage = "x"\n', "p.toml", "p")

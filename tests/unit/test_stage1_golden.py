@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from stage1.abi import AppSpec, PodPaths, PodSpec
+from stage1.abi import AppSpec, PodPaths, PodSpec, VolumeSpec
 from stage1.nspawn import nspawn_argv, pod_service
 from stage1.transient import render_properties
 from stage1.units import tree
@@ -27,6 +27,7 @@ SPEC = PodSpec(
             pre_start=(("/bin/prepare", "--fast"),),
             post_stop=(("/bin/cleanup",),),
             notify=True,
+            mounts=(("data", "/var/lib/data", False), ("scratch", "/tmp/scratch", True)),
         ),
         AppSpec(
             name="sidecar",
@@ -34,6 +35,10 @@ SPEC = PodSpec(
             exec=("/bin/sleep", "60"),
             read_only_rootfs=True,
         ),
+    ),
+    volumes=(
+        VolumeSpec(name="data", kind="host", source="/srv/data"),
+        VolumeSpec(name="scratch", kind="empty"),
     ),
 )
 PATHS = PodPaths("/var/lib/nspod/pods/run/0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0")
