@@ -34,6 +34,7 @@ from typing import Any
 
 from stage0.errors import Error, SchemaError
 from stage0.prepare import AppRequest, PodRequest
+from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
 
 POD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -114,6 +115,16 @@ def _value(raw: Any) -> str:
     return str(raw)
 
 
+def _isolators(app: dict[str, Any], index: int, path: str) -> tuple[Isolator, ...] | None:
+    """An app's ``isolators`` (appc's shape), checked like an image's; they replace the image's."""
+    if "isolators" not in app:
+        return None
+    try:
+        return parse_isolators(app, f"/app/{index}", allow_unknown=False)
+    except SchemaError as error:
+        raise PodFileError(f"{path}: {error.message}") from None
+
+
 def parse(text: str, path: str, name: str) -> PodFile:
     from stage0.schema.boundary import check_structure
 
@@ -149,8 +160,9 @@ def parse(text: str, path: str, name: str) -> PodFile:
             group=app.get("group"),
             working_dir=app.get("working-directory"),
             mounts=tuple((m["volume"], m["path"], m.get("read-only", False)) for m in app.get("mounts", [])),
+            isolators=_isolators(app, i, path),
         )
-        for app in doc["app"]
+        for i, app in enumerate(doc["app"])
     )
     volumes = []
     for i, raw in enumerate(doc.get("volume", [])):

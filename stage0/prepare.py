@@ -13,12 +13,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from stage0.errors import Error, UsageError
 from stage0.fetch.fetcher import Fetcher
 from stage0.render import rendered_rootfs
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import ImageManifest
+from stage0.schema.isolators import Isolator
+from stage0.schema.quantity import Quantity
 from stage0.store.index import ImageRow
 from stage1.abi import AppSpec, PodSpec, VolumeSpec
 
@@ -44,6 +47,7 @@ class AppRequest:
     working_dir: str | None = None
     signature: str | None = None
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, path, read-only)
+    isolators: tuple[Isolator, ...] | None = None  # replaces the image's
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +258,9 @@ def app_spec(
         notify=manifest.annotation(NOTIFY) == "true",
         sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
         mounts=explicit + implicit,
+        **isolator_limits(
+            request.isolators if request.isolators is not None else (app.isolators if app else ())
+        ),
     )
 
 
@@ -298,6 +305,25 @@ def build_pod(
         "annotations": [{"name": "nspod.io/machine", "value": machine}],
     }
     return spec, pod_manifest, image_ids
+
+
+def isolator_limits(isolators: tuple[Isolator, ...]) -> dict[str, Any]:
+    """appc isolators (already validated) as AppSpec fields; the last of a kind wins."""
+    limits: dict[str, Any] = {}
+    for isolator in isolators:
+        value = isolator.value
+        match str(isolator.name):
+            case "resource/memory" if value.get("limit") is not None:
+                limits["memory_max"] = int(Quantity(value["limit"]).value)
+            case "resource/cpu" if value.get("limit") is not None:
+                limits["cpu_quota"] = max(1, int(Quantity(value["limit"]).value * 100))
+            case "os/linux/capabilities-retain-set":
+                limits["capabilities"] = tuple(value["set"])
+            case "os/linux/capabilities-remove-set":
+                limits["capabilities_removed"] = tuple(value["set"])
+            case "os/linux/no-new-privileges":
+                limits["no_new_privileges"] = bool(value)
+    return limits
 
 
 def check_volumes(volumes: tuple[VolumeSpec, ...], apps: list[AppSpec]) -> None:

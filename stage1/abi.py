@@ -95,6 +95,11 @@ class AppSpec:
     notify: bool = False  # the app sends READY=1 itself (sd_notify)
     sockets: tuple[str, ...] = ()  # its socket-activated ports: inherited fds of these names go to it
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, absolute path in the app, read-only)
+    memory_max: int | None = None  # bytes (appc resource/memory limit)
+    cpu_quota: int | None = None  # percent of one CPU (appc resource/cpu limit)
+    capabilities: tuple[str, ...] | None = None  # the bounding set (capabilities-retain-set)
+    capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
+    no_new_privileges: bool = False
     read_only_rootfs: bool = False
 
 
@@ -122,12 +127,14 @@ class PodSpec:
 
         def app(raw: dict[str, Any]) -> AppSpec:
             values: dict[str, Any]
-            tuples = {"exec", "supplementary_gids", "sockets"}
+            tuples = {"exec", "supplementary_gids", "sockets", "capabilities_removed"}
             nested = {"env", "pre_start", "post_stop", "mounts"}
             values = {
                 k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v
                 for k, v in raw.items()
             }
+            if values.get("capabilities") is not None:
+                values["capabilities"] = tuple(values["capabilities"])
             return AppSpec(**values)
 
         return cls(

@@ -164,6 +164,22 @@ class Tree:
     dirs: tuple[str, ...]
 
 
+def limits(app: AppSpec) -> list[str]:
+    """appc isolators, as the app unit's settings."""
+    lines = []
+    if app.memory_max is not None:
+        lines.append(f"MemoryMax={app.memory_max}")
+    if app.cpu_quota is not None:
+        lines.append(f"CPUQuota={app.cpu_quota}%")
+    if app.capabilities is not None:
+        lines.append(f"CapabilityBoundingSet={' '.join(app.capabilities)}")
+    if app.capabilities_removed:
+        lines.append(f"CapabilityBoundingSet=~{' '.join(app.capabilities_removed)}")
+    if app.no_new_privileges:
+        lines.append("NoNewPrivileges=yes")
+    return lines
+
+
 def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
     env = [("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env]
     lines = [
@@ -194,6 +210,7 @@ def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
             else []
         ),
         *(f"Environment={assignment(k, v)}" for k, v in dict(env).items()),
+        *limits(app),
         *(f"ExecStartPre={command(c)}" for c in app.pre_start),
         f"ExecStart={command(app.exec)}",
         *(f"ExecStopPost={command(c)}" for c in app.post_stop),

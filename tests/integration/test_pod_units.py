@@ -321,3 +321,55 @@ def test_status_shows_how_many_apps_are_ready(host: Host, probe: Path, tmp_path:
     assert prop("pod@progress.service", "ActiveState") == "active"
     assert "1/2 apps ready" in seen, seen  # while the slow app was still on its way
     subprocess.run(["systemctl", "stop", "pod@progress"], check=False, timeout=120)
+
+
+def test_image_isolators_apply_to_the_app(host: Host, probe: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from stage0.aci.build import build_aci
+
+    root = tmp_path / "iso/layout"
+    (root / "rootfs").mkdir(parents=True)
+    shutil.copy(probe, root / "rootfs/probe")
+    isolators = [
+        {"name": "resource/memory", "value": {"limit": "64Mi"}},
+        {"name": "resource/cpu", "value": {"limit": "500m"}},
+        {
+            "name": "os/linux/capabilities-retain-set",
+            "value": {"set": ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]},
+        },
+        {"name": "os/linux/no-new-privileges", "value": True},
+    ]
+    manifest = {
+        "acKind": "ImageManifest",
+        "acVersion": "0.8.11",
+        "name": "example.com/iso",
+        "app": {"exec": ["/probe", "report"], "user": "0", "group": "0", "isolators": isolators},
+    }
+    (root / "manifest").write_text(json.dumps(manifest))
+    aci = tmp_path / "iso.aci"
+    build_aci(str(root), str(aci))
+    ran = host.nspod("--insecure-options=image", "run", str(aci))
+    assert ran.returncode == 0, ran.stderr
+    lines = [line.split("]: ", 1)[-1] for line in ran.stdout.splitlines()]
+    assert "capeff 0000000000000401" in lines  # CAP_CHOWN (0) and CAP_NET_BIND_SERVICE (10) only
+    assert "nonewprivs 1" in lines
+    started = host.nspod(
+        "--insecure-options=image",
+        "run",
+        "--detach",
+        "--name=iso",
+        str(aci),
+        "--exec=/probe",
+        "--",
+        "sleep",
+        "600",
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        shown = sh(
+            "systemctl", "-M", "iso", "show", "-p", "MemoryMax", "-p", "CPUQuotaPerSecUSec", "iso.service"
+        )
+        assert "MemoryMax=67108864" in shown and "CPUQuotaPerSecUSec=500ms" in shown, shown
+    finally:
+        host.nspod("stop", started.stdout.strip())

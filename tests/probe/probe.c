@@ -2,6 +2,7 @@
  *
  *   probe report              print env, uid/gid/groups, cwd, capabilities and mount points
  *   probe notify MS [SLEEP]   after MS milliseconds send READY=1 to $NOTIFY_SOCKET, then sleep SLEEP s
+ *   probe sleep S             sleep S seconds
  *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
  *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
  *
@@ -33,6 +34,7 @@ static int report(void) {
     char line[512];
     while (status && fgets(line, sizeof line, status))
         if (strncmp(line, "CapEff:", 7) == 0) printf("capeff %s", line + 8);
+        else if (strncmp(line, "NoNewPrivs:", 11) == 0) printf("nonewprivs %s", line + 12);
     if (status) fclose(status);
     FILE *mounts = fopen("/proc/self/mountinfo", "r");
     while (mounts && fgets(line, sizeof line, mounts)) {
@@ -95,6 +97,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve();
-    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | serve\n");
+    if (argc >= 3 && strcmp(argv[1], "sleep") == 0) return (int)sleep((unsigned)atoi(argv[2]));
+    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | serve\n");
     return 64;
 }

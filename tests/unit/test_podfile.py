@@ -141,3 +141,19 @@ mounts = [{ volume = "data", path = "/data" }, { volume = "scratch", path = "/tm
     assert pod.request.apps[0].mounts == (("data", "/data", False), ("scratch", "/tmp/s", False))
     with pytest.raises(PodFileError, match="/volume/0/source"):
         parse('[[volume]]\nname = "d"\nkind = "host"\n[[app]]\nimage = "x"\n', "p.toml", "p")
+
+
+def test_app_isolators_replace_the_images() -> None:
+    pod = parse(
+        '[[app]]\nimage = "x"\nisolators = [{ name = "resource/memory", value = { limit = "1Gi" } }]\n',
+        "p.toml",
+        "p",
+    )
+    assert [str(i.name) for i in pod.request.apps[0].isolators or ()] == ["resource/memory"]
+    assert parse('[[app]]\nimage = "x"\n', "p.toml", "p").request.apps[0].isolators is None
+    with pytest.raises(PodFileError, match=r"p.toml: /app/0/isolators/0/value/limit"):
+        parse(
+            '[[app]]\nimage = "x"\nisolators = [{ name = "resource/memory", value = { limit = "1GB" } }]\n',
+            "p.toml",
+            "p",
+        )
