@@ -230,6 +230,13 @@ def render(request: PodRequest) -> str:
     environment = {**dict(request.env_file), **dict(request.set_env)}
     if environment:
         lines.append(f"environment = {_toml(environment)}")
+    for volume in request.volumes:
+        lines += ["", "[[volume]]", f"name = {_toml(volume.name)}", f"kind = {_toml(volume.kind)}"]
+        if volume.kind == "host":
+            lines.append(f"source = {_toml(volume.source)}")
+        else:
+            lines += [f'mode = "{volume.mode:04o}"', f"uid = {volume.uid}", f"gid = {volume.gid}"]
+        lines.append(f"read-only = {'true' if volume.read_only else 'false'}")
     for app in request.apps:
         lines += ["", "[[app]]", f"image = {_toml(app.image)}"]
         for key, value in (
@@ -245,6 +252,13 @@ def render(request: PodRequest) -> str:
             lines.append(f"args = {_toml(list(app.args))}")
         if app.environment:
             lines.append(f"environment = {_toml(dict(app.environment))}")
+        mounts = (*request.mounts, *app.mounts)  # pod-wide mounts go to every app
+        if mounts:
+            entries = ", ".join(
+                f"{{ volume = {_toml(v)}, path = {_toml(p)}, read-only = {str(ro).lower()} }}"
+                for v, p, ro in mounts
+            )
+            lines.append(f"mounts = [{entries}]")
     return "\n".join(lines) + "\n"
 
 

@@ -87,10 +87,14 @@ def test_save_as_writes_a_file_that_reads_back(tmp_path: Path) -> None:
         "--hostname=h",
         "--set-env=A=1",
         "--save-as=web",
+        "--volume=data,kind=host,source=/srv/data,readOnly=true",
+        "--volume=tmp,kind=empty,mode=1777",
+        "--mount=volume=tmp,target=/tmp/x",
         "example.com/web:1.0",
         "--name=web",
         "--exec=/bin/httpd",
         "--environment=B=2",
+        "--mount=volume=data,target=/data",
         "--",
         "-f",
         "x y",
@@ -101,6 +105,11 @@ def test_save_as_writes_a_file_that_reads_back(tmp_path: Path) -> None:
     assert path == etc / "pods/web.toml"
     pod = parse(path.read_text(), str(path), "web")
     app = pod.request.apps[0]
+    assert [(v.name, v.kind, v.read_only, v.mode) for v in pod.request.volumes] == [
+        ("data", "host", True, 0o755),
+        ("tmp", "empty", False, 0o1777),
+    ]
+    assert app.mounts == (("tmp", "/tmp/x", False), ("data", "/data", False))
     assert (app.name, app.exec, app.args, app.environment) == (
         "web",
         "/bin/httpd",
