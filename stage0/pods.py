@@ -11,7 +11,6 @@ the same lock itself.
 from __future__ import annotations
 
 import enum
-import fcntl
 import os
 import subprocess
 import time
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from stage0.errors import Error, InputError
-from stage0.store.locks import remove_tree
+from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
 
 STARTING_GRACE = 60.0  # seconds a pod in run/ may take to get its unit started
@@ -55,21 +54,6 @@ class PodState(enum.StrEnum):
     @property
     def alive(self) -> bool:
         return self in (PodState.PREPARING, PodState.RUNNING)
-
-
-def lock_held(path: str) -> bool:
-    """Whether some process holds an flock on ``path``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def unit_active(paths: PodPaths) -> bool:
@@ -167,16 +151,12 @@ class Pods:
         embryo = os.path.join(self._dir(DirState.EMBRYO), uuid)
         os.mkdir(embryo, 0o700)
         paths = PodPaths(embryo)
-        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(paths.lock):  # the lock moves with the directory: it is on the inode
             with open(paths.created, "w") as file:
                 file.write(f"{time.time()}\n")
             prepare = os.path.join(self._dir(DirState.PREPARE), uuid)
             os.rename(embryo, prepare)
             yield Pod(uuid, DirState.PREPARE, prepare)
-        finally:
-            os.close(fd)
 
     def move(self, pod: Pod, to: DirState) -> Pod:
         target = os.path.join(self._dir(to), pod.uuid)

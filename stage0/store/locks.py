@@ -26,6 +26,21 @@ def locked(path: str, *, shared: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
+def lock_held(path: str) -> bool:
+    """Whether some process holds an flock on ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def try_lock(path: str) -> int | None:
     """An fd holding an exclusive lock on ``path``, or None if someone else holds it."""
     try:
