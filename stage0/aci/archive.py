@@ -1,127 +1,55 @@
-"""Reading ACI archives: one streaming pass validates the layout, parses the manifest and computes
-the image ID (SHA-512 of the uncompressed tar), so nothing is decompressed twice."""
+"""Looking into an ACI file without storing it: the importer's streaming pass with nothing written
+(validation and the image ID), or a read that stops at the manifest."""
 
 from __future__ import annotations
 
-import hashlib
-import lzma
-import posixpath
-import tarfile
-import zlib
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import BinaryIO
 
-from stage0.aci.compression import SNIFF_SIZE, Compression, open_reader, sniff
-from stage0.errors import ImageError, InputError
-from stage0.schema.boundary import parse_image_manifest
-from stage0.schema.image import ImageManifest
+from stage0.aci.compression import SNIFF_SIZE, open_reader, sniff
+from stage0.aci.extract import MANIFEST, classify
+from stage0.aci.importer import MAX_MANIFEST, Hasher, Imported, import_stream
+from stage0.aci.tarstream import EntryType, Limits, TarError, TarReader
+from stage0.errors import InputError
 
-CHUNK = 1 << 20
-MANIFEST, ROOTFS = "manifest", "rootfs"
-
-
-class HashingReader:
-    """A read-only stream that feeds every byte it hands out to SHA-512."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.hash = hashlib.sha512()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.hash.update(data)
-        return data
-
-    def drain(self) -> str:
-        """Hash what is left (tar padding after the end marker) and return the image ID."""
-        while self.read(CHUNK):
-            pass
-        return "sha512-" + self.hash.hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class ACIInfo:
-    image_id: str
-    compression: Compression
-    manifest: ImageManifest
-    manifest_bytes: bytes
-
-
-def member_name(name: str) -> str:
-    """An archive member's name as a clean relative path; refuses absolute and ``..`` names."""
-    cleaned = posixpath.normpath(name)
-    if name.startswith("/") or cleaned == ".." or cleaned.startswith("../"):
-        raise ImageError(
-            f"unsafe path {name!r} in archive", hint="an ACI's paths must stay inside the image"
-        )
-    return cleaned
+__all__ = ["inspect_aci", "read_manifest_bytes"]
 
 
 @contextmanager
-def open_aci(path: str) -> Iterator[tuple[BinaryIO, Compression]]:
-    """The decompressed stream of the ACI at ``path`` and its compression."""
+def _opened(path: str) -> Iterator[io.BufferedReader]:
     try:
-        raw: BinaryIO = open(path, "rb")  # noqa: SIM115 — closed below, after the reader
+        file = open(path, "rb")  # noqa: SIM115 — closed by the with below
     except OSError as error:
         raise InputError(f"cannot open {path}: {error.strerror}") from None
-    with raw:
-        kind = sniff(raw.peek(SNIFF_SIZE) if hasattr(raw, "peek") else b"")
-        if kind is None:
-            raise ImageError(f"{path}: not an ACI (neither a tar archive nor gzip, bzip2, xz or zstd)")
+    with file:
         try:
-            yield open_reader(raw, kind), kind
-        except (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError) as error:
-            if isinstance(error, InputError | ImageError):
+            yield file
+        except TarError as error:  # name the file: validate takes several
+            if str(error).startswith(f"{path}: "):
                 raise
-            raise ImageError(f"{path}: corrupt {kind} archive: {error}") from None
+            raise TarError(f"{path}: {error}", hint=error.hint) from None
 
 
-def inspect_aci(path: str) -> ACIInfo:
-    """Validate an ACI's archive layout and manifest; return its ID and manifest."""
-    with open_aci(path) as (stream, kind):
-        reader = HashingReader(stream)
-        seen: set[str] = set()
-        manifest_bytes: bytes | None = None
-        has_rootfs = False
-        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
-            for member in tar:
-                name = member_name(member.name)
-                if name in seen and name not in (MANIFEST, ROOTFS):
-                    raise ImageError(f"{path}: duplicate entry {name!r} in archive")
-                seen.add(name)
-                if name == MANIFEST:
-                    if not member.isreg():
-                        raise ImageError(f"{path}: 'manifest' is not a regular file")
-                    file = tar.extractfile(member)
-                    assert file is not None
-                    manifest_bytes = file.read()
-                elif name == ROOTFS or name.startswith(ROOTFS + "/"):
-                    if name == ROOTFS and not member.isdir():
-                        raise ImageError(f"{path}: 'rootfs' is not a directory")
-                    has_rootfs = True
-                elif name != ".":
-                    raise ImageError(
-                        f"{path}: unexpected entry {name!r}",
-                        hint="an ACI holds only 'manifest' and 'rootfs/' at its top level",
-                    )
-        image_id = reader.drain()
-    if manifest_bytes is None:
-        raise ImageError(f"{path}: no 'manifest' in archive")
-    if not has_rootfs:
-        raise ImageError(f"{path}: no 'rootfs' directory in archive")
-    manifest = parse_image_manifest(manifest_bytes, f"{path}:manifest")
-    return ACIInfo(image_id, kind, manifest, manifest_bytes)
+def inspect_aci(path: str) -> Imported:
+    """Validate an ACI's archive layout, entries and manifest; return its ID and manifest."""
+    with _opened(path) as file:
+        return import_stream(file, blob=None, rootfs=None, limits=Limits(), name=path)
 
 
 def read_manifest_bytes(path: str) -> bytes:
     """The raw manifest of an ACI, reading only as far as the manifest entry."""
-    with open_aci(path) as (stream, _), tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            if member_name(member.name) == MANIFEST and member.isreg():
-                file = tar.extractfile(member)
-                assert file is not None
-                data: bytes = file.read()
-                return data
-    raise ImageError(f"{path}: no 'manifest' in archive")
+    with _opened(path) as file:
+        kind = sniff(file.peek(SNIFF_SIZE))
+        if kind is None:
+            raise TarError(f"{path}: not an ACI (neither a tar archive nor gzip, bzip2, xz or zstd)")
+        limits = Limits()
+        reader = TarReader(Hasher(open_reader(file, kind), limits.max_bytes), limits)
+        for entry in reader:
+            if classify(entry.name).top == MANIFEST:
+                if entry.type is not EntryType.FILE or entry.size > MAX_MANIFEST:
+                    raise TarError(
+                        f"{path}: 'manifest' must be one regular file of at most {MAX_MANIFEST} bytes"
+                    )
+                return b"".join(bytes(c) for c in reader.chunks())
+    raise TarError(f"{path}: no 'manifest' in archive")

@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
-from stage0.aci.archive import MANIFEST, ROOTFS
 from stage0.aci.compression import Compression, open_writer
+from stage0.aci.extract import MANIFEST, ROOTFS
 from stage0.aci.layout import check_layout
 from stage0.errors import ImageError, ImageExistsError, InputError
 

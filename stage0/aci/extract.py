@@ -100,6 +100,23 @@ def check_placement(entry: Entry, rel: str, kinds: dict[str, str]) -> list[str]:
     return missing
 
 
+class PlacementCheck:
+    """TreeWriter's checks without the writing: validating an archive reads it as if extracting."""
+
+    bytes = 0
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, str] = {}
+
+    def add(self, entry: Entry, rel: str, data: Iterable[memoryview]) -> None:
+        for parent in check_placement(entry, rel, self.kinds):
+            self.kinds[parent] = _IMPLICIT
+        self.kinds[rel] = EntryType.FILE if entry.type is EntryType.HARDLINK else entry.type
+
+    def finish(self) -> None:
+        pass
+
+
 class TreeWriter:
     """Write one image's rootfs into ``root`` (an empty directory), entry by entry."""
 

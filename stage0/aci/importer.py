@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from stage0.aci.compression import SNIFF_SIZE, Compression, open_reader, sniff
-from stage0.aci.extract import MANIFEST, TreeWriter, classify
+from stage0.aci.extract import MANIFEST, PlacementCheck, TreeWriter, classify
 from stage0.aci.tarstream import CHUNK, EntryType, Limits, Readable, TarError, TarReader
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import ImageManifest
@@ -148,7 +148,8 @@ def import_stream(
     source: Readable, *, blob: BinaryIO | None, rootfs: str | None, limits: Limits, name: str = "image"
 ) -> Imported:
     """Read an ACI from ``source``; copy it to ``blob`` and extract its rootfs into the empty
-    directory ``rootfs`` (either may be None). ``name`` is used in error messages."""
+    directory ``rootfs`` (either may be None: without a rootfs, the entries are only checked).
+    ``name`` is used in error messages."""
     tee = Tee(source, blob)
     head = tee.read(SNIFF_SIZE)
     kind = sniff(head)
@@ -158,7 +159,7 @@ def import_stream(
     hasher = Hasher(open_reader(tee, kind), limits.max_bytes)  # type: ignore[arg-type]
     stream = Prefetch(hasher)
     try:
-        writer = TreeWriter(rootfs) if rootfs is not None else None
+        writer = TreeWriter(rootfs) if rootfs is not None else PlacementCheck()
         manifest_bytes: bytes | None = None
         saw_rootfs = False
         reader = TarReader(stream, limits)
@@ -176,15 +177,13 @@ def import_stream(
                 manifest_bytes = b"".join(bytes(c) for c in reader.chunks())
                 continue
             saw_rootfs = True
-            if writer is not None:
-                writer.add(entry, target.rel, reader.chunks() if entry.type is EntryType.FILE else ())
+            writer.add(entry, target.rel, reader.chunks() if entry.type is EntryType.FILE else ())
         while stream.read(CHUNK):  # the tar's end padding: part of the image ID
             pass
     finally:
         stream.close()
     image_id = "sha512-" + hasher.hash.hexdigest()
-    if writer is not None:
-        writer.finish()
+    writer.finish()
     if manifest_bytes is None:
         raise TarError(f"{name}: no 'manifest' in archive")
     if not saw_rootfs:
@@ -193,6 +192,4 @@ def import_stream(
     # the raw stream may hold bytes past the compressed data (or the tar end): keep them in the blob
     while tee.read(CHUNK):
         pass
-    return Imported(
-        image_id, manifest, manifest_bytes, kind, tee.size + len(head), writer.bytes if writer else 0
-    )
+    return Imported(image_id, manifest, manifest_bytes, kind, tee.size + len(head), writer.bytes)

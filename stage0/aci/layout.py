@@ -6,7 +6,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from stage0.aci.archive import MANIFEST, ROOTFS
+from stage0.aci.extract import MANIFEST, ROOTFS
 from stage0.errors import ImageError, InputError
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import ImageManifest
