@@ -59,7 +59,7 @@ bench-import: install dev-venv
 	$(DEV_VENV)/bin/python bench/import.py
 
 bench-start: install dev-venv
-	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/start.py
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/start.py --nspod $(BINDIR)/nspod
 
 bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod

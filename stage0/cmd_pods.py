@@ -94,8 +94,10 @@ def _uuids(args: argparse.Namespace) -> list[str]:
 
 
 def _stage1(verb: str, pod_dir: str, *extra: str, debug: bool = False) -> int:
-    argv = [sys.executable, "-m", "stage1", *(["--debug"] if debug else []), verb, pod_dir, *extra]
-    return subprocess.run(argv, check=False).returncode
+    from stage1.abi import call_stage1
+
+    sys.stdout.flush()
+    return call_stage1([*(["--debug"] if debug else []), verb, pod_dir, *extra])
 
 
 def _time(when: float | None, full: bool) -> str:
@@ -292,18 +294,8 @@ def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
     if pod.state() is not PodState.RUNNING:
         raise Error(f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    argv = [
-        sys.executable,
-        "-m",
-        "stage1",
-        "enter",
-        pod.path,
-        *(["--app", args.app] if args.app else []),
-        "--",
-        *command,
-    ]
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)
+    app = ["--app", args.app] if args.app else []
+    return _stage1("enter", pod.path, *app, "--", *command, debug=options.debug)
 
 
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:

@@ -175,14 +175,14 @@ def prepare_request(
     return pod.path
 
 
-def exec_stage1(pod_dir: str, *, debug: bool, detach: bool = False, verb: str = "run") -> None:
-    """Hand over to stage1 (rkt's model): its exit status becomes ours."""
+def run_stage1(pod_dir: str, *, debug: bool, detach: bool = False, verb: str = "run") -> int:
+    """Hand over to stage1 (rkt's model): its exit status becomes ours. Nothing of stage0 is held by
+    then (store and pod locks are closed), so stage1 runs in this process."""
+    from stage1.abi import call_stage1
+
     sys.stdout.flush()
     flags = ["--debug"] if debug else []
-    os.execv(
-        sys.executable,
-        [sys.executable, "-m", "stage1", *flags, verb, pod_dir, *(["--detach"] if detach else [])],
-    )
+    return call_stage1([*flags, verb, pod_dir, *(["--detach"] if detach else [])])
 
 
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -199,8 +199,7 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
     pod_dir = _prepare(options, args, to_run=True)
     if args.detach:
         print(os.path.basename(pod_dir))
-    exec_stage1(pod_dir, detach=args.detach, debug=options.debug)
-    return 0  # not reached
+    return run_stage1(pod_dir, detach=args.detach, debug=options.debug)
 
 
 def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -222,5 +221,4 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
     pod = pods.move(pod, DirState.RUN)
     if args.detach:
         print(pod.uuid)
-    exec_stage1(pod.path, detach=args.detach, debug=options.debug)
-    return 0
+    return run_stage1(pod.path, detach=args.detach, debug=options.debug)

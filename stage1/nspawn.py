@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stage1.abi import PodPaths, PodSpec, unit_name
 from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
-from stage1.units import APP_ROOT, HOST_NOTIFY, STATUS_DIR
+from stage1.units import APP_ROOT, GENERATORS, HOST_NOTIFY, STATUS_DIR
 
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
@@ -24,6 +24,7 @@ def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[
         f"--hostname={spec.hostname}",
         "--settings=no",  # stray .nspawn files must not change our pods
         "--link-journal=no",
+        f"--setenv=SYSTEMD_GENERATOR_PATH={GENERATORS}",
         f"--directory={paths.stage1}",
         "--bind-ro=/usr",
         f"--bind={paths.status}:{STATUS_DIR}",

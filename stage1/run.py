@@ -8,17 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from types import FrameType
 
 from stage1.abi import Error, PodPaths, PodSpec
+from stage1.journal import Follower
 from stage1.nspawn import FLOCK, nspawn_argv, pod_service
-from stage1.systemd import Systemd, UnitStatus
+from stage1.systemd import Systemd, UnitStatus, WaitTimeout
 from stage1.tree import write_tree
 from stage1.units import Socket, assign_sockets, tree
 
 READY_TIMEOUT = 90.0
+STOP_GRACE = 2.0
 
 
 def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
@@ -45,66 +46,6 @@ def prepare_dirs(spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = 
     open(paths.lock, "a").close()
 
 
-STREAMS = "/run/systemd/journal/streams"
-
-
-def stream_open(unit: str) -> bool:
-    """Whether journald still has an open stdout stream of ``unit`` (it keeps a file per stream)."""
-    try:
-        names = os.listdir(STREAMS)
-    except FileNotFoundError:
-        return False
-    for name in names:
-        try:
-            with open(os.path.join(STREAMS, name)) as file:
-                if f"UNIT={unit}\n" in file.read():
-                    return True
-        except OSError:
-            continue
-    return False
-
-
-class Follower:
-    """Prints the pod's journal lines (its apps' output) as they arrive: ``journalctl -f``."""
-
-    def __init__(self, uuid: str) -> None:
-        self._match = f"POD_UUID={uuid}"
-        self._process = subprocess.Popen(
-            # POD_UUID is unique to this pod: following from the start loses nothing
-            ["journalctl", "--follow", "--lines=all", "--output=cat", "--no-pager", self._match],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self.printed = 0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            with self._lock:
-                sys.stdout.buffer.write(line)
-                sys.stdout.flush()
-                self.printed += 1
-
-    def finish(self, unit: str, limit: float = 5.0) -> None:
-        """Journald reads a unit's output stream asynchronously: once it has closed the unit's stream
-        every line is in the journal; print whatever the follower has not printed yet, then stop it."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and stream_open(unit):
-            time.sleep(0.02)
-        everything = subprocess.run(
-            ["journalctl", "--output=cat", "--no-pager", self._match], capture_output=True, check=False
-        ).stdout.splitlines(keepends=True)
-        with self._lock:
-            self._process.terminate()
-            sys.stdout.buffer.writelines(everything[self.printed :])
-            sys.stdout.flush()
-            self.printed = len(everything)
-        self._process.wait()
-
-
 def exit_code(status: UnitStatus) -> int:
     if status.how == "exited":
         return status.exec_main_status
@@ -117,31 +58,42 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
     service = pod_service(spec, paths, debug=debug)
     with open(paths.unit, "w") as file:
         file.write(service.name + "\n")
-    stopping = False
-    started = False
+    stop_asked: float | None = None  # when Ctrl-C came
+    up = False
+
+    def stop() -> None:
+        subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if not stopping:  # Ctrl-C: an orderly shutdown of the pod (applied once the unit exists)
-            stopping = True
-            if started:
-                subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
+        nonlocal stop_asked
+        if stop_asked is None:  # Ctrl-C: an orderly shutdown of the pod
+            stop_asked = time.monotonic()
+            if up:
+                stop()
 
     if not detach:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, on_signal)
-    follower = None if detach else Follower(spec.uuid)
     with Systemd() as systemd:
         with open(paths.started, "w") as file:
             file.write(f"{time.time()}\n")
         systemd.start(service)
-        started = True
         if detach:
             status = systemd.wait(service.name, until="active", timeout=READY_TIMEOUT)
             return 0 if status.active_state == "active" else exit_code(status) or 1
-        assert follower is not None
-        if stopping:
-            subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
+        # opened after the start, while the pod boots: read from the journal's head, it misses nothing
+        follower = Follower("POD_UUID", spec.uuid)
+        # nspawn halts a pod by signalling its systemd, which loses a signal that comes before it
+        # handles them: a Ctrl-C during the boot stops the pod once it is up (or STOP_GRACE later,
+        # as an app that never gets ready must not keep it from stopping)
+        while not up:
+            try:
+                status = systemd.wait(service.name, until="active", timeout=0.25)
+                up = True
+            except WaitTimeout:
+                up = stop_asked is not None and time.monotonic() - stop_asked > STOP_GRACE
+        if stop_asked is not None and not systemd.status(service.name).finished:
+            stop()
         status = systemd.wait(service.name, timeout=float("inf"))
         follower.finish(service.name)
         code = exit_code(status)

@@ -54,39 +54,47 @@ MASKED = (
 
 REAPER = """#!/bin/sh
 # reaper APP: record the app's exit status; the first app to fail ends the pod with its code.
+# Let journald finish reading the app's output before the pod may end (alongside the status query):
+# --sync makes it handle what is pending (a stream it has not accepted yet), then it drops each
+# stream's file once read to the end.
+/usr/bin/journalctl --sync 2>/dev/null &
 status=$(/usr/bin/systemctl show --property=ExecMainStatus --value "$1.service")
-# let journald finish reading the app's output before the pod ends: --sync makes it handle what is
-# pending (a stream it has not accepted yet), then it drops each stream's file once read to the end
-/usr/bin/journalctl --sync 2>/dev/null
+wait
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
     /usr/bin/sleep 0.05
 done
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"
+[ "$status" = 0 ] && exit 0
 # an app stopped because the pod is shutting down (systemctl stop, another app's failure) has not failed
 [ "$(/usr/bin/systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0
-if [ "$status" != 0 ] && /usr/bin/mkdir /run/nspod-exit-code 2>/dev/null; then
+if /usr/bin/mkdir /run/nspod-exit-code 2>/dev/null; then
     exec /usr/bin/systemctl exit "$status"
 fi
 """
 
+# No generator has work in a pod (no fstab, getty, sysv scripts…); running them costs ~60 ms a boot.
+# PID 1 searches this empty directory instead ($SYSTEMD_GENERATOR_PATH, set by nspawn_argv).
+GENERATORS = "/nspod/generators"
 
 HOST_NOTIFY = "/run/nspod/host-notify"  # the host manager's notify socket, bound into the pod
 
 READY = """#!/usr/bin/python3
 # ready APP COUNT: APP has started (and said READY=1 if it speaks sd_notify); tell the host unit
 # how many of the pod's COUNT apps are ready, as its STATUS=.
-import os, socket, sys, time
+import os, socket, struct, sys
 
 os.makedirs("/run/nspod-ready", exist_ok=True)
 open(f"/run/nspod-ready/{sys.argv[1]}", "w").close()
-ready = len(os.listdir("/run/nspod-ready"))
+status = f"STATUS={len(os.listdir('/run/nspod-ready'))}/{sys.argv[2]} apps ready".encode()
+# sent in the name of the pod's PID 1: the host manager attributes a message by its sender's PID,
+# looked up when it reads the message, and this script may be gone by then; PID 1 lasts the pod
+credentials = (socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("3i", 1, 0, 0))
 with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
     try:
-        sock.sendto(f"STATUS={ready}/{sys.argv[2]} apps ready".encode(), "/run/nspod/host-notify")
+        sock.sendmsg([status], [credentials], 0, "/run/nspod/host-notify")
     except OSError:
-        sys.exit(0)  # no host manager listening (a pod run outside systemd): nothing to report
-time.sleep(0.2)  # the manager attributes the message by our PID: still be there when it looks
+        pass  # no host manager listening (a pod run outside systemd): nothing to report
 """
 
 
@@ -253,13 +261,13 @@ SHUTDOWN_UNIT = """[Unit]
 Description=End the pod when its last app has ended
 DefaultDependencies=no
 StopWhenUnneeded=yes
+# every app and its reaper has stopped by now: what is left (journald, mounts) needs no orderly
+# stop, it ends with the pod's namespaces; an exit code a failing app set stays
+SuccessAction=exit-force
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/bin/true
-# no exit code: one a failing app set stays
-ExecStop=/usr/bin/systemctl exit
 """
 
 
@@ -343,6 +351,7 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
         "root",
         STATUS_DIR.lstrip("/"),
         "run/nspod",
+        GENERATORS.lstrip("/"),
         *(APP_ROOT.format(app=a.name).lstrip("/") for a in spec.apps),
     )
     return Tree(files, links, dirs)

@@ -43,6 +43,7 @@ def test_abi_exports() -> None:
         "PodPaths",
         "PodSpec",
         "VolumeSpec",
+        "call_stage1",
         "unit_name",
     }
 

@@ -1,0 +1,117 @@
+"""Showing a foreground pod's output: its entries in the host journal, read in-process with
+libsystemd's sd-journal (through ctypes; the library is loaded already, pystemd links it).
+
+The pod's unit writes nspawn's output to journald with ``POD_UUID=`` (LogExtraFields=), so the
+lines of one pod are the entries matching that field. Reading them here, rather than through
+``journalctl --follow``, spares a process start at the beginning and another at the end: once
+journald has read the unit's stream to its end, one more pass over the journal prints the rest.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import sys
+import threading
+import time
+from typing import BinaryIO
+
+STREAMS = "/run/systemd/journal/streams"
+LOCAL_ONLY = 1  # SD_JOURNAL_LOCAL_ONLY: this machine's journal files, as journalctl reads them
+POLL = 0.25  # seconds; inotify wakes us sooner (a fallback for journals inotify cannot watch)
+
+
+def _library() -> ctypes.CDLL:
+    lib = ctypes.CDLL("libsystemd.so.0", use_errno=True)
+    journal_p = ctypes.c_void_p
+    lib.sd_journal_open.argtypes = [ctypes.POINTER(journal_p), ctypes.c_int]
+    lib.sd_journal_add_match.argtypes = [journal_p, ctypes.c_char_p, ctypes.c_size_t]
+    lib.sd_journal_set_data_threshold.argtypes = [journal_p, ctypes.c_size_t]
+    lib.sd_journal_next.argtypes = [journal_p]
+    lib.sd_journal_get_data.argtypes = [
+        journal_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.POINTER(ctypes.c_size_t),
+    ]
+    lib.sd_journal_get_fd.argtypes = [journal_p]
+    lib.sd_journal_process.argtypes = [journal_p]
+    lib.sd_journal_close.argtypes = [journal_p]
+    lib.sd_journal_close.restype = None
+    return lib
+
+
+def stream_open(unit: str) -> bool:
+    """Whether journald still has an open stdout stream of ``unit`` (it keeps a file per stream)."""
+    try:
+        names = os.listdir(STREAMS)
+    except FileNotFoundError:
+        return False
+    for name in names:
+        try:
+            with open(os.path.join(STREAMS, name)) as file:
+                if f"UNIT={unit}\n" in file.read():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+class Follower:
+    """Prints the MESSAGE of every journal entry with ``FIELD=VALUE`` as it arrives (``journalctl
+    --follow --output=cat FIELD=VALUE``, from the first entry on), until :meth:`finish`."""
+
+    def __init__(self, field: str, value: str, out: BinaryIO | None = None) -> None:
+        self._out = out or sys.stdout.buffer
+        self._lib = _library()
+        self._journal = ctypes.c_void_p()
+        self._thread: threading.Thread | None = None
+        if self._lib.sd_journal_open(ctypes.byref(self._journal), LOCAL_ONLY) < 0:
+            # the pod runs all the same; its output stays in the journal for 'nspod logs'
+            print("nspod: cannot open the journal: the pod's output is not shown", file=sys.stderr)
+            return
+        match = f"{field}={value}".encode()
+        self._lib.sd_journal_add_match(self._journal, match, len(match))
+        self._lib.sd_journal_set_data_threshold(self._journal, 0)  # whole messages, however long
+        self._changes = self._lib.sd_journal_get_fd(self._journal)  # inotify on the journal files
+        self._wake_read, self._wake = os.pipe()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _print_new(self) -> None:
+        data, length = ctypes.c_void_p(), ctypes.c_size_t()
+        lines = []
+        while self._lib.sd_journal_next(self._journal) > 0:
+            if self._lib.sd_journal_get_data(self._journal, b"MESSAGE", data, length) >= 0:
+                assert data.value is not None
+                lines.append(ctypes.string_at(data.value, length.value)[len(b"MESSAGE=") :] + b"\n")
+        try:
+            self._out.write(b"".join(lines))
+            self._out.flush()
+        except BrokenPipeError:  # the reader went away (| head): the pod runs on regardless
+            self._out = open(os.devnull, "wb")  # noqa: SIM115 (as long-lived as the follower)
+
+    def _pump(self) -> None:
+        watched = [self._wake_read] + ([self._changes] if self._changes >= 0 else [])
+        while True:
+            self._print_new()
+            ready, _, _ = select.select(watched, [], [], POLL)
+            if self._wake_read in ready:
+                break
+            self._lib.sd_journal_process(self._journal)
+        self._print_new()  # what arrived before finish() woke us
+        self._lib.sd_journal_close(self._journal)
+        os.close(self._wake_read)
+
+    def finish(self, unit: str, limit: float = 5.0) -> None:
+        """Journald reads a unit's output stream asynchronously: once it has closed the unit's stream
+        every line is in the journal; print what has not been printed yet, then stop."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and stream_open(unit):
+            time.sleep(0.005)
+        os.write(self._wake, b"x")
+        self._thread.join()
+        os.close(self._wake)
