@@ -7,10 +7,12 @@ parsers and sets ``handler``; handlers import what they need lazily, so ``nspod 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from stage0 import __version__
 from stage0.errors import Error, ExitCode
@@ -107,6 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.FAILURE
+
+
+def entry() -> NoReturn:
+    """The ``nspod`` command: :func:`main`, then out without the interpreter's teardown of every
+    module and object (~10 ms), which has nothing left to do: files, locks, connections and threads
+    are closed or joined by the time ``main`` returns."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        # the reader may have gone away, or main() closed the stream
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _print_traceback() -> None:
