@@ -79,20 +79,25 @@ GENERATORS = "/nspod/generators"
 
 HOST_NOTIFY = "/run/nspod/host-notify"  # the host manager's notify socket, bound into the pod
 
-READY = """#!/usr/bin/python3
-# ready APP COUNT: APP has started (and said READY=1 if it speaks sd_notify); tell the host unit
+REPORT = """#!/usr/bin/python3
+# report APP COUNT: APP has started (and said READY=1 if it speaks sd_notify); tell the host unit
 # how many of the pod's COUNT apps are ready, as its STATUS=.
+# report --ended: every app has ended. Say READY=1 in case the pod ends before its boot completed
+# (when the pod's systemd would have said it): a unit that never said it fails with 'protocol'.
 import os, socket, struct, sys
 
-os.makedirs("/run/nspod-ready", exist_ok=True)
-open(f"/run/nspod-ready/{sys.argv[1]}", "w").close()
-status = f"STATUS={len(os.listdir('/run/nspod-ready'))}/{sys.argv[2]} apps ready".encode()
+if sys.argv[1:] == ["--ended"]:
+    message = b"READY=1"
+else:
+    os.makedirs("/run/nspod-ready", exist_ok=True)
+    open(f"/run/nspod-ready/{sys.argv[1]}", "w").close()
+    message = f"STATUS={len(os.listdir('/run/nspod-ready'))}/{sys.argv[2]} apps ready".encode()
 # sent in the name of the pod's PID 1: the host manager attributes a message by its sender's PID,
 # looked up when it reads the message, and this script may be gone by then; PID 1 lasts the pod
 credentials = (socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("3i", 1, 0, 0))
 with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
     try:
-        sock.sendmsg([status], [credentials], 0, "/run/nspod/host-notify")
+        sock.sendmsg([message], [credentials], 0, "/run/nspod/host-notify")
     except OSError:
         pass  # no host manager listening (a pod run outside systemd): nothing to report
 """
@@ -109,7 +114,7 @@ def ready_unit(app: AppSpec, count: int) -> str:
             "",
             "[Service]",
             "Type=oneshot",
-            f"ExecStart=/nspod/bin/ready {app.name} {count}",
+            f"ExecStart=/nspod/bin/report {app.name} {count}",
             "",
         ]
     )
@@ -268,6 +273,7 @@ SuccessAction=exit-force
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+ExecStop=/nspod/bin/report --ended
 """
 
 
@@ -316,7 +322,7 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
         "etc/passwd": TreeFile(passwd(spec)),
         "etc/group": TreeFile(group(spec)),
         "nspod/bin/reaper": TreeFile(REAPER, 0o755),
-        "nspod/bin/ready": TreeFile(READY, 0o755),
+        "nspod/bin/report": TreeFile(REPORT, 0o755),
         f"{units}/pod.target": TreeFile(pod_target(spec)),
         f"{units}/shutdown.service": TreeFile(SHUTDOWN_UNIT),
     }

@@ -98,6 +98,17 @@ def test_run_passes_the_exit_code_through(nspod: Nspod, bb: Path, code: int) -> 
     assert nspod.status(pods[0]["uuid"])["app-bb"] == str(code)
 
 
+def test_a_pod_that_ends_during_its_boot_counts_as_started(nspod: Nspod, bb: Path) -> None:
+    # /bin/true ends before the pod's systemd has finished booting (when it says READY=1): the
+    # pod's unit must not fail for never having been ready ('protocol')
+    for _ in range(4):
+        assert nspod("run", str(bb), "--exec=/bin/true").returncode == 0
+    sh("journalctl", "--sync")
+    for pod in json.loads(nspod("list", "--full", "--format", "json").stdout):
+        messages = sh("journalctl", "-u", f"nspod-{pod['uuid']}.service", "-o", "cat")
+        assert "Deactivated successfully" in messages and "'protocol'" not in messages, messages
+
+
 def test_three_apps_first_failure_wins(nspod: Nspod, bb: Path) -> None:
     result = nspod(
         "run",
