@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from stage0.options import GlobalOptions
+from stage1.abi import call_stage1
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -118,7 +119,7 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.cmd_run import prepare_request, run_stage1
+    from stage0.cmd_run import prepare_request
     from stage0.notify import keep_alive, notify
     from stage0.podfile import load
 
@@ -127,4 +128,4 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     with keep_alive(f"preparing pod {pod.name} (fetching images)"):
         pod_dir = prepare_request(options, pod.request, to_run=True)
     notify(f"STATUS=starting pod {pod.name}")
-    return run_stage1(pod_dir, debug=options.debug, verb="exec")
+    return call_stage1("exec", pod_dir, debug=options.debug)

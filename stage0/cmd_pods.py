@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from stage0.options import GlobalOptions
+from stage1.abi import call_stage1
 
 
 def _uuid_args(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -91,13 +92,6 @@ def _uuids(args: argparse.Namespace) -> list[str]:
     if not given:
         raise UsageError("no pod given", hint="give a UUID (any unique prefix) or --uuid-file")
     return given
-
-
-def _stage1(verb: str, pod_dir: str, *extra: str, debug: bool = False) -> int:
-    from stage1.abi import call_stage1
-
-    sys.stdout.flush()
-    return call_stage1([*(["--debug"] if debug else []), verb, pod_dir, *extra])
 
 
 def _time(when: float | None, full: bool) -> str:
@@ -232,7 +226,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
         if pod.state() is not PodState.RUNNING:
             print(f"pod {pod.uuid} is {pod.state()}; nothing to stop", file=sys.stderr)
             continue
-        if _stage1("stop", pod.path, *(["--force"] if args.force else []), debug=options.debug) != 0:
+        if call_stage1("stop", pod.path, *(["--force"] if args.force else []), debug=options.debug) != 0:
             failed += 1
         else:
             print(f'"{pod.uuid}"')
@@ -244,7 +238,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
 def _remove(options: GlobalOptions, pod: Any) -> None:
     from stage0.pods import Pods
 
-    _stage1("gc", pod.path, debug=options.debug)
+    call_stage1("gc", pod.path, debug=options.debug)
     Pods(options.dir).remove(pod)
 
 
@@ -295,7 +289,7 @@ def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise Error(f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     app = ["--app", args.app] if args.app else []
-    return _stage1("enter", pod.path, *app, "--", *command, debug=options.debug)
+    return call_stage1("enter", pod.path, *app, "--", *command, debug=options.debug)
 
 
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:

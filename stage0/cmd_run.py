@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import uuid as uuidlib
 from typing import Any
 
 from stage0.options import GlobalOptions
+from stage1.abi import call_stage1
 
 APP_FLAGS = (
     "--name",
@@ -175,16 +175,6 @@ def prepare_request(
     return pod.path
 
 
-def run_stage1(pod_dir: str, *, debug: bool, detach: bool = False, verb: str = "run") -> int:
-    """Hand over to stage1 (rkt's model): its exit status becomes ours. Nothing of stage0 is held by
-    then (store and pod locks are closed), so stage1 runs in this process."""
-    from stage1.abi import call_stage1
-
-    sys.stdout.flush()
-    flags = ["--debug"] if debug else []
-    return call_stage1([*flags, verb, pod_dir, *(["--detach"] if detach else [])])
-
-
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.save_as:
         from stage0.errors import UsageError
@@ -199,7 +189,7 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
     pod_dir = _prepare(options, args, to_run=True)
     if args.detach:
         print(os.path.basename(pod_dir))
-    return run_stage1(pod_dir, detach=args.detach, debug=options.debug)
+    return call_stage1("run", pod_dir, *(["--detach"] if args.detach else []), debug=options.debug)
 
 
 def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -221,4 +211,4 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
     pod = pods.move(pod, DirState.RUN)
     if args.detach:
         print(pod.uuid)
-    return run_stage1(pod.path, detach=args.detach, debug=options.debug)
+    return call_stage1("run", pod.path, *(["--detach"] if args.detach else []), debug=options.debug)

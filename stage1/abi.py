@@ -67,12 +67,16 @@ class Error(Exception):
 ENTRYPOINTS = ("run", "exec", "stop", "enter", "gc")
 
 
-def call_stage1(argv: list[str]) -> int:
-    """Run an entry point of the built-in stage1 in this process, with ``python -m stage1``'s argv:
-    its exit status is the caller's to pass on. (One interpreter start less, ~45 ms a pod.)"""
+def call_stage1(verb: str, pod_dir: str, *args: str, debug: bool = False) -> int:
+    """Run an entry point of the built-in stage1 in this process, as ``python -m stage1 [--debug]
+    VERB POD_DIR ARGS…`` would: its exit status is the caller's to pass on. (One interpreter start
+    less, ~45 ms a pod.) The caller holds no store or pod lock by then."""
+    import sys
+
     from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
 
-    return main(argv)
+    sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
+    return main([*(["--debug"] if debug else []), verb, pod_dir, *args])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

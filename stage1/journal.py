@@ -69,7 +69,11 @@ class Follower:
         self._thread: threading.Thread | None = None
         if self._lib.sd_journal_open(ctypes.byref(self._journal), LOCAL_ONLY) < 0:
             # the pod runs all the same; its output stays in the journal for 'nspod logs'
-            print("nspod: cannot open the journal: the pod's output is not shown", file=sys.stderr)
+            print(
+                "nspod: cannot open the journal, so the pod's output is not shown here\n"
+                f"  hint: journalctl {field}={value} shows it",
+                file=sys.stderr,
+            )
             return
         match = f"{field}={value}".encode()
         self._lib.sd_journal_add_match(self._journal, match, len(match))

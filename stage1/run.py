@@ -88,7 +88,7 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
         # as an app that never gets ready must not keep it from stopping)
         while not up:
             try:
-                status = systemd.wait(service.name, until="active", timeout=0.25)
+                systemd.wait(service.name, until="active", timeout=0.25)
                 up = True
             except WaitTimeout:
                 up = stop_asked is not None and time.monotonic() - stop_asked > STOP_GRACE
