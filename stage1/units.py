@@ -177,6 +177,20 @@ class Tree:
     dirs: tuple[str, ...]
 
 
+# The host kernel is out of every app's reach, whatever mounts its /proc and /sys: systemd's
+# MountAPIVFS= gives the app a fresh procfs, writable unless these make /proc/sys, /sys and the other
+# kernel knobs read-only (or inaccessible) in the app's own mount namespace.
+KERNEL_PROTECTION = (
+    "ProtectKernelTunables=yes",  # /proc/sys, /proc/sysrq-trigger, /sys, … read-only
+    "ProtectKernelModules=yes",  # no module loading, /usr/lib/modules hidden
+    "ProtectKernelLogs=yes",  # no /dev/kmsg, /proc/kmsg, syslog(2)
+    "ProtectControlGroups=yes",  # /sys/fs/cgroup read-only
+)
+# Capabilities that would let an app undo the read-only mounts above (mount, umount, a new procfs),
+# dropped unless an isolator retains them on purpose. The full default profile is rkt's (#11).
+UNSAFE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO")
+
+
 def limits(app: AppSpec) -> list[str]:
     """appc isolators, as the app unit's settings."""
     lines = []
@@ -186,8 +200,9 @@ def limits(app: AppSpec) -> list[str]:
         lines.append(f"CPUQuota={app.cpu_quota}%")
     if app.capabilities is not None:
         lines.append(f"CapabilityBoundingSet={' '.join(app.capabilities)}")
-    if app.capabilities_removed:
-        lines.append(f"CapabilityBoundingSet=~{' '.join(app.capabilities_removed)}")
+    removed = (*(UNSAFE_CAPABILITIES if app.capabilities is None else ()), *app.capabilities_removed)
+    if removed:
+        lines.append(f"CapabilityBoundingSet=~{' '.join(dict.fromkeys(removed))}")
     if app.no_new_privileges:
         lines.append("NoNewPrivileges=yes")
     return lines
@@ -223,6 +238,7 @@ def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
             else []
         ),
         *(f"Environment={assignment(k, v)}" for k, v in dict(env).items()),
+        *KERNEL_PROTECTION,
         *limits(app),
         *(f"ExecStartPre={command(c)}" for c in app.pre_start),
         f"ExecStart={command(app.exec)}",

@@ -3,6 +3,8 @@
  *   probe report              print env, uid/gid/groups, cwd, capabilities and mount points
  *   probe notify MS [SLEEP]   after MS milliseconds send READY=1 to $NOTIFY_SOCKET, then sleep SLEEP s
  *   probe sleep S             sleep S seconds
+ *   probe openw PATH…         open each PATH for writing (never writes) and print "openw PATH OK" or
+ *                             "openw PATH ERRNO-NAME"; the kernel's settings stay untouched
  *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
  *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
  *
@@ -11,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -63,6 +66,25 @@ static int notify(const char *message) {
     return 0;
 }
 
+static const char *errno_name(int e) {
+    switch (e) {
+    case EROFS: return "EROFS";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    default: return "OTHER";
+    }
+}
+
+static int openw(int count, char **paths) {
+    for (int i = 0; i < count; i++) {
+        int fd = open(paths[i], O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        printf("openw %s %s\n", paths[i], fd >= 0 ? "OK" : errno_name(errno));
+        if (fd >= 0) close(fd); /* closed without a write: nothing changes */
+    }
+    return 0;
+}
+
 static int serve(void) {
     const char *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
     int count = fds ? atoi(fds) : 0;
@@ -97,7 +119,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve();
+    if (argc >= 2 && strcmp(argv[1], "openw") == 0) return openw(argc - 2, argv + 2);
     if (argc >= 3 && strcmp(argv[1], "sleep") == 0) return (int)sleep((unsigned)atoi(argv[2]));
-    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | serve\n");
+    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw PATH... | serve\n");
     return 64;
 }
