@@ -11,12 +11,15 @@ ORACLES ?= /var/cache/nspod-tests/appc
 # test: busybox for test images, Go + appc spec source for the actool oracle.
 DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
-DEB_TEST := busybox-static golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
+# demo: the demo image is a static busybox
+DEB_DEMO := busybox-static
+DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
 
 .PHONY: demo install test deb deb-test venv dev-venv lint bench-startup bench-import bench-start clean
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
+	@tests/harness/apt-ensure.sh $(DEB_DEMO)
 	tests/harness/demo.sh
 
 UNITDIR ?= /usr/local/lib/systemd/system

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
 from stage0.options import GlobalOptions
-from stage1.abi import call_stage1
+from stage1.abi import own_unit
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -39,6 +40,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     execute = sub.add_parser("exec", help="run pod NAME in place (what pod@NAME.service runs)")
     execute.add_argument("name", metavar="NAME")
     execute.set_defaults(handler=run_exec)
+    halt = sub.add_parser("halt", help="shut pod NAME down in order (what pod@NAME.service's ExecStop runs)")
+    halt.add_argument("name", metavar="NAME")
+    halt.set_defaults(handler=run_halt)
 
 
 def _dirs(options: GlobalOptions) -> list[str]:
@@ -119,13 +123,41 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.cmd_run import prepare_request
+    from stage0.cmd_pods import remove_pod
+    from stage0.cmd_run import STARTING, prepare_request, start
     from stage0.notify import keep_alive, notify
     from stage0.podfile import load
+    from stage0.pods import Pods, PodState
 
     pod = load(args.name, _dirs(options))
-    # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
-    with keep_alive(f"preparing pod {pod.name} (fetching images)"):
-        pod_dir = prepare_request(options, pod.request, to_run=True)
+    # each start of pod@NAME makes a new pod: the previous one's record goes, as with run --rm
+    unit = own_unit()
+    for previous in Pods(options.dir).of_unit(unit):
+        if previous.state() is PodState.EXITED:
+            remove_pod(options, previous)
+    # a stop while we prepare: unwind (the half-made pod is removed), then die of the SIGTERM, so
+    # that systemd counts the stop as clean
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
+        with keep_alive(f"preparing pod {pod.name} (fetching images)"):
+            pod_dir = prepare_request(options, pod.request, to_run=True, unit=unit)
+    except SystemExit:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     notify(f"STATUS=starting pod {pod.name}")
-    return call_stage1("exec", pod_dir, debug=options.debug)
+    os.set_inheritable(STARTING[pod_dir], True)  # nspawn goes on holding it: see stage0/pods.py
+    return start(options, pod_dir, verb="exec")
+
+
+def run_halt(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.cmd_run import start
+    from stage0.pods import Pods, PodState
+
+    unit = own_unit()
+    for pod in Pods(options.dir).of_unit(unit):
+        if pod.state() is PodState.RUNNING:
+            return start(options, pod.path, verb="halt")
+    return 0

@@ -115,6 +115,8 @@ def _describe(pod: Any, full: bool) -> dict[str, Any]:
         pass  # a pod whose manifest is broken is still listed
     return {
         "uuid": pod.uuid if full else pod.uuid[:8],
+        "name": pod.machine(),
+        "unit": pod.unit(),
         "apps": apps,
         "images": image,
         "state": str(pod.state()),
@@ -127,13 +129,20 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.images import table
     from stage0.pods import Pods
 
-    rows = [_describe(pod, args.full) for pod in Pods(options.dir).all()]
+    rows = []
+    for pod in Pods(options.dir).all():
+        try:
+            rows.append(_describe(pod, args.full))
+        except FileNotFoundError:
+            continue  # removed while we looked
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
     cells = [
         [
             r["uuid"],
+            r["name"] or "-",
+            r["unit"] or "-",
             ",".join(r["apps"]) or "-",
             ",".join(r["images"]) or "-",
             r["state"],
@@ -142,7 +151,11 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
         ]
         for r in rows
     ]
-    legend = None if args.no_legend else ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED"]
+    legend = (
+        None
+        if args.no_legend
+        else ["UUID", "NAME", "UNIT", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED"]
+    )
     sys.stdout.write(table(cells, legend))
     return 0
 
@@ -223,8 +236,10 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     failed = 0
     for uuid in _uuids(args):
         pod = Pods(options.dir).find(uuid)
-        if pod.state() is not PodState.RUNNING:
-            print(f"pod {pod.uuid} is {pod.state()}; nothing to stop", file=sys.stderr)
+        state = pod.state()
+        if state is not PodState.RUNNING:
+            never = " (never started)" if state is PodState.EXITED and pod.started() is None else ""
+            print(f"pod {pod.uuid} is {state}{never}; nothing to stop", file=sys.stderr)
             continue
         if call_stage1("stop", pod.path, *(["--force"] if args.force else []), debug=options.debug) != 0:
             failed += 1
@@ -235,11 +250,15 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     return 0
 
 
-def _remove(options: GlobalOptions, pod: Any) -> None:
+def remove_pod(options: GlobalOptions, pod: Any) -> bool:
+    """Clean up after ``pod`` and remove its directory; False when another nspod got there first."""
     from stage0.pods import Pods
 
+    if not os.path.isdir(pod.path):
+        return False
     call_stage1("gc", pod.path, debug=options.debug)
     Pods(options.dir).remove(pod)
+    return True
 
 
 def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -250,32 +269,47 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
         pod = Pods(options.dir).find(uuid)
         if pod.state().alive:
             raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
-        _remove(options, pod)
+        if not remove_pod(options, pod):
+            raise Error(f"pod {pod.uuid} was removed meanwhile", hint="see 'nspod list'")
         print(f'"{pod.uuid}"')
     return 0
 
 
 def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import DirState, Pods, PodState
+    from stage0.pods import Pods
 
     pods = Pods(options.dir)
+    with pods.gc_lock():  # a second gc waits for this one, then finds less to do
+        return _gc(options, pods, args)
+
+
+def _gc(options: GlobalOptions, pods: Any, args: argparse.Namespace) -> int:
+    from stage0.pods import DirState, PodNotFound, PodState
+
     now = time.time()
     for pod in pods.all():  # mark
         state = pod.state()
-        if state is PodState.EXITED:
-            pods.move(pod, DirState.EXITED_GARBAGE)  # the rename's ctime is the mark time
-        elif state is PodState.ABORTED_PREPARE or (
-            state is PodState.PREPARED and now - pod.created() > args.expire_prepared
-        ):
-            pods.move(pod, DirState.GARBAGE)
+        try:
+            if state is PodState.EXITED:
+                pods.move(pod, DirState.EXITED_GARBAGE)  # the rename's ctime is the mark time
+            elif state is PodState.ABORTED_PREPARE or (
+                state is PodState.PREPARED and now - pod.created() > args.expire_prepared
+            ):
+                pods.move(pod, DirState.GARBAGE)
+        except (PodNotFound, FileNotFoundError):
+            continue  # an rm, a run-prepared or a start moved it meanwhile: not ours any more
     if args.mark_only:
         return 0
     now = time.time()  # after marking: a grace period of 0s sweeps what was just marked
     for pod in pods.all():  # sweep
-        if pod.where is DirState.GARBAGE or (
-            pod.where is DirState.EXITED_GARBAGE and now - os.stat(pod.path).st_ctime >= args.grace_period
-        ):
-            _remove(options, pod)
+        try:
+            due = pod.where is DirState.GARBAGE or (
+                pod.where is DirState.EXITED_GARBAGE
+                and now - os.stat(pod.path).st_ctime >= args.grace_period
+            )
+        except FileNotFoundError:
+            continue
+        if due and remove_pod(options, pod):
             print(f"removed pod {pod.uuid}")
     return 0
 

@@ -24,6 +24,7 @@ APP_FLAGS = (
     "--working-dir",
     "--signature",
     "--mount",
+    "--stop-timeout",
 )
 
 
@@ -79,7 +80,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def parse_apps(tokens: list[str]) -> list[Any]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
-    from stage0.prepare import AppRequest, parse_env, parse_mount
+    from stage0.prepare import AppRequest, parse_env, parse_mount, parse_seconds
 
     apps: list[dict[str, Any]] = []
     i = 0
@@ -116,6 +117,8 @@ def parse_apps(tokens: list[str]) -> list[Any]:
                 )
             elif field == "mount":
                 apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
+            elif field == "stop_timeout":
+                apps[-1]["stop_timeout"] = parse_seconds(value, key)
             else:
                 apps[-1][field] = value
         else:
@@ -148,6 +151,20 @@ def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) 
     )
 
 
+def start(options: GlobalOptions, pod_dir: str, *args: str, verb: str = "run") -> int:
+    """Hand a pod in run/ to stage1; the starting lock taken before its move is held meanwhile, and
+    inherited by nspawn when stage1 execs it (pod@), so the pod reads "running" from the start."""
+    try:
+        return call_stage1(verb, pod_dir, *args, debug=options.debug)
+    finally:
+        fd = STARTING.pop(pod_dir, None)
+        if fd is not None:
+            os.close(fd)
+
+
+STARTING: dict[str, int] = {}  # pod dir → its starting lock, from prepare_request until start()
+
+
 def prepare_request(
     options: GlobalOptions,
     request: Any,
@@ -155,6 +172,7 @@ def prepare_request(
     to_run: bool,
     pull_policy: str = "new",
     uuid_file: str | None = None,
+    unit: str | None = None,
 ) -> str:
     """Create, fill and move the pod directory; returns its path (in run/ or prepared/)."""
     from stage0 import context
@@ -171,7 +189,13 @@ def prepare_request(
         fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
         spec, manifest, image_ids = build_pod(uuid, request, fetcher)
         write_pod(pod.path, spec, manifest, image_ids)
+        if unit:  # pod@: the unit is known before stage1 starts, so even a pod that never ran is its
+            with open(pod.paths.unit, "w") as file:
+                file.write(unit + "\n")
+        starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
+    if starting is not None:
+        STARTING[pod.path] = starting
     return pod.path
 
 
@@ -189,7 +213,7 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
     pod_dir = _prepare(options, args, to_run=True)
     if args.detach:
         print(os.path.basename(pod_dir))
-    return call_stage1("run", pod_dir, *(["--detach"] if args.detach else []), debug=options.debug)
+    return start(options, pod_dir, *(["--detach"] if args.detach else []))
 
 
 def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -208,7 +232,9 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise Error(
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
-    pod = pods.move(pod, DirState.RUN)
+    starting = pods.starting(pod)
+    pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
+    STARTING[pod.path] = starting
     if args.detach:
         print(pod.uuid)
-    return call_stage1("run", pod.path, *(["--detach"] if args.detach else []), debug=options.debug)
+    return start(options, pod.path, *(["--detach"] if args.detach else []))

@@ -161,6 +161,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
             working_dir=app.get("working-directory"),
             mounts=tuple((m["volume"], m["path"], m.get("read-only", False)) for m in app.get("mounts", [])),
             isolators=_isolators(app, i, path),
+            stop_timeout=app.get("stop-timeout"),
         )
         for i, app in enumerate(doc["app"])
     )
@@ -215,6 +216,8 @@ def _toml(value: object) -> str:
     """TOML for the few shapes a pod file has (JSON strings are valid TOML basic strings)."""
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value))
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -245,6 +248,7 @@ def render(request: PodRequest) -> str:
             ("user", app.user),
             ("group", app.group),
             ("working-directory", app.working_dir),
+            ("stop-timeout", app.stop_timeout),
         ):
             if value is not None:
                 lines.append(f"{key} = {_toml(value)}")

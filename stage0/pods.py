@@ -1,29 +1,32 @@
 """Pods on disk, rkt's way: ``$dir/pods/<state>/<uuid>/``, moved between states by rename, no daemon.
 
 States: embryo → prepare → prepared → run → exited-garbage, and garbage for pods that never ran.
-Liveness: while a pod runs, its nspawn holds an flock on ``lock`` in the pod directory (stage1
-starts nspawn under ``flock --no-fork``), and the kernel drops it when nspawn dies, however it dies.
-In the moment between the rename to ``run/`` and nspawn taking the lock, the pod's host unit is
-already active, so "lock held, or unit active" is the running test. A prepare in progress holds
-the same lock itself.
+Liveness comes from the pod's own locks, never from a unit name it may share with a later pod
+(``pod@web`` runs many pods over time): while a pod runs, its nspawn holds an flock on ``lock``
+(stage1 starts nspawn under ``flock --no-fork``); from before the rename to ``run/`` until nspawn
+has that lock, the nspod starting it holds ``starting``. The kernel drops both when their holder
+dies, however it dies, so a pod whose starter was killed before its unit started reads "exited" at
+once. A prepare in progress holds ``lock`` itself.
+
+Every reader takes a pod that vanishes or changes state under it (another nspod's gc, rm or
+start) as a normal event: it is skipped, or reported as gone, never a crash.
 """
 
 from __future__ import annotations
 
 import enum
+import fcntl
+import json
 import os
-import subprocess
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from stage0.errors import Error, InputError
 from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
-
-STARTING_GRACE = 60.0  # seconds a pod in run/ may take to get its unit started
 
 
 class PodNotFound(Error):
@@ -56,14 +59,13 @@ class PodState(enum.StrEnum):
         return self in (PodState.PREPARING, PodState.RUNNING)
 
 
-def unit_active(paths: PodPaths) -> bool:
+def _read(path: str) -> str | None:
+    """A small file's text, or None when it is missing (or its pod moved on)."""
     try:
-        with open(paths.unit) as file:
-            name = file.read().strip()
-    except FileNotFoundError:
-        return False
-    result = subprocess.run(["systemctl", "is-active", "--quiet", name], check=False)
-    return result.returncode == 0
+        with open(path) as file:
+            return file.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,32 +87,35 @@ class Pod:
             case DirState.PREPARED:
                 return PodState.PREPARED
             case DirState.RUN:
-                running = lock_held(self.paths.lock) or unit_active(self.paths) or self._starting()
+                running = lock_held(self.paths.lock) or lock_held(self.paths.starting)
                 return PodState.RUNNING if running else PodState.EXITED
             case DirState.EXITED_GARBAGE:
                 return PodState.EXITED_GARBAGE
             case DirState.GARBAGE:
                 return PodState.GARBAGE
 
-    def _starting(self) -> bool:
-        """Just moved to run/ and stage1 has not started the unit yet (a crash here ages out)."""
-        return (
-            not os.path.exists(self.paths.started)
-            and time.time() - os.stat(self.path).st_ctime < STARTING_GRACE
-        )
-
     def created(self) -> float:
-        return (
-            os.path.getmtime(self.paths.created)
-            if os.path.exists(self.paths.created)
-            else os.path.getmtime(self.path)
-        )
+        """When the pod was made; raises FileNotFoundError when it is gone."""
+        try:
+            return os.path.getmtime(self.paths.created)
+        except FileNotFoundError:
+            return os.path.getmtime(self.path)
 
     def started(self) -> float | None:
         try:
-            with open(self.paths.started) as file:
-                return float(file.read().strip())
-        except (OSError, ValueError):
+            return float(_read(self.paths.started) or "")
+        except ValueError:
+            return None
+
+    def unit(self) -> str | None:
+        """The host unit the pod ran (or runs) as, once stage1 has started it."""
+        return _read(self.paths.unit) or None
+
+    def machine(self) -> str | None:
+        """The pod's machine name (``--name``, the pod@ instance, or nspod-UUID)."""
+        try:
+            return str(json.loads(_read(self.paths.spec) or "{}").get("machine") or "") or None
+        except ValueError:
             return None
 
     def app_status(self) -> dict[str, int]:
@@ -121,10 +126,7 @@ class Pod:
         except FileNotFoundError:
             return codes
         for name in sorted(names):
-            if name.endswith(".tmp"):
-                continue
-            with open(os.path.join(self.paths.status, name)) as file:
-                text = file.read().strip()
+            text = "" if name.endswith(".tmp") else _read(os.path.join(self.paths.status, name)) or ""
             if text.lstrip("-").isdigit():
                 codes[name] = int(text)
         return codes
@@ -143,9 +145,15 @@ class Pods:
         for where in DirState:
             os.makedirs(self._dir(where), mode=0o700, exist_ok=True)
 
+    def gc_lock(self) -> AbstractContextManager[None]:
+        """Held by a gc for its whole run: two at once take turns instead of racing."""
+        self.ensure()
+        return locked(os.path.join(self.root, "gc.lock"))
+
     @contextmanager
     def create(self, uuid: str | None = None) -> Iterator[Pod]:
-        """A new pod in ``prepare/``, its lock held for the block (an aborted block leaves it to gc)."""
+        """A new pod in ``prepare/``, its lock held for the block. A block that fails removes it;
+        one that is killed leaves an "aborted prepare" for gc."""
         self.ensure()
         uuid = uuid or str(uuidlib.uuid4())
         embryo = os.path.join(self._dir(DirState.EMBRYO), uuid)
@@ -156,7 +164,18 @@ class Pods:
                 file.write(f"{time.time()}\n")
             prepare = os.path.join(self._dir(DirState.PREPARE), uuid)
             os.rename(embryo, prepare)
-            yield Pod(uuid, DirState.PREPARE, prepare)
+            try:
+                yield Pod(uuid, DirState.PREPARE, prepare)
+            except BaseException:
+                remove_tree(prepare)  # nothing half-made stays behind (a pod moved on is not here)
+                raise
+
+    def starting(self, pod: Pod) -> int:
+        """Take ``pod``'s starting lock (see the module's docstring) and return its descriptor: the
+        caller keeps it open until the pod has ended, or hands it on to nspawn (it is inheritable)."""
+        fd = os.open(pod.paths.starting, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
 
     def move(self, pod: Pod, to: DirState) -> Pod:
         target = os.path.join(self._dir(to), pod.uuid)
@@ -167,25 +186,46 @@ class Pods:
         return Pod(pod.uuid, to, target)
 
     def all(self) -> list[Pod]:
-        found = []
+        """Every pod, oldest first; one that moves on while we look is seen where it went, or not."""
+        found: list[tuple[float, Pod]] = []
         for where in DirState:
             try:
                 names = os.listdir(self._dir(where))
             except FileNotFoundError:
                 continue
-            found += [Pod(name, where, os.path.join(self._dir(where), name)) for name in names]
-        return sorted(found, key=lambda p: p.created())
+            except PermissionError:
+                raise Error(
+                    f"cannot read the pods in {self.root}: permission denied",
+                    hint="run nspod as root, or pass --dir for a store of your own",
+                ) from None
+            for name in names:
+                pod = Pod(name, where, os.path.join(self._dir(where), name))
+                try:
+                    found.append((pod.created(), pod))
+                except FileNotFoundError:
+                    continue  # moved or removed in between: its new place was listed, or it is gone
+        return [pod for _, pod in sorted(found, key=lambda item: item[0])]
 
-    def find(self, prefix: str) -> Pod:
-        """A pod by any unique prefix of its UUID."""
-        if not prefix:
-            raise InputError("no pod UUID given", hint="see 'nspod list'")
-        matches = [p for p in self.all() if p.uuid.startswith(prefix.lower())]
+    def find(self, ref: str) -> Pod:
+        """A pod by its name (``--name``, the pod@ instance; the running or else the newest pod of
+        that name) or by any unique prefix of its UUID."""
+        if not ref:
+            raise InputError("no pod given", hint="give a pod's name or UUID (see 'nspod list')")
+        pods = self.all()
+        named = [p for p in pods if p.machine() == ref]
+        if named:
+            running = [p for p in named if p.where is DirState.RUN and p.state() is PodState.RUNNING]
+            return (running or named)[-1]
+        matches = [p for p in pods if p.uuid.startswith(ref.lower())]
         if not matches:
-            raise PodNotFound(f"no pod {prefix}")
+            raise PodNotFound(f"no pod {ref}")
         if len(matches) > 1:
-            raise PodNotFound(f"{prefix} matches {len(matches)} pods", hint="give more of the UUID")
+            raise PodNotFound(f"{ref} matches {len(matches)} pods", hint="give more of the UUID")
         return matches[0]
+
+    def of_unit(self, unit: str) -> list[Pod]:
+        """The pods that ran as ``unit`` (a pod@ instance runs a new pod at each start)."""
+        return [p for p in self.all() if p.where is DirState.RUN and p.unit() == unit]
 
     def remove(self, pod: Pod) -> None:
         remove_tree(pod.path)

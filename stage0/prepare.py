@@ -23,7 +23,7 @@ from stage0.schema.image import ImageManifest
 from stage0.schema.isolators import Isolator
 from stage0.schema.quantity import Quantity
 from stage0.store.index import ImageRow
-from stage1.abi import AppSpec, PodSpec, VolumeSpec
+from stage1.abi import DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOTIFY = "appc.io/executor/supports-systemd-notify"
@@ -48,6 +48,7 @@ class AppRequest:
     signature: str | None = None
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, path, read-only)
     isolators: tuple[Isolator, ...] | None = None  # replaces the image's
+    stop_timeout: float | None = None  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,17 @@ def parse_mount(text: str) -> tuple[str, str, bool]:
     if not volume or not target.startswith("/") or options:
         raise UsageError(f"bad --mount {text!r}", hint="volume=NAME,target=/path[,readOnly=true]")
     return volume, target, read_only
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """A positive number of seconds, at most an hour (``--stop-timeout=2.5``)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise UsageError(f"bad {flag} {text!r}: seconds, more than 0 and at most 3600", hint=f"{flag}=10")
+    return seconds
 
 
 def read_env_file(path: str) -> tuple[tuple[str, str], ...]:
@@ -258,6 +270,7 @@ def app_spec(
         notify=manifest.annotation(NOTIFY) == "true",
         sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
         mounts=explicit + implicit,
+        stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         **isolator_limits(
             request.isolators if request.isolators is not None else (app.isolators if app else ())
         ),

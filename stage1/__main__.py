@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = verbs.add_parser("stop")
     stop.add_argument("pod_dir")
     stop.add_argument("--force", action="store_true")
+    halt = verbs.add_parser("halt")  # ExecStop of pod@.service: $MAINPID is the pod's nspawn
+    halt.add_argument("pod_dir")
     gc = verbs.add_parser("gc")
     gc.add_argument("pod_dir")
     enter = verbs.add_parser("enter")
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 return entry.stop(args.pod_dir, force=args.force)
             case "gc":
                 return entry.gc(args.pod_dir)
+            case "halt":
+                return entry.halt_in_place(args.pod_dir)
             case _:
                 command = args.command[1:] if args.command[:1] == ["--"] else args.command
                 return entry.enter(args.pod_dir, args.app, command)

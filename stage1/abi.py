@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ABI_VERSION = 1
+DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
     "ABI_VERSION",
@@ -79,6 +80,17 @@ def call_stage1(verb: str, pod_dir: str, *args: str, debug: bool = False) -> int
     return main([*(["--debug"] if debug else []), verb, pod_dir, *args])
 
 
+def own_unit() -> str:
+    """The unit this process runs in (``pod@web.service``), from its cgroup."""
+    with open("/proc/self/cgroup") as file:
+        for line in file:
+            path = line.rstrip("\n").split(":", 2)[2]
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if name.endswith(".service"):
+                return name
+    raise Error("not running in a systemd service", hint="'nspod pod exec' is what pod@NAME.service runs")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumeSpec:
     """A pod volume: a host directory, or an empty one stage1 makes in the pod directory."""
@@ -115,6 +127,7 @@ class AppSpec:
     capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
     no_new_privileges: bool = False
     read_only_rootfs: bool = False
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT  # seconds from SIGTERM to SIGKILL when the app stops
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +197,9 @@ class PodPaths:
         self.manifest = os.path.join(root, "pod")  # the appc PodManifest, for cat-manifest
         self.images = os.path.join(root, "images")  # image IDs the pod uses, one per line
         self.lock = os.path.join(root, "lock")  # held by nspawn while the pod runs
+        # held by the nspod that starts the pod, from before its move to run/ until it ends (and
+        # inherited by nspawn through pod@'s exec): with ``lock``, what makes a pod "running"
+        self.starting = os.path.join(root, "starting")
         self.created = os.path.join(root, "created")
         self.started = os.path.join(root, "started")  # written by stage1 when it starts the pod
         self.status = os.path.join(root, "status")  # status/<app>: exit code, written inside the pod

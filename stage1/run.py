@@ -3,6 +3,7 @@ apps' output until it ends, then exit with its exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,15 +12,17 @@ import sys
 import time
 from types import FrameType
 
-from stage1.abi import Error, PodPaths, PodSpec
+from stage1.abi import Error, PodPaths, PodSpec, own_unit
+from stage1.halt import halt, hearing
 from stage1.journal import Follower
 from stage1.nspawn import FLOCK, nspawn_argv, pod_service
-from stage1.systemd import Systemd, UnitStatus, WaitTimeout
-from stage1.tree import write_tree
+from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
+from stage1.tree import host_systemd_version, write_tree
 from stage1.units import Socket, assign_sockets, tree
 
 READY_TIMEOUT = 90.0
-STOP_GRACE = 2.0
+HALT_TIMEOUT = 30.0  # how long a pod may take to boot far enough to hear a halt request
+SHUTDOWN_TIMEOUT = 120.0  # how long a halted pod may take to end before its unit is stopped
 
 
 def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
@@ -34,7 +37,7 @@ def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
 
 
 def prepare_dirs(spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None) -> None:
-    write_tree(paths.stage1, tree(spec, sockets))
+    write_tree(paths.stage1, tree(spec, sockets, systemd_version=host_systemd_version()))
     os.makedirs(paths.status, exist_ok=True)
     for volume in spec.volumes:
         if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
@@ -58,18 +61,11 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
     service = pod_service(spec, paths, debug=debug)
     with open(paths.unit, "w") as file:
         file.write(service.name + "\n")
-    stop_asked: float | None = None  # when Ctrl-C came
-    up = False
-
-    def stop() -> None:
-        subprocess.run(["systemctl", "stop", "--no-block", service.name], check=False)
+    stop_asked = False  # Ctrl-C (or SIGTERM, SIGHUP): an orderly shutdown of the pod
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal stop_asked
-        if stop_asked is None:  # Ctrl-C: an orderly shutdown of the pod
-            stop_asked = time.monotonic()
-            if up:
-                stop()
+        stop_asked = True
 
     if not detach:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -83,33 +79,35 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
             return 0 if status.active_state == "active" else exit_code(status) or 1
         # opened after the start, while the pod boots: read from the journal's head, it misses nothing
         follower = Follower("POD_UUID", spec.uuid)
-        # nspawn halts a pod by signalling its systemd, which loses a signal that comes before it
-        # handles them: a Ctrl-C during the boot stops the pod once it is up (or STOP_GRACE later,
-        # as an app that never gets ready must not keep it from stopping)
-        while not up:
+        halted = False
+        while True:
             try:
-                systemd.wait(service.name, until="active", timeout=0.25)
-                up = True
+                status = systemd.wait(service.name, timeout=0.25)
+                break
             except WaitTimeout:
-                up = stop_asked is not None and time.monotonic() - stop_asked > STOP_GRACE
-        if stop_asked is not None and not systemd.status(service.name).finished:
-            stop()
-        status = systemd.wait(service.name, timeout=float("inf"))
+                if stop_asked and not halted:
+                    halted = True
+                    shut_down(systemd, service.name)
         follower.finish(service.name)
-        code = exit_code(status)
         systemd.unref(service.name)
-    return code
+    # interrupted: the shell's convention (128 + SIGINT), whatever the apps' codes were (see status)
+    return 130 if stop_asked else exit_code(status)
 
 
-def own_unit() -> str:
-    """The unit this process runs in (``pod@web.service``), from its cgroup."""
-    with open("/proc/self/cgroup") as file:
-        for line in file:
-            path = line.rstrip("\n").split(":", 2)[2]
-            name = path.rstrip("/").rsplit("/", 1)[-1]
-            if name.endswith(".service"):
-                return name
-    raise Error("not running in a systemd service", hint="'nspod pod exec' is what pod@NAME.service runs")
+def shut_down(systemd: Systemd, name: str, *, wait: float = 0.0) -> None:
+    """An orderly shutdown of the pod running as ``name``: its systemd stops the apps in order.
+    Only if the pod cannot be asked (it is not booting) is its unit stopped instead. ``wait``:
+    seconds to wait for the pod to end before the unit is stopped all the same."""
+    status = systemd.status(name)
+    if status.finished:
+        return
+    if status.main_pid and halt(status.main_pid, timeout=HALT_TIMEOUT):
+        if not wait:
+            return
+        with contextlib.suppress(WaitTimeout):
+            systemd.wait_gone(name, timeout=wait)
+            return
+    systemd.request_stop(name)
 
 
 def inherited_sockets() -> list[tuple[str, str, str]]:
@@ -155,7 +153,37 @@ def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
         file.write(f"{time.time()}\n")
     argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug)]
     sys.stdout.flush()
+    sys.stderr.flush()
+    _spawn_stop_watcher(unit, os.getpid())
     os.execv(FLOCK, argv)
+
+
+def _spawn_stop_watcher(unit: str, nspawn_pid: int) -> None:
+    """A stop of pod@NAME while its pod boots reaches nspawn (systemd runs no ExecStop before the
+    unit is active), and nspawn's one halt signal may come too early for the pod's systemd. A
+    short-lived process (double-forked, so it is not nspawn's child) waits until the pod can hear
+    a halt request, then sends one if the unit is stopping by then; after that nspawn's own gets
+    through."""
+    if os.fork():
+        os.wait()
+        return
+    try:
+        if not os.fork() and hearing(nspawn_pid):
+            with Systemd() as systemd:
+                if systemd.status(unit).active_state == "deactivating":
+                    halt(nspawn_pid, timeout=1.0)
+    finally:
+        os._exit(0)
+
+
+def halt_in_place(pod_dir: str) -> int:
+    """``pod@NAME.service``'s ExecStop: ask the pod (``$MAINPID``'s) to shut down once it can hear
+    it, and wait until it has, so that nspawn needs no signal from systemd."""
+    pid = int(os.environ.get("MAINPID") or 0)
+    if pid and halt(pid, timeout=HALT_TIMEOUT):
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.02)
+    return 0
 
 
 def stop(pod_dir: str, *, force: bool) -> int:
@@ -165,15 +193,14 @@ def stop(pod_dir: str, *, force: bool) -> int:
             name = file.read().strip()
     except FileNotFoundError:
         return 0  # never started
-    with Systemd() as systemd:
-        if not systemd.exists(name):
-            return 0
+    with Systemd() as systemd, contextlib.suppress(UnitNotFound):  # ended and unloaded meanwhile
         if force:
             systemd.kill(name, signal.SIGKILL)
             systemd.wait_gone(name, timeout=30)
         else:
-            systemd.stop(name, timeout=120)
-        if systemd.exists(name) and systemd.status(name).active_state == "failed":
+            shut_down(systemd, name, wait=SHUTDOWN_TIMEOUT)
+            systemd.wait_gone(name, timeout=SHUTDOWN_TIMEOUT)
+        if systemd.status(name).active_state == "failed":
             systemd.reset_failed(name)
     return 0
 

@@ -57,11 +57,15 @@ class WaitTimeout(SystemdError):
     hint = "the unit is still running; see 'systemctl status' for what it is doing"
 
 
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+
+
 def translate(error: Exception, doing: str) -> SystemdError:
     """A pystemd/D-Bus exception as one of ours (pystemd loses the D-Bus name on subclasses)."""
     kind = type(error).__name__
-    name = (getattr(error, "err_name", b"") or b"").decode(errors="replace")
-    detail = (getattr(error, "err_message", b"") or b"").decode(errors="replace") or str(error)
+    name = _text(getattr(error, "err_name", ""))  # bytes or str, by pystemd's version and path
+    detail = _text(getattr(error, "err_message", "")) or str(error)
     cls: type[SystemdError]
     if kind == "DBusNoSuchUnitError" or name.endswith(".NoSuchUnit"):
         cls = UnitNotFound
@@ -247,10 +251,14 @@ class Systemd:
 
     def stop(self, name: str, *, timeout: float = 60.0) -> UnitStatus | None:
         """Stop the unit and wait until it is down; None when systemd has already unloaded it."""
+        self.request_stop(name)
+        return self.wait_gone(name, timeout=timeout)
+
+    def request_stop(self, name: str) -> None:
+        """Queue the unit's stop job and return at once."""
         from pystemd.dbuslib import apply_signature
 
         self._call(SD_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [name.encode(), b"replace"]))
-        return self.wait_gone(name, timeout=timeout)
 
     def wait_gone(self, name: str, *, timeout: float = 60.0) -> UnitStatus | None:
         """Like :meth:`wait`, but a unit that was unloaded (garbage-collected) counts as ended."""

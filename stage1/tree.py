@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 
+from stage1.abi import Error
 from stage1.units import Tree
+
+# where Debian and others keep systemd's shared library, whose name carries the version
+_SHARED = ("/usr/lib/systemd/libsystemd-shared-*.so", "/usr/lib*/*/systemd/libsystemd-shared-*.so")
+
+
+def host_systemd_version() -> int:
+    """The version of the host's systemd, which boots every pod (from its shared library's name)."""
+    for pattern in _SHARED:
+        for path in glob.glob(pattern):
+            found = re.search(r"libsystemd-shared-(\d+)", path)
+            if found:
+                return int(found.group(1))
+    raise Error("cannot find the host's systemd in /usr", hint="install systemd and systemd-container")
 
 
 def write_tree(root: str, tree: Tree) -> None:

@@ -249,6 +249,7 @@ def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
         *([f"Sockets={' '.join(sockets)}"] if sockets else []),
         "Restart=no",
         "TimeoutStartSec=0",
+        f"TimeoutStopSec={app.stop_timeout:g}s",  # then SIGKILL
         "",
     ]
     return "\n".join(lines)
@@ -327,10 +328,20 @@ def group(spec: PodSpec) -> str:
     return "".join(f"{name}:x:{gid}:\n" for gid, name in sorted(groups.items()))
 
 
-def tree(spec: PodSpec, sockets: list[Socket] | None = None) -> Tree:
-    """Everything stage1 puts into the stage1 root for ``spec`` (pure); ``sockets``: inherited fds."""
+# nspawn picks the pod's cgroup layout by the systemd version it finds in the tree's /usr, before the
+# host's /usr is bound over it. Found none, it falls back to the legacy v1 layout, where a systemd in a
+# container gets no cgroup-empty events: a stop then waits for an app's last process by chance and
+# can sit out the whole stop timeout. This empty stand-in names the host's version (which is the
+# systemd that boots), so the pod gets the host's own layout: hybrid on v1 hosts, unified on v2.
+SYSTEMD_MARKER = "usr/lib/systemd/libsystemd-shared-{version}.so"
+
+
+def tree(spec: PodSpec, sockets: list[Socket] | None = None, *, systemd_version: int = 252) -> Tree:
+    """Everything stage1 puts into the stage1 root for ``spec`` (pure); ``sockets``: inherited fds;
+    ``systemd_version``: the host's, which boots the pod."""
     units = "etc/systemd/system"
     files: dict[str, TreeFile] = {
+        SYSTEMD_MARKER.format(version=systemd_version): TreeFile(""),
         "etc/os-release": TreeFile('ID=nspod-stage1\nNAME="nspod stage1"\n'),
         "etc/machine-id": TreeFile(""),  # filled from --uuid by nspawn
         "etc/hostname": TreeFile(spec.hostname + "\n"),

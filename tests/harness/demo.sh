@@ -32,5 +32,5 @@ sleep 0.5
 step journalctl -u nspod-hello.service --output=cat --no-pager --grep='Hello from pod'
 step journalctl --machine=hello --identifier=hello --output=short --no-pager
 step "$NSPOD" list
-step "$NSPOD" stop "$("$NSPOD" list --no-legend --full | awk '$4 == "running" {print $1; exit}')"
+step "$NSPOD" stop hello   # pods answer to their name as to their UUID
 step "$NSPOD" gc --grace-period=0s

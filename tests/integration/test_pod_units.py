@@ -52,14 +52,17 @@ class Host:
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
     host = Host(tmp_path)
-    command = (
+    nspod = (
         f"{sys.executable} -m stage0 --dir {host.data} --local-config {host.etc} "
-        f"--system-config {host.lib} --insecure-options=image pod exec %i"
+        f"--system-config {host.lib} --insecure-options=image"
     )
-    text = TEMPLATE.read_text().replace(
-        "ExecStart=/usr/local/bin/nspod pod exec %i", f"Environment=PYTHONPATH={REPO}\nExecStart={command}"
+    text = (
+        TEMPLATE.read_text()
+        .replace("ExecStart=/usr/local/bin/nspod ", f"Environment=PYTHONPATH={REPO}\nExecStart={nspod} ")
+        .replace("ExecStop=/usr/local/bin/nspod ", f"ExecStop={nspod} ")
     )
-    assert f"ExecStart={command}" in text  # the shipped template, with only the command swapped
+    # the shipped template, with only the commands swapped
+    assert f"ExecStart={nspod} pod exec %i" in text and f"ExecStop={nspod} pod halt %i" in text
     (UNIT_DIR / "pod@.service").write_text(text)
     subprocess.run(["systemctl", "daemon-reload"], check=True)
     yield host

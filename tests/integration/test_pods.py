@@ -393,6 +393,6 @@ def test_volume_errors(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
     )
     assert missing.returncode == 254 and "does not exist" in missing.stderr
     undefined = nspod("run", str(bb), "--mount=volume=nope,target=/x")
-    assert undefined.returncode == 254 and "'nope', which is not defined" in undefined.stderr
+    assert undefined.returncode == 2 and "'nope', which is not defined" in undefined.stderr
     bad = nspod("run", "--volume=data,kind=tmpfs", str(bb))
-    assert bad.returncode == 254 and "bad --volume" in bad.stderr
+    assert bad.returncode == 2 and "bad --volume" in bad.stderr

@@ -136,3 +136,27 @@ def test_verb_table_matches_the_parsers() -> None:
     assert requested_verb(["--dir", "/x", "--debug", "image", "list"]) == "image"
     assert requested_verb(["--insecure-options", "image", "fetch", "x"]) == "fetch"
     assert requested_verb(["--help"]) is None and requested_verb(["nonsense"]) is None
+
+
+def test_a_usage_error_found_after_parsing_exits_2() -> None:
+    # issue #9/#10: UsageError promised 2 and gave 254
+    result = run_nspod("run", "some.aci", "--stop-timeout=soon")
+    assert result.returncode == 2, result.stderr
+    assert "bad --stop-timeout" in result.stderr and "hint:" in result.stderr
+
+
+def test_dbus_errors_translate_whether_pystemd_gives_bytes_or_str() -> None:
+    # issue #9 defect 5: an AttributeError ('str' has no 'decode') instead of an answer
+    from stage1.systemd import BusUnavailable, UnitNotFound, translate
+
+    class DBusFileNotFoundError(Exception):
+        err_name = "org.freedesktop.DBus.Error.FileNotFound"
+        err_message = "No such file or directory"
+
+    class DBusNoSuchUnitError(Exception):
+        err_name = b"org.freedesktop.systemd1.NoSuchUnit"
+        err_message = b"Unit x.service not loaded."
+
+    assert isinstance(translate(DBusFileNotFoundError(), "connecting"), BusUnavailable)
+    error = translate(DBusNoSuchUnitError(), "GetUnit")
+    assert isinstance(error, UnitNotFound) and "x.service not loaded" in str(error)
