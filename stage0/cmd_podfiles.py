@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from stage0.options import GlobalOptions
-from stage1.abi import own_unit
+from stage1.abi import call_stage1, own_unit
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -124,7 +124,7 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.cmd_pods import remove_pod
-    from stage0.cmd_run import STARTING, prepare_request, start
+    from stage0.cmd_run import prepare_request
     from stage0.notify import keep_alive, notify
     from stage0.podfile import load
     from stage0.pods import Pods, PodState
@@ -141,23 +141,21 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     try:
         # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
         with keep_alive(f"preparing pod {pod.name} (fetching images)"):
-            pod_dir = prepare_request(options, pod.request, to_run=True, unit=unit)
+            prepared = prepare_request(options, pod.request, to_run=True, unit=unit)
     except SystemExit:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         raise
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     notify(f"STATUS=starting pod {pod.name}")
-    os.set_inheritable(STARTING[pod_dir], True)  # nspawn goes on holding it: see stage0/pods.py
-    return start(options, pod_dir, verb="exec")
+    return prepared.start(options, verb="exec")
 
 
 def run_halt(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.cmd_run import start
     from stage0.pods import Pods, PodState
 
     unit = own_unit()
     for pod in Pods(options.dir).of_unit(unit):
         if pod.state() is PodState.RUNNING:
-            return start(options, pod.path, verb="halt")
+            return call_stage1("halt", pod.path, debug=options.debug)
     return 0

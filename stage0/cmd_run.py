@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import uuid as uuidlib
+from dataclasses import dataclass
 from typing import Any
 
 from stage0.options import GlobalOptions
@@ -145,24 +146,29 @@ def _request(args: argparse.Namespace) -> Any:
     )
 
 
-def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) -> str:
+def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) -> Prepared:
     return prepare_request(
         options, _request(args), to_run=to_run, pull_policy=args.pull_policy, uuid_file=args.uuid_file_save
     )
 
 
-def start(options: GlobalOptions, pod_dir: str, *args: str, verb: str = "run") -> int:
-    """Hand a pod in run/ to stage1; the starting lock taken before its move is held meanwhile, and
-    inherited by nspawn when stage1 execs it (pod@), so the pod reads "running" from the start."""
-    try:
-        return call_stage1(verb, pod_dir, *args, debug=options.debug)
-    finally:
-        fd = STARTING.pop(pod_dir, None)
-        if fd is not None:
-            os.close(fd)
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A prepared pod's directory; for a pod in run/, the starting lock its starter holds (an open
+    descriptor, see stage0/pods.py) until :meth:`start` hands the pod to stage1."""
 
+    path: str
+    starting: int | None = None
 
-STARTING: dict[str, int] = {}  # pod dir → its starting lock, from prepare_request until start()
+    def start(self, options: GlobalOptions, *args: str, verb: str = "run") -> int:
+        """Run stage1's ``verb`` on the pod, holding the starting lock meanwhile; ``exec`` hands it
+        on to nspawn (inherited), so the pod reads "running" from its move to run/ on."""
+        assert self.starting is not None, "only a pod in run/ is started"
+        os.set_inheritable(self.starting, verb == "exec")
+        try:
+            return call_stage1(verb, self.path, *args, debug=options.debug)
+        finally:
+            os.close(self.starting)
 
 
 def prepare_request(
@@ -173,8 +179,9 @@ def prepare_request(
     pull_policy: str = "new",
     uuid_file: str | None = None,
     unit: str | None = None,
-) -> str:
-    """Create, fill and move the pod directory; returns its path (in run/ or prepared/)."""
+) -> Prepared:
+    """Create, fill and move the pod directory (to run/, holding its starting lock, or to
+    prepared/)."""
     from stage0 import context
     from stage0.fetch.fetcher import PullPolicy
     from stage0.pods import DirState, Pods
@@ -194,9 +201,7 @@ def prepare_request(
                 file.write(unit + "\n")
         starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
-    if starting is not None:
-        STARTING[pod.path] = starting
-    return pod.path
+    return Prepared(pod.path, starting)
 
 
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -210,15 +215,14 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
             )
         print(save(_request(args), args.save_as, os.path.join(options.local_config, "pods")))
         return 0
-    pod_dir = _prepare(options, args, to_run=True)
+    pod = _prepare(options, args, to_run=True)
     if args.detach:
-        print(os.path.basename(pod_dir))
-    return start(options, pod_dir, *(["--detach"] if args.detach else []))
+        print(os.path.basename(pod.path))
+    return pod.start(options, *(["--detach"] if args.detach else []))
 
 
 def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
-    pod_dir = _prepare(options, args, to_run=False)
-    print(os.path.basename(pod_dir))
+    print(os.path.basename(_prepare(options, args, to_run=False).path))
     return 0
 
 
@@ -234,7 +238,6 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
         )
     starting = pods.starting(pod)
     pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
-    STARTING[pod.path] = starting
     if args.detach:
         print(pod.uuid)
-    return start(options, pod.path, *(["--detach"] if args.detach else []))
+    return Prepared(pod.path, starting).start(options, *(["--detach"] if args.detach else []))

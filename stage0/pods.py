@@ -108,7 +108,8 @@ class Pod:
             return None
 
     def unit(self) -> str | None:
-        """The host unit the pod ran (or runs) as, once stage1 has started it."""
+        """The host unit the pod ran (or runs) as: from its start on, and for a pod@ pod from its
+        prepare on."""
         return _read(self.paths.unit) or None
 
     def machine(self) -> str | None:
