@@ -308,6 +308,18 @@ def pod_target(spec: PodSpec) -> str:
     )
 
 
+# The pod's own PAM, for `machinectl shell` and `machinectl login` (container-shell@ and
+# container-getty@ open a PAM session): only root on the host gets that far (machined asks polkit),
+# so root is let in without a password and nobody else at all.
+PAM = """\
+auth     sufficient pam_rootok.so
+auth     required   pam_deny.so
+account  required   pam_permit.so
+password required   pam_deny.so
+session  required   pam_permit.so
+"""
+
+
 # systemd resolves User=/Group= through NSS in the pod's own root, where the apps' IDs must exist
 def passwd(spec: PodSpec) -> str:
     users = {
@@ -348,6 +360,8 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None, *, systemd_version:
         "etc/hosts": TreeFile(f"127.0.0.1 localhost {spec.hostname}\n::1 localhost {spec.hostname}\n"),
         "etc/passwd": TreeFile(passwd(spec)),
         "etc/group": TreeFile(group(spec)),
+        "etc/pam.d/login": TreeFile(PAM),
+        "etc/pam.d/other": TreeFile(PAM),
         "nspod/bin/reaper": TreeFile(REAPER, 0o755),
         "nspod/bin/report": TreeFile(REPORT, 0o755),
         f"{units}/pod.target": TreeFile(pod_target(spec)),

@@ -170,14 +170,21 @@ def test_detached_pod_as_systemd_sees_it(nspod: Nspod, bb: Path) -> None:
     assert "web-says-hello" in sh("journalctl", "-M", "web", "-t", "bb", "-o", "cat")
     # machined reaches the pod's own D-Bus (socket-activated inside); seen refusing right after start
     # on a busy host, so allow what a user would: a few tries over five seconds
+    # (#9 defect 4: it used to connect, run nothing for want of PAM config, and exit 0)
+    argv = ["machinectl", "-q", "shell", "web", "/bin/sh", "-c", "echo shell-says-$((6*7)); id -u; hostname"]
     for _ in range(10):
-        shell = subprocess.run(
-            ["machinectl", "shell", "web", "/usr/bin/true"], capture_output=True, text=True, timeout=60
-        )
-        if shell.returncode == 0:
+        shell = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if "shell-says-42" in shell.stdout:
             break
         time.sleep(0.5)
-    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == ["shell-says-42", "0", "web"], (shell.stdout, shell.stderr)
+    login = subprocess.run(  # machinectl login gets a getty (which wants a password from nobody but root)
+        ["timeout", "5", "machinectl", "login", "web"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "web login:" in login.stdout, (login.stdout, login.stderr)
     entered = nspod("enter", uuid[:8], "/bin/sh", "-c", "echo $AC_APP_NAME; ls /bin/busybox")
     assert entered.returncode == 0 and entered.stdout.split() == ["bb", "/bin/busybox"], entered.stderr
     status = nspod.status(uuid)
