@@ -37,8 +37,9 @@ def _ask(question: str) -> bool:
                 "no answer to the fingerprint review (stdin closed)",
                 hint="check the fingerprint and pass --skip-fingerprint-review",
             )
-        if answer.strip() in ("yes", "no"):
-            return answer.strip() == "yes"
+        reply = answer.strip().lower()
+        if reply in ("y", "yes", "n", "no"):
+            return reply.startswith("y")
         sys.stderr.write("Please answer yes or no.\n")
 
 
@@ -57,11 +58,7 @@ def _key_sources(options: GlobalOptions, args: argparse.Namespace) -> list[tuple
                 "--root needs a KEY", hint="give the key file or URL; root keys are never discovered"
             )
 
-        def page(url: str) -> str | None:
-            response = client.get(url)
-            return response.body.decode("utf-8", "replace") if response.status == 200 else None
-
-        locations = discover(args.prefix, {}, page, want_keys=True).keys
+        locations = discover(args.prefix, {}, client.page, want_keys=True).keys
     found = []
     for location in locations:
         if location.startswith(("https://", "http://")):

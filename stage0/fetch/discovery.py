@@ -81,22 +81,30 @@ def endpoints_from(html: str, name: str, labels: Mapping[str, str]) -> Endpoints
 
 
 def discover(
-    name: str, labels: Mapping[str, str], get: Callable[[str], str | None], *, want_keys: bool = False
+    name: str, labels: Mapping[str, str], get: Callable[[str], str], *, want_keys: bool = False
 ) -> Endpoints:
     """Walk up ``name`` until a page yields ACI endpoints (or key URLs, with ``want_keys``).
 
-    ``get(url)`` returns the page body, or None for a failed request (any 4xx/5xx or no answer).
+    ``get(url)`` returns the page body, or raises an :class:`Error` saying why there is none (TLS,
+    connection refused, HTTP 404 …); the walk goes on, and the error names every step's reason.
     """
     labels = {"version": "latest", **labels}
-    tried: list[str] = []
-    for path in walk(name):
+    reasons: dict[str, None] = {}  # in order, each once (a host that is down fails every step alike)
+    failures: list[Error] = []
+    steps = walk(name)
+    for path in steps:
         url = f"https://{path}?ac-discovery=1"
-        tried.append(url)
-        page = get(url)
-        if page is None:
+        try:
+            page = get(url)
+        except Error as error:
+            reasons[error.message] = None
+            failures.append(error)
             continue
         found = endpoints_from(page, name, labels)
         if found.keys if want_keys else found.acis:
             return found
-    what = "public keys" if want_keys else "an image"
-    raise DiscoveryError(f"discovery found no {what} for {name} (tried {', '.join(tried)})")
+        reasons[f"no ac-discovery entry for {name} at {url}"] = None
+    what = "public keys" if want_keys else "image"
+    # no page answered at all: what to do is what the (first) failure says, e.g. the TLS hint
+    hint = failures[0].hint if len(failures) == len(steps) else None
+    raise DiscoveryError(f"discovery found no {what} for {name}: {'; '.join(reasons)}", hint=hint)

@@ -151,11 +151,15 @@ class Fetcher:
             remote = self.store.index.remote(url)
             known = remote is not None and self.store.index.image(remote.image_id) is not None
             sig = None
-            if not self.options.skips(InsecureOption.IMAGE):
-                sig = self._remote_signature(signature_path, asc_url or url + ".asc")
-            download = self.http.download(
-                url, part, etag=remote.etag if known and remote else None, progress=self.options.progress
-            )
+            try:
+                if not self.options.skips(InsecureOption.IMAGE):
+                    sig = self._remote_signature(signature_path, asc_url or url + ".asc")
+                download = self.http.download(
+                    url, part, etag=remote.etag if known and remote else None, progress=self.options.progress
+                )
+            except FetchError as error:  # pull policy update, the stored copy stale: it still serves
+                stale = self.store.by_id(remote.image_id) if known and remote else None
+                return self._offline(stale, url, error)
             if download.status == 304 and remote is not None:
                 self.store.index.set_remote(
                     RemoteRow(url, remote.image_id, remote.etag, download.max_age, time.time())
@@ -195,16 +199,27 @@ class Fetcher:
         policy = policy or self.options.pull_policy
         name, asked = ref.target, ref.labels
         defaults = host_labels()
+        stored = next(
+            (r for r in self.store.index.by_name(name) if labels_match(r.labels, asked, defaults)), None
+        )
         if policy is not PullPolicy.UPDATE:
-            for row in self.store.index.by_name(name):
-                if labels_match(row.labels, asked, defaults):
-                    return row
+            if stored is not None:
+                return stored
             if policy is PullPolicy.NEVER:
                 raise ImageNotFound(
                     f"{ref.text} is not in the store", hint="fetch it, or use --pull-policy=new"
                 )
-        endpoints = discover(name, {**defaults, **asked}, self._page)
+        try:
+            endpoints = discover(name, {**defaults, **asked}, self._page)
+        except DiscoveryError as error:
+            return self._offline(stored, ref.text, error)
         self._ensure_keys(name, endpoints)
+        if not self.options.skips(InsecureOption.IMAGE) and not self.keystore.keys_for(name):
+            # refused before a byte of the image is downloaded
+            raise SignatureError(
+                f"no key is trusted for {name}",
+                hint=f"nspod trust --prefix {name} [KEY], or --trust-keys-from-https",
+            )
         failures = []
         for aci, asc in endpoints.acis:
             try:
@@ -218,19 +233,27 @@ class Fetcher:
                 )
             except FetchError as error:
                 failures.append(error.message)
-        raise FetchError(f"no endpoint for {ref.text} worked: {'; '.join(failures)}")
+        return self._offline(
+            stored, ref.text, FetchError(f"no endpoint for {ref.text} worked: {'; '.join(failures)}")
+        )
 
-    def _page(self, url: str) -> str | None:
-        """A discovery page, or None when it cannot be had (so the walk goes on)."""
+    def _offline(self, stored: ImageRow | None, what: str, error: Error) -> ImageRow:
+        """Under pull policy ``update``, a remote that cannot be had leaves the stored image in use."""
+        if stored is None:
+            raise error
+        self.say(f"warning: {error.message}\n  using {what} from the store ({stored.id[:19]}…)")
+        return stored
+
+    def _page(self, url: str) -> str:
+        """A discovery page; a FetchError saying why there is none (the walk goes on)."""
         candidates = [url] + ([url.replace("https://", "http://", 1)] if self.http.allow_http else [])
+        failure = FetchError(f"no page at {url}")
         for candidate in candidates:
             try:
-                response = self.http.get(candidate)
-            except FetchError:
-                continue
-            if response.status == 200:
-                return response.body.decode("utf-8", "replace")
-        return None
+                return self.http.page(candidate)
+            except FetchError as error:
+                failure = error
+        raise failure
 
     def _ensure_keys(self, name: str, endpoints: Endpoints) -> None:
         """With --trust-keys-from-https, trust the keys discovery announces if none are trusted yet."""

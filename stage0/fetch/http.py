@@ -112,11 +112,11 @@ class Http:
             )
         except requests.exceptions.SSLError as error:
             raise FetchError(
-                f"TLS verification failed for {url}: {error}",
+                f"TLS verification of {_host(url)} failed: {_tls_reason(error)}",
                 hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
             ) from None
         except requests.exceptions.RequestException as error:
-            raise FetchError(f"cannot fetch {url}: {type(error).__name__}: {error}") from None
+            raise FetchError(_unreachable(url, error)) from None
         if urlsplit(response.url).scheme == "http" and not self.allow_http:
             response.close()
             raise InsecureRefused(f"{url} redirected to plain HTTP {response.url}")
@@ -130,6 +130,13 @@ class Http:
             if len(body) > MAX_SMALL:
                 raise FetchError(f"{url}: response larger than {MAX_SMALL} bytes")
             return Response(response.status_code, body, response.url)
+
+    def page(self, url: str) -> str:
+        """A page's text (HTTP 200); otherwise a FetchError naming the status and URL."""
+        response = self.get(url)
+        if response.status != 200:
+            raise FetchError(f"HTTP {response.status} at {url}")
+        return response.body.decode("utf-8", "replace")
 
     def download(self, url: str, part: str, *, etag: str | None = None, progress: bool = False) -> Download:
         """Download ``url`` into ``part``, resuming what is there (``part.json`` remembers the ETag).
@@ -210,3 +217,30 @@ def _progress(url: str, done: int, total: int | None) -> None:
     else:
         sys.stderr.write(f"\r{name}: {done >> 20} MiB")
     sys.stderr.flush()
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def _tls_reason(error: Exception) -> str:
+    """The certificate's fault in a few words, not urllib3's nested retry message."""
+    found = re.search(r"certificate verify failed: ([^(')]+)", str(error))
+    return found.group(1).strip() if found else "the TLS handshake failed"
+
+
+def _unreachable(url: str, error: Exception) -> str:
+    """What went wrong on the way to the server, as a user reads it."""
+    import requests
+
+    text, host = str(error), _host(url)
+    if isinstance(error, requests.exceptions.Timeout):
+        return f"{host} did not answer in time ({url})"
+    if "Connection refused" in text:
+        return f"connection refused by {host} ({url})"
+    if "Name or service not known" in text or "resolve" in text or "No address associated" in text:
+        return f"cannot resolve {urlsplit(url).hostname} ({url})"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return f"cannot connect to {host} ({url})"
+    return f"cannot fetch {url}: {type(error).__name__}"

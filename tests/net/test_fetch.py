@@ -180,7 +180,7 @@ def test_untrusted_tls_needs_insecure_tls(world: World, tmp_path: Path) -> None:
     url = world.url("example.com/busybox")
     system_ca = {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
     refused = world.nspod("fetch", url, home=tmp_path, env=system_ca)
-    assert refused.returncode == 254 and "TLS verification failed" in refused.stderr
+    assert refused.returncode == 254 and "TLS verification of example.com failed" in refused.stderr
     assert world.nspod("--insecure-options=tls", "fetch", url, home=tmp_path, env=system_ca).returncode == 0
 
 
@@ -275,3 +275,58 @@ def test_progress_bar_only_on_a_terminal(world: World, tmp_path: Path) -> None:
     assert "busybox-1.0-linux" in on_tty.stdout and "[####" in on_tty.stdout
     quiet = world.nspod("fetch", "--pull-policy=update", url.replace("busybox", "base"), home=tmp_path)
     assert quiet.returncode == 0 and "[" not in quiet.stderr
+
+
+# -- what failed, said plainly; the store when the remote cannot be had (issue #9, defect 7) ----------
+
+
+def test_failures_say_what_failed(world: World, tmp_path: Path) -> None:
+    trust_good(world, tmp_path)
+    untrusted_ca = {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}  # not the test CA
+    tls = world.nspod("fetch", "example.com/busybox:1.0", home=tmp_path, env=untrusted_ca)
+    assert tls.returncode == 254 and "TLS verification of example.com failed" in tls.stderr, tls.stderr
+    assert "found no an image" not in tls.stderr and "--insecure-options=tls" in tls.stderr
+    # discovery walks up to example.com, whose template names an image that is not there
+    missing = world.nspod("fetch", "example.com/nothing/here:1.0", home=tmp_path)
+    aci = world.url("example.com/nothing/here")
+    assert missing.returncode == 254 and f"{aci}.asc (HTTP 404)" in missing.stderr, missing.stderr
+    unsigned = world.nspod(
+        "--insecure-options=image", "fetch", "example.com/nothing/here:1.0", home=tmp_path
+    )
+    assert unsigned.returncode == 254 and "404" in unsigned.stderr and aci in unsigned.stderr, (
+        unsigned.stderr
+    )
+    refused = world.nspod("fetch", "https://localhost:1/app.aci", home=tmp_path)
+    assert refused.returncode == 254 and "connection refused by localhost:1" in refused.stderr, (
+        refused.stderr
+    )
+    assert len(refused.stderr.strip().splitlines()) == 2  # one line, one hint
+
+
+def test_update_runs_the_stored_image_when_the_remote_cannot_be_had(world: World, tmp_path: Path) -> None:
+    trust_good(world, tmp_path)
+    first = world.nspod("fetch", "example.com/busybox:1.0", home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    offline = world.nspod(
+        "fetch", "--pull-policy=update", "example.com/busybox:1.0", home=tmp_path,
+        env={"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"},
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.strip() == world.images["example.com/busybox"]
+    assert "warning:" in offline.stderr and "from the store" in offline.stderr
+
+
+def test_an_untrusted_name_is_refused_before_the_download(world: World, tmp_path: Path) -> None:
+    before = len(world.nginx.log())
+    refused = world.nspod("fetch", "example.com/busybox:1.0", home=tmp_path)
+    assert refused.returncode == 254 and "no key is trusted for example.com/busybox" in refused.stderr
+    fetched = [e["uri"] for e in world.nginx.log()[before:] if e["uri"].endswith((".aci", ".asc"))]
+    assert fetched == [], fetched  # discovery only: neither the image nor its signature
+
+
+def test_the_trust_prompt_takes_y_and_n(world: World, tmp_path: Path) -> None:
+    no = world.nspod("trust", "--prefix", "example.com", home=tmp_path, stdin="n\n")
+    assert not (tmp_path / "etc/trustedkeys/prefix.d/example.com" / world.keys["good"]).exists(), no.stderr
+    yes = world.nspod("trust", "--prefix", "example.com", home=tmp_path, stdin="Y\n")
+    assert yes.returncode == 0, yes.stderr
+    assert (tmp_path / "etc/trustedkeys/prefix.d/example.com" / world.keys["good"]).is_file()
