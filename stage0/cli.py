@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -100,15 +101,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `nspod image cat-manifest x.aci | head`): not our failure.
         sys.stderr.close()
         return ExitCode.OK
-    except Exception as error:  # a bug: say so, keep the traceback for --debug
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(error, options.debug)
         if options.debug:
             _print_traceback()
+        # what was being written is cleaned up on the way out (workspaces, half-made pods)
+        where = f" for {error.filename}" if error.filename else f" (the store is {options.dir})"
         print(
-            f"nspod: internal error: {type(error).__name__}: {error}\n"
-            "  hint: this is a bug in nspod; rerun with --debug and report the traceback",
+            f"nspod: no space left on the device{where}\n"
+            "  hint: free some space, e.g. with 'nspod image gc' and 'nspod gc'",
             file=sys.stderr,
         )
         return ExitCode.FAILURE
+    except Exception as error:  # a bug: say so, keep the traceback for --debug
+        return _internal_error(error, options.debug)
+
+
+def _internal_error(error: Exception, debug: bool) -> int:
+    if debug:
+        _print_traceback()
+    print(
+        f"nspod: internal error: {type(error).__name__}: {error}\n"
+        "  hint: this is a bug in nspod; rerun with --debug and report the traceback",
+        file=sys.stderr,
+    )
+    return ExitCode.FAILURE
 
 
 def entry() -> NoReturn:

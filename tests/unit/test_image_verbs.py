@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stage0.aci.build import build_aci
+from stage0.aci.compression import Compression
 from tests.conftest import run_nspod
 
 
@@ -155,3 +156,29 @@ def test_unchanged_file_is_not_imported_again_under_pull_policy_new(home: Path, 
     assert fetch(home, "--pull-policy=update", str(aci)) != first  # update always reads the file
     refused = nspod(home, "fetch", "--pull-policy=new", str(aci))
     assert refused.returncode == 254 and "is not signed" in refused.stderr  # trust is still checked
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_full_disk_is_an_answer_not_an_internal_error(tmp_path: Path) -> None:
+    # issue #9, defect 5: ENOSPC during an import was reported as a bug
+    layout = tmp_path / "big"
+    (layout / "rootfs").mkdir(parents=True)
+    (layout / "rootfs/blob").write_bytes(os.urandom(3 << 20))
+    (layout / "manifest").write_text(
+        '{"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/big"}'
+    )
+    aci = tmp_path / "big.aci"
+    build_aci(str(layout), str(aci), compression=Compression.NONE)
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    try:
+        result = run_nspod("--dir", str(small / "data"), "--insecure-options=image", "fetch", str(aci))
+        assert result.returncode == 254, result.stderr
+        assert "no space left" in result.stderr and "internal error" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 2  # one line, one hint
+        images = small / "data/images"
+        leftovers = [p for d in ("tmp", "blobs", "layers") for p in (images / d).glob("*")]
+        assert leftovers == [], leftovers  # nothing half-written stays
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
