@@ -15,7 +15,7 @@ DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
 
-.PHONY: demo install test deb deb-test venv dev-venv lint bench-startup bench-import bench-start clean
+.PHONY: demo install test deb deb-test venv dev-venv lint bench-startup bench-import bench-start clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -66,6 +66,10 @@ bench-start: install dev-venv
 
 bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod
+
+# The README's two commands in a clean clone on a freshly debootstrapped Debian 12 root (cached).
+fresh-check:
+	tests/harness/fresh-check.sh both
 
 clean:
 	rm -rf $(DEV_VENV) build *.egg-info

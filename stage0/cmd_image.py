@@ -9,6 +9,7 @@ import re
 import sys
 
 from stage0.options import GlobalOptions
+from stage0.output import add_format
 
 
 def duration(text: str) -> float:
@@ -56,7 +57,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing.add_argument("--order", choices=["asc", "desc"], default="asc")
     listing.add_argument("--no-legend", action="store_true", help="leave out the header line")
     listing.add_argument("--full", action="store_true", help="show whole image IDs")
-    listing.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(listing)
     listing.set_defaults(handler=run_list)
 
     rm = sub.add_parser("rm", help="remove images (by ID prefix or name[:version][,labels])")
@@ -178,15 +179,12 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
             store.index.images(), key=lambda r: sort_key(r, order_by), reverse=args.order == "desc"
         )
     now = time.time()
-    if args.format == "json":
-        print(
-            json.dumps(
-                [{f.value: row_value(r, f, full=True, now=now, human=False) for f in fields} for r in rows],
-                indent=2,
-            )
-        )
+    if args.format == "json":  # every field, whatever --fields says: stable keys for programs
+        from stage0.output import dump, image_json
+
+        dump([image_json(r) for r in rows])
         return 0
-    cells = [[str(row_value(r, f, full=args.full, now=now, human=True)) for f in fields] for r in rows]
+    cells = [[row_value(r, f, full=args.full, now=now) for f in fields] for r in rows]
     sys.stdout.write(table(cells, None if args.no_legend else [HEADERS[f] for f in fields]))
     return 0
 

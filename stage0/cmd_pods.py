@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from stage0.options import GlobalOptions
+from stage0.output import add_format
 from stage1.abi import call_stage1
 
 
@@ -24,8 +25,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     listing = verbs.add_parser("list", help="list pods")
     listing.add_argument("--full", action="store_true", help="whole UUIDs and image IDs, absolute times")
-    listing.add_argument("--no-legend", action="store_true")
-    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.add_argument("--no-legend", action="store_true", help="leave out the header line")
+    add_format(listing)
     listing.set_defaults(handler=run_list)
 
     status = verbs.add_parser("status", help="show a pod's state and its apps' exit codes")
@@ -46,7 +47,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="TIMEOUT",
         help="wait until the pod is running and ready",
     )
-    status.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(status)
     status.set_defaults(handler=run_status)
 
     stop = verbs.add_parser("stop", help="stop running pods (an orderly shutdown; --force kills)")
@@ -104,60 +105,49 @@ def _time(when: float | None, full: bool) -> str:
     return ago(when, time.time())
 
 
-def _describe(pod: Any, full: bool) -> dict[str, Any]:
-    apps, image = [], []
-    try:
-        with open(pod.paths.manifest) as file:
-            manifest = json.load(file)
-        apps = [a["name"] for a in manifest.get("apps", [])]
-        image = [a["image"]["name"] for a in manifest.get("apps", [])]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # a pod whose manifest is broken is still listed
-    return {
-        "uuid": pod.uuid if full else pod.uuid[:8],
-        "name": pod.machine(),
-        "unit": pod.unit(),
-        "apps": apps,
-        "images": image,
-        "state": str(pod.state()),
-        "created": pod.created(),
-        "started": pod.started(),
-    }
-
-
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.images import table
+    from stage0.output import dump, pod_json
     from stage0.pods import Pods
 
     rows = []
     for pod in Pods(options.dir).all():
         try:
-            rows.append(_describe(pod, args.full))
+            rows.append((pod, pod_json(pod)))
         except FileNotFoundError:
             continue  # removed while we looked
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
+        dump([row for _, row in rows])
         return 0
     cells = [
         [
-            r["uuid"],
+            r["uuid"] if args.full else r["uuid"][:8],
             r["name"] or "-",
             r["unit"] or "-",
-            ",".join(r["apps"]) or "-",
-            ",".join(r["images"]) or "-",
+            ",".join(_app_cell(a) for a in r["apps"]) or "-",
+            ",".join(_image_cell(a["image"]) for a in r["apps"]) or "-",
             r["state"],
-            _time(r["created"], args.full),
-            _time(r["started"], args.full),
+            _time(pod.created(), args.full),
+            _time(pod.started(), args.full),
         ]
-        for r in rows
+        for pod, r in rows
     ]
     legend = (
         None
         if args.no_legend
-        else ["UUID", "NAME", "UNIT", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED"]
+        else ["UUID", "NAME", "UNIT", "APPS", "IMAGE NAME", "STATE", "CREATED", "STARTED"]
     )
     sys.stdout.write(table(cells, legend))
     return 0
+
+
+def _app_cell(app: dict[str, Any]) -> str:
+    """``web`` while it runs, ``web=0`` once it has ended with that code."""
+    return app["name"] if app["exit_code"] is None else f"{app['name']}={app['exit_code']}"
+
+
+def _image_cell(image: dict[str, Any]) -> str:
+    return f"{image['name']}:{image['version']}" if image["version"] else image["name"]
 
 
 def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Any:
@@ -208,24 +198,27 @@ def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
     else:
         pod = Pods(options.dir).find(uuid)
     state = pod.state()
+    pid = int(_unit_property(pod, "MainPID") or 0) if state is PodState.RUNNING else 0
+    exited = state in (PodState.EXITED, PodState.EXITED_GARBAGE)
+    if args.format == "json":
+        from stage0.output import dump, pod_json
+
+        dump({**pod_json(pod), "pid": pid or None, "exited": exited})
+        return 0
     info: dict[str, Any] = {
         "state": str(state),
         "created": _time(pod.created(), True),
         "started": _time(pod.started(), True),
     }
+    if pid:
+        info["pid"] = pid
     if state is PodState.RUNNING:
-        pid = _unit_property(pod, "MainPID")
-        if pid and pid != "0":
-            info["pid"] = int(pid)
-        info["unit"] = _unit_property(pod, "Id")
-    info["exited"] = state in (PodState.EXITED, PodState.EXITED_GARBAGE)
+        info["unit"] = pod.unit() or "-"
+    info["exited"] = exited
     for app, code in pod.app_status().items():
         info[f"app-{app}"] = code
-    if args.format == "json":
-        print(json.dumps({"uuid": pod.uuid, **info}, indent=2))
-    else:
-        for key, value in info.items():
-            print(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    for key, value in info.items():
+        print(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
     return 0
 
 

@@ -94,31 +94,24 @@ def ago(when: float, now: float) -> str:
     return "just now"
 
 
-def row_value(row: ImageRow, field: Field, *, full: bool, now: float, human: bool) -> Any:
+def row_value(row: ImageRow, field: Field, *, full: bool, now: float) -> str:
+    """A table cell (``--format=json`` is stage0/output.py's)."""
     match field:
         case Field.ID:
             return row.id if full else row.short_id
         case Field.NAME:
             version = row.labels.get("version")
-            return f"{row.name}:{version}" if version and human else row.name
+            return f"{row.name}:{version}" if version else row.name
         case Field.SIZE:
-            return human_size(row.size + row.tree_size) if human else row.size + row.tree_size
+            return human_size(row.size + row.tree_size)
         case Field.IMPORTTIME:
-            return (
-                ago(row.import_time, now)
-                if human
-                else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.import_time))
-            )
+            return ago(row.import_time, now)
         case Field.LASTUSED:
-            return (
-                ago(row.last_used, now)
-                if human
-                else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.last_used))
-            )
+            return ago(row.last_used, now)
         case Field.LATEST:
-            return str(row.latest).lower() if human else row.latest
+            return str(row.latest).lower()
         case Field.SIGNER:
-            return row.signer or ("-" if human else None)
+            return row.signer or "-"
         case Field.SOURCE:
             return row.source
 

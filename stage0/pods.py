@@ -28,6 +28,8 @@ from stage0.errors import Error, InputError
 from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
 
+EMBRYO_GRACE = 10.0  # seconds: an unlocked embryo younger than this may be one being made
+
 
 class PodNotFound(Error):
     hint = "see 'nspod list'"
@@ -81,7 +83,9 @@ class Pod:
     def state(self) -> PodState:
         match self.where:
             case DirState.EMBRYO:
-                return PodState.EMBRYO
+                # its maker holds the lock from just after mkdir; an old one without is a killed maker's
+                abandoned = time.time() - self.created() > EMBRYO_GRACE and not lock_held(self.paths.lock)
+                return PodState.ABORTED_PREPARE if abandoned else PodState.EMBRYO
             case DirState.PREPARE:
                 return PodState.PREPARING if lock_held(self.paths.lock) else PodState.ABORTED_PREPARE
             case DirState.PREPARED:

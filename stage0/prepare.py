@@ -298,7 +298,11 @@ def build_pod(
         manifest_apps.append(
             {
                 "name": name,
-                "image": {"name": row.name, "id": row.id},
+                "image": {
+                    "name": row.name,
+                    "id": row.id,
+                    "labels": [{"name": k, "value": v} for k, v in sorted(row.labels.items())],
+                },
                 **({"app": manifest.app.to_json()} if manifest.app else {}),
             }
         )

@@ -104,3 +104,17 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return out
+
+
+def assert_output_schema(kind: str, value: object) -> None:
+    """``value`` (parsed --format=json output) matches $defs/KIND of stage0/schema/schemas/output.json."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((REPO / "stage0/schema/schemas/output.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        {**schema, "$ref": f"#/$defs/{kind}"}, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(value)]
+    assert not errors, errors

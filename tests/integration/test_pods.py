@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stage0.aci.build import build_aci
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_output_schema
 
 pytestmark = pytest.mark.systemd
 APPLETS = ("sh", "echo", "sleep", "cat", "env", "ls", "id", "pwd", "true")
@@ -96,6 +96,12 @@ def test_run_passes_the_exit_code_through(nspod: Nspod, bb: Path, code: int) -> 
     pods = json.loads(nspod("list", "--full", "--format", "json").stdout)
     assert [p["state"] for p in pods] == ["exited"]
     assert nspod.status(pods[0]["uuid"])["app-bb"] == str(code)
+    assert_output_schema("pod-list", pods)
+    assert pods[0]["apps"][0]["exit_code"] == code and pods[0]["unit"].startswith("nspod-")
+    status = json.loads(nspod("status", "--format=json", pods[0]["uuid"]).stdout)
+    assert_output_schema("pod-status", status)
+    assert status["exited"] is True and status["pid"] is None
+    assert f"bb={code}" in nspod("list").stdout  # APPS with their exit codes
 
 
 def test_a_pod_that_ends_during_its_boot_counts_as_started(nspod: Nspod, bb: Path) -> None:
@@ -189,6 +195,13 @@ def test_detached_pod_as_systemd_sees_it(nspod: Nspod, bb: Path) -> None:
     assert entered.returncode == 0 and entered.stdout.split() == ["bb", "/bin/busybox"], entered.stderr
     status = nspod.status(uuid)
     assert status["state"] == "running" and int(status["pid"]) > 0
+    shown = json.loads(nspod("status", "--format=json", "web").stdout)  # by name
+    assert_output_schema("pod-status", shown)
+    assert (
+        shown["pid"] == int(status["pid"])
+        and shown["unit"] == unit
+        and shown["apps"][0]["exit_code"] is None
+    )
 
     assert nspod("stop", uuid[:8]).returncode == 0
     assert nspod.status(uuid)["state"] == "exited"
@@ -328,7 +341,7 @@ def test_ctrl_c_stops_the_pod_in_order(nspod: Nspod, bb: Path) -> None:
     process = subprocess.Popen(
         nspod.argv("run", "--name=ctrlc", str(bb), "--exec=/bin/sleep", "--", "300"),
         env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -337,8 +350,9 @@ def test_ctrl_c_stops_the_pod_in_order(nspod: Nspod, bb: Path) -> None:
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)  # likely while the pod boots: stopped once it is up
-    _, stderr = process.communicate(timeout=8)  # a lost halt would wait out the unit's stop timeout
-    assert process.returncode != 254, stderr
+    stdout, stderr = process.communicate(timeout=8)  # a lost halt would wait out the unit's stop timeout
+    assert process.returncode == 130, stderr  # #9 defect 6: it exited 0
+    assert "SIGTERM again" not in stdout + stderr, stdout + stderr  # no nspawn chatter
     uuid = json.loads(nspod("list", "--full", "--format", "json").stdout)[0]["uuid"]
     assert nspod.status(uuid)["state"] == "exited"
     assert sh("machinectl", "list", "--no-legend").strip() == ""

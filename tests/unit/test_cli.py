@@ -160,3 +160,26 @@ def test_dbus_errors_translate_whether_pystemd_gives_bytes_or_str() -> None:
     assert isinstance(translate(DBusFileNotFoundError(), "connecting"), BusUnavailable)
     error = translate(DBusNoSuchUnitError(), "GetUnit")
     assert isinstance(error, UnitNotFound) and "x.service not loaded" in str(error)
+
+
+def test_a_non_root_list_is_a_plain_answer() -> None:
+    # issue #9 defect 5: a PermissionError reported as a bug
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a store another user cannot read")
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    top.chmod(0o755)  # the way to the store is open; the store's pods/ dirs are not (0700)
+    data = top / "data"
+    assert run_nspod("--dir", str(data), "gc").returncode == 0  # makes pods/<state>/
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    result = subprocess.run(
+        [*argv, sys.executable, "-m", "stage0", "--dir", str(data), "list"],
+        capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    shutil.rmtree(top)
+    assert result.returncode == 254, result.stderr
+    assert "permission denied" in result.stderr and "internal error" not in result.stderr, result.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from stage0.aci.build import build_aci
 from stage0.aci.compression import Compression
-from tests.conftest import run_nspod
+from tests.conftest import assert_output_schema, run_nspod
 
 
 @pytest.fixture
@@ -44,11 +44,13 @@ def test_list_formats(home: Path) -> None:
     assert table[1].startswith(image_id[:39] + "  example.com/hello:1.0.0")
     bare = nspod(home, "image", "list", "--no-legend", "--full", "--fields", "id,name").stdout.split()
     assert bare == [image_id, "example.com/hello:1.0.0"]
+    # JSON has every field whatever --fields says (stable keys), in the one output schema
     rows = json.loads(
         nspod(home, "image", "list", "--format", "json", "--fields", "id,name,size,latest").stdout
     )
-    assert rows == [{"id": image_id, "name": "example.com/hello", "size": rows[0]["size"], "latest": False}]
-    assert rows[0]["size"] > 0
+    assert_output_schema("image-list", rows)
+    assert (rows[0]["id"], rows[0]["name"], rows[0]["version"]) == (image_id, "example.com/hello", "1.0.0")
+    assert rows[0]["size"] > 0 and rows[0]["latest"] is False and rows[0]["importtime"].endswith("Z")
     bad = nspod(home, "image", "list", "--fields", "id,colour")
     assert bad.returncode == 2 and "colour" in bad.stderr
 

@@ -1,0 +1,98 @@
+"""What ``--format=json`` prints, one schema for every listing verb (``schema/schemas/output.json``):
+full UUIDs and image IDs, RFC 3339 UTC times, apps as a list of objects, image name and version.
+
+``--format`` is spelled ``text|json`` everywhere (``table`` is still taken for ``text``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stage0.pods import Pod
+    from stage0.store.index import ImageRow
+
+FORMATS = ("text", "json")
+
+
+def output_format(text: str) -> str:
+    """The ``--format`` value (argparse ``type``)."""
+    value = "text" if text == "table" else text
+    if value not in FORMATS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(FORMATS)})")
+    return value
+
+
+def add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        type=output_format,
+        default="text",
+        metavar="{text,json}",
+        help="text for people (default), json for programs (schema: stage0/schema/schemas/output.json)",
+    )
+
+
+def rfc3339(when: float | None) -> str | None:
+    return None if when is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def pod_apps(pod: Pod) -> list[dict[str, Any]]:
+    """The pod's apps from its manifest, with their images and exit codes (a broken manifest: none)."""
+    try:
+        with open(pod.paths.manifest) as file:
+            manifest = json.load(file)
+        apps = manifest.get("apps", [])
+        codes = pod.app_status()
+        return [
+            {
+                "name": app["name"],
+                "image": {
+                    "name": app["image"]["name"],
+                    "version": next(
+                        (x["value"] for x in app["image"].get("labels", []) if x.get("name") == "version"),
+                        None,
+                    ),
+                    "id": app["image"].get("id"),
+                },
+                "exit_code": codes.get(app["name"]),
+            }
+            for app in apps
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # a pod whose manifest is broken (or gone) is still listed
+
+
+def pod_json(pod: Pod) -> dict[str, Any]:
+    """One pod as ``list`` shows it; raises FileNotFoundError when it vanished meanwhile."""
+    return {
+        "uuid": pod.uuid,
+        "name": pod.machine(),
+        "unit": pod.unit(),
+        "state": str(pod.state()),
+        "apps": pod_apps(pod),
+        "created": rfc3339(pod.created()),
+        "started": rfc3339(pod.started()),
+    }
+
+
+def image_json(row: ImageRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.labels.get("version"),
+        "labels": dict(row.labels),
+        "size": row.size + row.tree_size,
+        "importtime": rfc3339(row.import_time),
+        "lastused": rfc3339(row.last_used),
+        "latest": row.latest,
+        "signer": row.signer,
+        "source": row.source,
+    }
+
+
+def dump(value: object) -> None:
+    print(json.dumps(value, indent=2))

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# fresh-check.sh [demo|test|both] — the README's commands on a Debian 12 root that has never seen
+# the project: a debootstrapped bookworm (the default variant, as a fresh install has it, plus git
+# and make, which a newcomer needs to get the checkout and run it), into which a clean clone of
+# this repository is copied; then `make demo` and/or `make test` run in it as root, on the
+# machine's network (apt and pip reach their registries as this machine is configured to).
+#
+# Nothing of this machine's packages leaks in: the root has its own /usr, /opt and /var; only the
+# kernel, /proc, /sys, /dev and the way to the package registries (apt sources and settings,
+# pip.conf, PIP_* variables, resolv.conf) are shared. A test host, where the commands boot one,
+# starts inside the root with the root's own systemd.
+#
+# Cached in $FRESH_CACHE (default /var/cache/nspod-fresh): the debootstrap tarball (made anew when
+# older than a week), apt's downloaded .debs and pip's cache, so a rerun spends its time on the
+# commands themselves. Each run unpacks a new root and removes it afterwards.
+set -euo pipefail
+what=${1:-both}
+case $what in demo | test | both) ;; *) echo "usage: $0 [demo|test|both]" >&2; exit 2 ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${FRESH_CACHE:-/var/cache/nspod-fresh}
+[ "$(id -u)" -eq 0 ] || { echo "fresh-check: run as root" >&2; exit 1; }
+"$here/apt-ensure.sh" debootstrap git
+
+# the Debian mirror this machine's apt uses (deb822 or one-line sources)
+mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+[ -n "$mirror" ] || { echo "fresh-check: cannot find the Debian mirror in /etc/apt" >&2; exit 1; }
+
+mkdir -p "$cache/apt-archives/partial" "$cache/pip"
+tarball=$cache/bookworm.tar.gz
+if [ ! -s "$tarball" ] || [ -n "$(find "$tarball" -mtime +7)" ]; then
+	echo "fresh-check: debootstrapping bookworm from the machine's mirror (once a week)" >&2
+	rm -f "$tarball.tmp"
+	debootstrap --include=git,make,ca-certificates --make-tarball="$tarball.tmp" bookworm \
+		"$(mktemp -d)" "$mirror" >&2
+	mv "$tarball.tmp" "$tarball"
+fi
+
+root=$(mktemp -d /var/tmp/nspod-fresh.XXXXXX)
+cleanup() {
+	umount -R "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/var/cache/apt/archives" \
+		"$root/root/.cache/pip" 2>/dev/null || umount -lR "$root"/{proc,sys,dev,run} 2>/dev/null || true
+	rm -rf --one-file-system "$root"
+}
+trap cleanup EXIT
+echo "fresh-check: unpacking a new root in $root" >&2
+debootstrap --unpack-tarball="$tarball" bookworm "$root" "$mirror" >/dev/null
+
+# the way to the registries, as this machine has it
+cp -a /etc/apt/sources.list.d/. "$root/etc/apt/sources.list.d/"
+[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$root/etc/apt/sources.list"
+cp -a /etc/apt/apt.conf.d/. "$root/etc/apt/apt.conf.d/"
+rm -f "$root/etc/apt/apt.conf.d/docker-clean"  # it would empty the shared .deb cache
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=755 tmpfs "$root/run"
+mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
+mkdir -p "$root/root/.cache/pip"
+mount --bind "$cache/pip" "$root/root/.cache/pip"
+
+# a clean clone of what is committed here
+git clone -q "$repo" "$root/root/nspod"
+
+commands=()
+case $what in demo) commands=("make demo") ;; test) commands=("make test") ;; both) commands=("make demo" "make test") ;; esac
+env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true)
+while IFS='=' read -r name value; do env_vars+=("$name=$value"); done < <(env | grep -E '^PIP_' || true)
+for command in "${commands[@]}"; do
+	echo "fresh-check: + $command (in the fresh root)" >&2
+	started=$(date +%s)
+	chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd /root/nspod && $command"
+	echo "fresh-check: '$command' passed in $(( $(date +%s) - started )) s" >&2
+done
+echo "fresh-check: passed" >&2
