@@ -7,7 +7,7 @@
 #
 # Nothing of this machine's packages leaks in: the root has its own /usr, /opt and /var; only the
 # kernel, /proc, /sys, /dev and the way to the package registries (apt sources and settings,
-# pip.conf, PIP_* variables, resolv.conf) are shared. A test host, where the commands boot one,
+# pip.conf, PIP_* variables, resolv.conf, locally added CA certificates) are shared. A test host, where the commands boot one,
 # starts inside the root with the root's own systemd.
 #
 # Cached in $FRESH_CACHE (default /var/cache/nspod-fresh): the debootstrap tarball (made anew when
@@ -54,6 +54,11 @@ cp -a /etc/apt/apt.conf.d/. "$root/etc/apt/apt.conf.d/"
 rm -f "$root/etc/apt/apt.conf.d/docker-clean"  # it would empty the shared .deb cache
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# certificate authorities this machine adds for its way out (a proxy's), not part of any package
+if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
+	cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+	chroot "$root" update-ca-certificates >/dev/null
+fi
 
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
