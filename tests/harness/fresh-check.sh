@@ -39,8 +39,7 @@ fi
 
 root=$(mktemp -d /var/tmp/nspod-fresh.XXXXXX)
 cleanup() {
-	umount -R "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/var/cache/apt/archives" \
-		"$root/root/.cache/pip" 2>/dev/null || umount -lR "$root"/{proc,sys,dev,run} 2>/dev/null || true
+	umount -R "$root" 2>/dev/null || umount -lR "$root" 2>/dev/null || true
 	rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
@@ -60,6 +59,8 @@ if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
 	chroot "$root" update-ca-certificates >/dev/null
 fi
 
+# on a real machine / is a mount point; unshare --propagation (the test host) needs it to be
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
