@@ -112,12 +112,12 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     rows = []
     for pod in Pods(options.dir).all():
-        try:
-            rows.append((pod, pod_json(pod)))
+        try:  # everything read here, while the pod is still there
+            rows.append((pod_json(pod), pod.created(), pod.started()))
         except FileNotFoundError:
             continue  # removed while we looked
     if args.format == "json":
-        dump([row for _, row in rows])
+        dump([row for row, _, _ in rows])
         return 0
     cells = [
         [
@@ -127,10 +127,10 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
             ",".join(_app_cell(a) for a in r["apps"]) or "-",
             ",".join(_image_cell(a["image"]) for a in r["apps"]) or "-",
             r["state"],
-            _time(pod.created(), args.full),
-            _time(pod.started(), args.full),
+            _time(created, args.full),
+            _time(started, args.full),
         ]
-        for pod, r in rows
+        for r, created, started in rows
     ]
     legend = (
         None
@@ -188,6 +188,15 @@ def _unit_property(pod: Any, name: str) -> str:
 
 
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.pods import PodNotFound
+
+    try:
+        return _status(options, args)
+    except FileNotFoundError:  # gc or rm removed it while we read it
+        raise PodNotFound(f"pod {_uuids(args)[0]} was removed meanwhile") from None
+
+
+def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
     uuid = _uuids(args)[0]
