@@ -78,10 +78,25 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def subparsers(
+    parser: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def leaf(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)verb ``args`` were parsed for: ``nspod image list`` → image list's."""
+    while (sub := subparsers(parser)) is not None and getattr(args, sub.dest, None) in sub.choices:
+        parser = sub.choices[getattr(args, sub.dest)]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)  # usage errors exit 2 here
+    args, extra = parser.parse_known_args(argv)  # usage errors exit 2 here
+    if extra:  # said by the verb's own parser, with its usage
+        leaf(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     options = GlobalOptions.from_args(args)
     from stage0.log import log_setup
 

@@ -54,7 +54,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="comma list of: id, name, size, importtime, lastused, latest, signer, source",
     )
     listing.add_argument("--sort", default="importtime", help="field to sort by (default: %(default)s)")
-    listing.add_argument("--order", choices=["asc", "desc"], default="asc")
+    listing.add_argument("--order", choices=["asc", "desc"], default="asc", help="sort order (default: asc)")
     listing.add_argument("--no-legend", action="store_true", help="leave out the header line")
     listing.add_argument("--full", action="store_true", help="show whole image IDs")
     add_format(listing)
@@ -77,7 +77,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     export = sub.add_parser("export", help="write a stored image out as an ACI (exactly as fetched)")
     export.add_argument("image", metavar="IMAGE")
     export.add_argument("output", metavar="OUT.aci")
-    export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     export.set_defaults(handler=run_export)
 
     for verb, text in (

@@ -52,7 +52,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     stop = verbs.add_parser("stop", help="stop running pods (an orderly shutdown; --force kills)")
     _uuid_args(stop, many=True)
-    stop.add_argument("--force", action="store_true")
+    stop.add_argument("--force", action="store_true", help="kill the pod (SIGKILL) instead of a shutdown")
     stop.set_defaults(handler=run_stop)
 
     rm = verbs.add_parser("rm", help="remove pods that are not running")
@@ -60,8 +60,20 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rm.set_defaults(handler=run_rm)
 
     gc = verbs.add_parser("gc", help="remove exited pods after a grace period")
-    gc.add_argument("--grace-period", type=duration, default=duration("30m"), metavar="DURATION")
-    gc.add_argument("--expire-prepared", type=duration, default=duration("24h"), metavar="DURATION")
+    gc.add_argument(
+        "--grace-period",
+        type=duration,
+        default=duration("30m"),
+        metavar="DURATION",
+        help="keep exited pods this long after they were marked (default: 30m)",
+    )
+    gc.add_argument(
+        "--expire-prepared",
+        type=duration,
+        default=duration("24h"),
+        metavar="DURATION",
+        help="remove prepared pods never run after this long (default: 24h)",
+    )
     gc.add_argument("--mark-only", action="store_true", help="only mark exited pods as garbage")
     gc.set_defaults(handler=run_gc)
 
@@ -73,13 +85,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     cat = verbs.add_parser("cat-manifest", help="print a pod's manifest")
     _uuid_args(cat, many=False)
-    cat.add_argument("--pretty-print", action="store_true")
+    cat.add_argument("--pretty-print", action="store_true", help="indent the JSON")
     cat.set_defaults(handler=run_cat_manifest)
 
     logs = verbs.add_parser("logs", help="print a pod's output (from the journal)")
     _uuid_args(logs, many=False)
     logs.add_argument("--app", help="one app's lines (while the pod runs)")
-    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-f", "--follow", action="store_true", help="go on printing new lines until Ctrl-C")
     logs.set_defaults(handler=run_logs)
 
 
@@ -346,23 +358,25 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     pod = Pods(options.dir).find(_uuids(args)[0])
     follow = ["--follow"] if args.follow else []
-    if args.app:
-        if pod.state() is not PodState.RUNNING:
-            raise Error(
-                "per-app logs come from the pod's own journal, which ends with the pod",
-                hint=f"all of the pod's output: nspod logs {pod.uuid[:8]}",
-            )
-        with open(pod.paths.spec) as file:
-            machine = json.load(file)["machine"]
-        argv = [
-            "journalctl",
-            f"--machine={machine}",
-            f"--identifier={args.app}",
-            "--output=cat",
-            "--no-pager",
-            *follow,
-        ]
-    else:
-        argv = ["journalctl", f"POD_UUID={pod.uuid}", "--output=cat", "--no-pager", *follow]
+    if not args.app:
+        return call_stage1("logs", pod.path, *follow, debug=options.debug)
+    with open(pod.paths.spec) as file:
+        spec = json.load(file)
+    apps = [app["name"] for app in spec["apps"]]
+    if args.app not in apps:
+        raise Error(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
+    if pod.state() is not PodState.RUNNING:
+        raise Error(
+            "per-app logs come from the pod's own journal, which ends with the pod",
+            hint=f"all of the pod's output: nspod logs {pod.uuid[:8]}",
+        )
+    argv = [
+        "journalctl",
+        f"--machine={spec['machine']}",
+        f"--identifier={args.app}",
+        "--output=cat",
+        "--no-pager",
+        *follow,
+    ]
     sys.stdout.flush()
     os.execvp(argv[0], argv)

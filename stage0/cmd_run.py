@@ -16,16 +16,22 @@ from typing import Any
 from stage0.options import GlobalOptions
 from stage1.abi import call_stage1
 
-APP_FLAGS = (
-    "--name",
-    "--exec",
-    "--environment",
-    "--user",
-    "--group",
-    "--working-dir",
-    "--signature",
-    "--mount",
-    "--stop-timeout",
+# Flags that follow an image and apply to its app only (rkt's syntax), with what they do.
+APP_FLAG_HELP = {
+    "--name": "the app's name (default: from the image name)",
+    "--exec": "the program to run instead of the image's (absolute, or looked up on PATH)",
+    "--environment": "NAME=VALUE for this app, over everything else (repeatable)",
+    "--user": "user name or UID to run as (resolved in the image)",
+    "--group": "group name or GID to run as (resolved in the image)",
+    "--working-dir": "the app's working directory",
+    "--signature": "the image's detached signature file",
+    "--mount": "volume=NAME,target=/path[,readOnly=true]: a pod volume in this app (repeatable)",
+    "--stop-timeout": "seconds from SIGTERM to SIGKILL when the app stops (default 10)",
+}
+APP_FLAGS = tuple(APP_FLAG_HELP)
+APP_EPILOG = (
+    "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
+    + "\n".join(f"  {flag:<16}{text}" for flag, text in APP_FLAG_HELP.items())
 )
 
 
@@ -38,7 +44,12 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument("--set-env-file", metavar="FILE", help="NAME=VALUE lines for every app")
     parser.add_argument("--inherit-env", action="store_true", help="start from nspod's own environment")
     parser.add_argument("--uuid-file-save", metavar="FILE", help="write the pod's UUID here, first thing")
-    parser.add_argument("--pull-policy", choices=["never", "new", "update"], default="new")
+    parser.add_argument(
+        "--pull-policy",
+        choices=["never", "new", "update"],
+        default="new",
+        help="never: the store only; new (default): the store, else fetch; update: ask the remote",
+    )
     parser.add_argument(
         "--volume",
         action="append",
@@ -56,6 +67,7 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
     if runtime:
         parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
+        parser.add_argument("--rm", action="store_true", help="remove the pod once it has ended")
         parser.add_argument(
             "--save-as",
             metavar="NAME",
@@ -65,10 +77,20 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = verbs.add_parser("run", help="run a pod in the foreground (or --detach)")
+    run = verbs.add_parser(
+        "run",
+        help="run a pod in the foreground (or --detach)",
+        epilog=APP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _pod_arguments(run, runtime=True)
     run.set_defaults(handler=run_run)
-    prepare = verbs.add_parser("prepare", help="prepare a pod to run later; prints its UUID")
+    prepare = verbs.add_parser(
+        "prepare",
+        help="prepare a pod to run later; prints its UUID",
+        epilog=APP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _pod_arguments(prepare, runtime=False)
     prepare.add_argument("--quiet", action="store_true", help="print only the UUID")
     prepare.set_defaults(handler=run_prepare)
@@ -205,8 +227,9 @@ def prepare_request(
 
 
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.errors import UsageError
+
     if args.save_as:
-        from stage0.errors import UsageError
         from stage0.podfile import save
 
         if args.inherit_env:
@@ -215,10 +238,20 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
             )
         print(save(_request(args), args.save_as, os.path.join(options.local_config, "pods")))
         return 0
+    if args.rm and args.detach:
+        raise UsageError(
+            "--rm needs a foreground run", hint="remove a detached pod with 'nspod rm' once it ended"
+        )
     pod = _prepare(options, args, to_run=True)
     if args.detach:
         print(os.path.basename(pod.path))
-    return pod.start(options, *(["--detach"] if args.detach else []))
+    code = pod.start(options, *(["--detach"] if args.detach else []))
+    if args.rm:
+        from stage0.cmd_pods import remove_pod
+        from stage0.pods import Pods
+
+        remove_pod(options, Pods(options.dir).find(os.path.basename(pod.path)))
+    return code
 
 
 def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--force", action="store_true")
     halt = verbs.add_parser("halt")  # ExecStop of pod@.service: $MAINPID is the pod's nspawn
     halt.add_argument("pod_dir")
+    logs = verbs.add_parser("logs")
+    logs.add_argument("pod_dir")
+    logs.add_argument("--follow", action="store_true")
     gc = verbs.add_parser("gc")
     gc.add_argument("pod_dir")
     enter = verbs.add_parser("enter")
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                 return entry.gc(args.pod_dir)
             case "halt":
                 return entry.halt_in_place(args.pod_dir)
+            case "logs":
+                return entry.logs(args.pod_dir, follow=args.follow)
             case _:
                 command = args.command[1:] if args.command[:1] == ["--"] else args.command
                 return entry.enter(args.pod_dir, args.app, command)

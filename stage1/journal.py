@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import select
 import sys
 import threading
 import time
+import zlib
 from typing import BinaryIO
 
 STREAMS = "/run/systemd/journal/streams"
@@ -58,12 +60,29 @@ def stream_open(unit: str) -> bool:
     return False
 
 
+# what the pod's journald forwards to its console for an app: "[ 5802.914365] web[8]: text", the
+# stamp being the host's uptime; shown as "web: text" (the app's name coloured on a terminal)
+_CONSOLE = re.compile(rb"\[\s*\d+\.\d+\] ([^\s\[\]:]+)\[\d+\]: ?(.*)", re.DOTALL)
+
+
+def app_line(message: bytes, *, color: bool = False) -> bytes:
+    """One line of a pod's output as nspod shows it; lines of nspawn's own pass as they are."""
+    found = _CONSOLE.fullmatch(message)
+    if found is None:
+        return message
+    app, text = found.groups()
+    if color:
+        app = b"\x1b[%dm%s\x1b[0m" % (31 + zlib.crc32(app) % 6, app)
+    return app + b": " + text
+
+
 class Follower:
     """Prints the MESSAGE of every journal entry with ``FIELD=VALUE`` as it arrives (``journalctl
     --follow --output=cat FIELD=VALUE``, from the first entry on), until :meth:`finish`."""
 
     def __init__(self, field: str, value: str, out: BinaryIO | None = None) -> None:
         self._out = out or sys.stdout.buffer
+        self._color = self._out.isatty()
         self._lib = _library()
         self._journal = ctypes.c_void_p()
         self._thread: threading.Thread | None = None
@@ -89,7 +108,8 @@ class Follower:
         while self._lib.sd_journal_next(self._journal) > 0:
             if self._lib.sd_journal_get_data(self._journal, b"MESSAGE", data, length) >= 0:
                 assert data.value is not None
-                lines.append(ctypes.string_at(data.value, length.value)[len(b"MESSAGE=") :] + b"\n")
+                message = ctypes.string_at(data.value, length.value)[len(b"MESSAGE=") :]
+                lines.append(app_line(message, color=self._color) + b"\n")
         try:
             self._out.write(b"".join(lines))
             self._out.flush()
@@ -108,14 +128,20 @@ class Follower:
         self._lib.sd_journal_close(self._journal)
         os.close(self._wake_read)
 
-    def finish(self, unit: str, limit: float = 5.0) -> None:
+    def finish(self, unit: str | None, limit: float = 5.0) -> None:
         """Journald reads a unit's output stream asynchronously: once it has closed the unit's stream
-        every line is in the journal; print what has not been printed yet, then stop."""
+        every line is in the journal; print what has not been printed yet, then stop. (``unit``
+        None: what is in the journal now.)"""
         if self._thread is None:
             return
         deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and stream_open(unit):
+        while unit is not None and time.monotonic() < deadline and stream_open(unit):
             time.sleep(0.005)
         os.write(self._wake, b"x")
         self._thread.join()
         os.close(self._wake)
+
+    def wait(self) -> None:
+        """Follow until interrupted (Ctrl-C)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)

@@ -176,6 +176,17 @@ def _spawn_stop_watcher(unit: str, nspawn_pid: int) -> None:
         os._exit(0)
 
 
+def logs(pod_dir: str, *, follow: bool) -> int:
+    """The pod's output as ``run`` shows it, from the host's journal (it outlives the pod)."""
+    spec, _ = load(pod_dir)
+    follower = Follower("POD_UUID", spec.uuid)
+    if follow:
+        follower.wait()
+    else:
+        follower.finish(None)
+    return 0
+
+
 def halt_in_place(pod_dir: str) -> int:
     """``pod@NAME.service``'s ExecStop: ask the pod (``$MAINPID``'s) to shut down once it can hear
     it, and wait until it has, so that nspawn needs no signal from systemd."""

@@ -39,6 +39,10 @@ fi
 
 root=$(mktemp -d /var/tmp/nspod-fresh.XXXXXX)
 cleanup() {
+	if [ -n "${FRESH_KEEP:-}" ]; then  # for a look inside: chroot "$root"; then umount -R and rm it
+		echo "fresh-check: kept $root (mounted)" >&2
+		return
+	fi
 	umount -R "$root" 2>/dev/null || umount -lR "$root" 2>/dev/null || true
 	rm -rf --one-file-system "$root"
 }

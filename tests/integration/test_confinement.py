@@ -26,7 +26,7 @@ KERNEL_KNOBS = (
 
 
 def probe_lines(stdout: str) -> list[str]:
-    return [line.split("]: ", 1)[-1] for line in stdout.splitlines()]
+    return [line.split(": ", 1)[-1] for line in stdout.splitlines()]
 
 
 def test_a_root_app_cannot_open_kernel_settings_for_writing(

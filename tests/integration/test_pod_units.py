@@ -354,7 +354,7 @@ def test_image_isolators_apply_to_the_app(host: Host, probe: Path, tmp_path: Pat
     build_aci(str(root), str(aci))
     ran = host.nspod("--insecure-options=image", "run", str(aci))
     assert ran.returncode == 0, ran.stderr
-    lines = [line.split("]: ", 1)[-1] for line in ran.stdout.splitlines()]
+    lines = [line.split(": ", 1)[-1] for line in ran.stdout.splitlines()]
     assert "capeff 0000000000000401" in lines  # CAP_CHOWN (0) and CAP_NET_BIND_SERVICE (10) only
     assert "nonewprivs 1" in lines
     started = host.nspod(

@@ -92,7 +92,7 @@ def sh(*argv: str) -> str:
 def test_run_passes_the_exit_code_through(nspod: Nspod, bb: Path, code: int) -> None:
     result = nspod("run", str(bb), "--exec=/bin/sh", "--", "-c", f"echo out-{code}; exit {code}")
     assert result.returncode == code, result.stderr
-    assert f"out-{code}" in result.stdout
+    assert f"bb: out-{code}\n" in result.stdout  # the app's name, no uptime stamp (#9)
     pods = json.loads(nspod("list", "--full", "--format", "json").stdout)
     assert [p["state"] for p in pods] == ["exited"]
     assert nspod.status(pods[0]["uuid"])["app-bb"] == str(code)
@@ -292,7 +292,7 @@ def test_environment_precedence(nspod: Nspod, tmp_path: Path) -> None:
         env={"FROM_HOST": "host", "HOST_ONLY": "host"},
     )
     assert result.returncode == 0, result.stderr
-    lines = {line.split("]: ", 1)[-1] for line in result.stdout.splitlines()}
+    lines = {line.split(": ", 1)[-1] for line in result.stdout.splitlines()}
     expected = {
         "HOST_ONLY=host",
         "FROM_HOST=image",
@@ -315,7 +315,7 @@ def test_user_group_and_working_directory(nspod: Nspod, tmp_path: Path) -> None:
     image = busybox_image(tmp_path / "ids", app, name="example.com/ids")
     result = nspod("run", str(image))
     assert result.returncode == 0, result.stderr
-    assert [line.split("]: ", 1)[-1] for line in result.stdout.splitlines()][-3:] == ["1000", "2000", "/etc"]
+    assert [line.split(": ", 1)[-1] for line in result.stdout.splitlines()][-3:] == ["1000", "2000", "/etc"]
 
 
 def test_prepare_then_run_prepared_and_rm(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
@@ -366,12 +366,19 @@ def test_logs_of_an_exited_pod(nspod: Nspod, bb: Path) -> None:
     uuid = json.loads(nspod("list", "--full", "--format", "json").stdout)[0]["uuid"]
     logs = nspod("logs", uuid[:8])
     assert logs.returncode == 0
-    assert [line.split("]: ", 1)[-1] for line in logs.stdout.splitlines()][-2:] == [
-        "first-line",
-        "second-line",
-    ]
+    assert logs.stdout.splitlines()[-2:] == ["bb: first-line", "bb: second-line"]  # as run shows them
     per_app = nspod("logs", "--app", "bb", uuid[:8])
     assert per_app.returncode == 254 and "ends with the pod" in per_app.stderr
+    unknown = nspod("logs", "--app", "nope", uuid[:8])
+    assert unknown.returncode == 254 and "has no app nope" in unknown.stderr and "bb" in unknown.stderr
+
+
+def test_rm_removes_the_pod_once_it_ended(nspod: Nspod, bb: Path) -> None:
+    ran = nspod("run", "--rm", str(bb), "--exec=/bin/sh", "--", "-c", "echo bye; exit 4")
+    assert ran.returncode == 4 and "bb: bye" in ran.stdout, ran.stderr
+    assert json.loads(nspod("list", "--format=json").stdout) == []
+    both = nspod("run", "--rm", "--detach", str(bb))
+    assert both.returncode == 2 and "--rm needs a foreground run" in both.stderr
 
 
 def test_volumes_empty_shared_and_host(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
@@ -400,7 +407,7 @@ def test_volumes_empty_shared_and_host(nspod: Nspod, bb: Path, tmp_path: Path) -
         "sleep 1; cat /shared/note; echo x > /ro/nope || echo read-only refused",
     )
     assert result.returncode == 0, result.stderr
-    lines = [line.split("]: ", 1)[-1] for line in result.stdout.splitlines()]
+    lines = [line.split(": ", 1)[-1] for line in result.stdout.splitlines()]
     assert "from the host" in lines and "note" in lines and "read-only refused" in lines, lines
     assert (host_dir / "out").read_text() == "written\n" and not (host_dir / "nope").exists()
 

@@ -183,3 +183,38 @@ def test_a_non_root_list_is_a_plain_answer() -> None:
     shutil.rmtree(top)
     assert result.returncode == 254, result.stderr
     assert "permission denied" in result.stderr and "internal error" not in result.stderr, result.stderr
+
+
+def test_app_lines_lose_the_uptime_stamp_and_keep_the_app() -> None:
+    from stage1.journal import app_line
+
+    assert app_line(b"[ 5802.914365] web[8]: GET / 200") == b"web: GET / 200"
+    assert app_line(b"[   1.000001] my-app[100]: a: b") == b"my-app: a: b"
+    assert app_line(b"Container web failed with error code 1.") == b"Container web failed with error code 1."
+    coloured = app_line(b"[ 1.5] web[8]: hi", color=True)
+    assert coloured.startswith(b"\x1b[") and coloured.endswith(b"\x1b[0m: hi")
+
+
+def test_every_option_of_every_verb_says_what_it_does() -> None:
+    import argparse
+
+    from stage0.cli import build_parser, subparsers
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if action.option_strings and not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings)}")
+        sub = subparsers(parser)
+        for child in dict.fromkeys(sub.choices.values() if sub else []):
+            walk(child)
+
+    walk(build_parser())
+    assert missing == [], missing
+
+
+def test_an_unknown_flag_gets_the_verbs_own_usage() -> None:
+    result = run_nspod("image", "list", "--colour")
+    assert result.returncode == 2
+    assert "usage: nspod image list" in result.stderr and "--colour" in result.stderr
