@@ -38,6 +38,7 @@ if [ ! -s "$tarball" ] || [ -n "$(find "$tarball" -mtime +7)" ]; then
 fi
 
 root=$(mktemp -d /var/tmp/nspod-fresh.XXXXXX)
+chmod 755 "$root"  # it is /: every user (messagebus, …) must get through it
 cleanup() {
 	if [ -n "${FRESH_KEEP:-}" ]; then  # for a look inside: chroot "$root"; then umount -R and rm it
 		echo "fresh-check: kept $root (mounted)" >&2
