@@ -250,6 +250,7 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
     argv = [
         "nsenter",
         f"--target={leader}",
+        "--root",  # the pod's own (not this process's, which may itself be chrooted)
         "--mount",
         "--uts",
         "--ipc",

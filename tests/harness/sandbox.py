@@ -43,7 +43,8 @@ class Sandbox:
         return comm == "sleep" and mine
 
     def argv(self, *cmd: str) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-m", "-n", "--", *cmd]
+        # --root: the sleeper's root (/ on a machine, the root of a fresh-check chroot)
+        return ["nsenter", "-t", str(self.pid), "--root", "-m", "-n", "--", *cmd]
 
     def run(
         self, *cmd: str, env: Mapping[str, str] | None = None, timeout: float = 300, stdin: str | None = None

@@ -175,10 +175,12 @@ def test_a_non_root_list_is_a_plain_answer() -> None:
     top.chmod(0o755)  # the way to the store is open; the store's pods/ dirs are not (0700)
     data = top / "data"
     assert run_nspod("--dir", str(data), "gc").returncode == 0  # makes pods/<state>/
+    for package in ("stage0", "stage1"):  # a copy nobody can read, wherever the checkout is
+        shutil.copytree(REPO / package, top / package)
     argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     result = subprocess.run(
         [*argv, sys.executable, "-m", "stage0", "--dir", str(data), "list"],
-        capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, env={"PYTHONPATH": str(top), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     shutil.rmtree(top)
     assert result.returncode == 254, result.stderr
