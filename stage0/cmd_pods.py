@@ -325,6 +325,7 @@ def _gc(options: GlobalOptions, pods: Any, args: argparse.Namespace) -> int:
             continue
         if due and remove_pod(options, pod):
             print(f"removed pod {pod.uuid}")
+    pods.sweep_removing()
     return 0
 
 

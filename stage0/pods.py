@@ -28,6 +28,7 @@ from stage0.errors import Error, InputError
 from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
 
+REMOVING = ".removing"  # pods being deleted; no state lists it
 EMBRYO_GRACE = 10.0  # seconds: an unlocked embryo younger than this may be one being made
 
 
@@ -172,7 +173,7 @@ class Pods:
             try:
                 yield Pod(uuid, DirState.PREPARE, prepare)
             except BaseException:
-                remove_tree(prepare)  # nothing half-made stays behind (a pod moved on is not here)
+                self.remove(Pod(uuid, DirState.PREPARE, prepare))  # nothing half-made stays behind
                 raise
 
     def starting(self, pod: Pod) -> int:
@@ -233,7 +234,32 @@ class Pods:
         return [p for p in self.all() if p.where is DirState.RUN and p.unit() == unit]
 
     def remove(self, pod: Pod) -> None:
-        remove_tree(pod.path)
+        """Remove ``pod`` all at once: renamed out of every listing first, then deleted, so that a
+        remover killed halfway leaves no half-deleted pod behind (gc sweeps what it leaves)."""
+        removing = os.path.join(self.root, REMOVING)
+        os.makedirs(removing, mode=0o700, exist_ok=True)
+        target = os.path.join(removing, pod.uuid)
+        try:
+            os.rename(pod.path, target)
+        except FileNotFoundError:
+            return  # another nspod removed or moved it meanwhile
+        remove_tree(target)
+
+    def sweep_removing(self) -> None:
+        """Finish removals whose remover was killed (older than a minute: not one under way)."""
+        removing = os.path.join(self.root, REMOVING)
+        try:
+            names = os.listdir(removing)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(removing, name)
+            try:
+                stale = time.time() - os.lstat(path).st_ctime > 60
+            except FileNotFoundError:
+                continue
+            if stale:
+                remove_tree(path)
 
 
 def read_uuid_file(path: str) -> str:

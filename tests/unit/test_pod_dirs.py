@@ -1,0 +1,60 @@
+"""Pods on disk (stage0/pods.py): a removal killed halfway leaves no half-deleted pod in any listing
+(CI once found three records of pod@booting: each a removal cut off by the unit's stop, with its
+spec left and its unit file gone, so no later start of pod@booting recognised it as its own)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from stage0 import pods as podsmod
+from stage0.pods import DirState, Pods, PodState
+
+
+def _pod_in_run(pods: Pods, unit: str) -> podsmod.Pod:
+    with pods.create() as pod:
+        for name in ("spec.json", "manifest"):
+            (Path(pod.path) / name).write_text('{"machine": "booting"}')
+        Path(pod.paths.unit).write_text(unit + "\n")
+        moved = pods.move(pod, DirState.RUN)
+    return moved
+
+
+def test_a_removal_cut_off_halfway_lists_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pods = Pods(str(tmp_path))
+    pod = _pod_in_run(pods, "pod@booting.service")
+    assert pods.of_unit("pod@booting.service") == [pod] and pod.state() is PodState.EXITED
+
+    def killed(path: str) -> None:
+        os.unlink(os.path.join(path, "unit"))  # gone first, as the directory order may have it
+        raise KeyboardInterrupt  # stands for the SIGTERM that ends the remover here
+
+    monkeypatch.setattr(podsmod, "remove_tree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pods.remove(pod)
+    monkeypatch.undo()
+    assert pods.all() == []
+    # gc finishes it once it is surely not a removal under way
+    pods.sweep_removing()
+    assert os.listdir(tmp_path / "pods" / podsmod.REMOVING) == [pod.uuid]
+    monkeypatch.setattr(podsmod.time, "time", lambda: time.time_ns() / 1e9 + 120)
+    pods.sweep_removing()
+    assert os.listdir(tmp_path / "pods" / podsmod.REMOVING) == []
+
+
+def test_a_prepare_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    pods = Pods(str(tmp_path))
+    with pytest.raises(RuntimeError), pods.create():
+        raise RuntimeError("fetch failed")
+    assert pods.all() == []
+
+
+def test_removing_a_pod_removed_meanwhile_is_quiet(tmp_path: Path) -> None:
+    pods = Pods(str(tmp_path))
+    pod = _pod_in_run(pods, "pod@x.service")
+    pods.remove(pod)
+    pods.remove(pod)
+    assert pods.all() == []
