@@ -90,7 +90,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     logs = verbs.add_parser("logs", help="print a pod's output (from the journal)")
     _uuid_args(logs, many=False)
-    logs.add_argument("--app", help="one app's lines (while the pod runs)")
+    logs.add_argument("--app", help="one app's lines alone")
     logs.add_argument("-f", "--follow", action="store_true", help="go on printing new lines until Ctrl-C")
     logs.set_defaults(handler=run_logs)
 
@@ -355,29 +355,15 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
-    from stage0.pods import Pods, PodState
+    from stage0.pods import Pods
 
     pod = Pods(options.dir).find(_uuids(args)[0])
     follow = ["--follow"] if args.follow else []
-    if not args.app:
-        return call_stage1("logs", pod.path, *follow, debug=options.debug)
-    with open(pod.paths.spec) as file:
-        spec = json.load(file)
-    apps = [app["name"] for app in spec["apps"]]
-    if args.app not in apps:
-        raise Error(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
-    if pod.state() is not PodState.RUNNING:
-        raise Error(
-            "per-app logs come from the pod's own journal, which ends with the pod",
-            hint=f"all of the pod's output: nspod logs {pod.uuid[:8]}",
-        )
-    argv = [
-        "journalctl",
-        f"--machine={spec['machine']}",
-        f"--identifier={args.app}",
-        "--output=cat",
-        "--no-pager",
-        *follow,
-    ]
-    sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    app = []
+    if args.app:
+        with open(pod.paths.spec) as file:
+            apps = [app["name"] for app in json.load(file)["apps"]]
+        if args.app not in apps:
+            raise Error(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
+        app = [f"--app={args.app}"]
+    return call_stage1("logs", pod.path, *follow, *app, debug=options.debug)

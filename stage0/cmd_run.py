@@ -66,7 +66,7 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     )
     parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
     if runtime:
-        parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
+        _start_arguments(parser)
         parser.add_argument("--rm", action="store_true", help="remove the pod once it has ended")
         parser.add_argument(
             "--save-as",
@@ -74,6 +74,39 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
             help="write the pod file NAME.toml for this command line (for pod@NAME) and exit",
         )
     parser.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
+
+
+def _start_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
+    parser.add_argument(
+        "-i", "--interactive", action="store_true", help="the app reads nspod's stdin (a pod of one app)"
+    )
+    parser.add_argument(
+        "-t", "--tty", action="store_true", help="give the app this terminal (a pod of one app; implies -i)"
+    )
+
+
+def _stdio(args: argparse.Namespace, apps: int | None = None) -> list[str]:
+    """stage1's ``run`` options for how the pod's apps meet nspod's stdio (stage1/stdio.py)."""
+    from stage0.errors import UsageError
+
+    wanted = "--tty" if args.tty else "--interactive" if args.interactive else None
+    if args.detach:
+        if wanted:
+            raise UsageError(f"{wanted} needs a pod in the foreground", hint="drop --detach")
+        return ["--detach"]
+    if wanted is None:
+        return []
+    if apps is not None and apps != 1:
+        raise UsageError(
+            f"{wanted} gives nspod's stdin to one app, and this pod has {apps}",
+            hint="run the apps in pods of their own",
+        )
+    if args.tty and not os.isatty(0):
+        raise UsageError(
+            "--tty needs a terminal on stdin", hint="use --interactive to pass stdin as a stream"
+        )
+    return [f"--stdio={wanted[2:]}"]
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,7 +129,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     prepare.set_defaults(handler=run_prepare)
     prepared = verbs.add_parser("run-prepared", help="run a prepared pod")
     prepared.add_argument("uuid", metavar="UUID")
-    prepared.add_argument("--detach", action="store_true", help="return once the pod is ready")
+    _start_arguments(prepared)
     prepared.set_defaults(handler=run_run_prepared)
 
 
@@ -242,10 +275,11 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise UsageError(
             "--rm needs a foreground run", hint="remove a detached pod with 'nspod rm' once it ended"
         )
+    stdio = _stdio(args, len(parse_apps(args.images)))  # before anything is fetched
     pod = _prepare(options, args, to_run=True)
     if args.detach:
         print(os.path.basename(pod.path))
-    code = pod.start(options, *(["--detach"] if args.detach else []))
+    code = pod.start(options, *stdio)
     if args.rm:
         from stage0.cmd_pods import remove_pod
         from stage0.pods import Pods
@@ -269,8 +303,9 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise Error(
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
+    stdio = _stdio(args)
     starting = pods.starting(pod)
     pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
     if args.detach:
         print(pod.uuid)
-    return Prepared(pod.path, starting).start(options, *(["--detach"] if args.detach else []))
+    return Prepared(pod.path, starting).start(options, *stdio)

@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from stage1.abi import Error, ExitCode
+from stage1.stdio import Stdio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     run = verbs.add_parser("run")
     run.add_argument("pod_dir")
     run.add_argument("--detach", action="store_true")
+    # a foreground pod's stdio (stage1/stdio.py); a detached one's is the journal
+    foreground = [s.value for s in Stdio if s is not Stdio.JOURNAL]
+    run.add_argument("--stdio", choices=foreground, default=Stdio.ATTACHED.value)
     execute = verbs.add_parser("exec")
     execute.add_argument("pod_dir")
     stop = verbs.add_parser("stop")
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = verbs.add_parser("logs")
     logs.add_argument("pod_dir")
     logs.add_argument("--follow", action="store_true")
+    logs.add_argument("--app")
     gc = verbs.add_parser("gc")
     gc.add_argument("pod_dir")
     enter = verbs.add_parser("enter")
@@ -38,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.verb:
             case "run":
-                return entry.run(args.pod_dir, detach=args.detach, debug=args.debug)
+                stdio = Stdio.JOURNAL if args.detach else Stdio(args.stdio)
+                return entry.run(args.pod_dir, detach=args.detach, debug=args.debug, stdio=stdio)
             case "exec":
                 return entry.exec_in_place(args.pod_dir, debug=args.debug)
             case "stop":
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             case "halt":
                 return entry.halt_in_place(args.pod_dir)
             case "logs":
-                return entry.logs(args.pod_dir, follow=args.follow)
+                return entry.logs(args.pod_dir, follow=args.follow, app=args.app)
             case _:
                 command = args.command[1:] if args.command[:1] == ["--"] else args.command
                 return entry.enter(args.pod_dir, args.app, command)

@@ -206,6 +206,7 @@ class PodPaths:
         self.unit = os.path.join(root, "unit")  # the host unit's name
         self.stage1 = os.path.join(root, "stage1", "rootfs")  # the tree nspawn boots
         self.overlay = os.path.join(root, "overlay")  # overlay/<app>/{upper,work}
+        self.io = os.path.join(root, "io")  # a foreground pod's stdio sockets (stage1/stdio.py)
 
     def upper(self, app: str) -> str:
         return os.path.join(self.overlay, app, "upper")

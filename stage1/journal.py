@@ -9,10 +9,14 @@ journald has read the unit's stream to its end, one more pass over the journal p
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import itertools
 import os
 import re
 import select
+import socket
+import struct
 import sys
 import threading
 import time
@@ -20,6 +24,7 @@ import zlib
 from typing import BinaryIO
 
 STREAMS = "/run/systemd/journal/streams"
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
 LOCAL_ONLY = 1  # SD_JOURNAL_LOCAL_ONLY: this machine's journal files, as journalctl reads them
 POLL = 0.25  # seconds; inotify wakes us sooner (a fallback for journals inotify cannot watch)
 
@@ -65,24 +70,59 @@ def stream_open(unit: str) -> bool:
 _CONSOLE = re.compile(rb"\[\s*\d+\.\d+\] ([^\s\[\]:]+)\[\d+\]: ?(.*)", re.DOTALL)
 
 
+def label(app: bytes, *, color: bool = False) -> bytes:
+    """``app: ``, the prefix of an app's lines (the name in a colour of its own on a terminal)."""
+    if color:
+        app = b"\x1b[%dm%s\x1b[0m" % (31 + zlib.crc32(app) % 6, app)
+    return app + b": "
+
+
 def app_line(message: bytes, *, color: bool = False) -> bytes:
     """One line of a pod's output as nspod shows it; lines of nspawn's own pass as they are."""
     found = _CONSOLE.fullmatch(message)
     if found is None:
         return message
     app, text = found.groups()
-    if color:
-        app = b"\x1b[%dm%s\x1b[0m" % (31 + zlib.crc32(app) % 6, app)
-    return app + b": " + text
+    return label(app, color=color) + text
+
+
+def console_app(message: bytes) -> bytes | None:
+    """The app a console line of the pod's is from, if it is an app's."""
+    found = _CONSOLE.fullmatch(message)
+    return found.group(1) if found else None
+
+
+def send(fields: dict[str, bytes], socket_path: str = JOURNAL_SOCKET) -> None:
+    """One entry to journald over its native protocol (every field in the length-prefixed form,
+    so any byte may be in a value); lost quietly when journald is not there."""
+    datagram = b"".join(
+        key.encode() + b"\n" + struct.pack("<Q", len(value)) + value + b"\n" for key, value in fields.items()
+    )
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(datagram, socket_path)
 
 
 class Follower:
     """Prints the MESSAGE of every journal entry with ``FIELD=VALUE`` as it arrives (``journalctl
     --follow --output=cat FIELD=VALUE``, from the first entry on), until :meth:`finish`."""
 
-    def __init__(self, field: str, value: str, out: BinaryIO | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        value: str,
+        out: BinaryIO | None = None,
+        err: BinaryIO | None = None,
+        *,
+        relayed: bool = True,
+        app: str | None = None,
+    ) -> None:
+        """``relayed``: print the lines a foreground nspod relayed (stage1/attach.py) too (False
+        where that nspod prints them itself); ``app``: only that app's lines, without the label."""
         self._out = out or sys.stdout.buffer
+        self._err = err or sys.stderr.buffer
         self._color = self._out.isatty()
+        self._relayed = relayed
+        self._app = app.encode() if app is not None else None
         self._lib = _library()
         self._journal = ctypes.c_void_p()
         self._thread: threading.Thread | None = None
@@ -102,19 +142,42 @@ class Follower:
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
-    def _print_new(self) -> None:
+    def _field(self, name: bytes) -> bytes | None:
         data, length = ctypes.c_void_p(), ctypes.c_size_t()
-        lines = []
+        if self._lib.sd_journal_get_data(self._journal, name, data, length) < 0:
+            return None
+        assert data.value is not None
+        return ctypes.string_at(data.value, length.value)[len(name) + 1 :]
+
+    def _line(self, message: bytes) -> tuple[bool, bytes] | None:
+        """The current entry as (to stderr?, line), or None when it is not shown."""
+        app = self._field(b"NSPOD_APP")
+        if app is not None:  # relayed by a foreground nspod, one stream apart from the other
+            if not self._relayed or (self._app is not None and app != self._app):
+                return None
+            text = message if self._app is not None else label(app, color=self._color) + message
+            return self._field(b"NSPOD_STREAM") == b"stderr", text
+        if self._app is None:
+            return False, app_line(message, color=self._color)
+        if console_app(message) != self._app:
+            return None
+        return False, app_line(message).split(b": ", 1)[1]
+
+    def _print_new(self) -> None:
+        shown = []
         while self._lib.sd_journal_next(self._journal) > 0:
-            if self._lib.sd_journal_get_data(self._journal, b"MESSAGE", data, length) >= 0:
-                assert data.value is not None
-                message = ctypes.string_at(data.value, length.value)[len(b"MESSAGE=") :]
-                lines.append(app_line(message, color=self._color) + b"\n")
+            message = self._field(b"MESSAGE")
+            line = None if message is None else self._line(message)
+            if line is not None:
+                shown.append(line)
         try:
-            self._out.write(b"".join(lines))
-            self._out.flush()
+            # in order, and each stream's run of lines in one write
+            for to_err, run in itertools.groupby(shown, key=lambda item: item[0]):
+                stream = self._err if to_err else self._out
+                stream.write(b"".join(text + b"\n" for _, text in run))
+                stream.flush()
         except BrokenPipeError:  # the reader went away (| head): the pod runs on regardless
-            self._out = open(os.devnull, "wb")  # noqa: SIM115 (as long-lived as the follower)
+            self._out = self._err = open(os.devnull, "wb")  # noqa: SIM115 (as long-lived as the follower)
 
     def _pump(self) -> None:
         watched = [self._wake_read] + ([self._changes] if self._changes >= 0 else [])

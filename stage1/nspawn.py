@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stage1.abi import PodPaths, PodSpec, unit_name
+from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
 from stage1.units import APP_ROOT, GENERATORS, HOST_NOTIFY, STATUS_DIR
 
@@ -11,7 +12,9 @@ FLOCK = "/usr/bin/flock"
 HOST_MANAGER_NOTIFY = "/run/systemd/notify"
 
 
-def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[str]:
+def nspawn_argv(
+    spec: PodSpec, paths: PodPaths, *, debug: bool = False, stdio: Stdio = Stdio.JOURNAL
+) -> list[str]:
     argv = [
         NSPAWN,
         "--quiet",
@@ -41,6 +44,7 @@ def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[
             source = volume.source if volume.kind == "host" else paths.volume(name)
             bind = "--bind-ro" if read_only or volume.read_only else "--bind"
             argv.append(f"{bind}={source}:{root}{path}")
+    argv += nspawn_stdio(stdio, paths.io)
     # for systemd inside: the console carries the apps' output; systemd itself speaks up only about errors
     if debug:
         argv += ["--", "--show-status=no", "--log-target=console", "--log-level=info"]
@@ -49,9 +53,17 @@ def nspawn_argv(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> list[
     return argv
 
 
-def pod_service(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> TransientService:
-    """The transient unit whose main process is nspawn; flock hands nspawn the pod's lock."""
-    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug)]
+def pod_service(
+    spec: PodSpec,
+    paths: PodPaths,
+    *,
+    debug: bool = False,
+    stdio: Stdio = Stdio.JOURNAL,
+    terminal: tuple[int, int, int] | None = None,
+) -> TransientService:
+    """The transient unit whose main process is nspawn; flock hands nspawn the pod's lock.
+    ``terminal``: the caller's stdin, stdout and stderr, for ``Stdio.TTY``."""
+    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug, stdio=stdio)]
     return TransientService(
         name=unit_name(spec.machine),
         description=f"nspod pod {spec.machine}",
@@ -63,4 +75,5 @@ def pod_service(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> Trans
         kill_mode=KillMode.MIXED,
         collect_mode=CollectMode.INACTIVE_OR_FAILED,
         log_extra_fields=(("POD_UUID", spec.uuid), ("POD_NAME", spec.machine)),
+        stdio_fds=terminal,
     )

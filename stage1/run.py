@@ -13,9 +13,11 @@ import time
 from types import FrameType
 
 from stage1.abi import Error, PodPaths, PodSpec, own_unit
+from stage1.attach import Relay
 from stage1.halt import halt, hearing
 from stage1.journal import Follower
 from stage1.nspawn import FLOCK, nspawn_argv, pod_service
+from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
 from stage1.tree import host_systemd_version, write_tree
 from stage1.units import Socket, assign_sockets, tree
@@ -36,8 +38,10 @@ def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
         ) from None
 
 
-def prepare_dirs(spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None) -> None:
-    write_tree(paths.stage1, tree(spec, sockets, systemd_version=host_systemd_version()))
+def prepare_dirs(
+    spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None, stdio: Stdio = Stdio.JOURNAL
+) -> None:
+    write_tree(paths.stage1, tree(spec, sockets, systemd_version=host_systemd_version(), stdio=stdio))
     os.makedirs(paths.status, exist_ok=True)
     for volume in spec.volumes:
         if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
@@ -55,43 +59,66 @@ def exit_code(status: UnitStatus) -> int:
     return 128 + status.exec_main_status  # nspawn itself was killed
 
 
-def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
+def run(pod_dir: str, *, detach: bool, debug: bool = False, stdio: Stdio = Stdio.JOURNAL) -> int:
+    """Start the pod; in the foreground (``stdio`` other than JOURNAL) show its output and wait
+    for its end (see stage1/stdio.py)."""
     spec, paths = load(pod_dir)
-    prepare_dirs(spec, paths)
-    service = pod_service(spec, paths, debug=debug)
+    if detach != (stdio is Stdio.JOURNAL):
+        raise Error(f"a {'detached' if detach else 'foreground'} pod cannot have stdio {stdio}")
+    if stdio.single_app and len(spec.apps) != 1:
+        raise Error(
+            f"--{stdio} gives the terminal to one app, and this pod has {len(spec.apps)}",
+            hint="run the apps in pods of their own, or drop the option",
+        )
+    prepare_dirs(spec, paths, stdio=stdio)
+    terminal = (0, 1, 2) if stdio is Stdio.TTY else None
+    service = pod_service(spec, paths, debug=debug, stdio=stdio, terminal=terminal)
     with open(paths.unit, "w") as file:
         file.write(service.name + "\n")
-    stop_asked = False  # Ctrl-C (or SIGTERM, SIGHUP): an orderly shutdown of the pod
+    asked: set[int] = set()  # SIGINT, SIGTERM, SIGHUP: an orderly shutdown; SIGWINCH: to nspawn
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop_asked
-        stop_asked = True
+        asked.add(signum)
 
     if not detach:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH):
             signal.signal(sig, on_signal)
     with Systemd() as systemd:
         with open(paths.started, "w") as file:
             file.write(f"{time.time()}\n")
+        relay = None
+        if stdio.relayed:  # listening before the pod starts: its apps connect as they start
+            fields = {"POD_UUID": spec.uuid, "POD_NAME": spec.machine}
+            apps = [app.name for app in spec.apps]
+            interactive = stdio is Stdio.INTERACTIVE
+            relay = Relay(paths.io, apps, fields, stdin=interactive, raw=interactive)
         systemd.start(service)
         if detach:
             status = systemd.wait(service.name, until="active", timeout=READY_TIMEOUT)
             return 0 if status.active_state == "active" else exit_code(status) or 1
-        # opened after the start, while the pod boots: read from the journal's head, it misses nothing
-        follower = Follower("POD_UUID", spec.uuid)
+        # opened after the start, while the pod boots: read from the journal's head, it misses nothing;
+        # on a terminal of its own the pod has no other output
+        follower = None if stdio is Stdio.TTY else Follower("POD_UUID", spec.uuid, relayed=False)
         halted = False
         while True:
             try:
                 status = systemd.wait(service.name, timeout=0.25)
                 break
             except WaitTimeout:
-                if stop_asked and not halted:
+                if signal.SIGWINCH in asked:  # nspawn reads the new size from the terminal
+                    asked.discard(signal.SIGWINCH)
+                    with contextlib.suppress(Error):
+                        systemd.kill(service.name, signal.SIGWINCH, whom="main")
+                if asked - {signal.SIGWINCH} and not halted:
                     halted = True
                     shut_down(systemd, service.name)
-        follower.finish(service.name)
+        if follower is not None:
+            follower.finish(service.name)
+        if relay is not None:
+            relay.finish()
         systemd.unref(service.name)
     # interrupted: the shell's convention (128 + SIGINT), whatever the apps' codes were (see status)
-    return 130 if stop_asked else exit_code(status)
+    return 130 if halted else exit_code(status)
 
 
 def shut_down(systemd: Systemd, name: str, *, wait: float = 0.0) -> None:
@@ -176,10 +203,11 @@ def _spawn_stop_watcher(unit: str, nspawn_pid: int) -> None:
         os._exit(0)
 
 
-def logs(pod_dir: str, *, follow: bool) -> int:
-    """The pod's output as ``run`` shows it, from the host's journal (it outlives the pod)."""
+def logs(pod_dir: str, *, follow: bool, app: str | None = None) -> int:
+    """The pod's output as ``run`` shows it, or ``app``'s alone, from the host's journal (it
+    outlives the pod)."""
     spec, _ = load(pod_dir)
-    follower = Follower("POD_UUID", spec.uuid)
+    follower = Follower("POD_UUID", spec.uuid, app=app)
     if follow:
         follower.wait()
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -107,10 +108,11 @@ class UnitStatus:
     exec_main_code: int  # 1 exited, 2 killed, 3 dumped, 0 not yet
     main_pid: int
     invocation_id: str
+    job_queued: bool = False  # a start or stop job waits: "inactive" then may mean "not yet"
 
     @property
     def finished(self) -> bool:
-        return self.active_state in ("inactive", "failed")
+        return self.active_state in ("inactive", "failed") and not self.job_queued
 
     @property
     def how(self) -> str:
@@ -198,7 +200,9 @@ class Systemd:
             while not self._bus.process().is_empty():
                 pass
             if not self._woken:
-                self._bus.wait(int(timeout * 1_000_000))
+                # select, not the bus's own wait: pystemd holds the GIL through that one, and the
+                # threads relaying a foreground pod's output would stall meanwhile
+                select.select([self._bus.get_fd()], [], [], timeout)
                 while not self._bus.process().is_empty():
                     pass
         except Exception as error:
@@ -228,6 +232,7 @@ class Systemd:
             exec_main_code=int(self._get(path, SERVICE, b"ExecMainCode", b"i")),
             main_pid=int(self._get(path, SERVICE, b"MainPID", b"u")),
             invocation_id=bytes(self._get(path, UNIT, b"InvocationID", b"ay")).hex(),
+            job_queued=self._get(path, UNIT, b"Job", b"(uo)")[0] != 0,
         )
 
     def exists(self, name: str) -> bool:

@@ -74,6 +74,8 @@ class TransientService:
     add_ref: bool = True
     log_extra_fields: tuple[tuple[str, str], ...] = ()
     environment: tuple[tuple[str, str], ...] = ()
+    # the caller's stdin, stdout and stderr as the unit's (sent along with the D-Bus call)
+    stdio_fds: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if not _UNIT_NAME.fullmatch(self.name) or len(self.name) > 255:
@@ -114,6 +116,9 @@ class TransientService:
             props.append(
                 Property("LogExtraFields", "aay", [f"{k}={v}".encode() for k, v in self.log_extra_fields])
             )
+        if self.stdio_fds is not None:
+            for stream, fd in zip(("Input", "Output", "Error"), self.stdio_fds, strict=True):
+                props.append(Property(f"Standard{stream}FileDescriptor", "h", fd))
         return tuple(props)
 
 
@@ -138,5 +143,7 @@ def render_properties(props: tuple[Property, ...]) -> str:
             value = " ".join(value)
         elif prop.signature == "b":
             value = "yes" if value else "no"
+        elif prop.signature == "h":
+            value = f"fd {value}"
         lines.append(f"{prop.name}={value}")
     return "\n".join(lines) + "\n"

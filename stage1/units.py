@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from stage1.abi import AppSpec, PodSpec
 from stage1.accounts import PAM, group, passwd
 from stage1.escape import assignment, command
+from stage1.stdio import Stdio, app_stdio
+
+JOURNAL_STDIO = tuple(app_stdio(Stdio.JOURNAL, 0))
 
 APP_ROOT = "/opt/stage2/{app}/rootfs"
 STATUS_DIR = "/nspod/status"
@@ -209,7 +212,7 @@ def limits(app: AppSpec) -> list[str]:
     return lines
 
 
-def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
+def app_unit(app: AppSpec, sockets: tuple[str, ...] = (), stdio: tuple[str, ...] = JOURNAL_STDIO) -> str:
     env = [("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env]
     lines = [
         "[Unit]",
@@ -244,8 +247,7 @@ def app_unit(app: AppSpec, sockets: tuple[str, ...] = ()) -> str:
         *(f"ExecStartPre={command(c)}" for c in app.pre_start),
         f"ExecStart={command(app.exec)}",
         *(f"ExecStopPost={command(c)}" for c in app.post_stop),
-        "StandardOutput=journal+console",
-        "StandardError=journal+console",
+        *stdio,
         f"SyslogIdentifier={app.name}",
         *([f"Sockets={' '.join(sockets)}"] if sockets else []),
         "Restart=no",
@@ -317,9 +319,15 @@ def pod_target(spec: PodSpec) -> str:
 SYSTEMD_MARKER = "usr/lib/systemd/libsystemd-shared-{version}.so"
 
 
-def tree(spec: PodSpec, sockets: list[Socket] | None = None, *, systemd_version: int = 252) -> Tree:
+def tree(
+    spec: PodSpec,
+    sockets: list[Socket] | None = None,
+    *,
+    systemd_version: int = 252,
+    stdio: Stdio = Stdio.JOURNAL,
+) -> Tree:
     """Everything stage1 puts into the stage1 root for ``spec`` (pure); ``sockets``: inherited fds;
-    ``systemd_version``: the host's, which boots the pod."""
+    ``systemd_version``: the host's, which boots the pod; ``stdio``: where the apps read and write."""
     units = "etc/systemd/system"
     files: dict[str, TreeFile] = {
         SYSTEMD_MARKER.format(version=systemd_version): TreeFile(""),
@@ -343,9 +351,9 @@ def tree(spec: PodSpec, sockets: list[Socket] | None = None, *, systemd_version:
         # always is, and what it names is loaded with it, so the socket units get their fds
         wants = " ".join(s.unit for s in sockets)
         files[f"{units}/-.mount.d/nspod-sockets.conf"] = TreeFile(f"[Unit]\nWants={wants}\n")
-    for app in spec.apps:
+    for index, app in enumerate(spec.apps):
         mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
-        files[f"{units}/{app.name}.service"] = TreeFile(app_unit(app, mine))
+        files[f"{units}/{app.name}.service"] = TreeFile(app_unit(app, mine, tuple(app_stdio(stdio, index))))
         files[f"{units}/reaper-{app.name}.service"] = TreeFile(reaper_unit(app))
         files[f"{units}/ready-{app.name}.service"] = TreeFile(ready_unit(app, len(spec.apps)))
     links = {

@@ -40,7 +40,7 @@ def test_a_removal_cut_off_halfway_lists_nothing(tmp_path: Path, monkeypatch: py
     # gc finishes it once it is surely not a removal under way
     pods.sweep_removing()
     assert os.listdir(tmp_path / "pods" / podsmod.REMOVING) == [pod.uuid]
-    monkeypatch.setattr(podsmod.time, "time", lambda: time.time_ns() / 1e9 + 120)
+    monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9 + 120)
     pods.sweep_removing()
     assert os.listdir(tmp_path / "pods" / podsmod.REMOVING) == []
 

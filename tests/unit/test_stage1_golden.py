@@ -100,3 +100,32 @@ def test_inherited_sockets_golden() -> None:
         if path.endswith((".socket", ".conf", "server.service"))
     )
     assert_golden("stage1-sockets.txt", text)
+
+
+def test_foreground_stdio_golden() -> None:
+    """How each foreground mode wires the apps (stage1/stdio.py): their units' stdio lines, nspawn's
+    options and the host unit's descriptors."""
+    from stage1.stdio import Stdio
+
+    one = PodSpec(uuid=SPEC.uuid, machine="web", hostname="web", apps=SPEC.apps[:1], volumes=SPEC.volumes)
+    text = ""
+    for stdio in Stdio:
+        spec = one if stdio.single_app else SPEC
+        files = tree(spec, stdio=stdio).files
+        units = sorted(p for p in files if p.endswith(("/server.service", "/sidecar.service")))
+        text += f"## {stdio}\n"
+        for path in units:
+            text += "".join(
+                f"{path.rsplit('/', 1)[1]}: {line}\n"
+                for line in files[path].content.splitlines()
+                if line.startswith(("Standard", "TTYPath"))
+            )
+        argv = nspawn_argv(spec, PATHS, stdio=stdio)
+        text += "nspawn: " + " ".join(
+            a for a in argv if a.startswith("--console") or a.endswith("/run/nspod/io")
+        )
+        text += "\n"
+        terminal = (0, 1, 2) if stdio is Stdio.TTY else None
+        props = pod_service(spec, PATHS, stdio=stdio, terminal=terminal).properties()
+        text += "".join(f"host unit: {p.name}={p.value}\n" for p in props if p.signature == "h")
+    assert_golden("stage1-stdio.txt", text)
