@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 
+from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
-from stage1.abi import call_stage1, own_unit
+from stage1.abi import own_unit
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -94,8 +94,9 @@ def run_show(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _daemon_reload() -> None:
-    if os.path.isdir("/run/systemd/system"):
-        subprocess.run(["systemctl", "daemon-reload"], check=False)
+    from stage0.executor import daemon_reload
+
+    daemon_reload()
 
 
 def run_install(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -157,5 +158,5 @@ def run_halt(options: GlobalOptions, args: argparse.Namespace) -> int:
     unit = own_unit()
     for pod in Pods(options.dir).of_unit(unit):
         if pod.state() is PodState.RUNNING:
-            return call_stage1("halt", pod.path, debug=options.debug)
+            return call_stage1(options, "halt", pod.path)
     return 0

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any
 
+from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
 from stage0.output import add_format
-from stage1.abi import call_stage1
 
 
 def _uuid_args(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -173,7 +172,7 @@ def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Any:
         state = pod.state()
         if until == "exited" and not state.alive and state is not PodState.PREPARED:
             return pod
-        if until == "ready" and state is PodState.RUNNING and _unit_property(pod, "ActiveState") == "active":
+        if until == "ready" and state is PodState.RUNNING and _unit_state(pod)[0] == "active":
             return pod
         if until == "ready" and state in (PodState.EXITED, PodState.EXITED_GARBAGE):
             raise Error(
@@ -184,19 +183,16 @@ def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Any:
         time.sleep(0.1)
 
 
-def _unit_property(pod: Any, name: str) -> str:
+def _unit_state(pod: Any) -> tuple[str, int]:
+    """(ActiveState, MainPID) of the pod's host unit."""
+    from stage0.executor import unit_state
+
     try:
         with open(pod.paths.unit) as file:
             unit = file.read().strip()
     except FileNotFoundError:
-        return ""
-    result = subprocess.run(
-        ["systemctl", "show", f"--property={name}", "--value", unit],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip()
+        return "", 0
+    return unit_state(unit)
 
 
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -219,7 +215,7 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     else:
         pod = Pods(options.dir).find(uuid)
     state = pod.state()
-    pid = int(_unit_property(pod, "MainPID") or 0) if state is PodState.RUNNING else 0
+    pid = _unit_state(pod)[1] if state is PodState.RUNNING else 0
     exited = state in (PodState.EXITED, PodState.EXITED_GARBAGE)
     if args.format == "json":
         from stage0.output import dump, pod_json
@@ -255,7 +251,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
             never = " (never started)" if state is PodState.EXITED and pod.started() is None else ""
             print(f"pod {pod.uuid} is {state}{never}; nothing to stop", file=sys.stderr)
             continue
-        if call_stage1("stop", pod.path, *(["--force"] if args.force else []), debug=options.debug) != 0:
+        if call_stage1(options, "stop", pod.path, *(["--force"] if args.force else [])) != 0:
             failed += 1
         else:
             print(f'"{pod.uuid}"')
@@ -270,7 +266,7 @@ def remove_pod(options: GlobalOptions, pod: Any) -> bool:
 
     if not os.path.isdir(pod.path):
         return False
-    call_stage1("gc", pod.path, debug=options.debug)
+    call_stage1(options, "gc", pod.path)
     Pods(options.dir).remove(pod)
     return True
 
@@ -338,7 +334,7 @@ def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise Error(f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     app = ["--app", args.app] if args.app else []
-    return call_stage1("enter", pod.path, *app, "--", *command, debug=options.debug)
+    return call_stage1(options, "enter", pod.path, *app, "--", *command)
 
 
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -366,4 +362,4 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
         if args.app not in apps:
             raise Error(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
         app = [f"--app={args.app}"]
-    return call_stage1("logs", pod.path, *follow, *app, debug=options.debug)
+    return call_stage1(options, "logs", pod.path, *follow, *app)

@@ -13,8 +13,8 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
+from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
-from stage1.abi import call_stage1
 
 # Flags that follow an image and apply to its app only (rkt's syntax), with what they do.
 APP_FLAG_HELP = {
@@ -221,7 +221,7 @@ class Prepared:
         assert self.starting is not None, "only a pod in run/ is started"
         os.set_inheritable(self.starting, verb == "exec")
         try:
-            return call_stage1(verb, self.path, *args, debug=options.debug)
+            return call_stage1(options, verb, self.path, *args)
         finally:
             os.close(self.starting)
 

@@ -7,7 +7,6 @@ import enum
 import glob
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -236,11 +235,9 @@ def copy_rendered(rootfs: str, manifest: bytes, target: str, *, rootfs_only: boo
     destination = target if rootfs_only else os.path.join(target, "rootfs")
     os.makedirs(destination, exist_ok=True)
     # cp -a keeps owners, modes, times, xattrs and hard links within the tree
-    result = subprocess.run(
-        ["cp", "-a", "--", rootfs + "/.", destination + "/"], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise InputError(f"copying the rendered image to {target} failed: {result.stderr.strip()}")
+    from stage0.runner import run
+
+    run(["cp", "-a", "--", rootfs + "/.", destination + "/"], what=f"copying the rendered image to {target}")
     if not rootfs_only:
         with open(os.path.join(target, "manifest"), "wb") as file:
             file.write(manifest)

@@ -61,6 +61,9 @@ class GlobalOptions:
     debug: bool = False
     insecure: frozenset[InsecureOption] = frozenset()
     trust_keys_from_https: bool = False
+    # stage1 as an external command (its argv before VERB POD_DIR ARGS…); empty: the built-in one,
+    # run in this process (stage0/executor.py)
+    stage1: str = os.environ.get("NSPOD_STAGE1", "")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> GlobalOptions:
@@ -71,6 +74,7 @@ class GlobalOptions:
             debug=args.debug,
             insecure=args.insecure_options,
             trust_keys_from_https=args.trust_keys_from_https,
+            stage1=args.stage1,
         )
 
     def allows(self, option: InsecureOption) -> bool:
@@ -98,6 +102,12 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OPTS",
         help="comma list of checks to skip: none, image, tls, http, pubkey, "
         "ondisk, capabilities, paths, seccomp, all-fetch, all-run, all",
+    )
+    parser.add_argument(
+        "--stage1",
+        default=defaults.stage1,
+        metavar="COMMAND",
+        help="run pods with this stage1 command instead of the built-in one (default: $NSPOD_STAGE1)",
     )
     parser.add_argument(
         "--trust-keys-from-https",

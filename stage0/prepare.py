@@ -23,9 +23,8 @@ from stage0.schema.image import ImageManifest
 from stage0.schema.isolators import Isolator
 from stage0.schema.quantity import Quantity
 from stage0.store.index import ImageRow
-from stage1.abi import DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
+from stage1.abi import DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOTIFY = "appc.io/executor/supports-systemd-notify"
 
 

@@ -1,14 +1,15 @@
 """The contract between stage0 (the nspod CLI) and stage1 (the systemd executor).
 
-stage0 imports this module and nothing else from stage1; stage1 never imports stage0. Everything
-here is versioned by :data:`ABI_VERSION` and documented in ``stage1/ABI.md``:
+stage0 imports this module, and stage0/executor.py the entry points; stage1 never imports stage0.
+Standard library only (tested): the contract loads nothing of the executor. Everything here is
+versioned by :data:`ABI_VERSION` and documented in ``stage1/ABI.md``:
 
 * errors: an :class:`Error` carries a one-line message and a hint; each program prints it once
   and exits :attr:`ExitCode.FAILURE` (254), apart from any exit code an app passes through;
 * the pod specification (:class:`PodSpec`, ``pod.json`` in the pod directory), which stage0
   writes and stage1 reads — plain data, no appc or OCI types;
 * the pod directory's files (:class:`PodPaths`) and stage1's entry points (:data:`ENTRYPOINTS`,
-  :func:`call_stage1`).
+  :data:`INTERFACE_VERSION`), with the constants both stages use.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's
 
 __all__ = [
     "ABI_VERSION",
+    "APP_ROOT",
+    "DEFAULT_PATH",
     "ENTRYPOINTS",
+    "INTERFACE_VERSION",
     "AppSpec",
     "Error",
     "ExitCode",
     "PodPaths",
     "PodSpec",
     "VolumeSpec",
-    "call_stage1",
+    "own_unit",
     "unit_name",
 ]
 
@@ -64,20 +68,15 @@ class Error(Exception):
         return f"{self.message}\n  hint: {self.hint}"
 
 
-# stage1's entry points: ``python -m stage1 VERB POD_DIR [ARGS]`` (see ABI.md for each one's arguments)
-ENTRYPOINTS = ("run", "exec", "stop", "enter", "gc")
+# stage1's entry points: ``python -m stage1 [--debug] VERB POD_DIR [ARGS]`` (ABI.md: each one's
+# arguments and exit status); stage0 calls them through stage0/executor.py
+ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "logs", "gc")
+INTERFACE_VERSION = 2  # of the entry points' command lines; bumped when one changes incompatibly
 
-
-def call_stage1(verb: str, pod_dir: str, *args: str, debug: bool = False) -> int:
-    """Run an entry point of the built-in stage1 in this process, as ``python -m stage1 [--debug]
-    VERB POD_DIR ARGS…`` would: its exit status is the caller's to pass on. (One interpreter start
-    less, ~45 ms a pod.) The caller holds no store or pod lock by then."""
-    import sys
-
-    from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
-
-    sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
-    return main([*(["--debug"] if debug else []), verb, pod_dir, *args])
+# shared by both stages: the PATH an app gets unless it sets one, and where an app's root is
+# mounted in the stage1 tree (rkt's layout)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+APP_ROOT = "/opt/stage2/{app}/rootfs"
 
 
 def own_unit() -> str:

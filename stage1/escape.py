@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from stage1.abi import Error
+
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
 
 
@@ -33,3 +35,25 @@ def command(argv: tuple[str, ...] | list[str]) -> str:
 def assignment(name: str, value: str) -> str:
     """One ``Environment=`` entry."""
     return quote(f"{name}={value}", expand_dollar=False)
+
+
+def path(value: str) -> str:
+    """A setting that holds one absolute path (``WorkingDirectory=``): taken literally but for
+    specifiers; what the unit parser would strip or end a line at is refused, never misread."""
+    if not value.startswith("/") or value != value.strip() or any(c in value for c in "\n\r\0"):
+        raise Error(
+            f"cannot write the path {value!r} into a unit",
+            hint="use an absolute path without control characters or surrounding blanks",
+        )
+    return specifiers(value)
+
+
+def nspawn_path(value: str) -> str:
+    """A path in nspawn's ``--bind=SRC:DST`` and ``--overlay=A:B:DST``, which split at ``:`` and
+    read backslash escapes: ``\\:`` is a colon in the path (commas and blanks need nothing)."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def nspawn_bind(option: str, *paths: str) -> str:
+    """``--bind=SRC:DST`` and its kin (``--bind-ro``, ``--overlay``), each path escaped."""
+    return f"{option}=" + ":".join(nspawn_path(p) for p in paths)

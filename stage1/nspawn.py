@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from stage1.abi import PodPaths, PodSpec, unit_name
+from stage1.abi import APP_ROOT, PodPaths, PodSpec, unit_name
+from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
-from stage1.units import APP_ROOT, GENERATORS, HOST_NOTIFY, STATUS_DIR
+from stage1.units import GENERATORS, HOST_NOTIFY, STATUS_DIR
 
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
@@ -30,20 +31,20 @@ def nspawn_argv(
         f"--setenv=SYSTEMD_GENERATOR_PATH={GENERATORS}",
         f"--directory={paths.stage1}",
         "--bind-ro=/usr",
-        f"--bind={paths.status}:{STATUS_DIR}",
+        bind("--bind", paths.status, STATUS_DIR),
         # the host manager's notify socket: the pod reports its apps' readiness as the unit's STATUS=
-        f"--bind={HOST_MANAGER_NOTIFY}:{HOST_NOTIFY}",
+        bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
     ]
     volumes = {v.name: v for v in spec.volumes}
     for app in spec.apps:
         option = "--overlay-ro" if app.read_only_rootfs else "--overlay"
         root = APP_ROOT.format(app=app.name)
-        argv.append(f"{option}={app.rootfs}:{paths.upper(app.name)}:{root}")
+        argv.append(bind(option, app.rootfs, paths.upper(app.name), root))
         for name, path, read_only in app.mounts:  # nspawn mounts these after (below) the app's root
             volume = volumes[name]
             source = volume.source if volume.kind == "host" else paths.volume(name)
-            bind = "--bind-ro" if read_only or volume.read_only else "--bind"
-            argv.append(f"{bind}={source}:{root}{path}")
+            option = "--bind-ro" if read_only or volume.read_only else "--bind"
+            argv.append(bind(option, source, root + path))
     argv += nspawn_stdio(stdio, paths.io)
     # for systemd inside: the console carries the apps' output; systemd itself speaks up only about errors
     if debug:

@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from types import FrameType
@@ -267,14 +266,13 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
             )
         app = spec.apps[0].name
     spec.app(app)
-    leader = subprocess.run(
-        ["machinectl", "show", "--property=Leader", "--value", spec.machine],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if not leader.isdigit():
-        raise Error(f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state")
+    try:
+        with Systemd() as systemd:
+            leader = systemd.machine_leader(spec.machine)
+    except Error:
+        raise Error(
+            f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
+        ) from None
     argv = [
         "nsenter",
         f"--target={leader}",

@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 import os
 
+from stage1.escape import nspawn_bind
+
 IO_DIR = "/run/nspod/io"  # where the sockets are bound inside the pod (the stage1 namespace)
 
 
@@ -67,5 +69,5 @@ def nspawn_stdio(stdio: Stdio, io_dir: str) -> list[str]:
     if stdio is Stdio.TTY:
         return ["--console=interactive"]
     if stdio.relayed:
-        return [f"--bind={io_dir}:{IO_DIR}"]
+        return [nspawn_bind("--bind", io_dir, IO_DIR)]
     return []

@@ -25,6 +25,10 @@ from stage1.transient import Property, TransientService, render_properties
 log = logging.getLogger(__name__)
 
 SD = b"org.freedesktop.systemd1"
+MACHINED = b"org.freedesktop.machine1"
+MACHINED_PATH = b"/org/freedesktop/machine1"
+MACHINED_MANAGER = b"org.freedesktop.machine1.Manager"
+MACHINE = b"org.freedesktop.machine1.Machine"
 SD_PATH = b"/org/freedesktop/systemd1"
 MANAGER = b"org.freedesktop.systemd1.Manager"
 UNIT = b"org.freedesktop.systemd1.Unit"
@@ -170,11 +174,13 @@ class Systemd:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _call(self, path: bytes, iface: bytes, method: bytes, args: list[tuple[int, Any]]) -> Any:
+    def _call(
+        self, path: bytes, iface: bytes, method: bytes, args: list[tuple[int, Any]], dest: bytes = SD
+    ) -> Any:
         log.debug("D-Bus call %s.%s on %s", iface.decode(), method.decode(), path.decode())
         while True:
             try:
-                return self._bus.call_method(SD, path, iface, method, args).body
+                return self._bus.call_method(dest, path, iface, method, args).body
             except Exception as error:
                 if not _interrupted(error):  # a signal (Ctrl-C) arrived mid-call: just ask again
                     raise translate(error, f"{method.decode()} failed") from error
@@ -185,10 +191,10 @@ class Systemd:
         path: bytes = self._call(SD_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [name.encode()]))
         return path
 
-    def _get(self, path: bytes, iface: bytes, prop: bytes, signature: bytes) -> Any:
+    def _get(self, path: bytes, iface: bytes, prop: bytes, signature: bytes, dest: bytes = SD) -> Any:
         while True:
             try:
-                return self._bus.get_property(SD, path, iface, prop, signature)
+                return self._bus.get_property(dest, path, iface, prop, signature)
             except Exception as error:
                 if not _interrupted(error):
                     raise translate(error, f"reading {prop.decode()}") from error
@@ -282,6 +288,18 @@ class Systemd:
         from pystemd.dbuslib import apply_signature
 
         self._call(SD_PATH, MANAGER, b"ResetFailedUnit", apply_signature(b"s", [name.encode()]))
+
+    def reload(self) -> None:
+        """``systemctl daemon-reload``: returns once systemd has read its unit files again."""
+        self._call(SD_PATH, MANAGER, b"Reload", [])
+
+    def machine_leader(self, machine: str) -> int:
+        """The PID of a registered machine's leader (the pod's systemd), from systemd-machined."""
+        from pystemd.dbuslib import apply_signature
+
+        args = apply_signature(b"s", [machine.encode()])
+        path = self._call(MACHINED_PATH, MACHINED_MANAGER, b"GetMachine", args, dest=MACHINED)
+        return int(self._get(path, MACHINE, b"Leader", b"u", dest=MACHINED))
 
     def unref(self, name: str) -> None:
         """Let go of the AddRef we hold, so systemd may unload the finished unit."""

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stage1.abi import AppSpec, PodSpec
+from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.accounts import PAM, group, passwd
-from stage1.escape import assignment, command
+from stage1.escape import assignment, command, path
 from stage1.stdio import Stdio, app_stdio
 
 JOURNAL_STDIO = tuple(app_stdio(Stdio.JOURNAL, 0))
 
-APP_ROOT = "/opt/stage2/{app}/rootfs"
 STATUS_DIR = "/nspod/status"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Units a pod never needs: masking them keeps the boot short and leaves the host alone.
 MASKED = (
@@ -233,7 +231,7 @@ def app_unit(app: AppSpec, sockets: tuple[str, ...] = (), stdio: tuple[str, ...]
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         *(["NotifyAccess=main", "BindPaths=/run/systemd/notify"] if app.notify else []),
         f"RootDirectory={APP_ROOT.format(app=app.name)}",
-        f"WorkingDirectory={app.working_directory}",
+        f"WorkingDirectory={path(app.working_directory)}",
         f"User={app.user}",
         f"Group={app.group}",
         *(

@@ -383,46 +383,10 @@ def test_rm_removes_the_pod_once_it_ended(nspod: Nspod, bb: Path) -> None:
     assert both.returncode == 2 and "--rm needs a foreground run" in both.stderr
 
 
-def test_volumes_empty_shared_and_host(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
-    host_dir = tmp_path / "host-data"
-    host_dir.mkdir()
-    (host_dir / "given").write_text("from the host\n")
+def test_an_external_stage1_runs_the_pod(nspod: Nspod, bb: Path) -> None:
+    """--stage1=COMMAND: the same entry points as a program of their own (stage0/executor.py)."""
+    stage1 = f"{sys.executable} -m stage1"
     result = nspod(
-        "run",
-        "--volume=shared,kind=empty",
-        f"--volume=data,kind=host,source={host_dir}",
-        "--mount=volume=shared,target=/shared",
-        str(bb),
-        "--name=writer",
-        "--mount=volume=data,target=/data",
-        "--exec=/bin/sh",
-        "--",
-        "-c",
-        "echo note > /shared/note; cat /data/given; echo written > /data/out",
-        "---",
-        str(bb),
-        "--name=reader",
-        "--mount=volume=data,target=/ro,readOnly=true",
-        "--exec=/bin/sh",
-        "--",
-        "-c",
-        "sleep 1; cat /shared/note; echo x > /ro/nope || echo read-only refused",
+        f"--stage1={stage1}", "run", str(bb), "--exec=/bin/sh", "--", "-c", "echo outside; exit 6"
     )
-    assert result.returncode == 0, result.stderr
-    lines = [line.split(": ", 1)[-1] for line in result.stdout.splitlines()]
-    assert "from the host" in lines and "note" in lines and "read-only refused" in lines, lines
-    assert (host_dir / "out").read_text() == "written\n" and not (host_dir / "nope").exists()
-
-
-def test_volume_errors(nspod: Nspod, bb: Path, tmp_path: Path) -> None:
-    missing = nspod(
-        "run",
-        f"--volume=data,kind=host,source={tmp_path}/absent",
-        str(bb),
-        "--mount=volume=data,target=/data",
-    )
-    assert missing.returncode == 254 and "does not exist" in missing.stderr
-    undefined = nspod("run", str(bb), "--mount=volume=nope,target=/x")
-    assert undefined.returncode == 2 and "'nope', which is not defined" in undefined.stderr
-    bad = nspod("run", "--volume=data,kind=tmpfs", str(bb))
-    assert bad.returncode == 2 and "bad --volume" in bad.stderr
+    assert (result.returncode, result.stdout) == (6, "bb: out\n"), result.stderr

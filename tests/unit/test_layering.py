@@ -1,9 +1,11 @@
-"""Dependencies point one way: stage1 never imports stage0; stage0 reaches stage1 only via stage1.abi
-(and stage1.transient/systemd only from the stage1 side)."""
+"""Dependencies point one way: stage1 never imports stage0; stage0 reaches stage1 only through the
+contract (stage1.abi, standard library only) and its one executor module (stage0/executor.py);
+other programs run only through the runner (stage0/runner.py) or an adapter."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,8 +29,14 @@ def test_stage1_never_imports_stage0(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "stage0").rglob("*.py")), ids=lambda p: p.name)
-def test_stage0_uses_only_the_abi(path: Path) -> None:
-    assert {m for m in imports(path) if m.startswith("stage1")} <= {"stage1.abi"}
+def test_stage0_uses_only_the_abi_and_the_executor(path: Path) -> None:
+    used = {m for m in imports(path) if m.split(".")[0] == "stage1"}
+    assert used <= {"stage1.abi"} or path == REPO / "stage0/executor.py", used
+
+
+def test_the_abi_is_standard_library_only() -> None:
+    used = {m.split(".")[0] for m in imports(REPO / "stage1/abi.py")}
+    assert used <= set(sys.stdlib_module_names) | {"__future__"}, used - set(sys.stdlib_module_names)
 
 
 def test_abi_exports() -> None:
@@ -36,16 +44,44 @@ def test_abi_exports() -> None:
 
     assert set(stage1.abi.__all__) == {
         "ABI_VERSION",
+        "APP_ROOT",
+        "DEFAULT_PATH",
         "ENTRYPOINTS",
+        "INTERFACE_VERSION",
         "AppSpec",
         "Error",
         "ExitCode",
         "PodPaths",
         "PodSpec",
         "VolumeSpec",
-        "call_stage1",
+        "own_unit",
         "unit_name",
     }
+
+
+def test_every_entry_point_is_documented() -> None:
+    from stage1.abi import ENTRYPOINTS, INTERFACE_VERSION
+
+    text = (REPO / "stage1/ABI.md").read_text()
+    assert f"interface version {INTERFACE_VERSION}" in text
+    assert all(f"| `{verb}` |" in text for verb in ENTRYPOINTS)
+
+
+RUNNERS = {"stage0/runner.py", "stage1/systemd.py"}  # the command runner and the D-Bus adapter
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(REPO / "stage0").rglob("*.py"), *(REPO / "stage1").rglob("*.py")]),
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_programs_run_only_through_the_runner(path: Path) -> None:
+    relative = str(path.relative_to(REPO))
+    assert "subprocess" not in imports(path) or relative in RUNNERS
+    if relative.startswith("stage0/"):
+        assert '"systemctl"' not in path.read_text(), (
+            "stage0 reaches systemd over D-Bus (stage0/executor.py)"
+        )
 
 
 @pytest.mark.parametrize(

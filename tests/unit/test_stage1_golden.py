@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from stage1.abi import AppSpec, PodPaths, PodSpec, VolumeSpec
 from stage1.nspawn import nspawn_argv, pod_service
 from stage1.transient import render_properties
@@ -129,3 +131,14 @@ def test_foreground_stdio_golden() -> None:
         props = pod_service(spec, PATHS, stdio=stdio, terminal=terminal).properties()
         text += "".join(f"host unit: {p.name}={p.value}\n" for p in props if p.signature == "h")
     assert_golden("stage1-stdio.txt", text)
+
+
+def test_paths_are_escaped_for_units_and_nspawn() -> None:
+    from stage1.abi import Error
+    from stage1.escape import nspawn_bind, path
+
+    assert path("/srv/50% off\\x") == "/srv/50%% off\\x"  # blanks and backslashes are literal there
+    for bad in ("relative", "/trailing ", "/new\nline"):
+        with pytest.raises(Error, match="cannot write the path"):
+            path(bad)
+    assert nspawn_bind("--bind", "/a:b\\c, d", "/x") == "--bind=/a\\:b\\\\c, d:/x"

@@ -1,0 +1,81 @@
+"""How stage0 runs stage1: the one module of stage0 that reaches past ``stage1.abi``.
+
+Every entry point is called with the argv ``python -m stage1`` takes (``[--debug] VERB POD_DIR
+ARGS…``, documented in ``stage1/ABI.md``). The built-in stage1 runs in this process (one
+interpreter start less, ~45 ms a pod); ``--stage1=COMMAND`` (or ``$NSPOD_STAGE1``) runs another
+one as a program instead, as rkt swapped stage1 images. ``exec`` replaces this process either way:
+``pod@NAME.service``'s main process must become the pod's nspawn.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import TYPE_CHECKING
+
+from stage1.abi import ENTRYPOINTS, Error
+
+if TYPE_CHECKING:
+    from stage0.options import GlobalOptions
+
+
+def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> int:
+    """Run stage1's ``verb`` on ``pod_dir`` (the stage1 of ``options``); its exit status is the
+    caller's to pass on. The caller holds no store or pod lock by then."""
+    assert verb in ENTRYPOINTS, verb
+    argv = [*(["--debug"] if options.debug else []), verb, pod_dir, *args]
+    stage1 = options.stage1
+    sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
+    sys.stderr.flush()
+    if not stage1:
+        from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
+
+        return main(argv)
+    from stage0.runner import ProgramMissing, run
+
+    command = [*shlex.split(stage1), *argv]
+    try:
+        if verb == "exec":
+            os.execvp(command[0], command)
+        return run(command, check=False, capture=False).returncode
+    except (OSError, ProgramMissing) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not found"
+        raise Error(
+            f"cannot run stage1 {command[0]!r}: {reason}",
+            hint="check --stage1 (or $NSPOD_STAGE1), or unset it for the built-in stage1",
+        ) from None
+
+
+def unit_state(unit: str) -> tuple[str, int]:
+    """(ActiveState, MainPID) of a host unit, from the D-Bus adapter; ("", 0) when systemd cannot
+    say (not loaded, or not the init system)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd() as systemd:
+            status = systemd.status(unit)
+    except Error:
+        return "", 0
+    return status.active_state, status.main_pid
+
+
+def daemon_reload() -> None:
+    """Make systemd read unit files and drop-ins again (where systemd is the init system)."""
+    if not os.path.isdir("/run/systemd/system"):
+        return
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        systemd.reload()
+
+
+def systemd_version() -> str:
+    """The host systemd's version (``252``), with a note when it is not the running init."""
+    from stage1.tree import host_systemd_version
+
+    try:
+        version = str(host_systemd_version())
+    except Error:
+        return "not found"
+    return version if os.path.isdir("/run/systemd/system") else f"{version}, not running as init"
