@@ -386,7 +386,5 @@ def test_rm_removes_the_pod_once_it_ended(nspod: Nspod, bb: Path) -> None:
 def test_an_external_stage1_runs_the_pod(nspod: Nspod, bb: Path) -> None:
     """--stage1=COMMAND: the same entry points as a program of their own (stage0/executor.py)."""
     stage1 = f"{sys.executable} -m stage1"
-    result = nspod(
-        f"--stage1={stage1}", "run", str(bb), "--exec=/bin/sh", "--", "-c", "echo outside; exit 6"
-    )
+    result = nspod(f"--stage1={stage1}", "run", str(bb), "--exec=/bin/sh", "--", "-c", "echo out; exit 6")
     assert (result.returncode, result.stdout) == (6, "bb: out\n"), result.stderr
