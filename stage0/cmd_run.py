@@ -136,7 +136,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def parse_apps(tokens: list[str]) -> list[Any]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
-    from stage0.prepare import AppRequest, parse_env, parse_mount, parse_seconds
+    from stage0.requests import AppRequest, parse_env, parse_mount, parse_seconds
 
     apps: list[dict[str, Any]] = []
     i = 0
@@ -185,7 +185,7 @@ def parse_apps(tokens: list[str]) -> list[Any]:
 
 def _request(args: argparse.Namespace) -> Any:
     from stage0.errors import UsageError
-    from stage0.prepare import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
+    from stage0.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
     if args.pod_manifest:
         raise UsageError("--pod-manifest is not supported yet", hint="give the images on the command line")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stage0.errors import Error, SchemaError
-from stage0.prepare import AppRequest, PodRequest
+from stage0.requests import AppRequest, PodRequest
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
 

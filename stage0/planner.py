@@ -1,0 +1,251 @@
+"""Planning a pod, purely: requests and images (each a manifest and an :class:`ImageTree`) in; the
+stage1 pod spec and the appc PodManifest out. No fetching, no rendering, no disk but through the
+trees, so every rule is unit-tested without root or systemd (tests/unit/test_planner.py).
+
+Everything stage1 needs is resolved here, against each app's own image: the executable (searched
+in the app's PATH, symlinks followed inside the image), user and group (the image's /etc/passwd and
+/etc/group, a number, or the owner of a path), and the environment, layered as rkt does: host
+(``--inherit-env``) < image < ``--set-env-file`` < ``--set-env`` < ``--environment``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stage0 import APPC_SPEC_VERSION
+from stage0.errors import Error, UsageError
+from stage0.image_tree import ImageTree
+from stage0.requests import AppRequest, PodRequest
+from stage0.schema.app import NameValue
+from stage0.schema.image import ImageManifest
+from stage0.schema.isolators import Isolator
+from stage0.schema.pod import Mount, PodManifest, RuntimeApp, RuntimeImage, Volume
+from stage0.schema.quantity import Quantity
+from stage0.schema.types import AbsolutePath, ACIdentifier, ACName, ImageID, Invalid, SemVer
+from stage1.abi import DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
+
+NOTIFY = "appc.io/executor/supports-systemd-notify"
+MACHINE_ANNOTATION = "nspod.io/machine"
+
+
+class PrepareError(Error):
+    hint = "check the image with 'nspod image cat-manifest IMAGE'"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedImage:
+    """An image ready to plan with: its identity, its manifest and its rendered tree."""
+
+    name: str
+    id: str
+    labels: Mapping[str, str]
+    manifest: ImageManifest
+    tree: ImageTree
+
+
+def find_executable(tree: ImageTree, command: str, path_var: str) -> str:
+    """The absolute in-image path of ``command`` (execvp's rules, inside the image)."""
+    if "/" in command:
+        candidates = [command if command.startswith("/") else "/" + command]
+    else:
+        candidates = [f"{d.rstrip('/')}/{command}" for d in path_var.split(":") if d.startswith("/")]
+    for candidate in candidates:
+        if tree.is_executable(candidate):
+            return candidate
+    raise PrepareError(
+        f"{command!r} is not an executable file in the image",
+        hint="give its absolute path with --exec, or check the image's PATH",
+    )
+
+
+def resolve_id(tree: ImageTree, value: str, table: str) -> int:
+    """appc's order: a name in the image's /etc/passwd|group, a number, or the owner of a path."""
+    found = tree.account(table, value)
+    if found is not None:
+        return found
+    if value.isdigit():
+        return int(value)
+    if value.startswith("/"):
+        owner = tree.owner(value)
+        if owner is not None:
+            return owner[0] if table == "passwd" else owner[1]
+    what = "user" if table == "passwd" else "group"
+    raise PrepareError(
+        f"{what} {value!r} is not in the image's /etc/{table}, not a number and not a path in it"
+    )
+
+
+def default_app_name(image_name: str) -> str:
+    """``example.com/my_app`` → ``my-app``: the last path component as an AC name."""
+    base = re.sub(r"[^a-z0-9]+", "-", image_name.rsplit("/", 1)[-1].lower()).strip("-")
+    return base or "app"
+
+
+def environment(request: AppRequest, manifest: ImageManifest, pod: PodRequest) -> dict[str, str]:
+    """rkt's layers, low to high: host, image, env file, --set-env, the app's --environment."""
+    app = manifest.app
+    env: dict[str, str] = dict(pod.inherit_env)
+    env.update({str(e.name): e.value for e in app.environment} if app else {})
+    env.update(dict(pod.env_file))
+    env.update(dict(pod.set_env))
+    env.update(dict(request.environment))
+    env.pop("AC_APP_NAME", None)  # stage1 sets it
+    return env
+
+
+def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: str) -> AppSpec:
+    manifest, tree = image.manifest, image.tree
+    app = manifest.app
+    if app is None and request.exec is None:
+        raise PrepareError(f"image {manifest.name} has no app to run", hint="say what to run with --exec")
+    image_exec = list(app.exec) if app else []
+    argv = [request.exec or (image_exec[0] if image_exec else "")]
+    if not argv[0]:
+        raise PrepareError(f"image {manifest.name} has no exec", hint="say what to run with --exec")
+    argv += list(request.args) if request.args is not None else ([] if request.exec else image_exec[1:])
+    env = environment(request, manifest, pod)
+    argv[0] = find_executable(tree, argv[0], env.get("PATH", DEFAULT_PATH))
+    explicit = (*pod.mounts, *request.mounts)
+    mounted = {path for _, path, _ in explicit}
+    # appc: a pod volume named like one of the app's mount points is mounted there
+    implicit = tuple(
+        (str(m.name), str(m.path), m.read_only)
+        for m in (app.mount_points if app else ())
+        if str(m.name) in {v.name for v in pod.volumes} and str(m.path) not in mounted
+    )
+    handlers = app.event_handlers if app else ()
+    return AppSpec(
+        name=name,
+        rootfs=tree.rootfs,
+        exec=tuple(argv),
+        env=tuple(sorted(env.items())),
+        user=resolve_id(tree, request.user or (app.user if app else "0"), "passwd"),
+        group=resolve_id(tree, request.group or (app.group if app else "0"), "group"),
+        supplementary_gids=app.supplementary_gids if app else (),
+        working_directory=request.working_dir
+        or (app.working_directory if app and app.working_directory else "/"),
+        pre_start=tuple(h.exec for h in handlers if h.name == "pre-start"),
+        post_stop=tuple(h.exec for h in handlers if h.name == "post-stop"),
+        notify=manifest.annotation(NOTIFY) == "true",
+        sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
+        mounts=explicit + implicit,
+        stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
+        **isolator_limits(
+            request.isolators if request.isolators is not None else (app.isolators if app else ())
+        ),
+    )
+
+
+def isolator_limits(isolators: tuple[Isolator, ...]) -> dict[str, Any]:
+    """appc isolators (already validated) as AppSpec fields; the last of a kind wins."""
+    limits: dict[str, Any] = {}
+    for isolator in isolators:
+        value = isolator.value
+        match str(isolator.name):
+            case "resource/memory" if value.get("limit") is not None:
+                limits["memory_max"] = int(Quantity(value["limit"]).value)
+            case "resource/cpu" if value.get("limit") is not None:
+                limits["cpu_quota"] = max(1, int(Quantity(value["limit"]).value * 100))
+            case "os/linux/capabilities-retain-set":
+                limits["capabilities"] = tuple(value["set"])
+            case "os/linux/capabilities-remove-set":
+                limits["capabilities_removed"] = tuple(value["set"])
+            case "os/linux/no-new-privileges":
+                limits["no_new_privileges"] = bool(value)
+    return limits
+
+
+def check_volumes(volumes: tuple[VolumeSpec, ...], apps: list[AppSpec]) -> None:
+    """Names unique, every mount naming a volume, mount targets absolute (host sources are the
+    orchestration's to check: they are on the host's disk)."""
+    names = [v.name for v in volumes]
+    if len(set(names)) != len(names):
+        raise UsageError("two volumes have the same name", hint="give each --volume its own name")
+    for app in apps:
+        for name, path, _ in app.mounts:
+            if name not in names:
+                raise UsageError(
+                    f"app {app.name} mounts volume {name!r}, which is not defined",
+                    hint="define it with --volume NAME,kind=…",
+                )
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise UsageError(f"app {app.name}: mount target {path!r} must be an absolute path")
+
+
+def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tuple[PodSpec, PodManifest]:
+    """The pod spec stage1 runs and the appc PodManifest ``cat-manifest`` shows; ``images``: one
+    per app request, in order."""
+    if not request.apps:
+        raise UsageError("no image given", hint="nspod run IMAGE [IMAGE…]")
+    assert len(images) == len(request.apps)
+    apps: list[AppSpec] = []
+    for app_request, image in zip(request.apps, images, strict=True):
+        name = app_request.name or default_app_name(str(image.manifest.name))
+        try:
+            ACName(name)
+        except Invalid as error:
+            raise UsageError(
+                f"bad app name: {error}", hint="--name takes lowercase letters, digits and dashes"
+            ) from None
+        if name in (a.name for a in apps):
+            raise UsageError(f"two apps are called {name!r}", hint="name them with --name after each image")
+        apps.append(app_spec(app_request, image, request, name))
+    check_volumes(request.volumes, apps)
+    machine = request.name or f"nspod-{uuid}"
+    spec = PodSpec(
+        uuid=uuid,
+        machine=machine,
+        hostname=request.hostname or machine,
+        apps=tuple(apps),
+        volumes=request.volumes,
+    )
+    return spec, pod_manifest(spec, images)
+
+
+def _volume(volume: VolumeSpec) -> Volume:
+    name = ACName(volume.name)
+    if volume.kind == "host":
+        return Volume(name=name, kind="host", read_only=volume.read_only, source=AbsolutePath(volume.source))
+    mode = f"{volume.mode:04o}"
+    return Volume(
+        name=name, kind="empty", read_only=volume.read_only, mode=mode, uid=volume.uid, gid=volume.gid
+    )
+
+
+def pod_manifest(spec: PodSpec, images: list[PlannedImage]) -> PodManifest:
+    """The appc PodManifest of a planned pod, typed (stage0/schema/pod.py)."""
+    runtime_apps = tuple(
+        RuntimeApp(
+            name=ACName(app.name),
+            image=RuntimeImage(
+                id=ImageID(image.id),
+                name=ACIdentifier(image.name),
+                labels=tuple(NameValue(ACIdentifier(k), v) for k, v in sorted(image.labels.items())),
+            ),
+            app=image.manifest.app,
+            mounts=tuple(Mount(volume=ACName(v), path=AbsolutePath(p)) for v, p, _ in app.mounts),
+        )
+        for app, image in zip(spec.apps, images, strict=True)
+    )
+    volumes = tuple(
+        Volume(name=ACName(v.name), kind=v.kind, read_only=v.read_only, source=AbsolutePath(v.source))
+        if v.kind == "host"
+        else Volume(
+            name=ACName(v.name),
+            kind=v.kind,
+            read_only=v.read_only,
+            mode=f"{v.mode:04o}",
+            uid=v.uid,
+            gid=v.gid,
+        )
+        for v in spec.volumes
+    )
+    return PodManifest(
+        ac_version=SemVer(APPC_SPEC_VERSION),
+        apps=runtime_apps,
+        volumes=volumes,
+        annotations=(NameValue(ACIdentifier(MACHINE_ANNOTATION), spec.machine),),
+    )

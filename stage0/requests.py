@@ -1,0 +1,126 @@
+"""What a user asks for: a pod of images with per-app and pod-wide flags (rkt's command line, or
+a pod file), parsed into plain data the planner (stage0/planner.py) takes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from stage0.errors import UsageError
+from stage0.schema.isolators import Isolator
+from stage1.abi import VolumeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class AppRequest:
+    """One image on the command line with its per-app flags."""
+
+    image: str
+    name: str | None = None
+    exec: str | None = None
+    args: tuple[str, ...] | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    user: str | None = None
+    group: str | None = None
+    working_dir: str | None = None
+    signature: str | None = None
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, path, read-only)
+    isolators: tuple[Isolator, ...] | None = None  # replaces the image's
+    stop_timeout: float | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequest:
+    apps: tuple[AppRequest, ...]
+    name: str | None = None
+    hostname: str | None = None
+    set_env: tuple[tuple[str, str], ...] = ()
+    env_file: tuple[tuple[str, str], ...] = ()
+    inherit_env: Mapping[str, str] = field(default_factory=dict)
+    volumes: tuple[VolumeSpec, ...] = ()
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # for every app
+
+
+def parse_env(text: str, what: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"bad {what} {text!r}", hint="write NAME=VALUE")
+    return name, value
+
+
+def _options(text: str, what: str) -> tuple[str, dict[str, str]]:
+    """``name,key=value,…`` (rkt's --volume) or ``key=value,…`` (--mount)."""
+    head, *rest = text.split(",")
+    options = {}
+    for part in ([head] if "=" in head else []) + rest:
+        key, equals, value = part.partition("=")
+        if not equals:
+            raise UsageError(f"bad {what} {text!r}: {part!r} is not key=value")
+        options[key] = value
+    return ("" if "=" in head else head), options
+
+
+def _flag(value: str, what: str) -> bool:
+    if value not in ("true", "false"):
+        raise UsageError(f"{what} must be true or false, not {value!r}")
+    return value == "true"
+
+
+def parse_volume(text: str) -> VolumeSpec:
+    """``NAME,kind=host,source=/path[,readOnly=true]`` or ``NAME,kind=empty[,mode=0755,uid=0,gid=0]``."""
+    name, options = _options(text, "--volume")
+    kind = options.pop("kind", "")
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) or kind not in ("host", "empty"):
+        raise UsageError(f"bad --volume {text!r}", hint="NAME,kind=host,source=/path or NAME,kind=empty")
+    read_only = _flag(options.pop("readOnly", "false"), "readOnly")
+    try:
+        if kind == "host":
+            source = options.pop("source", "")
+            if not source.startswith("/"):
+                raise UsageError(f"--volume {name}: source must be an absolute host path")
+            spec = VolumeSpec(name=name, kind=kind, source=source, read_only=read_only)
+        else:
+            spec = VolumeSpec(
+                name=name,
+                kind=kind,
+                read_only=read_only,
+                mode=int(options.pop("mode", "0755"), 8),
+                uid=int(options.pop("uid", "0")),
+                gid=int(options.pop("gid", "0")),
+            )
+    except ValueError:
+        raise UsageError(f"bad --volume {text!r}: mode is octal, uid and gid are numbers") from None
+    if options:
+        raise UsageError(f"--volume {name}: unknown option(s) {', '.join(options)}")
+    return spec
+
+
+def parse_mount(text: str) -> tuple[str, str, bool]:
+    """``volume=NAME,target=/path[,readOnly=true]``."""
+    _, options = _options(text, "--mount")
+    volume, target = options.pop("volume", ""), options.pop("target", "")
+    read_only = _flag(options.pop("readOnly", "false"), "readOnly")
+    if not volume or not target.startswith("/") or options:
+        raise UsageError(f"bad --mount {text!r}", hint="volume=NAME,target=/path[,readOnly=true]")
+    return volume, target, read_only
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """A positive number of seconds, at most an hour (``--stop-timeout=2.5``)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise UsageError(f"bad {flag} {text!r}: seconds, more than 0 and at most 3600", hint=f"{flag}=10")
+    return seconds
+
+
+def read_env_file(path: str) -> tuple[tuple[str, str], ...]:
+    try:
+        with open(path) as file:
+            lines = [line.strip() for line in file]
+    except OSError as error:
+        raise UsageError(f"cannot read env file {path}: {error.strerror}") from None
+    return tuple(parse_env(line, f"line in {path}") for line in lines if line and not line.startswith("#"))
