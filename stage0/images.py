@@ -3,13 +3,11 @@ garbage collection, export, extraction, rendering to a directory and verificatio
 
 from __future__ import annotations
 
-import enum
 import glob
 import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from stage0.aci.importer import import_stream
 from stage0.errors import Error, ImageExistsError, InputError
@@ -20,30 +18,6 @@ from stage0.store.locks import remove_tree
 from stage0.store.store import ImageNotFound, Store
 from stage0.trust.keystore import Keystore
 from stage0.trust.verify import verify_file
-
-
-class Field(enum.StrEnum):
-    ID = "id"
-    NAME = "name"
-    SIZE = "size"
-    IMPORTTIME = "importtime"
-    LASTUSED = "lastused"
-    LATEST = "latest"
-    SIGNER = "signer"
-    SOURCE = "source"
-
-
-DEFAULT_FIELDS = (Field.ID, Field.NAME, Field.SIZE, Field.IMPORTTIME, Field.LASTUSED)
-HEADERS = {
-    Field.ID: "ID",
-    Field.NAME: "NAME",
-    Field.SIZE: "SIZE",
-    Field.IMPORTTIME: "IMPORT TIME",
-    Field.LASTUSED: "LAST USED",
-    Field.LATEST: "LATEST",
-    Field.SIGNER: "SIGNER",
-    Field.SOURCE: "SOURCE",
-}
 
 
 def resolve(store: Store, text: str) -> list[ImageRow]:
@@ -73,69 +47,6 @@ def images_in_use(data_dir: str) -> set[str]:
             with open(listing) as file:
                 used.update(line.strip() for line in file if line.strip())
     return used
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError
-
-
-def ago(when: float, now: float) -> str:
-    seconds = max(0, int(now - when))
-    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= length:
-            count = seconds // length
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    return "just now"
-
-
-def row_value(row: ImageRow, field: Field, *, full: bool, now: float) -> str:
-    """A table cell (``--format=json`` is stage0/output.py's)."""
-    match field:
-        case Field.ID:
-            return row.id if full else row.short_id
-        case Field.NAME:
-            version = row.labels.get("version")
-            return f"{row.name}:{version}" if version else row.name
-        case Field.SIZE:
-            return human_size(row.size + row.tree_size)
-        case Field.IMPORTTIME:
-            return ago(row.import_time, now)
-        case Field.LASTUSED:
-            return ago(row.last_used, now)
-        case Field.LATEST:
-            return str(row.latest).lower()
-        case Field.SIGNER:
-            return row.signer or "-"
-        case Field.SOURCE:
-            return row.source
-
-
-def sort_key(row: ImageRow, field: Field) -> Any:
-    return {
-        Field.ID: row.id,
-        Field.NAME: row.name,
-        Field.SIZE: row.size + row.tree_size,
-        Field.IMPORTTIME: row.import_time,
-        Field.LASTUSED: row.last_used,
-        Field.LATEST: row.latest,
-        Field.SIGNER: row.signer or "",
-        Field.SOURCE: row.source,
-    }[field]
-
-
-def table(rows: list[list[str]], legend: list[str] | None) -> str:
-    lines = ([legend] if legend else []) + rows
-    if not lines:
-        return ""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n" for line in lines
-    )
 
 
 # -- removal and gc ------------------------------------------------------------------------------------

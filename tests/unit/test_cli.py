@@ -54,7 +54,7 @@ def test_nspod_error_is_one_line_with_hint() -> None:
 
 FORCED_BUG = textwrap.dedent("""
     import sys
-    import stage0.cmd_version as v
+    import stage0.cli.version as v
     def broken(options, args):
         raise KeyError("forced")
     v.run_version = broken

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from stage0.cli import build_parser, subparsers
-from stage0.cmd_run import parse_apps
+from stage0.cli.run import parse_apps
 from tests.conftest import REPO
 
 

@@ -7,20 +7,19 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stage0.cli.args import duration, uuid_args, uuids
+from stage0.cli.format import moment
+from stage0.cli.output import add_format
 from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
-from stage0.output import add_format
 
-
-def _uuid_args(parser: argparse.ArgumentParser, *, many: bool) -> None:
-    parser.add_argument("uuids" if many else "uuid", nargs="*" if many else "?", metavar="UUID")
-    parser.add_argument("--uuid-file", metavar="FILE", help="read the UUID from FILE")
+if TYPE_CHECKING:
+    from stage0.pods import Pod, Pods
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from stage0.cmd_image import duration
 
     listing = verbs.add_parser("list", help="list pods")
     listing.add_argument("--full", action="store_true", help="whole UUIDs and image IDs, absolute times")
@@ -29,7 +28,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing.set_defaults(handler=run_list)
 
     status = verbs.add_parser("status", help="show a pod's state and its apps' exit codes")
-    _uuid_args(status, many=False)
+    uuid_args(status, many=False)
     status.add_argument(
         "--wait",
         nargs="?",
@@ -50,12 +49,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     status.set_defaults(handler=run_status)
 
     stop = verbs.add_parser("stop", help="stop running pods (an orderly shutdown; --force kills)")
-    _uuid_args(stop, many=True)
+    uuid_args(stop, many=True)
     stop.add_argument("--force", action="store_true", help="kill the pod (SIGKILL) instead of a shutdown")
     stop.set_defaults(handler=run_stop)
 
     rm = verbs.add_parser("rm", help="remove pods that are not running")
-    _uuid_args(rm, many=True)
+    uuid_args(rm, many=True)
     rm.set_defaults(handler=run_rm)
 
     gc = verbs.add_parser("gc", help="remove exited pods after a grace period")
@@ -83,42 +82,20 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     enter.set_defaults(handler=run_enter)
 
     cat = verbs.add_parser("cat-manifest", help="print a pod's manifest")
-    _uuid_args(cat, many=False)
+    uuid_args(cat, many=False)
     cat.add_argument("--pretty-print", action="store_true", help="indent the JSON")
     cat.set_defaults(handler=run_cat_manifest)
 
     logs = verbs.add_parser("logs", help="print a pod's output (from the journal)")
-    _uuid_args(logs, many=False)
+    uuid_args(logs, many=False)
     logs.add_argument("--app", help="one app's lines alone")
     logs.add_argument("-f", "--follow", action="store_true", help="go on printing new lines until Ctrl-C")
     logs.set_defaults(handler=run_logs)
 
 
-def _uuids(args: argparse.Namespace) -> list[str]:
-    from stage0.errors import UsageError
-    from stage0.pods import read_uuid_file
-
-    given = list(getattr(args, "uuids", None) or ([args.uuid] if getattr(args, "uuid", None) else []))
-    if args.uuid_file:
-        given.append(read_uuid_file(args.uuid_file))
-    if not given:
-        raise UsageError("no pod given", hint="give a UUID (any unique prefix) or --uuid-file")
-    return given
-
-
-def _time(when: float | None, full: bool) -> str:
-    if when is None:
-        return "-"
-    if full:
-        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(when))
-    from stage0.images import ago
-
-    return ago(when, time.time())
-
-
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.images import table
-    from stage0.output import dump, pod_json
+    from stage0.cli.format import table
+    from stage0.cli.output import dump, pod_json
     from stage0.pods import Pods
 
     rows = []
@@ -138,8 +115,8 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
             ",".join(_app_cell(a) for a in r["apps"]) or "-",
             ",".join(_image_cell(a["image"]) for a in r["apps"]) or "-",
             r["state"],
-            _time(created, args.full),
-            _time(started, args.full),
+            moment(created, full=args.full),
+            moment(started, full=args.full),
         ]
         for r, created, started in rows
     ]
@@ -161,7 +138,7 @@ def _image_cell(image: dict[str, Any]) -> str:
     return f"{image['name']}:{image['version']}" if image["version"] else image["name"]
 
 
-def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Any:
+def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Pod:
     from stage0.errors import Error
     from stage0.pods import Pods, PodState
 
@@ -183,7 +160,7 @@ def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Any:
         time.sleep(0.1)
 
 
-def _unit_state(pod: Any) -> tuple[str, int]:
+def _unit_state(pod: Pod) -> tuple[str, int]:
     """(ActiveState, MainPID) of the pod's host unit."""
     from stage0.executor import unit_state
 
@@ -201,13 +178,13 @@ def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
     try:
         return _status(options, args)
     except FileNotFoundError:  # gc or rm removed it while we read it
-        raise PodNotFound(f"pod {_uuids(args)[0]} was removed meanwhile") from None
+        raise PodNotFound(f"pod {uuids(args)[0]} was removed meanwhile") from None
 
 
 def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
-    uuid = _uuids(args)[0]
+    uuid = uuids(args)[0]
     if args.wait is not None:
         pod = _wait(options, uuid, "exited", args.wait)
     elif args.wait_ready is not None:
@@ -218,14 +195,14 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     pid = _unit_state(pod)[1] if state is PodState.RUNNING else 0
     exited = state in (PodState.EXITED, PodState.EXITED_GARBAGE)
     if args.format == "json":
-        from stage0.output import dump, pod_json
+        from stage0.cli.output import dump, pod_json
 
         dump({**pod_json(pod), "pid": pid or None, "exited": exited})
         return 0
     info: dict[str, Any] = {
         "state": str(state),
-        "created": _time(pod.created(), True),
-        "started": _time(pod.started(), True),
+        "created": moment(pod.created(), full=True),
+        "started": moment(pod.started(), full=True),
     }
     if pid:
         info["pid"] = pid
@@ -244,7 +221,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
     failed = 0
-    for uuid in _uuids(args):
+    for uuid in uuids(args):
         pod = Pods(options.dir).find(uuid)
         state = pod.state()
         if state is not PodState.RUNNING:
@@ -260,7 +237,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     return 0
 
 
-def remove_pod(options: GlobalOptions, pod: Any) -> bool:
+def remove_pod(options: GlobalOptions, pod: Pod) -> bool:
     """Clean up after ``pod`` and remove its directory; False when another nspod got there first."""
     from stage0.pods import Pods
 
@@ -275,7 +252,7 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
     from stage0.pods import Pods
 
-    for uuid in _uuids(args):
+    for uuid in uuids(args):
         pod = Pods(options.dir).find(uuid)
         if pod.state().alive:
             raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
@@ -293,7 +270,7 @@ def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
         return _gc(options, pods, args)
 
 
-def _gc(options: GlobalOptions, pods: Any, args: argparse.Namespace) -> int:
+def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
     from stage0.pods import DirState, PodNotFound, PodState
 
     now = time.time()
@@ -340,7 +317,7 @@ def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods
 
-    pod = Pods(options.dir).find(_uuids(args)[0])
+    pod = Pods(options.dir).find(uuids(args)[0])
     with open(pod.paths.manifest) as file:
         text = file.read()
     if args.pretty_print:
@@ -353,7 +330,7 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
     from stage0.pods import Pods
 
-    pod = Pods(options.dir).find(_uuids(args)[0])
+    pod = Pods(options.dir).find(uuids(args)[0])
     follow = ["--follow"] if args.follow else []
     app = []
     if args.app:

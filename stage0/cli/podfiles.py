@@ -67,7 +67,7 @@ def run_validate(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.images import table
+    from stage0.cli.format import table
 
     rows, seen = [], set()
     for directory in _dirs(options):
@@ -124,8 +124,8 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.cmd_pods import remove_pod
-    from stage0.cmd_run import prepare_request
+    from stage0.cli.pods import remove_pod
+    from stage0.cli.run import prepare_request
     from stage0.notify import keep_alive, notify
     from stage0.podfile import load
     from stage0.pods import Pods, PodState

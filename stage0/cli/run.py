@@ -11,10 +11,13 @@ import argparse
 import os
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
+
+if TYPE_CHECKING:
+    from stage0.requests import AppRequest, PodRequest
 
 # Flags that follow an image and apply to its app only (rkt's syntax), with what they do.
 APP_FLAG_HELP = {
@@ -133,7 +136,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     prepared.set_defaults(handler=run_run_prepared)
 
 
-def parse_apps(tokens: list[str]) -> list[Any]:
+def parse_apps(tokens: list[str]) -> list[AppRequest]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
     from stage0.requests import AppRequest, parse_env, parse_mount, parse_seconds
@@ -183,7 +186,7 @@ def parse_apps(tokens: list[str]) -> list[Any]:
     return [AppRequest(**app) for app in apps]
 
 
-def _request(args: argparse.Namespace) -> Any:
+def _request(args: argparse.Namespace) -> PodRequest:
     from stage0.errors import UsageError
     from stage0.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
@@ -228,7 +231,7 @@ class Prepared:
 
 def prepare_request(
     options: GlobalOptions,
-    request: Any,
+    request: PodRequest,
     *,
     to_run: bool,
     pull_policy: str = "new",
@@ -281,7 +284,7 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
         print(os.path.basename(pod.path))
     code = pod.start(options, *stdio)
     if args.rm:
-        from stage0.cmd_pods import remove_pod
+        from stage0.cli.pods import remove_pod
         from stage0.pods import Pods
 
         remove_pod(options, Pods(options.dir).find(os.path.basename(pod.path)))

@@ -1,6 +1,6 @@
 """The ``nspod`` command line: the parser, the verb-group table and the one place errors are caught.
 
-No business logic lives here. Each verb group is a module (``stage0/cmd_*.py``) that adds its
+No business logic lives here. Each verb group is a module (``stage0/cli/*.py``) that adds its
 parsers and sets ``handler``; handlers import what they need lazily, so ``nspod version`` stays fast.
 """
 
@@ -21,22 +21,22 @@ from stage0.options import GlobalOptions, add_global_arguments
 
 # The verb table: verb → the module (one per verb group) that registers it. Order is --help's.
 VERBS: dict[str, str] = {
-    "version": "stage0.cmd_version",
-    "run": "stage0.cmd_run",
-    "prepare": "stage0.cmd_run",
-    "run-prepared": "stage0.cmd_run",
-    "list": "stage0.cmd_pods",
-    "status": "stage0.cmd_pods",
-    "stop": "stage0.cmd_pods",
-    "rm": "stage0.cmd_pods",
-    "gc": "stage0.cmd_pods",
-    "enter": "stage0.cmd_pods",
-    "cat-manifest": "stage0.cmd_pods",
-    "logs": "stage0.cmd_pods",
-    "pod": "stage0.cmd_podfiles",
-    "fetch": "stage0.cmd_fetch",
-    "trust": "stage0.cmd_trust",
-    "image": "stage0.cmd_image",
+    "version": "stage0.cli.version",
+    "run": "stage0.cli.run",
+    "prepare": "stage0.cli.run",
+    "run-prepared": "stage0.cli.run",
+    "list": "stage0.cli.pods",
+    "status": "stage0.cli.pods",
+    "stop": "stage0.cli.pods",
+    "rm": "stage0.cli.pods",
+    "gc": "stage0.cli.pods",
+    "enter": "stage0.cli.pods",
+    "cat-manifest": "stage0.cli.pods",
+    "logs": "stage0.cli.pods",
+    "pod": "stage0.cli.podfiles",
+    "fetch": "stage0.cli.fetch",
+    "trust": "stage0.cli.trust",
+    "image": "stage0.cli.image",
 }
 _TAKES_VALUE = ("--dir", "--local-config", "--system-config", "--insecure-options")
 

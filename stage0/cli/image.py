@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
+from stage0.cli.args import duration
+from stage0.cli.output import add_format
 from stage0.options import GlobalOptions
-from stage0.output import add_format
-
-
-def duration(text: str) -> float:
-    """``24h``, ``30m``, ``0s``, ``1h30m`` → seconds (systemd's and rkt's spelling)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r} (e.g. 24h, 30m, 0s)")
-    return sum(float(n) * units[u] for n, u in parts)
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -165,9 +156,9 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     import time
 
+    from stage0.cli.format import HEADERS, Field, row_value, sort_key, table
     from stage0.context import open_store
     from stage0.errors import UsageError
-    from stage0.images import HEADERS, Field, row_value, sort_key, table
 
     try:
         fields = [Field(f.strip()) for f in args.fields.split(",") if f.strip()]
@@ -180,7 +171,7 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
         )
     now = time.time()
     if args.format == "json":  # every field, whatever --fields says: stable keys for programs
-        from stage0.output import dump, image_json
+        from stage0.cli.output import dump, image_json
 
         dump([image_json(r) for r in rows])
         return 0
