@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from stage1.abi import APP_ROOT, PodPaths, PodSpec, unit_name
+from stage1.app_unit import STATUS_DIR
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
-from stage1.units import GENERATORS, HOST_NOTIFY, STATUS_DIR
+from stage1.units import GENERATORS, HOST_NOTIFY
 
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"

@@ -47,21 +47,20 @@ def socket_name(index: int, stream: Stream) -> str:
     return f"{index}.{stream}"
 
 
-def app_stdio(stdio: Stdio, index: int) -> list[str]:
-    """The ``[Service]`` lines that wire app number ``index``'s stdin, stdout and stderr."""
+def app_stdio(stdio: Stdio, index: int) -> list[tuple[str, str]]:
+    """The ``[Service]`` settings that wire app number ``index``'s stdin, stdout and stderr."""
     if stdio is Stdio.TTY:
         # tty-force: the app takes the console even if something else holds it (nothing should)
-        return ["StandardInput=tty-force", "StandardOutput=tty", "StandardError=tty", "TTYPath=/dev/console"]
+        tty = [("StandardInput", "tty-force"), ("StandardOutput", "tty"), ("StandardError", "tty")]
+        return [*tty, ("TTYPath", "/dev/console")]
     if stdio.relayed:
-        path = os.path.join(IO_DIR, "{}")
-        lines = [
-            f"StandardOutput=file:{path.format(socket_name(index, Stream.STDOUT))}",
-            f"StandardError=file:{path.format(socket_name(index, Stream.STDERR))}",
-        ]
-        if stdio is Stdio.INTERACTIVE:
-            lines.insert(0, f"StandardInput=file:{path.format(socket_name(index, Stream.STDIN))}")
-        return lines
-    return ["StandardOutput=journal+console", "StandardError=journal+console"]
+
+        def socket(stream: Stream) -> str:
+            return "file:" + os.path.join(IO_DIR, socket_name(index, stream))
+
+        wired = [("StandardOutput", socket(Stream.STDOUT)), ("StandardError", socket(Stream.STDERR))]
+        return [("StandardInput", socket(Stream.STDIN)), *wired] if stdio is Stdio.INTERACTIVE else wired
+    return [("StandardOutput", "journal+console"), ("StandardError", "journal+console")]
 
 
 def nspawn_stdio(stdio: Stdio, io_dir: str) -> list[str]:

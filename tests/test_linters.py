@@ -40,6 +40,7 @@ def test_mypy_strict() -> None:
 
 def test_shellcheck() -> None:
     scripts = sorted(
-        str(p.relative_to(REPO)) for p in [*REPO.glob("tests/harness/*.sh"), *REPO.glob(".ci/*")]
+        str(p.relative_to(REPO))
+        for p in [*REPO.glob("tests/harness/*.sh"), *REPO.glob(".ci/*"), *REPO.glob("stage1/scripts/*.sh")]
     )
     run(tool("shellcheck"), "--severity=warning", *scripts)

@@ -1,0 +1,132 @@
+"""An app's units inside the pod, as entries (stage1/unitfile.py): ``<app>.service`` itself, its
+reaper (records the exit status) and its readiness report.
+
+Each app is ``<app>.service`` with ``RootDirectory=/opt/stage2/<app>/rootfs``;
+``reaper-<app>.service`` records the app's exit status in ``/nspod/status/<app>`` when it ends, and
+the first app to fail ends the pod with its exit code (rkt's rule).
+"""
+
+from __future__ import annotations
+
+from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec
+from stage1.escape import assignment, command, path
+from stage1.stdio import Stdio, app_stdio
+from stage1.unitfile import Entry, section
+
+STATUS_DIR = "/nspod/status"
+
+# The host kernel is out of every app's reach, whatever mounts its /proc and /sys: systemd's
+# MountAPIVFS= gives the app a fresh procfs, writable unless these make /proc/sys, /sys and the other
+# kernel knobs read-only (or inaccessible) in the app's own mount namespace.
+KERNEL_PROTECTION = (
+    ("ProtectKernelTunables", "yes"),  # /proc/sys, /proc/sysrq-trigger, /sys, … read-only
+    ("ProtectKernelModules", "yes"),  # no module loading, /usr/lib/modules hidden
+    ("ProtectKernelLogs", "yes"),  # no /dev/kmsg, /proc/kmsg, syslog(2)
+    ("ProtectControlGroups", "yes"),  # /sys/fs/cgroup read-only
+)
+# Capabilities that would let an app undo the read-only mounts above (mount, umount, a new procfs),
+# dropped unless an isolator retains them on purpose. The full default profile is rkt's (#11).
+UNSAFE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO")
+
+
+def limits(app: AppSpec) -> list[tuple[str, str]]:
+    """appc isolators, as the app unit's settings."""
+    settings = []
+    if app.memory_max is not None:
+        settings.append(("MemoryMax", str(app.memory_max)))
+    if app.cpu_quota is not None:
+        settings.append(("CPUQuota", f"{app.cpu_quota}%"))
+    if app.capabilities is not None:
+        settings.append(("CapabilityBoundingSet", " ".join(app.capabilities)))
+    removed = (*(UNSAFE_CAPABILITIES if app.capabilities is None else ()), *app.capabilities_removed)
+    if removed:
+        settings.append(("CapabilityBoundingSet", "~" + " ".join(dict.fromkeys(removed))))
+    if app.no_new_privileges:
+        settings.append(("NoNewPrivileges", "yes"))
+    return settings
+
+
+def app_unit(
+    app: AppSpec, sockets: tuple[str, ...] = (), stdio: Stdio = Stdio.JOURNAL, index: int = 0
+) -> list[Entry]:
+    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod."""
+    env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
+    root = APP_ROOT.format(app=app.name)
+    unit = section(
+        "Unit",
+        ("Description", f"Application {app.name}"),
+        ("DefaultDependencies", "no"),
+        ("Wants", f"reaper-{app.name}.service ready-{app.name}.service"),
+        ("Requires", " ".join(sockets)) if sockets else None,
+        ("After", " ".join(sockets)) if sockets else None,
+        # journald must have accepted the app's output stream before the app can end (see the reaper)
+        ("After", "systemd-journald.service"),
+        # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
+        ("RequiresMountsFor", root),
+        ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
+        ("Before", "shutdown.target"),
+    )
+    service = section(
+        "Service",
+        ("Type", "notify" if app.notify else "exec"),
+        ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
+        # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
+        ("NotifyAccess", "main") if app.notify else None,
+        ("BindPaths", "/run/systemd/notify") if app.notify else None,
+        ("RootDirectory", root),
+        ("WorkingDirectory", path(app.working_directory)),
+        ("User", str(app.user)),
+        ("Group", str(app.group)),
+        ("SupplementaryGroups", " ".join(map(str, app.supplementary_gids)))
+        if app.supplementary_gids
+        else None,
+        *(("Environment", assignment(k, v)) for k, v in env.items()),
+        *KERNEL_PROTECTION,
+        *limits(app),
+        *(("ExecStartPre", command(c)) for c in app.pre_start),
+        ("ExecStart", command(app.exec)),
+        *(("ExecStopPost", command(c)) for c in app.post_stop),
+        *app_stdio(stdio, index),
+        ("SyslogIdentifier", app.name),
+        ("Sockets", " ".join(sockets)) if sockets else None,
+        ("Restart", "no"),
+        ("TimeoutStartSec", "0"),
+        ("TimeoutStopSec", f"{app.stop_timeout:g}s"),  # then SIGKILL
+    )
+    return unit + service
+
+
+def reaper_unit(app: AppSpec) -> list[Entry]:
+    unit = section(
+        "Unit",
+        ("Description", f"Exit status of {app.name}"),
+        ("DefaultDependencies", "no"),
+        ("StopWhenUnneeded", "yes"),
+        ("Wants", "shutdown.service"),
+        ("After", "shutdown.service"),
+        ("Before", f"{app.name}.service"),  # so it stops after the app: the status is final then
+        ("Conflicts", "shutdown.target"),
+        ("Before", "shutdown.target"),
+        ("RequiresMountsFor", STATUS_DIR),  # record the status before the status dir goes away
+    )
+    service = section(
+        "Service",
+        ("Type", "oneshot"),
+        ("RemainAfterExit", "yes"),
+        ("ExecStart", "/usr/bin/true"),
+        ("ExecStop", f"/nspod/bin/reaper {app.name}"),
+    )
+    return unit + service
+
+
+def ready_unit(app: AppSpec, count: int) -> list[Entry]:
+    unit = section(
+        "Unit",
+        ("Description", f"Report {app.name} ready"),
+        ("DefaultDependencies", "no"),
+        ("After", f"{app.name}.service"),
+        ("Requisite", f"{app.name}.service"),
+    )
+    return unit + section(
+        "Service", ("Type", "oneshot"), ("ExecStart", f"/nspod/bin/report {app.name} {count}")
+    )

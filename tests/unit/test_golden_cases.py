@@ -1,0 +1,71 @@
+"""Declarative golden cases, quadlet-style: each ``tests/golden/cases/NAME.toml`` is a pod spec
+(``[pod]``, as stage0 writes ``pod.json``) and how it runs (``[run]``: ``stdio``, ``debug``,
+inherited ``sockets``); ``NAME.expected`` holds the pod's units, nspawn's argv and the host unit's
+properties it must produce, or the case's ``[expect] error`` says what must be refused.
+NSPOD_UPDATE_GOLDEN=1 rewrites the ``.expected`` files for review.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec
+from stage1.nspawn import nspawn_argv, pod_service
+from stage1.stdio import Stdio
+from stage1.transient import render_properties
+from stage1.units import assign_sockets, tree
+from tests.conftest import GOLDEN, assert_golden
+
+CASES = sorted((GOLDEN / "cases").glob("*.toml"))
+UUID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
+PATHS = PodPaths(f"/var/lib/nspod/pods/run/{UUID}")
+UNITS = "etc/systemd/system/"
+
+
+def spec(pod: dict[str, Any]) -> PodSpec:
+    machine = pod.get("machine", "web")
+    apps = [{"rootfs": f"/var/lib/nspod/trees/{a['name']}/rootfs", **a} for a in pod["apps"]]
+    data = {"abi": ABI_VERSION, "uuid": UUID, "machine": machine, "hostname": machine, **pod, "apps": apps}
+    return PodSpec.from_json(json.dumps(data))
+
+
+def generate(case: dict[str, Any]) -> str:
+    pod = spec(case["pod"])
+    run = case.get("run", {})
+    stdio = Stdio(run.get("stdio", "journal"))
+    sockets = assign_sockets(pod, [tuple(s) for s in run.get("sockets", [])]) if "sockets" in run else None
+    files = tree(pod, sockets, stdio=stdio).files
+    text = "".join(
+        f"### {path[len(UNITS) :]}\n{files[path].content}\n"
+        for path in sorted(files)
+        if path.startswith(UNITS)
+    )
+    argv = nspawn_argv(pod, PATHS, debug=run.get("debug", False), stdio=stdio)
+    text += "### nspawn\n" + "".join(shlex.quote(a) + "\n" for a in argv)
+    terminal = (0, 1, 2) if stdio is Stdio.TTY else None
+    text += "\n### host unit\n" + render_properties(
+        pod_service(pod, PATHS, stdio=stdio, terminal=terminal).properties()
+    )
+    return text
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_case(path: Path) -> None:
+    case = tomllib.loads(path.read_text())
+    error = case.get("expect", {}).get("error")
+    if error:
+        with pytest.raises(Error) as caught:
+            generate(case)
+        assert error in caught.value.message, caught.value.message
+        return
+    assert_golden(f"cases/{path.stem}.expected", generate(case))
