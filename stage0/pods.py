@@ -230,8 +230,9 @@ class Pods:
         return matches[0]
 
     def of_unit(self, unit: str) -> list[Pod]:
-        """The pods that ran as ``unit`` (a pod@ instance runs a new pod at each start)."""
-        return [p for p in self.all() if p.where is DirState.RUN and p.unit() == unit]
+        """The pods that ran, or were being made to run, as ``unit`` (a pod@ instance runs a new pod
+        at each start)."""
+        return [p for p in self.all() if p.where in (DirState.RUN, DirState.PREPARE) and p.unit() == unit]
 
     def remove(self, pod: Pod) -> None:
         """Remove ``pod`` all at once: renamed out of every listing first, then deleted, so that a

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
 from stage0.executor import call_stage1
@@ -134,20 +133,13 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     # each start of pod@NAME makes a new pod: the previous one's record goes, as with run --rm
     unit = own_unit()
     for previous in Pods(options.dir).of_unit(unit):
-        if previous.state() is PodState.EXITED:
+        if previous.state() in (PodState.EXITED, PodState.ABORTED_PREPARE):
             remove_pod(options, previous)
-    # a stop while we prepare: unwind (the half-made pod is removed), then die of the SIGTERM, so
-    # that systemd counts the stop as clean
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    try:
-        # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
-        with keep_alive(f"preparing pod {pod.name} (fetching images)"):
-            prepared = prepare_request(options, pod.request, to_run=True, unit=unit)
-    except SystemExit:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        raise
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a stop while we prepare kills us (SIGTERM's own action: a clean stop for systemd); the
+    # half-made pod, marked with this unit from its first moment, goes at the next start or gc
+    # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
+    with keep_alive(f"preparing pod {pod.name} (fetching images)"):
+        prepared = prepare_request(options, pod.request, to_run=True, unit=unit)
     notify(f"STATUS=starting pod {pod.name}")
     return prepared.start(options, verb="exec")
 

@@ -243,7 +243,8 @@ def remove_pod(options: GlobalOptions, pod: Pod) -> bool:
 
     if not os.path.isdir(pod.path):
         return False
-    call_stage1(options, "gc", pod.path)
+    if os.path.exists(pod.paths.started):  # only a pod stage1 started has a host unit to clean up
+        call_stage1(options, "gc", pod.path)
     Pods(options.dir).remove(pod)
     return True
 

@@ -251,12 +251,12 @@ def prepare_request(
             file.write(uuid + "\n")
     pods = Pods(options.dir)
     with context.open_store(options) as store, pods.create(uuid) as pod:
+        if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
+            with open(pod.paths.unit, "w") as file:
+                file.write(unit + "\n")
         fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
         spec, manifest, image_ids = build_pod(uuid, request, fetcher)
         write_pod(pod.path, spec, manifest, image_ids)
-        if unit:  # pod@: the unit is known before stage1 starts, so even a pod that never ran is its
-            with open(pod.paths.unit, "w") as file:
-                file.write(unit + "\n")
         starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     return Prepared(pod.path, starting)

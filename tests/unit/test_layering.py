@@ -105,3 +105,18 @@ def test_every_package_is_listed_in_pyproject() -> None:
         for p in (REPO / top).rglob("__init__.py")
     }
     assert listed == found
+
+
+def test_signal_handlers_live_in_one_place() -> None:
+    """A handler only sets a flag (stage1/run.py's foreground loop acts on it); elsewhere signals
+    keep their own actions (a stop while pod@ prepares simply ends it, see stage0/cli/podfiles.py)."""
+    found = [
+        str(p.relative_to(REPO))
+        for top in ("stage0", "stage1")
+        for p in (REPO / top).rglob("*.py")
+        if "signal.signal(" in p.read_text()
+    ]
+    assert found == ["stage1/run.py"]
+    text = (REPO / "stage1/run.py").read_text()
+    handler = text[text.index("def on_signal(") : text.index("if not detach:")]
+    assert handler.strip().endswith("asked.add(signum)"), handler
