@@ -24,32 +24,70 @@ KERNEL_PROTECTION = (
     ("ProtectKernelLogs", "yes"),  # no /dev/kmsg, /proc/kmsg, syslog(2)
     ("ProtectControlGroups", "yes"),  # /sys/fs/cgroup read-only
 )
-# Capabilities that would let an app undo the read-only mounts above (mount, umount, a new procfs),
-# dropped unless an isolator retains them on purpose. The full default profile is rkt's (#11).
-UNSAFE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO")
+# rkt's default bounding set (14): what an app keeps unless an isolator retains or removes more.
+# CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_TIME, CAP_SYS_BOOT … are out, so
+# no app can undo the read-only mounts above, load modules, set the clock or reboot.
+DEFAULT_CAPABILITIES = (
+    "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_KILL", "CAP_MKNOD",
+    "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETFCAP",
+    "CAP_SYS_CHROOT",
+)  # fmt: skip
+# The default seccomp filter, as systemd's groups: the system calls Docker's and rkt's default lists
+# leave out (clock, modules, mount, reboot, swap, raw I/O, keyrings, tracing, obsolete calls). A
+# filtered call fails with EPERM, as it would for want of a capability.
+SYSCALL_FILTER = "~@clock @cpu-emulation @debug @keyring @module @mount @obsolete @raw-io @reboot @swap"
+SYSCALL_ERRNO = "EPERM"
+# rkt's hidden kernel paths (ProtectKernelTunables= already makes /proc/sys, /sys and the rest
+# read-only): files covered by an empty /dev/null, directories by an empty read-only tmpfs.
+# (InaccessiblePaths= does not hold under RootDirectory= with MountAPIVFS=: the fresh /proc and
+# /sys are mounted over it.) Only those the host's kernel has are named: a mount over a missing
+# /proc file would fail the app's start.
+HIDDEN_FILES = (
+    "/proc/config.gz",
+    "/proc/kallsyms",
+    "/proc/kcore",
+    "/proc/kmem",
+    "/proc/mem",
+    "/proc/sched_debug",
+)
+HIDDEN_DIRS = ("/sys/firmware", "/sys/hypervisor", "/sys/module", "/sys/power")
+HIDDEN = HIDDEN_FILES + HIDDEN_DIRS
+
+
+def hidden_paths(hidden: tuple[str, ...]) -> list[tuple[str, str]]:
+    files = [f"/dev/null:{p}" for p in HIDDEN_FILES if p in hidden]
+    dirs = [f"{p}:ro" for p in HIDDEN_DIRS if p in hidden]
+    return [*([("BindReadOnlyPaths", " ".join(files))] if files else []),
+            *([("TemporaryFileSystem", " ".join(dirs))] if dirs else [])]  # fmt: skip
 
 
 def limits(app: AppSpec) -> list[tuple[str, str]]:
-    """appc isolators, as the app unit's settings."""
+    """The app's confinement and appc isolators, as the app unit's settings."""
     settings = []
     if app.memory_max is not None:
         settings.append(("MemoryMax", str(app.memory_max)))
     if app.cpu_quota is not None:
         settings.append(("CPUQuota", f"{app.cpu_quota}%"))
-    if app.capabilities is not None:
-        settings.append(("CapabilityBoundingSet", " ".join(app.capabilities)))
-    removed = (*(UNSAFE_CAPABILITIES if app.capabilities is None else ()), *app.capabilities_removed)
-    if removed:
-        settings.append(("CapabilityBoundingSet", "~" + " ".join(dict.fromkeys(removed))))
-    if app.no_new_privileges:
+    kept = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
+    removed = set(app.capabilities_removed)
+    settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))
+    settings.append(("SystemCallFilter", SYSCALL_FILTER))
+    settings.append(("SystemCallErrorNumber", SYSCALL_ERRNO))
+    # rkt's rule: no new privileges for an app that is not root once a filter is on (always, here)
+    if app.no_new_privileges or app.user != 0:
         settings.append(("NoNewPrivileges", "yes"))
     return settings
 
 
 def app_unit(
-    app: AppSpec, sockets: tuple[str, ...] = (), stdio: Stdio = Stdio.JOURNAL, index: int = 0
+    app: AppSpec,
+    sockets: tuple[str, ...] = (),
+    stdio: Stdio = Stdio.JOURNAL,
+    index: int = 0,
+    hidden: tuple[str, ...] = HIDDEN,
 ) -> list[Entry]:
-    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod."""
+    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
+    ``hidden``: the kernel paths to hide that the host has."""
     env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     root = APP_ROOT.format(app=app.name)
     unit = section(
@@ -82,6 +120,7 @@ def app_unit(
         else None,
         *(("Environment", assignment(k, v)) for k, v in env.items()),
         *KERNEL_PROTECTION,
+        *hidden_paths(hidden),
         *limits(app),
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),

@@ -12,6 +12,7 @@ import time
 from types import FrameType
 
 from stage1.abi import Error, PodPaths, PodSpec, own_unit
+from stage1.app_unit import HIDDEN
 from stage1.attach import Relay
 from stage1.halt import halt, hearing
 from stage1.journal import Follower
@@ -40,7 +41,9 @@ def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
 def prepare_dirs(
     spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None, stdio: Stdio = Stdio.JOURNAL
 ) -> None:
-    write_tree(paths.stage1, tree(spec, sockets, systemd_version=host_systemd_version(), stdio=stdio))
+    hidden = tuple(p for p in HIDDEN if os.path.exists(p))  # the host's kernel is the pod's
+    version = host_systemd_version()
+    write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=hidden))
     os.makedirs(paths.status, exist_ok=True)
     for volume in spec.volumes:
         if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):

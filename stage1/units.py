@@ -13,7 +13,7 @@ from importlib import resources
 
 from stage1.abi import APP_ROOT, Error, PodSpec
 from stage1.accounts import PAM, group, passwd
-from stage1.app_unit import STATUS_DIR, app_unit, ready_unit, reaper_unit
+from stage1.app_unit import HIDDEN, STATUS_DIR, app_unit, ready_unit, reaper_unit
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
 
@@ -158,9 +158,11 @@ def tree(
     *,
     systemd_version: int = 252,
     stdio: Stdio = Stdio.JOURNAL,
+    hidden: tuple[str, ...] = HIDDEN,
 ) -> Tree:
     """Everything stage1 puts into the stage1 root for ``spec`` (pure); ``sockets``: inherited fds;
-    ``systemd_version``: the host's, which boots the pod; ``stdio``: where the apps read and write."""
+    ``systemd_version``: the host's, which boots the pod; ``stdio``: where the apps read and write;
+    ``hidden``: the kernel paths to hide from apps that the host has (stage1/app_unit.py)."""
     units = "etc/systemd/system"
     for app in spec.apps:  # names become unit and directory names: nothing else may pass
         if not _APP_NAME.fullmatch(app.name):
@@ -192,7 +194,7 @@ def tree(
         files[f"{units}/-.mount.d/nspod-sockets.conf"] = TreeFile(render(section("Unit", ("Wants", wants))))
     for index, app in enumerate(spec.apps):
         mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
-        files[f"{units}/{app.name}.service"] = TreeFile(render(app_unit(app, mine, stdio, index)))
+        files[f"{units}/{app.name}.service"] = TreeFile(render(app_unit(app, mine, stdio, index, hidden)))
         files[f"{units}/reaper-{app.name}.service"] = TreeFile(render(reaper_unit(app)))
         files[f"{units}/ready-{app.name}.service"] = TreeFile(render(ready_unit(app, len(spec.apps))))
     links = {

@@ -177,6 +177,7 @@ def probe_image(
     *,
     notify: bool,
     ports: list[dict[str, object]] | None = None,
+    isolators: list[dict[str, object]] | None = None,
 ) -> Path:
     """An image holding only the static probe."""
     import shutil
@@ -190,7 +191,7 @@ def probe_image(
         "acKind": "ImageManifest",
         "acVersion": "0.8.11",
         "name": "example.com/probe",
-        "app": {"exec": ["/probe", *args], "user": "0", "group": "0"},
+        "app": {"exec": ["/probe", *args], "user": "0", "group": "0", "isolators": isolators or []},
         "annotations": [{"name": "appc.io/executor/supports-systemd-notify", "value": str(notify).lower()}],
     }
     (root / "manifest").write_text(json.dumps(manifest))

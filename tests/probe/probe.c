@@ -1,10 +1,14 @@
 /* probe: a tiny static program the tests run inside pods.
  *
- *   probe report              print env, uid/gid/groups, cwd, capabilities and mount points
+ *   probe report              print env, uid/gid/groups, cwd, capabilities, seccomp mode and mounts
  *   probe notify MS [SLEEP]   after MS milliseconds send READY=1 to $NOTIFY_SOCKET, then sleep SLEEP s
  *   probe sleep S             sleep S seconds
  *   probe openw PATH…         open each PATH for writing (never writes) and print "openw PATH OK" or
  *                             "openw PATH ERRNO-NAME"; the kernel's settings stay untouched
+ *   probe openr PATH…         open each PATH for reading: "openr PATH ERRNO-NAME", or "openr PATH OK N"
+ *                             with N its entries (a directory) or bytes (the first 64 KiB of a file)
+ *   probe sysfs               call the obsolete, unprivileged sysfs(2): "sysfs OK" or "sysfs EPERM"
+ *                             (a seccomp filter's answer)
  *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
  *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
  *
@@ -12,6 +16,7 @@
  * protocols are spoken by hand, as an app in an image would.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +44,8 @@ static int report(void) {
     char line[512];
     while (status && fgets(line, sizeof line, status))
         if (strncmp(line, "CapEff:", 7) == 0) printf("capeff %s", line + 8);
+        else if (strncmp(line, "CapBnd:", 7) == 0) printf("capbnd %s", line + 8);
+        else if (strncmp(line, "Seccomp:", 8) == 0) printf("seccomp %s", line + 9);
         else if (strncmp(line, "NoNewPrivs:", 11) == 0) printf("nonewprivs %s", line + 12);
     if (status) fclose(status);
     FILE *mounts = fopen("/proc/self/mountinfo", "r");
@@ -85,6 +94,41 @@ static int openw(int count, char **paths) {
     return 0;
 }
 
+/* what a path holds for us: a directory's entries, a file's first bytes (up to 64 KiB) */
+static long content(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -1;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *dir = fdopendir(dup(fd));
+        long n = 0;
+        if (!dir) return -1;
+        for (struct dirent *e; (e = readdir(dir));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+        closedir(dir);
+        return n;
+    }
+    static char buffer[65536];
+    ssize_t got = read(fd, buffer, sizeof buffer);
+    return got < 0 ? -1 : (long)got;
+}
+
+static int openr(int count, char **paths) {
+    for (int i = 0; i < count; i++) {
+        int fd = open(paths[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) { printf("openr %s %s\n", paths[i], errno_name(errno)); continue; }
+        printf("openr %s OK %ld\n", paths[i], content(fd));
+        close(fd);
+    }
+    return 0;
+}
+
+/* sysfs(2), obsolete and harmless (option 3: how many file system types the kernel knows): it needs
+   no privilege, so EPERM can only come from a seccomp filter */
+static int filtered(void) {
+    long n = syscall(SYS_sysfs, 3);
+    printf("sysfs %s\n", n >= 0 ? "OK" : errno_name(errno));
+    return 0;
+}
+
 static int serve(void) {
     const char *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
     int count = fds ? atoi(fds) : 0;
@@ -120,7 +164,9 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve();
     if (argc >= 2 && strcmp(argv[1], "openw") == 0) return openw(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "openr") == 0) return openr(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "sysfs") == 0) return filtered();
     if (argc >= 3 && strcmp(argv[1], "sleep") == 0) return (int)sleep((unsigned)atoi(argv[2]));
-    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw PATH... | serve\n");
+    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw|openr PATH... | sysfs | serve\n");
     return 64;
 }

@@ -1,0 +1,129 @@
+"""The default confinement profile of every app (issue #11, item 1), read from inside by the static
+probe: rkt's 14 capabilities as the bounding set (or an isolator's retain or remove set), the
+seccomp filter answering EPERM, no new privileges for an app that is not root, rkt's hidden
+kernel paths. The probe changes nothing on the host: it reads its own state, opens files without
+writing, and calls only the harmless, obsolete sysfs(2) as the filter's witness."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stage1.app_unit import DEFAULT_CAPABILITIES
+from tests.integration.test_confinement import probe_lines
+from tests.integration.test_pod_units import probe_image
+from tests.integration.test_pods import Nspod
+
+pytestmark = pytest.mark.systemd
+
+# capability numbers (linux/capability.h)
+CAPS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_TIME": 25, "CAP_MKNOD": 27,
+    "CAP_AUDIT_WRITE": 29, "CAP_SETFCAP": 31,
+}  # fmt: skip
+HIDDEN = ("/proc/kallsyms", "/proc/config.gz", "/sys/firmware", "/sys/module")
+
+
+def mask(names: tuple[str, ...] | list[str]) -> int:
+    return sum(1 << CAPS[name] for name in names)
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> dict[str, dict[str, str]]:
+    """What the probe reports in each kind of pod, run once for the module: kind → {key: value}."""
+    base = tmp_path_factory.mktemp("profile")
+    nspod = Nspod(base / "data")
+    retain: list[dict[str, object]] = [
+        {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_NET_BIND_SERVICE"]}}
+    ]
+    remove: list[dict[str, object]] = [
+        {"name": "os/linux/capabilities-remove-set", "value": {"set": ["CAP_NET_RAW", "CAP_CHOWN"]}}
+    ]
+    pods = {
+        "root": (["report"], None, []),
+        "user": (["report"], None, ["--user=1000", "--group=1000"]),
+        "retain": (["report"], retain, []),
+        "remove": (["report"], remove, []),
+        "sysfs": (["sysfs"], None, []),
+        "paths": (["openr", *HIDDEN, "/proc/self/status"], None, []),
+    }
+    found: dict[str, dict[str, str]] = {}
+    for kind, (args, isolators, flags) in pods.items():
+        image = probe_image(base / kind, probe, args, notify=False, isolators=isolators)
+        ran = nspod("run", str(image), *flags)
+        assert ran.returncode == 0, (kind, ran.stderr)
+        found[kind] = {}
+        for line in probe_lines(ran.stdout):
+            key, _, value = line.partition(" ")
+            words = value.split()
+            found[kind][f"openr {words[0]}" if key == "openr" else key] = words[-1] if words else ""
+    return found
+
+
+def bounding(report: dict[str, str]) -> int:
+    return int(report["capbnd"], 16)
+
+
+def test_the_default_bounding_set_is_rkts_14(seen: dict[str, dict[str, str]]) -> None:
+    assert bounding(seen["root"]) == mask(DEFAULT_CAPABILITIES)
+
+
+LACKING = (
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_TIME",
+)
+
+
+@pytest.mark.parametrize("cap", [*LACKING, "CAP_NET_ADMIN", "CAP_DAC_READ_SEARCH"])
+def test_a_root_app_lacks(seen: dict[str, dict[str, str]], cap: str) -> None:
+    assert not bounding(seen["root"]) & mask([cap]) and not int(seen["root"]["capeff"], 16) & mask([cap])
+
+
+def test_a_root_app_has_its_bounding_set_effective(seen: dict[str, dict[str, str]]) -> None:
+    assert int(seen["root"]["capeff"], 16) == mask(DEFAULT_CAPABILITIES)
+
+
+def test_a_user_app_has_no_effective_capabilities(seen: dict[str, dict[str, str]]) -> None:
+    assert int(seen["user"]["capeff"], 16) == 0 and seen["user"]["uid"] == "1000"
+
+
+def test_a_retain_set_is_the_whole_bounding_set(seen: dict[str, dict[str, str]]) -> None:
+    assert bounding(seen["retain"]) == mask(["CAP_NET_BIND_SERVICE"])
+
+
+def test_a_remove_set_comes_off_the_default(seen: dict[str, dict[str, str]]) -> None:
+    expected = mask(DEFAULT_CAPABILITIES) & ~mask(["CAP_NET_RAW", "CAP_CHOWN"])
+    assert bounding(seen["remove"]) == expected
+
+
+@pytest.mark.parametrize("kind", ["root", "user"])
+def test_every_app_runs_under_a_seccomp_filter(seen: dict[str, dict[str, str]], kind: str) -> None:
+    assert seen[kind]["seccomp"] == "2"  # SECCOMP_MODE_FILTER
+
+
+def test_a_filtered_system_call_fails_with_eperm(seen: dict[str, dict[str, str]]) -> None:
+    assert seen["sysfs"]["sysfs"] == "EPERM"
+
+
+def test_an_app_that_is_not_root_gets_no_new_privileges(seen: dict[str, dict[str, str]]) -> None:
+    assert (seen["user"]["nonewprivs"], seen["root"]["nonewprivs"]) == ("1", "0")
+
+
+@pytest.mark.parametrize("path", HIDDEN)
+def test_kernel_paths_are_hidden(seen: dict[str, dict[str, str]], path: str) -> None:
+    # covered by an empty file or directory: nothing to read, whatever the app's capabilities
+    assert seen["paths"][f"openr {path}"] in ("0", "EACCES", "EPERM", "ENOENT"), seen["paths"]
+
+
+def test_ordinary_proc_files_stay_readable(seen: dict[str, dict[str, str]]) -> None:
+    assert int(seen["paths"]["openr /proc/self/status"]) > 0
+    assert re.fullmatch(r"[0-9a-f]{16}", seen["root"]["capbnd"])
