@@ -155,6 +155,10 @@ def isolator_limits(isolators: tuple[Isolator, ...]) -> dict[str, Any]:
                 limits["capabilities_removed"] = tuple(value["set"])
             case "os/linux/no-new-privileges":
                 limits["no_new_privileges"] = bool(value)
+            case "os/linux/cpu-shares":
+                limits["cpu_shares"] = int(value)
+            case "os/linux/oom-score-adj":
+                limits["oom_score_adj"] = int(value)
     return limits
 
 

@@ -122,6 +122,8 @@ class AppSpec:
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, absolute path in the app, read-only)
     memory_max: int | None = None  # bytes (appc resource/memory limit)
     cpu_quota: int | None = None  # percent of one CPU (appc resource/cpu limit)
+    cpu_shares: int | None = None  # relative CPU weight, cgroup v1's shares (os/linux/cpu-shares)
+    oom_score_adj: int | None = None  # -1000…1000 (os/linux/oom-score-adj)
     capabilities: tuple[str, ...] | None = None  # the bounding set (capabilities-retain-set)
     capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
     no_new_privileges: bool = False

@@ -68,6 +68,10 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
         settings.append(("MemoryMax", str(app.memory_max)))
     if app.cpu_quota is not None:
         settings.append(("CPUQuota", f"{app.cpu_quota}%"))
+    if app.cpu_shares is not None:
+        settings.append(("CPUShares", str(app.cpu_shares)))  # systemd maps it to CPUWeight= on v2
+    if app.oom_score_adj is not None:
+        settings.append(("OOMScoreAdjust", str(app.oom_score_adj)))
     kept = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
     removed = set(app.capabilities_removed)
     settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))

@@ -127,3 +127,43 @@ def test_kernel_paths_are_hidden(seen: dict[str, dict[str, str]], path: str) -> 
 def test_ordinary_proc_files_stay_readable(seen: dict[str, dict[str, str]]) -> None:
     assert int(seen["paths"]["openr /proc/self/status"]) > 0
     assert re.fullmatch(r"[0-9a-f]{16}", seen["root"]["capbnd"])
+
+
+@pytest.fixture(scope="module")
+def limits_seen(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> list[str]:
+    base = tmp_path_factory.mktemp("limits")
+    isolators: list[dict[str, object]] = [
+        {"name": "resource/memory", "value": {"limit": "512M"}},
+        {"name": "resource/cpu", "value": {"limit": "500m"}},
+        {"name": "os/linux/oom-score-adj", "value": 300},
+    ]
+    image = probe_image(base / "img", probe, ["limits"], notify=False, isolators=isolators)
+    ran = Nspod(base / "data")("run", str(image))
+    assert ran.returncode == 0, ran.stderr
+    return probe_lines(ran.stdout)
+
+
+def test_the_oom_score_adjustment_reads_back(limits_seen: list[str]) -> None:
+    assert "oom 300" in limits_seen, limits_seen
+
+
+# On a cgroup v1 (hybrid) host the pod's systemd gets no v1 controllers of its own (nspawn mounts
+# them read-only), so it cannot apply an app's memory and CPU limits: a known gap of #11, kept
+# visible here (strict: these fail loudly the day it is fixed). On a unified host they hold.
+V1_GAP = pytest.mark.xfail(
+    not Path("/sys/fs/cgroup/cgroup.controllers").exists(),
+    reason="cgroup v1: the pod's systemd cannot apply per-app resource limits yet (#11)",
+    strict=True,
+)
+
+
+@V1_GAP
+def test_the_memory_limit_reads_back_from_the_cgroupfs(limits_seen: list[str]) -> None:
+    assert "memory 512000000" in limits_seen, limits_seen
+
+
+@V1_GAP
+def test_the_cpu_quota_reads_back_from_the_cgroupfs(limits_seen: list[str]) -> None:
+    # v1: cpu.cfs_quota_us and cpu.cfs_period_us; v2: cpu.max "QUOTA PERIOD"; 500m is half a CPU
+    quotas = [line.split()[1:] for line in limits_seen if line.startswith("cpu ") and "?" not in line]
+    assert any(q[0].isdigit() and int(q[0]) * 2 == int(q[1]) for q in quotas if len(q) == 2), limits_seen

@@ -9,6 +9,8 @@
  *                             with N its entries (a directory) or bytes (the first 64 KiB of a file)
  *   probe sysfs               call the obsolete, unprivileged sysfs(2): "sysfs OK" or "sysfs EPERM"
  *                             (a seccomp filter's answer)
+ *   probe limits              print "oom ADJ", "memory LIMIT" and "cpu QUOTA [PERIOD]" as the kernel
+ *                             holds them for the probe (its cgroup, v1 or v2)
  *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
  *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
  *
@@ -121,6 +123,51 @@ static int openr(int count, char **paths) {
     return 0;
 }
 
+/* the first line of a file, or "?" */
+static void first_line(const char *path, char *out, size_t size) {
+    FILE *file = fopen(path, "r");
+    if (!file || !fgets(out, (int)size, file)) snprintf(out, size, "?\n");
+    if (file) fclose(file);
+    out[strcspn(out, "\n")] = 0;
+}
+
+/* the app's own limits as the kernel holds them: its cgroup's memory and CPU settings (cgroup v1
+   controllers or v2), and its OOM score adjustment */
+static int limits(void) {
+    char line[512], value[256], path[1024];
+    first_line("/proc/self/oom_score_adj", value, sizeof value);
+    printf("oom %s\n", value);
+    FILE *cgroups = fopen("/proc/self/cgroup", "r");
+    while (cgroups && fgets(line, sizeof line, cgroups)) {
+        line[strcspn(line, "\n")] = 0;
+        char *controllers = strchr(line, ':'), *where = controllers ? strchr(controllers + 1, ':') : NULL;
+        if (!where) continue;
+        *where++ = 0;
+        controllers++;
+        if (*controllers == 0) { /* v2 */
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", where);
+            first_line(path, value, sizeof value);
+            printf("memory %s\n", value);
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", where);
+            first_line(path, value, sizeof value);
+            printf("cpu %s\n", value);
+        } else if (strcmp(controllers, "memory") == 0) {
+            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", where);
+            first_line(path, value, sizeof value);
+            printf("memory %s\n", value);
+        } else if (strstr(controllers, "cpu") && !strstr(controllers, "cpuset")) {
+            char quota[64], period[64];
+            snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us", controllers, where);
+            first_line(path, quota, sizeof quota);
+            snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_period_us", controllers, where);
+            first_line(path, period, sizeof period);
+            printf("cpu %s %s\n", quota, period);
+        }
+    }
+    if (cgroups) fclose(cgroups);
+    return 0;
+}
+
 /* sysfs(2), obsolete and harmless (option 3: how many file system types the kernel knows): it needs
    no privilege, so EPERM can only come from a seccomp filter */
 static int filtered(void) {
@@ -166,7 +213,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "openw") == 0) return openw(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "openr") == 0) return openr(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "sysfs") == 0) return filtered();
+    if (argc >= 2 && strcmp(argv[1], "limits") == 0) return limits();
     if (argc >= 3 && strcmp(argv[1], "sleep") == 0) return (int)sleep((unsigned)atoi(argv[2]));
-    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw|openr PATH... | sysfs | serve\n");
+    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw|openr PATH... | sysfs | limits | serve\n");
     return 64;
 }

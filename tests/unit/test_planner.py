@@ -234,6 +234,26 @@ def test_requested_isolators_replace_the_images() -> None:
     assert (app.memory_max, app.cpu_quota, app.capabilities) == (1_000_000_000, None, None)
 
 
+def test_cpu_shares_and_oom_score_adjustment() -> None:
+    isolators = [
+        {"name": "os/linux/cpu-shares", "value": 512},
+        {"name": "os/linux/oom-score-adj", "value": 300},
+    ]
+    app = one(images=[image({**SERVER, "isolators": isolators})])
+    assert (app.cpu_shares, app.oom_score_adj) == (512, 300)
+
+
+def test_retain_and_remove_sets_together_are_refused() -> None:
+    from stage0.errors import SchemaError
+
+    both = [
+        {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_CHOWN"]}},
+        {"name": "os/linux/capabilities-remove-set", "value": {"set": ["CAP_KILL"]}},
+    ]
+    with pytest.raises(SchemaError, match="capabilities"):
+        image({**SERVER, "isolators": both})
+
+
 def test_no_isolators_no_limits() -> None:
     app = one()
     assert (app.memory_max, app.cpu_quota, app.capabilities, app.no_new_privileges) == (
