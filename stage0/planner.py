@@ -132,6 +132,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         notify=manifest.annotation(NOTIFY) == "true",
         sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
         mounts=explicit + implicit,
+        relaxed=pod.relaxed,
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         **isolator_limits(
             request.isolators if request.isolators is not None else (app.isolators if app else ())

@@ -40,6 +40,8 @@ class PodRequest:
     inherit_env: Mapping[str, str] = field(default_factory=dict)
     volumes: tuple[VolumeSpec, ...] = ()
     mounts: tuple[tuple[str, str, bool], ...] = ()  # for every app
+    # parts of the default confinement lifted on purpose (--insecure-options=capabilities,paths,seccomp)
+    relaxed: tuple[str, ...] = ()
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

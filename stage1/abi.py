@@ -128,6 +128,8 @@ class AppSpec:
     capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
     no_new_privileges: bool = False
     read_only_rootfs: bool = False
+    # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp"
+    relaxed: tuple[str, ...] = ()
     stop_timeout: float = DEFAULT_STOP_TIMEOUT  # seconds from SIGTERM to SIGKILL when the app stops
 
 
@@ -155,7 +157,7 @@ class PodSpec:
 
         def app(raw: dict[str, Any]) -> AppSpec:
             values: dict[str, Any]
-            tuples = {"exec", "supplementary_gids", "sockets", "capabilities_removed"}
+            tuples = {"exec", "supplementary_gids", "sockets", "capabilities_removed", "relaxed"}
             nested = {"env", "pre_start", "post_stop", "mounts"}
             values = {
                 k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v

@@ -72,13 +72,17 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
         settings.append(("CPUShares", str(app.cpu_shares)))  # systemd maps it to CPUWeight= on v2
     if app.oom_score_adj is not None:
         settings.append(("OOMScoreAdjust", str(app.oom_score_adj)))
+    # --insecure-options lifts a part of the default profile; an isolator the app asks for holds
     kept = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
-    removed = set(app.capabilities_removed)
-    settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))
-    settings.append(("SystemCallFilter", SYSCALL_FILTER))
-    settings.append(("SystemCallErrorNumber", SYSCALL_ERRNO))
-    # rkt's rule: no new privileges for an app that is not root once a filter is on (always, here)
-    if app.no_new_privileges or app.user != 0:
+    if "capabilities" not in app.relaxed or app.capabilities is not None or app.capabilities_removed:
+        removed = set(app.capabilities_removed)
+        settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))
+    filtered = "seccomp" not in app.relaxed
+    if filtered:
+        settings.append(("SystemCallFilter", SYSCALL_FILTER))
+        settings.append(("SystemCallErrorNumber", SYSCALL_ERRNO))
+    # rkt's rule: no new privileges for an app that is not root once a filter is on
+    if app.no_new_privileges or (filtered and app.user != 0):
         settings.append(("NoNewPrivileges", "yes"))
     return settings
 
@@ -123,8 +127,7 @@ def app_unit(
         if app.supplementary_gids
         else None,
         *(("Environment", assignment(k, v)) for k, v in env.items()),
-        *KERNEL_PROTECTION,
-        *hidden_paths(hidden),
+        *(() if "paths" in app.relaxed else (*KERNEL_PROTECTION, *hidden_paths(hidden))),
         *limits(app),
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),

@@ -8,6 +8,7 @@ Flags after an image apply to that image; ``--`` starts its arguments, ``---`` e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import uuid as uuidlib
 from dataclasses import dataclass
@@ -229,6 +230,9 @@ class Prepared:
             os.close(self.starting)
 
 
+RELAXABLE = ("capabilities", "paths", "seccomp")  # --insecure-options that lift a part of the profile
+
+
 def prepare_request(
     options: GlobalOptions,
     request: PodRequest,
@@ -255,7 +259,8 @@ def prepare_request(
             with open(pod.paths.unit, "w") as file:
                 file.write(unit + "\n")
         fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
-        spec, manifest, image_ids = build_pod(uuid, request, fetcher)
+        relaxed = tuple(sorted(o.value for o in options.insecure if o.value in RELAXABLE))
+        spec, manifest, image_ids = build_pod(uuid, dataclasses.replace(request, relaxed=relaxed), fetcher)
         write_pod(pod.path, spec, manifest, image_ids)
         starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)

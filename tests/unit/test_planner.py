@@ -254,6 +254,11 @@ def test_retain_and_remove_sets_together_are_refused() -> None:
         image({**SERVER, "isolators": both})
 
 
+def test_relaxed_parts_of_the_profile_reach_every_app() -> None:
+    spec = plan(AppRequest("web", name="a"), AppRequest("web", name="b"), relaxed=("seccomp",))
+    assert [a.relaxed for a in spec.apps] == [("seccomp",), ("seccomp",)]
+
+
 def test_no_isolators_no_limits() -> None:
     app = one()
     assert (app.memory_max, app.cpu_quota, app.capabilities, app.no_new_privileges) == (
