@@ -20,7 +20,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ABI_VERSION = 1
+ABI_VERSION = 2  # 2: cpu_shares, oom_score_adj, relaxed; a stage1 reads specs of 1 as well
+READABLE_ABI_VERSIONS = (1, 2)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -149,7 +150,7 @@ class PodSpec:
     @classmethod
     def from_json(cls, text: str) -> PodSpec:
         data: dict[str, Any] = json.loads(text)
-        if data.get("abi") != ABI_VERSION:
+        if data.get("abi") not in READABLE_ABI_VERSIONS:
             raise Error(
                 f"pod spec has ABI version {data.get('abi')}, this stage1 speaks {ABI_VERSION}",
                 hint="run the pod with the nspod that prepared it",

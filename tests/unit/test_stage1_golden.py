@@ -142,3 +142,20 @@ def test_paths_are_escaped_for_units_and_nspawn() -> None:
         with pytest.raises(Error, match="cannot write the path"):
             path(bad)
     assert nspawn_bind("--bind", "/a:b\\c, d", "/x") == "--bind=/a\\:b\\\\c, d:/x"
+
+
+def test_a_spec_of_the_previous_abi_still_reads() -> None:
+    """ABI 2 only added fields with defaults: a pod prepared by the nspod before still runs."""
+    import json
+
+    from stage1.abi import Error
+
+    old = json.loads(SPEC.to_json())
+    old["abi"] = 1
+    for app in old["apps"]:
+        for key in ("cpu_shares", "oom_score_adj", "relaxed"):
+            del app[key]
+    assert PodSpec.from_json(json.dumps(old)).apps[0].relaxed == ()
+    old["abi"] = 99
+    with pytest.raises(Error, match="pod spec has ABI version 99"):
+        PodSpec.from_json(json.dumps(old))
