@@ -124,7 +124,9 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         env=tuple(sorted(env.items())),
         user=resolve_id(tree, request.user or (app.user if app else "0"), "passwd"),
         group=resolve_id(tree, request.group or (app.group if app else "0"), "group"),
-        supplementary_gids=app.supplementary_gids if app else (),
+        supplementary_gids=request.supplementary_gids
+        if request.supplementary_gids is not None
+        else (app.supplementary_gids if app else ()),
         working_directory=request.working_dir
         or (app.working_directory if app and app.working_directory else "/"),
         pre_start=tuple(h.exec for h in handlers if h.name == "pre-start"),
@@ -135,9 +137,24 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         relaxed=pod.relaxed,
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         **isolator_limits(
-            request.isolators if request.isolators is not None else (app.isolators if app else ())
+            overridden(
+                request.isolators if request.isolators is not None else (app.isolators if app else ()),
+                request.overrides,
+            )
         ),
     )
+
+
+CAPABILITY_SETS = {"os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"}
+
+
+def overridden(isolators: tuple[Isolator, ...], overrides: tuple[Isolator, ...]) -> tuple[Isolator, ...]:
+    """The image's isolators with the command line's over them, kind by kind (a capability set
+    given on the command line replaces both of the image's)."""
+    names = {str(o.name) for o in overrides}
+    if names & CAPABILITY_SETS:
+        names |= CAPABILITY_SETS
+    return (*(i for i in isolators if str(i.name) not in names), *overrides)
 
 
 def isolator_limits(isolators: tuple[Isolator, ...]) -> dict[str, Any]:

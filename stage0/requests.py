@@ -4,7 +4,7 @@ a pod file), parsed into plain data the planner (stage0/planner.py) takes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from stage0.errors import UsageError
@@ -28,6 +28,8 @@ class AppRequest:
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (volume, path, read-only)
     isolators: tuple[Isolator, ...] | None = None  # replaces the image's
     stop_timeout: float | None = None  # seconds
+    overrides: tuple[Isolator, ...] = ()  # --memory, --caps-retain …: over the image's, kind by kind
+    supplementary_gids: tuple[int, ...] | None = None  # replaces the image's
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ def _options(text: str, what: str) -> tuple[str, dict[str, str]]:
     return ("" if "=" in head else head), options
 
 
-def _flag(value: str, what: str) -> bool:
+def parse_flag(value: str, what: str) -> bool:
     if value not in ("true", "false"):
         raise UsageError(f"{what} must be true or false, not {value!r}")
     return value == "true"
@@ -75,7 +77,7 @@ def parse_volume(text: str) -> VolumeSpec:
     kind = options.pop("kind", "")
     if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) or kind not in ("host", "empty"):
         raise UsageError(f"bad --volume {text!r}", hint="NAME,kind=host,source=/path or NAME,kind=empty")
-    read_only = _flag(options.pop("readOnly", "false"), "readOnly")
+    read_only = parse_flag(options.pop("readOnly", "false"), "readOnly")
     try:
         if kind == "host":
             source = options.pop("source", "")
@@ -102,10 +104,51 @@ def parse_mount(text: str) -> tuple[str, str, bool]:
     """``volume=NAME,target=/path[,readOnly=true]``."""
     _, options = _options(text, "--mount")
     volume, target = options.pop("volume", ""), options.pop("target", "")
-    read_only = _flag(options.pop("readOnly", "false"), "readOnly")
+    read_only = parse_flag(options.pop("readOnly", "false"), "readOnly")
     if not volume or not target.startswith("/") or options:
         raise UsageError(f"bad --mount {text!r}", hint="volume=NAME,target=/path[,readOnly=true]")
     return volume, target, read_only
+
+
+def _limit(text: str) -> object:
+    return {"limit": text}
+
+
+def _set(text: str) -> object:
+    return {"set": text.split(",")}
+
+
+# rkt's per-app isolator flags → appc isolator names (and how the flag's text becomes the value)
+ISOLATOR_FLAGS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "--memory": ("resource/memory", _limit),
+    "--cpu": ("resource/cpu", _limit),
+    "--cpu-shares": ("os/linux/cpu-shares", int),
+    "--oom-score-adj": ("os/linux/oom-score-adj", int),
+    "--caps-retain": ("os/linux/capabilities-retain-set", _set),
+    "--caps-remove": ("os/linux/capabilities-remove-set", _set),
+}
+
+
+def parse_isolator_flag(flag: str, text: str) -> Isolator:
+    """``--memory=512M`` and its kin as the appc isolator they stand for, checked by the schema."""
+    from stage0.errors import SchemaError
+
+    name, value = ISOLATOR_FLAGS[flag]
+    try:
+        return Isolator.from_json({"name": name, "value": value(text)}, "", allow_unknown=False)
+    except (SchemaError, ValueError) as error:
+        problem = error.problem if isinstance(error, SchemaError) else "not a number"
+        raise UsageError(
+            f"bad {flag} {text!r}: {problem}", hint=f"see 'nspod run --help' for {flag}"
+        ) from None
+
+
+def parse_gids(text: str) -> tuple[int, ...]:
+    """``--supplementary-gids=100,200``."""
+    try:
+        return tuple(int(g) for g in text.split(",") if g)
+    except ValueError:
+        raise UsageError(f"bad --supplementary-gids {text!r}", hint="numbers, comma-separated") from None
 
 
 def parse_seconds(text: str, flag: str) -> float:

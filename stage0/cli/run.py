@@ -31,6 +31,13 @@ APP_FLAG_HELP = {
     "--signature": "the image's detached signature file",
     "--mount": "volume=NAME,target=/path[,readOnly=true]: a pod volume in this app (repeatable)",
     "--stop-timeout": "seconds from SIGTERM to SIGKILL when the app stops (default 10)",
+    "--memory": "memory limit, e.g. 512M (appc resource/memory)",
+    "--cpu": "CPU limit, e.g. 500m for half a CPU (appc resource/cpu)",
+    "--cpu-shares": "relative CPU weight, 2-262144 (os/linux/cpu-shares)",
+    "--oom-score-adj": "the app's OOM score adjustment, -1000-1000",
+    "--caps-retain": "CAP_A,CAP_B: exactly these capabilities (instead of the default 14)",
+    "--caps-remove": "CAP_A,CAP_B: the default capabilities but these",
+    "--supplementary-gids": "G1,G2: the app's supplementary groups (instead of the image's)",
 }
 APP_FLAGS = tuple(APP_FLAG_HELP)
 APP_EPILOG = (
@@ -140,7 +147,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def parse_apps(tokens: list[str]) -> list[AppRequest]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
-    from stage0.requests import AppRequest, parse_env, parse_mount, parse_seconds
+    from stage0.requests import (
+        ISOLATOR_FLAGS,
+        AppRequest,
+        parse_env,
+        parse_gids,
+        parse_isolator_flag,
+        parse_mount,
+        parse_seconds,
+    )
 
     apps: list[dict[str, Any]] = []
     i = 0
@@ -179,6 +194,10 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
                 apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
             elif field == "stop_timeout":
                 apps[-1]["stop_timeout"] = parse_seconds(value, key)
+            elif key in ISOLATOR_FLAGS:
+                apps[-1]["overrides"] = (*apps[-1].get("overrides", ()), parse_isolator_flag(key, value))
+            elif field == "supplementary_gids":
+                apps[-1]["supplementary_gids"] = parse_gids(value)
             else:
                 apps[-1][field] = value
         else:

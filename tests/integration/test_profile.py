@@ -211,3 +211,26 @@ def test_insecure_seccomp_lifts_the_filter_alone(relaxed_seen: dict[str, dict[st
     seen = relaxed_seen["seccomp"]
     assert seen["ptrace"] == "ESRCH"  # nspod's filter is gone (nspawn's container filter stays)
     assert (bounding(seen), seen["openr"]) == (mask(DEFAULT_CAPABILITIES), "0")
+
+
+RETAINED = mask(["CAP_NET_BIND_SERVICE"])
+REMOVED = mask(DEFAULT_CAPABILITIES) & ~mask(["CAP_KILL"])
+
+
+@pytest.mark.parametrize(
+    ("args", "flags", "expected"),
+    [
+        (["report"], ["--caps-retain=CAP_NET_BIND_SERVICE"], ("capbnd", f"{RETAINED:016x}")),
+        (["report"], ["--caps-remove=CAP_KILL"], ("capbnd", f"{REMOVED:016x}")),
+        (["limits"], ["--oom-score-adj=200"], ("oom", "200")),
+        (["report"], ["--supplementary-gids=5,6"], ("groups", "6")),
+    ],
+)  # fmt: skip
+def test_isolator_flags_reach_the_app(
+    tmp_path: Path, probe: Path, args: list[str], flags: list[str], expected: tuple[str, str]
+) -> None:
+    image = probe_image(tmp_path / "img", probe, [], notify=False)
+    ran = Nspod(tmp_path / "data")("run", str(image), "--exec=/probe", *flags, "--", *args)
+    assert ran.returncode == 0, ran.stderr
+    found = {line.split()[0]: line.split()[-1] for line in probe_lines(ran.stdout) if line.split()}
+    assert found[expected[0]] == expected[1], ran.stdout

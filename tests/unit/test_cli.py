@@ -220,3 +220,31 @@ def test_an_unknown_flag_gets_the_verbs_own_usage() -> None:
     result = run_nspod("image", "list", "--colour")
     assert result.returncode == 2
     assert "usage: nspod image list" in result.stderr and "--colour" in result.stderr
+
+
+def test_isolator_flags_follow_their_image() -> None:
+    from stage0.cli.run import parse_apps
+
+    flags = ["--memory=512M", "--caps-retain=CAP_CHOWN,CAP_KILL"]
+    (app,) = parse_apps(["img", *flags, "--supplementary-gids=5,6", "--oom-score-adj", "-100"])
+    assert [str(i.name) for i in app.overrides] == [
+        "resource/memory",
+        "os/linux/capabilities-retain-set",
+        "os/linux/oom-score-adj",
+    ]
+    assert app.supplementary_gids == (5, 6)
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--memory=lots", "bad --memory 'lots'"),
+        ("--cpu-shares=1", "bad --cpu-shares '1'"),
+        ("--oom-score-adj=x", "bad --oom-score-adj 'x': not a number"),
+        ("--caps-retain=CAP_NOPE", "bad --caps-retain 'CAP_NOPE'"),
+        ("--supplementary-gids=a", "bad --supplementary-gids 'a'"),
+    ],
+)
+def test_bad_isolator_flags_are_usage_errors(flag: str, message: str) -> None:
+    result = run_nspod("--dir=/nonexistent", "run", "img.aci", flag)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

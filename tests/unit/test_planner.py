@@ -258,6 +258,21 @@ def test_relaxed_parts_of_the_profile_reach_every_app() -> None:
     assert [a.relaxed for a in spec.apps] == [("seccomp",), ("seccomp",)]
 
 
+def test_command_line_isolators_override_the_images_kind_by_kind() -> None:
+    from stage0.requests import parse_isolator_flag
+
+    flags = (parse_isolator_flag("--memory", "1G"), parse_isolator_flag("--caps-remove", "CAP_KILL"))
+    app = one(AppRequest("web", overrides=flags), images=[image({**SERVER, "isolators": ISOLATORS})])
+    # memory from the flag, CPU still the image's; the image's retain set gives way to the remove set
+    assert (app.memory_max, app.cpu_quota) == (1_000_000_000, 50)
+    assert (app.capabilities, app.capabilities_removed) == (None, ("CAP_KILL",))
+
+
+def test_supplementary_gids_from_the_command_line() -> None:
+    request = AppRequest("web", supplementary_gids=(7,))
+    assert one(request, images=[image({**SERVER, "supplementaryGIDs": [5, 6]})]).supplementary_gids == (7,)
+
+
 def test_no_isolators_no_limits() -> None:
     app = one()
     assert (app.memory_max, app.cpu_quota, app.capabilities, app.no_new_privileges) == (
