@@ -77,19 +77,16 @@ def label(app: bytes, *, color: bool = False) -> bytes:
     return app + b": "
 
 
+def console_line(message: bytes) -> tuple[bytes, bytes] | None:
+    """(app, text) of a console line of the pod's, if it is an app's."""
+    found = _CONSOLE.fullmatch(message)
+    return (found.group(1), found.group(2)) if found else None
+
+
 def app_line(message: bytes, *, color: bool = False) -> bytes:
     """One line of a pod's output as nspod shows it; lines of nspawn's own pass as they are."""
-    found = _CONSOLE.fullmatch(message)
-    if found is None:
-        return message
-    app, text = found.groups()
-    return label(app, color=color) + text
-
-
-def console_app(message: bytes) -> bytes | None:
-    """The app a console line of the pod's is from, if it is an app's."""
-    found = _CONSOLE.fullmatch(message)
-    return found.group(1) if found else None
+    found = console_line(message)
+    return message if found is None else label(found[0], color=color) + found[1]
 
 
 def send(fields: dict[str, bytes], socket_path: str = JOURNAL_SOCKET) -> None:
@@ -159,9 +156,8 @@ class Follower:
             return self._field(b"NSPOD_STREAM") == b"stderr", text
         if self._app is None:
             return False, app_line(message, color=self._color)
-        if console_app(message) != self._app:
-            return None
-        return False, app_line(message).split(b": ", 1)[1]
+        found = console_line(message)
+        return None if found is None or found[0] != self._app else (False, found[1])
 
     def _print_new(self) -> None:
         shown = []
