@@ -145,16 +145,48 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
     )
 
 
-CAPABILITY_SETS = {"os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"}
+# pairs of which the command line's one replaces both of the image's
+PAIRS = (
+    {"os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"},
+    {"os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"},
+)
 
 
 def overridden(isolators: tuple[Isolator, ...], overrides: tuple[Isolator, ...]) -> tuple[Isolator, ...]:
-    """The image's isolators with the command line's over them, kind by kind (a capability set
-    given on the command line replaces both of the image's)."""
+    """The image's isolators with the command line's over them, kind by kind (a capability or
+    seccomp set given on the command line replaces both of the image's)."""
     names = {str(o.name) for o in overrides}
-    if names & CAPABILITY_SETS:
-        names |= CAPABILITY_SETS
+    for pair in PAIRS:
+        if names & pair:
+            names |= pair
     return (*(i for i in isolators if str(i.name) not in names), *overrides)
+
+
+# The kernel settings a pod has of its own (its IPC namespace; net.* comes with a network of its
+# own): anything else would change the host
+NAMESPACED_SYSCTL = re.compile(
+    r"kernel\.(shm(all|max|mni)|shm_rmid_forced|msg(max|mnb|mni)|sem)|fs\.mqueue\.[a-z_]+"
+)
+
+
+def sysctl(value: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    for key in value:
+        if not NAMESPACED_SYSCTL.fullmatch(key):
+            raise PrepareError(
+                f"sysctl {key} is not the pod's own: setting it would change the host",
+                hint="a pod has its own kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* settings",
+            )
+    return tuple(sorted(value.items()))
+
+
+def refused(name: str) -> PrepareError:
+    why = (
+        "nspod shapes no traffic" if "network" in name else "systemd limits I/O per device, appc names none"
+    )
+    return PrepareError(
+        f"isolator {name} is not supported: {why}",
+        hint="remove it from the image or the pod file (nspod does not ignore a limit silently)",
+    )
 
 
 def isolator_limits(isolators: tuple[Isolator, ...]) -> dict[str, Any]:
@@ -177,6 +209,16 @@ def isolator_limits(isolators: tuple[Isolator, ...]) -> dict[str, Any]:
                 limits["cpu_shares"] = int(value)
             case "os/linux/oom-score-adj":
                 limits["oom_score_adj"] = int(value)
+            case "os/linux/seccomp-retain-set" | "os/linux/seccomp-remove-set":
+                limits["seccomp_mode"] = "retain" if str(isolator.name).endswith("retain-set") else "remove"
+                limits["seccomp_set"] = tuple(value["set"])
+                limits["seccomp_errno"] = value.get("errno", "")
+            case "os/linux/selinux-context":
+                limits["selinux_context"] = ":".join(value[k] for k in ("user", "role", "type", "level"))
+            case "os/unix/sysctl":
+                limits["sysctl"] = sysctl(value)
+            case "resource/block-bandwidth" | "resource/block-iops" | "resource/network-bandwidth":
+                raise refused(str(isolator.name))
     return limits
 
 
@@ -216,6 +258,10 @@ def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tupl
             raise UsageError(f"two apps are called {name!r}", hint="name them with --name after each image")
         apps.append(app_spec(app_request, image, request, name))
     check_volumes(request.volumes, apps)
+    settings: dict[str, str] = {}
+    for key, value in (s for app in apps for s in app.sysctl):  # one IPC namespace for the whole pod
+        if settings.setdefault(key, value) != value:
+            raise PrepareError(f"two apps set sysctl {key} differently", hint="a pod has one value for it")
     machine = request.name or f"nspod-{uuid}"
     spec = PodSpec(
         uuid=uuid,

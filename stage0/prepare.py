@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from stage0.fetch.fetcher import Fetcher
 from stage0.image_tree import RootfsTree
@@ -14,6 +15,8 @@ from stage0.requests import PodRequest
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.pod import PodManifest
 from stage1.abi import PodPaths, PodSpec
+
+SELINUX = "/sys/fs/selinux/enforce"
 
 
 def build_pod(uuid: str, request: PodRequest, fetcher: Fetcher) -> tuple[PodSpec, PodManifest, list[str]]:
@@ -25,6 +28,12 @@ def build_pod(uuid: str, request: PodRequest, fetcher: Fetcher) -> tuple[PodSpec
         tree = RootfsTree(rendered_rootfs(fetcher.store, row, fetcher.resolve_dependency))
         images.append(PlannedImage(row.name, row.id, row.labels, image, tree))
     spec, manifest = plan_pod(uuid, request, images)
+    labelled = [a.name for a in spec.apps if a.selinux_context]
+    if labelled and not os.path.exists(SELINUX):  # appc: applied where SELinux is; said once where not
+        print(
+            f"nspod: warning: SELinux is not enabled; the context of {', '.join(labelled)} is not applied",
+            file=sys.stderr,
+        )
     for volume in spec.volumes:  # appc: a missing host source is an error; nspod creates no host paths
         if volume.kind == "host" and not os.path.isdir(volume.source):
             raise PrepareError(

@@ -110,22 +110,37 @@ def parse_mount(text: str) -> tuple[str, str, bool]:
     return volume, target, read_only
 
 
-def _limit(text: str) -> object:
-    return {"limit": text}
+def _isolator(name: str, value: Callable[[str], object]) -> Callable[[str], dict[str, object]]:
+    return lambda text: {"name": name, "value": value(text)}
 
 
-def _set(text: str) -> object:
-    return {"set": text.split(",")}
+def _number(text: str) -> int:
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ValueError("not a number")
+    return int(text)
 
 
-# rkt's per-app isolator flags → appc isolator names (and how the flag's text becomes the value)
-ISOLATOR_FLAGS: dict[str, tuple[str, Callable[[str], object]]] = {
-    "--memory": ("resource/memory", _limit),
-    "--cpu": ("resource/cpu", _limit),
-    "--cpu-shares": ("os/linux/cpu-shares", int),
-    "--oom-score-adj": ("os/linux/oom-score-adj", int),
-    "--caps-retain": ("os/linux/capabilities-retain-set", _set),
-    "--caps-remove": ("os/linux/capabilities-remove-set", _set),
+def _seccomp(text: str) -> dict[str, object]:
+    """rkt's ``mode=retain|remove[,errno=ENOSYS],CALL|@WILDCARD,…``."""
+    options = dict(p.partition("=")[::2] for p in text.split(",") if "=" in p)
+    calls = [p for p in text.split(",") if "=" not in p]
+    if options.keys() - {"mode", "errno"} or options.get("mode") not in ("retain", "remove"):
+        raise ValueError("write mode=retain|remove[,errno=E],CALL,…")
+    value: dict[str, object] = {"set": calls}
+    if "errno" in options:
+        value["errno"] = options["errno"]
+    return {"name": f"os/linux/seccomp-{options['mode']}-set", "value": value}
+
+
+# rkt's per-app isolator flags → the appc isolator each flag's text stands for
+ISOLATOR_FLAGS: dict[str, Callable[[str], dict[str, object]]] = {
+    "--memory": _isolator("resource/memory", lambda text: {"limit": text}),
+    "--cpu": _isolator("resource/cpu", lambda text: {"limit": text}),
+    "--cpu-shares": _isolator("os/linux/cpu-shares", _number),
+    "--oom-score-adj": _isolator("os/linux/oom-score-adj", _number),
+    "--caps-retain": _isolator("os/linux/capabilities-retain-set", lambda text: {"set": text.split(",")}),
+    "--caps-remove": _isolator("os/linux/capabilities-remove-set", lambda text: {"set": text.split(",")}),
+    "--seccomp": _seccomp,
 }
 
 
@@ -133,11 +148,10 @@ def parse_isolator_flag(flag: str, text: str) -> Isolator:
     """``--memory=512M`` and its kin as the appc isolator they stand for, checked by the schema."""
     from stage0.errors import SchemaError
 
-    name, value = ISOLATOR_FLAGS[flag]
     try:
-        return Isolator.from_json({"name": name, "value": value(text)}, "", allow_unknown=False)
+        return Isolator.from_json(ISOLATOR_FLAGS[flag](text), "", allow_unknown=False)
     except (SchemaError, ValueError) as error:
-        problem = error.problem if isinstance(error, SchemaError) else "not a number"
+        problem = error.problem if isinstance(error, SchemaError) else str(error)
         raise UsageError(
             f"bad {flag} {text!r}: {problem}", hint=f"see 'nspod run --help' for {flag}"
         ) from None

@@ -20,8 +20,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ABI_VERSION = 2  # 2: cpu_shares, oom_score_adj, relaxed; a stage1 reads specs of 1 as well
-READABLE_ABI_VERSIONS = (1, 2)
+# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl. A stage1 reads
+# specs of every earlier version as well (each only added fields with defaults).
+ABI_VERSION = 3
+READABLE_ABI_VERSIONS = (1, 2, 3)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -30,6 +32,9 @@ __all__ = [
     "DEFAULT_PATH",
     "ENTRYPOINTS",
     "INTERFACE_VERSION",
+    "SECCOMP_ALL",
+    "SECCOMP_EMPTY",
+    "SECCOMP_WILDCARDS",
     "AppSpec",
     "Error",
     "ExitCode",
@@ -78,6 +83,21 @@ INTERFACE_VERSION = 2  # of the entry points' command lines; bumped when one cha
 # mounted in the stage1 tree (rkt's layout)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APP_ROOT = "/opt/stage2/{app}/rootfs"
+
+# The wildcards a seccomp set may name besides system calls (stage1/seccomp.py expands them):
+# appc's two, rkt's and Docker's default lists, and systemd's groups as rkt named them.
+SECCOMP_ALL, SECCOMP_EMPTY = "@appc.io/all", "@appc.io/empty"
+SYSTEMD_GROUPS = (
+    "aio", "basic-io", "chown", "clock", "cpu-emulation", "debug", "default", "default-whitelist",
+    "file-system", "io-event", "ipc", "keyring", "known", "memlock", "module", "mount", "network-io",
+    "obsolete", "pkey", "privileged", "process", "raw-io", "reboot", "resources", "sandbox", "setuid",
+    "signal", "swap", "sync", "system-service", "timer",
+)  # fmt: skip
+SECCOMP_WILDCARDS = frozenset(
+    {SECCOMP_ALL, SECCOMP_EMPTY}
+    | {f"@{who}/default-{kind}" for who in ("rkt", "docker") for kind in ("whitelist", "blacklist")}
+    | {f"@systemd/{group}" for group in SYSTEMD_GROUPS}
+)
 
 
 def own_unit() -> str:
@@ -131,6 +151,11 @@ class AppSpec:
     read_only_rootfs: bool = False
     # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp"
     relaxed: tuple[str, ...] = ()
+    seccomp_mode: str = ""  # "retain" (an allow-list) or "remove" (a deny-list); "": nspod's default
+    seccomp_set: tuple[str, ...] = ()  # system calls and SECCOMP_WILDCARDS
+    seccomp_errno: str = ""  # what a filtered call returns (EPERM unless set)
+    selinux_context: str = ""  # user:role:type:level, applied where SELinux is enabled
+    sysctl: tuple[tuple[str, str], ...] = ()  # namespaced kernel settings (os/unix/sysctl), pod-wide
     stop_timeout: float = DEFAULT_STOP_TIMEOUT  # seconds from SIGTERM to SIGKILL when the app stops
 
 
@@ -158,8 +183,15 @@ class PodSpec:
 
         def app(raw: dict[str, Any]) -> AppSpec:
             values: dict[str, Any]
-            tuples = {"exec", "supplementary_gids", "sockets", "capabilities_removed", "relaxed"}
-            nested = {"env", "pre_start", "post_stop", "mounts"}
+            tuples = {
+                "exec",
+                "supplementary_gids",
+                "sockets",
+                "capabilities_removed",
+                "relaxed",
+                "seccomp_set",
+            }
+            nested = {"env", "pre_start", "post_stop", "mounts", "sysctl"}
             values = {
                 k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v
                 for k, v in raw.items()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec
 from stage1.escape import assignment, command, path
+from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
 
@@ -32,11 +33,6 @@ DEFAULT_CAPABILITIES = (
     "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETFCAP",
     "CAP_SYS_CHROOT",
 )  # fmt: skip
-# The default seccomp filter, as systemd's groups: the system calls Docker's and rkt's default lists
-# leave out (clock, modules, mount, reboot, swap, raw I/O, keyrings, tracing, obsolete calls). A
-# filtered call fails with EPERM, as it would for want of a capability.
-SYSCALL_FILTER = "~@clock @cpu-emulation @debug @keyring @module @mount @obsolete @raw-io @reboot @swap"
-SYSCALL_ERRNO = "EPERM"
 # rkt's hidden kernel paths (ProtectKernelTunables= already makes /proc/sys, /sys and the rest
 # read-only): files covered by an empty /dev/null, directories by an empty read-only tmpfs.
 # (InaccessiblePaths= does not hold under RootDirectory= with MountAPIVFS=: the fresh /proc and
@@ -77,13 +73,13 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
     if "capabilities" not in app.relaxed or app.capabilities is not None or app.capabilities_removed:
         removed = set(app.capabilities_removed)
         settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))
-    filtered = "seccomp" not in app.relaxed
-    if filtered:
-        settings.append(("SystemCallFilter", SYSCALL_FILTER))
-        settings.append(("SystemCallErrorNumber", SYSCALL_ERRNO))
+    filtered = syscall_filter(app)
+    settings += filtered
     # rkt's rule: no new privileges for an app that is not root once a filter is on
     if app.no_new_privileges or (filtered and app.user != 0):
         settings.append(("NoNewPrivileges", "yes"))
+    if app.selinux_context:
+        settings.append(("SELinuxContext", app.selinux_context))  # systemd skips it without SELinux
     return settings
 
 
@@ -105,6 +101,7 @@ def app_unit(
         ("Wants", f"reaper-{app.name}.service ready-{app.name}.service"),
         ("Requires", " ".join(sockets)) if sockets else None,
         ("After", " ".join(sockets)) if sockets else None,
+        *((("Requires", "sysctl.service"), ("After", "sysctl.service")) if app.sysctl else ()),
         # journald must have accepted the app's output stream before the app can end (see the reaper)
         ("After", "systemd-journald.service"),
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
@@ -116,6 +113,8 @@ def app_unit(
         "Service",
         ("Type", "notify" if app.notify else "exec"),
         ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
+        # the standard pseudo-devices alone (the pod's own unit holds the whole pod to nspawn's list)
+        ("DevicePolicy", "closed"),
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,

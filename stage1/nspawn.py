@@ -12,6 +12,21 @@ from stage1.units import GENERATORS, HOST_NOTIFY
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
 HOST_MANAGER_NOTIFY = "/run/systemd/notify"
+# The devices a pod may open, the list nspawn gives the scope it makes itself (with --keep-unit it
+# sets none, and this unit is the pod's): the standard pseudo-devices and ptys, and none may be
+# created but those; mknod of any other node, a disk's above all, is refused.
+# (units/pod@.service carries the same list; a test compares them.)
+POD_DEVICES = (
+    ("/dev/null", "rwm"),
+    ("/dev/zero", "rwm"),
+    ("/dev/full", "rwm"),
+    ("/dev/random", "rwm"),
+    ("/dev/urandom", "rwm"),
+    ("/dev/tty", "rwm"),
+    ("/dev/net/tun", "rwm"),
+    ("/dev/pts/ptmx", "rw"),
+    ("char-pts", "rw"),
+)
 
 
 def nspawn_argv(
@@ -78,4 +93,5 @@ def pod_service(
         collect_mode=CollectMode.INACTIVE_OR_FAILED,
         log_extra_fields=(("POD_UUID", spec.uuid), ("POD_NAME", spec.machine)),
         stdio_fds=terminal,
+        device_allow=POD_DEVICES,
     )

@@ -76,6 +76,8 @@ class TransientService:
     environment: tuple[tuple[str, str], ...] = ()
     # the caller's stdin, stdout and stderr as the unit's (sent along with the D-Bus call)
     stdio_fds: tuple[int, int, int] | None = None
+    # DevicePolicy=closed with these (device, access) pairs allowed; None: systemd's default (all)
+    device_allow: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         if not _UNIT_NAME.fullmatch(self.name) or len(self.name) > 255:
@@ -110,6 +112,9 @@ class TransientService:
             props.append(Property("Delegate", "b", True))
         if self.kill_mode:
             props.append(Property("KillMode", "s", str(self.kill_mode)))
+        if self.device_allow is not None:
+            props.append(Property("DevicePolicy", "s", "closed"))
+            props.append(Property("DeviceAllow", "a(ss)", [list(d) for d in self.device_allow]))
         if self.environment:
             props.append(Property("Environment", "as", [f"{k}={v}" for k, v in self.environment]))
         if self.log_extra_fields:
@@ -143,6 +148,8 @@ def render_properties(props: tuple[Property, ...]) -> str:
             value = " ".join(value)
         elif prop.signature == "b":
             value = "yes" if value else "no"
+        elif prop.signature == "a(ss)":
+            value = " ".join(f"{device}:{access}" for device, access in value)
         elif prop.signature == "h":
             value = f"fd {value}"
         lines.append(f"{prop.name}={value}")

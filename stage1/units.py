@@ -14,6 +14,7 @@ from importlib import resources
 from stage1.abi import APP_ROOT, Error, PodSpec
 from stage1.accounts import PAM, group, passwd
 from stage1.app_unit import HIDDEN, STATUS_DIR, app_unit, ready_unit, reaper_unit
+from stage1.escape import command
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
 
@@ -133,6 +134,20 @@ SHUTDOWN_UNIT = section(
 )
 
 
+def sysctl_unit(spec: PodSpec) -> list[Entry]:
+    """The pod's kernel settings (os/unix/sysctl), set before the apps that ask for them start."""
+    settings = dict(s for app in spec.apps for s in app.sysctl)  # stage0 refused differing values
+    return section(
+        "Unit", ("Description", "The pod's kernel settings"), ("DefaultDependencies", "no")
+    ) + section(
+        "Service",
+        ("Type", "oneshot"),
+        ("RemainAfterExit", "yes"),
+        ("PrivateMounts", "yes"),
+        ("ExecStart", command(("/nspod/bin/sysctl", *(f"{k}={v}" for k, v in sorted(settings.items()))))),
+    )
+
+
 def pod_target(spec: PodSpec) -> list[Entry]:
     wants = " ".join(f"{a.name}.service" for a in spec.apps)
     return section(
@@ -185,6 +200,9 @@ def tree(
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         f"{units}/shutdown.service": TreeFile(render(SHUTDOWN_UNIT)),
     }
+    if any(app.sysctl for app in spec.apps):
+        files["nspod/bin/sysctl"] = TreeFile(script("sysctl.sh"), 0o755)
+        files[f"{units}/sysctl.service"] = TreeFile(render(sysctl_unit(spec)))
     for socket in sockets or []:
         files[f"{units}/{socket.unit}"] = TreeFile(render(socket_unit(socket)))
     if sockets:

@@ -37,6 +37,7 @@ APP_FLAG_HELP = {
     "--oom-score-adj": "the app's OOM score adjustment, -1000-1000",
     "--caps-retain": "CAP_A,CAP_B: exactly these capabilities (instead of the default 14)",
     "--caps-remove": "CAP_A,CAP_B: the default capabilities but these",
+    "--seccomp": "mode=retain|remove[,errno=E],CALL|@SET,…: the app's system call filter",
     "--supplementary-gids": "G1,G2: the app's supplementary groups (instead of the image's)",
 }
 APP_FLAGS = tuple(APP_FLAG_HELP)

@@ -6,6 +6,7 @@ An app may carry only isolators this module knows (the spec authors' code refuse
 
 from __future__ import annotations
 
+import errno as errnolib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from stage0.errors import SchemaError
 from stage0.schema.fields import JSON, Obj, field, ptr, value
 from stage0.schema.quantity import Quantity
 from stage0.schema.types import ACIdentifier
+from stage1.abi import SECCOMP_ALL, SECCOMP_WILDCARDS
 
 # Every capability Linux 6.x defines (capability.h); anything else in a capability set is a typo.
 LINUX_CAPABILITIES = frozenset(
@@ -63,7 +65,8 @@ LINUX_CAPABILITIES = frozenset(
         "CAP_CHECKPOINT_RESTORE",
     }
 )
-_ERRNO = re.compile(r"E[A-Z0-9]+")
+_SYSCALL = re.compile(r"_?[a-z][a-z0-9_]*")
+ERRNO_NAMES = frozenset(n for n in dir(errnolib) if n.startswith("E"))  # ENOTSUP as well as EOPNOTSUPP
 
 
 def _object(raw: JSON, pointer: str) -> Obj:
@@ -104,11 +107,20 @@ def _capabilities(raw: JSON, pointer: str) -> None:
     _string_set("Linux capability (e.g. CAP_NET_ADMIN)", LINUX_CAPABILITIES.__contains__)(raw, pointer)
 
 
-def _seccomp(raw: JSON, pointer: str) -> None:
-    _string_set("system call name or @group", lambda s: bool(s) and " " not in s)(raw, pointer)
+def _syscall(name: str) -> bool:
+    return name in SECCOMP_WILDCARDS if name.startswith("@") else bool(_SYSCALL.fullmatch(name))
+
+
+def _seccomp(raw: JSON, pointer: str, *, remove: bool = False) -> None:
+    _string_set(
+        "system call name or wildcard (@appc.io/all, @docker/default-blacklist, @systemd/mount, …)", _syscall
+    )(raw, pointer)
+    allow_lists = [n for n in _object(raw, pointer)["set"] if n == SECCOMP_ALL or n.endswith("-whitelist")]
+    if remove and allow_lists:
+        raise SchemaError(ptr(pointer, "set"), f"a remove set cannot hold the allow-list {allow_lists[0]}")
     errno = _object(raw, pointer).get("errno", "")
-    if not isinstance(errno, str) or (errno and not _ERRNO.fullmatch(errno)):
-        raise SchemaError(ptr(pointer, "errno"), f"{errno!r} is not an errno name such as EPERM")
+    if not isinstance(errno, str) or (errno and errno not in ERRNO_NAMES):
+        raise SchemaError(ptr(pointer, "errno"), f"{errno!r} is not an errno name such as EPERM or ENOSYS")
 
 
 def _int_range(low: int, high: int) -> Callable[[JSON, str], None]:
@@ -161,7 +173,9 @@ KINDS: dict[str, Kind] = {
         _capabilities, multiple=False, conflicts=("os/linux/capabilities-retain-set",)
     ),
     "os/linux/no-new-privileges": Kind(_boolean, multiple=False),
-    SECCOMP_REMOVE: Kind(_seccomp, multiple=False, conflicts=(SECCOMP_RETAIN,)),
+    SECCOMP_REMOVE: Kind(
+        lambda raw, pointer: _seccomp(raw, pointer, remove=True), multiple=False, conflicts=(SECCOMP_RETAIN,)
+    ),
     SECCOMP_RETAIN: Kind(_seccomp, multiple=False, conflicts=(SECCOMP_REMOVE,)),
     "os/linux/oom-score-adj": Kind(_int_range(-1000, 1000), multiple=False),
     "os/linux/cpu-shares": Kind(_int_range(2, 262144), multiple=False),

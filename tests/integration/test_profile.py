@@ -99,6 +99,10 @@ def test_a_user_app_has_no_effective_capabilities(seen: dict[str, dict[str, str]
     assert int(seen["user"]["capeff"], 16) == 0 and seen["user"]["uid"] == "1000"
 
 
+def test_a_user_app_has_no_permitted_or_ambient_capabilities(seen: dict[str, dict[str, str]]) -> None:
+    assert (int(seen["user"]["capprm"], 16), int(seen["user"]["capamb"], 16)) == (0, 0), seen["user"]
+
+
 def test_a_retain_set_is_the_whole_bounding_set(seen: dict[str, dict[str, str]]) -> None:
     assert bounding(seen["retain"]) == mask(["CAP_NET_BIND_SERVICE"])
 

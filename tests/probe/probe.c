@@ -1,6 +1,6 @@
 /* probe: a tiny static program the tests run inside pods.
  *
- *   probe report              print env, uid/gid/groups, cwd, capabilities, seccomp mode and mounts
+ *   probe report              print env, uid/gid/groups, cwd, capability sets, seccomp mode and mounts
  *   probe notify MS [SLEEP]   after MS milliseconds send READY=1 to $NOTIFY_SOCKET, then sleep SLEEP s
  *   probe sleep S             sleep S seconds
  *   probe openw PATH…         open each PATH for writing (never writes) and print "openw PATH OK" or
@@ -12,6 +12,9 @@
  *                             trace ("ptrace ESRCH", or EPERM from nspod's filter alone)
  *   probe limits              print "oom ADJ", "memory LIMIT" and "cpu QUOTA [PERIOD]" as the kernel
  *                             holds them for the probe (its cgroup, v1 or v2)
+ *   probe read PATH…          print "read PATH LINE": each file's first line ("?" if unreadable)
+ *   probe makes               mknod a block device and /dev/mem's char device, mount a tmpfs, all in
+ *                             its own root ("mknod-block EPERM", …); what succeeds is undone at once
  *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
  *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
  *
@@ -27,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -48,6 +53,8 @@ static int report(void) {
     while (status && fgets(line, sizeof line, status))
         if (strncmp(line, "CapEff:", 7) == 0) printf("capeff %s", line + 8);
         else if (strncmp(line, "CapBnd:", 7) == 0) printf("capbnd %s", line + 8);
+        else if (strncmp(line, "CapPrm:", 7) == 0) printf("capprm %s", line + 8);
+        else if (strncmp(line, "CapAmb:", 7) == 0) printf("capamb %s", line + 8);
         else if (strncmp(line, "Seccomp:", 8) == 0) printf("seccomp %s", line + 9);
         else if (strncmp(line, "NoNewPrivs:", 11) == 0) printf("nonewprivs %s", line + 12);
     if (status) fclose(status);
@@ -85,6 +92,10 @@ static const char *errno_name(int e) {
     case EPERM: return "EPERM";
     case ENOENT: return "ENOENT";
     case ESRCH: return "ESRCH";
+    case ENOSYS: return "ENOSYS";
+    case ENXIO: return "ENXIO";
+    case EINVAL: return "EINVAL";
+    case ENOTSUP: return "ENOTSUP";
     default: return "OTHER";
     }
 }
@@ -182,6 +193,25 @@ static int filtered(void) {
     return 0;
 }
 
+/* mknod of a block device (loop0's numbers) and of /dev/mem's, and a tmpfs mount, all in the app's
+   own writable root: what succeeds is undone at once, and nothing is ever opened */
+static int makes(void) {
+    const struct { const char *what, *path; mode_t mode; dev_t dev; } nodes[] = {
+        {"mknod-block", "/probe-block", S_IFBLK | 0600, makedev(7, 0)},
+        {"mknod-char", "/probe-char", S_IFCHR | 0600, makedev(1, 1)},
+    };
+    for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+        int made = mknod(nodes[i].path, nodes[i].mode, nodes[i].dev);
+        printf("%s %s\n", nodes[i].what, made == 0 ? "OK" : errno_name(errno));
+        if (made == 0) unlink(nodes[i].path);
+    }
+    mkdir("/probe-mnt", 0700);
+    int mounted = mount("tmpfs", "/probe-mnt", "tmpfs", 0, NULL);
+    printf("mount-tmpfs %s\n", mounted == 0 ? "OK" : errno_name(errno));
+    if (mounted == 0) umount("/probe-mnt");
+    return 0;
+}
+
 static int serve(void) {
     const char *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
     int count = fds ? atoi(fds) : 0;
@@ -220,6 +250,12 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "openr") == 0) return openr(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "sysfs") == 0) return filtered();
     if (argc >= 2 && strcmp(argv[1], "limits") == 0) return limits();
+    if (argc >= 2 && strcmp(argv[1], "makes") == 0) return makes();
+    if (argc >= 2 && strcmp(argv[1], "read") == 0) {
+        char value[256];
+        for (int i = 2; i < argc; i++) { first_line(argv[i], value, sizeof value); printf("read %s %s\n", argv[i], value); }
+        return 0;
+    }
     if (argc >= 3 && strcmp(argv[1], "sleep") == 0) return (int)sleep((unsigned)atoi(argv[2]));
     fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw|openr PATH... | sysfs | limits | serve\n");
     return 64;

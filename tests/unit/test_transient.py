@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stage1.abi import Error
+from stage1.nspawn import POD_DEVICES
 from stage1.transient import (
     CollectMode,
     ExecCommand,
@@ -13,7 +14,7 @@ from stage1.transient import (
     TransientService,
     render_properties,
 )
-from tests.conftest import assert_golden
+from tests.conftest import REPO, assert_golden
 
 POD = TransientService(
     name="nspod-0123abcd.service",
@@ -27,6 +28,7 @@ POD = TransientService(
     kill_mode=KillMode.MIXED,
     log_extra_fields=(("POD_UUID", "0123abcd"), ("POD_NAME", "web")),
     environment=(("LANG", "C.UTF-8"),),
+    device_allow=POD_DEVICES,
 )
 
 
@@ -56,6 +58,8 @@ def test_signatures_are_what_systemd_expects() -> None:
         "Slice": "s",
         "Delegate": "b",
         "KillMode": "s",
+        "DevicePolicy": "s",
+        "DeviceAllow": "a(ss)",
         "Environment": "as",
         "LogExtraFields": "aay",
     }
@@ -82,3 +86,11 @@ def test_signatures_are_what_systemd_expects() -> None:
 def test_invalid_services_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(Error):
         TransientService(**kwargs)  # type: ignore[arg-type]
+
+
+def test_pod_at_service_allows_the_devices_a_transient_pod_does() -> None:
+    lines = (REPO / "units/pod@.service").read_text().splitlines()
+    allowed = [
+        tuple(line.removeprefix("DeviceAllow=").split()) for line in lines if line.startswith("DeviceAllow=")
+    ]
+    assert "DevicePolicy=closed" in lines and allowed == list(POD_DEVICES)
