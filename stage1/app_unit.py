@@ -83,6 +83,29 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
     return settings
 
 
+def profile(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> list[tuple[str, str]]:
+    """Where and as whom the app runs, and its confinement: the settings its unit and every command
+    entered into it (``nspod enter``) share. ``hidden``: the kernel paths to hide that the host has."""
+    env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
+    return [
+        ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
+        # the standard pseudo-devices alone (the pod's own unit holds the whole pod to nspawn's list)
+        ("DevicePolicy", "closed"),
+        ("RootDirectory", APP_ROOT.format(app=app.name)),
+        ("WorkingDirectory", path(app.working_directory)),
+        ("User", str(app.user)),
+        ("Group", str(app.group)),
+        *(
+            (("SupplementaryGroups", " ".join(map(str, app.supplementary_gids))),)
+            if app.supplementary_gids
+            else ()
+        ),
+        *(("Environment", assignment(k, v)) for k, v in env.items()),
+        *(() if "paths" in app.relaxed else (*KERNEL_PROTECTION, *hidden_paths(hidden))),
+        *limits(app),
+    ]
+
+
 def app_unit(
     app: AppSpec,
     sockets: tuple[str, ...] = (),
@@ -92,7 +115,6 @@ def app_unit(
 ) -> list[Entry]:
     """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
     ``hidden``: the kernel paths to hide that the host has."""
-    env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     root = APP_ROOT.format(app=app.name)
     unit = section(
         "Unit",
@@ -112,22 +134,10 @@ def app_unit(
     service = section(
         "Service",
         ("Type", "notify" if app.notify else "exec"),
-        ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
-        # the standard pseudo-devices alone (the pod's own unit holds the whole pod to nspawn's list)
-        ("DevicePolicy", "closed"),
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,
-        ("RootDirectory", root),
-        ("WorkingDirectory", path(app.working_directory)),
-        ("User", str(app.user)),
-        ("Group", str(app.group)),
-        ("SupplementaryGroups", " ".join(map(str, app.supplementary_gids)))
-        if app.supplementary_gids
-        else None,
-        *(("Environment", assignment(k, v)) for k, v in env.items()),
-        *(() if "paths" in app.relaxed else (*KERNEL_PROTECTION, *hidden_paths(hidden))),
-        *limits(app),
+        *profile(app, hidden),
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),
         *(("ExecStopPost", command(c)) for c in app.post_stop),

@@ -14,6 +14,7 @@ from types import FrameType
 from stage1.abi import Error, PodPaths, PodSpec, own_unit
 from stage1.app_unit import HIDDEN
 from stage1.attach import Relay
+from stage1.enter import check_command, enter_argv
 from stage1.halt import halt, hearing
 from stage1.journal import Follower
 from stage1.nspawn import FLOCK, nspawn_argv, pod_service
@@ -38,12 +39,16 @@ def load(pod_dir: str) -> tuple[PodSpec, PodPaths]:
         ) from None
 
 
+def host_hidden() -> tuple[str, ...]:
+    """The kernel paths to hide from apps that this host has (the host's kernel is the pod's)."""
+    return tuple(p for p in HIDDEN if os.path.exists(p))
+
+
 def prepare_dirs(
     spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None, stdio: Stdio = Stdio.JOURNAL
 ) -> None:
-    hidden = tuple(p for p in HIDDEN if os.path.exists(p))  # the host's kernel is the pod's
     version = host_systemd_version()
-    write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=hidden))
+    write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=host_hidden()))
     os.makedirs(paths.status, exist_ok=True)
     for volume in spec.volumes:
         if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
@@ -260,7 +265,7 @@ def gc(pod_dir: str) -> int:
 
 
 def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
-    spec, _ = load(pod_dir)
+    spec, paths = load(pod_dir)
     if app is None:
         if len(spec.apps) != 1:
             raise Error(
@@ -271,28 +276,13 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
     spec.app(app)
     try:
         with Systemd() as systemd:
-            leader = systemd.machine_leader(spec.machine)
+            systemd.machine_leader(spec.machine)  # machined knows the pod: it runs
     except Error:
         raise Error(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
-    argv = [
-        "nsenter",
-        f"--target={leader}",
-        "--root",  # the pod's own (not this process's, which may itself be chrooted)
-        "--mount",
-        "--uts",
-        "--ipc",
-        "--net",
-        "--pid",
-        "--",
-        "/usr/sbin/chroot",
-        f"/opt/stage2/{app}/rootfs",
-        *(command or ["/bin/sh"]),
-    ]
-    env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "AC_APP_NAME": app,
-        "TERM": os.environ.get("TERM", "dumb"),
-    }
-    os.execvpe(argv[0], argv, env)
+    check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
+    argv = enter_argv(
+        spec, app, command, tty=os.isatty(0), hidden=host_hidden(), term=os.environ.get("TERM", "dumb")
+    )
+    os.execv(argv[0], argv)

@@ -178,8 +178,9 @@ def probe_image(
     notify: bool,
     ports: list[dict[str, object]] | None = None,
     isolators: list[dict[str, object]] | None = None,
+    secret: bool = False,
 ) -> Path:
-    """An image holding only the static probe."""
+    """An image holding only the static probe (``secret``: and /secret, mode 0600, uid 1234's)."""
     import shutil
 
     from stage0.aci.build import build_aci
@@ -187,6 +188,10 @@ def probe_image(
     root = directory / "layout"
     (root / "rootfs").mkdir(parents=True)
     shutil.copy(probe, root / "rootfs/probe")
+    if secret:
+        (root / "rootfs/secret").write_text("only CAP_DAC_OVERRIDE opens this for root\n")
+        os.chown(root / "rootfs/secret", 1234, 1234)
+        os.chmod(root / "rootfs/secret", 0o600)
     manifest = {
         "acKind": "ImageManifest",
         "acVersion": "0.8.11",

@@ -257,6 +257,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 3 && strcmp(argv[1], "sleep") == 0) return (int)sleep((unsigned)atoi(argv[2]));
-    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw|openr PATH... | sysfs | limits | serve\n");
+    fprintf(stderr, "usage: probe report | notify MS [SLEEP] | sleep S | openw|openr|read PATH... | sysfs | limits |"
+                    " makes | serve\n");
     return 64;
 }

@@ -1,0 +1,54 @@
+"""``enter``: a command run in a running pod's app as the app itself runs — its root and mounts,
+user and groups, capabilities, seccomp filter, NoNewPrivileges, hidden kernel paths, devices and
+limits (stage1/app_unit.py ``profile``) — as a transient unit of the pod's own systemd, started
+through machined (``systemd-run --machine``). rkt's enter gave every command the pod's full root
+(CVE-2019-10144/10145/10147); ``machinectl shell`` stays the administrator's way in.
+
+The command gets a cgroup of its own next to the app's, with the app's limits (a unit cannot join
+another unit's cgroup), and a mount namespace set up as the app's is.
+"""
+
+from __future__ import annotations
+
+import os
+
+from stage1.abi import DEFAULT_PATH, AppSpec, Error, PodPaths, PodSpec
+from stage1.app_unit import profile
+
+SYSTEMD_RUN = "/usr/bin/systemd-run"
+
+
+def enter_argv(
+    spec: PodSpec, app: str, command: list[str], *, tty: bool, hidden: tuple[str, ...], term: str = "dumb"
+) -> list[str]:
+    """systemd-run's command line: ``tty``: the caller's terminal becomes the command's (a pty),
+    else its stdin, stdout and stderr are passed on as they are; the command's exit status is
+    systemd-run's."""
+    argv = [
+        SYSTEMD_RUN,
+        f"--machine={spec.machine}",
+        "--quiet",
+        "--wait",
+        "--collect",
+        "--service-type=exec",
+        "--pty" if tty else "--pipe",
+        f"--description=nspod enter {app}",
+        # systemd-run's -p reads a unit file's quoting but expands no specifiers: undo their doubling
+        *(f"--property={key}={value.replace('%%', '%')}" for key, value in profile(spec.app(app), hidden)),
+    ]
+    if tty:
+        argv.append(f"--setenv=TERM={term}")
+    return [*argv, "--", *(command or ["/bin/sh"])]
+
+
+def check_command(paths: PodPaths, app: AppSpec, name: str) -> None:
+    """Refuse a command the app's root does not hold (its image, or what the app wrote since), with
+    a message: systemd would only exit 203. Links are not followed: they point into the app's root."""
+    candidates = [name] if "/" in name else [f"{d}/{name}" for d in DEFAULT_PATH.split(":")]
+    for layer in (paths.upper(app.name), app.rootfs):
+        if any(os.path.lexists(layer + "/" + c.lstrip("/")) for c in candidates):
+            return
+    raise Error(
+        f"app {app.name} has no command {name!r}",
+        hint="give a program in the app's image (absolute, or found on its PATH)",
+    )

@@ -1,0 +1,62 @@
+"""``nspod enter`` keeps the app's confinement (issue #11, item 4): what the app may not do, a
+command entered into it may not either — rkt's enter ran everything with the pod's full root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_confinement import probe_lines
+from tests.integration.test_pod_units import probe_image
+from tests.integration.test_pods import Nspod
+
+pytestmark = pytest.mark.systemd
+
+CAP_NET_BIND_SERVICE = 1 << 10
+
+
+@pytest.fixture(scope="module")
+def entered(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> dict[str, str]:
+    """What the probe, entered into a running app that keeps CAP_NET_BIND_SERVICE alone, reports."""
+    base = tmp_path_factory.mktemp("enter")
+    image = probe_image(base / "img", probe, ["sleep", "600"], notify=False, secret=True)
+    nspod = Nspod(base / "data")
+    ran = nspod("run", "--detach", "--name=enter-probe", str(image), "--caps-retain=CAP_NET_BIND_SERVICE")
+    assert ran.returncode == 0, ran.stderr
+    try:
+        lines: list[str] = []
+        for args in (["report"], ["sysfs"], ["openr", "/secret", "/probe", "/proc/kallsyms"]):
+            inside = nspod("enter", "enter-probe", "--", "/probe", *args)
+            assert inside.returncode == 0, inside.stderr
+            lines += probe_lines(inside.stdout)
+        failed = nspod("enter", "enter-probe", "--", "/probe", "nonsense-exit")
+        lines.append(f"exit {failed.returncode}")
+    finally:
+        nspod("stop", "enter-probe")
+    # "openr PATH OK N" → {"openr PATH": "N"}, "openr PATH EACCES" → {"openr PATH": "EACCES"}
+    return {" ".join(line.split()[:2]) if line.startswith("openr") else line.split()[0]: line.split()[-1]
+            for line in lines if line.split()}  # fmt: skip
+
+
+def test_an_entered_command_has_the_apps_one_capability(entered: dict[str, str]) -> None:
+    assert int(entered["capbnd"], 16) == CAP_NET_BIND_SERVICE, entered
+    assert int(entered["capeff"], 16) == CAP_NET_BIND_SERVICE, entered
+
+
+def test_an_entered_command_runs_under_the_apps_seccomp_filter(entered: dict[str, str]) -> None:
+    assert entered["seccomp"] == "2" and entered["ptrace"] == "EPERM", entered  # nspod's filter
+
+
+def test_an_entered_root_cannot_read_what_only_cap_dac_override_opens(entered: dict[str, str]) -> None:
+    assert entered["openr /secret"] == "EACCES", entered  # mode 0600, another user's
+    assert int(entered["openr /probe"]) > 0, entered  # while its own root's files open
+
+
+def test_an_entered_command_meets_the_apps_hidden_kernel_paths(entered: dict[str, str]) -> None:
+    # covered as for the app: empty, or (mode 000, and no CAP_DAC_OVERRIDE here) not even opened
+    assert entered["openr /proc/kallsyms"] in ("0", "EACCES"), entered
+
+
+def test_an_entered_commands_exit_status_comes_back(entered: dict[str, str]) -> None:
+    assert entered["exit"] == "64", entered  # the probe's usage error

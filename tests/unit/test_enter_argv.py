@@ -1,0 +1,45 @@
+"""``nspod enter``'s systemd-run command line: the app's own profile, golden (issue #11, item 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stage1.abi import AppSpec, Error, PodPaths, PodSpec
+from stage1.enter import check_command, enter_argv
+from tests.conftest import assert_golden
+
+APP = AppSpec(
+    name="web",
+    rootfs="/var/lib/nspod/trees/x/rootfs",
+    exec=("/bin/server",),
+    env=(("GREETING", "hello world"), ("RATE", "100%")),
+    user=1000,
+    group=1000,
+    capabilities=("CAP_NET_BIND_SERVICE",),
+)
+SPEC = PodSpec(uuid="0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0", machine="web", hostname="web", apps=(APP,))
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_enter_argv_golden(tty: bool) -> None:
+    argv = enter_argv(SPEC, "web", ["/bin/sh", "-c", "id"], tty=tty, hidden=("/proc/kcore",), term="xterm")
+    assert_golden(f"enter-argv-{'tty' if tty else 'pipe'}.txt", "\n".join(argv) + "\n")
+
+
+def test_an_unknown_app_is_refused() -> None:
+    with pytest.raises(Error, match="has no app 'db'"):
+        enter_argv(SPEC, "db", [], tty=False, hidden=())
+
+
+def test_a_command_the_app_lacks_is_refused_with_a_message(tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "bin/sh").symlink_to("busybox")  # a link into the app's root, not followed
+    app = AppSpec(name="web", rootfs=str(rootfs), exec=("/bin/sh",))
+    paths = PodPaths(str(tmp_path / "pod"))
+    check_command(paths, app, "sh")
+    check_command(paths, app, "/bin/sh")
+    with pytest.raises(Error, match="app web has no command 'nonexist'"):
+        check_command(paths, app, "nonexist")
