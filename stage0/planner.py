@@ -10,6 +10,7 @@ in the app's PATH, symlinks followed inside the image), user and group (the imag
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from stage1.abi import DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, Vol
 
 NOTIFY = "appc.io/executor/supports-systemd-notify"
 MACHINE_ANNOTATION = "nspod.io/machine"
+RELAXED_ANNOTATION = "nspod.io/insecure-options"  # the parts of the default profile lifted
 
 
 class PrepareError(Error):
@@ -136,13 +138,15 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         mounts=explicit + implicit,
         relaxed=pod.relaxed,
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
-        **isolator_limits(
-            overridden(
-                request.isolators if request.isolators is not None else (app.isolators if app else ()),
-                request.overrides,
-            )
-        ),
+        **isolator_limits(isolators(request, image)),
     )
+
+
+def isolators(request: AppRequest, image: PlannedImage) -> tuple[Isolator, ...]:
+    """The app's appc isolators in effect: the image's, or the pod file's, under the command line's."""
+    app = image.manifest.app
+    base = request.isolators if request.isolators is not None else (app.isolators if app else ())
+    return overridden(base, request.overrides)
 
 
 # pairs of which the command line's one replaces both of the image's
@@ -270,7 +274,8 @@ def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tupl
         apps=tuple(apps),
         volumes=request.volumes,
     )
-    return spec, pod_manifest(spec, images)
+    effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
+    return spec, pod_manifest(spec, images, effective, request.relaxed)
 
 
 def _volume(volume: VolumeSpec) -> Volume:
@@ -283,8 +288,14 @@ def _volume(volume: VolumeSpec) -> Volume:
     )
 
 
-def pod_manifest(spec: PodSpec, images: list[PlannedImage]) -> PodManifest:
-    """The appc PodManifest of a planned pod, typed (stage0/schema/pod.py)."""
+def pod_manifest(
+    spec: PodSpec,
+    images: list[PlannedImage],
+    effective: list[tuple[Isolator, ...]],
+    relaxed: tuple[str, ...],
+) -> PodManifest:
+    """The appc PodManifest of a planned pod, typed (stage0/schema/pod.py): each app with the
+    isolators in effect (``effective``), the parts of the profile lifted in an annotation."""
     runtime_apps = tuple(
         RuntimeApp(
             name=ACName(app.name),
@@ -293,10 +304,10 @@ def pod_manifest(spec: PodSpec, images: list[PlannedImage]) -> PodManifest:
                 name=ACIdentifier(image.name),
                 labels=tuple(NameValue(ACIdentifier(k), v) for k, v in sorted(image.labels.items())),
             ),
-            app=image.manifest.app,
+            app=dataclasses.replace(image.manifest.app, isolators=kept) if image.manifest.app else None,
             mounts=tuple(Mount(volume=ACName(v), path=AbsolutePath(p)) for v, p, _ in app.mounts),
         )
-        for app, image in zip(spec.apps, images, strict=True)
+        for app, image, kept in zip(spec.apps, images, effective, strict=True)
     )
     volumes = tuple(
         Volume(name=ACName(v.name), kind=v.kind, read_only=v.read_only, source=AbsolutePath(v.source))
@@ -315,5 +326,8 @@ def pod_manifest(spec: PodSpec, images: list[PlannedImage]) -> PodManifest:
         ac_version=SemVer(APPC_SPEC_VERSION),
         apps=runtime_apps,
         volumes=volumes,
-        annotations=(NameValue(ACIdentifier(MACHINE_ANNOTATION), spec.machine),),
+        annotations=(
+            NameValue(ACIdentifier(MACHINE_ANNOTATION), spec.machine),
+            *((NameValue(ACIdentifier(RELAXED_ANNOTATION), ",".join(relaxed)),) if relaxed else ()),
+        ),
     )

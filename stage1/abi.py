@@ -243,6 +243,8 @@ class PodPaths:
         self.stage1 = os.path.join(root, "stage1", "rootfs")  # the tree nspawn boots
         self.overlay = os.path.join(root, "overlay")  # overlay/<app>/{upper,work}
         self.io = os.path.join(root, "io")  # a foreground pod's stdio sockets (stage1/stdio.py)
+        # each app's effective confinement, as stage1 applies it (written with the stage1 tree)
+        self.profile = os.path.join(root, "profile.json")
 
     def upper(self, app: str) -> str:
         return os.path.join(self.overlay, app, "upper")

@@ -106,6 +106,39 @@ def profile(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> list[tuple[str, s
     ]
 
 
+def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, object]:
+    """The app's effective profile as ``nspod status --format json`` shows it, read off the very
+    settings its unit gets (so the two cannot disagree)."""
+    settings = profile(app, hidden)
+    values = dict(settings)  # the single-valued ones
+    filters = [v for k, v in settings if k == "SystemCallFilter"]
+    return {
+        "user": app.user,
+        "group": app.group,
+        "supplementary_gids": list(app.supplementary_gids),
+        # None: not narrowed by nspod (--insecure-options=capabilities): the pod's own set
+        "capabilities": values["CapabilityBoundingSet"].split()
+        if "CapabilityBoundingSet" in values
+        else None,
+        "seccomp": {
+            "mode": app.seccomp_mode or ("default" if filters else "none"),
+            "filter": filters,
+            "errno": values.get("SystemCallErrorNumber"),
+        },
+        "no_new_privileges": values.get("NoNewPrivileges") == "yes",
+        "kernel_paths": "protected" if "ProtectKernelTunables" in values else "relaxed",
+        "hidden_paths": [p for p in hidden if "paths" not in app.relaxed],
+        "device_policy": values["DevicePolicy"],
+        "memory_max": app.memory_max,
+        "cpu_quota_percent": app.cpu_quota,
+        "cpu_shares": app.cpu_shares,
+        "oom_score_adj": app.oom_score_adj,
+        "selinux_context": app.selinux_context or None,
+        "sysctl": dict(app.sysctl),
+        "relaxed": list(app.relaxed),
+    }
+
+
 def app_unit(
     app: AppSpec,
     sockets: tuple[str, ...] = (),

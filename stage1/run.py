@@ -4,6 +4,7 @@ apps' output until it ends, then exit with its exit code."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import time
 from types import FrameType
 
 from stage1.abi import Error, PodPaths, PodSpec, own_unit
-from stage1.app_unit import HIDDEN
+from stage1.app_unit import HIDDEN, described
 from stage1.attach import Relay
 from stage1.enter import check_command, enter_argv
 from stage1.halt import halt, hearing
@@ -48,7 +49,12 @@ def prepare_dirs(
     spec: PodSpec, paths: PodPaths, sockets: list[Socket] | None = None, stdio: Stdio = Stdio.JOURNAL
 ) -> None:
     version = host_systemd_version()
-    write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=host_hidden()))
+    hidden = host_hidden()
+    write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=hidden))
+    profiles = {app.name: described(app, hidden) for app in spec.apps}
+    with open(paths.profile + ".tmp", "w") as file:
+        json.dump(profiles, file, indent=2, sort_keys=True)
+    os.replace(paths.profile + ".tmp", paths.profile)
     os.makedirs(paths.status, exist_ok=True)
     for volume in spec.volumes:
         if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):

@@ -181,6 +181,15 @@ def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise PodNotFound(f"pod {uuids(args)[0]} was removed meanwhile") from None
 
 
+def _profile(pod: Pod) -> Any:
+    """Each app's confinement as stage1 applied it (written when the pod starts), else None."""
+    try:
+        with open(pod.paths.profile) as file:
+            return json.load(file)
+    except FileNotFoundError:
+        return None
+
+
 def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
@@ -197,7 +206,7 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.format == "json":
         from stage0.cli.output import dump, pod_json
 
-        dump({**pod_json(pod), "pid": pid or None, "exited": exited})
+        dump({**pod_json(pod), "pid": pid or None, "exited": exited, "profile": _profile(pod)})
         return 0
     info: dict[str, Any] = {
         "state": str(state),

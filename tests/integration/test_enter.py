@@ -3,10 +3,13 @@ command entered into it may not either — rkt's enter ran everything with the p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import assert_output_schema
 from tests.integration.test_confinement import probe_lines
 from tests.integration.test_pod_units import probe_image
 from tests.integration.test_pods import Nspod
@@ -14,6 +17,9 @@ from tests.integration.test_pods import Nspod
 pytestmark = pytest.mark.systemd
 
 CAP_NET_BIND_SERVICE = 1 << 10
+
+
+SHOWN: dict[str, Any] = {}  # what status --format json and cat-manifest said of the running pod
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +38,8 @@ def entered(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> dict[str, 
             lines += probe_lines(inside.stdout)
         failed = nspod("enter", "enter-probe", "--", "/probe", "nonsense-exit")
         lines.append(f"exit {failed.returncode}")
+        SHOWN["status"] = json.loads(nspod("status", "--format=json", "enter-probe").stdout)
+        SHOWN["manifest"] = json.loads(nspod("cat-manifest", "enter-probe").stdout)
     finally:
         nspod("stop", "enter-probe")
     # "openr PATH OK N" → {"openr PATH": "N"}, "openr PATH EACCES" → {"openr PATH": "EACCES"}
@@ -60,3 +68,18 @@ def test_an_entered_command_meets_the_apps_hidden_kernel_paths(entered: dict[str
 
 def test_an_entered_commands_exit_status_comes_back(entered: dict[str, str]) -> None:
     assert entered["exit"] == "64", entered  # the probe's usage error
+
+
+def test_status_shows_the_effective_profile(entered: dict[str, str]) -> None:
+    assert_output_schema("pod-status", SHOWN["status"])
+    profile = SHOWN["status"]["profile"]["probe"]
+    assert profile["capabilities"] == ["CAP_NET_BIND_SERVICE"], profile
+    assert (profile["seccomp"]["mode"], profile["seccomp"]["errno"]) == ("default", "EPERM"), profile
+    assert (profile["device_policy"], profile["kernel_paths"]) == ("closed", "protected"), profile
+
+
+def test_cat_manifest_shows_the_isolators_in_effect(entered: dict[str, str]) -> None:
+    (app,) = SHOWN["manifest"]["apps"]
+    assert {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_NET_BIND_SERVICE"]}} in app[
+        "app"
+    ]["isolators"], app

@@ -10,7 +10,7 @@ import pytest
 
 from stage0.errors import SchemaError, UsageError
 from stage0.planner import PrepareError
-from stage0.requests import AppRequest, parse_isolator_flag
+from stage0.requests import AppRequest, PodRequest, parse_isolator_flag
 from stage1.abi import AppSpec
 from stage1.seccomp import DEFAULT_DENIED, syscall_filter
 from tests.unit.test_planner import SERVER, image, one
@@ -131,3 +131,19 @@ def test_a_host_wide_sysctl_is_refused(key: str) -> None:
 def test_bandwidth_isolators_are_refused_not_ignored(kind: str) -> None:
     with pytest.raises(PrepareError, match=f"resource/{kind} is not supported"):
         planned({"name": f"resource/{kind}", "value": {"default": True, "limit": "1M"}})
+
+
+def test_the_manifest_shows_the_isolators_in_effect_and_what_was_relaxed() -> None:
+    from stage0.planner import plan_pod
+    from tests.unit.test_planner import UUID
+
+    memory = parse_isolator_flag("--memory", "1G")
+    retain = {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_CHOWN"]}}
+    request = PodRequest(apps=(AppRequest("web", overrides=(memory,)),), relaxed=("paths",))
+    _, manifest = plan_pod(UUID, request, [image({**SERVER, "isolators": [retain]})])
+    data = manifest.to_json()
+    assert data["apps"][0]["app"]["isolators"] == [
+        retain,
+        {"name": "resource/memory", "value": {"limit": "1G"}},
+    ]
+    assert {"name": "nspod.io/insecure-options", "value": "paths"} in data["annotations"]
