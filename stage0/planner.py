@@ -137,6 +137,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         sockets=tuple(str(p.name) for p in app.ports if p.socket_activated) if app else (),
         mounts=explicit + implicit,
         relaxed=pod.relaxed,
+        read_only_rootfs=bool(request.read_only_rootfs),
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         **isolator_limits(isolators(request, image)),
     )
@@ -306,6 +307,7 @@ def pod_manifest(
             ),
             app=dataclasses.replace(image.manifest.app, isolators=kept) if image.manifest.app else None,
             mounts=tuple(Mount(volume=ACName(v), path=AbsolutePath(p)) for v, p, _ in app.mounts),
+            read_only_rootfs=app.read_only_rootfs,
         )
         for app, image, kept in zip(spec.apps, images, effective, strict=True)
     )

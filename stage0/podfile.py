@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stage0.errors import Error, SchemaError
-from stage0.requests import AppRequest, PodRequest
+from stage0.requests import PROFILE_FLAGS, AppRequest, PodRequest, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
 
@@ -125,6 +125,27 @@ def _isolators(app: dict[str, Any], index: int, path: str) -> tuple[Isolator, ..
         raise PodFileError(f"{path}: {error.message}") from None
 
 
+def _profile(app: dict[str, Any], index: int, path: str) -> dict[str, Any]:
+    """The profile keys of an [[app]] (those of the command line's flags), read as the flags are."""
+    fields: dict[str, Any] = {}
+    for flag in PROFILE_FLAGS:
+        raw = app.get(flag[2:])
+        if raw is None:
+            continue
+        text = (
+            ",".join(map(str, raw))
+            if isinstance(raw, list)
+            else _toml(raw)
+            if isinstance(raw, bool)
+            else str(raw)
+        )
+        try:
+            profile_option(fields, flag, text)
+        except Error as error:
+            raise PodFileError(f"{path}: /app/{index}/{flag[2:]}: {error.message}") from None
+    return fields
+
+
 def parse(text: str, path: str, name: str) -> PodFile:
     from stage0.schema.boundary import check_structure
 
@@ -151,6 +172,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
         service.append((section, key, _value(raw)))
     apps = tuple(
         AppRequest(
+            **_profile(app, i, path),
             image=app["image"],
             name=app.get("name"),
             exec=app.get("exec"),
@@ -188,6 +210,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
         hostname=doc.get("hostname") or name,
         set_env=tuple(doc.get("environment", {}).items()),
         volumes=tuple(volumes),
+        relaxed=tuple(sorted(doc.get("insecure-options", []))),
     )
     return PodFile(name, path, request, tuple(service))
 
@@ -216,6 +239,8 @@ def _toml(value: object) -> str:
     """TOML for the few shapes a pod file has (JSON strings are valid TOML basic strings)."""
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value))
     if isinstance(value, list | tuple):
@@ -223,6 +248,9 @@ def _toml(value: object) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
     raise TypeError(type(value))
+
+
+INTEGER_KEYS = ("cpu-shares", "oom-score-adj")
 
 
 def render(request: PodRequest) -> str:
@@ -233,6 +261,8 @@ def render(request: PodRequest) -> str:
     environment = {**dict(request.env_file), **dict(request.set_env)}
     if environment:
         lines.append(f"environment = {_toml(environment)}")
+    if request.relaxed:
+        lines.append(f"insecure-options = {_toml(list(request.relaxed))}")
     for volume in request.volumes:
         lines += ["", "[[volume]]", f"name = {_toml(volume.name)}", f"kind = {_toml(volume.kind)}"]
         if volume.kind == "host":
@@ -256,6 +286,16 @@ def render(request: PodRequest) -> str:
             lines.append(f"args = {_toml(list(app.args))}")
         if app.environment:
             lines.append(f"environment = {_toml(dict(app.environment))}")
+        for flag, text in app.flags:  # the profile flags, typed as the pod file's keys are
+            key = flag[2:]
+            typed: object = (
+                text.split(",") if key.startswith("caps-") else int(text) if key in INTEGER_KEYS else text
+            )
+            lines.append(f"{key} = {_toml(typed)}")
+        if app.supplementary_gids is not None:
+            lines.append(f"supplementary-gids = {_toml(list(app.supplementary_gids))}")
+        if app.read_only_rootfs is not None:
+            lines.append(f"readonly-rootfs = {_toml(app.read_only_rootfs)}")
         mounts = (*request.mounts, *app.mounts)  # pod-wide mounts go to every app
         if mounts:
             entries = ", ".join(

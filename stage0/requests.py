@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from stage0.errors import UsageError
 from stage0.schema.isolators import Isolator
@@ -29,7 +30,9 @@ class AppRequest:
     isolators: tuple[Isolator, ...] | None = None  # replaces the image's
     stop_timeout: float | None = None  # seconds
     overrides: tuple[Isolator, ...] = ()  # --memory, --caps-retain …: over the image's, kind by kind
+    flags: tuple[tuple[str, str], ...] = ()  # those flags as written, for a pod file (--save-as)
     supplementary_gids: tuple[int, ...] | None = None  # replaces the image's
+    read_only_rootfs: bool | None = None  # None: the pod manifest's default, writable
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,21 @@ def parse_isolator_flag(flag: str, text: str) -> Isolator:
         raise UsageError(
             f"bad {flag} {text!r}: {problem}", hint=f"see 'nspod run --help' for {flag}"
         ) from None
+
+
+# the per-app flags that shape the app's profile, each also a key of a pod file's [[app]]
+PROFILE_FLAGS = (*ISOLATOR_FLAGS, "--supplementary-gids", "--readonly-rootfs")
+
+
+def profile_option(fields: dict[str, Any], flag: str, text: str) -> None:
+    """One profile flag (command line or pod file) into the AppRequest ``fields``."""
+    if flag in ISOLATOR_FLAGS:
+        fields["overrides"] = (*fields.get("overrides", ()), parse_isolator_flag(flag, text))
+        fields["flags"] = (*fields.get("flags", ()), (flag, text))
+    elif flag == "--supplementary-gids":
+        fields["supplementary_gids"] = parse_gids(text)
+    else:
+        fields["read_only_rootfs"] = parse_flag(text, flag)
 
 
 def parse_gids(text: str) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ the first app to fail ends the pod with its exit code (rkt's rule).
 from __future__ import annotations
 
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec
-from stage1.escape import assignment, command, path
+from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
@@ -102,8 +102,24 @@ def profile(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> list[tuple[str, s
         ),
         *(("Environment", assignment(k, v)) for k, v in env.items()),
         *(() if "paths" in app.relaxed else (*KERNEL_PROTECTION, *hidden_paths(hidden))),
+        *read_only_root(app),
         *limits(app),
     ]
+
+
+def read_only_root(app: AppSpec) -> list[tuple[str, str]]:
+    """--readonly-rootfs: the app's whole root read-only in its own mount namespace (ProtectSystem=
+    strict under RootDirectory=; /proc, /sys, /dev stay as they are), but for the volumes it mounts
+    writable. (nspawn's --overlay-ro cannot do it: an image without /proc, /sys and /dev could not
+    even be started.) systemd 252 reads ReadWritePaths= outside the root, later versions inside
+    it: each path is named both ways, "-" ignoring the one that does not exist."""
+    if not app.read_only_rootfs:
+        return []
+    root = APP_ROOT.format(app=app.name)
+    writable = [
+        quote(f"-{p}", expand_dollar=False) for _, t, ro in app.mounts if not ro for p in (root + t, t)
+    ]
+    return [("ProtectSystem", "strict"), *((("ReadWritePaths", " ".join(writable)),) if writable else ())]
 
 
 def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, object]:

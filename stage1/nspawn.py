@@ -53,9 +53,8 @@ def nspawn_argv(
     ]
     volumes = {v.name: v for v in spec.volumes}
     for app in spec.apps:
-        option = "--overlay-ro" if app.read_only_rootfs else "--overlay"
-        root = APP_ROOT.format(app=app.name)
-        argv.append(bind(option, app.rootfs, paths.upper(app.name), root))
+        root = APP_ROOT.format(app=app.name)  # writable; --readonly-rootfs is the app unit's
+        argv.append(bind("--overlay", app.rootfs, paths.upper(app.name), root))
         for name, path, read_only in app.mounts:  # nspawn mounts these after (below) the app's root
             volume = volumes[name]
             source = volume.source if volume.kind == "host" else paths.volume(name)

@@ -39,7 +39,9 @@ APP_FLAG_HELP = {
     "--caps-remove": "CAP_A,CAP_B: the default capabilities but these",
     "--seccomp": "mode=retain|remove[,errno=E],CALL|@SET,…: the app's system call filter",
     "--supplementary-gids": "G1,G2: the app's supplementary groups (instead of the image's)",
+    "--readonly-rootfs": "[=true|false]: the app's root read-only (its writable volumes stay writable)",
 }
+SWITCHES = ("--readonly-rootfs",)  # app flags that need no value
 APP_FLAGS = tuple(APP_FLAG_HELP)
 APP_EPILOG = (
     "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
@@ -149,13 +151,12 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
     from stage0.requests import (
-        ISOLATOR_FLAGS,
+        PROFILE_FLAGS,
         AppRequest,
         parse_env,
-        parse_gids,
-        parse_isolator_flag,
         parse_mount,
         parse_seconds,
+        profile_option,
     )
 
     apps: list[dict[str, Any]] = []
@@ -176,7 +177,9 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
                     f"unknown option {key} after an image",
                     hint=f"app options: {', '.join(APP_FLAGS)}; pod options come first",
                 )
-            if not equals:
+            if not equals and key in SWITCHES:
+                value = "true"  # rkt's --readonly-rootfs alone is --readonly-rootfs=true
+            elif not equals:
                 if i + 1 >= len(tokens):
                     raise UsageError(f"{key} needs a value")
                 i += 1
@@ -195,10 +198,8 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
                 apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
             elif field == "stop_timeout":
                 apps[-1]["stop_timeout"] = parse_seconds(value, key)
-            elif key in ISOLATOR_FLAGS:
-                apps[-1]["overrides"] = (*apps[-1].get("overrides", ()), parse_isolator_flag(key, value))
-            elif field == "supplementary_gids":
-                apps[-1]["supplementary_gids"] = parse_gids(value)
+            elif key in PROFILE_FLAGS:
+                profile_option(apps[-1], key, value)
             else:
                 apps[-1][field] = value
         else:
@@ -253,6 +254,12 @@ class Prepared:
 RELAXABLE = ("capabilities", "paths", "seccomp")  # --insecure-options that lift a part of the profile
 
 
+def relaxing(options: GlobalOptions, request: PodRequest) -> PodRequest:
+    """The request with the parts of the profile --insecure-options lifts (a pod file's own too)."""
+    lifted = {o.value for o in options.insecure if o.value in RELAXABLE} | set(request.relaxed)
+    return dataclasses.replace(request, relaxed=tuple(sorted(lifted)))
+
+
 def prepare_request(
     options: GlobalOptions,
     request: PodRequest,
@@ -279,8 +286,7 @@ def prepare_request(
             with open(pod.paths.unit, "w") as file:
                 file.write(unit + "\n")
         fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
-        relaxed = tuple(sorted(o.value for o in options.insecure if o.value in RELAXABLE))
-        spec, manifest, image_ids = build_pod(uuid, dataclasses.replace(request, relaxed=relaxed), fetcher)
+        spec, manifest, image_ids = build_pod(uuid, relaxing(options, request), fetcher)
         write_pod(pod.path, spec, manifest, image_ids)
         starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
@@ -297,7 +303,9 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
             raise UsageError(
                 "--inherit-env cannot be saved in a pod file", hint="list the variables with --set-env"
             )
-        print(save(_request(args), args.save_as, os.path.join(options.local_config, "pods")))
+        print(
+            save(relaxing(options, _request(args)), args.save_as, os.path.join(options.local_config, "pods"))
+        )
         return 0
     if args.rm and args.detach:
         raise UsageError(

@@ -98,3 +98,17 @@ def test_an_selinux_context_without_selinux_is_a_warning(tmp_path: Path, probe: 
         pytest.skip("SELinux is enabled here")
     assert ran.returncode == 0, ran.stderr
     assert "warning: SELinux is not enabled; the context of probe is not applied" in ran.stderr
+
+
+def test_a_read_only_root_keeps_its_writable_volumes(tmp_path: Path, probe: Path) -> None:
+    # an image of the probe alone (no /proc, /sys or /dev of its own), which --overlay-ro failed
+    image = probe_image(tmp_path / "img", probe, [], notify=False)
+    ran = Nspod(tmp_path / "data")(
+        "run", "--volume=data,kind=empty", str(image), "--readonly-rootfs",
+        "--mount=volume=data,target=/data", "--exec=/probe", "--", "create", "/new", "/data/new",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    created = {
+        line.split()[1]: line.split()[2] for line in probe_lines(ran.stdout) if line.startswith("create")
+    }
+    assert created == {"/new": "EROFS", "/data/new": "OK"}, ran.stdout

@@ -166,3 +166,38 @@ def test_app_isolators_replace_the_images() -> None:
             "p.toml",
             "p",
         )
+
+
+PROFILE_FLAGS = [
+    "--memory=512M", "--cpu=500m", "--cpu-shares=512", "--oom-score-adj=-100",
+    "--caps-retain=CAP_CHOWN,CAP_KILL", "--seccomp=mode=remove,errno=ENOSYS,sysfs,@systemd/mount",
+    "--supplementary-gids=5,6", "--readonly-rootfs",
+]  # fmt: skip
+
+
+def test_save_as_keeps_the_profile_flags_and_what_was_relaxed(tmp_path: Path) -> None:
+    base = ["--local-config", str(tmp_path), "--insecure-options=seccomp,image"]
+    saved = run_nspod(*base, "run", "--save-as=web", "example.com/web:1.0", *PROFILE_FLAGS)
+    assert saved.returncode == 0, saved.stderr
+    path = Path(saved.stdout.strip())
+    text = path.read_text()
+    assert 'caps-retain = ["CAP_CHOWN", "CAP_KILL"]' in text and "oom-score-adj = -100" in text, text
+    pod = parse(text, str(path), "web")
+    (app,) = pod.request.apps
+    assert app.flags == tuple(tuple(f.split("=", 1)) for f in PROFILE_FLAGS[:6])
+    assert (app.supplementary_gids, app.read_only_rootfs) == ((5, 6), True)
+    assert pod.request.relaxed == ("seccomp",)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("memory = 'lots'", "/app/0/memory: bad --memory 'lots'"),
+        ("seccomp = 'mode=keep,read'", "/app/0/seccomp: bad --seccomp"),
+        ("caps-remove = ['CAP_NOPE']", "/app/0/caps-remove"),
+        ("readonly-rootfs = 'yes'", "/app/0/readonly-rootfs"),
+    ],
+)
+def test_bad_profile_keys_name_file_and_key(line: str, message: str) -> None:
+    with pytest.raises(PodFileError, match=message):
+        parse(f"[[app]]\nimage = 'x'\n{line}\n", "/etc/nspod/pods/bad.toml", "bad")
