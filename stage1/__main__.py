@@ -1,4 +1,4 @@
-"""stage1's entry points: ``python -m stage1 {run,stop,enter,gc} POD_DIR …`` (see ABI.md)."""
+"""stage1's entry points: ``python -m stage1 VERB POD_DIR …`` (abi.ENTRYPOINTS; see ABI.md)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--app")
     gc = verbs.add_parser("gc")
     gc.add_argument("pod_dir")
+    updating = verbs.add_parser("update")
+    updating.add_argument("pod_dir")
+    updating.add_argument("--app")
+    updating.add_argument("--memory", type=int, help="bytes")
+    updating.add_argument("--cpu", type=int, help="percent of one CPU")
     enter = verbs.add_parser("enter")
     enter.add_argument("pod_dir")
     enter.add_argument("--app")
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                 return entry.halt_in_place(args.pod_dir)
             case "logs":
                 return entry.logs(args.pod_dir, follow=args.follow, app=args.app)
+            case "update":
+                from stage1.update import update
+
+                return update(*entry.load(args.pod_dir), args.app, args.memory, args.cpu)
             case _:
                 command = args.command[1:] if args.command[:1] == ["--"] else args.command
                 return entry.enter(args.pod_dir, args.app, command)

@@ -76,8 +76,8 @@ class Error(Exception):
 
 # stage1's entry points: ``python -m stage1 [--debug] VERB POD_DIR [ARGS]`` (ABI.md: each one's
 # arguments and exit status); stage0 calls them through stage0/executor.py
-ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "logs", "gc")
-INTERFACE_VERSION = 2  # of the entry points' command lines; bumped when one changes incompatibly
+ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "update", "logs", "gc")
+INTERFACE_VERSION = 3  # of the entry points' command lines; bumped when one changes incompatibly
 
 # shared by both stages: the PATH an app gets unless it sets one, and where an app's root is
 # mounted in the stage1 tree (rkt's layout)

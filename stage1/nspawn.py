@@ -6,7 +6,7 @@ from stage1.abi import APP_ROOT, PodPaths, PodSpec, unit_name
 from stage1.app_unit import STATUS_DIR
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
-from stage1.transient import CollectMode, ExecCommand, KillMode, ServiceType, TransientService
+from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
 from stage1.units import GENERATORS, HOST_NOTIFY
 
 NSPAWN = "/usr/bin/systemd-nspawn"
@@ -69,6 +69,30 @@ def nspawn_argv(
     return argv
 
 
+USEC_PER_PERCENT = 10_000  # CPUQuota=1% is 10 ms of CPU time a second
+
+
+def limit_properties(memory: int | None, cpu: int | None) -> tuple[Property, ...]:
+    """Unit properties for a memory limit (bytes) and a CPU quota (percent of one CPU)."""
+    props = []
+    if memory is not None:
+        props.append(Property("MemoryMax", "t", memory))
+    if cpu is not None:
+        props.append(Property("CPUQuotaPerSecUSec", "t", cpu * USEC_PER_PERCENT))
+    return tuple(props)
+
+
+def pod_limits(memory: list[int | None], cpu: list[int | None]) -> tuple[Property, ...]:
+    """The pod's own unit bounded by the sum of its apps' limits, where every app has one. On a
+    cgroup v1 host this is the only bound that holds (the pod's systemd gets no v1 controllers to
+    limit an app with); on v2 it backs the apps' own. (systemd applies MemoryMax= as v1's
+    memory.limit_in_bytes, CPUQuota= as cpu.cfs_quota_us.)"""
+    total = [
+        sum(v for v in values if v is not None) if None not in values else None for values in (memory, cpu)
+    ]
+    return limit_properties(*total)
+
+
 def pod_service(
     spec: PodSpec,
     paths: PodPaths,
@@ -93,4 +117,5 @@ def pod_service(
         log_extra_fields=(("POD_UUID", spec.uuid), ("POD_NAME", spec.machine)),
         stdio_fds=terminal,
         device_allow=POD_DEVICES,
+        limits=pod_limits([a.memory_max for a in spec.apps], [a.cpu_quota for a in spec.apps]),
     )

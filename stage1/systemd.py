@@ -137,15 +137,17 @@ def _variant_args(props: tuple[Property, ...]) -> list[tuple[int, Any]]:
 
 
 class Systemd:
-    """A connection to the system manager. Use as a context manager; the constructor does no I/O."""
+    """A connection to the system manager (``machine``: a running pod's own, through machined). Use
+    as a context manager; the constructor does no I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, machine: str | None = None) -> None:
+        self._machine = machine
         self._bus: Any = None
         self._woken = False
         self._callback: Any = None
 
     def __enter__(self) -> Systemd:
-        from pystemd.dbuslib import DBus
+        from pystemd.dbuslib import DBus, DBusMachine
 
         def wake(*_: Any, **__: Any) -> None:
             self._woken = True
@@ -153,7 +155,7 @@ class Systemd:
         # pystemd keeps only a borrowed pointer to the callback: hold the reference ourselves.
         self._callback = wake
         try:
-            self._bus = DBus()
+            self._bus = DBusMachine(self._machine.encode()) if self._machine else DBus()
             self._bus.open()
             # Matches before Subscribe(), both before any start: nothing can slip past us.
             self._bus.match_signal(SD, SD_PATH, MANAGER, b"JobRemoved", wake)
@@ -283,6 +285,14 @@ class Systemd:
 
         args = apply_signature(b"ssi", [name.encode(), whom.encode(), signal])
         self._call(SD_PATH, MANAGER, b"KillUnit", args)
+
+    def set_properties(self, name: str, props: tuple[Property, ...]) -> None:
+        """``systemctl set-property --runtime``: a running unit's settings, until its manager ends."""
+        from pystemd.dbuslib import apply_signature
+
+        args = apply_signature(b"sb", [name.encode(), True]) + _variant_args(props)
+        log.debug("set properties of %s:\n%s", name, render_properties(props))
+        self._call(SD_PATH, MANAGER, b"SetUnitProperties", args)
 
     def reset_failed(self, name: str) -> None:
         from pystemd.dbuslib import apply_signature

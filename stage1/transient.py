@@ -78,6 +78,7 @@ class TransientService:
     stdio_fds: tuple[int, int, int] | None = None
     # DevicePolicy=closed with these (device, access) pairs allowed; None: systemd's default (all)
     device_allow: tuple[tuple[str, str], ...] | None = None
+    limits: tuple[Property, ...] = ()  # resource limits (stage1/nspawn.py pod_limits)
 
     def __post_init__(self) -> None:
         if not _UNIT_NAME.fullmatch(self.name) or len(self.name) > 255:
@@ -121,6 +122,7 @@ class TransientService:
             props.append(
                 Property("LogExtraFields", "aay", [f"{k}={v}".encode() for k, v in self.log_extra_fields])
             )
+        props += self.limits
         if self.stdio_fds is not None:
             for stream, fd in zip(("Input", "Output", "Error"), self.stdio_fds, strict=True):
                 props.append(Property(f"Standard{stream}FileDescriptor", "h", fd))

@@ -33,6 +33,7 @@ VERBS: dict[str, str] = {
     "enter": "stage0.cli.pods",
     "cat-manifest": "stage0.cli.pods",
     "logs": "stage0.cli.pods",
+    "update": "stage0.cli.update",
     "pod": "stage0.cli.podfiles",
     "fetch": "stage0.cli.fetch",
     "trust": "stage0.cli.trust",
