@@ -15,7 +15,7 @@ DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
 
-.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start clean fresh-check
+.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -63,6 +63,9 @@ bench-import: install dev-venv
 
 bench-start: install dev-venv
 	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/start.py --nspod $(BINDIR)/nspod
+
+bench-userns: install dev-venv
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/userns.py --nspod $(BINDIR)/nspod
 
 bench-journal: install dev-venv
 	@tests/harness/apt-ensure.sh python3-systemd

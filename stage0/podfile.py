@@ -211,6 +211,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
         set_env=tuple(doc.get("environment", {}).items()),
         volumes=tuple(volumes),
         relaxed=tuple(sorted(doc.get("insecure-options", []))),
+        private_users=doc.get("private-users", False),
     )
     return PodFile(name, path, request, tuple(service))
 
@@ -263,6 +264,8 @@ def render(request: PodRequest) -> str:
         lines.append(f"environment = {_toml(environment)}")
     if request.relaxed:
         lines.append(f"insecure-options = {_toml(list(request.relaxed))}")
+    if request.private_users:
+        lines.append("private-users = true")
     for volume in request.volumes:
         lines += ["", "[[volume]]", f"name = {_toml(volume.name)}", f"kind = {_toml(volume.kind)}"]
         if volume.kind == "host":

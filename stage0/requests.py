@@ -47,6 +47,7 @@ class PodRequest:
     mounts: tuple[tuple[str, str, bool], ...] = ()  # for every app
     # parts of the default confinement lifted on purpose (--insecure-options=capabilities,paths,seccomp)
     relaxed: tuple[str, ...] = ()
+    private_users: bool = False  # a user namespace of the pod's own (stage0/userns.py)
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl. A stage1 reads
+# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users. A stage1 reads
 # specs of every earlier version as well (each only added fields with defaults).
 ABI_VERSION = 3
 READABLE_ABI_VERSIONS = (1, 2, 3)
@@ -35,6 +35,7 @@ __all__ = [
     "SECCOMP_ALL",
     "SECCOMP_EMPTY",
     "SECCOMP_WILDCARDS",
+    "USERNS_SIZE",
     "AppSpec",
     "Error",
     "ExitCode",
@@ -83,6 +84,7 @@ INTERFACE_VERSION = 3  # of the entry points' command lines; bumped when one cha
 # mounted in the stage1 tree (rkt's layout)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APP_ROOT = "/opt/stage2/{app}/rootfs"
+USERNS_SIZE = 65536  # UIDs (and GIDs) of a pod with --private-users: 0-65535 inside
 
 # The wildcards a seccomp set may name besides system calls (stage1/seccomp.py expands them):
 # appc's two, rkt's and Docker's default lists, and systemd's groups as rkt named them.
@@ -168,6 +170,8 @@ class PodSpec:
     abi: int = ABI_VERSION
     annotations: tuple[tuple[str, str], ...] = field(default=())
     volumes: tuple[VolumeSpec, ...] = ()
+    # --private-users: the first host UID (and GID) of the pod's USERNS_SIZE, its root; None: none
+    private_users: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -208,6 +212,7 @@ class PodSpec:
             abi=data["abi"],
             annotations=tuple(tuple(a) for a in data.get("annotations", ())),
             volumes=tuple(VolumeSpec(**v) for v in data.get("volumes", ())),
+            private_users=data.get("private_users"),
         )
 
     def app(self, name: str) -> AppSpec:
@@ -246,8 +251,12 @@ class PodPaths:
         # each app's effective confinement, as stage1 applies it (written with the stage1 tree)
         self.profile = os.path.join(root, "profile.json")
 
+    def layers(self, app: str) -> str:
+        """The app's writable layer: ``upper/`` and the overlay's ``work/``."""
+        return os.path.join(self.overlay, app)
+
     def upper(self, app: str) -> str:
-        return os.path.join(self.overlay, app, "upper")
+        return os.path.join(self.layers(app), "upper")
 
     def volume(self, name: str) -> str:
         """Where an empty volume lives (removed with the pod)."""

@@ -15,6 +15,7 @@ from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
 
 STATUS_DIR = "/nspod/status"
+USERNS_LAYERS = "/opt/stage2/{app}"  # with --private-users: lower/, layers/{upper,work}/, volumes/N
 
 # The host kernel is out of every app's reach, whatever mounts its /proc and /sys: systemd's
 # MountAPIVFS= gives the app a fresh procfs, writable unless these make /proc/sys, /sys and the other
@@ -177,6 +178,8 @@ def app_unit(
         ("After", "systemd-journald.service"),
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
         ("RequiresMountsFor", root),
+        # its volumes: mounts of their own where the pod's systemd mounts them (--private-users)
+        ("RequiresMountsFor", " ".join(path(root + t) for _, t, _ in app.mounts)) if app.mounts else None,
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
         ("Before", "shutdown.target"),
     )

@@ -57,3 +57,19 @@ def nspawn_path(value: str) -> str:
 def nspawn_bind(option: str, *paths: str) -> str:
     """``--bind=SRC:DST`` and its kin (``--bind-ro``, ``--overlay``), each path escaped."""
     return f"{option}=" + ":".join(nspawn_path(p) for p in paths)
+
+
+def unit_path(value: str) -> str:
+    """A path as the name of its mount unit (``systemd-escape --path``), without the suffix."""
+    trimmed = "/".join(part for part in value.split("/") if part)
+    if not trimmed:
+        return "-"
+    out = []
+    for index, char in enumerate(trimmed):
+        if char == "/":
+            out.append("-")
+        elif char.isascii() and (char.isalnum() or char in ":_.") and not (index == 0 and char == "."):
+            out.append(char)
+        else:
+            out += [f"\\x{byte:02x}" for byte in char.encode()]
+    return "".join(out)

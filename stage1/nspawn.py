@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stage1.abi import APP_ROOT, PodPaths, PodSpec, unit_name
-from stage1.app_unit import STATUS_DIR
+from stage1.abi import APP_ROOT, USERNS_SIZE, PodPaths, PodSpec, unit_name
+from stage1.app_unit import STATUS_DIR, USERNS_LAYERS
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
@@ -46,21 +46,18 @@ def nspawn_argv(
         "--link-journal=no",
         f"--setenv=SYSTEMD_GENERATOR_PATH={GENERATORS}",
         f"--directory={paths.stage1}",
-        "--bind-ro=/usr",
+        bind("--bind-ro", "/usr", "/usr"),
         bind("--bind", paths.status, STATUS_DIR),
         # the host manager's notify socket: the pod reports its apps' readiness as the unit's STATUS=
         bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
     ]
-    volumes = {v.name: v for v in spec.volumes}
-    for app in spec.apps:
-        root = APP_ROOT.format(app=app.name)  # writable; --readonly-rootfs is the app unit's
-        argv.append(bind("--overlay", app.rootfs, paths.upper(app.name), root))
-        for name, path, read_only in app.mounts:  # nspawn mounts these after (below) the app's root
-            volume = volumes[name]
-            source = volume.source if volume.kind == "host" else paths.volume(name)
-            option = "--bind-ro" if read_only or volume.read_only else "--bind"
-            argv.append(bind(option, source, root + path))
-    argv += nspawn_stdio(stdio, paths.io)
+    if spec.private_users is None:
+        argv += [*apps_argv(spec, paths), *nspawn_stdio(stdio, paths.io)]
+    else:
+        # the pod's root is host UID private_users; the stage1 tree and every bind are ID-mapped
+        # mounts, so files keep their owners inside and nothing is chowned (prepare stays O(1))
+        argv = [idmapped(a) for a in [*argv, *userns_apps(spec, paths), *nspawn_stdio(stdio, paths.io)]]
+        argv += [f"--private-users={spec.private_users}:{USERNS_SIZE}", "--private-users-ownership=map"]
     # for systemd inside: the console carries the apps' output; systemd itself speaks up only about errors
     if debug:
         argv += ["--", "--show-status=no", "--log-target=console", "--log-level=info"]
@@ -91,6 +88,48 @@ def pod_limits(memory: list[int | None], cpu: list[int | None]) -> tuple[Propert
         sum(v for v in values if v is not None) if None not in values else None for values in (memory, cpu)
     ]
     return limit_properties(*total)
+
+
+def volume_source(spec: PodSpec, paths: PodPaths, name: str, read_only: bool) -> tuple[str, str]:
+    """The nspawn option and host path that bind a pod volume."""
+    volume = next(v for v in spec.volumes if v.name == name)
+    source = volume.source if volume.kind == "host" else paths.volume(name)
+    return ("--bind-ro" if read_only or volume.read_only else "--bind"), source
+
+
+def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
+    """Each app's root: nspawn's overlay of its image tree under a writable layer, its volumes
+    bound below it (nspawn mounts them after the overlay)."""
+    argv = []
+    for app in spec.apps:
+        root = APP_ROOT.format(app=app.name)  # writable; --readonly-rootfs is the app unit's
+        argv.append(bind("--overlay", app.rootfs, paths.upper(app.name), root))
+        for name, path, read_only in app.mounts:
+            option, source = volume_source(spec, paths, name, read_only)
+            argv.append(bind(option, source, root + path))
+    return argv
+
+
+def idmapped(option: str) -> str:
+    """A bind into a pod with its own user namespace, ID-mapped: host files keep their owners
+    inside (root's stay root's) instead of all showing as nobody's. Not the host manager's notify
+    socket: anyone may write to it, and it lives on a tmpfs (ID-mapped only since Linux 6.3)."""
+    return option + ":idmap" if option.startswith("--bind") and not option.endswith(HOST_NOTIFY) else option
+
+
+def userns_apps(spec: PodSpec, paths: PodPaths) -> list[str]:
+    """The apps' layers for a pod with its own user namespace: nspawn's --overlay cannot be
+    ID-mapped, so each image tree and writable layer is bound ID-mapped, and the pod's systemd
+    mounts the overlay (and the app's volumes over it) itself (stage1/units.py userns_mounts)."""
+    argv = []
+    for app in spec.apps:
+        base = USERNS_LAYERS.format(app=app.name)
+        argv.append(bind("--bind-ro", app.rootfs, f"{base}/lower"))
+        argv.append(bind("--bind", paths.layers(app.name), f"{base}/layers"))
+        for index, (name, _, read_only) in enumerate(app.mounts):
+            option, source = volume_source(spec, paths, name, read_only)
+            argv.append(bind(option, source, f"{base}/volumes/{index}"))
+    return argv
 
 
 def pod_service(

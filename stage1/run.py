@@ -63,6 +63,8 @@ def prepare_dirs(
             os.chmod(paths.volume(volume.name), volume.mode)
     for app in spec.apps:
         os.makedirs(paths.upper(app.name), exist_ok=True)
+        if spec.private_users is not None:  # the overlay's work dir, which the pod mounts itself
+            os.makedirs(os.path.join(paths.layers(app.name), "work"), exist_ok=True)
     open(paths.lock, "a").close()
 
 

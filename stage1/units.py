@@ -13,8 +13,8 @@ from importlib import resources
 
 from stage1.abi import APP_ROOT, Error, PodSpec
 from stage1.accounts import PAM, group, passwd
-from stage1.app_unit import HIDDEN, STATUS_DIR, app_unit, ready_unit, reaper_unit
-from stage1.escape import command
+from stage1.app_unit import HIDDEN, STATUS_DIR, USERNS_LAYERS, app_unit, ready_unit, reaper_unit
+from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
 
@@ -148,6 +148,34 @@ def sysctl_unit(spec: PodSpec) -> list[Entry]:
     )
 
 
+def userns_mounts(spec: PodSpec) -> dict[str, list[Entry]]:
+    """With --private-users, the pod's systemd mounts each app's root itself, an overlay of the
+    ID-mapped image tree and writable layer nspawn binds in (stage1/nspawn.py userns_apps), then
+    the app's volumes over it; the app's unit requires them (RequiresMountsFor=)."""
+    units: dict[str, list[Entry]] = {}
+    for app in spec.apps:
+        base, root = USERNS_LAYERS.format(app=app.name), APP_ROOT.format(app=app.name)
+        layers = f"lowerdir={base}/lower,upperdir={base}/layers/upper,workdir={base}/layers/work,userxattr"
+        mounts = [(root, "overlay", "overlay", layers)]
+        for index, (_, target, read_only) in enumerate(app.mounts):
+            mounts.append(
+                (root + target, f"{base}/volumes/{index}", "none", "bind,ro" if read_only else "bind")
+            )
+        for where, what, kind, options in mounts:
+            units[f"{unit_path(where)}.mount"] = section(
+                "Unit",
+                ("Description", f"{app.name}'s {'root' if where == root else where[len(root) :]}"),
+                ("DefaultDependencies", "no"),
+            ) + section(
+                "Mount",
+                ("What", what if kind == "overlay" else path(what)),
+                ("Where", path(where)),
+                ("Type", kind),
+                ("Options", options),
+            )
+    return units
+
+
 def pod_target(spec: PodSpec) -> list[Entry]:
     wants = " ".join(f"{a.name}.service" for a in spec.apps)
     return section(
@@ -210,6 +238,8 @@ def tree(
         # always is, and what it names is loaded with it, so the socket units get their fds
         wants = " ".join(s.unit for s in sockets)
         files[f"{units}/-.mount.d/nspod-sockets.conf"] = TreeFile(render(section("Unit", ("Wants", wants))))
+    for name, mount in userns_mounts(spec).items() if spec.private_users is not None else ():
+        files[f"{units}/{name}"] = TreeFile(render(mount))
     for index, app in enumerate(spec.apps):
         mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
         files[f"{units}/{app.name}.service"] = TreeFile(render(app_unit(app, mine, stdio, index, hidden)))

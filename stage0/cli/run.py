@@ -78,6 +78,11 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         metavar="volume=NAME,target=/path",
         help="mount a volume into every app (after an image: into that app)",
     )
+    parser.add_argument(
+        "--private-users",
+        action="store_true",
+        help="a user namespace of the pod's own: its root is an unprivileged host user",
+    )
     parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
     if runtime:
         _start_arguments(parser)
@@ -223,6 +228,7 @@ def _request(args: argparse.Namespace) -> PodRequest:
         inherit_env=dict(os.environ) if args.inherit_env else {},
         volumes=tuple(parse_volume(v) for v in args.volume),
         mounts=tuple(parse_mount(m) for m in args.mount),
+        private_users=args.private_users,
     )
 
 
@@ -275,6 +281,7 @@ def prepare_request(
     from stage0.fetch.fetcher import PullPolicy
     from stage0.pods import DirState, Pods
     from stage0.prepare import build_pod, write_pod
+    from stage0.userns import allocate
 
     uuid = str(uuidlib.uuid4())
     if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
@@ -286,7 +293,9 @@ def prepare_request(
             with open(pod.paths.unit, "w") as file:
                 file.write(unit + "\n")
         fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
+        shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
         spec, manifest, image_ids = build_pod(uuid, relaxing(options, request), fetcher)
+        spec = dataclasses.replace(spec, private_users=shift)
         write_pod(pod.path, spec, manifest, image_ids)
         starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)

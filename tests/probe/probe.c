@@ -13,6 +13,7 @@
  *   probe limits              print "oom ADJ", "memory LIMIT" and "cpu QUOTA [PERIOD]" as the kernel
  *                             holds them for the probe (its cgroup, v1 or v2)
  *   probe read PATH…          print "read PATH LINE": each file's first line ("?" if unreadable)
+ *   probe owner PATH…         print "owner PATH UID GID" as the probe sees each path's owner
  *   probe create PATH…        create each file (then remove it): "create PATH OK" or "create PATH ERRNO"
  *   probe makes               mknod a block device and /dev/mem's char device, mount a tmpfs, all in
  *                             its own root ("mknod-block EPERM", …); what succeeds is undone at once
@@ -252,6 +253,14 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sysfs") == 0) return filtered();
     if (argc >= 2 && strcmp(argv[1], "limits") == 0) return limits();
     if (argc >= 2 && strcmp(argv[1], "makes") == 0) return makes();
+    if (argc >= 2 && strcmp(argv[1], "owner") == 0) {
+        for (int i = 2; i < argc; i++) {
+            struct stat st;
+            if (lstat(argv[i], &st) == 0) printf("owner %s %d %d\n", argv[i], (int)st.st_uid, (int)st.st_gid);
+            else printf("owner %s %s\n", argv[i], errno_name(errno));
+        }
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "create") == 0) {
         for (int i = 2; i < argc; i++) {
             int fd = open(argv[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

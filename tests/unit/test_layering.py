@@ -51,6 +51,7 @@ def test_abi_exports() -> None:
         "SECCOMP_ALL",
         "SECCOMP_EMPTY",
         "SECCOMP_WILDCARDS",
+        "USERNS_SIZE",
         "AppSpec",
         "Error",
         "ExitCode",
