@@ -4,6 +4,7 @@ are root's inside (ID-mapped mounts, nothing chowned), and two pods get disjoint
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -46,12 +47,19 @@ def keyed(lines: list[str]) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True)
+class Seen:
+    map: tuple[int, int, int]  # the app's /proc/PID/uid_map on the host
+    host_uid: str  # the app's UID as the host sees it
+    probe: dict[str, str]  # what the probe said inside
+
+
 @pytest.fixture(scope="module")
-def pods(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> dict[str, dict[str, object]]:
+def pods(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> dict[str, Seen]:
     """Two pods with --private-users, each an app sleeping for its own marker time."""
     base = tmp_path_factory.mktemp("userns")
     nspod = Nspod(base / "data")
-    seen: dict[str, dict[str, object]] = {}
+    seen: dict[str, Seen] = {}
     try:
         for name, seconds in (("userns-a", "601"), ("userns-b", "602")):
             image = probe_image(base / name, probe, ["sleep", seconds], notify=False)
@@ -62,35 +70,35 @@ def pods(tmp_path_factory: pytest.TempPathFactory, probe: Path) -> dict[str, dic
             inside = nspod("enter", name, "--", "/probe", "report")
             owner = nspod("enter", name, "--", "/probe", "owner", "/probe", "/data")
             created = nspod("enter", name, "--", "/probe", "create", "/new", "/data/new")
-            seen[name] = {
-                "map": uid_map(pid),
-                "host uid": Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0],
-                **keyed(probe_lines(inside.stdout + owner.stdout + created.stdout)),
-            }
+            seen[name] = Seen(
+                uid_map(pid),
+                Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0],
+                keyed(probe_lines(inside.stdout + owner.stdout + created.stdout)),
+            )
     finally:
         for name in ("userns-a", "userns-b"):
             nspod("stop", name)
     return seen
 
 
-def test_the_apps_root_is_an_unprivileged_host_user(pods: dict[str, dict[str, object]]) -> None:
+def test_the_apps_root_is_an_unprivileged_host_user(pods: dict[str, Seen]) -> None:
     for seen in pods.values():
-        inside, outside, count = seen["map"]  # type: ignore[misc]
+        inside, outside, count = seen.map
         assert (inside, count) == (0, USERNS_SIZE) and outside >= 0x80000, seen
-        assert seen["host uid"] == str(outside), seen  # the app runs as root inside, this outside
-        assert seen["uid"] == "0", seen
+        assert seen.host_uid == str(outside), seen  # the app runs as root inside, this outside
+        assert seen.probe["uid"] == "0", seen
 
 
-def test_two_pods_get_disjoint_ranges(pods: dict[str, dict[str, object]]) -> None:
-    (_, a, count), (_, b, _) = pods["userns-a"]["map"], pods["userns-b"]["map"]  # type: ignore[misc]
+def test_two_pods_get_disjoint_ranges(pods: dict[str, Seen]) -> None:
+    (_, a, count), (_, b, _) = pods["userns-a"].map, pods["userns-b"].map
     assert a + count <= b or b + count <= a, pods
 
 
-def test_the_image_tree_is_roots_inside(pods: dict[str, dict[str, object]]) -> None:
+def test_the_image_tree_is_roots_inside(pods: dict[str, Seen]) -> None:
     for seen in pods.values():
-        assert (seen["owner /probe"], seen["owner /data"]) == ("0 0", "0 0"), seen
+        assert (seen.probe["owner /probe"], seen.probe["owner /data"]) == ("0 0", "0 0"), seen
 
 
-def test_the_app_writes_its_root_and_its_volume(pods: dict[str, dict[str, object]]) -> None:
+def test_the_app_writes_its_root_and_its_volume(pods: dict[str, Seen]) -> None:
     for seen in pods.values():
-        assert (seen["create /new"], seen["create /data/new"]) == ("OK", "OK"), seen
+        assert (seen.probe["create /new"], seen.probe["create /data/new"]) == ("OK", "OK"), seen
