@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stage1.abi import APP_ROOT, USERNS_SIZE, PodPaths, PodSpec, unit_name
-from stage1.app_unit import STATUS_DIR, USERNS_LAYERS
+from stage1.app_unit import DEFAULT_CAPABILITIES, STATUS_DIR, USERNS_LAYERS
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
@@ -51,6 +51,7 @@ def nspawn_argv(
         # the host manager's notify socket: the pod reports its apps' readiness as the unit's STATUS=
         bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
     ]
+    argv += capability_argv(spec)
     if spec.private_users is None:
         argv += [*apps_argv(spec, paths), *nspawn_stdio(stdio, paths.io)]
     else:
@@ -88,6 +89,43 @@ def pod_limits(memory: list[int | None], cpu: list[int | None]) -> tuple[Propert
         sum(v for v in values if v is not None) if None not in values else None for values in (memory, cpu)
     ]
     return limit_properties(*total)
+
+
+# nspawn's default bounding set for a container (systemd-nspawn(1), --capability=)
+NSPAWN_CAPABILITIES = frozenset({
+    "CAP_AUDIT_CONTROL", "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER", "CAP_FSETID", "CAP_IPC_OWNER", "CAP_KILL", "CAP_LEASE", "CAP_LINUX_IMMUTABLE",
+    "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_RAW", "CAP_SETFCAP",
+    "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_CHROOT",
+    "CAP_SYS_NICE", "CAP_SYS_PTRACE", "CAP_SYS_RESOURCE", "CAP_SYS_TTY_CONFIG",
+})  # fmt: skip
+# what the pod's own systemd and journald need of them: mounts and namespaces for the apps' units
+# (SYS_ADMIN), dropping to the apps' users and sets, rlimits and OOM scores, the exit of its PID 1
+# (SYS_BOOT), the metadata of other users' processes in the journal (SYS_PTRACE)
+POD_CAPABILITIES = frozenset({
+    "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+    "CAP_FSETID", "CAP_KILL", "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP",
+    "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_RESOURCE",
+})  # fmt: skip
+
+
+def capability_argv(spec: PodSpec) -> list[str]:
+    """The pod's bounding set: what its systemd needs and what its apps keep, so an app retaining
+    CAP_NET_ADMIN gets it and nothing else nspawn would give stays (rkt gave nspawn the apps' set).
+    An app whose capabilities are not narrowed (--insecure-options=capabilities) keeps nspawn's."""
+    kept: set[str] = set()
+    for app in spec.apps:
+        if "capabilities" in app.relaxed and app.capabilities is None and not app.capabilities_removed:
+            return []
+        retained = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
+        kept |= set(retained) - set(app.capabilities_removed)
+    added = sorted(kept - NSPAWN_CAPABILITIES)
+    dropped = sorted(NSPAWN_CAPABILITIES - POD_CAPABILITIES - kept)
+    return [
+        *([f"--capability={','.join(added)}"] if added else []),
+        f"--drop-capability={','.join(dropped)}",
+    ]
 
 
 def volume_source(spec: PodSpec, paths: PodPaths, name: str, read_only: bool) -> tuple[str, str]:

@@ -5,6 +5,7 @@ do, inside the app's own root; it never opens a device node."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,31 @@ def test_a_read_only_root_keeps_its_writable_volumes(tmp_path: Path, probe: Path
         line.split()[1]: line.split()[2] for line in probe_lines(ran.stdout) if line.startswith("create")
     }
     assert created == {"/new": "EROFS", "/data/new": "OK"}, ran.stdout
+
+
+def test_an_app_retaining_a_capability_nspawn_leaves_out_gets_it(tmp_path: Path, probe: Path) -> None:
+    image = probe_image(tmp_path / "img", probe, [], notify=False)
+    ran = Nspod(tmp_path / "data")(
+        "run", str(image), "--caps-retain=CAP_NET_ADMIN", "--exec=/probe", "--", "report"
+    )
+    assert ran.returncode == 0, ran.stderr
+    capbnd = next(line.split()[1] for line in probe_lines(ran.stdout) if line.startswith("capbnd "))
+    assert int(capbnd, 16) == 1 << 12, capbnd  # CAP_NET_ADMIN alone
+
+
+def test_the_pod_keeps_only_what_it_and_its_apps_need(tmp_path: Path, probe: Path) -> None:
+    image = probe_image(tmp_path / "img", probe, ["sleep", "600"], notify=False)
+    nspod = Nspod(tmp_path / "data")
+    ran = nspod("run", "--detach", "--name=capped", str(image))
+    assert ran.returncode == 0, ran.stderr
+    try:
+        leader = subprocess.run(["machinectl", "show", "capped", "-p", "Leader", "--value"],
+                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        status = Path(f"/proc/{leader}/status").read_text()
+    finally:
+        nspod("stop", "capped")
+    capbnd = int(status.split("CapBnd:")[1].split()[0], 16)
+    cap_sys_admin, cap_sys_nice, cap_sys_tty_config, cap_linux_immutable = 21, 23, 26, 9
+    assert capbnd & (1 << cap_sys_admin), hex(capbnd)  # the pod's systemd mounts for its apps
+    for bit in (cap_sys_nice, cap_sys_tty_config, cap_linux_immutable):
+        assert not capbnd & (1 << bit), hex(capbnd)
