@@ -47,6 +47,27 @@ def timed(argv: list[str], env: dict[str, str] | None = None, *, check: bool = T
     return elapsed * 1000
 
 
+def interleaved(
+    commands: dict[str, list[str]],
+    runs: int,
+    env: dict[str, str],
+    *,
+    warmups: int,
+    between: list[str],
+    unchecked: frozenset[str] = frozenset(),
+) -> dict[str, list[float]]:
+    """Each command once per round, ``runs`` rounds after ``warmups``, ``between`` after each round;
+    the samples (ms) by name. A command in ``unchecked`` may fail and is timed all the same."""
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for run in range(runs + warmups):
+        for name, argv in commands.items():
+            elapsed = timed(argv, env, check=name not in unchecked)
+            if run >= warmups:
+                samples[name].append(elapsed)
+        subprocess.run(between, env=env, check=True, stdout=subprocess.DEVNULL)
+    return samples
+
+
 def build_image(work: Path) -> Path:
     layout = work / "layout"
     (layout / "rootfs/bin").mkdir(parents=True)
@@ -131,17 +152,22 @@ def measure_units(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=15)
+def setup(
+    doc: str | None, name: str, runs: int
+) -> tuple[argparse.Namespace, Path, dict[str, str], list[str]]:
+    """A bench's command line (--runs, --nspod), its work directory, environment and nspod base command."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="nspod-bench-start-", dir="/var/tmp"))
+    work = Path(tempfile.mkdtemp(prefix=f"nspod-bench-{name}-", dir="/var/tmp"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]
-    base = [*nspod, "--dir", str(work / "data"), "--insecure-options=image"]
+    return args, work, env, [*nspod, "--dir", str(work / "data"), "--insecure-options=image"]
+
+
+def main() -> int:
+    args, work, env, base = setup(__doc__, "start", 15)
     try:
         aci = build_image(work)
         image_id = subprocess.run(
@@ -208,16 +234,15 @@ def main() -> int:
         commands["nspawn --boot (same pod)"] = by_hand
         commands["systemd alone (floor)"] = [*by_hand, "--unit=exit.target"]
         # a pod that ends before its systemd says READY=1 leaves a 'protocol' result: time it all the same
-        unchecked = {"nspawn --boot (same pod)", "systemd alone (floor)"}
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        for run in range(args.runs + 2):
-            for name, argv in commands.items():
-                elapsed = timed(argv, env, check=name not in unchecked)
-                if run >= 2:  # two warm-up rounds
-                    samples[name].append(elapsed)
-            subprocess.run(
-                [*base, "gc", "--grace-period=0s"], env=env, check=True, stdout=subprocess.DEVNULL
-            )
+        unchecked = frozenset({"nspawn --boot (same pod)", "systemd alone (floor)"})
+        samples = interleaved(
+            commands,
+            args.runs,
+            env,
+            warmups=2,
+            between=[*base, "gc", "--grace-period=0s"],
+            unchecked=unchecked,
+        )
         medians = {name: statistics.median(values) for name, values in samples.items()}
         unit_medians = measure_units(work, base, aci, env, args.runs)
         raw = medians["raw systemd-nspawn"]

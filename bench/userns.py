@@ -17,17 +17,15 @@ Target: prepare with --private-users ≤ 1.1× prepare without (unchanged).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from start import REPO, build_image, timed
+from start import build_image, interleaved, setup
 
 TARGET = 1.1
 TREE = Path("/usr/lib/python3")
@@ -44,16 +42,7 @@ def big_image(work: Path, base: list[str], env: dict[str, str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="nspod-bench-userns-", dir="/var/tmp"))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]
-    base = [*nspod, "--dir", str(work / "data"), "--insecure-options=image"]
+    args, work, env, base = setup(__doc__, "userns", 9)
     try:
         image = big_image(work, base, env)
         rootfs = work / "data/images/layers" / image / "rootfs"
@@ -70,14 +59,8 @@ def main() -> int:
             "nspod run": [*base, "run", image],
             "nspod run --private-users": [*base, "run", "--private-users", image],
         }
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        for run in range(args.runs + 1):
-            for name, argv in commands.items():
-                elapsed = timed(argv, env)
-                if run >= 1:
-                    samples[name].append(elapsed)
-            subprocess.run([*base, "gc", "--grace-period=0s", "--expire-prepared=0s"], env=env, check=True,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
+        between = [*base, "gc", "--grace-period=0s", "--expire-prepared=0s"]
+        samples = interleaved(commands, args.runs, env, warmups=1, between=between)
         medians = {name: statistics.median(values) for name, values in samples.items()}
         print(f"image: {files} files and directories; {args.runs} runs each, interleaved (ms)")
         plain = medians["nspod prepare"]

@@ -215,6 +215,15 @@ class PodSpec:
             private_users=data.get("private_users"),
         )
 
+    def chosen(self, name: str | None) -> AppSpec:
+        """The app named, or the pod's only one (``--app`` of enter and update)."""
+        if name is None and len(self.apps) != 1:
+            raise Error(
+                "the pod has several apps",
+                hint=f"choose one with --app ({', '.join(a.name for a in self.apps)})",
+            )
+        return self.app(name) if name is not None else self.apps[0]
+
     def app(self, name: str) -> AppSpec:
         for app in self.apps:
             if app.name == name:

@@ -278,14 +278,7 @@ def gc(pod_dir: str) -> int:
 
 def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
     spec, paths = load(pod_dir)
-    if app is None:
-        if len(spec.apps) != 1:
-            raise Error(
-                "the pod has several apps",
-                hint=f"choose one with --app ({', '.join(a.name for a in spec.apps)})",
-            )
-        app = spec.apps[0].name
-    spec.app(app)
+    app = spec.chosen(app).name
     try:
         with Systemd() as systemd:
             systemd.machine_leader(spec.machine)  # machined knows the pod: it runs

@@ -16,14 +16,7 @@ from stage1.systemd import Systemd, SystemdError
 
 
 def update(spec: PodSpec, paths: PodPaths, app: str | None, memory: int | None, cpu: int | None) -> int:
-    if app is None:
-        if len(spec.apps) != 1:
-            raise Error(
-                "the pod has several apps",
-                hint=f"choose one with --app ({', '.join(a.name for a in spec.apps)})",
-            )
-        app = spec.apps[0].name
-    spec.app(app)
+    app = spec.chosen(app).name
     if memory is None and cpu is None:
         raise Error("nothing to update", hint="give --memory, --cpu or both")
     try:

@@ -1,0 +1,81 @@
+"""The appc executor conformance suite (the spec authors' ACE validator) run as an nspod pod, as
+rkt's tests ran it: pre-start, then main and sidekick side by side on one shared volume, then
+post-stop. Every check passes but the metadata service's, which comes with the networking issue
+(#12): main's only failures must be those. Run with the default confinement profile (#11)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stage0.aci.build import build_aci
+from tests.conftest import ORACLES
+from tests.integration.test_pods import Nspod
+
+pytestmark = [pytest.mark.systemd, pytest.mark.oracle]
+
+
+@pytest.fixture(scope="module")
+def validator(actool: Path) -> Path:  # actool's fixture builds both oracles
+    return ORACLES / "bin" / "ace-validator"
+
+
+def ace_image(directory: Path, validator: Path, name: str, app: dict[str, object]) -> Path:
+    root = directory / name / "layout"
+    (root / "rootfs/opt/acvalidator").mkdir(parents=True)
+    shutil.copy(validator, root / "rootfs/ace-validator")
+    manifest = {
+        "acKind": "ImageManifest",
+        "acVersion": "0.8.11",
+        "name": f"coreos.com/{name}",
+        "labels": [{"name": "version", "value": "0.8.11"}, {"name": "os", "value": "linux"},
+                   {"name": "arch", "value": "amd64"}],
+        "app": {"user": "0", "group": "0", **app},
+        "annotations": [{"name": "lorem", "value": "ipsum"}],
+    }  # fmt: skip
+    (root / "manifest").write_text(json.dumps(manifest))
+    aci = directory / f"{name}.aci"
+    build_aci(str(root), str(aci))
+    return aci
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory, validator: Path) -> subprocess.CompletedProcess[str]:
+    base = tmp_path_factory.mktemp("ace")
+    database = [{"name": "database", "path": "/db", "readOnly": False}]
+    main = ace_image(base, validator, "ace-validator-main", {
+        "exec": ["/ace-validator", "main"],
+        "eventHandlers": [{"name": "pre-start", "exec": ["/ace-validator", "prestart"]},
+                          {"name": "post-stop", "exec": ["/ace-validator", "poststop"]}],
+        "workingDirectory": "/opt/acvalidator",
+        "environment": [{"name": "IN_ACE_VALIDATOR", "value": "correct"}],
+        "mountPoints": database,
+        "ports": [{"name": "www", "protocol": "tcp", "port": 80}],
+        "isolators": [{"name": "resource/memory", "value": {"limit": "1G"}}],
+    })  # fmt: skip
+    sidekick = ace_image(base, validator, "ace-validator-sidekick", {
+        "exec": ["/ace-validator", "sidekick"], "mountPoints": database,
+    })  # fmt: skip
+    return Nspod(base / "data")(
+        "run", "--volume=database,kind=empty", str(main), "--name=ace-validator-main",
+        str(sidekick), "--name=ace-validator-sidekick", timeout=120,
+    )  # fmt: skip
+
+
+def lines(ran: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.split(": ", 1)[-1] for line in (ran.stdout + ran.stderr).splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["prestart", "sidekick", "poststop"])
+def test_the_validator_passes(ran: subprocess.CompletedProcess[str], mode: str) -> None:
+    assert f"{mode} OK" in lines(ran), ran.stdout + ran.stderr
+
+
+def test_main_fails_only_for_want_of_the_metadata_service(ran: subprocess.CompletedProcess[str]) -> None:
+    errors = [line for line in lines(ran) if line.startswith("==> ")]
+    others = [e for e in errors if "AC_METADATA_URL" not in e and "metadata" not in e.lower()]
+    assert "main FAIL" in lines(ran) and errors and not others, ran.stdout + ran.stderr
