@@ -19,14 +19,25 @@ SYSTEMD_RUN = "/usr/bin/systemd-run"
 
 
 def enter_argv(
-    spec: PodSpec, app: str, command: list[str], *, tty: bool, hidden: tuple[str, ...], term: str = "dumb"
+    spec: PodSpec,
+    app: str,
+    command: list[str],
+    *,
+    tty: bool,
+    hidden: tuple[str, ...],
+    leader: int = 0,
+    term: str = "dumb",
 ) -> list[str]:
-    """systemd-run's command line: ``tty``: the caller's terminal becomes the command's (a pty),
-    else its stdin, stdout and stderr are passed on as they are; the command's exit status is
-    systemd-run's."""
+    """systemd-run's command line; the command's exit status is systemd-run's. Without ``tty``
+    the caller's stdin, stdout and stderr are the command's, through machined's bus. With it, the
+    caller's terminal is relayed to a pty the pod allocates: systemd-run --pty --machine= ends at
+    once in systemd 252 (silently, exit 1), so systemd-run itself runs in the pod's namespaces
+    (those of ``leader``, the pod's systemd) and asks the pod's systemd locally."""
+    where = ["/usr/bin/nsenter", f"--target={leader}", "--all"] if tty else []
     argv = [
+        *where,
         SYSTEMD_RUN,
-        f"--machine={spec.machine}",
+        *([] if tty else [f"--machine={spec.machine}"]),
         "--quiet",
         "--wait",
         "--collect",

@@ -281,13 +281,12 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
     app = spec.chosen(app).name
     try:
         with Systemd() as systemd:
-            systemd.machine_leader(spec.machine)  # machined knows the pod: it runs
+            leader = systemd.machine_leader(spec.machine)  # machined knows the pod: it runs
     except Error:
         raise Error(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
     check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
-    argv = enter_argv(
-        spec, app, command, tty=os.isatty(0), hidden=host_hidden(), term=os.environ.get("TERM", "dumb")
-    )
+    tty, term = os.isatty(0), os.environ.get("TERM", "dumb")
+    argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term)
     os.execv(argv[0], argv)

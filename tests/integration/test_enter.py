@@ -83,3 +83,36 @@ def test_cat_manifest_shows_the_isolators_in_effect(entered: dict[str, str]) -> 
     assert {"name": "os/linux/capabilities-retain-set", "value": {"set": ["CAP_NET_BIND_SERVICE"]}} in app[
         "app"
     ]["isolators"], app
+
+
+def test_enter_from_a_terminal_gives_the_command_a_terminal(tmp_path: Path, probe: Path) -> None:
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+
+    image = probe_image(tmp_path / "img", probe, ["sleep", "600"], notify=False)
+    nspod = Nspod(tmp_path / "data")
+    assert nspod("run", "--detach", "--name=enter-tty", str(image)).returncode == 0
+    master, slave = os.openpty()
+    try:
+        entered = subprocess.run(
+            nspod.argv("enter", "enter-tty", "--", "/probe", "openw", "/dev/tty"),
+            stdin=slave, stdout=slave, stderr=slave, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        os.close(slave)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last user has gone
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+        nspod("stop", "enter-tty")
+    text = output.decode(errors="replace")
+    # /dev/tty opens only for a process with a controlling terminal (ENXIO without one)
+    assert entered.returncode == 0 and "openw /dev/tty OK" in text, text

@@ -29,7 +29,7 @@ CAPS = {
     "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_TIME": 25, "CAP_MKNOD": 27,
     "CAP_AUDIT_WRITE": 29, "CAP_SETFCAP": 31,
 }  # fmt: skip
-HIDDEN = ("/proc/kallsyms", "/proc/config.gz", "/sys/firmware", "/sys/module")
+HIDDEN = ("/proc/kallsyms", "/proc/kcore", "/proc/config.gz", "/sys/firmware", "/sys/module")
 
 
 def mask(names: tuple[str, ...] | list[str]) -> int:
@@ -97,6 +97,7 @@ def test_a_root_app_has_its_bounding_set_effective(seen: dict[str, dict[str, str
 
 def test_a_user_app_has_no_effective_capabilities(seen: dict[str, dict[str, str]]) -> None:
     assert int(seen["user"]["capeff"], 16) == 0 and seen["user"]["uid"] == "1000"
+    assert (seen["user"]["gid"], seen["user"]["groups"]) == ("1000", "1000"), seen["user"]
 
 
 def test_a_user_app_has_no_permitted_or_ambient_capabilities(seen: dict[str, dict[str, str]]) -> None:

@@ -24,7 +24,9 @@ SPEC = PodSpec(uuid="0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0", machine="web", hostn
 
 @pytest.mark.parametrize("tty", [False, True])
 def test_enter_argv_golden(tty: bool) -> None:
-    argv = enter_argv(SPEC, "web", ["/bin/sh", "-c", "id"], tty=tty, hidden=("/proc/kcore",), term="xterm")
+    argv = enter_argv(
+        SPEC, "web", ["/bin/sh", "-c", "id"], tty=tty, hidden=("/proc/kcore",), leader=42, term="xterm"
+    )
     assert_golden(f"enter-argv-{'tty' if tty else 'pipe'}.txt", "\n".join(argv) + "\n")
 
 
