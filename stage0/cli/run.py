@@ -45,7 +45,7 @@ SWITCHES = ("--readonly-rootfs",)  # app flags that need no value
 APP_FLAGS = tuple(APP_FLAG_HELP)
 APP_EPILOG = (
     "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
-    + "\n".join(f"  {flag:<16}{text}" for flag, text in APP_FLAG_HELP.items())
+    + "\n".join(f"  {flag:<21}{text}" for flag, text in APP_FLAG_HELP.items())
 )
 
 

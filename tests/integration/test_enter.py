@@ -116,3 +116,22 @@ def test_enter_from_a_terminal_gives_the_command_a_terminal(tmp_path: Path, prob
     text = output.decode(errors="replace")
     # /dev/tty opens only for a process with a controlling terminal (ENXIO without one)
     assert entered.returncode == 0 and "openw /dev/tty OK" in text, text
+
+
+def test_enters_in_parallel_each_get_their_own_confined_unit(tmp_path: Path, probe: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = probe_image(tmp_path / "img", probe, ["sleep", "600"], notify=False)
+    nspod = Nspod(tmp_path / "data")
+    assert (
+        nspod("run", "--detach", "--name=enter-many", str(image), "--caps-retain=CAP_KILL").returncode == 0
+    )
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            runs = list(
+                pool.map(lambda _: nspod("enter", "enter-many", "--", "/probe", "report"), range(24))
+            )
+    finally:
+        nspod("stop", "enter-many")
+    failed = [r.stderr for r in runs if r.returncode != 0 or "capbnd 0000000000000020" not in r.stdout]
+    assert failed == [], failed
