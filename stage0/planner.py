@@ -20,7 +20,7 @@ from stage0 import APPC_SPEC_VERSION
 from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
 from stage0.requests import AppRequest, PodRequest
-from stage0.schema.app import NameValue
+from stage0.schema.app import App, NameValue
 from stage0.schema.image import ImageManifest
 from stage0.schema.isolators import Isolator
 from stage0.schema.pod import Mount, PodManifest, RuntimeApp, RuntimeImage, Volume
@@ -31,6 +31,7 @@ from stage1.abi import DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, Vol
 NOTIFY = "appc.io/executor/supports-systemd-notify"
 MACHINE_ANNOTATION = "nspod.io/machine"
 RELAXED_ANNOTATION = "nspod.io/insecure-options"  # the parts of the default profile lifted
+OURS = (MACHINE_ANNOTATION, RELAXED_ANNOTATION)  # written by nspod, whatever a pod manifest said
 
 
 class PrepareError(Error):
@@ -86,9 +87,14 @@ def default_app_name(image_name: str) -> str:
     return base or "app"
 
 
+def image_app(request: AppRequest, manifest: ImageManifest) -> App | None:
+    """The app to run: the pod manifest's, which replaces the image's whole, else the image's."""
+    return request.app if request.app is not None else manifest.app
+
+
 def environment(request: AppRequest, manifest: ImageManifest, pod: PodRequest) -> dict[str, str]:
     """rkt's layers, low to high: host, image, env file, --set-env, the app's --environment."""
-    app = manifest.app
+    app = image_app(request, manifest)
     env: dict[str, str] = dict(pod.inherit_env)
     env.update({str(e.name): e.value for e in app.environment} if app else {})
     env.update(dict(pod.env_file))
@@ -100,7 +106,7 @@ def environment(request: AppRequest, manifest: ImageManifest, pod: PodRequest) -
 
 def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: str) -> AppSpec:
     manifest, tree = image.manifest, image.tree
-    app = manifest.app
+    app = image_app(request, manifest)
     if app is None and request.exec is None:
         raise PrepareError(f"image {manifest.name} has no app to run", hint="say what to run with --exec")
     image_exec = list(app.exec) if app else []
@@ -145,7 +151,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
 
 def isolators(request: AppRequest, image: PlannedImage) -> tuple[Isolator, ...]:
     """The app's appc isolators in effect: the image's, or the pod file's, under the command line's."""
-    app = image.manifest.app
+    app = image_app(request, image.manifest)
     base = request.isolators if request.isolators is not None else (app.isolators if app else ())
     return overridden(base, request.overrides)
 
@@ -276,7 +282,7 @@ def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tupl
         volumes=request.volumes,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
-    return spec, pod_manifest(spec, images, effective, request.relaxed)
+    return spec, pod_manifest(spec, images, request, effective)
 
 
 def _volume(volume: VolumeSpec) -> Volume:
@@ -290,13 +296,11 @@ def _volume(volume: VolumeSpec) -> Volume:
 
 
 def pod_manifest(
-    spec: PodSpec,
-    images: list[PlannedImage],
-    effective: list[tuple[Isolator, ...]],
-    relaxed: tuple[str, ...],
+    spec: PodSpec, images: list[PlannedImage], request: PodRequest, effective: list[tuple[Isolator, ...]]
 ) -> PodManifest:
     """The appc PodManifest of a planned pod, typed (stage0/schema/pod.py): each app with the
-    isolators in effect (``effective``), the parts of the profile lifted in an annotation."""
+    isolators in effect (``effective``) and its annotations, the pod's annotations with the
+    machine's name and the parts of the profile lifted."""
     runtime_apps = tuple(
         RuntimeApp(
             name=ACName(app.name),
@@ -305,11 +309,14 @@ def pod_manifest(
                 name=ACIdentifier(image.name),
                 labels=tuple(NameValue(ACIdentifier(k), v) for k, v in sorted(image.labels.items())),
             ),
-            app=dataclasses.replace(image.manifest.app, isolators=kept) if image.manifest.app else None,
+            app=dataclasses.replace(chosen, isolators=kept)
+            if (chosen := image_app(asked, image.manifest))
+            else None,
             mounts=tuple(Mount(volume=ACName(v), path=AbsolutePath(p)) for v, p, _ in app.mounts),
             read_only_rootfs=app.read_only_rootfs,
+            annotations=tuple(NameValue(ACIdentifier(k), v) for k, v in asked.annotations),
         )
-        for app, image, kept in zip(spec.apps, images, effective, strict=True)
+        for app, image, kept, asked in zip(spec.apps, images, effective, request.apps, strict=True)
     )
     volumes = tuple(
         Volume(name=ACName(v.name), kind=v.kind, read_only=v.read_only, source=AbsolutePath(v.source))
@@ -329,7 +336,12 @@ def pod_manifest(
         apps=runtime_apps,
         volumes=volumes,
         annotations=(
+            *(NameValue(ACIdentifier(k), v) for k, v in request.annotations if k not in OURS),
             NameValue(ACIdentifier(MACHINE_ANNOTATION), spec.machine),
-            *((NameValue(ACIdentifier(RELAXED_ANNOTATION), ",".join(relaxed)),) if relaxed else ()),
+            *(
+                (NameValue(ACIdentifier(RELAXED_ANNOTATION), ",".join(relaxed)),)
+                if (relaxed := request.relaxed)
+                else ()
+            ),
         ),
     )

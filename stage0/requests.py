@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stage0.errors import UsageError
+from stage0.schema.app import App
 from stage0.schema.isolators import Isolator
 from stage1.abi import VolumeSpec
 
@@ -33,6 +34,8 @@ class AppRequest:
     flags: tuple[tuple[str, str], ...] = ()  # those flags as written, for a pod file (--save-as)
     supplementary_gids: tuple[int, ...] | None = None  # replaces the image's
     read_only_rootfs: bool | None = None  # None: the pod manifest's default, writable
+    app: App | None = None  # a pod manifest's app, replacing the image's whole (--pod-manifest)
+    annotations: tuple[tuple[str, str], ...] = ()  # the app's, in the pod manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class PodRequest:
     # parts of the default confinement lifted on purpose (--insecure-options=capabilities,paths,seccomp)
     relaxed: tuple[str, ...] = ()
     private_users: bool = False  # a user namespace of the pod's own (stage0/userns.py)
+    annotations: tuple[tuple[str, str], ...] = ()  # the pod's, in the pod manifest
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -83,7 +83,11 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         action="store_true",
         help="a user namespace of the pod's own: its root is an unprivileged host user",
     )
-    parser.add_argument("--pod-manifest", metavar="FILE", help="not supported yet; reserved for rkt parity")
+    parser.add_argument(
+        "--pod-manifest",
+        metavar="FILE",
+        help="an appc pod manifest saying what the pod holds (instead of IMAGEs)",
+    )
     if runtime:
         _start_arguments(parser)
         parser.add_argument("--rm", action="store_true", help="remove the pod once it has ended")
@@ -214,22 +218,40 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
 
 
 def _request(args: argparse.Namespace) -> PodRequest:
-    from stage0.errors import UsageError
     from stage0.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
-    if args.pod_manifest:
-        raise UsageError("--pod-manifest is not supported yet", hint="give the images on the command line")
-    return PodRequest(
-        apps=tuple(parse_apps(args.images)),
+    base = _from_manifest(args) if args.pod_manifest else PodRequest(apps=())
+    return dataclasses.replace(
+        base,
+        apps=base.apps or tuple(parse_apps(args.images)),
         name=args.pod_name,
         hostname=args.hostname,
         set_env=tuple(parse_env(e, "--set-env") for e in args.set_env),
         env_file=read_env_file(args.set_env_file) if args.set_env_file else (),
         inherit_env=dict(os.environ) if args.inherit_env else {},
-        volumes=tuple(parse_volume(v) for v in args.volume),
+        volumes=base.volumes or tuple(parse_volume(v) for v in args.volume),
         mounts=tuple(parse_mount(m) for m in args.mount),
         private_users=args.private_users,
     )
+
+
+def _from_manifest(args: argparse.Namespace) -> PodRequest:
+    """--pod-manifest FILE: the pod the manifest describes (stage0/pod_input.py); the images, their
+    flags, volumes and mounts are the manifest's alone."""
+    from stage0.errors import InputError, UsageError
+    from stage0.pod_input import pod_request
+    from stage0.schema.boundary import parse_pod_manifest
+
+    clash = next((flag for flag, given in (("IMAGE", args.images), ("--volume", args.volume),
+                                           ("--mount", args.mount)) if given), None)  # fmt: skip
+    if clash:
+        raise UsageError(f"--pod-manifest and {clash} both say what the pod holds", hint="give one of them")
+    try:
+        with open(args.pod_manifest, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise InputError(f"cannot read {args.pod_manifest}: {error.strerror}") from None
+    return pod_request(parse_pod_manifest(data, args.pod_manifest), args.pod_manifest)
 
 
 def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) -> Prepared:
@@ -312,6 +334,8 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
             raise UsageError(
                 "--inherit-env cannot be saved in a pod file", hint="list the variables with --set-env"
             )
+        if args.pod_manifest:
+            raise UsageError("a --pod-manifest pod cannot be saved as a pod file", hint="run it as it is")
         print(
             save(relaxing(options, _request(args)), args.save_as, os.path.join(options.local_config, "pods"))
         )

@@ -1,7 +1,8 @@
 """The appc executor conformance suite (the spec authors' ACE validator) run as an nspod pod, as
-rkt's tests ran it: pre-start, then main and sidekick side by side on one shared volume, then
-post-stop. Every check passes but the metadata service's, which comes with the networking issue
-(#12): main's only failures must be those. Run with the default confinement profile (#11)."""
+rkt's tests ran it — from its own pod manifest (--pod-manifest): pre-start, then main and sidekick
+side by side on one shared volume, then post-stop. Every check passes but the metadata service's,
+which comes with the networking issue (#12): main's only failures must be those. Run with the
+default confinement profile (#11)."""
 
 from __future__ import annotations
 
@@ -60,10 +61,21 @@ def ran(tmp_path_factory: pytest.TempPathFactory, validator: Path) -> subprocess
     sidekick = ace_image(base, validator, "ace-validator-sidekick", {
         "exec": ["/ace-validator", "sidekick"], "mountPoints": database,
     })  # fmt: skip
-    return Nspod(base / "data")(
-        "run", "--volume=database,kind=empty", str(main), "--name=ace-validator-main",
-        str(sidekick), "--name=ace-validator-sidekick", timeout=120,
-    )  # fmt: skip
+    # the validator's own pod manifest (its annotations, one shared empty volume), run as written
+    nspod = Nspod(base / "data")
+    ids = [nspod("fetch", str(aci)).stdout.strip() for aci in (main, sidekick)]
+    pod = {
+        "acKind": "PodManifest", "acVersion": "0.8.11",
+        "apps": [
+            {"name": "ace-validator-main", "image": {"name": "coreos.com/ace-validator-main", "id": ids[0]},
+             "annotations": [{"name": "lorem", "value": "dolor"}]},
+            {"name": "ace-validator-sidekick", "image": {"id": ids[1]}},
+        ],
+        "volumes": [{"name": "database", "kind": "empty"}],
+        "annotations": [{"name": "purpose", "value": "ace-validation"}],
+    }  # fmt: skip
+    (base / "pod.json").write_text(json.dumps(pod))
+    return nspod("run", f"--pod-manifest={base / 'pod.json'}", timeout=120)
 
 
 def lines(ran: subprocess.CompletedProcess[str]) -> list[str]:
