@@ -38,7 +38,7 @@ def test_example_means_what_it_says(line: str) -> None:
     pod_flags = {flag for action in verbs.choices[argv[0]]._actions for flag in action.option_strings}
     args, extra = parser.parse_known_args(argv)
     assert extra == [], f"{line}: nspod would not take {extra}"
-    if argv[0] in ("run", "prepare"):
+    if argv[0] in ("run", "prepare") and not args.pod_manifest:
         apps = parse_apps(args.images)
         assert apps, line
         for app in apps:  # a pod flag among an app's arguments was meant for the pod
