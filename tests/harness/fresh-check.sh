@@ -84,7 +84,13 @@ while IFS='=' read -r name value; do env_vars+=("$name=$value"); done < <(env | 
 for command in "${commands[@]}"; do
 	echo "fresh-check: + $command (in the fresh root)" >&2
 	started=$(date +%s)
-	chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd /root/nspod && $command"
+	# as on a machine whose / is the fresh root: a mount namespace pivoted into it, not a chroot
+	# (the kernel refuses a chrooted process user namespaces, and with them ID-mapped mounts)
+	# shellcheck disable=SC2016  # $1 and $@ are the inner shell's
+	unshare --mount --propagation private /bin/sh -c \
+		'cd "$1" && mkdir -p .fresh-old && pivot_root . .fresh-old && cd / && umount -l /.fresh-old &&
+		rmdir /.fresh-old && shift && exec "$@"' sh "$root" \
+		/usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd /root/nspod && $command"
 	echo "fresh-check: '$command' passed in $(( $(date +%s) - started )) s" >&2
 done
 echo "fresh-check: passed" >&2
