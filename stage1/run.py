@@ -110,7 +110,15 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False, stdio: Stdio = Stdio
         systemd.start(service)
         if detach:
             status = systemd.wait(service.name, until="active", timeout=READY_TIMEOUT)
-            return 0 if status.active_state == "active" else exit_code(status) or 1
+            if status.active_state == "active":
+                return 0
+            code = exit_code(status) or 1  # an app's own code, when one failed first
+            print(
+                f"nspod: pod {spec.uuid} ended before it was ready (exit code {code})\n"
+                f"  hint: see 'journalctl -u {service.name}' and 'nspod logs {spec.uuid}'",
+                file=sys.stderr,
+            )
+            return code
         # opened after the start, while the pod boots: read from the journal's head, it misses nothing;
         # on a terminal of its own the pod has no other output
         follower = None if stdio is Stdio.TTY else Follower("POD_UUID", spec.uuid, relayed=False)

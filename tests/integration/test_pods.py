@@ -115,6 +115,11 @@ def test_a_pod_that_ends_during_its_boot_counts_as_started(nspod: Nspod, bb: Pat
         assert "Deactivated successfully" in messages and "'protocol'" not in messages, messages
 
 
+def test_a_detached_pod_that_fails_before_ready_says_so(nspod: Nspod, bb: Path) -> None:
+    ran = nspod("run", "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "exit 3")
+    assert ran.returncode == 3 and "ended before it was ready (exit code 3)" in ran.stderr, ran.stderr
+
+
 def test_three_apps_first_failure_wins(nspod: Nspod, bb: Path) -> None:
     result = nspod(
         "run",
