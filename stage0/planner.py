@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stage0 import APPC_SPEC_VERSION
+from stage0.dns import hosts_file, resolv_conf
 from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
 from stage0.requests import AppRequest, PodRequest
@@ -274,12 +275,18 @@ def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tupl
         if settings.setdefault(key, value) != value:
             raise PrepareError(f"two apps set sysctl {key} differently", hint="a pod has one value for it")
     machine = request.name or f"nspod-{uuid}"
+    hostname = request.hostname or machine
+    (resolv, resolv_host), (hosts, hosts_host) = resolv_conf(request.dns), hosts_file(request.dns, hostname)
     spec = PodSpec(
         uuid=uuid,
         machine=machine,
-        hostname=request.hostname or machine,
+        hostname=hostname,
         apps=tuple(apps),
         volumes=request.volumes,
+        resolv_conf=resolv,
+        resolv_conf_from_host=resolv_host,
+        hosts=hosts,
+        hosts_from_host=hosts_host,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

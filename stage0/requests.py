@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stage0.dns import DnsRequest
 from stage0.errors import UsageError
 from stage0.schema.app import App
 from stage0.schema.isolators import Isolator
@@ -52,6 +53,7 @@ class PodRequest:
     relaxed: tuple[str, ...] = ()
     private_users: bool = False  # a user namespace of the pod's own (stage0/userns.py)
     annotations: tuple[tuple[str, str], ...] = ()  # the pod's, in the pod manifest
+    dns: DnsRequest = field(default_factory=DnsRequest)  # --dns…, --hosts-entry
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -20,7 +20,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users. A stage1 reads
+# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
+# resolv_conf*, hosts*. A stage1 reads
 # specs of every earlier version as well (each only added fields with defaults).
 ABI_VERSION = 3
 READABLE_ABI_VERSIONS = (1, 2, 3)
@@ -172,6 +173,12 @@ class PodSpec:
     volumes: tuple[VolumeSpec, ...] = ()
     # --private-users: the first host UID (and GID) of the pod's USERNS_SIZE, its root; None: none
     private_users: int | None = None
+    # the apps' /etc/resolv.conf and /etc/hosts (--dns, --hosts-entry): the text nspod wrote, or
+    # the host's own file (…_from_host), bound over the image's; neither: the image's own
+    resolv_conf: str | None = None
+    resolv_conf_from_host: bool = False
+    hosts: str | None = None
+    hosts_from_host: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -213,6 +220,10 @@ class PodSpec:
             annotations=tuple(tuple(a) for a in data.get("annotations", ())),
             volumes=tuple(VolumeSpec(**v) for v in data.get("volumes", ())),
             private_users=data.get("private_users"),
+            resolv_conf=data.get("resolv_conf"),
+            resolv_conf_from_host=data.get("resolv_conf_from_host", False),
+            hosts=data.get("hosts"),
+            hosts_from_host=data.get("hosts_from_host", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

@@ -8,7 +8,7 @@ the first app to fail ends the pod with its exit code (rkt's rule).
 
 from __future__ import annotations
 
-from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec
+from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
@@ -84,9 +84,27 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
     return settings
 
 
-def profile(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> list[tuple[str, str]]:
+POD_ETC = "/nspod/etc"  # the pod's own resolv.conf and hosts (--dns, --hosts-entry), for every app
+
+
+def pod_etc(spec: PodSpec) -> tuple[str, ...]:
+    """The files of /etc the pod gives its apps over their images' own."""
+    return tuple(
+        name
+        for name, given in (
+            ("resolv.conf", spec.resolv_conf is not None or spec.resolv_conf_from_host),
+            ("hosts", spec.hosts is not None or spec.hosts_from_host),
+        )
+        if given
+    )
+
+
+def profile(
+    app: AppSpec, hidden: tuple[str, ...] = HIDDEN, etc: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
     """Where and as whom the app runs, and its confinement: the settings its unit and every command
-    entered into it (``nspod enter``) share. ``hidden``: the kernel paths to hide that the host has."""
+    entered into it (``nspod enter``) share. ``hidden``: the kernel paths to hide that the host has;
+    ``etc``: the files of the pod's /etc the app gets (pod_etc)."""
     env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     return [
         ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
@@ -102,6 +120,7 @@ def profile(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> list[tuple[str, s
             else ()
         ),
         *(("Environment", assignment(k, v)) for k, v in env.items()),
+        *((("BindReadOnlyPaths", " ".join(f"{POD_ETC}/{n}:/etc/{n}" for n in etc)),) if etc else ()),
         *(() if "paths" in app.relaxed else (*KERNEL_PROTECTION, *hidden_paths(hidden))),
         *read_only_root(app),
         *limits(app),
@@ -162,9 +181,10 @@ def app_unit(
     stdio: Stdio = Stdio.JOURNAL,
     index: int = 0,
     hidden: tuple[str, ...] = HIDDEN,
+    etc: tuple[str, ...] = (),
 ) -> list[Entry]:
     """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
-    ``hidden``: the kernel paths to hide that the host has."""
+    ``hidden``: the kernel paths to hide that the host has; ``etc``: the pod's /etc files it gets."""
     root = APP_ROOT.format(app=app.name)
     unit = section(
         "Unit",
@@ -189,7 +209,7 @@ def app_unit(
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,
-        *profile(app, hidden),
+        *profile(app, hidden, etc),
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),
         *(("ExecStopPost", command(c)) for c in app.post_stop),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from stage1.abi import DEFAULT_PATH, AppSpec, Error, PodPaths, PodSpec
-from stage1.app_unit import profile
+from stage1.app_unit import pod_etc, profile
 
 SYSTEMD_RUN = "/usr/bin/systemd-run"
 
@@ -45,7 +45,10 @@ def enter_argv(
         "--pty" if tty else "--pipe",
         f"--description=nspod enter {app}",
         # systemd-run's -p reads a unit file's quoting but expands no specifiers: undo their doubling
-        *(f"--property={key}={value.replace('%%', '%')}" for key, value in profile(spec.app(app), hidden)),
+        *(
+            f"--property={key}={value.replace('%%', '%')}"
+            for key, value in profile(spec.app(app), hidden, pod_etc(spec))
+        ),
     ]
     if tty:
         argv.append(f"--setenv=TERM={term}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stage1.abi import APP_ROOT, USERNS_SIZE, PodPaths, PodSpec, unit_name
-from stage1.app_unit import DEFAULT_CAPABILITIES, STATUS_DIR, USERNS_LAYERS
+from stage1.app_unit import DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
@@ -52,6 +52,9 @@ def nspawn_argv(
         bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
     ]
     argv += capability_argv(spec)
+    for name, from_host in (("resolv.conf", spec.resolv_conf_from_host), ("hosts", spec.hosts_from_host)):
+        if from_host:  # the host's own, as it is when the pod starts, read-only
+            argv.append(bind("--bind-ro", f"/etc/{name}", f"{POD_ETC}/{name}"))
     if spec.private_users is None:
         argv += [*apps_argv(spec, paths), *nspawn_stdio(stdio, paths.io)]
     else:

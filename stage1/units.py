@@ -13,7 +13,16 @@ from importlib import resources
 
 from stage1.abi import APP_ROOT, Error, PodSpec
 from stage1.accounts import PAM, group, passwd
-from stage1.app_unit import HIDDEN, STATUS_DIR, USERNS_LAYERS, app_unit, ready_unit, reaper_unit
+from stage1.app_unit import (
+    HIDDEN,
+    POD_ETC,
+    STATUS_DIR,
+    USERNS_LAYERS,
+    app_unit,
+    pod_etc,
+    ready_unit,
+    reaper_unit,
+)
 from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
@@ -228,6 +237,9 @@ def tree(
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         f"{units}/shutdown.service": TreeFile(render(SHUTDOWN_UNIT)),
     }
+    for name, text in (("resolv.conf", spec.resolv_conf), ("hosts", spec.hosts)):
+        if text is not None:
+            files[f"{POD_ETC.lstrip('/')}/{name}"] = TreeFile(text)
     if any(app.sysctl for app in spec.apps):
         files["nspod/bin/sysctl"] = TreeFile(script("sysctl.sh"), 0o755)
         files[f"{units}/sysctl.service"] = TreeFile(render(sysctl_unit(spec)))
@@ -242,7 +254,9 @@ def tree(
         files[f"{units}/{name}"] = TreeFile(render(mount))
     for index, app in enumerate(spec.apps):
         mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
-        files[f"{units}/{app.name}.service"] = TreeFile(render(app_unit(app, mine, stdio, index, hidden)))
+        files[f"{units}/{app.name}.service"] = TreeFile(
+            render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
+        )
         files[f"{units}/reaper-{app.name}.service"] = TreeFile(render(reaper_unit(app)))
         files[f"{units}/ready-{app.name}.service"] = TreeFile(render(ready_unit(app, len(spec.apps))))
     links = {

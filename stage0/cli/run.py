@@ -50,6 +50,8 @@ APP_EPILOG = (
 
 
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
+    from stage0.dns import add_dns_arguments
+
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
     parser.add_argument(
@@ -83,6 +85,7 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         action="store_true",
         help="a user namespace of the pod's own: its root is an unprivileged host user",
     )
+    add_dns_arguments(parser)
     parser.add_argument(
         "--pod-manifest",
         metavar="FILE",
@@ -218,6 +221,7 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
 
 
 def _request(args: argparse.Namespace) -> PodRequest:
+    from stage0.dns import dns_request
     from stage0.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
     base = _from_manifest(args) if args.pod_manifest else PodRequest(apps=())
@@ -232,6 +236,7 @@ def _request(args: argparse.Namespace) -> PodRequest:
         volumes=base.volumes or tuple(parse_volume(v) for v in args.volume),
         mounts=tuple(parse_mount(m) for m in args.mount),
         private_users=args.private_users,
+        dns=dns_request(args),
     )
 
 
