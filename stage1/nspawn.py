@@ -173,6 +173,11 @@ def userns_apps(spec: PodSpec, paths: PodPaths) -> list[str]:
     return argv
 
 
+def spec_limits(spec: PodSpec) -> tuple[Property, ...]:
+    """The pod's own bound as its spec sets it (``nspod update`` moves it with profile.json)."""
+    return pod_limits([a.memory_max for a in spec.apps], [a.cpu_quota for a in spec.apps])
+
+
 def pod_service(
     spec: PodSpec,
     paths: PodPaths,
@@ -197,5 +202,5 @@ def pod_service(
         log_extra_fields=(("POD_UUID", spec.uuid), ("POD_NAME", spec.machine)),
         stdio_fds=terminal,
         device_allow=POD_DEVICES,
-        limits=pod_limits([a.memory_max for a in spec.apps], [a.cpu_quota for a in spec.apps]),
+        limits=spec_limits(spec),
     )

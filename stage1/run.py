@@ -18,7 +18,7 @@ from stage1.attach import Relay
 from stage1.enter import check_command, enter_argv
 from stage1.halt import halt, hearing
 from stage1.journal import Follower
-from stage1.nspawn import FLOCK, nspawn_argv, pod_limits, pod_service
+from stage1.nspawn import FLOCK, nspawn_argv, pod_service, spec_limits
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
 from stage1.tree import host_systemd_version, write_tree
@@ -201,7 +201,7 @@ def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
         file.write(unit + "\n")
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
-    limits = pod_limits([a.memory_max for a in spec.apps], [a.cpu_quota for a in spec.apps])
+    limits = spec_limits(spec)
     if limits:  # what pod_service gives a transient pod, onto pod@'s own unit
         with Systemd() as systemd:
             systemd.set_properties(unit, limits)

@@ -41,7 +41,7 @@ def update(spec: PodSpec, paths: PodPaths, app: str | None, memory: int | None, 
 def record(paths: PodPaths, app: str, memory: int | None, cpu: int | None) -> dict[str, Any]:
     """The new limits into profile.json (written when the pod started), atomically; all of it."""
     with open(paths.profile) as file:
-        profiles = json.load(file)
+        profiles: dict[str, Any] = json.load(file)
     if memory is not None:
         profiles[app]["memory_max"] = memory
     if cpu is not None:
@@ -49,4 +49,4 @@ def record(paths: PodPaths, app: str, memory: int | None, cpu: int | None) -> di
     with open(paths.profile + ".tmp", "w") as file:
         json.dump(profiles, file, indent=2, sort_keys=True)
     os.replace(paths.profile + ".tmp", paths.profile)
-    return profiles  # type: ignore[no-any-return]
+    return profiles
