@@ -100,10 +100,14 @@ def add_dns_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def dns_request(args: argparse.Namespace) -> DnsRequest:
-    return DnsRequest(
+    """The flags as a request, checked now: a bad one is a usage error before anything is fetched."""
+    dns = DnsRequest(
         servers=tuple(word for flag in args.dns for word in flag.split(",") if word),
         search=tuple(args.dns_search),
         options=tuple(args.dns_opt),
         domain=args.dns_domain,
         hosts=tuple(args.hosts_entry),
     )
+    resolv_conf(dns)
+    hosts_file(dns, "localhost")
+    return dns

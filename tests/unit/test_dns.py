@@ -56,3 +56,11 @@ def test_hosts_entries_come_after_localhost_and_the_pods_name() -> None:
 def test_bad_hosts_entries_are_usage_errors(entry: str) -> None:
     with pytest.raises(UsageError):
         hosts_file(DnsRequest(hosts=tuple(entry.split(","))), "web")
+
+
+@pytest.mark.parametrize("flag", ["--dns=1.2.3.400", "--hosts-entry=db", "--dns-search=x"])
+def test_bad_dns_flags_fail_before_anything_is_fetched(flag: str) -> None:
+    from tests.conftest import run_nspod
+
+    ran = run_nspod("--dir=/nonexistent", "run", flag, "no-such-image.aci")
+    assert ran.returncode == 2 and "no such file" not in ran.stderr and "hint:" in ran.stderr, ran.stderr
