@@ -7,9 +7,11 @@ DEV_VENV ?= .venv
 PYTEST_ARGS ?=
 ORACLES ?= /var/cache/nspod-tests/appc
 
-# runtime: nspawn, machined, D-Bus, decompressors; build: what pystemd compiles against;
+# runtime: nspawn, machined, D-Bus, decompressors, the pods' networks (CNI plugins, iptables for
+# their masquerading, nftables for forwarded ports); build: what pystemd compiles against;
 # test: busybox for test images, Go + appc spec source for the actool oracle.
-DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2
+DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2 \
+	containernetworking-plugins iptables nftables
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
@@ -27,9 +29,11 @@ TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
-	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer
+	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer \
+		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
-	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; \
+		systemctl enable --now nspod-metadata.socket nspod-metadata-register.socket; fi
 	@$(BINDIR)/nspod version
 
 deb:

@@ -20,14 +20,22 @@ from stage0 import APPC_SPEC_VERSION
 from stage0.dns import hosts_file, resolv_conf
 from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
+from stage0.network import port_specs
 from stage0.requests import AppRequest, PodRequest
 from stage0.schema.app import App, NameValue
 from stage0.schema.image import ImageManifest
 from stage0.schema.isolators import Isolator
-from stage0.schema.pod import Mount, PodManifest, RuntimeApp, RuntimeImage, Volume
+from stage0.schema.pod import ExposedPort, Mount, PodManifest, RuntimeApp, RuntimeImage, Volume
 from stage0.schema.quantity import Quantity
 from stage0.schema.types import AbsolutePath, ACIdentifier, ACName, ImageID, Invalid, SemVer
-from stage1.abi import DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
+from stage1.abi import (
+    DEFAULT_PATH,
+    DEFAULT_STOP_TIMEOUT,
+    AppSpec,
+    NetworkSpec,
+    PodSpec,
+    VolumeSpec,
+)
 
 NOTIFY = "appc.io/executor/supports-systemd-notify"
 MACHINE_ANNOTATION = "nspod.io/machine"
@@ -251,9 +259,24 @@ def check_volumes(volumes: tuple[VolumeSpec, ...], apps: list[AppSpec]) -> None:
                 raise UsageError(f"app {app.name}: mount target {path!r} must be an absolute path")
 
 
-def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tuple[PodSpec, PodManifest]:
+def offered_ports(apps: list[AppSpec], images: list[PlannedImage]) -> dict[str, tuple[str, int]]:
+    """The apps' ports by name (appc: unique in a pod): protocol and number."""
+    return {
+        str(port.name): (port.protocol, port.port)
+        for image in images
+        if (chosen := image.manifest.app)
+        for port in chosen.ports
+    }
+
+
+def plan_pod(
+    uuid: str,
+    request: PodRequest,
+    images: list[PlannedImage],
+    networks: tuple[NetworkSpec, ...] | None = None,
+) -> tuple[PodSpec, PodManifest]:
     """The pod spec stage1 runs and the appc PodManifest ``cat-manifest`` shows; ``images``: one
-    per app request, in order."""
+    per app request, in order; ``networks``: the nets it joins (stage0/network.py), None: the host's."""
     if not request.apps:
         raise UsageError("no image given", hint="nspod run IMAGE [IMAGE…]")
     assert len(images) == len(request.apps)
@@ -287,6 +310,10 @@ def plan_pod(uuid: str, request: PodRequest, images: list[PlannedImage]) -> tupl
         resolv_conf_from_host=resolv_host,
         hosts=hosts,
         hosts_from_host=hosts_host,
+        dns_default=not request.dns.servers,
+        networks=networks,
+        mds_register=request.mds_register,
+        ports=port_specs(request.ports, offered_ports(apps, images), networks),
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)
@@ -342,6 +369,10 @@ def pod_manifest(
         ac_version=SemVer(APPC_SPEC_VERSION),
         apps=runtime_apps,
         volumes=volumes,
+        ports=tuple(
+            ExposedPort(name=ACName(p.name), host_port=p.host_port, host_ip=p.host_ip or None)
+            for p in spec.ports
+        ),
         annotations=(
             *(NameValue(ACIdentifier(k), v) for k, v in request.annotations if k not in OURS),
             NameValue(ACIdentifier(MACHINE_ANNOTATION), spec.machine),

@@ -3,14 +3,15 @@ manifest as the request, so a pod written for another executor (the ACE validato
 written — its apps by image ID (or name and labels), each app's ``app`` replacing its image's,
 mounts (inline ``appVolume``s too), read-only roots, volumes and annotations.
 
-What nspod cannot honour is refused, not dropped: exposed ports (they come with the pod's own
-network, #12) and pod-level isolators of kinds nspod knows (appc lets an executor ignore unknown
-ones, and nspod does).
+Exposed ports are forwarded as ``--port`` would (by the app port's name). What nspod cannot honour
+is refused, not dropped: a ``podPort`` defined by the pod rather than an app, and pod-level
+isolators of kinds nspod knows (appc lets an executor ignore unknown ones, and nspod does).
 """
 
 from __future__ import annotations
 
 from stage0.errors import UsageError
+from stage0.network import PortRequest
 from stage0.requests import AppRequest, PodRequest
 from stage0.schema.isolators import KINDS
 from stage0.schema.pod import PodManifest, RuntimeImage, Volume
@@ -43,10 +44,10 @@ def volume_spec(volume: Volume) -> VolumeSpec:
 
 def pod_request(manifest: PodManifest, source: str) -> PodRequest:
     """The request ``manifest`` (read from ``source``) stands for."""
-    if manifest.ports:
+    if any(p.pod_port is not None for p in manifest.ports):
         raise UsageError(
-            f"{source}: exposed ports are not supported yet",
-            hint="nspod forwards ports once pods have networks",
+            f"{source}: a podPort of the pod's own is not supported",
+            hint="forward a port an app declares, by its name",
         )
     known = [str(i.name) for i in manifest.isolators if str(i.name) in KINDS]
     if known:
@@ -80,4 +81,5 @@ def pod_request(manifest: PodManifest, source: str) -> PodRequest:
         apps=tuple(apps),
         volumes=tuple(volumes.values()),
         annotations=tuple((str(a.name), a.value) for a in manifest.annotations),
+        ports=tuple(PortRequest(str(p.name), p.host_port, p.host_ip or "") for p in manifest.ports),
     )

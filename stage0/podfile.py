@@ -6,6 +6,8 @@ system config (``/usr/lib/nspod/pods``), first found wins. Checked against the s
 
     hostname = "web"                       # default: NAME
     environment = { TZ = "UTC" }           # for every app (like --set-env)
+    net = ["default"]                      # like --net (the default)
+    port = ["http:8080"]                   # like --port=NAME:[HOSTIP:]HOSTPORT
 
     [[app]]
     image = "example.com/web:1.0"          # name[:version][,labels], URL, file or image ID
@@ -29,14 +31,17 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from stage0.errors import Error, SchemaError
+from stage0.network import net_words, parse_port
 from stage0.requests import PROFILE_FLAGS, AppRequest, PodRequest, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
 
+T = TypeVar("T")
 POD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 RUNTIME_DIR = "/run/nspod/pods"
 
@@ -212,8 +217,19 @@ def parse(text: str, path: str, name: str) -> PodFile:
         volumes=tuple(volumes),
         relaxed=tuple(sorted(doc.get("insecure-options", []))),
         private_users=doc.get("private-users", False),
+        nets=_checked(path, "net", lambda: net_words(doc.get("net", []))),
+        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", []))),
+        mds_register=doc.get("mds-register"),
     )
     return PodFile(name, path, request, tuple(service))
+
+
+def _checked(path: str, key: str, parse: Callable[[], T]) -> T:
+    """A key read as its flag is, its error naming the file and the key."""
+    try:
+        return parse()
+    except Error as error:
+        raise PodFileError(f"{path}: /{key}: {error.message}", hint=error.hint) from None
 
 
 def load(name: str, dirs: list[str]) -> PodFile:
@@ -266,6 +282,12 @@ def render(request: PodRequest) -> str:
         lines.append(f"insecure-options = {_toml(list(request.relaxed))}")
     if request.private_users:
         lines.append("private-users = true")
+    if request.nets:
+        lines.append(f"net = {_toml(list(request.nets))}")
+    if request.ports:
+        lines.append(f"port = {_toml([p.flag() for p in request.ports])}")
+    if request.mds_register is not None:
+        lines.append(f"mds-register = {_toml(request.mds_register)}")
     for volume in request.volumes:
         lines += ["", "[[volume]]", f"name = {_toml(volume.name)}", f"kind = {_toml(volume.kind)}"]
         if volume.kind == "host":

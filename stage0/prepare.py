@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 from stage0.fetch.fetcher import Fetcher
 from stage0.image_tree import RootfsTree
@@ -14,20 +15,31 @@ from stage0.render import rendered_rootfs
 from stage0.requests import PodRequest
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.pod import PodManifest
-from stage1.abi import PodPaths, PodSpec
+from stage1.abi import NetworkSpec, PodPaths, PodSpec
 
 SELINUX = "/sys/fs/selinux/enforce"
 
 
-def build_pod(uuid: str, request: PodRequest, fetcher: Fetcher) -> tuple[PodSpec, PodManifest, list[str]]:
-    """The pod spec, the appc PodManifest (for cat-manifest) and the image IDs, fetching as needed."""
-    images = []
+@dataclass(frozen=True, slots=True)
+class BuiltPod:
+    spec: PodSpec
+    manifest: PodManifest  # for cat-manifest and the metadata service
+    image_ids: list[str]
+    image_manifests: dict[str, bytes]  # each app's image manifest, as stored (the metadata service's)
+
+
+def build_pod(
+    uuid: str, request: PodRequest, fetcher: Fetcher, networks: tuple[NetworkSpec, ...] | None
+) -> BuiltPod:
+    """The pod, fetching images as needed; ``networks``: the nets it joins (None: the host's)."""
+    images, raws = [], []
     for app in request.apps:
         row = fetcher.fetch(app.image, signature=app.signature)
+        raws.append(bytes(row.manifest))
         image = parse_image_manifest(row.manifest, row.name, trusted=True)
         tree = RootfsTree(rendered_rootfs(fetcher.store, row, fetcher.resolve_dependency))
         images.append(PlannedImage(row.name, row.id, row.labels, image, tree))
-    spec, manifest = plan_pod(uuid, request, images)
+    spec, manifest = plan_pod(uuid, request, images, networks)
     labelled = [a.name for a in spec.apps if a.selinux_context]
     if labelled and not os.path.exists(SELINUX):  # appc: applied where SELinux is; said once where not
         print(
@@ -40,16 +52,20 @@ def build_pod(uuid: str, request: PodRequest, fetcher: Fetcher) -> tuple[PodSpec
                 f"volume {volume.name}: host directory {volume.source} does not exist",
                 hint="create it first; nspod does not create host paths",
             )
-    return spec, manifest, [image.id for image in images]
+    manifests = {app.name: raw for app, raw in zip(spec.apps, raws, strict=True)}
+    return BuiltPod(spec, manifest, [image.id for image in images], manifests)
 
 
-def write_pod(path: str, spec: PodSpec, manifest: PodManifest, image_ids: list[str]) -> None:
+def write_pod(path: str, pod: BuiltPod) -> None:
     paths = PodPaths(path)
-    for target, text in (
-        (paths.spec, spec.to_json()),
-        (paths.manifest, json.dumps(manifest.to_json(), indent=2) + "\n"),
-        (paths.images, "".join(i + "\n" for i in image_ids)),
-    ):
-        with open(target + ".tmp", "w") as file:
-            file.write(text)
+    files = [
+        (paths.spec, pod.spec.to_json().encode()),
+        (paths.manifest, (json.dumps(pod.manifest.to_json(), indent=2) + "\n").encode()),
+        (paths.images, "".join(i + "\n" for i in pod.image_ids).encode()),
+    ]
+    files += [(paths.image_manifest(app), raw) for app, raw in pod.image_manifests.items()]
+    for target, data in files:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target + ".tmp", "wb") as file:
+            file.write(data)
         os.replace(target + ".tmp", target)

@@ -10,6 +10,7 @@ from typing import Any
 
 from stage0.dns import DnsRequest
 from stage0.errors import UsageError
+from stage0.network import PortRequest
 from stage0.schema.app import App
 from stage0.schema.isolators import Isolator
 from stage1.abi import VolumeSpec
@@ -54,6 +55,9 @@ class PodRequest:
     private_users: bool = False  # a user namespace of the pod's own (stage0/userns.py)
     annotations: tuple[tuple[str, str], ...] = ()  # the pod's, in the pod manifest
     dns: DnsRequest = field(default_factory=DnsRequest)  # --dns…, --hosts-entry
+    nets: tuple[str, ...] = ()  # --net words (stage0/network.py); () is the default net
+    ports: tuple[PortRequest, ...] = ()  # --port
+    mds_register: bool | None = None  # --mds-register; None: where the metadata service listens
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
-# resolv_conf*, hosts*. A stage1 reads
-# specs of every earlier version as well (each only added fields with defaults).
-ABI_VERSION = 3
-READABLE_ABI_VERSIONS = (1, 2, 3)
+# resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register. A stage1 reads specs of every earlier
+# version as well (each only added fields with defaults).
+ABI_VERSION = 4
+READABLE_ABI_VERSIONS = (1, 2, 3, 4)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_PATH",
     "ENTRYPOINTS",
     "INTERFACE_VERSION",
+    "MDS_PORT",
+    "MDS_SOCKET",
     "SECCOMP_ALL",
     "SECCOMP_EMPTY",
     "SECCOMP_WILDCARDS",
@@ -40,8 +42,10 @@ __all__ = [
     "AppSpec",
     "Error",
     "ExitCode",
+    "NetworkSpec",
     "PodPaths",
     "PodSpec",
+    "PortSpec",
     "VolumeSpec",
     "own_unit",
     "unit_name",
@@ -86,6 +90,9 @@ INTERFACE_VERSION = 3  # of the entry points' command lines; bumped when one cha
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APP_ROOT = "/opt/stage2/{app}/rootfs"
 USERNS_SIZE = 65536  # UIDs (and GIDs) of a pod with --private-users: 0-65535 inside
+# the metadata service (stage0/mds.py): stage1 registers pods on MDS_SOCKET, apps reach MDS_PORT
+MDS_SOCKET = "/run/nspod/metadata.sock"
+MDS_PORT = 18112
 
 # The wildcards a seccomp set may name besides system calls (stage1/seccomp.py expands them):
 # appc's two, rkt's and Docker's default lists, and systemd's groups as rkt named them.
@@ -125,6 +132,27 @@ class VolumeSpec:
     mode: int = 0o755  # empty volumes
     uid: int = 0
     gid: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkSpec:
+    """A CNI network the pod joins: its configuration, final (stage0 chose it), and CNI_ARGS."""
+
+    name: str
+    config: str  # the network configuration JSON, as given to the plugin on stdin
+    args: str = ""  # CNI_ARGS: KEY=VALUE;KEY=VALUE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortSpec:
+    """An app's port forwarded from the host (--port): host traffic to ``host_ip:host_port``
+    (``host_ip`` empty: any of the host's addresses, 127.0.0.1 and ::1 too) reaches the pod's ``port``."""
+
+    name: str
+    protocol: str  # "tcp" or "udp"
+    port: int
+    host_port: int
+    host_ip: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +207,15 @@ class PodSpec:
     resolv_conf_from_host: bool = False
     hosts: str | None = None
     hosts_from_host: bool = False
+    # neither --dns nor --dns=none: the first network's DNS settings, else the host's file
+    dns_default: bool = False
+    # the pod's own network namespace joins these networks, interfaces eth0, eth1…; () gives it
+    # loopback only (--net=none); None: the pod shares the host's network (--net=host)
+    networks: tuple[NetworkSpec, ...] | None = None
+    ports: tuple[PortSpec, ...] = ()  # forwarded to the pod's address on its first masqueraded network
+    # registration with the metadata service (AC_METADATA_URL): True, required; None, where one
+    # listens; False, never
+    mds_register: bool | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -224,6 +261,12 @@ class PodSpec:
             resolv_conf_from_host=data.get("resolv_conf_from_host", False),
             hosts=data.get("hosts"),
             hosts_from_host=data.get("hosts_from_host", False),
+            dns_default=data.get("dns_default", False),
+            networks=None
+            if data.get("networks") is None
+            else tuple(NetworkSpec(**n) for n in data["networks"]),
+            ports=tuple(PortSpec(**p) for p in data.get("ports", ())),
+            mds_register=data.get("mds_register"),
         )
 
     def chosen(self, name: str | None) -> AppSpec:
@@ -270,6 +313,14 @@ class PodPaths:
         self.io = os.path.join(root, "io")  # a foreground pod's stdio sockets (stage1/stdio.py)
         # each app's effective confinement, as stage1 applies it (written with the stage1 tree)
         self.profile = os.path.join(root, "profile.json")
+        # the pod's networks as stage1 attached them (stage1/network.py): name, interface, CNI result
+        self.net = os.path.join(root, "net.json")
+        # the apps' AC_METADATA_URL while the pod runs (its token is a secret: root's alone)
+        self.mds_url = os.path.join(root, "mds-url")
+
+    def image_manifest(self, app: str) -> str:
+        """The app's image manifest as stored (for the metadata service), written by stage0."""
+        return os.path.join(self.root, "apps", app, "manifest")
 
     def layers(self, app: str) -> str:
         """The app's writable layer: ``upper/`` and the overlay's ``work/``."""

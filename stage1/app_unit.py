@@ -92,7 +92,8 @@ def pod_etc(spec: PodSpec) -> tuple[str, ...]:
     return tuple(
         name
         for name, given in (
-            ("resolv.conf", spec.resolv_conf is not None or spec.resolv_conf_from_host),
+            # by default stage1 always gives one (stage1/cni.py with_dns)
+            ("resolv.conf", spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default),
             ("hosts", spec.hosts is not None or spec.hosts_from_host),
         )
         if given

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stage1.abi import APP_ROOT, USERNS_SIZE, PodPaths, PodSpec, unit_name
 from stage1.app_unit import DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
+from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
@@ -11,6 +12,7 @@ from stage1.units import GENERATORS, HOST_NOTIFY
 
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
+NSENTER = "/usr/bin/nsenter"
 HOST_MANAGER_NOTIFY = "/run/systemd/notify"
 # The devices a pod may open, the list nspawn gives the scope it makes itself (with --keep-unit it
 # sets none, and this unit is the pod's): the standard pseudo-devices and ptys, and none may be
@@ -154,8 +156,10 @@ def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
 def idmapped(option: str) -> str:
     """A bind into a pod with its own user namespace, ID-mapped: host files keep their owners
     inside (root's stay root's) instead of all showing as nobody's. Not the host manager's notify
-    socket: anyone may write to it, and it lives on a tmpfs (ID-mapped only since Linux 6.3)."""
-    return option + ":idmap" if option.startswith("--bind") and not option.endswith(HOST_NOTIFY) else option
+    socket (anyone may write to it) nor the host's /etc files (anyone may read them): both may
+    live on file systems that cannot be ID-mapped (tmpfs before Linux 6.3, overlayfs)."""
+    plain = option.endswith(HOST_NOTIFY) or f":{POD_ETC}/" in option
+    return option + ":idmap" if option.startswith("--bind") and not plain else option
 
 
 def userns_apps(spec: PodSpec, paths: PodPaths) -> list[str]:
@@ -178,6 +182,19 @@ def spec_limits(spec: PodSpec) -> tuple[Property, ...]:
     return pod_limits([a.memory_max for a in spec.apps], [a.cpu_quota for a in spec.apps])
 
 
+def pod_command(
+    spec: PodSpec, paths: PodPaths, *, debug: bool = False, stdio: Stdio = Stdio.JOURNAL
+) -> list[str]:
+    """The pod's main process: flock hands nspawn the pod's lock; a pod with a network namespace
+    of its own (stage1/network.py) starts nspawn inside it, as rkt did, rather than having nspawn
+    join it (--network-namespace-path): with --private-users nspawn joins only after making the
+    pod's user namespace, which owns no right over a namespace the host made."""
+    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug, stdio=stdio)]
+    if spec.networks is not None:
+        argv = [NSENTER, f"--net={netns_path(spec.uuid)}", *argv]
+    return argv
+
+
 def pod_service(
     spec: PodSpec,
     paths: PodPaths,
@@ -188,11 +205,11 @@ def pod_service(
 ) -> TransientService:
     """The transient unit whose main process is nspawn; flock hands nspawn the pod's lock.
     ``terminal``: the caller's stdin, stdout and stderr, for ``Stdio.TTY``."""
-    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug, stdio=stdio)]
+    argv = pod_command(spec, paths, debug=debug, stdio=stdio)
     return TransientService(
         name=unit_name(spec.machine),
         description=f"nspod pod {spec.machine}",
-        exec_start=(ExecCommand(FLOCK, tuple(argv)),),
+        exec_start=(ExecCommand(argv[0], tuple(argv)),),
         type=ServiceType.NOTIFY,
         notify_access="all",  # nspawn says READY=1; the pod's ready units say STATUS= (see units.py)
         slice="machine.slice",
@@ -203,4 +220,8 @@ def pod_service(
         stdio_fds=terminal,
         device_allow=POD_DEVICES,
         limits=spec_limits(spec),
+        # the pod's network torn down however it ends (stage1/cni.py down_script)
+        exec_stop_post=(ExecCommand("/bin/sh", ("/bin/sh", down_path(spec.uuid)), ignore_failure=True),)
+        if spec.networks is not None
+        else (),
     )

@@ -12,18 +12,22 @@ import sys
 import time
 from types import FrameType
 
-from stage1.abi import Error, PodPaths, PodSpec, own_unit
+from stage1 import mds, network
+from stage1.abi import Error, PodPaths, PodSpec, own_unit, unit_name
 from stage1.app_unit import HIDDEN, described
 from stage1.attach import Relay
+from stage1.cni import forward_target, loopback_proxies, with_dns
 from stage1.enter import check_command, enter_argv
 from stage1.halt import halt, hearing
 from stage1.journal import Follower
-from stage1.nspawn import FLOCK, nspawn_argv, pod_service, spec_limits
+from stage1.nspawn import pod_command, pod_service, spec_limits
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
+from stage1.transient import TransientService
 from stage1.tree import host_systemd_version, write_tree
 from stage1.units import Socket, assign_sockets, tree
 
+HOST_RESOLV = "/etc/resolv.conf"
 READY_TIMEOUT = 90.0
 HALT_TIMEOUT = 30.0  # how long a pod may take to boot far enough to hear a halt request
 SHUTDOWN_TIMEOUT = 120.0  # how long a halted pod may take to end before its unit is stopped
@@ -85,11 +89,52 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False, stdio: Stdio = Stdio
             f"--{stdio} gives the terminal to one app, and this pod has {len(spec.apps)}",
             hint="run the apps in pods of their own, or drop the option",
         )
-    prepare_dirs(spec, paths, stdio=stdio)
     terminal = (0, 1, 2) if stdio is Stdio.TTY else None
-    service = pod_service(spec, paths, debug=debug, stdio=stdio, terminal=terminal)
     with open(paths.unit, "w") as file:
-        file.write(service.name + "\n")
+        file.write(unit_name(spec.machine) + "\n")
+    spec = join(spec, paths, unit_name(spec.machine))
+    started: list[bool] = []
+    try:
+        service = pod_service(spec, paths, debug=debug, stdio=stdio, terminal=terminal)
+        prepare_dirs(spec, paths, stdio=stdio)
+        return _start(spec, paths, service, detach=detach, stdio=stdio, started=started)
+    except BaseException:
+        if spec.networks is not None and not started:  # else the unit's ExecStopPost= does it
+            network.down(spec.uuid)
+        raise
+
+
+def join(spec: PodSpec, paths: PodPaths, unit: str) -> PodSpec:
+    """The pod's network up (stage1/network.py), and the spec with its DNS settled and its
+    metadata service URL (stage1/mds.py)."""
+    joined = network.up(spec, paths, unit) if spec.networks is not None else ()
+    try:
+        return mds.register(with_dns(spec, joined, os.path.exists(HOST_RESOLV)), paths, joined)
+    except BaseException:
+        network.down(spec.uuid)
+        raise
+
+
+def proxy(systemd: Systemd, spec: PodSpec, paths: PodPaths, unit: str) -> None:
+    """The pod's loopback proxies (stage1/cni.py loopback_proxies), bound to its unit; one that
+    cannot start costs a warning, not the pod."""
+    target = forward_target(spec, network.attachments(paths)) if spec.ports else None
+    for service in loopback_proxies(spec, target, unit) if target else ():
+        try:
+            systemd.start(service)
+        except Error as error:
+            print(f"nspod: warning: {service.description}: {error.message}", file=sys.stderr)
+
+
+def _start(
+    spec: PodSpec,
+    paths: PodPaths,
+    service: TransientService,
+    *,
+    detach: bool,
+    stdio: Stdio,
+    started: list[bool],
+) -> int:
     asked: set[int] = set()  # SIGINT, SIGTERM, SIGHUP: an orderly shutdown; SIGWINCH: to nspawn
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -108,6 +153,8 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False, stdio: Stdio = Stdio
             interactive = stdio is Stdio.INTERACTIVE
             relay = Relay(paths.io, apps, fields, stdin=interactive, raw=interactive)
         systemd.start(service)
+        started.append(True)
+        proxy(systemd, spec, paths, service.name)
         if detach:
             status = systemd.wait(service.name, until="active", timeout=READY_TIMEOUT)
             if status.active_state == "active":
@@ -196,20 +243,23 @@ def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
     """
     spec, paths = load(pod_dir)
     unit = own_unit()
+    spec = join(spec, paths, unit)  # pod@'s ExecStopPost= takes the network down (units/pod@.service)
     prepare_dirs(spec, paths, sockets=assign_sockets(spec, inherited_sockets()))
     with open(paths.unit, "w") as file:
         file.write(unit + "\n")
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     limits = spec_limits(spec)
-    if limits:  # what pod_service gives a transient pod, onto pod@'s own unit
+    if limits or spec.ports:
         with Systemd() as systemd:
-            systemd.set_properties(unit, limits)
-    argv = [FLOCK, "--no-fork", paths.lock, *nspawn_argv(spec, paths, debug=debug)]
+            if limits:  # what pod_service gives a transient pod, onto pod@'s own unit
+                systemd.set_properties(unit, limits)
+            proxy(systemd, spec, paths, unit)
+    argv = pod_command(spec, paths, debug=debug)
     sys.stdout.flush()
     sys.stderr.flush()
     _spawn_stop_watcher(unit, os.getpid())
-    os.execv(FLOCK, argv)
+    os.execv(argv[0], argv)
 
 
 def _spawn_stop_watcher(unit: str, nspawn_pid: int) -> None:
@@ -272,8 +322,11 @@ def stop(pod_dir: str, *, force: bool) -> int:
 
 
 def gc(pod_dir: str) -> int:
-    """Host-side leftovers of an exited pod: a failed unit. (Mounts live and die in nspawn's namespace.)"""
+    """Host-side leftovers of an exited pod: its network, a failed unit. (Mounts live and die in
+    nspawn's namespace.)"""
     paths = PodPaths(pod_dir)
+    with contextlib.suppress(OSError, Error):  # its network, if its unit could not take it down
+        network.down(load(pod_dir)[0].uuid)
     if not os.path.exists(paths.unit):
         return 0
     with open(paths.unit) as file:
@@ -286,6 +339,7 @@ def gc(pod_dir: str) -> int:
 
 def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
     spec, paths = load(pod_dir)
+    spec = mds.registered_url(spec, paths)
     app = spec.chosen(app).name
     try:
         with Systemd() as systemd:

@@ -79,6 +79,8 @@ class TransientService:
     # DevicePolicy=closed with these (device, access) pairs allowed; None: systemd's default (all)
     device_allow: tuple[tuple[str, str], ...] | None = None
     limits: tuple[Property, ...] = ()  # resource limits (stage1/nspawn.py pod_limits)
+    exec_stop_post: tuple[ExecCommand, ...] = ()  # run however the service ends
+    binds_to: tuple[str, ...] = ()  # units whose stop stops this one (BindsTo=)
 
     def __post_init__(self) -> None:
         if not _UNIT_NAME.fullmatch(self.name) or len(self.name) > 255:
@@ -99,12 +101,17 @@ class TransientService:
         props = [
             Property("Description", "s", self.description or self.name),
             Property("Type", "s", str(self.type)),
-            Property(
-                "ExecStart", "a(sasb)", [(c.path, list(c.argv), c.ignore_failure) for c in self.exec_start]
+            Property("ExecStart", "a(sasb)", _commands(self.exec_start)),
+            *(
+                (Property("ExecStopPost", "a(sasb)", _commands(stops)),)
+                if (stops := self.exec_stop_post)
+                else ()
             ),
             Property("CollectMode", "s", str(self.collect_mode)),
             Property("AddRef", "b", self.add_ref),
         ]
+        if self.binds_to:
+            props.append(Property("BindsTo", "as", list(self.binds_to)))
         if self.notify_access:
             props.append(Property("NotifyAccess", "s", self.notify_access))
         if self.slice:
@@ -129,6 +136,10 @@ class TransientService:
         return tuple(props)
 
 
+def _commands(commands: tuple[ExecCommand, ...]) -> list[tuple[str, list[str], bool]]:
+    return [(c.path, list(c.argv), c.ignore_failure) for c in commands]
+
+
 def _exec_line(path: str, argv: list[str], ignore: bool) -> str:
     """systemd's own ExecStart= syntax: ``-`` ignores failure, ``@`` when argv[0] is not the path."""
     prefix = "-" if ignore else ""
@@ -142,7 +153,7 @@ def render_properties(props: tuple[Property, ...]) -> str:
     lines = []
     for prop in props:
         value = prop.value
-        if prop.signature == "a(sasb)":
+        if prop.signature == "a(sasb)":  # ExecStart=, ExecStopPost=
             value = " ; ".join(_exec_line(path, argv, ignore) for path, argv, ignore in value)
         elif prop.signature == "aay":
             value = " ".join(v.decode() for v in value)

@@ -118,3 +118,17 @@ def assert_output_schema(kind: str, value: object) -> None:
     )
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(value)]
     assert not errors, errors
+
+
+@pytest.fixture(scope="session")
+def metadata_service() -> None:
+    """nspod's metadata service: its shipped socket units, started (make install enables them on
+    a systemd host; a test host boots without them)."""
+    import subprocess
+
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    subprocess.run(
+        ["systemctl", "start", "nspod-metadata.socket", "nspod-metadata-register.socket"], check=True
+    )
+    # the code under test, not a service an earlier session left running: the next pod starts it
+    subprocess.run(["systemctl", "stop", "nspod-metadata.service"], check=True, capture_output=True)

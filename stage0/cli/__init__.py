@@ -38,6 +38,7 @@ VERBS: dict[str, str] = {
     "fetch": "stage0.cli.fetch",
     "trust": "stage0.cli.trust",
     "image": "stage0.cli.image",
+    "metadata-service": "stage0.cli.mds",
 }
 _TAKES_VALUE = ("--dir", "--local-config", "--system-config", "--insecure-options")
 

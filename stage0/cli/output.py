@@ -66,6 +66,33 @@ def pod_apps(pod: Pod) -> list[dict[str, Any]]:
         return []  # a pod whose manifest is broken (or gone) is still listed
 
 
+def pod_networks(pod: Pod) -> list[dict[str, Any]]:
+    """The nets the pod joined as stage1 recorded them (``net.json``, stage1/ABI.md)."""
+    try:
+        with open(pod.paths.net) as file:
+            recorded = json.load(file)
+        return [
+            {
+                "name": net["name"],
+                "interface": net["interface"],
+                "addresses": [ip["address"].split("/")[0] for ip in net["result"].get("ips", [])],
+                "gateways": [ip["gateway"] for ip in net["result"].get("ips", []) if ip.get("gateway")],
+            }
+            for net in recorded
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def networks_text(networks: list[dict[str, Any]]) -> str:
+    """rkt's form: ``default:ip4=172.16.28.2``, comma-separated."""
+    return ",".join(
+        f"{net['name']}:{'ip6' if ':' in address else 'ip4'}={address}"
+        for net in networks
+        for address in net["addresses"]
+    )
+
+
 def pod_json(pod: Pod) -> dict[str, Any]:
     """One pod as ``list`` shows it; raises FileNotFoundError when it vanished meanwhile."""
     return {
@@ -74,6 +101,7 @@ def pod_json(pod: Pod) -> dict[str, Any]:
         "unit": pod.unit(),
         "state": str(pod.state()),
         "apps": pod_apps(pod),
+        "networks": pod_networks(pod),
         "created": rfc3339(pod.created()),
         "started": rfc3339(pod.started()),
     }

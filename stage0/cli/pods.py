@@ -95,7 +95,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.cli.format import table
-    from stage0.cli.output import dump, pod_json
+    from stage0.cli.output import dump, networks_text, pod_json
     from stage0.pods import Pods
 
     rows = []
@@ -117,13 +117,14 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
             r["state"],
             moment(created, full=args.full),
             moment(started, full=args.full),
+            networks_text(r["networks"]) or "-",
         ]
         for r, created, started in rows
     ]
     legend = (
         None
         if args.no_legend
-        else ["UUID", "NAME", "UNIT", "APPS", "IMAGE NAME", "STATE", "CREATED", "STARTED"]
+        else ["UUID", "NAME", "UNIT", "APPS", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
     )
     sys.stdout.write(table(cells, legend))
     return 0
@@ -218,6 +219,10 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     if state is PodState.RUNNING:
         info["unit"] = pod.unit() or "-"
     info["exited"] = exited
+    from stage0.cli.output import networks_text, pod_networks
+
+    if networks := networks_text(pod_networks(pod)):
+        info["networks"] = networks
     for app, code in pod.app_status().items():
         info[f"app-{app}"] = code
     for key, value in info.items():

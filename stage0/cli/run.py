@@ -51,6 +51,7 @@ APP_EPILOG = (
 
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     from stage0.dns import add_dns_arguments
+    from stage0.network import add_network_arguments
 
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
@@ -86,6 +87,7 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         help="a user namespace of the pod's own: its root is an unprivileged host user",
     )
     add_dns_arguments(parser)
+    add_network_arguments(parser)
     parser.add_argument(
         "--pod-manifest",
         metavar="FILE",
@@ -222,6 +224,7 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
 
 def _request(args: argparse.Namespace) -> PodRequest:
     from stage0.dns import dns_request
+    from stage0.network import net_words, parse_port
     from stage0.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
     base = _from_manifest(args) if args.pod_manifest else PodRequest(apps=())
@@ -237,6 +240,9 @@ def _request(args: argparse.Namespace) -> PodRequest:
         mounts=tuple(parse_mount(m) for m in args.mount),
         private_users=args.private_users,
         dns=dns_request(args),
+        nets=net_words(args.net) if args.net else base.nets,
+        ports=tuple(parse_port(p) for p in args.port) or base.ports,
+        mds_register=args.mds_register,
     )
 
 
@@ -306,6 +312,7 @@ def prepare_request(
     prepared/)."""
     from stage0 import context
     from stage0.fetch.fetcher import PullPolicy
+    from stage0.network import load_nets, networks
     from stage0.pods import DirState, Pods
     from stage0.prepare import build_pod, write_pod
     from stage0.userns import allocate
@@ -321,9 +328,11 @@ def prepare_request(
                 file.write(unit + "\n")
         fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
         shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
-        spec, manifest, image_ids = build_pod(uuid, relaxing(options, request), fetcher)
-        spec = dataclasses.replace(spec, private_users=shift)
-        write_pod(pod.path, spec, manifest, image_ids)
+        nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
+        built = build_pod(uuid, relaxing(options, request), fetcher, nets)
+        write_pod(
+            pod.path, dataclasses.replace(built, spec=dataclasses.replace(built.spec, private_users=shift))
+        )
         starting = pods.starting(pod) if to_run else None
         pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     return Prepared(pod.path, starting)

@@ -19,6 +19,10 @@
  *                             its own root ("mknod-block EPERM", …); what succeeds is undone at once
  *   probe serve               answer each connection on the inherited sockets ($LISTEN_FDS) with
  *                             "probe fd=N name=NAME\n" ($LISTEN_FDNAMES), forever
+ *   probe mds METHOD PATH [FORM] [BASE]
+ *                             one HTTP/1.0 request to BASE (default $AC_METADATA_URL, http://IP:PORT/…)
+ *                             followed by PATH, FORM as a urlencoded body; prints "status N", a
+ *                             "type TYPE" line and the body
  *
  * Built by the tests with `gcc -static`; no libsystemd, so the sd_notify and sd_listen_fds
  * protocols are spoken by hand, as an app in an image would.
@@ -38,6 +42,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -237,6 +244,48 @@ static int serve(void) {
     }
 }
 
+static int mds(const char *method, const char *path, const char *form, const char *base) {
+    if (!base || strncmp(base, "http://", 7) != 0) { printf("status none\n"); return 1; }
+    char host[160] = {0}, port[8] = "80";
+    const char *h = base + 7, *rest = strchr(h, '/');
+    const char *prefix = rest ? rest : "";
+    size_t len = rest ? (size_t)(rest - h) : strlen(h);
+    char hp[160] = {0};
+    if (len >= sizeof(hp)) return 1;
+    memcpy(hp, h, len);
+    char *colon = strrchr(hp, ':'), *close_bracket = strrchr(hp, ']');
+    if (colon && (!close_bracket || colon > close_bracket)) { *colon = 0; snprintf(port, sizeof(port), "%s", colon + 1); }
+    snprintf(host, sizeof(host), "%s", hp[0] == '[' ? hp + 1 : hp);
+    if (host[strlen(host) - 1] == ']') host[strlen(host) - 1] = 0;
+    struct sockaddr_storage sa = {0};
+    socklen_t salen;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET; in4->sin_port = htons((uint16_t)atoi(port)); salen = sizeof(*in4);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6; in6->sin6_port = htons((uint16_t)atoi(port)); salen = sizeof(*in6);
+    } else { printf("status badhost\n"); return 1; }
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, salen) < 0) { printf("status %s\n", errno_name(errno)); return 1; }
+    dprintf(fd, "%s %s%s HTTP/1.0\r\nHost: %s\r\nMetadata-Flavor: AppContainer\r\n", method, prefix, path, hp);
+    if (form) dprintf(fd, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s", strlen(form), form);
+    else dprintf(fd, "\r\n");
+    static char buf[1 << 16];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0) got += (size_t)n;
+    close(fd);
+    buf[got] = 0;
+    int status = 0;
+    sscanf(buf, "HTTP/%*s %d", &status);
+    char *type = strcasestr(buf, "\r\nContent-Type: "), *body = strstr(buf, "\r\n\r\n");
+    printf("status %d\n", status);
+    if (type) { type += 16; printf("type %.*s\n", (int)strcspn(type, "\r"), type); }
+    printf("%s\n", body ? body + 4 : "");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "report") == 0) return report();
     if (argc >= 3 && strcmp(argv[1], "notify") == 0) {
@@ -248,6 +297,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve();
+    if (argc >= 4 && strcmp(argv[1], "mds") == 0)
+        return mds(argv[2], argv[3], argc >= 5 && argv[4][0] ? argv[4] : NULL,
+                   argc >= 6 ? argv[5] : getenv("AC_METADATA_URL"));
     if (argc >= 2 && strcmp(argv[1], "openw") == 0) return openw(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "openr") == 0) return openr(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "sysfs") == 0) return filtered();

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec
+from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec, unit_name
+from stage1.cni import Attachment, down_script, loopback_proxies, nft_ruleset, plugin_type
 from stage1.nspawn import nspawn_argv, pod_service
 from stage1.stdio import Stdio
 from stage1.transient import render_properties
@@ -52,6 +53,14 @@ def generate(case: dict[str, Any]) -> str:
     text += "\n### host unit\n" + render_properties(
         pod_service(pod, PATHS, stdio=stdio, terminal=terminal).properties()
     )
+    if pod.networks is not None:
+        plugins = tuple(f"/usr/lib/cni/{plugin_type(n)}" for n in pod.networks)
+        text += "\n### network teardown\n" + down_script(pod, plugins, unit_name(pod.machine))
+    if pod.ports:
+        attachment = Attachment("default", "eth0", run["result"])
+        text += "\n### nft\n" + nft_ruleset(UUID, pod.ports, attachment)
+        for proxy in loopback_proxies(pod, attachment, unit_name(pod.machine)):
+            text += f"\n### {proxy.name}\n" + render_properties(proxy.properties())
     return text
 
 

@@ -74,7 +74,18 @@ def test_the_manifests_app_replaces_the_images() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"ports": [{"name": "www", "hostPort": 8080}]}, "exposed ports are not supported yet"),
+        (
+            {
+                "ports": [
+                    {
+                        "name": "www",
+                        "hostPort": 8080,
+                        "podPort": {"name": "www", "protocol": "tcp", "port": 80},
+                    }
+                ]
+            },
+            "a podPort of the pod's own is not supported",
+        ),
         (
             {"isolators": [{"name": "resource/memory", "value": {"limit": "1G"}}]},
             "pod-level isolator resource/memory",

@@ -1,0 +1,194 @@
+"""The pod's networks on the host (what stage1/cni.py describes): its namespace, the CNI plugin
+calls, the forwarded ports, and the teardown. Subprocesses and /proc/sys only; the start path runs
+``ip netns add``, one plugin per network and, with ports, one ``nft``."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+
+from stage1.abi import Error, PodPaths, PodSpec, PortSpec
+from stage1.cni import (
+    CNI_PATH,
+    IP,
+    NFT,
+    PORTS_DIR,
+    UNITS_DIR,
+    Attachment,
+    down_path,
+    down_script,
+    forward_target,
+    netns_name,
+    nft_ruleset,
+    plugin_env,
+    plugin_type,
+    port_key,
+    read_attachments,
+    runtime_dir,
+)
+
+
+class NetworkError(Error):
+    hint = "see 'nspod status' of the pod, and the network's configuration in /etc/nspod/net.d"
+
+
+def _plugin(kind: str) -> str:
+    for directory in CNI_PATH:
+        path = os.path.join(directory, kind)
+        if kind and "/" not in kind and os.access(path, os.X_OK):
+            return path
+    raise NetworkError(
+        f"no CNI plugin {kind!r} in {':'.join(CNI_PATH)}",
+        hint="install Debian's containernetworking-plugins (make install does), or fix the net's type",
+    )
+
+
+def _run(argv: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise NetworkError(f"{what} failed: {(result.stderr or result.stdout).strip() or result.returncode}")
+    return result  # type: ignore[no-any-return]
+
+
+def _call(spec: PodSpec, index: int, plugin: str, command: str) -> dict[str, object]:
+    assert spec.networks is not None
+    net = spec.networks[index]
+    env = {**os.environ, **plugin_env(command, spec, index, net)}
+    result = subprocess.run([plugin], input=net.config, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        try:  # a CNI error is JSON on stdout: {"code", "msg", "details"}
+            failure = json.loads(result.stdout)
+            reason = f"{failure.get('msg', '')} {failure.get('details', '')}".strip()
+        except ValueError:
+            reason = (result.stderr or result.stdout).strip()
+        raise NetworkError(f"network {net.name}: CNI {command} failed: {reason}")
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def check_ports(spec: PodSpec) -> None:
+    """Refuse a port another pod forwards, or that something on the host has bound, before anything
+    starts; claim the free ones for this pod (a file per port, under a lock)."""
+    os.makedirs(PORTS_DIR, exist_ok=True)
+    with open(os.path.join(PORTS_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for port in spec.ports:
+            for name in os.listdir(PORTS_DIR):
+                protocol, _, rest = name.partition("-")
+                address, _, number = rest.rpartition("-")
+                if protocol != port.protocol or number != str(port.host_port):
+                    continue
+                if "any" not in (address, port_key(port).split("-")[1]) and address != port.host_ip:
+                    continue
+                with open(os.path.join(PORTS_DIR, name)) as file:
+                    owner = file.read().strip()
+                if owner != spec.uuid and os.path.exists(runtime_dir(owner)):  # else: stale
+                    raise NetworkError(
+                        f"host port {port.host_port}/{port.protocol} is forwarded to pod {owner} already",
+                        hint="choose another host port: --port=NAME:HOSTPORT",
+                    )
+            _check_free(port)
+        for port in spec.ports:
+            with open(os.path.join(PORTS_DIR, port_key(port)), "w") as file:
+                file.write(spec.uuid + "\n")
+
+
+def _check_free(port: PortSpec) -> None:
+    kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
+    addresses = [port.host_ip] if port.host_ip else ["0.0.0.0", "::"]
+    for address in addresses:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections' TIME_WAIT
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind((address, port.host_port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise NetworkError(
+                        f"host port {port.host_port}/{port.protocol} is in use on the host ({address})",
+                        hint=f"see 'ss -lnp sport = :{port.host_port}', or choose another host port",
+                    ) from None
+                if error.errno != errno.EADDRNOTAVAIL:  # no IPv6 on this host: nothing to clash with
+                    raise
+
+
+def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
+    """Make the pod's namespace and join its networks; on any failure undo all of it. The
+    teardown script is written first, so whatever happens after can be undone."""
+    assert spec.networks is not None
+    plugins = tuple(_plugin(plugin_type(net)) for net in spec.networks)
+    here = runtime_dir(spec.uuid)
+    os.makedirs(here, exist_ok=True)
+    os.makedirs(UNITS_DIR, exist_ok=True)
+    for index, net in enumerate(spec.networks):
+        with open(f"{here}/{index}.conf", "w") as file:
+            file.write(net.config)
+    with open(down_path(spec.uuid) + ".tmp", "w") as file:
+        file.write(down_script(spec, plugins, unit))
+    os.replace(down_path(spec.uuid) + ".tmp", down_path(spec.uuid))
+    link = os.path.join(UNITS_DIR, unit)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    os.symlink(down_path(spec.uuid), link)
+    try:
+        if spec.ports:
+            check_ports(spec)
+        _run([IP, "netns", "add", netns_name(spec.uuid)], "creating the pod's network namespace")
+        # nspawn leaves a namespace it was handed as it is: its loopback is ours to bring up
+        _run([IP, "-n", netns_name(spec.uuid), "link", "set", "lo", "up"], "bringing up the pod's loopback")
+        attachments = []
+        for index, net in enumerate(spec.networks):
+            result = _call(spec, index, plugins[index], "ADD")
+            attachments.append(Attachment(net.name, f"eth{index}", result))
+        done = tuple(attachments)
+        if spec.ports:
+            forward(spec, done)
+        with open(paths.net + ".tmp", "w") as file:
+            json.dump([a.to_json() for a in done], file, indent=2)
+        os.replace(paths.net + ".tmp", paths.net)
+        return done
+    except BaseException:
+        down(spec.uuid)
+        raise
+
+
+def forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
+    target = forward_target(spec, attachments)
+    if target is None or not target.addresses():
+        raise NetworkError(
+            "the pod's ports have nowhere to go: no network gave it an address",
+            hint="forward ports to a pod on a network with addresses (--net=default)",
+        )
+    _run(
+        [NFT, "-f", "-"],
+        "forwarding the pod's ports (nft)",
+        input=nft_ruleset(spec.uuid, spec.ports, target),
+    )
+    # what the host sends to 127.0.0.1:PORT leaves through the pod's link with its loopback source
+    # until masqueraded: allowed on that link only (rkt set it on the default route's interface)
+    for name in target.host_interfaces():
+        with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "w") as f:
+            f.write("1")
+
+
+def down(uuid: str) -> None:
+    """Run the pod's teardown script, if its network is still up (idempotent)."""
+    script = down_path(uuid)
+    if os.path.exists(script):
+        subprocess.run(["/bin/sh", script], capture_output=True, check=False)
+
+
+def attachments(paths: PodPaths) -> tuple[Attachment, ...]:
+    """The networks a pod joined, as recorded at its start (none if it never started one)."""
+    try:
+        with open(paths.net) as file:
+            return read_attachments(file.read())
+    except (OSError, ValueError, KeyError):
+        return ()
