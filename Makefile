@@ -17,7 +17,7 @@ DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
 
-.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns clean fresh-check
+.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -70,6 +70,9 @@ bench-start: install dev-venv
 
 bench-userns: install dev-venv
 	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/userns.py --nspod $(BINDIR)/nspod
+
+bench-net: install dev-venv
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/net.py --nspod $(BINDIR)/nspod
 
 bench-journal: install dev-venv
 	@tests/harness/apt-ensure.sh python3-systemd

@@ -10,8 +10,10 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
+import time
 
 from stage1.abi import Error, PodPaths, PodSpec, PortSpec
 from stage1.cni import (
@@ -148,6 +150,7 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
             result = _call(spec, index, plugins[index], "ADD")
             attachments.append(Attachment(net.name, f"eth{index}", result))
         done = tuple(attachments)
+        _settle({i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces()})
         if spec.ports:
             forward(spec, done)
         with open(paths.net + ".tmp", "w") as file:
@@ -157,6 +160,22 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
     except BaseException:
         down(spec.uuid)
         raise
+
+
+TENTATIVE = 0x40  # IFA_F_TENTATIVE: an IPv6 address still in duplicate address detection
+SETTLE_TIMEOUT = 3.0
+
+
+def _settle(interfaces: set[str]) -> None:
+    """Wait until the host's end of an IPv6 link has left duplicate address detection: until then
+    the host cannot reach the pod (EHOSTUNREACH). The plugin settles the pod's end itself."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while interfaces and time.monotonic() < deadline:
+        with open("/proc/net/if_inet6") as file:
+            rows = [line.split() for line in file]
+        if not any(int(r[4], 16) & TENTATIVE for r in rows if len(r) == 6 and r[5] in interfaces):
+            return
+        time.sleep(0.02)
 
 
 def forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
@@ -183,6 +202,8 @@ def down(uuid: str) -> None:
     script = down_path(uuid)
     if os.path.exists(script):
         subprocess.run(["/bin/sh", script], capture_output=True, check=False)
+    else:  # cut short before its script was written: nothing but its configurations exist yet
+        shutil.rmtree(runtime_dir(uuid), ignore_errors=True)
 
 
 def attachments(paths: PodPaths) -> tuple[Attachment, ...]:

@@ -257,7 +257,9 @@ def remove_pod(options: GlobalOptions, pod: Pod) -> bool:
 
     if not os.path.isdir(pod.path):
         return False
-    if os.path.exists(pod.paths.started):  # only a pod stage1 started has a host unit to clean up
+    # only a pod stage1 began to start has host state to clean up (a unit, its network), but a
+    # start can be cut short anywhere (kill -9 of nspod run) once the unit's name is written
+    if os.path.exists(pod.paths.started) or os.path.exists(pod.paths.unit):
         call_stage1(options, "gc", pod.path)
     Pods(options.dir).remove(pod)
     return True

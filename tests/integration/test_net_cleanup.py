@@ -39,7 +39,11 @@ def leftovers() -> dict[str, object]:
         for p in RUNTIME.rglob("*")
         if "ipam" not in p.parts and p.name != ".lock"
     )
-    units = _lines("systemctl", "list-units", "--all", "--plain", "--no-legend", "nspod-*")
+    units = [  # the pods' units; the metadata service's are the host's
+        u
+        for u in _lines("systemctl", "list-units", "--all", "--plain", "--no-legend", "nspod-*")
+        if not u.startswith("nspod-metadata")
+    ]
     return {
         "links": _lines("ip", "-o", "link"),
         "addresses": [re.sub(r"\s+valid_lft.*", "", line) for line in _lines("ip", "-o", "addr")],
