@@ -142,6 +142,28 @@ def forward_target(spec: PodSpec, attachments: tuple[Attachment, ...]) -> Attach
     return attachments[-1] if attachments else None
 
 
+TENTATIVE = 0x40  # IFA_F_TENTATIVE in /proc/net/if_inet6: the address is in duplicate address detection
+NETNS_SETUP = (  # inside the new namespace: loopback up, and no duplicate address detection (the
+    # addresses come from IPAM, unique by construction; detection holds a v6 link for ~1.5 s)
+    "{ip} link set lo up && for f in /proc/sys/net/ipv6/conf/all/accept_dad"
+    " /proc/sys/net/ipv6/conf/default/accept_dad; do [ ! -e $f ] || echo 0 > $f; done"
+)
+
+
+def skip_dad(if_inet6: str, interfaces: frozenset[str]) -> str:
+    """``ip -batch`` lines re-adding the host side's tentative IPv6 addresses without duplicate
+    address detection: the plugin made that end in the host's namespace, where detection is on,
+    and until it ends the host cannot reach the pod (EHOSTUNREACH)."""
+    lines = []
+    for row in if_inet6.splitlines():
+        fields = row.split()
+        if len(fields) != 6 or fields[5] not in interfaces or not int(fields[4], 16) & TENTATIVE:
+            continue
+        address = f"{ipaddress.IPv6Address(int(fields[0], 16))}/{int(fields[2], 16)}"
+        lines += [f"address del {address} dev {fields[5]}", f"address add {address} dev {fields[5]} nodad"]
+    return "".join(line + "\n" for line in lines)
+
+
 def port_key(port: PortSpec) -> str:
     """The name of a forwarded port's claim in PORTS_DIR: one pod per protocol, address and port."""
     return f"{port.protocol}-{port.host_ip or 'any'}-{port.host_port}"

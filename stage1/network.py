@@ -13,12 +13,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 from stage1.abi import Error, PodPaths, PodSpec, PortSpec
 from stage1.cni import (
     CNI_PATH,
     IP,
+    NETNS_SETUP,
     NFT,
     PORTS_DIR,
     UNITS_DIR,
@@ -33,6 +33,7 @@ from stage1.cni import (
     port_key,
     read_attachments,
     runtime_dir,
+    skip_dad,
 )
 
 
@@ -144,13 +145,18 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
             check_ports(spec)
         _run([IP, "netns", "add", netns_name(spec.uuid)], "creating the pod's network namespace")
         # nspawn leaves a namespace it was handed as it is: its loopback is ours to bring up
-        _run([IP, "-n", netns_name(spec.uuid), "link", "set", "lo", "up"], "bringing up the pod's loopback")
+        _run(
+            [IP, "netns", "exec", netns_name(spec.uuid), "/bin/sh", "-c", NETNS_SETUP.format(ip=IP)],
+            "setting up the pod's network namespace",
+        )
         attachments = []
         for index, net in enumerate(spec.networks):
             result = _call(spec, index, plugins[index], "ADD")
             attachments.append(Attachment(net.name, f"eth{index}", result))
         done = tuple(attachments)
-        _settle({i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces()})
+        _skip_dad(
+            frozenset(i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces())
+        )
         if spec.ports:
             forward(spec, done)
         with open(paths.net + ".tmp", "w") as file:
@@ -162,20 +168,21 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
         raise
 
 
-TENTATIVE = 0x40  # IFA_F_TENTATIVE: an IPv6 address still in duplicate address detection
-SETTLE_TIMEOUT = 3.0
-
-
-def _settle(interfaces: set[str]) -> None:
-    """Wait until the host's end of an IPv6 link has left duplicate address detection: until then
-    the host cannot reach the pod (EHOSTUNREACH). The plugin settles the pod's end itself."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while interfaces and time.monotonic() < deadline:
+def _skip_dad(interfaces: frozenset[str]) -> None:
+    for name in interfaces:  # anything added later on the host's end goes without detection too
+        with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{name}/accept_dad", "w") as file:
+            file.write("0")
+    try:
         with open("/proc/net/if_inet6") as file:
-            rows = [line.split() for line in file]
-        if not any(int(r[4], 16) & TENTATIVE for r in rows if len(r) == 6 and r[5] in interfaces):
-            return
-        time.sleep(0.02)
+            batch = skip_dad(file.read(), interfaces)
+    except FileNotFoundError:  # no IPv6 on this host
+        return
+    if batch:
+        _run(
+            [IP, "-batch", "-"],
+            "re-adding the host's IPv6 addresses without duplicate address detection",
+            input=batch,
+        )
 
 
 def forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:

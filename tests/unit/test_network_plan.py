@@ -13,7 +13,7 @@ from stage0.network import BUILTIN, PortRequest, load_nets, net_words, networks,
 from stage0.podfile import parse, render
 from stage0.requests import AppRequest, PodRequest
 from stage1.abi import NetworkSpec, PodSpec, PortSpec
-from stage1.cni import Attachment, forward_target, loopback_proxies, resolv_conf, with_dns
+from stage1.cni import Attachment, forward_target, loopback_proxies, resolv_conf, skip_dad, with_dns
 
 NETS = {name: json.dumps(config) for name, config in BUILTIN.items()}
 
@@ -167,3 +167,20 @@ def test_loopback_proxies_only_where_nat_cannot_reach() -> None:
     v6 = loopback_proxies(spec, Attachment("v6", "eth0", only6), "nspod-web.service")
     assert [p.name for p in v6] == ["nspod-web-port6-http.service", "nspod-web-port4-http.service"]
     assert v6[1].exec_start[0].argv[-1] == "fd00::2:80"
+
+
+def test_only_the_hosts_tentative_v6_addresses_are_re_added_undetected() -> None:
+    if_inet6 = (
+        "fe80000000000000d8b421fffe2289f3 05 40 20 c0 veth0de93942\n"  # tentative link-local
+        "fd000049000000000000000000000001 05 80 00 c0 veth0de93942\n"  # tentative gateway /128
+        "fd000049000000000000000000000009 06 80 00 80 veth0de93942\n"  # settled
+        "fd000049000000000000000000000002 07 80 00 c0 vethother\n"  # not the pod's
+        "00000000000000000000000000000001 01 80 10 80       lo\n"
+    )
+    assert skip_dad(if_inet6, frozenset({"veth0de93942"})).splitlines() == [
+        "address del fe80::d8b4:21ff:fe22:89f3/64 dev veth0de93942",
+        "address add fe80::d8b4:21ff:fe22:89f3/64 dev veth0de93942 nodad",
+        "address del fd00:49::1/128 dev veth0de93942",
+        "address add fd00:49::1/128 dev veth0de93942 nodad",
+    ]
+    assert skip_dad(if_inet6, frozenset({"veth1"})) == ""
