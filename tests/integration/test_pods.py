@@ -22,7 +22,10 @@ APPLETS = ("sh", "echo", "sleep", "cat", "env", "ls", "id", "pwd", "true", "tty"
 
 
 def busybox_image(
-    directory: Path, app: Mapping[str, object] | None = None, name: str = "example.com/bb"
+    directory: Path,
+    app: Mapping[str, object] | None = None,
+    name: str = "example.com/bb",
+    annotations: Mapping[str, str] | None = None,
 ) -> Path:
     root = directory / "layout"
     (root / "rootfs/bin").mkdir(parents=True)
@@ -39,6 +42,7 @@ def busybox_image(
         "name": name,
         "labels": [{"name": "version", "value": "1.0"}],
         "app": app or {"exec": ["/bin/sh", "-c", "echo hello"], "user": "0", "group": "0"},
+        "annotations": [{"name": k, "value": v} for k, v in (annotations or {}).items()],
     }
     (root / "manifest").write_text(json.dumps(manifest))
     aci = directory / "image.aci"
@@ -116,8 +120,12 @@ def test_a_pod_that_ends_during_its_boot_counts_as_started(nspod: Nspod, bb: Pat
         assert "Deactivated successfully" in messages and "'protocol'" not in messages, messages
 
 
-def test_a_detached_pod_that_fails_before_ready_says_so(nspod: Nspod, bb: Path) -> None:
-    ran = nspod("run", "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "exit 3")
+def test_a_detached_pod_that_fails_before_ready_says_so(nspod: Nspod, tmp_path: Path) -> None:
+    # an app that says when it is ready (sd_notify) and ends first; a plain app is ready once it
+    # runs (systemd's Type=exec), so one that ends at once may be either (as podman run -d)
+    notify = {"appc.io/executor/supports-systemd-notify": "true"}
+    image = busybox_image(tmp_path, name="example.com/never-ready", annotations=notify)
+    ran = nspod("run", "--detach", str(image), "--exec=/bin/sh", "--", "-c", "exit 3")
     assert ran.returncode == 3 and "ended before it was ready (exit code 3)" in ran.stderr, ran.stderr
 
 
