@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.integration.test_pod_units import Host, host, image, prop  # noqa: F401  (fixtures)
-from tests.integration.test_pods import Nspod, nspod  # noqa: F401  (fixture)
+from tests.integration.test_pods import Nspod, bb, nspod, sh  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.systemd
 CYCLES = int(os.environ.get("NSPOD_STOP_CYCLES", "50"))
@@ -104,3 +106,24 @@ def test_a_pod_whose_starter_died_reads_exited_at_once(nspod: Nspod, image: Path
     assert nspod.status(uuid)["state"] == "exited"
     stopped = nspod("stop", uuid)
     assert stopped.returncode == 0 and "never started" in stopped.stderr, stopped.stderr
+
+
+def test_ctrl_c_stops_the_pod_in_order(nspod: Nspod, bb: Path) -> None:  # noqa: F811
+    process = subprocess.Popen(
+        nspod.argv("run", "--name=ctrlc", str(bb), "--exec=/bin/sleep", "--", "300"),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while "ctrlc" not in sh("machinectl", "list", "--no-legend"):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)  # likely while the pod boots: stopped once it is up
+    stdout, stderr = process.communicate(timeout=8)  # a lost halt would wait out the unit's stop timeout
+    assert process.returncode == 130, stderr  # #9 defect 6: it exited 0
+    assert "SIGTERM again" not in stdout + stderr, stdout + stderr  # no nspawn chatter
+    uuid = json.loads(nspod("list", "--full", "--format", "json").stdout)[0]["uuid"]
+    assert nspod.status(uuid)["state"] == "exited"
+    assert sh("machinectl", "list", "--no-legend").strip() == ""
