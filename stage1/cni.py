@@ -64,6 +64,20 @@ def masquerades(net: NetworkSpec) -> bool:
     return bool(json.loads(net.config).get("ipMasq", False))
 
 
+MASQUERADING_PLUGINS = ("ptp", "bridge")  # the plugins whose ipMasq nspod does itself
+
+
+def plugin_config(net: NetworkSpec) -> str:
+    """The configuration handed to the plugin. ptp's and bridge's ipMasq is done by nspod in the
+    pod's own nftables table (nft_ruleset): the plugins' iptables rules can only be removed while
+    the pod's link exists, and removing a link costs the kernel ~50 ms that deleting the whole
+    namespace (which takes the link along, in the background) does not."""
+    config = json.loads(net.config)
+    if config.get("type") in MASQUERADING_PLUGINS and config.get("ipMasq"):
+        return json.dumps({**config, "ipMasq": False})
+    return net.config
+
+
 def plugin_env(command: str, spec: PodSpec, index: int, net: NetworkSpec) -> dict[str, str]:
     """The CNI environment of one plugin call (CNI spec: parameters by environment, config on stdin)."""
     return {
@@ -169,14 +183,43 @@ def port_key(port: PortSpec) -> str:
     return f"{port.protocol}-{port.host_ip or 'any'}-{port.host_port}"
 
 
-def nft_ruleset(uuid: str, ports: tuple[PortSpec, ...], target: Attachment) -> str:
-    """The pod's table: destination NAT of its forwarded ports to its address, from other hosts
-    (prerouting) and from this one (output), and source NAT for what comes from 127.0.0.1 so the
-    pod can answer it. IPv4 and IPv6, as the pod has addresses of each; ::1 is left to
-    loopback_proxies (the kernel routes no ::1 packet off the host)."""
-    addresses = [ipaddress.ip_address(a) for a in target.addresses()]
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+
+
+def masquerade_rules(spec: PodSpec, attachments: tuple[Attachment, ...]) -> list[str]:
+    """What the plugins' ipMasq did: the pod's traffic leaving its subnet, unless multicast, goes
+    out with the host's address."""
+    assert spec.networks is not None
     rules = []
-    for port in ports:
+    for net, attachment in zip(spec.networks, attachments, strict=True):
+        if not masquerades(net) or plugin_type(net) not in MASQUERADING_PLUGINS:
+            continue
+        for ip in attachment.result.get("ips", ()):
+            interface = ipaddress.ip_interface(ip["address"])
+            family = "ip" if interface.version == 4 else "ip6"
+            rules.append(
+                f"{family} saddr {interface.ip} {family} daddr != {interface.network}"
+                f" {family} daddr != {MULTICAST[interface.version]} masquerade"
+            )
+    return rules
+
+
+def has_table(spec: PodSpec) -> bool:
+    """Whether the pod gets a table of its own: for forwarded ports or masquerading."""
+    nets = spec.networks or ()
+    return bool(spec.ports) or any(masquerades(n) and plugin_type(n) in MASQUERADING_PLUGINS for n in nets)
+
+
+def nft_ruleset(spec: PodSpec, attachments: tuple[Attachment, ...]) -> str:
+    """The pod's table: destination NAT of its forwarded ports to its address, from other hosts
+    (prerouting) and from this one (output); source NAT for what comes from 127.0.0.1 so the
+    pod can answer it, and for what the pod sends out of a masquerading network. IPv4 and IPv6,
+    as the pod has addresses of each; ::1 is left to loopback_proxies (the kernel routes no ::1
+    packet off the host)."""
+    target = forward_target(spec, attachments)
+    addresses = [ipaddress.ip_address(a) for a in target.addresses()] if target else []
+    rules = []
+    for port in spec.ports:
         for address in addresses:
             family = "ip" if address.version == 4 else "ip6"
             if port.host_ip:
@@ -189,13 +232,18 @@ def nft_ruleset(uuid: str, ports: tuple[PortSpec, ...], target: Attachment) -> s
             rules.append(
                 f"{match} meta l4proto {port.protocol} th dport {port.host_port} dnat {family} to {to}"
             )
-    loopback = [f"ip saddr 127.0.0.0/8 ip daddr {a} masquerade" for a in addresses if a.version == 4]
-    lines = [f"table inet {table_name(uuid)} {{"]
+    source = [f"ip saddr 127.0.0.0/8 ip daddr {a} masquerade" for a in addresses if a.version == 4]
+    if not spec.ports:
+        source = []
+    source += masquerade_rules(spec, attachments)
+    lines = [f"table inet {table_name(spec.uuid)} {{"]
     for chain, hook, priority, body in (
         ("prerouting", "prerouting", -100, rules),
         ("output", "output", -100, rules),
-        ("postrouting", "postrouting", 100, loopback),
+        ("postrouting", "postrouting", 100, source),
     ):
+        if not body:
+            continue
         lines.append(f"\tchain {chain} {{")
         lines.append(f"\t\ttype nat hook {hook} priority {priority}; policy accept;")
         lines += [f"\t\t{rule}" for rule in body]
@@ -247,29 +295,24 @@ def loopback_proxies(spec: PodSpec, target: Attachment, pod_unit: str) -> tuple[
 
 
 def down_script(spec: PodSpec, plugins: tuple[str, ...], unit: str) -> str:
-    """The teardown of the pod's network, idempotent: CNI DEL of every network in reverse order
-    (plugins remove their links, masquerading rules and IPAM leases), the forwarding table, the
-    namespace, the port claims. ``plugins``: each network's plugin binary."""
+    """The teardown of the pod's network, idempotent: the pod's table, its namespace (the kernel
+    removes its links with it), CNI DEL of every network in reverse order (IPAM leases; the CNI
+    spec has plugins tolerate a namespace that is gone), the port claims. ``plugins``: each
+    network's plugin binary."""
     assert spec.networks is not None
     here = runtime_dir(spec.uuid)
-    netns = netns_path(spec.uuid)
     lines = [
         "#!/bin/sh",
         f"# nspod: the teardown of pod {spec.uuid}'s network (stage1/cni.py), safe to run again",
-        f"netns={shlex.quote(netns)}",
-        '[ -e "$netns" ] || netns=',
     ]
+    if has_table(spec):
+        lines.append(f"{NFT} delete table inet {table_name(spec.uuid)} 2>/dev/null")
+    lines.append(f"[ ! -e {netns_path(spec.uuid)} ] || {IP} netns delete {netns_name(spec.uuid)}")
     for index in reversed(range(len(spec.networks))):
-        env = plugin_env("DEL", spec, index, spec.networks[index])
-        env["CNI_NETNS"] = "$netns"
-        assignments = " ".join(
-            f"{k}={shlex.quote(v)}" if k != "CNI_NETNS" else f'{k}="$netns"' for k, v in env.items()
-        )
+        env = {**plugin_env("DEL", spec, index, spec.networks[index]), "CNI_NETNS": ""}
+        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         conf = f"{here}/{index}.conf"
         lines.append(f"{assignments} {shlex.quote(plugins[index])} <{shlex.quote(conf)} >/dev/null")
-    if spec.ports:
-        lines.append(f"{NFT} delete table inet {table_name(spec.uuid)} 2>/dev/null")
-    lines.append(f'[ -z "$netns" ] || {IP} netns delete {netns_name(spec.uuid)}')
     for port in spec.ports:
         claim = f"{PORTS_DIR}/{port_key(port)}"
         lines.append(f"grep -qx {spec.uuid} {claim} 2>/dev/null && rm -f {claim}")

@@ -26,8 +26,10 @@ from stage1.cni import (
     down_path,
     down_script,
     forward_target,
+    has_table,
     netns_name,
     nft_ruleset,
+    plugin_config,
     plugin_env,
     plugin_type,
     port_key,
@@ -63,7 +65,9 @@ def _call(spec: PodSpec, index: int, plugin: str, command: str) -> dict[str, obj
     assert spec.networks is not None
     net = spec.networks[index]
     env = {**os.environ, **plugin_env(command, spec, index, net)}
-    result = subprocess.run([plugin], input=net.config, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [plugin], input=plugin_config(net), env=env, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         try:  # a CNI error is JSON on stdout: {"code", "msg", "details"}
             failure = json.loads(result.stdout)
@@ -132,7 +136,7 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
     os.makedirs(UNITS_DIR, exist_ok=True)
     for index, net in enumerate(spec.networks):
         with open(f"{here}/{index}.conf", "w") as file:
-            file.write(net.config)
+            file.write(plugin_config(net))
     with open(down_path(spec.uuid) + ".tmp", "w") as file:
         file.write(down_script(spec, plugins, unit))
     os.replace(down_path(spec.uuid) + ".tmp", down_path(spec.uuid))
@@ -157,8 +161,8 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
         _skip_dad(
             frozenset(i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces())
         )
-        if spec.ports:
-            forward(spec, done)
+        if has_table(spec):
+            _nat(spec, done)
         with open(paths.net + ".tmp", "w") as file:
             json.dump([a.to_json() for a in done], file, indent=2)
         os.replace(paths.net + ".tmp", paths.net)
@@ -185,18 +189,16 @@ def _skip_dad(interfaces: frozenset[str]) -> None:
         )
 
 
-def forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
+def _nat(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
     target = forward_target(spec, attachments)
-    if target is None or not target.addresses():
+    if spec.ports and (target is None or not target.addresses()):
         raise NetworkError(
             "the pod's ports have nowhere to go: no network gave it an address",
             hint="forward ports to a pod on a network with addresses (--net=default)",
         )
-    _run(
-        [NFT, "-f", "-"],
-        "forwarding the pod's ports (nft)",
-        input=nft_ruleset(spec.uuid, spec.ports, target),
-    )
+    _run([NFT, "-f", "-"], "the pod's address translation (nft)", input=nft_ruleset(spec, attachments))
+    if target is None or not spec.ports:
+        return
     # what the host sends to 127.0.0.1:PORT leaves through the pod's link with its loopback source
     # until masqueraded: allowed on that link only (rkt set it on the default route's interface)
     for name in target.host_interfaces():

@@ -4,10 +4,12 @@ host. All inside the test host's own network namespace."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import socket
 import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -168,6 +170,42 @@ def test_a_pod_reaches_the_host_and_other_pods(net: Net, web: dict[str, object],
         f"nc {gw} {host_server} </dev/null; printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc {other} 80"
     )
     assert "hello-from-host" in done.stdout and "hello-from-pod" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.fixture
+def outside() -> Iterator[str]:
+    """Another host beyond this one: a namespace of the test's own behind a veth pair (10.123.0.2),
+    where a server answers with the address the connection came from."""
+    ns, script = (
+        "nspod-test-outside",
+        "ip link set lo up; ip addr add 10.123.0.2/24 dev o1; ip link set o1 up",
+    )
+    run = functools.partial(subprocess.run, check=True)
+    run(["ip", "netns", "add", ns])
+    try:
+        run(["ip", "link", "add", "o0", "type", "veth", "peer", "name", "o1", "netns", ns])
+        run(["ip", "addr", "add", "10.123.0.1/24", "dev", "o0"])
+        run(["ip", "link", "set", "o0", "up"])
+        run(["ip", "netns", "exec", ns, "sh", "-c", script])
+        serve = "import socket; s = socket.create_server(('10.123.0.2', 9999)); print('up', flush=True); "
+        serve += "c, peer = s.accept(); c.sendall(peer[0].encode() + b'\\n')"
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", serve], stdout=subprocess.PIPE
+        )
+        assert server.stdout is not None and server.stdout.readline() == b"up\n"
+        yield "10.123.0.2 9999"
+        server.kill()
+        server.wait()
+    finally:
+        subprocess.run(["ip", "link", "del", "o0"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_the_default_net_masquerades_what_leaves_the_host(net: Net, outside: str) -> None:
+    done = net.sh(f"nc -w 5 {outside} </dev/null")
+    assert done.stdout.strip() == "10.123.0.1", (
+        done.stdout + done.stderr
+    )  # the host's address, not the pod's
 
 
 def test_default_restricted_reaches_the_host_only(

@@ -58,7 +58,8 @@ def generate(case: dict[str, Any]) -> str:
         text += "\n### network teardown\n" + down_script(pod, plugins, unit_name(pod.machine))
     if pod.ports:
         attachment = Attachment("default", "eth0", run["result"])
-        text += "\n### nft\n" + nft_ruleset(UUID, pod.ports, attachment)
+        others = tuple(Attachment(n.name, f"eth{i}", {}) for i, n in enumerate(pod.networks or ()) if i)
+        text += "\n### nft\n" + nft_ruleset(pod, (attachment, *others))
         for proxy in loopback_proxies(pod, attachment, unit_name(pod.machine)):
             text += f"\n### {proxy.name}\n" + render_properties(proxy.properties())
     return text

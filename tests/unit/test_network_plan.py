@@ -13,7 +13,17 @@ from stage0.network import BUILTIN, PortRequest, load_nets, net_words, networks,
 from stage0.podfile import parse, render
 from stage0.requests import AppRequest, PodRequest
 from stage1.abi import NetworkSpec, PodSpec, PortSpec
-from stage1.cni import Attachment, forward_target, loopback_proxies, resolv_conf, skip_dad, with_dns
+from stage1.cni import (
+    Attachment,
+    forward_target,
+    has_table,
+    loopback_proxies,
+    nft_ruleset,
+    plugin_config,
+    resolv_conf,
+    skip_dad,
+    with_dns,
+)
 
 NETS = {name: json.dumps(config) for name, config in BUILTIN.items()}
 
@@ -184,3 +194,20 @@ def test_only_the_hosts_tentative_v6_addresses_are_re_added_undetected() -> None
         "address add fd00:49::1/128 dev veth0de93942 nodad",
     ]
     assert skip_dad(if_inet6, frozenset({"veth1"})) == ""
+
+
+def test_nspod_masquerades_for_ptp_and_bridge_in_the_pods_own_table() -> None:
+    nets = (
+        NetworkSpec(name="a", config='{"type": "ptp", "ipMasq": true}'),
+        NetworkSpec(name="b", config='{"type": "macvlan", "ipMasq": true}'),
+        NetworkSpec(name="c", config='{"type": "bridge"}'),
+    )
+    assert json.loads(plugin_config(nets[0])) == {"type": "ptp", "ipMasq": False}
+    assert plugin_config(nets[1]) == nets[1].config  # not one nspod knows: the plugin's own business
+    assert plugin_config(nets[2]) == nets[2].config
+    spec = PodSpec(uuid="u", machine="web", hostname="web", apps=(), networks=nets)
+    joined = tuple(Attachment(n.name, f"eth{i}", RESULT) for i, n in enumerate(nets))
+    assert has_table(spec)
+    assert "chain prerouting" not in nft_ruleset(spec, joined)  # no ports: source NAT only
+    assert nft_ruleset(spec, joined).count("masquerade") == 1
+    assert not has_table(PodSpec(uuid="u", machine="web", hostname="web", apps=(), networks=nets[1:]))
