@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
 from tests.conftest import assert_output_schema
-from tests.integration.test_pods import Nspod
+from tests.integration.test_pods import Nspod, busybox_image
 
 pytestmark = pytest.mark.systemd
 APPLETS = ("sh", "echo", "sleep", "cat", "httpd", "nc", "ip", "true", "wc")
@@ -41,31 +40,15 @@ NETS = {  # user nets of the test's own config: dual stack, IPv6 only, one namin
 
 def web_image(directory: Path) -> Path:
     """busybox with httpd serving /www/index.html on port 80, the port named ``http``."""
-    root = directory / "layout"
-    (root / "rootfs/bin").mkdir(parents=True)
-    (root / "rootfs/etc").mkdir()
-    (root / "rootfs/www").mkdir()
-    (root / "rootfs/bin/busybox").write_bytes(Path("/bin/busybox").read_bytes())
-    (root / "rootfs/bin/busybox").chmod(0o755)
-    for applet in APPLETS:
-        (root / "rootfs/bin" / applet).symlink_to("busybox")
-    (root / "rootfs/etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-    (root / "rootfs/etc/group").write_text("root:x:0:\n")
-    (root / "rootfs/www/index.html").write_text("hello-from-pod\n")
-    manifest = {
-        "acKind": "ImageManifest",
-        "acVersion": "0.8.11",
-        "name": "example.com/web",
-        "app": {
-            "exec": ["/bin/httpd", "-f", "-p", "80", "-h", "/www"],
-            "user": "0",
-            "group": "0",
-            "ports": [{"name": "http", "protocol": "tcp", "port": 80}],
-        },
+    (directory / "layout/rootfs/www").mkdir(parents=True)
+    (directory / "layout/rootfs/www/index.html").write_text("hello-from-pod\n")
+    app = {
+        "exec": ["/bin/httpd", "-f", "-p", "80", "-h", "/www"],
+        "user": "0",
+        "group": "0",
+        "ports": [{"name": "http", "protocol": "tcp", "port": 80}],
     }
-    (root / "manifest").write_text(json.dumps(manifest))
-    build_aci(str(root), str(directory / "web.aci"))
-    return directory / "web.aci"
+    return busybox_image(directory, app, name="example.com/web", applets=APPLETS)
 
 
 @dataclass

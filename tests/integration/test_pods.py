@@ -26,13 +26,14 @@ def busybox_image(
     app: Mapping[str, object] | None = None,
     name: str = "example.com/bb",
     annotations: Mapping[str, str] | None = None,
+    applets: tuple[str, ...] = APPLETS,
 ) -> Path:
-    root = directory / "layout"
+    root = directory / "layout"  # may hold files of the caller's already
     (root / "rootfs/bin").mkdir(parents=True)
     (root / "rootfs/etc").mkdir()
     (root / "rootfs/bin/busybox").write_bytes(Path("/bin/busybox").read_bytes())
     (root / "rootfs/bin/busybox").chmod(0o755)
-    for applet in APPLETS:
+    for applet in applets:
         (root / "rootfs/bin" / applet).symlink_to("busybox")
     (root / "rootfs/etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\nworker:x:1000:1000::/:/bin/sh\n")
     (root / "rootfs/etc/group").write_text("root:x:0:\nworker:x:1000:\nextra:x:2000:\n")
