@@ -5,15 +5,19 @@
 
 In one run:
 
-* start: ``nspod run IMAGE --exec=/bin/true`` on the ``default`` net against ``--net=host``,
-  interleaved, after warm-ups; the median of the rounds' differences is what the namespace, the CNI plugin,
-  masquerading and the teardown add to a pod's life;
+* start: ``nspod run IMAGE --exec=/bin/true`` on the ``default`` net and with ``--net=none``
+  against ``--net=host``, interleaved (order rotated, gc after each run), after warm-ups; the
+  median of the rounds' differences is what the namespace, the CNI plugin, masquerading and the
+  teardown add to a pod's life (none: the namespace and the teardown's ExecStopPost= alone);
+* back to back: blocks of BLOCK runs in a row of each, alternating; the median difference of the
+  blocks' mean run time also counts what a pod leaves the kernel to do after it has ended (a
+  namespace's removal goes on in the background, in the next pod's time);
 * throughput pod → host: the same sender (busybox ``dd | nc``, SIZE bytes) in a pod on the default
   net to the host's end of its link, against a veth pair made by hand (``ip netns add`` and ``ip
   link add … type veth``, no plugin, no NAT) and against the host's loopback; the receiver, on the
   host, times from the first byte to the last. Best of ROUNDS each, interleaved.
 
-Targets: start adds ≤ 60 ms; throughput ≥ 0.8× the hand-made veth pair.
+Targets: start adds ≤ 60 ms, by both measures; throughput ≥ 0.8× the hand-made veth pair.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from start import build_image, interleaved, setup
+from start import build_image, interleaved, setup, timed
 
 START_TARGET_MS = 60.0
 THROUGHPUT_TARGET = 0.8
 SIZE = 1 << 30
 ROUNDS = 3
+BLOCK, BLOCKS = 5, 8
 VETH_NS, VETH_HOST, VETH_POD = "nspod-bench-veth", "10.99.0.1", "10.99.0.2"
 
 
@@ -95,8 +100,22 @@ def hand_veth() -> None:
         subprocess.run(argv, check=True)
 
 
+def back_to_back(base: list[str], image_id: str, env: dict[str, str]) -> float:
+    """The median over blocks of (mean run on default − mean run on host), BLOCK runs in a row."""
+    means: dict[str, list[float]] = {"host": [], "default": []}
+    for block in range(BLOCKS + 2):  # the first two warm up
+        for net in ("host", "default") if block % 2 else ("default", "host"):
+            runs = [timed([*base, "run", f"--net={net}", image_id], env) for _ in range(BLOCK)]
+            if block >= 2:
+                means[net].append(statistics.mean(runs))
+            subprocess.run(
+                [*base, "gc", "--grace-period=0s"], env=env, check=True, stdout=subprocess.DEVNULL
+            )
+    return statistics.median(d - h for d, h in zip(means["default"], means["host"], strict=True))
+
+
 def main() -> int:
-    args, work, env, base = setup(__doc__, "net", 15)
+    args, work, env, base = setup(__doc__, "net", 40)
     hand_veth()
     try:
         aci = build_image(work)
@@ -112,18 +131,25 @@ def main() -> int:
         runs = interleaved(
             {
                 "--net=host": [*base, "run", "--net=host", image_id],
+                "--net=none": [*base, "run", "--net=none", image_id],
                 "--net=default": [*base, "run", "--net=default", image_id],
             },
             args.runs,
             env,
             warmups=2,
             between=[*base, "gc", "--grace-period=0s"],
+            each=True,  # a namespace's removal goes on in the kernel after its pod: not the next one's cost
         )
         start = {name: statistics.median(samples) for name, samples in runs.items()}
-        # the same round's two runs, paired: the neighbours' load moves both alike
-        added = statistics.median(
-            d - h for d, h in zip(runs["--net=default"], runs["--net=host"], strict=True)
-        )
+        # the same round's runs, paired: the neighbours' load moves them alike
+        differences = {
+            name: [d - h for d, h in zip(runs[name], runs["--net=host"], strict=True)]
+            for name in ("--net=none", "--net=default")
+        }
+        added = statistics.median(differences["--net=default"])
+        quartiles = {name: statistics.quantiles(d, n=4) for name, d in differences.items()}
+
+        in_a_row = back_to_back(base, image_id, env)
 
         receiver = Receiver()
         port = receiver.port
@@ -143,14 +169,21 @@ def main() -> int:
 
         print(f"start, median of {args.runs} (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in start.items()))
         print(f"  the default net adds {added:.1f} ms, median of the rounds' differences "
-              f"(target ≤ {START_TARGET_MS:.0f}): "
+              f"(quartiles {quartiles['--net=default'][0]:.1f}–{quartiles['--net=default'][2]:.1f}; "
+              f"target ≤ {START_TARGET_MS:.0f}): "
               f"{'meets' if added <= START_TARGET_MS else 'MISSES'}")  # fmt: skip
+        print(f"  back to back, {BLOCKS} blocks of {BLOCK} in a row each: the default net adds "
+              f"{in_a_row:.1f} ms a pod (target ≤ {START_TARGET_MS:.0f}): "
+              f"{'meets' if in_a_row <= START_TARGET_MS else 'MISSES'}")  # fmt: skip
+        print(f"  of which a namespace alone (--net=none): "
+              f"{statistics.median(differences['--net=none']):.1f} ms "
+              f"(quartiles {quartiles['--net=none'][0]:.1f}–{quartiles['--net=none'][2]:.1f})")  # fmt: skip
         print(f"throughput pod → host, best of {ROUNDS} of {SIZE >> 20} MiB (MiB/s): "
               + ", ".join(f"{k} {v:.0f}" for k, v in best.items()))  # fmt: skip
         print(f"  pod / veth by hand = {ratio:.2f} (target ≥ {THROUGHPUT_TARGET}): "
               f"{'meets' if ratio >= THROUGHPUT_TARGET else 'MISSES'}; "
               f"pod / loopback = {best['pod on default'] / best['host loopback']:.2f}")  # fmt: skip
-        return 0 if added <= START_TARGET_MS and ratio >= THROUGHPUT_TARGET else 1
+        return 0 if max(added, in_a_row) <= START_TARGET_MS and ratio >= THROUGHPUT_TARGET else 1
     finally:
         subprocess.run(["ip", "netns", "delete", VETH_NS], check=False)
         subprocess.run(["rm", "-rf", str(work)], check=False)

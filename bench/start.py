@@ -55,16 +55,24 @@ def interleaved(
     warmups: int,
     between: list[str],
     unchecked: frozenset[str] = frozenset(),
+    each: bool = False,
 ) -> dict[str, list[float]]:
-    """Each command once per round, ``runs`` rounds after ``warmups``, ``between`` after each round;
-    the samples (ms) by name. A command in ``unchecked`` may fail and is timed all the same."""
+    """Each command once per round, ``runs`` rounds after ``warmups``, ``between`` after each round
+    (``each``: after each command, and the order rotated every round, so that no command always
+    runs on the heels of another's asynchronous cleanup); the samples (ms) by name. A command in
+    ``unchecked`` may fail and is timed all the same."""
     samples: dict[str, list[float]] = {name: [] for name in commands}
+    names = list(commands)
     for run in range(runs + warmups):
-        for name, argv in commands.items():
-            elapsed = timed(argv, env, check=name not in unchecked)
+        order = names[run % len(names) :] + names[: run % len(names)] if each else names
+        for name in order:
+            elapsed = timed(commands[name], env, check=name not in unchecked)
             if run >= warmups:
                 samples[name].append(elapsed)
-        subprocess.run(between, env=env, check=True, stdout=subprocess.DEVNULL)
+            if each:
+                subprocess.run(between, env=env, check=True, stdout=subprocess.DEVNULL)
+        if not each:
+            subprocess.run(between, env=env, check=True, stdout=subprocess.DEVNULL)
     return samples
 
 

@@ -68,9 +68,9 @@ MASQUERADING_PLUGINS = ("ptp", "bridge")  # the plugins whose ipMasq nspod does 
 
 
 def plugin_config(net: NetworkSpec) -> str:
-    """The configuration handed to the plugin. ptp's and bridge's ipMasq is done by nspod in the
-    pod's own nftables table (nft_ruleset): the plugins' iptables rules can only be removed while
-    the pod's link exists, and removing a link costs the kernel ~50 ms that deleting the whole
+    """The configuration handed to the plugin. ptp's and bridge's ipMasq is done by nspod, once
+    per subnet (stage1/nat.py): the plugins' per-pod iptables rules can only be removed while the
+    pod's link exists, and removing a link costs the kernel ~50 ms that deleting the whole
     namespace (which takes the link along, in the background) does not."""
     config = json.loads(net.config)
     if config.get("type") in MASQUERADING_PLUGINS and config.get("ipMasq"):
@@ -157,11 +157,6 @@ def forward_target(spec: PodSpec, attachments: tuple[Attachment, ...]) -> Attach
 
 
 TENTATIVE = 0x40  # IFA_F_TENTATIVE in /proc/net/if_inet6: the address is in duplicate address detection
-NETNS_SETUP = (  # inside the new namespace: loopback up, and no duplicate address detection (the
-    # addresses come from IPAM, unique by construction; detection holds a v6 link for ~1.5 s)
-    "{ip} link set lo up && for f in /proc/sys/net/ipv6/conf/all/accept_dad"
-    " /proc/sys/net/ipv6/conf/default/accept_dad; do [ ! -e $f ] || echo 0 > $f; done"
-)
 
 
 def skip_dad(if_inet6: str, interfaces: frozenset[str]) -> str:
@@ -181,75 +176,6 @@ def skip_dad(if_inet6: str, interfaces: frozenset[str]) -> str:
 def port_key(port: PortSpec) -> str:
     """The name of a forwarded port's claim in PORTS_DIR: one pod per protocol, address and port."""
     return f"{port.protocol}-{port.host_ip or 'any'}-{port.host_port}"
-
-
-MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
-
-
-def masquerade_rules(spec: PodSpec, attachments: tuple[Attachment, ...]) -> list[str]:
-    """What the plugins' ipMasq did: the pod's traffic leaving its subnet, unless multicast, goes
-    out with the host's address."""
-    assert spec.networks is not None
-    rules = []
-    for net, attachment in zip(spec.networks, attachments, strict=True):
-        if not masquerades(net) or plugin_type(net) not in MASQUERADING_PLUGINS:
-            continue
-        for ip in attachment.result.get("ips", ()):
-            interface = ipaddress.ip_interface(ip["address"])
-            family = "ip" if interface.version == 4 else "ip6"
-            rules.append(
-                f"{family} saddr {interface.ip} {family} daddr != {interface.network}"
-                f" {family} daddr != {MULTICAST[interface.version]} masquerade"
-            )
-    return rules
-
-
-def has_table(spec: PodSpec) -> bool:
-    """Whether the pod gets a table of its own: for forwarded ports or masquerading."""
-    nets = spec.networks or ()
-    return bool(spec.ports) or any(masquerades(n) and plugin_type(n) in MASQUERADING_PLUGINS for n in nets)
-
-
-def nft_ruleset(spec: PodSpec, attachments: tuple[Attachment, ...]) -> str:
-    """The pod's table: destination NAT of its forwarded ports to its address, from other hosts
-    (prerouting) and from this one (output); source NAT for what comes from 127.0.0.1 so the
-    pod can answer it, and for what the pod sends out of a masquerading network. IPv4 and IPv6,
-    as the pod has addresses of each; ::1 is left to loopback_proxies (the kernel routes no ::1
-    packet off the host)."""
-    target = forward_target(spec, attachments)
-    addresses = [ipaddress.ip_address(a) for a in target.addresses()] if target else []
-    rules = []
-    for port in spec.ports:
-        for address in addresses:
-            family = "ip" if address.version == 4 else "ip6"
-            if port.host_ip:
-                if ipaddress.ip_address(port.host_ip).version != address.version:
-                    continue
-                match = f"{family} daddr {port.host_ip}"
-            else:  # ::1 cannot be routed to a pod: its proxy answers there (loopback_proxies)
-                match = "fib daddr type local" + (" ip6 daddr != ::1" if address.version == 6 else "")
-            to = f"{address}:{port.port}" if address.version == 4 else f"[{address}]:{port.port}"
-            rules.append(
-                f"{match} meta l4proto {port.protocol} th dport {port.host_port} dnat {family} to {to}"
-            )
-    source = [f"ip saddr 127.0.0.0/8 ip daddr {a} masquerade" for a in addresses if a.version == 4]
-    if not spec.ports:
-        source = []
-    source += masquerade_rules(spec, attachments)
-    lines = [f"table inet {table_name(spec.uuid)} {{"]
-    for chain, hook, priority, body in (
-        ("prerouting", "prerouting", -100, rules),
-        ("output", "output", -100, rules),
-        ("postrouting", "postrouting", 100, source),
-    ):
-        if not body:
-            continue
-        lines.append(f"\tchain {chain} {{")
-        lines.append(f"\t\ttype nat hook {hook} priority {priority}; policy accept;")
-        lines += [f"\t\t{rule}" for rule in body]
-        lines.append("\t}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
 
 
 SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate"
@@ -305,7 +231,7 @@ def down_script(spec: PodSpec, plugins: tuple[str, ...], unit: str) -> str:
         "#!/bin/sh",
         f"# nspod: the teardown of pod {spec.uuid}'s network (stage1/cni.py), safe to run again",
     ]
-    if has_table(spec):
+    if spec.ports:
         lines.append(f"{NFT} delete table inet {table_name(spec.uuid)} 2>/dev/null")
     lines.append(f"[ ! -e {netns_path(spec.uuid)} ] || {IP} netns delete {netns_name(spec.uuid)}")
     for index in reversed(range(len(spec.networks))):
@@ -316,7 +242,6 @@ def down_script(spec: PodSpec, plugins: tuple[str, ...], unit: str) -> str:
     for port in spec.ports:
         claim = f"{PORTS_DIR}/{port_key(port)}"
         lines.append(f"grep -qx {spec.uuid} {claim} 2>/dev/null && rm -f {claim}")
-    lines.append(f"rm -f {shlex.quote(UNITS_DIR + '/' + unit)}")
-    lines.append(f"rm -rf {shlex.quote(here)}")
+    lines.append(f"rm -rf {shlex.quote(UNITS_DIR + '/' + unit)} {shlex.quote(here)}")
     lines.append("exit 0")
     return "\n".join(lines) + "\n"

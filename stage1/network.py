@@ -1,6 +1,5 @@
 """The pod's networks on the host (what stage1/cni.py describes): its namespace, the CNI plugin
-calls, the forwarded ports, and the teardown. Subprocesses and /proc/sys only; the start path runs
-``ip netns add``, one plugin per network and, with ports, one ``nft``."""
+calls, the address translation, and the teardown. Subprocesses and /proc/sys only."""
 
 from __future__ import annotations
 
@@ -14,11 +13,12 @@ import shutil
 import socket
 import subprocess
 
+from stage1 import netns
 from stage1.abi import Error, PodPaths, PodSpec, PortSpec
 from stage1.cni import (
     CNI_PATH,
     IP,
-    NETNS_SETUP,
+    NETNS_DIR,
     NFT,
     PORTS_DIR,
     UNITS_DIR,
@@ -26,9 +26,7 @@ from stage1.cni import (
     down_path,
     down_script,
     forward_target,
-    has_table,
     netns_name,
-    nft_ruleset,
     plugin_config,
     plugin_env,
     plugin_type,
@@ -36,6 +34,15 @@ from stage1.cni import (
     read_attachments,
     runtime_dir,
     skip_dad,
+)
+from stage1.nat import (
+    SHARED_TABLE,
+    Subnet,
+    masquerade_chain,
+    masquerade_setup,
+    masquerade_subnets,
+    nft_ruleset,
+    shared_chains,
 )
 
 
@@ -147,12 +154,7 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
     try:
         if spec.ports:
             check_ports(spec)
-        _run([IP, "netns", "add", netns_name(spec.uuid)], "creating the pod's network namespace")
-        # nspawn leaves a namespace it was handed as it is: its loopback is ours to bring up
-        _run(
-            [IP, "netns", "exec", netns_name(spec.uuid), "/bin/sh", "-c", NETNS_SETUP.format(ip=IP)],
-            "setting up the pod's network namespace",
-        )
+        netns.create(NETNS_DIR, netns_name(spec.uuid))
         attachments = []
         for index, net in enumerate(spec.networks):
             result = _call(spec, index, plugins[index], "ADD")
@@ -161,8 +163,9 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
         _skip_dad(
             frozenset(i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces())
         )
-        if has_table(spec):
-            _nat(spec, done)
+        _masquerade(masquerade_subnets(spec, done))
+        if spec.ports:
+            _forward(spec, done)
         with open(paths.net + ".tmp", "w") as file:
             json.dump([a.to_json() for a in done], file, indent=2)
         os.replace(paths.net + ".tmp", paths.net)
@@ -189,16 +192,35 @@ def _skip_dad(interfaces: frozenset[str]) -> None:
         )
 
 
-def _nat(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
+def _masquerade(subnets: tuple[Subnet, ...]) -> None:
+    """Make sure the shared table masquerades for these subnets: one read when it does (the
+    usual case), one batch where it does not yet (stage1/nat.py)."""
+    missing = _unmasqueraded(subnets)
+    if not missing:
+        return
+    made = subprocess.run([NFT, "-f", "-"], input=masquerade_setup(missing), capture_output=True, text=True)
+    if made.returncode != 0 and _unmasqueraded(missing):  # else another pod made them meanwhile
+        raise NetworkError(
+            f"masquerading for {', '.join(map(str, missing))} (nft) failed: {made.stderr.strip()}"
+        )
+
+
+def _unmasqueraded(subnets: tuple[Subnet, ...]) -> tuple[Subnet, ...]:
+    if not subnets:
+        return ()
+    listed = subprocess.run([NFT, "list", "table", "inet", SHARED_TABLE], capture_output=True, text=True)
+    chains = shared_chains(listed.stdout) if listed.returncode == 0 else frozenset()
+    return tuple(s for s in subnets if masquerade_chain(s) not in chains)
+
+
+def _forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
     target = forward_target(spec, attachments)
-    if spec.ports and (target is None or not target.addresses()):
+    if target is None or not target.addresses():
         raise NetworkError(
             "the pod's ports have nowhere to go: no network gave it an address",
             hint="forward ports to a pod on a network with addresses (--net=default)",
         )
-    _run([NFT, "-f", "-"], "the pod's address translation (nft)", input=nft_ruleset(spec, attachments))
-    if target is None or not spec.ports:
-        return
+    _run([NFT, "-f", "-"], "the pod's port forwarding (nft)", input=nft_ruleset(spec, attachments))
     # what the host sends to 127.0.0.1:PORT leaves through the pod's link with its loopback source
     # until masqueraded: allowed on that link only (rkt set it on the default route's interface)
     for name in target.host_interfaces():

@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import secrets
 import socket
 import subprocess
 import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,3 +281,23 @@ def test_bad_net_and_port_requests_are_usage_errors(net: Net) -> None:
     ):
         done = net("run", *flags, str(net.image))
         assert done.returncode == 2 and message in done.stderr, (flags, done.stderr)
+
+
+def test_pods_joining_a_new_subnet_at_once_masquerade_it_once(net: Net) -> None:
+    """The subnet's masquerading is made by whichever pod comes first (stage1/nat.py): five at once
+    all start, and the shared table holds one chain and one jump for it."""
+    subnet = ipaddress.ip_network(f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}.0/24")
+    name = f"masq{subnet.network_address.packed[1]}x{subnet.network_address.packed[2]}"
+    ipam = {"type": "host-local", "ranges": [[{"subnet": str(subnet)}]], "dataDir": IPAM}
+    conf = {"cniVersion": "1.0.0", "name": name, "type": "ptp", "ipMasq": True, "ipam": ipam}
+    path = net.config / f"net.d/90-{name}.conf"
+    path.write_text(json.dumps(conf))
+    try:
+        with ThreadPoolExecutor(5) as pool:
+            runs = list(pool.map(lambda _: net.sh("ip -o -4 addr show eth0", f"--net={name}"), range(5)))
+    finally:
+        path.unlink()
+    assert all(r.returncode == 0 and f"inet {str(subnet)[:-5]}" in r.stdout for r in runs), runs
+    table = subprocess.run(["nft", "list", "table", "inet", "nspod"], capture_output=True, text=True).stdout
+    assert table.count(f"ip saddr {subnet} jump ") == 1, table
+    assert table.count(f"ip daddr != {subnet} ip daddr != 224.0.0.0/4 masquerade") == 1, table

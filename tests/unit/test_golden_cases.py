@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec, unit_name
-from stage1.cni import Attachment, down_script, loopback_proxies, nft_ruleset, plugin_type
+from stage1.cni import Attachment, down_script, loopback_proxies, plugin_type
+from stage1.nat import masquerade_setup, masquerade_subnets, nft_ruleset
 from stage1.nspawn import nspawn_argv, pod_service
 from stage1.stdio import Stdio
 from stage1.transient import render_properties
@@ -60,6 +61,8 @@ def generate(case: dict[str, Any]) -> str:
         attachment = Attachment("default", "eth0", run["result"])
         others = tuple(Attachment(n.name, f"eth{i}", {}) for i, n in enumerate(pod.networks or ()) if i)
         text += "\n### nft\n" + nft_ruleset(pod, (attachment, *others))
+        subnets = masquerade_subnets(pod, (attachment, *others))
+        text += "\n### nft, shared table\n" + (masquerade_setup(subnets) if subnets else "")
         for proxy in loopback_proxies(pod, attachment, unit_name(pod.machine)):
             text += f"\n### {proxy.name}\n" + render_properties(proxy.properties())
     return text

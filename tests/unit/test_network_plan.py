@@ -3,6 +3,8 @@ resolved against the apps', and stage1's plan for them (stage1/cni.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 from pathlib import Path
 
@@ -16,14 +18,13 @@ from stage1.abi import NetworkSpec, PodSpec, PortSpec
 from stage1.cni import (
     Attachment,
     forward_target,
-    has_table,
     loopback_proxies,
-    nft_ruleset,
     plugin_config,
     resolv_conf,
     skip_dad,
     with_dns,
 )
+from stage1.nat import masquerade_chain, masquerade_setup, masquerade_subnets, shared_chains
 
 NETS = {name: json.dumps(config) for name, config in BUILTIN.items()}
 
@@ -196,7 +197,7 @@ def test_only_the_hosts_tentative_v6_addresses_are_re_added_undetected() -> None
     assert skip_dad(if_inet6, frozenset({"veth1"})) == ""
 
 
-def test_nspod_masquerades_for_ptp_and_bridge_in_the_pods_own_table() -> None:
+def test_nspod_masquerades_for_ptp_and_bridge_once_per_subnet() -> None:
     nets = (
         NetworkSpec(name="a", config='{"type": "ptp", "ipMasq": true}'),
         NetworkSpec(name="b", config='{"type": "macvlan", "ipMasq": true}'),
@@ -207,7 +208,16 @@ def test_nspod_masquerades_for_ptp_and_bridge_in_the_pods_own_table() -> None:
     assert plugin_config(nets[2]) == nets[2].config
     spec = PodSpec(uuid="u", machine="web", hostname="web", apps=(), networks=nets)
     joined = tuple(Attachment(n.name, f"eth{i}", RESULT) for i, n in enumerate(nets))
-    assert has_table(spec)
-    assert "chain prerouting" not in nft_ruleset(spec, joined)  # no ports: source NAT only
-    assert nft_ruleset(spec, joined).count("masquerade") == 1
-    assert not has_table(PodSpec(uuid="u", machine="web", hostname="web", apps=(), networks=nets[1:]))
+    (subnet,) = masquerade_subnets(spec, joined)  # macvlan's ipMasq is its own; c does not masquerade
+    assert str(subnet) == str(ipaddress.ip_interface(RESULT["ips"][0]["address"]).network)
+    again = (*joined[:2], Attachment("c", "eth2", RESULT))
+    assert masquerade_subnets(dataclasses.replace(spec, networks=(nets[0], nets[1], nets[0])), again) == (
+        subnet,
+    )
+    setup = masquerade_setup((subnet, ipaddress.ip_network("fd00:49::/64")))
+    assert setup.count("create chain") == 2 and setup.count(" masquerade\n") == 2
+    assert "ip6 daddr != fd00:49::/64 ip6 daddr != ff00::/8 masquerade" in setup
+    listing = (
+        f"table inet nspod {{\n\tchain postrouting {{\n\t}}\n\tchain {masquerade_chain(subnet)} {{\n\t}}\n}}"
+    )
+    assert shared_chains(listing) == {"postrouting", masquerade_chain(subnet)}
