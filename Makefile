@@ -15,7 +15,7 @@ DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linu
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
-DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl
+DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo
 
 .PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net clean fresh-check
 

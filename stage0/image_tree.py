@@ -5,13 +5,19 @@ real adapter over a rendered rootfs on disk. Tests give the planner trees held i
 from __future__ import annotations
 
 import os
+import stat
 from typing import Protocol
 
 
 class ImageTree(Protocol):
     @property
     def rootfs(self) -> str:
-        """The tree's host path (what stage1 mounts as the app's root)."""
+        """The tree's host path (what stage1 mounts as the app's root; an OCI image's top layer)."""
+        ...
+
+    @property
+    def lower(self) -> tuple[str, ...]:
+        """The layers beneath ``rootfs``, top first (an OCI image's; none for an ACI)."""
         ...
 
     def is_executable(self, path: str) -> bool:
@@ -37,6 +43,15 @@ class RootfsTree:
     def rootfs(self) -> str:
         return self._root
 
+    @property
+    def lower(self) -> tuple[str, ...]:
+        return ()
+
+    def _find(self, parts: list[str]) -> str | None:
+        """The host path of the in-image path ``parts`` (no symlink among them), if it exists."""
+        candidate = os.path.join(self._root, *parts)
+        return candidate if os.path.lexists(candidate) else None
+
     def resolve(self, path: str, hops: int = 40) -> str | None:
         """The host path of the in-image ``path``, symlinks followed as the app would see them (an
         absolute link target is taken inside the image); None when it does not exist."""
@@ -47,7 +62,9 @@ class RootfsTree:
             if part == "..":
                 current = current[:-1]
                 continue
-            candidate = os.path.join(self._root, *current, part)
+            candidate = self._find([*current, part])
+            if candidate is None:
+                return None
             if os.path.islink(candidate):
                 if hops == 0:
                     return None
@@ -57,10 +74,8 @@ class RootfsTree:
                     current = []
                 parts = [p for p in target.split("/") if p not in ("", ".")] + parts
                 continue
-            if not os.path.lexists(candidate):
-                return None
             current.append(part)
-        return os.path.join(self._root, *current)
+        return self._find(current) if current else self._root
 
     def is_executable(self, path: str) -> bool:
         host = self.resolve(path)
@@ -83,3 +98,51 @@ class RootfsTree:
             return None
         st = os.stat(host)
         return st.st_uid, st.st_gid
+
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+class LayeredTree(RootfsTree):
+    """An OCI image's layers as overlayfs will merge them: a path is the topmost layer's, unless a
+    whiteout (a 0/0 character device) removes it or an opaque directory hides what lies below."""
+
+    def __init__(self, layers: tuple[str, ...]) -> None:  # top first
+        super().__init__(layers[0])
+        self._layers = layers
+
+    @property
+    def lower(self) -> tuple[str, ...]:
+        return self._layers[1:]
+
+    def _find(self, parts: list[str]) -> str | None:
+        for layer in self._layers:
+            candidate = os.path.join(layer, *parts)
+            try:
+                st = os.lstat(candidate)
+            except FileNotFoundError:
+                if _hides_below(layer, parts):
+                    return None
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                return None  # a whiteout
+            return candidate
+        return None
+
+
+def _hides_below(layer: str, parts: list[str]) -> bool:
+    """Whether ``layer`` ends the search for ``parts``: a parent of it there is opaque or no directory."""
+    for depth in range(1, len(parts)):
+        parent = os.path.join(layer, *parts[:depth])
+        try:
+            st = os.lstat(parent)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return True
+        try:
+            if os.getxattr(parent, OPAQUE_XATTR, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False

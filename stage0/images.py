@@ -92,6 +92,7 @@ def gc(store: Store, data_dir: str, grace: float, now: float | None = None) -> l
     for row in doomed:
         store.remove(row.id)
     remove_stale_trees(store)
+    store.remove_orphan_layers(now - grace)
     for path in glob.glob(os.path.join(store.paths.downloads, "*.part")):
         if os.path.getmtime(path) < now - grace:
             for leftover in (path, path + ".json"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from stage0.dns import hosts_file, resolv_conf
 from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
 from stage0.network import port_specs
+from stage0.oci.convert import STOP_SIGNAL
 from stage0.requests import AppRequest, PodRequest
 from stage0.schema.app import App, NameValue
 from stage0.schema.image import ImageManifest
@@ -137,6 +139,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
     return AppSpec(
         name=name,
         rootfs=tree.rootfs,
+        lower=tree.lower,
         exec=tuple(argv),
         env=tuple(sorted(env.items())),
         user=resolve_id(tree, request.user or (app.user if app else "0"), "passwd"),
@@ -154,8 +157,19 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         relaxed=pod.relaxed,
         read_only_rootfs=bool(request.read_only_rootfs),
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
+        stop_signal=stop_signal(manifest.annotation(STOP_SIGNAL)),
         **isolator_limits(isolators(request, image)),
     )
+
+
+def stop_signal(value: str | None) -> str:
+    """An OCI image's StopSignal (``SIGQUIT``, ``QUIT`` or a number) as systemd's KillSignal=."""
+    if not value:
+        return ""
+    name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
+    if value.isdigit():
+        return value if 0 < int(value) < 65 else ""
+    return name if name.removeprefix("SIG").isalnum() and hasattr(signal, name) else ""
 
 
 def isolators(request: AppRequest, image: PlannedImage) -> tuple[Isolator, ...]:

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 
 from stage0.fetch.fetcher import Fetcher
-from stage0.image_tree import RootfsTree
+from stage0.image_tree import ImageTree, LayeredTree, RootfsTree
 from stage0.planner import PlannedImage, PrepareError, plan_pod
 from stage0.render import rendered_rootfs
 from stage0.requests import PodRequest
@@ -37,7 +37,12 @@ def build_pod(
         row = fetcher.fetch(app.image, signature=app.signature)
         raws.append(bytes(row.manifest))
         image = parse_image_manifest(row.manifest, row.name, trusted=True)
-        tree = RootfsTree(rendered_rootfs(fetcher.store, row, fetcher.resolve_dependency))
+        layers = fetcher.store.oci_layers(row.id)  # an OCI image: its layers, stacked by stage1
+        tree: ImageTree = (
+            LayeredTree(layers)
+            if layers
+            else RootfsTree(rendered_rootfs(fetcher.store, row, fetcher.resolve_dependency))
+        )
         images.append(PlannedImage(row.name, row.id, row.labels, image, tree))
     spec, manifest = plan_pod(uuid, request, images, networks)
     labelled = [a.name for a in spec.apps if a.selinux_context]

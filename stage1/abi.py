@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
-# resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register. A stage1 reads specs of every earlier
-# version as well (each only added fields with defaults).
-ABI_VERSION = 4
-READABLE_ABI_VERSIONS = (1, 2, 3, 4)
+# resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
+# images). A stage1 reads specs of every earlier version as well (each only added fields with defaults).
+ABI_VERSION = 5
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -161,6 +161,7 @@ class AppSpec:
 
     name: str
     rootfs: str  # the rendered image tree; read-only lower layer of the app's root
+    lower: tuple[str, ...] = ()  # an OCI image's layers beneath rootfs (its top layer), top first
     exec: tuple[str, ...]  # argv; argv[0] is an absolute path inside the app's root
     env: tuple[tuple[str, str], ...] = ()
     user: int = 0
@@ -188,6 +189,7 @@ class AppSpec:
     selinux_context: str = ""  # user:role:type:level, applied where SELinux is enabled
     sysctl: tuple[tuple[str, str], ...] = ()  # namespaced kernel settings (os/unix/sysctl), pod-wide
     stop_timeout: float = DEFAULT_STOP_TIMEOUT  # seconds from SIGTERM to SIGKILL when the app stops
+    stop_signal: str = ""  # what stops the app (an OCI image's StopSignal); "": SIGTERM
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,6 +240,7 @@ class PodSpec:
                 "capabilities_removed",
                 "relaxed",
                 "seccomp_set",
+                "lower",
             }
             nested = {"env", "pre_start", "post_stop", "mounts", "sysctl"}
             values = {

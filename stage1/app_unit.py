@@ -220,6 +220,7 @@ def app_unit(
         ("Restart", "no"),
         ("TimeoutStartSec", "0"),
         ("TimeoutStopSec", f"{app.stop_timeout:g}s"),  # then SIGKILL
+        *((("KillSignal", app.stop_signal),) if app.stop_signal else ()),  # an OCI image's StopSignal
     )
     return unit + service
 

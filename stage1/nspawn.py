@@ -146,7 +146,8 @@ def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
     argv = []
     for app in spec.apps:
         root = APP_ROOT.format(app=app.name)  # writable; --readonly-rootfs is the app unit's
-        argv.append(bind("--overlay", app.rootfs, paths.upper(app.name), root))
+        # nspawn stacks left to right: the image's bottom layer first, the writable one last
+        argv.append(bind("--overlay", *reversed(app.lower), app.rootfs, paths.upper(app.name), root))
         for name, path, read_only in app.mounts:
             option, source = volume_source(spec, paths, name, read_only)
             argv.append(bind(option, source, root + path))
@@ -170,6 +171,8 @@ def userns_apps(spec: PodSpec, paths: PodPaths) -> list[str]:
     for app in spec.apps:
         base = USERNS_LAYERS.format(app=app.name)
         argv.append(bind("--bind-ro", app.rootfs, f"{base}/lower"))
+        for index, layer in enumerate(app.lower, 1):  # an OCI image's other layers, top first
+            argv.append(bind("--bind-ro", layer, f"{base}/lower{index}"))
         argv.append(bind("--bind", paths.layers(app.name), f"{base}/layers"))
         for index, (name, _, read_only) in enumerate(app.mounts):
             option, source = volume_source(spec, paths, name, read_only)

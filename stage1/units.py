@@ -164,7 +164,8 @@ def userns_mounts(spec: PodSpec) -> dict[str, list[Entry]]:
     units: dict[str, list[Entry]] = {}
     for app in spec.apps:
         base, root = USERNS_LAYERS.format(app=app.name), APP_ROOT.format(app=app.name)
-        layers = f"lowerdir={base}/lower,upperdir={base}/layers/upper,workdir={base}/layers/work,userxattr"
+        lowers = ":".join([f"{base}/lower", *(f"{base}/lower{i}" for i in range(1, len(app.lower) + 1))])
+        layers = f"lowerdir={lowers},upperdir={base}/layers/upper,workdir={base}/layers/work,userxattr"
         mounts = [(root, "overlay", "overlay", layers)]
         for index, (_, target, read_only) in enumerate(app.mounts):
             mounts.append(

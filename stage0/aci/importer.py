@@ -49,9 +49,9 @@ class Tee:
 class Hasher:
     """Hashes the decompressed stream as it is read, and bounds it (the decompression-bomb limit)."""
 
-    def __init__(self, source: Readable, limit: int) -> None:
+    def __init__(self, source: Readable, limit: int, algorithm: str = "sha512") -> None:
         self._source, self._limit = source, limit
-        self.hash = hashlib.sha512()
+        self.hash = hashlib.new(algorithm)
         self.size = 0
 
     def read(self, size: int = -1, /) -> bytes:

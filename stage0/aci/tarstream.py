@@ -116,8 +116,10 @@ def _pax_records(data: bytes) -> dict[str, bytes]:
 class TarReader:
     """Iterate over an archive's entries; read a FILE's data with :meth:`chunks` before moving on."""
 
-    def __init__(self, stream: Readable, limits: Limits = Limits()) -> None:
-        self._stream = stream
+    def __init__(self, stream: Readable, limits: Limits = Limits(), *, lenient_end: bool = False) -> None:
+        """``lenient_end``: an archive may stop after its last entry's data, without padding or
+        end blocks (container layers written by umoci ≤ 0.4.7 do; Go's reader accepts them)."""
+        self._lenient = lenient_end
         self._limits = limits
         self._buffer = memoryview(b"")
         self._consumed = 0
@@ -125,6 +127,7 @@ class TarReader:
         self._pending = 0  # data (plus padding) of the current entry not yet read
         self._data_size = 0  # data of the current FILE entry not yet handed out
         self._global: dict[str, bytes] = {}
+        self._stream = stream
 
     @property
     def consumed(self) -> int:
@@ -161,8 +164,19 @@ class TarReader:
             yield piece
         self._skip_pending()
 
+    def _ended(self) -> bool:
+        """Whether a lenient archive stops here (nothing more to read)."""
+        if not self._lenient or self._buffer:
+            return False
+        more = self._stream.read(CHUNK)
+        self._buffer = memoryview(more)
+        return not more
+
     def _skip_pending(self) -> None:
         while self._pending:
+            if self._ended() and self._pending < BLOCK:  # only the last entry's padding is missing
+                self._pending = 0
+                return
             if not self._buffer:
                 self._fill(1)
             step = min(self._pending, len(self._buffer), CHUNK)
@@ -182,6 +196,8 @@ class TarReader:
         local: dict[str, bytes] = {}
         while True:
             self._skip_pending()
+            if self._ended():
+                return
             header = bytes(self._take(BLOCK))
             if header == bytes(BLOCK):
                 return  # end of archive (the second zero block and padding are drained by the caller)

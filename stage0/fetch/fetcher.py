@@ -90,6 +90,10 @@ class Fetcher:
                 return self.fetch_url(ref.target, signature_path=signature)
             case RefKind.NAME:
                 return self.fetch_name(ref, signature)
+            case RefKind.OCI:
+                from stage0.oci.fetch import fetch_oci  # only fetches of OCI images load it
+
+                return fetch_oci(self, ref.text)
 
     def resolve_dependency(self, dependency: Dependency) -> ImageRow:
         """A dependency from the store, fetched by name (discovery) when missing; pinned IDs checked."""

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +49,34 @@ class Download:
     max_age: int
 
 
+class Reply:
+    """An answer whose body is read as it arrives (registries); a context manager."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.url: str = response.url
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        return self._response.iter_content(chunk_size=size)  # type: ignore[no-any-return]
+
+    def small(self, limit: int = MAX_SMALL) -> bytes:
+        body = self._response.raw.read(limit + 1, decode_content=True)
+        if len(body) > limit:
+            raise FetchError(f"{self.url}: response larger than {limit} bytes")
+        return body  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> Reply:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def max_age(headers: Mapping[str, str]) -> int:
     """Seconds the response may be reused without asking again (Cache-Control)."""
     control = headers.get("Cache-Control", "").lower()
@@ -80,12 +108,20 @@ class Http:
     def close(self) -> None:
         self._session.close()
 
+    def credentials(self, host: str) -> Credentials | None:
+        """auth.d's credentials for a host (``host:port`` first, then the bare host name)."""
+        return self._auth.get(host.lower()) or self._auth.get(urlsplit("//" + host).hostname or "")
+
     def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         parts = urlsplit(url)
         headers = {"User-Agent": "nspod", **(extra or {})}
         creds = self._auth.get((parts.hostname or "").lower())
         # credentials only over TLS, unless the user allowed plain HTTP altogether
-        if creds is not None and (parts.scheme == "https" or self.allow_http):
+        if (
+            "Authorization" not in headers
+            and creds is not None
+            and (parts.scheme == "https" or self.allow_http)
+        ):
             headers["Authorization"] = creds.header
         return headers
 
@@ -96,13 +132,23 @@ class Http:
         if scheme not in ("http", "https"):
             raise FetchError(f"unsupported URL {url}")
 
-    def _request(self, url: str, headers: Mapping[str, str] | None = None, stream: bool = False) -> Any:
+    def call(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None, *, authorization: str = ""
+    ) -> Reply:
+        """Any request, its body streamed; ``authorization`` replaces auth.d's credentials."""
+        extra = {**(headers or {}), **({"Authorization": authorization} if authorization else {})}
+        return Reply(self._request(url, extra, stream=True, method=method))
+
+    def _request(
+        self, url: str, headers: Mapping[str, str] | None = None, stream: bool = False, method: str = "GET"
+    ) -> Any:
         import requests
 
         self._check_scheme(url)
-        log.debug("GET %s", url)
+        log.debug("%s %s", method, url)
         try:
-            response = self._session.get(
+            response = self._session.request(
+                method,
                 url,
                 headers=self._headers(url, headers),
                 verify=self._verify,

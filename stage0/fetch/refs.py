@@ -5,6 +5,7 @@ sha512-0123abcd…                  an image in the store, by ID prefix
 file:///x/y.aci                   a file
 https://host/y.aci                an archive by URL (http:// only with --insecure-options=http)
 example.com/app:1.0,os=linux      an appc name: discovered, or found in the store
+docker://busybox:1.36             an OCI image (also oci:, oci-archive:, docker-archive:)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from stage0.errors import UsageError
+from stage0.oci.reference import TRANSPORTS
 from stage0.schema.types import ACIdentifier, Invalid
 
 _ID_PREFIX = re.compile(r"sha512-[0-9a-f]{1,128}")
@@ -38,6 +40,7 @@ class RefKind(enum.StrEnum):
     FILE = "file"
     URL = "url"
     NAME = "name"
+    OCI = "oci"  # docker://, oci:, oci-archive:, docker-archive: (stage0/oci)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ def parse_ref(text: str, *, is_file: Callable[[str], bool] = os.path.isfile) -> 
         raise UsageError("empty image reference")
     if _ID_PREFIX.fullmatch(text):
         return ImageRef(RefKind.ID, text, text)
+    if text.startswith(TRANSPORTS):
+        return ImageRef(RefKind.OCI, text, text)
     scheme = urlsplit(text).scheme
     if scheme == "file":
         return ImageRef(RefKind.FILE, text, unquote(urlsplit(text).path))

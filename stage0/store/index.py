@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from stage0.errors import Error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: OCI layers
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -39,6 +39,20 @@ CREATE TABLE IF NOT EXISTS remotes (
     max_age INTEGER NOT NULL DEFAULT 0,
     download_time REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS layers (  -- OCI layers, each extracted once, shared between images
+    diff_id TEXT PRIMARY KEY,       -- sha256:<hex> of the tar
+    digest TEXT NOT NULL,           -- of the blob it came from
+    size INTEGER NOT NULL,          -- bytes of that blob
+    tree_size INTEGER NOT NULL,
+    import_time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id TEXT NOT NULL,
+    position INTEGER NOT NULL,      -- 0 is the bottom layer
+    diff_id TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX IF NOT EXISTS image_layers_diff ON image_layers (diff_id);
 """
 
 
@@ -96,6 +110,15 @@ _COLUMNS = ", ".join(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LayerRow:
+    diff_id: str
+    digest: str
+    size: int
+    tree_size: int
+    import_time: float
+
+
 def _image(row: tuple[object, ...]) -> ImageRow:
     values = list(row)
     values[2] = json.loads(str(values[2]))
@@ -115,6 +138,8 @@ class Index:
                 row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
                     self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) < SCHEMA_VERSION:  # the tables above were added: note it
+                    self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(
                         f"the store index is schema version {row[0]}, newer than this nspod knows "
@@ -133,8 +158,13 @@ class Index:
 
     # -- images -------------------------------------------------------------------------------------
 
-    def add_image(self, row: ImageRow) -> None:
+    def add_image(self, row: ImageRow, layers: tuple[str, ...] = ()) -> None:
+        """An image's row; ``layers``: an OCI image's diff IDs, bottom first (rows of ``layers``)."""
         with self.transaction():
+            for position, diff_id in enumerate(layers):
+                self._db.execute(
+                    "INSERT OR REPLACE INTO image_layers VALUES (?, ?, ?)", (row.id, position, diff_id)
+                )
             if row.latest:
                 self._db.execute("UPDATE images SET latest=0 WHERE name=?", (row.name,))
             self._db.execute(
@@ -185,10 +215,69 @@ class Index:
                 (signer, int(latest), image_id),
             )
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_image(self, image_id: str) -> list[str]:
+        """Remove an image's rows; the diff IDs of the layers no image uses any more (their rows
+        are gone too: the caller removes their directories)."""
         with self.transaction():
+            own = {
+                r[0]
+                for r in self._db.execute("SELECT diff_id FROM image_layers WHERE image_id=?", (image_id,))
+            }
             self._db.execute("DELETE FROM images WHERE id=?", (image_id,))
             self._db.execute("DELETE FROM remotes WHERE image_id=?", (image_id,))
+            self._db.execute("DELETE FROM image_layers WHERE image_id=?", (image_id,))
+            # only its own: a layer just stored for an image being pulled is listed by none yet
+            used = {r[0] for r in self._db.execute("SELECT DISTINCT diff_id FROM image_layers")}
+            unused = sorted(own - used)
+            self._db.executemany("DELETE FROM layers WHERE diff_id=?", [(d,) for d in unused])
+            return unused
+
+    # -- OCI layers ----------------------------------------------------------------------------------
+
+    def add_layer(self, layer: LayerRow) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?, ?)",
+                (layer.diff_id, layer.digest, layer.size, layer.tree_size, layer.import_time),
+            )
+
+    def layer(self, diff_id: str) -> LayerRow | None:
+        row = self._db.execute(
+            "SELECT diff_id, digest, size, tree_size, import_time FROM layers WHERE diff_id=?", (diff_id,)
+        ).fetchone()
+        return None if row is None else LayerRow(*row)
+
+    def image_layers(self, image_id: str) -> list[LayerRow]:
+        """An OCI image's layers, bottom first (none for an ACI)."""
+        query = (
+            "SELECT l.diff_id, l.digest, l.size, l.tree_size, l.import_time FROM image_layers i"
+            " JOIN layers l ON l.diff_id = i.diff_id WHERE i.image_id=? ORDER BY i.position"
+        )
+        return [LayerRow(*r) for r in self._db.execute(query, (image_id,))]
+
+    def layer_users(self, diff_id: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(DISTINCT image_id) FROM image_layers WHERE diff_id=?", (diff_id,)
+            ).fetchone()[0]
+        )
+
+    def orphan_layers(self, before: float) -> list[str]:
+        query = (
+            "SELECT diff_id FROM layers"
+            " WHERE import_time < ? AND diff_id NOT IN (SELECT diff_id FROM image_layers)"
+        )
+        return [r[0] for r in self._db.execute(query, (before,))]
+
+    def remove_orphan_layer(self, diff_id: str) -> bool:
+        """Remove a layer's row if still no image lists it; whether it did."""
+        with self.transaction():
+            if self._db.execute("SELECT 1 FROM image_layers WHERE diff_id=?", (diff_id,)).fetchone():
+                return False
+            return self._db.execute("DELETE FROM layers WHERE diff_id=?", (diff_id,)).rowcount > 0
+
+    def layer_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT diff_id FROM layers")}
 
     def ids(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT id FROM images")}

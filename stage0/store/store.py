@@ -8,6 +8,10 @@
     images/tmp/                  workspaces of running imports (crash leftovers swept at open)
     images/downloads/            partial downloads kept for resuming
     images/locks/                per-key lock files
+    images/oci/<diff ID>/        each OCI layer, extracted once (an overlayfs layer; see oci.py)
+
+An OCI image is a row whose blob is its OCI manifest, whose layers/<id>/ holds its appc
+manifest and OCI config, and whose layers are listed, bottom first, in the index.
 
 Import order: blob and tree are written in a private workspace, the blob is fsynced, then under
 the image's lock both are renamed into place and only then is the index row written.
@@ -15,9 +19,10 @@ the image's lock both are renamed into place and only then is the index row writ
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -49,14 +54,18 @@ def _fsync_dir(path: str) -> None:
 class StorePaths:
     """Where each part of the store lives (see the module docstring)."""
 
-    SUBDIRS = ("blobs", "layers", "trees", "tmp", "downloads", "locks")
+    SUBDIRS = ("blobs", "layers", "trees", "tmp", "downloads", "locks", "oci")
 
     def __init__(self, root: str) -> None:
         self.root = root
         self.index = os.path.join(root, "index.db")
-        self.blobs, self.layers, self.trees, self.tmp, self.downloads, self.locks = (
+        self.blobs, self.layers, self.trees, self.tmp, self.downloads, self.locks, self.oci = (
             os.path.join(root, sub) for sub in self.SUBDIRS
         )
+
+    def oci_layer(self, diff_id: str) -> str:
+        """An OCI layer's directory, by its diff ID (``sha256:…`` → ``sha256-…``)."""
+        return os.path.join(self.oci, diff_id.replace(":", "-"))
 
     def blob(self, image_id: str) -> str:
         return os.path.join(self.blobs, image_id)
@@ -114,21 +123,36 @@ class Store:
     def recover(self) -> None:
         """Remove what a crashed process left: its workspaces, and blobs or layers without a row."""
         sweep(self.paths.tmp)
+        layers = self.index.layer_ids()
+        for name in os.listdir(self.paths.oci):
+            diff_id = name.replace("-", ":", 1)
+            if diff_id not in layers:
+                self._sweep(
+                    os.path.join(self.paths.oci, name), name, functools.partial(self.index.layer, diff_id)
+                )
         known = self.index.ids()
         for directory in (self.paths.blobs, self.paths.layers):
             for name in os.listdir(directory):
                 image_id = name.removesuffix(".asc")
-                if image_id in known:
-                    continue
-                fd = try_lock(self.paths.lock(image_id))
-                if fd is None and os.path.exists(self.paths.lock(image_id)):
-                    continue  # an import is committing it right now
-                try:
-                    if self.index.image(image_id) is None:
-                        remove_tree(os.path.join(directory, name))
-                finally:
-                    if fd is not None:
-                        os.close(fd)
+                if image_id not in known:
+                    self._sweep(
+                        os.path.join(directory, name),
+                        image_id,
+                        functools.partial(self.index.image, image_id),
+                    )
+
+    def _sweep(self, path: str, key: str, row: Callable[[], object]) -> None:
+        """Remove ``path`` if it still has no row, unless an import holds ``key``'s lock (it is
+        committing it right now)."""
+        fd = try_lock(self.paths.lock(key))
+        if fd is None and os.path.exists(self.paths.lock(key)):
+            return
+        try:
+            if row() is None:
+                remove_tree(path)
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     @contextmanager
     def key_lock(self, key: str) -> Iterator[None]:
@@ -260,6 +284,18 @@ class Store:
                 return row
         return None
 
+    def remove_orphan_layers(self, before: float) -> None:
+        """OCI layers no image lists, stored before ``before`` (a pull that died before storing
+        its image; a younger one may belong to a pull still running)."""
+        for diff_id in self.index.orphan_layers(before):
+            with self.key_lock(diff_id.replace(":", "-")):
+                if self.index.remove_orphan_layer(diff_id):
+                    remove_tree(self.paths.oci_layer(diff_id))
+
+    def oci_layers(self, image_id: str) -> tuple[str, ...]:
+        """An OCI image's layer directories, top first (none for an ACI)."""
+        return tuple(self.paths.oci_layer(r.diff_id) for r in reversed(self.index.image_layers(image_id)))
+
     def open_blob(self, image_id: str) -> BinaryIO:
         self.index.touch(image_id)
         return open(self.paths.blob(image_id), "rb")
@@ -276,10 +312,14 @@ class Store:
     def remove(self, image_id: str) -> None:
         """Remove the row first (a crash then leaves an orphan that recover() sweeps), then the files."""
         with self.key_lock(image_id):
-            self.index.remove_image(image_id)
+            unused = self.index.remove_image(image_id)
             for path in (
                 self.paths.blob(image_id),
                 self.paths.blob(image_id) + ".asc",
                 self.paths.layer(image_id),
             ):
                 remove_tree(path)
+        for diff_id in unused:  # shared layers stay while another image lists them
+            with self.key_lock(diff_id.replace(":", "-")):
+                if self.index.layer(diff_id) is None:
+                    remove_tree(self.paths.oci_layer(diff_id))

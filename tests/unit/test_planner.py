@@ -31,6 +31,7 @@ class MemoryTree:
     )
     owners: dict[str, tuple[int, int]] = field(default_factory=lambda: {"/srv/data": (33, 34)})
     rootfs: str = "/var/lib/nspod/trees/x/rootfs"
+    lower: tuple[str, ...] = ()
 
     def is_executable(self, path: str) -> bool:
         return path in self.executables

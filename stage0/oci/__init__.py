@@ -1,0 +1,1 @@
+"""OCI and Docker images: references, registries, manifests, layers (issue #13)."""

@@ -1,0 +1,200 @@
+"""OCI images as data (issue #13): references, manifests and indexes, configs as appc manifests,
+layers with whiteouts, and the merged view of a layer stack."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from stage0.aci.tarstream import Limits, TarError
+from stage0.errors import UsageError
+from stage0.image_tree import LayeredTree
+from stage0.oci.convert import image_manifest, split_user
+from stage0.oci.layer import extract_layer
+from stage0.oci.manifest import (
+    DOCKER_LIST,
+    OCI_MANIFEST,
+    Index,
+    Manifest,
+    ManifestError,
+    choose,
+    parse_config,
+    parse_document,
+)
+from stage0.oci.reference import Transport, parse_oci_ref
+from stage0.schema.boundary import parse_image_manifest
+
+D = "sha256:" + "a" * 64
+
+
+def test_docker_references_as_docker_reads_them() -> None:
+    short = parse_oci_ref("docker://busybox")
+    assert (short.registry, short.repository, short.tag) == ("docker.io", "library/busybox", "latest")
+    assert parse_oci_ref("docker://user/app:1.2").repository == "user/app"
+    local = parse_oci_ref(f"docker://127.0.0.1:5000/a/b@{D}")
+    assert (local.registry, local.repository, local.tag, local.digest) == ("127.0.0.1:5000", "a/b", "", D)
+    assert parse_oci_ref("docker://localhost/x:y").registry == "localhost"
+    assert (
+        parse_oci_ref("docker://index.docker.io/nginx").canonical()
+        == "docker://docker.io/library/nginx:latest"
+    )
+    for bad in (
+        "docker://",
+        "docker://UPPER",
+        "docker://a:b:c",
+        "docker://a@sha256:12",
+        "docker:x",
+        "tar:x",
+    ):
+        with pytest.raises(UsageError):
+            parse_oci_ref(bad)
+
+
+def test_layout_and_archive_references() -> None:
+    assert parse_oci_ref("oci:/srv/layout:v1").path == "/srv/layout"
+    assert parse_oci_ref("oci:/srv/layout").ref == ""
+    archive = parse_oci_ref("docker-archive:/tmp/a.tar:repo/x:tag")
+    assert (archive.transport, archive.path, archive.ref) == (
+        Transport.DOCKER_ARCHIVE,
+        "/tmp/a.tar",
+        "repo/x:tag",
+    )
+
+
+def _manifest(**extra: object) -> bytes:
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": D, "size": 3}
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D, "size": 2}
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer], **extra}
+    ).encode()
+
+
+def test_manifests_and_indexes_by_their_own_media_type() -> None:
+    parsed = parse_document(_manifest())
+    assert isinstance(parsed, Manifest) and parsed.layers[0].digest == D
+    entry = {"mediaType": OCI_MANIFEST, "digest": D, "size": 1}
+    index = parse_document(json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
+        {**entry, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {**entry, "digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).encode())  # fmt: skip
+    assert isinstance(index, Index)
+    assert choose(index, "linux", "amd64").digest.endswith("b" * 64)
+    assert choose(index, "linux", "arm64", "v8").digest == D
+    with pytest.raises(ManifestError, match="offered: linux/arm64/v8, linux/amd64"):
+        choose(index, "linux", "s390x")
+    with pytest.raises(ManifestError, match="schema 1"):
+        parse_document(b'{"schemaVersion": 1}')
+    with pytest.raises(ManifestError, match="unknown media type"):
+        parse_document(_manifest().replace(b"tar+gzip", b"tar+lz4"))
+
+
+def test_a_config_becomes_an_appc_manifest() -> None:
+    config = parse_config(json.dumps({
+        "os": "linux", "architecture": "arm64", "rootfs": {"type": "layers", "diff_ids": [D]},
+        "config": {"Entrypoint": ["/bin/sh"], "Cmd": ["-c", "true"], "Env": ["PATH=/bin", "A=b=c"],
+                   "User": "web", "WorkingDir": "/srv", "ExposedPorts": {"53/udp": {}, "80/tcp": {}},
+                   "Volumes": {"/data": {}}, "Labels": {"org.example.x": "1", "Bad Key": "2"},
+                   "StopSignal": "SIGQUIT"},
+    }).encode())  # fmt: skip
+    data = image_manifest(
+        config, name="127.0.0.1:5000/App", version="1.0", digest=D, primary_group=lambda u: "1001"
+    )
+    manifest = parse_image_manifest(json.dumps(data).encode(), "converted")
+    assert str(manifest.name) == "127.0.0.1-5000/app"
+    assert data["app"]["exec"] == ["/bin/sh", "-c", "true"]
+    assert (data["app"]["user"], data["app"]["group"]) == ("web", "1001")
+    assert {"name": "A", "value": "b=c"} in data["app"]["environment"]
+    assert [p["name"] for p in data["app"]["ports"]] == ["53-udp", "80-tcp"]
+    assert data["app"]["mountPoints"] == [{"name": "volume-data", "path": "/data", "readOnly": False}]
+    names = [a["name"] for a in data["annotations"]]
+    assert "org.example.x" in names and "Bad Key" not in names and "nspod.io/stop-signal" in names
+    assert {"name": "arch", "value": "aarch64"} in data["labels"]
+    assert split_user("", lambda u: None) == ("0", "0")
+    assert split_user("1000", lambda u: None) == ("1000", "0")
+    assert split_user("a:b", lambda u: "9") == ("a", "b")
+
+
+def _layer(entries: list[tuple[str, bytes | None]]) -> bytes:
+    """An uncompressed layer: (name, data) files, or (name, None) directories."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _extract(tmp: Path, name: str, tar: bytes) -> Path:
+    import hashlib
+
+    root = tmp / name
+    root.mkdir()
+    digest = "sha256:" + hashlib.sha256(tar).hexdigest()
+    extract_layer(
+        io.BytesIO(tar), compression="none", root=str(root), digest=digest, diff_id=digest, limits=Limits()
+    )
+    return root
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts are device nodes: root makes them")
+def test_layers_stack_with_whiteouts_and_opaque_directories(tmp_path: Path) -> None:
+    base = _extract(tmp_path, "base", _layer([("etc/", None), ("etc/passwd", b"root:x:0:0::/:/bin/sh\n"),
+                                               ("d/a", b"a"), ("d/b", b"b"), ("o/old", b"o")]))  # fmt: skip
+    top = _extract(tmp_path, "top", _layer([("d/.wh.a", b""), ("o/.wh..wh..opq", b""), ("o/new", b"n")]))
+    assert stat.S_ISCHR(os.lstat(top / "d/a").st_mode) and os.lstat(top / "d/a").st_rdev == 0
+    assert os.getxattr(top / "o", "trusted.overlay.opaque") == b"y"
+    tree = LayeredTree((str(top), str(base)))
+    assert tree.resolve("/d/a") is None and tree.resolve("/d/b") == str(base / "d/b")
+    assert tree.resolve("/o/old") is None and tree.resolve("/o/new") == str(top / "o/new")
+    assert tree.account("passwd", "root") == 0 and tree.lower == (str(base),)
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("../x", b"")],
+        [("/abs", b"")],
+        [("d/.wh...", b"")],
+        [("d/.wh.", b"")],
+        [("link", None), ("link/x", b"")],
+    ],
+    ids=["dotdot", "absolute", "whiteout-dotdot", "whiteout-empty", "through-a-file"],
+)
+def test_hostile_layers_are_refused(tmp_path: Path, entries: list[tuple[str, bytes | None]]) -> None:
+    if entries[0][0] == "link":  # a file where a directory should be, then written through
+        entries = [("link", b"file"), ("link/x", b"")]
+    with pytest.raises(TarError):
+        _extract(tmp_path, "bad", _layer(entries))
+
+
+def test_a_layer_that_is_not_what_its_digest_says_is_refused(tmp_path: Path) -> None:
+    tar = _layer([("f", b"x")])
+    (tmp_path / "r").mkdir()
+    with pytest.raises(TarError, match="does not match its digest"):
+        extract_layer(
+            io.BytesIO(tar),
+            compression="none",
+            root=str(tmp_path / "r"),
+            digest=D,
+            diff_id=D,
+            limits=Limits(),
+        )
+
+
+def test_stop_signals_as_systemd_takes_them() -> None:
+    from stage0.planner import stop_signal
+
+    assert [stop_signal(v) for v in ("SIGQUIT", "quit", "9", "", None, "SIGNOPE", "99")] == [
+        "SIGQUIT", "SIGQUIT", "9", "", "", "", ""
+    ]  # fmt: skip
