@@ -15,9 +15,9 @@ DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linu
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
-DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo
+DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
-.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net clean fresh-check
+.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -73,6 +73,10 @@ bench-userns: install dev-venv
 
 bench-net: install dev-venv
 	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/net.py --nspod $(BINDIR)/nspod
+
+bench-pull: install dev-venv
+	@tests/harness/apt-ensure.sh docker-registry umoci skopeo
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/pull.py --nspod $(BINDIR)/nspod
 
 bench-journal: install dev-venv
 	@tests/harness/apt-ensure.sh python3-systemd

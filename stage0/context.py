@@ -35,6 +35,7 @@ def http(options: GlobalOptions) -> Http:
         insecure_tls=options.allows(InsecureOption.TLS),
         allow_http=options.allows(InsecureOption.HTTP),
         auth=load_auth([options.system_config, options.local_config]),
+        config_dirs=(options.system_config, options.local_config),
     )
 
 
@@ -44,6 +45,7 @@ def fetcher(options: GlobalOptions, store: Store, policy: PullPolicy = PullPolic
         trust_keys_from_https=options.trust_keys_from_https,
         pull_policy=policy,
         progress=sys.stderr.isatty(),
+        platform=options.platform,
     )
     # the HTTP client (requests) is made on first use: runs from the store never import it
     return Fetcher(store, lambda: http(options), keystore(options), fetch_options)

@@ -61,6 +61,7 @@ class GlobalOptions:
     debug: bool = False
     insecure: frozenset[InsecureOption] = frozenset()
     trust_keys_from_https: bool = False
+    platform: str = ""  # OS/ARCH[/VARIANT] of OCI images to fetch; "": this machine's
     # stage1 as an external command (its argv before VERB POD_DIR ARGS…); empty: the built-in one,
     # run in this process (stage0/executor.py)
     stage1: str = os.environ.get("NSPOD_STAGE1", "")
@@ -74,6 +75,7 @@ class GlobalOptions:
             debug=args.debug,
             insecure=args.insecure_options,
             trust_keys_from_https=args.trust_keys_from_https,
+            platform=args.platform,
             stage1=args.stage1,
         )
 
@@ -108,6 +110,12 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.stage1,
         metavar="COMMAND",
         help="run pods with this stage1 command instead of the built-in one (default: $NSPOD_STAGE1)",
+    )
+    parser.add_argument(
+        "--platform",
+        default="",
+        metavar="OS/ARCH[/VARIANT]",
+        help="the variant of a multi-platform OCI image to fetch (default: this machine's)",
     )
     parser.add_argument(
         "--trust-keys-from-https",

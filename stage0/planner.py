@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
 from stage0.network import port_specs
 from stage0.oci.convert import STOP_SIGNAL
+from stage0.oci.plan import oci_volumes, stop_signal
 from stage0.requests import AppRequest, PodRequest
 from stage0.schema.app import App, NameValue
 from stage0.schema.image import ImageManifest
@@ -162,16 +162,6 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
     )
 
 
-def stop_signal(value: str | None) -> str:
-    """An OCI image's StopSignal (``SIGQUIT``, ``QUIT`` or a number) as systemd's KillSignal=."""
-    if not value:
-        return ""
-    name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
-    if value.isdigit():
-        return value if 0 < int(value) < 65 else ""
-    return name if name.removeprefix("SIG").isalnum() and hasattr(signal, name) else ""
-
-
 def isolators(request: AppRequest, image: PlannedImage) -> tuple[Isolator, ...]:
     """The app's appc isolators in effect: the image's, or the pod file's, under the command line's."""
     app = image_app(request, image.manifest)
@@ -306,7 +296,8 @@ def plan_pod(
         if name in (a.name for a in apps):
             raise UsageError(f"two apps are called {name!r}", hint="name them with --name after each image")
         apps.append(app_spec(app_request, image, request, name))
-    check_volumes(request.volumes, apps)
+    apps, volumes = oci_volumes(apps, images, request.volumes)
+    check_volumes(volumes, apps)
     settings: dict[str, str] = {}
     for key, value in (s for app in apps for s in app.sysctl):  # one IPC namespace for the whole pod
         if settings.setdefault(key, value) != value:
@@ -319,7 +310,7 @@ def plan_pod(
         machine=machine,
         hostname=hostname,
         apps=tuple(apps),
-        volumes=request.volumes,
+        volumes=volumes,
         resolv_conf=resolv,
         resolv_conf_from_host=resolv_host,
         hosts=hosts,

@@ -18,6 +18,11 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "keys", nargs="*", metavar="KEY", help="key file or https:// URL (default: discovery)"
     )
     trust.add_argument("--skip-fingerprint-review", action="store_true", help="do not ask before trusting")
+    trust.add_argument(
+        "--cosign-key",
+        metavar="KEY.pub",
+        help="trust a cosign public key for OCI images under --prefix docker://REGISTRY/REPO",
+    )
     trust.set_defaults(handler=run_trust)
 
 
@@ -85,6 +90,8 @@ def run_trust(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.trust.keystore import TrustError, check_prefix
     from stage0.trust.verify import read_keys
 
+    if args.cosign_key is not None:
+        return _trust_cosign(options, args)
     prefix = None if args.root else check_prefix(args.prefix)
     store = keystore(options)
     scope = "all images (root key)" if prefix is None else f"prefix {prefix!r}"
@@ -109,4 +116,31 @@ def run_trust(options: GlobalOptions, args: argparse.Namespace) -> int:
             path, new = store.add(key.fingerprint, key.armored, prefix)
             state = "Added" if new else "Already trusted:"
             print(f"{state} key {key.fingerprint} for {scope} at {path}")
+    return 0
+
+
+def _trust_cosign(options: GlobalOptions, args: argparse.Namespace) -> int:
+    """A cosign key for the OCI images of a registry prefix (stage0/trust/cosign.py)."""
+    from stage0.context import keystore
+    from stage0.errors import InputError, UsageError
+    from stage0.trust.cosign import CosignKeys, load_key
+
+    if args.root or args.keys or not (args.prefix or "").startswith("docker://"):
+        raise UsageError(
+            "--cosign-key needs --prefix docker://REGISTRY[/REPO] and no other KEY",
+            hint="nspod trust --prefix docker://registry.example.com/team --cosign-key cosign.pub",
+        )
+    try:
+        with open(args.cosign_key, "rb") as file:
+            pem = file.read()
+    except OSError as error:
+        raise InputError(f"cannot read key {args.cosign_key}: {error.strerror}") from None
+    fingerprint, _ = load_key(pem, args.cosign_key)
+    print(f"Prefix: {args.prefix}\nCosign key: {args.cosign_key}\nSHA-256: {fingerprint}", file=sys.stderr)
+    if not args.skip_fingerprint_review and not _ask("Are you sure you want to trust this key (yes/no)? "):
+        print(f"Not trusting {fingerprint}", file=sys.stderr)
+        return 0
+    store = keystore(options)
+    path, new = CosignKeys(store.system, store.local).add(args.prefix, pem, args.cosign_key)
+    print(f"{'Added' if new else 'Already trusted:'} cosign key {fingerprint} for {args.prefix} at {path}")
     return 0

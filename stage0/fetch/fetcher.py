@@ -46,6 +46,7 @@ class FetchOptions:
     trust_keys_from_https: bool = False
     pull_policy: PullPolicy = PullPolicy.UPDATE
     progress: bool = False
+    platform: str = ""  # of OCI images: OS/ARCH[/VARIANT]; "": this machine's
 
     def skips(self, option: InsecureOption) -> bool:
         return option in self.insecure

@@ -93,6 +93,7 @@ class Http:
         insecure_tls: bool = False,
         allow_http: bool = False,
         auth: Mapping[str, Credentials] | None = None,
+        config_dirs: tuple[str, ...] = (),
     ) -> None:
         import requests
 
@@ -104,6 +105,21 @@ class Http:
         )
         self.allow_http = allow_http
         self._auth = dict(auth or {})
+        self._insecure_tls = insecure_tls
+        self._config_dirs = config_dirs
+
+    def _verify_for(self, url: str) -> bool | str:
+        """A host's own CA (``certs.d/HOST[:PORT]/*.crt`` in the local, then the system config,
+        as the containers tools keep them), else the bundle every host is checked against."""
+        host = urlsplit(url).netloc
+        if not self._insecure_tls and host:
+            for directory in reversed(self._config_dirs):
+                certs = os.path.join(directory, "certs.d", host)
+                if os.path.isdir(certs):
+                    found = sorted(n for n in os.listdir(certs) if n.endswith(".crt"))
+                    if found:
+                        return os.path.join(certs, found[0])
+        return self._verify
 
     def close(self) -> None:
         self._session.close()
@@ -151,7 +167,7 @@ class Http:
                 method,
                 url,
                 headers=self._headers(url, headers),
-                verify=self._verify,
+                verify=self._verify_for(url),
                 timeout=TIMEOUT,
                 stream=stream,
                 allow_redirects=True,

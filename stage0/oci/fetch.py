@@ -7,15 +7,24 @@ from __future__ import annotations
 import platform as host
 from typing import TYPE_CHECKING
 
-from stage0.errors import UsageError
 from stage0.fetch.http import FetchError
 from stage0.oci.credentials import registry_credentials
-from stage0.oci.pull import Platform, pull
+from stage0.oci.local import open_local
+from stage0.oci.manifest import Manifest, parse_document
+from stage0.oci.pull import Platform, pull, remote_key
 from stage0.oci.reference import Transport, parse_oci_ref
-from stage0.oci.registry import Registry
+from stage0.oci.registry import NotFound, Registry
 from stage0.options import InsecureOption
 from stage0.store.index import ImageRow
 from stage0.store.store import ImageNotFound
+from stage0.trust.cosign import (
+    PAYLOAD_TYPE,
+    SIGNATURE_ANNOTATION,
+    CosignError,
+    CosignKeys,
+    signature_tag,
+    verify,
+)
 from stage0.trust.verify import SignatureError
 
 if TYPE_CHECKING:
@@ -30,14 +39,37 @@ def host_platform() -> Platform:
     return Platform("linux", architecture, variant)
 
 
+def signatures(registry: Registry, digest: str, repository: str) -> list[tuple[bytes, str]]:
+    """The (payload, signature) pairs of a manifest's cosign signature image."""
+    try:
+        body, media, _ = registry.manifest(signature_tag(digest))
+    except NotFound:
+        raise CosignError(
+            f"{repository}@{digest} is not signed (no {signature_tag(digest)} in the repository)"
+        ) from None
+    document = parse_document(body, media, any_layers=True)
+    if not isinstance(document, Manifest):
+        raise CosignError(f"{repository}: the signature {signature_tag(digest)} is not an image manifest")
+    return [
+        (registry.small_blob(layer.digest), (layer.annotations or {}).get(SIGNATURE_ANNOTATION, ""))
+        for layer in document.layers
+        if layer.media_type == PAYLOAD_TYPE
+    ]
+
+
 def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
     from stage0.fetch.fetcher import PullPolicy
 
     ref = parse_oci_ref(text)
-    if ref.transport is not Transport.DOCKER:
-        raise UsageError(f"{ref.transport}: images are not supported yet", hint="fetch it as docker://")
     store, options = fetcher.store, fetcher.options
-    remote = store.index.remote(ref.canonical())
+    platform = Platform.parse(options.platform) if options.platform else host_platform()
+    if ref.transport is not Transport.DOCKER:  # a file the user has: imported as it is (as an ACI file)
+        local = open_local(ref)
+        try:
+            return pull(store, local, ref, platform, say=fetcher.say)
+        finally:
+            local.close()
+    remote = store.index.remote(remote_key(ref, platform))
     stored = store.index.image(remote.image_id) if remote else None
     if options.pull_policy is not PullPolicy.UPDATE or (ref.digest and stored):
         if stored is not None:
@@ -46,15 +78,31 @@ def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
             raise ImageNotFound(
                 f"{ref.canonical()} is not in the store", hint="fetch it, or use --pull-policy=new"
             )
-    if not options.skips(InsecureOption.IMAGE):
+    repository = f"{ref.registry}/{ref.repository}"
+    keystore = fetcher.keystore
+    keys = (
+        []
+        if options.skips(InsecureOption.IMAGE)
+        else CosignKeys(keystore.system, keystore.local).keys_for(repository)
+    )
+    if not keys and not options.skips(InsecureOption.IMAGE):
         raise SignatureError(
-            f"{ref.canonical()} cannot be verified: no signature key is trusted for it",
-            hint="--insecure-options=image runs it unverified (as rkt required for docker:// images)",
+            f"{ref.canonical()} cannot be verified: no cosign key is trusted for {repository}",
+            hint=f"nspod trust --prefix docker://{repository} --cosign-key KEY.pub, or"
+            " --insecure-options=image to run it unverified (rkt's rule for docker:// images)",
         )
     credentials = registry_credentials(ref.registry, fetcher.http.credentials)
     registry = Registry(fetcher.http, ref, credentials, plain_http=options.skips(InsecureOption.HTTP))
+
+    def check(digest: str) -> str | None:
+        if not keys:
+            return None
+        key = verify(signatures(registry, digest, repository), digest, repository, keys)
+        fetcher.say(f"signature verified: cosign key {key.fingerprint[:16]}… trusted for {key.prefix}")
+        return f"cosign:{key.fingerprint}"
+
     try:
-        return pull(store, registry, ref, host_platform(), say=fetcher.say)
+        return pull(store, registry, ref, platform, say=fetcher.say, verify=check)
     except FetchError as error:
         if stored is None:
             raise

@@ -47,6 +47,7 @@ class Descriptor:
     digest: str
     size: int
     platform: Mapping[str, str] | None = None  # in indexes: os, architecture, variant
+    annotations: Mapping[str, str] | None = None
 
     @property
     def hex(self) -> str:
@@ -107,11 +108,17 @@ def _descriptor(raw: object, what: str) -> Descriptor:
         if not isinstance(platform, dict):
             raise ManifestError(f"{what}: platform must be an object")
         platform = {k: v for k, v in platform.items() if isinstance(v, str)}
-    return Descriptor(media, digest, size, platform)
+    annotations = raw.get("annotations")
+    if annotations is not None:
+        if not isinstance(annotations, dict):
+            raise ManifestError(f"{what}: annotations must be an object")
+        annotations = {k: v for k, v in annotations.items() if isinstance(v, str)}
+    return Descriptor(media, digest, size, platform, annotations)
 
 
-def parse_document(data: bytes, served_type: str = "") -> Manifest | Index:
-    """A manifest or an index; the body's mediaType decides, the served type only when absent."""
+def parse_document(data: bytes, served_type: str = "", *, any_layers: bool = False) -> Manifest | Index:
+    """A manifest or an index; the body's mediaType decides, the served type only when absent.
+    ``any_layers``: layers of any media type (a signature's), else only layer tars."""
     doc = load_json(data, "the image manifest")
     media = doc.get("mediaType") or served_type.split(";")[0].strip()
     if doc.get("schemaVersion") == 1 or media.endswith("+prettyjws"):
@@ -132,7 +139,7 @@ def parse_document(data: bytes, served_type: str = "") -> Manifest | Index:
             raise ManifestError("the manifest has no layers list")
         config = _descriptor(doc.get("config"), "config")
         parsed = tuple(_descriptor(layer, f"layer {i}") for i, layer in enumerate(layers))
-        for layer in parsed:
+        for layer in () if any_layers else parsed:
             if layer.media_type in FOREIGN:
                 raise ManifestError(f"layer {layer.digest} is a foreign (non-distributable) layer")
             if layer.media_type not in LAYERS:

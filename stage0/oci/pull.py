@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from stage0.aci.tarstream import Readable
-from stage0.errors import Error
+from stage0.errors import Error, UsageError
 from stage0.fetch.http import FetchError
 from stage0.image_tree import LayeredTree
 from stage0.oci.convert import image_manifest
@@ -36,7 +36,6 @@ from stage0.oci.manifest import (
     parse_document,
 )
 from stage0.oci.reference import OciRef
-from stage0.oci.registry import Registry
 from stage0.store import index as store_index
 from stage0.store.index import ImageRow, LayerRow, RemoteRow
 from stage0.store.locks import Workspace, remove_tree
@@ -55,14 +54,44 @@ class Platform:
     def parse(cls, text: str) -> Platform:
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise Error(f"bad platform {text!r}", hint="write OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
+            raise UsageError(f"bad platform {text!r}", hint="write OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
         return cls(*parts)
+
+
+class Blob(Protocol):
+    status: int
+
+    def chunks(self, size: int = ...) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """Where an image's documents and blobs come from: a registry, or a layout or archive on disk
+    (stage0/oci/local.py)."""
+
+    remote: bool  # a registry: blobs are kept while they stream, to resume
+
+    def manifest_digest(self, reference: str) -> str | None: ...
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str]: ...
+
+    def small_blob(self, digest: str) -> bytes: ...
+
+    def blob(self, digest: str, offset: int = 0) -> Blob: ...
+
+
+def remote_key(ref: OciRef, platform: Platform) -> str:
+    """What the store remembers a pull by: the reference, and the platform an index resolved to."""
+    return (
+        f"{ref.canonical()}#{'/'.join(filter(None, (platform.os, platform.architecture, platform.variant)))}"
+    )
 
 
 class Resumable:
     """The blob's bytes kept so far, then the rest from the registry, copied to the part file."""
 
-    def __init__(self, registry: Registry, digest: str, part: str) -> None:
+    def __init__(self, registry: Source, digest: str, part: str) -> None:
         have = os.path.getsize(part) if os.path.exists(part) else 0
         self._reply = registry.blob(digest, have)
         if have and self._reply.status != 206:  # the server starts over: so do we
@@ -91,7 +120,7 @@ class Resumable:
         self._reply.close()
 
 
-def _layer(store: Store, registry: Registry, layer: Descriptor, diff_id: str) -> LayerRow:
+def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str) -> LayerRow:
     """The layer in the store: there already, or fetched and extracted now (once, under its lock).
     Runs in a worker thread: with an index connection of its own (SQLite's are per thread)."""
     key = diff_id.replace(":", "-")
@@ -104,7 +133,11 @@ def _layer(store: Store, registry: Registry, layer: Descriptor, diff_id: str) ->
         with Workspace(store.paths.tmp) as work:
             root = os.path.join(work.path, "layer")
             os.mkdir(root, 0o755)
-            source = Resumable(registry, layer.digest, part)
+            source: Resumable | Streamed = (
+                Resumable(registry, layer.digest, part)
+                if registry.remote
+                else Streamed(registry.blob(layer.digest))
+            )
             try:
                 done = extract_layer(
                     source, compression=LAYERS[layer.media_type], root=root, digest=layer.digest,
@@ -123,6 +156,12 @@ def _layer(store: Store, registry: Registry, layer: Descriptor, diff_id: str) ->
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
         return row
+
+
+class Streamed(Chunks):
+    def __init__(self, blob: Blob) -> None:
+        super().__init__(blob.chunks())
+        self.close = blob.close
 
 
 def _primary_group(layers: list[str]) -> Callable[[str], str | None]:
@@ -144,20 +183,24 @@ def _primary_group(layers: list[str]) -> Callable[[str], str | None]:
 
 def pull(
     store: Store,
-    registry: Registry,
+    registry: Source,
     ref: OciRef,
     platform: Platform,
     *,
     say: Callable[[str], None],
     latest: bool = True,
+    verify: Callable[[str], str | None] = lambda digest: None,
 ) -> ImageRow:
+    """``verify``: checks the digest the reference names before anything else is downloaded;
+    returns the signer to record (None: not verified)."""
     url = ref.canonical()
-    remote = store.index.remote(url)
+    remote = store.index.remote(remote_key(ref, platform))
     if remote is not None and store.index.image(remote.image_id) is not None:
         current = ref.digest or registry.manifest_digest(ref.reference)
         if current and current == remote.etag:
             return store.by_id(remote.image_id)
     body, media, digest = registry.manifest(ref.reference)
+    signer = verify(digest)
     document = parse_document(body, media)
     if isinstance(document, Index):
         chosen = choose(document, platform.os, platform.architecture, platform.variant)
@@ -177,12 +220,15 @@ def pull(
             (layer, diff) for layer, diff in zip(document.layers, config.diff_ids, strict=True)
             if store.index.layer(diff) is None
         ]  # fmt: skip
-        say(f"Downloading {len(missing)} of {len(document.layers)} layers of {url}")
+        verb = "Downloading" if registry.remote else "Importing"
+        say(f"{verb} {len(missing)} of {len(document.layers)} layers of {url}")
         with ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
             for future in [pool.submit(_layer, store, registry, layer, diff) for layer, diff in missing]:
                 future.result()
-        _commit(store, image_id, ref, config, body, config_bytes, digest, latest=latest)
-    store.index.set_remote(RemoteRow(url, image_id, digest, 0, time.time()))
+        _commit(store, image_id, ref, config, body, config_bytes, digest, latest=latest, signer=signer)
+    elif signer:
+        store.index.set_signer(image_id, signer, latest=latest)
+    store.index.set_remote(RemoteRow(remote_key(ref, platform), image_id, digest, 0, time.time()))
     return store.by_id(image_id)
 
 
@@ -196,6 +242,7 @@ def _commit(
     digest: str,
     *,
     latest: bool,
+    signer: str | None,
 ) -> None:
     layers = [store.paths.oci_layer(d) for d in config.diff_ids]
     appc = image_manifest(
@@ -226,7 +273,7 @@ def _commit(
         row = ImageRow(
             id=image_id, name=str(appc["name"]), labels=labels, manifest=appc_bytes, compression="oci",
             size=sum(r.size for r in rows if r), tree_size=sum(r.tree_size for r in rows if r),
-            import_time=now, last_used=now, source=ref.canonical(), signer=None, latest=latest,
+            import_time=now, last_used=now, source=ref.canonical(), signer=signer, latest=latest,
         )  # fmt: skip
         store.index.add_image(row, layers=config.diff_ids)
 

@@ -18,10 +18,11 @@ from stage0.errors import UsageError
 DEFAULT_REGISTRY = "docker.io"
 DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+COMPONENT = re.compile(_COMPONENT)
 _REPO = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
-_DOMAIN = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
+DOMAIN = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
 
 
 class Transport(enum.StrEnum):
@@ -54,8 +55,8 @@ class OciRef:
 
     @property
     def reference(self) -> str:
-        """The tag or digest a registry is asked for."""
-        return self.digest or self.tag
+        """The tag or digest a registry is asked for; a local source's REF."""
+        return self.digest or self.tag if self.transport is Transport.DOCKER else self.ref
 
     def canonical(self) -> str:
         if self.transport is Transport.DOCKER:
@@ -81,7 +82,7 @@ def parse_docker(text: str, default_registry: str = DEFAULT_REGISTRY) -> OciRef:
         raise _bad(text, f"{digest!r} is not a sha256: or sha512: digest", hint)
     first, slash, remainder = rest.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if not _DOMAIN.fullmatch(first):
+        if not DOMAIN.fullmatch(first):
             raise _bad(text, f"{first!r} is not a registry host[:port]", hint)
         registry, path = first, remainder
     else:

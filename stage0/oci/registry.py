@@ -41,6 +41,8 @@ def _login(registry: str) -> str:
 class Registry:
     """One repository of one registry; keeps the authorization it obtained."""
 
+    remote = True
+
     def __init__(
         self, http: Http, ref: OciRef, credentials: Credentials | None, *, plain_http: bool
     ) -> None:

@@ -3,6 +3,7 @@ images built without docker: umoci edits an OCI layout, skopeo pushes it. Stoppe
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -12,7 +13,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,13 @@ storage:
   filesystem: {{rootdirectory: {storage}}}
   delete: {{enabled: true}}
   maintenance: {{uploadpurging: {{enabled: false}}}}
-http: {{addr: "127.0.0.1:{port}", secret: test-secret}}
-"""
+http: {{addr: "127.0.0.1:{port}", secret: test-secret{tls}}}
+{auth}"""
+TLS = ", tls: {{certificate: {cert}, key: {key}}}"
+BASIC = "auth: {{htpasswd: {{realm: nspod-test, path: {path}}}}}\n"
+TOKEN = (
+    "auth: {{token: {{realm: '{realm}', service: {service}, issuer: {issuer}, rootcertbundle: {bundle}}}}}\n"
+)
 POLICY = '{"default": [{"type": "insecureAcceptAnything"}]}'
 ACCESS = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d+)')
 
@@ -42,10 +47,14 @@ class Registry:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, directory: Path) -> Registry:
+    def start(cls, directory: Path, *, tls: tuple[Path, Path] | None = None, auth: str = "") -> Registry:
+        """``tls``: (certificate, key); ``auth``: the config's auth line (BASIC, TOKEN), formatted."""
         directory.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        (directory / "config.yml").write_text(CONFIG.format(storage=directory / "storage", port=port))
+        secure = TLS.format(cert=tls[0], key=tls[1]) if tls else ""
+        (directory / "config.yml").write_text(
+            CONFIG.format(storage=directory / "storage", port=port, tls=secure, auth=auth)
+        )
         with open(directory / "log", "wb") as log:
             process = subprocess.Popen(
                 ["docker-registry", "serve", str(directory / "config.yml")],
@@ -55,8 +64,8 @@ class Registry:
         deadline = time.monotonic() + 15
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                return registry
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return registry
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     registry.stop()
@@ -148,8 +157,10 @@ class Layout:
         self._umoci("config", "--image", f"{self.path}:{tag}", *args)
 
     def push(self, tag: str, destination: str, *flags: str) -> None:
+        """To a registry; plain HTTP unless ``flags`` say otherwise (--dest-cert-dir, --dest-creds)."""
+        plain = [] if any(f.startswith("--dest-cert-dir") for f in flags) else ["--dest-tls-verify=false"]
         subprocess.run(
-            ["skopeo", "--policy", str(self.dir / "policy.json"), "copy", "-q", "--dest-tls-verify=false",
+            ["skopeo", "--policy", str(self.dir / "policy.json"), "copy", "-q", *plain,
              *flags, f"oci:{self.path}:{tag}", f"docker://{destination}"],
             check=True, capture_output=True,
         )  # fmt: skip
@@ -182,3 +193,71 @@ class Layout:
         index["manifests"].append({"mediaType": media_type, "digest": digest, "size": len(data),
                                    "annotations": {"org.opencontainers.image.ref.name": tag}})  # fmt: skip
         (self.path / "index.json").write_text(json.dumps(index))
+
+
+def manifest_digest(registry: Registry, repository: str, tag: str) -> str:
+    """What the registry says a tag points at (all four manifest types accepted)."""
+    import urllib.request
+
+    accept = ", ".join(
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+    )
+    request = urllib.request.Request(
+        f"http://{registry.host}/v2/{repository}/manifests/{tag}", method="HEAD", headers={"Accept": accept}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return str(reply.headers["Docker-Content-Digest"])
+
+
+def cosign_sign(layout: Layout, registry: Registry, repository: str, tag: str, key: Any) -> None:
+    """Sign what ``repository:tag`` points at as cosign does with a key (an ECDSA P-256 private
+    key): a simple-signing payload, its signature in the layer's annotation, pushed as the image
+    ``sha256-<hex>.sig`` of the same repository. cosign is not in Debian; this follows its format."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    digest = manifest_digest(registry, repository, tag)
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": f"{registry.host}/{repository}"},
+                "image": {"docker-manifest-digest": digest},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        }
+    ).encode()
+    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    config = json.dumps(
+        {
+            "architecture": "",
+            "os": "",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(payload).hexdigest()]},
+        }
+    ).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": layout.add_blob(config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "digest": layout.add_blob(payload),
+                "size": len(payload),
+                "annotations": {"dev.cosignproject.cosign/signature": signature},
+            }
+        ],
+    }
+    sig_tag = digest.replace(":", "-") + ".sig"
+    layout.tag_document(sig_tag, manifest, "application/vnd.oci.image.manifest.v1+json")
+    layout.push(sig_tag, f"{registry.host}/{repository}:{sig_tag}")

@@ -20,7 +20,7 @@ import pytest
 import zstandard
 
 from stage0.oci.manifest import OCI_INDEX, OCI_MANIFEST
-from tests.harness.registry import Layout, Registry
+from tests.harness.registry import Layout, Registry, cosign_sign
 
 pytestmark = pytest.mark.systemd
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +84,7 @@ def oci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Oci]:
             "--config.env", "PATH=/bin", "--config.env", "GREETING=hi", "--config.workingdir", "/etc",
             "--config.user", "web", "--config.exposedports", "8080/tcp",
             "--config.label", "org.example.fixture=busybox", "--os", "linux", "--architecture", "amd64",
+            "--config.volume", "/srv/data",
         )  # fmt: skip
         layout.push("busybox", f"{registry.host}/busybox:latest")
         layout.layer("busybox", "l2", {"data/keep": "keep1\n", "data/remove-me": "x\n", "opq/old1": "o\n",
@@ -149,6 +150,8 @@ def test_a_busybox_image_pulls_and_runs_as_its_config_says(oci: Oci) -> None:
     assert {"name": "8080-tcp", "protocol": "tcp", "port": 8080} in manifest["app"]["ports"]
     assert manifest["app"]["group"] == "1001"  # the user's primary group, from the image's passwd
     assert {"name": "org.example.fixture", "value": "busybox"} in manifest["annotations"]
+    # a Volume the pod gives nothing for: an empty volume of its own, the app's user may write it
+    assert oci.sh("busybox", "ls -A /srv/data; echo ok > /srv/data/f && cat /srv/data/f") == "ok\n"
 
 
 def test_whiteouts_and_opaque_directories_hide_what_lower_layers_hold(oci: Oci) -> None:
@@ -213,6 +216,12 @@ def test_an_index_resolves_to_this_hosts_platform(oci: Oci) -> None:
     manifest = json.loads(oci("image", "cat-manifest", done.stdout.strip()).stdout)
     assert {"name": "arch", "value": "amd64"} in manifest["labels"]
     assert "hello from oci" in oci("run", oci.ref("multi")).stdout
+    arm = oci("--platform=linux/arm64/v8", "fetch", oci.ref("multi"))
+    assert arm.returncode == 0 and arm.stdout != done.stdout, arm.stderr
+    labels = json.loads(oci("image", "cat-manifest", arm.stdout.strip()).stdout)["labels"]
+    assert {"name": "arch", "value": "aarch64"} in labels
+    missing = oci("--platform=linux/s390x", "fetch", oci.ref("multi"))
+    assert missing.returncode == 254 and "offered: linux/arm64/v8, linux/amd64" in missing.stderr
 
 
 def test_a_zstd_layer_runs_the_same(oci: Oci) -> None:
@@ -230,3 +239,89 @@ def test_concurrent_pulls_of_one_image_store_each_layer_once(oci: Oci, tmp_path:
         assert os.listdir(other.data / "images/tmp") == []
         assert other("image", "rm", runs[0].stdout.strip()).returncode == 0
         assert other.layer_dirs() == set()
+
+
+def test_an_oci_layout_and_archives_run_the_same(oci: Oci, tmp_path: Path) -> None:
+    from_registry = oci("fetch", oci.ref("layered"))
+    assert from_registry.returncode == 0, from_registry.stderr
+    policy = str(oci.layout.dir / "policy.json")
+    archives = {
+        "oci-archive": tmp_path / "layered-oci.tar",
+        "docker-archive": tmp_path / "layered-docker.tar",
+    }
+    for transport, path in archives.items():
+        tag = "layered" if transport == "oci-archive" else "example/layered:v1"
+        subprocess.run(["skopeo", "--policy", policy, "copy", "-q", f"oci:{oci.layout.path}:layered",
+                        f"{transport}:{path}:{tag}"], check=True, capture_output=True)  # fmt: skip
+    refs = {
+        "oci": f"oci:{oci.layout.path}:layered",
+        "oci-archive": f"oci-archive:{archives['oci-archive']}:layered",
+        "docker-archive": f"docker-archive:{archives['docker-archive']}:example/layered:v1",
+    }
+    layers = oci.layer_dirs()
+    for transport, ref in refs.items():
+        done = oci("fetch", ref, insecure="none")  # a file the user has: imported as it is
+        assert done.returncode == 0, (transport, done.stderr)
+        if transport != "docker-archive":  # the same config: the same image
+            assert done.stdout.strip() == from_registry.stdout.strip()
+        ran = oci("run", ref, "--exec=/bin/sh", "--", "-c", "ls /data; ls /opq; cat /data/keep")
+        assert ran.returncode == 0, ran.stderr
+        assert [line.split(": ", 1)[-1] for line in ran.stdout.splitlines()] == [
+            "keep",
+            "new",
+            "new",
+            "keep2",
+        ]
+    assert oci.layer_dirs() == layers  # the same diff IDs: not one layer stored twice
+
+
+def test_a_local_source_that_names_nothing_says_what_it_has(oci: Oci) -> None:
+    done = oci("fetch", f"oci:{oci.layout.path}:nope", insecure="none")
+    assert done.returncode == 254 and "no image named nope" in done.stderr and "busybox" in done.stderr, (
+        done.stderr
+    )
+    done = oci("fetch", "oci:/nonexistent", insecure="none")
+    assert done.returncode == 254 and "not an OCI image layout" in done.stderr, done.stderr
+
+
+def test_cosign_signatures_decide_under_a_trust_policy(oci: Oci, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    trusted, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    pub = tmp_path / "cosign.pub"
+    pub.write_bytes(
+        trusted.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    for name, key in (("signed", trusted), ("resigned", other), ("unsigned", None)):
+        oci.layout.push("busybox", f"{oci.registry.host}/policy/{name}:1")
+        if key is not None:
+            cosign_sign(oci.layout, oci.registry, f"policy/{name}", "1", key)
+    config = tmp_path / "etc"
+    data = tmp_path / "data"
+
+    def nspod(*args: str) -> subprocess.CompletedProcess[str]:
+        return Oci(oci.registry, oci.layout, data)("--local-config", str(config), *args, insecure="http")
+
+    unverified = nspod("fetch", oci.ref("policy/signed:1"))
+    assert unverified.returncode == 254 and "--cosign-key" in unverified.stderr, unverified.stderr
+    trusted_now = nspod(
+        "trust",
+        "--prefix",
+        f"docker://{oci.registry.host}/policy",
+        "--cosign-key",
+        str(pub),
+        "--skip-fingerprint-review",
+    )
+    assert trusted_now.returncode == 0, trusted_now.stderr
+    signed = nspod("fetch", oci.ref("policy/signed:1"))
+    assert signed.returncode == 0 and "signature verified" in signed.stderr, signed.stderr
+    listed = json.loads(nspod("image", "list", "--format=json").stdout)
+    assert next(i["signer"] for i in listed if i["id"] == signed.stdout.strip()).startswith("cosign:")
+    resigned = nspod("fetch", oci.ref("policy/resigned:1"))
+    assert resigned.returncode == 254 and "no trusted key" in resigned.stderr, resigned.stderr
+    unsigned = nspod("fetch", oci.ref("policy/unsigned:1"))
+    assert unsigned.returncode == 254 and "is not signed" in unsigned.stderr, unsigned.stderr
+    assert "policy/resigned" not in nspod("image", "list").stdout

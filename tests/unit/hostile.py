@@ -25,13 +25,25 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, **attrs: Any) -> tarfile.Tar
     return info
 
 
+LAYERS = False  # True: the corpus as OCI layers (no manifest, rootfs/ taken off every name)
+
+
+def _as_layer(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.name = info.name.removeprefix("rootfs/")
+    if info.type == tarfile.LNKTYPE:
+        info.linkname = info.linkname.removeprefix("rootfs/")
+    return info
+
+
 def archive(
     *members: tuple[tarfile.TarInfo, bytes | None], base: bool = True, fmt: int = tarfile.PAX_FORMAT
 ) -> bytes:
     """A tar of the manifest, rootfs/ and ``members`` (data None: no data)."""
     out = io.BytesIO()
+    if LAYERS:
+        members = tuple((_as_layer(info), data) for info, data in members)
     with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
-        if base:
+        if base and not LAYERS:
             m = _info("manifest")
             m.size = len(MANIFEST)
             tar.addfile(m, io.BytesIO(MANIFEST))
@@ -53,6 +65,7 @@ def entry(name: str, kind: bytes, **attrs: Any) -> tuple[tarfile.TarInfo, None]:
 
 def patch_header(data: bytes, offset: int, value: bytes, *, index: int, fix_sum: bool = True) -> bytes:
     """Overwrite bytes in the ``index``-th header block of a plain tar (checksum fixed unless asked)."""
+    index -= 2 if LAYERS else 0  # a layer has no manifest and rootfs/ entries before
     headers, pos = [], 0
     while pos + 512 <= len(data) and data[pos : pos + 512] != bytes(512):
         headers.append(pos)
@@ -177,7 +190,7 @@ CASES: dict[str, tuple[Callable[[Path], bytes], str]] = {
         "duplicate entry",
     ),
     "name-not-utf8": (
-        lambda out: patch_header(archive(file("rootfs/aaaa")), 7, b"\xff\xfe", index=2),
+        lambda out: patch_header(archive(file("rootfs/aaaaaaaaaa")), 7, b"\xff\xfe", index=2),
         "not valid UTF-8",
     ),
     "name-with-nul-in-pax": (

@@ -193,7 +193,7 @@ def test_a_layer_that_is_not_what_its_digest_says_is_refused(tmp_path: Path) -> 
 
 
 def test_stop_signals_as_systemd_takes_them() -> None:
-    from stage0.planner import stop_signal
+    from stage0.oci.plan import stop_signal
 
     assert [stop_signal(v) for v in ("SIGQUIT", "quit", "9", "", None, "SIGNOPE", "99")] == [
         "SIGQUIT", "SIGQUIT", "9", "", "", "", ""
