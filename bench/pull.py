@@ -105,8 +105,10 @@ def main() -> int:
         for _ in range(args.rounds):
             for tag, image_id in ids.items():
                 start = time.perf_counter()
-                uuid = subprocess.run([*base, "--dir", str(store), "prepare", image_id], check=True,
-                                      capture_output=True, text=True, env=env).stdout.strip()  # fmt: skip
+                argv = [*base, "--dir", str(store), "prepare", image_id, "--exec=/bin/true"]
+                uuid = subprocess.run(
+                    argv, check=True, capture_output=True, text=True, env=env
+                ).stdout.strip()
                 prepare[tag].append((time.perf_counter() - start) * 1000)
                 subprocess.run(
                     [*base, "--dir", str(store), "rm", uuid], check=True, capture_output=True, env=env
@@ -142,7 +144,19 @@ def measure_in_process(store: Path, image_id: str, rounds: int) -> float:
         out = io.StringIO()
         start = time.perf_counter()
         with contextlib.redirect_stdout(out):
-            assert cli(["--dir", str(store), "--insecure-options=image,http", "prepare", image_id]) == 0
+            assert (
+                cli(
+                    [
+                        "--dir",
+                        str(store),
+                        "--insecure-options=image,http",
+                        "prepare",
+                        image_id,
+                        "--exec=/bin/true",
+                    ]
+                )
+                == 0
+            )
         times.append((time.perf_counter() - start) * 1000)
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli(["--dir", str(store), "rm", out.getvalue().strip()]) == 0

@@ -43,18 +43,19 @@ class Chunks:
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
-        self._buffer = b""
+        self._buffer, self._at = b"", 0  # an offset: slicing off the rest would copy it every read
 
     def read(self, size: int = -1, /) -> bytes:
-        while not self._buffer:
+        while self._at >= len(self._buffer):
             try:
-                self._buffer = next(self._chunks)
+                self._buffer, self._at = next(self._chunks), 0
             except StopIteration:
                 return b""
-        if size < 0 or size >= len(self._buffer):
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        if self._at == 0 and (size < 0 or size >= len(self._buffer)):
+            self._at = len(self._buffer)
+            return self._buffer
+        end = len(self._buffer) if size < 0 else min(len(self._buffer), self._at + size)
+        data, self._at = self._buffer[self._at : end], end
         return data
 
 
