@@ -31,11 +31,15 @@ def keystore(options: GlobalOptions) -> Keystore:
 
 
 def http(options: GlobalOptions) -> Http:
+    from stage0.oci.reference import registries_conf  # only fetches load it
+
+    dirs = (options.system_config, options.local_config)
     return Http(
         insecure_tls=options.allows(InsecureOption.TLS),
         allow_http=options.allows(InsecureOption.HTTP),
         auth=load_auth([options.system_config, options.local_config]),
         config_dirs=(options.system_config, options.local_config),
+        insecure_hosts=frozenset(registries_conf(dirs, "insecure")),
     )
 
 

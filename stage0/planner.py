@@ -22,7 +22,7 @@ from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
 from stage0.network import port_specs
 from stage0.oci.convert import STOP_SIGNAL
-from stage0.oci.plan import oci_volumes, stop_signal
+from stage0.oci.plan import oci_argv, oci_volumes, stop_signal
 from stage0.requests import AppRequest, PodRequest
 from stage0.schema.app import App, NameValue
 from stage0.schema.image import ImageManifest
@@ -125,6 +125,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
     if not argv[0]:
         raise PrepareError(f"image {manifest.name} has no exec", hint="say what to run with --exec")
     argv += list(request.args) if request.args is not None else ([] if request.exec else image_exec[1:])
+    argv = oci_argv(manifest, request.exec, request.args) or argv
     env = environment(request, manifest, pod)
     argv[0] = find_executable(tree, argv[0], env.get("PATH", DEFAULT_PATH))
     explicit = (*pod.mounts, *request.mounts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stage1.abi import APP_ROOT, USERNS_SIZE, PodPaths, PodSpec, unit_name
+from stage1.abi import APP_ROOT, USERNS_SIZE, AppSpec, Error, PodPaths, PodSpec, unit_name
 from stage1.app_unit import DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
 from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
@@ -140,6 +140,24 @@ def volume_source(spec: PodSpec, paths: PodPaths, name: str, read_only: bool) ->
     return ("--bind-ro" if read_only or volume.read_only else "--bind"), source
 
 
+MOUNT_DATA = 4096  # the kernel takes a mount's options in one page
+OVERLAY_STACK = 500  # overlayfs's most lower layers
+
+
+def check_stack(app: AppSpec, upper: str) -> None:
+    """Refuse an image with more layers than one overlay mount can stack (its options, which name
+    every layer, must fit in a page; overlayfs stacks at most 500), before the pod starts."""
+    layers = (*reversed(app.lower), app.rootfs)
+    work = upper.rsplit("/", 1)[0] + "/work"
+    size = len(f"lowerdir={':'.join(layers)},upperdir={upper},workdir={work}")
+    if size >= MOUNT_DATA or len(layers) > OVERLAY_STACK:
+        raise Error(
+            f"app {app.name}: an image of {len(layers)} layers needs {size} bytes of overlay options,"
+            f" over the kernel's {MOUNT_DATA} (and {OVERLAY_STACK} layers)",
+            hint="use an image with fewer layers (squash it), or a shorter --dir",
+        )
+
+
 def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
     """Each app's root: nspawn's overlay of its image tree under a writable layer, its volumes
     bound below it (nspawn mounts them after the overlay)."""
@@ -147,6 +165,7 @@ def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
     for app in spec.apps:
         root = APP_ROOT.format(app=app.name)  # writable; --readonly-rootfs is the app unit's
         # nspawn stacks left to right: the image's bottom layer first, the writable one last
+        check_stack(app, paths.upper(app.name))
         argv.append(bind("--overlay", *reversed(app.lower), app.rootfs, paths.upper(app.name), root))
         for name, path, read_only in app.mounts:
             option, source = volume_source(spec, paths, name, read_only)

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import enum
+import json
 import time
 from typing import TYPE_CHECKING
+
+from stage0.oci.convert import DIGEST_ANNOTATION
 
 if TYPE_CHECKING:
     from stage0.store.index import ImageRow
@@ -20,6 +23,9 @@ class Field(enum.StrEnum):
     LATEST = "latest"
     SIGNER = "signer"
     SOURCE = "source"
+    DIGEST = "digest"  # an OCI image's manifest digest
+    SHARED = "shared"  # bytes of an OCI image's layers other images list too
+    OWN = "own"  # bytes of the layers only it lists
 
 
 HEADERS = {
@@ -31,7 +37,26 @@ HEADERS = {
     Field.LATEST: "LATEST",
     Field.SIGNER: "SIGNER",
     Field.SOURCE: "SOURCE",
+    Field.DIGEST: "DIGEST",
+    Field.SHARED: "SHARED",
+    Field.OWN: "OWN",
 }
+
+
+def oci_digest(row: ImageRow) -> str:
+    """An OCI image's manifest digest, as its appc manifest records it ("" for an ACI)."""
+    if row.compression != "oci":
+        return ""
+    annotations = json.loads(row.manifest).get("annotations") or []
+    return next((str(a["value"]) for a in annotations if a.get("name") == DIGEST_ANNOTATION), "")
+
+
+def display_name(row: ImageRow) -> str:
+    """NAME:VERSION; for an OCI image from a registry, the repository and tag it came from."""
+    if row.compression == "oci" and row.source.startswith("docker://"):
+        return row.source.removeprefix("docker://")
+    version = row.labels.get("version")
+    return f"{row.name}:{version}" if version else row.name
 
 
 def human_size(size: int) -> str:
@@ -52,14 +77,21 @@ def ago(when: float, now: float) -> str:
     return "just now"
 
 
-def row_value(row: ImageRow, field: Field, *, full: bool, now: float) -> str:
-    """A cell of ``image list``."""
+def row_value(
+    row: ImageRow, field: Field, *, full: bool, now: float, sharing: dict[str, tuple[int, int]] | None = None
+) -> str:
+    """A cell of ``image list``; ``sharing``: Index.layer_sharing(), for SHARED and OWN."""
     match field:
         case Field.ID:
             return row.id if full else row.short_id
         case Field.NAME:
-            version = row.labels.get("version")
-            return f"{row.name}:{version}" if version else row.name
+            return display_name(row)
+        case Field.DIGEST:
+            digest = oci_digest(row)
+            return (digest if full else digest[:19]) or "-"
+        case Field.SHARED | Field.OWN:
+            shared, own = (sharing or {}).get(row.id, (0, row.size + row.tree_size))
+            return human_size(shared if field is Field.SHARED else own)
         case Field.SIZE:
             return human_size(row.size + row.tree_size)
         case Field.IMPORTTIME:
@@ -84,6 +116,9 @@ def sort_key(row: ImageRow, field: Field) -> str | float:
         Field.LATEST: row.latest,
         Field.SIGNER: row.signer or "",
         Field.SOURCE: row.source,
+        Field.DIGEST: oci_digest(row),
+        Field.SHARED: 0,
+        Field.OWN: 0,
     }
     return keys[field]
 

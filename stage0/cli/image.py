@@ -169,13 +169,14 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
         rows = sorted(
             store.index.images(), key=lambda r: sort_key(r, order_by), reverse=args.order == "desc"
         )
+        sharing = store.index.layer_sharing()
     now = time.time()
     if args.format == "json":  # every field, whatever --fields says: stable keys for programs
         from stage0.cli.output import dump, image_json
 
-        dump([image_json(r) for r in rows])
+        dump([image_json(r, sharing) for r in rows])
         return 0
-    cells = [[row_value(r, f, full=args.full, now=now) for f in fields] for r in rows]
+    cells = [[row_value(r, f, full=args.full, now=now, sharing=sharing) for f in fields] for r in rows]
     sys.stdout.write(table(cells, None if args.no_legend else [HEADERS[f] for f in fields]))
     return 0
 

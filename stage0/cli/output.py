@@ -107,10 +107,17 @@ def pod_json(pod: Pod) -> dict[str, Any]:
     }
 
 
-def image_json(row: ImageRow) -> dict[str, Any]:
+def image_json(row: ImageRow, sharing: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    from stage0.cli.format import display_name, oci_digest
+
+    shared, own = (sharing or {}).get(row.id, (0, row.size + row.tree_size))
     return {
         "id": row.id,
         "name": row.name,
+        "reference": display_name(row),
+        "digest": oci_digest(row) or None,
+        "shared_size": shared,
+        "own_size": own,
         "version": row.labels.get("version"),
         "labels": dict(row.labels),
         "size": row.size + row.tree_size,

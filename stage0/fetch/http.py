@@ -94,6 +94,7 @@ class Http:
         allow_http: bool = False,
         auth: Mapping[str, Credentials] | None = None,
         config_dirs: tuple[str, ...] = (),
+        insecure_hosts: frozenset[str] = frozenset(),
     ) -> None:
         import requests
 
@@ -106,14 +107,17 @@ class Http:
         self.allow_http = allow_http
         self._auth = dict(auth or {})
         self._insecure_tls = insecure_tls
-        self._config_dirs = config_dirs
+        self.config_dirs = config_dirs
+        self.insecure_hosts = insecure_hosts  # HOST[:PORT]: plain HTTP and any certificate allowed
 
     def _verify_for(self, url: str) -> bool | str:
         """A host's own CA (``certs.d/HOST[:PORT]/*.crt`` in the local, then the system config,
         as the containers tools keep them), else the bundle every host is checked against."""
         host = urlsplit(url).netloc
+        if host in self.insecure_hosts:
+            return False
         if not self._insecure_tls and host:
-            for directory in reversed(self._config_dirs):
+            for directory in reversed(self.config_dirs):
                 certs = os.path.join(directory, "certs.d", host)
                 if os.path.isdir(certs):
                     found = sorted(n for n in os.listdir(certs) if n.endswith(".crt"))
@@ -143,7 +147,7 @@ class Http:
 
     def _check_scheme(self, url: str) -> None:
         scheme = urlsplit(url).scheme
-        if scheme == "http" and not self.allow_http:
+        if scheme == "http" and not self.allow_http and urlsplit(url).netloc not in self.insecure_hosts:
             raise InsecureRefused(f"refusing plain HTTP: {url}")
         if scheme not in ("http", "https"):
             raise FetchError(f"unsupported URL {url}")
@@ -173,13 +177,20 @@ class Http:
                 allow_redirects=True,
             )
         except requests.exceptions.SSLError as error:
+            if "wrong version number" in str(error).lower():
+                raise InsecureRefused(
+                    f"{_host(url)} does not speak TLS (plain HTTP?): {url}",
+                    hint="allow plain HTTP with --insecure-options=http (or, for a registry,"
+                    " 'insecure = HOST:PORT' in registries.conf)",
+                ) from None
             raise FetchError(
                 f"TLS verification of {_host(url)} failed: {_tls_reason(error)}",
                 hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
             ) from None
         except requests.exceptions.RequestException as error:
             raise FetchError(_unreachable(url, error)) from None
-        if urlsplit(response.url).scheme == "http" and not self.allow_http:
+        final = urlsplit(response.url)
+        if final.scheme == "http" and not self.allow_http and final.netloc not in self.insecure_hosts:
             response.close()
             raise InsecureRefused(f"{url} redirected to plain HTTP {response.url}")
         return response

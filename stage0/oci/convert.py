@@ -20,6 +20,7 @@ AC_VERSION = "0.8.11"
 OCI_ANNOTATION = "nspod.io/oci"  # "true": volumes are empty by default, as docker's are
 STOP_SIGNAL = "nspod.io/stop-signal"
 DIGEST_ANNOTATION = "nspod.io/oci-manifest-digest"
+ENTRYPOINT = "nspod.io/oci-entrypoint-length"  # how much of exec is Entrypoint (the rest is Cmd)
 _ARCH = {"arm64": "aarch64", "386": "i386", "arm": "armv7l"}
 _IDENTIFIER = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9.-]*$")
@@ -85,6 +86,7 @@ def image_manifest(
             if path.startswith("/")
         ]
     annotations = [{"name": OCI_ANNOTATION, "value": "true"}, {"name": DIGEST_ANNOTATION, "value": digest}]
+    annotations.append({"name": ENTRYPOINT, "value": str(len(config.entrypoint))})
     if config.stop_signal:
         annotations.append({"name": STOP_SIGNAL, "value": config.stop_signal})
     annotations += [{"name": k, "value": v} for k, v in config.labels if _IDENTIFIER.match(k)]

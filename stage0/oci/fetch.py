@@ -7,12 +7,13 @@ from __future__ import annotations
 import platform as host
 from typing import TYPE_CHECKING
 
-from stage0.fetch.http import FetchError
+from stage0.fetch.auth import Credentials
+from stage0.fetch.http import FetchError, Http
 from stage0.oci.credentials import registry_credentials
 from stage0.oci.local import open_local
 from stage0.oci.manifest import Manifest, parse_document
 from stage0.oci.pull import Platform, pull, remote_key
-from stage0.oci.reference import Transport, parse_oci_ref
+from stage0.oci.reference import OciRef, Transport, default_registry, parse_oci_ref
 from stage0.oci.registry import NotFound, Registry
 from stage0.options import InsecureOption
 from stage0.store.index import ImageRow
@@ -57,13 +58,29 @@ def signatures(registry: Registry, digest: str, repository: str) -> list[tuple[b
     ]
 
 
+def insecure_registry(http: Http, ref: OciRef, credentials: Credentials | None) -> Registry:
+    """A registry registries.conf calls insecure: HTTPS with any certificate if it speaks TLS,
+    else plain HTTP (as the containers tools treat ``insecure = true``)."""
+    try:
+        http.call("GET", f"https://{ref.registry}/v2/").close()
+        return Registry(http, ref, credentials, plain_http=False)
+    except FetchError:
+        return Registry(http, ref, credentials, plain_http=True)
+
+
 def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
     from stage0.fetch.fetcher import PullPolicy
 
-    ref = parse_oci_ref(text)
+    ref = parse_oci_ref(text, default_registry(fetcher.http.config_dirs))
     store, options = fetcher.store, fetcher.options
     platform = Platform.parse(options.platform) if options.platform else host_platform()
-    if ref.transport is not Transport.DOCKER:  # a file the user has: imported as it is (as an ACI file)
+    if ref.transport is not Transport.DOCKER:
+        if not options.skips(InsecureOption.IMAGE):  # verified by default, as an .aci file is
+            raise SignatureError(
+                f"{ref.text} cannot be verified: nspod checks OCI images by their cosign signatures"
+                " in a registry",
+                hint="push it to a registry and sign it, or --insecure-options=image to take it unverified",
+            )
         local = open_local(ref)
         try:
             return pull(store, local, ref, platform, say=fetcher.say)
@@ -93,6 +110,8 @@ def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
         )
     credentials = registry_credentials(ref.registry, fetcher.http.credentials)
     registry = Registry(fetcher.http, ref, credentials, plain_http=options.skips(InsecureOption.HTTP))
+    if ref.registry in fetcher.http.insecure_hosts and not options.skips(InsecureOption.HTTP):
+        registry = insecure_registry(fetcher.http, ref, credentials)
 
     def check(digest: str) -> str | None:
         if not keys:
@@ -102,7 +121,7 @@ def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
         return f"cosign:{key.fingerprint}"
 
     try:
-        return pull(store, registry, ref, platform, say=fetcher.say, verify=check)
+        return pull(store, registry, ref, platform, say=fetcher.say, verify=check, progress=options.progress)
     except FetchError as error:
         if stored is None:
             raise

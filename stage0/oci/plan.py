@@ -7,7 +7,8 @@ import dataclasses
 import signal
 from typing import TYPE_CHECKING
 
-from stage0.oci.convert import OCI_ANNOTATION
+from stage0.oci.convert import ENTRYPOINT, OCI_ANNOTATION
+from stage0.schema.image import ImageManifest
 from stage1.abi import AppSpec, VolumeSpec
 
 if TYPE_CHECKING:
@@ -46,3 +47,12 @@ def oci_volumes(
             mounts.append((name, str(point.path), False))
         planned.append(dataclasses.replace(app, mounts=tuple(mounts)))
     return planned, tuple(added)
+
+
+def oci_argv(manifest: ImageManifest, exec_: str | None, args: tuple[str, ...] | None) -> list[str] | None:
+    """Arguments given to an OCI image replace its Cmd and keep its Entrypoint, as docker's do
+    (``--exec`` replaces the Entrypoint and drops the Cmd); None when appc's rule applies."""
+    length = manifest.annotation(ENTRYPOINT)
+    if exec_ is not None or args is None or not length or not length.isdigit() or not manifest.app:
+        return None
+    return [*list(manifest.app.exec)[: int(length)], *args] or None

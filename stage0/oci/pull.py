@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -88,10 +90,35 @@ def remote_key(ref: OciRef, platform: Platform) -> str:
     )
 
 
+class Progress:
+    """One line on a terminal for all the layers streaming at once: bytes so far of the total."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.done = total, enabled, 0
+        self._lock = threading.Lock()
+        self._drawn = 0.0
+
+    def add(self, count: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self.done += count
+            now = time.monotonic()
+            if now - self._drawn >= 0.1 or self.done >= self.total:
+                self._drawn = now
+                sys.stderr.write(f"\r  {self.done / 2**20:.1f} of {self.total / 2**20:.1f} MiB")
+                sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
 class Resumable:
     """The blob's bytes kept so far, then the rest from the registry, copied to the part file."""
 
-    def __init__(self, registry: Source, digest: str, part: str) -> None:
+    def __init__(self, registry: Source, digest: str, part: str, progress: Progress) -> None:
+        self._progress = progress
         have = os.path.getsize(part) if os.path.exists(part) else 0
         self._reply = registry.blob(digest, have)
         if have and self._reply.status != 206:  # the server starts over: so do we
@@ -111,6 +138,7 @@ class Resumable:
             self._kept = None
         data = self._rest.read(size)
         self._out.write(data)
+        self._progress.add(len(data))
         return data
 
     def close(self) -> None:
@@ -120,7 +148,7 @@ class Resumable:
         self._reply.close()
 
 
-def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str) -> LayerRow:
+def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, progress: Progress) -> LayerRow:
     """The layer in the store: there already, or fetched and extracted now (once, under its lock).
     Runs in a worker thread: with an index connection of its own (SQLite's are per thread)."""
     key = diff_id.replace(":", "-")
@@ -134,7 +162,7 @@ def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str) -> L
             root = os.path.join(work.path, "layer")
             os.mkdir(root, 0o755)
             source: Resumable | Streamed = (
-                Resumable(registry, layer.digest, part)
+                Resumable(registry, layer.digest, part, progress)
                 if registry.remote
                 else Streamed(registry.blob(layer.digest))
             )
@@ -190,6 +218,7 @@ def pull(
     say: Callable[[str], None],
     latest: bool = True,
     verify: Callable[[str], str | None] = lambda digest: None,
+    progress: bool = False,
 ) -> ImageRow:
     """``verify``: checks the digest the reference names before anything else is downloaded;
     returns the signer to record (None: not verified)."""
@@ -222,9 +251,14 @@ def pull(
         ]  # fmt: skip
         verb = "Downloading" if registry.remote else "Importing"
         say(f"{verb} {len(missing)} of {len(document.layers)} layers of {url}")
+        shown = Progress(sum(layer.size for layer, _ in missing), progress and registry.remote)
         with ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
-            for future in [pool.submit(_layer, store, registry, layer, diff) for layer, diff in missing]:
-                future.result()
+            futures = [pool.submit(_layer, store, registry, layer, diff, shown) for layer, diff in missing]
+            try:
+                for future in futures:
+                    future.result()
+            finally:
+                shown.finish()
         _commit(store, image_id, ref, config, body, config_bytes, digest, latest=latest, signer=signer)
     elif signer:
         store.index.set_signer(image_id, signer, latest=latest)

@@ -102,6 +102,31 @@ def parse_docker(text: str, default_registry: str = DEFAULT_REGISTRY) -> OciRef:
     )  # fmt: skip
 
 
+def registries_conf(config_dirs: tuple[str, ...], key: str) -> list[str]:
+    """The values of ``key`` in ``registries.conf`` (``KEY = HOST[:PORT]``, one per line, ``#``
+    comments) of the local, then the system config directory: registry settings."""
+    found = []
+    for directory in reversed(config_dirs):
+        try:
+            with open(f"{directory}/registries.conf") as file:
+                lines = file.read().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            name, equals, value = line.split("#", 1)[0].partition("=")
+            if equals and name.strip() == key:
+                host = value.strip().strip('"')
+                if not DOMAIN.fullmatch(host):
+                    raise UsageError(f"{directory}/registries.conf: {key} {host!r} is not a HOST[:PORT]")
+                found.append(host)
+    return found
+
+
+def default_registry(config_dirs: tuple[str, ...]) -> str:
+    """The registry of short names: ``default-registry`` of registries.conf, else docker.io."""
+    return next(iter(registries_conf(config_dirs, "default-registry")), DEFAULT_REGISTRY)
+
+
 def parse_oci_ref(text: str, default_registry: str = DEFAULT_REGISTRY) -> OciRef:
     """Any of the four transports; a UsageError with the accepted forms otherwise."""
     if text.startswith("docker://"):

@@ -255,6 +255,19 @@ class Index:
         )
         return [LayerRow(*r) for r in self._db.execute(query, (image_id,))]
 
+    def layer_sharing(self) -> dict[str, tuple[int, int]]:
+        """Each OCI image's bytes in layers other images list too, and in layers only it lists."""
+        query = (
+            "SELECT i.image_id, l.size + l.tree_size,"
+            " (SELECT count(DISTINCT o.image_id) FROM image_layers o WHERE o.diff_id = i.diff_id)"
+            " FROM image_layers i JOIN layers l ON l.diff_id = i.diff_id"
+        )
+        sizes: dict[str, tuple[int, int]] = {}
+        for image_id, size, users in self._db.execute(query):
+            shared, own = sizes.get(image_id, (0, 0))
+            sizes[image_id] = (shared + size, own) if users > 1 else (shared, own + size)
+        return sizes
+
     def layer_users(self, diff_id: str) -> int:
         return int(
             self._db.execute(

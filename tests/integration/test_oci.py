@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ import pytest
 import zstandard
 
 from stage0.oci.manifest import OCI_INDEX, OCI_MANIFEST
+from tests.conftest import assert_output_schema
 from tests.harness.registry import Layout, Registry, cosign_sign
 
 pytestmark = pytest.mark.systemd
@@ -146,6 +148,9 @@ def test_a_busybox_image_pulls_and_runs_as_its_config_says(oci: Oci) -> None:
     assert ran.returncode == 0, ran.stderr
     lines = [line.split(": ", 1)[-1] for line in ran.stdout.splitlines()]
     assert lines == ["hello from oci", "1000", "/etc", "hi"]  # Entrypoint+Cmd, User, WorkingDir, Env
+    # arguments replace Cmd and keep Entrypoint, as docker's do
+    replaced = oci("run", oci.ref("busybox"), "--", "-c", "echo replaced $GREETING")
+    assert replaced.stdout.splitlines()[-1].endswith("replaced hi"), replaced.stdout + replaced.stderr
     manifest = json.loads(oci("image", "cat-manifest", image_id).stdout)
     assert {"name": "8080-tcp", "protocol": "tcp", "port": 8080} in manifest["app"]["ports"]
     assert manifest["app"]["group"] == "1001"  # the user's primary group, from the image's passwd
@@ -173,6 +178,17 @@ def test_a_second_image_downloads_only_its_own_layer_and_rm_keeps_the_shared_one
     )
     both = oci.layer_dirs()
     assert len(both) == len(layered) + 1
+    listed = json.loads(oci("image", "list", "--format=json").stdout)
+    assert_output_schema("image-list", listed)
+    by_ref = {i["reference"]: i for i in listed}
+    sibling, layered_row = (
+        by_ref[f"{oci.registry.host}/sibling:latest"],
+        by_ref[f"{oci.registry.host}/layered:latest"],
+    )
+    assert sibling["digest"].startswith("sha256:") and sibling["shared_size"] > 0 and sibling["own_size"] > 0
+    assert layered_row["shared_size"] == sibling["shared_size"]  # the three layers both list
+    text = oci("image", "list", "--fields=name,digest,shared,own", "--no-legend").stdout
+    assert f"{oci.registry.host}/sibling:latest  sha256:" in text, text
     for _ in range(2):  # the earlier tests' pods: marked exited, then removed
         assert oci("gc", "--grace-period=0s").returncode == 0
     removed = oci("image", "rm", oci("fetch", "--pull-policy=never", oci.ref("layered")).stdout.strip())
@@ -180,7 +196,12 @@ def test_a_second_image_downloads_only_its_own_layer_and_rm_keeps_the_shared_one
     assert len(oci.layer_dirs()) == len(both) - 1  # only the opaque layer was layered's alone
     assert "own layer" in oci.sh("sibling", "cat /sibling")
     assert oci("image", "gc", "--grace-period=0s").returncode == 0
-    assert oci.layer_dirs() <= both
+    index = sqlite3.connect(oci.data / "images/index.db")
+    listed_layers = {r[0] for r in index.execute("SELECT diff_id FROM image_layers")}
+    stored_layers = {r[0] for r in index.execute("SELECT diff_id FROM layers")}
+    index.close()
+    assert stored_layers == listed_layers  # no orphan row, and every directory has its row:
+    assert oci.layer_dirs() == {d.replace(":", "-") for d in stored_layers}
 
 
 def test_an_unchanged_tag_costs_one_head_request(oci: Oci) -> None:
@@ -260,7 +281,9 @@ def test_an_oci_layout_and_archives_run_the_same(oci: Oci, tmp_path: Path) -> No
     }
     layers = oci.layer_dirs()
     for transport, ref in refs.items():
-        done = oci("fetch", ref, insecure="none")  # a file the user has: imported as it is
+        refused = oci("fetch", ref, insecure="none")  # verified by default: nothing to verify it with
+        assert refused.returncode == 254 and "--insecure-options=image" in refused.stderr, refused.stderr
+        done = oci("fetch", ref)
         assert done.returncode == 0, (transport, done.stderr)
         if transport != "docker-archive":  # the same config: the same image
             assert done.stdout.strip() == from_registry.stdout.strip()
@@ -276,11 +299,11 @@ def test_an_oci_layout_and_archives_run_the_same(oci: Oci, tmp_path: Path) -> No
 
 
 def test_a_local_source_that_names_nothing_says_what_it_has(oci: Oci) -> None:
-    done = oci("fetch", f"oci:{oci.layout.path}:nope", insecure="none")
+    done = oci("fetch", f"oci:{oci.layout.path}:nope")
     assert done.returncode == 254 and "no image named nope" in done.stderr and "busybox" in done.stderr, (
         done.stderr
     )
-    done = oci("fetch", "oci:/nonexistent", insecure="none")
+    done = oci("fetch", "oci:/nonexistent")
     assert done.returncode == 254 and "not an OCI image layout" in done.stderr, done.stderr
 
 
@@ -325,3 +348,44 @@ def test_cosign_signatures_decide_under_a_trust_policy(oci: Oci, tmp_path: Path)
     unsigned = nspod("fetch", oci.ref("policy/unsigned:1"))
     assert unsigned.returncode == 254 and "is not signed" in unsigned.stderr, unsigned.stderr
     assert "policy/resigned" not in nspod("image", "list").stdout
+
+
+def test_an_oci_image_in_a_pod_with_its_own_user_namespace(oci: Oci) -> None:
+    script = "ls /data; ls /opq; cat /data/keep; id -u; touch /data/mine && echo written"
+    done = oci(
+        "run", "--private-users", oci.ref("layered"), "--user=0", "--exec=/bin/sh", "--", "-c", script
+    )
+    assert done.returncode == 0, done.stderr
+    out = [line.split(": ", 1)[-1] for line in done.stdout.splitlines()]
+    assert out == ["keep", "new", "new", "keep2", "0", "written"], out
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(oci: Oci, tmp_path: Path) -> None:
+    payload = os.urandom(3 << 20)
+    oci.layout.layer("busybox", "resume", {"payload.txt": payload.hex()})
+    oci.layout.push("resume", f"{oci.registry.host}/resume:1")
+    layer = oci.layout.manifest("resume")["layers"][-1]["digest"]
+    blob = oci.layout.blob(layer)
+    store = Oci(oci.registry, oci.layout, tmp_path / "data")
+    assert store("image", "list").returncode == 0  # the store exists
+    part = store.data / "images/downloads" / (layer.replace(":", "-") + ".part")
+    part.write_bytes(blob[: len(blob) // 2])  # what a killed pull left
+    since = len(oci.registry.requests())
+    done = store("fetch", store.ref("resume:1"))
+    assert done.returncode == 0, done.stderr
+    asked = [(p, s) for m, p, s in oci.registry.requests()[since:] if p.endswith(layer)]
+    assert asked == [(f"/v2/resume/blobs/{layer}", 206)], asked
+    assert not part.exists()
+    assert store.sh("resume:1", "wc -c < /payload.txt").strip() == str(2 * len(payload))
+
+
+def test_a_registry_named_insecure_in_registries_conf_needs_no_flag(oci: Oci, tmp_path: Path) -> None:
+    config = tmp_path / "etc"
+    config.mkdir()
+    store = Oci(oci.registry, oci.layout, tmp_path / "data")
+    refused = store("--local-config", str(config), "fetch", store.ref("busybox"), insecure="image")
+    assert refused.returncode == 254 and "does not speak TLS" in refused.stderr, refused.stderr
+    assert "registries.conf" in refused.stderr
+    (config / "registries.conf").write_text(f"# a test registry\ninsecure = {oci.registry.host}\n")
+    done = store("--local-config", str(config), "fetch", store.ref("busybox"), insecure="image")
+    assert done.returncode == 0, done.stderr

@@ -198,3 +198,31 @@ def test_stop_signals_as_systemd_takes_them() -> None:
     assert [stop_signal(v) for v in ("SIGQUIT", "quit", "9", "", None, "SIGNOPE", "99")] == [
         "SIGQUIT", "SIGQUIT", "9", "", "", "", ""
     ]  # fmt: skip
+
+
+def test_a_stack_past_what_one_overlay_mount_takes_is_refused() -> None:
+    from stage1.abi import AppSpec, Error
+    from stage1.nspawn import check_stack
+
+    layer = "/var/lib/nspod/images/oci/sha256-" + "a" * 64
+    upper = "/var/lib/nspod/pods/run/" + "u" * 36 + "/overlay/app/upper"
+    check_stack(AppSpec(name="app", rootfs=layer, lower=(layer,) * 30, exec=("/bin/sh",)), upper)
+    with pytest.raises(Error, match="41 layers"):
+        check_stack(AppSpec(name="app", rootfs=layer, lower=(layer,) * 40, exec=("/bin/sh",)), upper)
+
+
+def test_short_names_go_to_the_configured_default_registry(tmp_path: Path) -> None:
+    from stage0.oci.reference import default_registry
+
+    system, local = tmp_path / "lib", tmp_path / "etc"
+    system.mkdir()
+    local.mkdir()
+    assert default_registry((str(system), str(local))) == "docker.io"
+    (system / "registries.conf").write_text("# vendor\ndefault-registry = mirror.example.com\n")
+    assert default_registry((str(system), str(local))) == "mirror.example.com"
+    (local / "registries.conf").write_text('default-registry = "127.0.0.1:5000"\n')
+    registry = default_registry((str(system), str(local)))
+    assert parse_oci_ref("docker://app:1", registry).canonical() == "docker://127.0.0.1:5000/app:1"
+    (local / "registries.conf").write_text("default-registry = not a host\n")
+    with pytest.raises(UsageError):
+        default_registry((str(system), str(local)))
