@@ -76,31 +76,30 @@ class GzipReader:
     def read(self, size: int = -1, /) -> bytes:
         want = self.RAW if size < 0 else size
         while not self._ended:
-            data = self._inflate.decompress(self._inflate.unconsumed_tail, want)
-            if not data and not self._inflate.unconsumed_tail:
-                data = self._more(want)
+            if self._inflate.eof:  # what follows a member is in unused_data (and, stale, in the tail)
+                data = self._next_member(want)
+            elif self._inflate.unconsumed_tail:
+                data = self._inflate.decompress(self._inflate.unconsumed_tail, want)
+            else:
+                raw = self._raw.read(self.RAW)
+                if not raw:
+                    raise EOFError("compressed data ended before the end of the gzip stream")
+                data = self._inflate.decompress(raw, want)
             if data:
                 return data
         return b""
 
-    def _more(self, want: int) -> bytes:
-        if self._inflate.eof:  # a member ended: another may follow (after padding zeros, as gzip allows)
-            rest = self._inflate.unused_data.lstrip(b"\0")
-            while not rest:
-                more = self._raw.read(self.RAW)
-                if not more:
-                    self._ended = True
-                    return b""
-                rest = more.lstrip(b"\0")
-            return self._restart(rest, want)
-        raw = self._raw.read(self.RAW)
-        if not raw:
-            raise EOFError("compressed data ended before the end of the gzip stream")
-        return self._inflate.decompress(raw, want)
-
-    def _restart(self, data: bytes, want: int) -> bytes:
+    def _next_member(self, want: int) -> bytes:
+        """Another member may follow one (after padding zeros, as gzip allows), or the end."""
+        rest = self._inflate.unused_data.lstrip(b"\0")
+        while not rest:
+            more = self._raw.read(self.RAW)
+            if not more:
+                self._ended = True
+                return b""
+            rest = more.lstrip(b"\0")
         self._inflate = zlib.decompressobj(wbits=31)
-        return self._inflate.decompress(data, want)
+        return self._inflate.decompress(rest, want)
 
 
 def open_writer(raw: BinaryIO, kind: Compression) -> BinaryIO:

@@ -3,11 +3,13 @@ layers with whiteouts, and the merged view of a layer stack."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
 import stat
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -226,3 +228,24 @@ def test_short_names_go_to_the_configured_default_registry(tmp_path: Path) -> No
     (local / "registries.conf").write_text("default-registry = not a host\n")
     with pytest.raises(UsageError):
         default_registry((str(system), str(local)))
+
+
+@pytest.mark.parametrize("read", [7, 4096, 1 << 20])
+def test_the_gzip_reader_reads_members_padding_and_nothing_else(read: int) -> None:
+    """zlib leaves what follows a member in both unused_data and the unconsumed tail when a read
+    stops at max_length: the reader must go on from unused_data (it once spun on the tail)."""
+    from stage0.aci.compression import GzipReader
+
+    def drain(data: bytes) -> bytes:
+        reader, out = GzipReader(io.BytesIO(data)), []
+        while chunk := reader.read(read):
+            out.append(chunk)
+        return b"".join(out)
+
+    body = os.urandom(300_000)
+    assert drain(gzip.compress(body) + b"\0" * 512) == body
+    assert drain(gzip.compress(body) + gzip.compress(b"more")) == body + b"more"
+    with pytest.raises(zlib.error):
+        drain(gzip.compress(body) + b"garbage")
+    with pytest.raises(EOFError):
+        drain(gzip.compress(body)[:-20])
