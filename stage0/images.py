@@ -105,6 +105,11 @@ def gc(store: Store, data_dir: str, grace: float, now: float | None = None) -> l
 
 
 def export(store: Store, row: ImageRow, output: str, *, overwrite: bool) -> None:
+    if row.compression == "oci":  # its layers merged into an ACI
+        from stage0.oci import files
+
+        files.export(store, row, output, overwrite=overwrite)
+        return
     if os.path.lexists(output) and not overwrite:
         raise ImageExistsError(f"{output} already exists")
     temp = f"{output}.{os.getpid()}.tmp"
@@ -133,6 +138,11 @@ def _empty_target(target: str) -> None:
 def extract(store: Store, row: ImageRow, target: str, *, rootfs_only: bool) -> None:
     """The image's own files (no dependencies), re-read from its blob with every safety check."""
     _empty_target(target)
+    if row.compression == "oci":  # its layers, checked when stored, merged
+        from stage0.oci import files
+
+        files.render(store, row, target, rootfs_only=rootfs_only)
+        return
     rootfs = target if rootfs_only else os.path.join(target, "rootfs")
     os.makedirs(rootfs, exist_ok=True)
     with store.open_blob(row.id) as blob:
@@ -163,6 +173,11 @@ class Verification:
 
 def verify(store: Store, keys: Keystore, row: ImageRow) -> Verification:
     """Re-hash the stored blob against its ID, and re-check its signature with today's trust."""
+    if row.compression == "oci":  # its config against its ID, its layers present
+        from stage0.oci import files
+
+        files.verify(store, row)
+        return Verification(row, row.signer)
     with store.open_blob(row.id) as blob:
         imported = import_stream(blob, blob=None, rootfs=None, limits=store.limits, name=row.short_id)
     if imported.image_id != row.id:

@@ -228,6 +228,11 @@ def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     with open_store(options) as store:
         row = resolve_one(store, args.image)
+        if row.compression == "oci":
+            from stage0.images import extract
+
+            extract(store, row, args.target, rootfs_only=args.rootfs_only)  # no dependencies to render
+            return 0
         rootfs = rendered_rootfs(store, row, fetcher(options, store, PullPolicy.NEW).resolve_dependency)
         copy_rendered(rootfs, row.manifest, args.target, rootfs_only=args.rootfs_only)
     return 0

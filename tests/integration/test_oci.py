@@ -389,3 +389,26 @@ def test_a_registry_named_insecure_in_registries_conf_needs_no_flag(oci: Oci, tm
     (config / "registries.conf").write_text(f"# a test registry\ninsecure = {oci.registry.host}\n")
     done = store("--local-config", str(config), "fetch", store.ref("busybox"), insecure="image")
     assert done.returncode == 0, done.stderr
+
+
+def test_the_image_verbs_see_the_merged_layers(oci: Oci, tmp_path: Path) -> None:
+    done = oci("fetch", oci.ref("layered"))
+    assert done.returncode == 0, done.stderr
+    image_id = done.stdout.strip()
+    extracted = tmp_path / "extracted"
+    assert oci("image", "extract", image_id, str(extracted)).returncode == 0
+    assert sorted(os.listdir(extracted / "rootfs/data")) == ["keep", "new"]
+    assert sorted(os.listdir(extracted / "rootfs/opq")) == ["new"]
+    assert (extracted / "rootfs/data/keep").read_text() == "keep2\n"
+    assert json.loads((extracted / "manifest").read_text())["app"]["user"] == "web"
+    verified = oci("image", "verify", image_id)
+    assert verified.returncode == 0 and "matches its ID" in verified.stdout, (
+        verified.stdout + verified.stderr
+    )
+    aci = tmp_path / "layered.aci"
+    exported = oci("image", "export", image_id, str(aci))
+    assert exported.returncode == 0, exported.stderr
+    again = oci("fetch", str(aci))  # the same files, as an ACI
+    assert again.returncode == 0 and again.stdout.strip() != image_id, again.stderr
+    ran = oci("run", again.stdout.strip(), "--exec=/bin/sh", "--", "-c", "ls /data; ls /opq; cat /data/keep")
+    assert [line.split(": ", 1)[-1] for line in ran.stdout.splitlines()] == ["keep", "new", "new", "keep2"]
