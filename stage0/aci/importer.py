@@ -12,13 +12,14 @@ import queue
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from stage0.aci.compression import SNIFF_SIZE, Compression, open_reader, sniff
 from stage0.aci.extract import MANIFEST, PlacementCheck, TreeWriter, classify
 from stage0.aci.tarstream import CHUNK, EntryType, Limits, Readable, TarError, TarReader
-from stage0.schema.boundary import parse_image_manifest
-from stage0.schema.image import ImageManifest
+
+if TYPE_CHECKING:  # the schema is loaded by the imports that parse a manifest, not by OCI pulls
+    from stage0.schema.image import ImageManifest
 
 MAX_MANIFEST = 1 << 20
 
@@ -188,6 +189,8 @@ def import_stream(
         raise TarError(f"{name}: no 'manifest' in archive")
     if not saw_rootfs:
         raise TarError(f"{name}: no 'rootfs' directory in archive")
+    from stage0.schema.boundary import parse_image_manifest
+
     manifest = parse_image_manifest(manifest_bytes, f"{name}:manifest")
     # the raw stream may hold bytes past the compressed data (or the tar end): keep them in the blob
     while tee.read(CHUNK):

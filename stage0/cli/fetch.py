@@ -29,7 +29,6 @@ def run_fetch(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import fetcher, open_store
     from stage0.errors import UsageError
     from stage0.fetch.fetcher import PullPolicy
-    from stage0.render import rendered_rootfs
 
     if args.signature and len(args.images) != 1:
         raise UsageError("--signature goes with exactly one image")
@@ -37,7 +36,10 @@ def run_fetch(options: GlobalOptions, args: argparse.Namespace) -> int:
         fetch = fetcher(options, store, PullPolicy(args.pull_policy))
         for text in args.images:
             row = fetch.fetch(text, signature=args.signature)
-            # dependencies are fetched now and the tree rendered once, so a later run needs no network
-            rendered_rootfs(store, row, fetch.resolve_dependency)
+            if row.compression != "oci":  # an OCI image has no dependencies: its layers are its tree
+                from stage0.render import rendered_rootfs
+
+                # dependencies are fetched now and the tree rendered once: a later run needs no network
+                rendered_rootfs(store, row, fetch.resolve_dependency)
             print(row.id)
     return 0

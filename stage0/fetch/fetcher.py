@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stage0.aci.archive import read_manifest_bytes
 from stage0.errors import Error, InputError
@@ -21,13 +22,14 @@ from stage0.fetch.discovery import DiscoveryError, Endpoints, discover
 from stage0.fetch.http import FetchError, Http
 from stage0.fetch.refs import ImageRef, RefKind, host_labels, parse_ref
 from stage0.options import InsecureOption
-from stage0.schema.boundary import parse_image_manifest
-from stage0.schema.image import Dependency
 from stage0.store.index import ImageRow, RemoteRow
 from stage0.store.locks import locked
 from stage0.store.store import ImageNotFound, Store
 from stage0.trust.keystore import Keystore
 from stage0.trust.verify import SignatureError, Verified, read_keys, verify_file
+
+if TYPE_CHECKING:  # OCI fetches do without the appc schema
+    from stage0.schema.image import Dependency
 
 
 class PullPolicy(enum.StrEnum):
@@ -309,6 +311,8 @@ class Fetcher:
     def _check(self, path: str, signature: bytes | None, *, source: str) -> Verified | None:
         if self.options.skips(InsecureOption.IMAGE):
             return None
+        from stage0.schema.boundary import parse_image_manifest
+
         manifest = parse_image_manifest(read_manifest_bytes(path), f"{source}:manifest")
         if signature is None:
             raise SignatureError(
@@ -326,6 +330,8 @@ class Fetcher:
         return verified
 
     def _check_name(self, path: str, url: str, name: str, asked: Mapping[str, str]) -> None:
+        from stage0.schema.boundary import parse_image_manifest
+
         manifest = parse_image_manifest(read_manifest_bytes(path), f"{url}:manifest")
         labels = {str(x.name): x.value for x in manifest.labels}
         if manifest.name != name or not labels_match(labels, asked, host_labels()):

@@ -38,12 +38,12 @@ from stage0.oci.manifest import (
     parse_document,
 )
 from stage0.oci.reference import OciRef
-from stage0.store import index as store_index
 from stage0.store.index import ImageRow, LayerRow, RemoteRow
 from stage0.store.locks import Workspace, remove_tree
 from stage0.store.store import Store
 
 PARALLEL = 4
+INDEX = threading.Lock()  # the layer threads share the store's index connection, one at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +150,11 @@ class Resumable:
 
 def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, progress: Progress) -> LayerRow:
     """The layer in the store: there already, or fetched and extracted now (once, under its lock).
-    Runs in a worker thread: with an index connection of its own (SQLite's are per thread)."""
+    Runs in a worker thread: the index is shared, under INDEX."""
     key = diff_id.replace(":", "-")
-    index = store_index.Index(store.paths.index)
-    with contextlib.closing(index), store.key_lock(key):
-        row = index.layer(diff_id)
+    with store.key_lock(key):
+        with INDEX:
+            row = store.index.layer(diff_id)
         if row is not None and os.path.isdir(store.paths.oci_layer(diff_id)):
             return row
         part = os.path.join(store.paths.downloads, layer.digest.replace(":", "-") + ".part")
@@ -180,7 +180,8 @@ def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, prog
             remove_tree(store.paths.oci_layer(diff_id))
             os.rename(root, store.paths.oci_layer(diff_id))
         row = LayerRow(diff_id, layer.digest, done.size, done.tree_size, time.time())
-        index.add_layer(row)
+        with INDEX:
+            store.index.add_layer(row)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
         return row

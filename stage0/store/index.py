@@ -129,7 +129,8 @@ def _image(row: tuple[object, ...]) -> ImageRow:
 class Index:
     def __init__(self, path: str) -> None:
         try:
-            self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            # the layer threads of an OCI pull use it too, one at a time (stage0/oci/pull.py)
+            self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             with self.transaction():
