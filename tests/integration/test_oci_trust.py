@@ -91,7 +91,7 @@ def test_a_registry_named_insecure_in_registries_conf_needs_no_flag(oci: Oci, tm
     assert done.returncode == 0, done.stderr
 
 
-def test_the_image_verbs_see_the_merged_layers(oci: Oci, tmp_path: Path) -> None:  # noqa: F811
+def test_the_image_verbs_see_the_merged_layers(oci: Oci, tmp_path: Path, actool: Path) -> None:  # noqa: F811
     done = oci("fetch", oci.ref("layered"))
     assert done.returncode == 0, done.stderr
     image_id = done.stdout.strip()
@@ -108,6 +108,8 @@ def test_the_image_verbs_see_the_merged_layers(oci: Oci, tmp_path: Path) -> None
     aci = tmp_path / "layered.aci"
     exported = oci("image", "export", image_id, str(aci))
     assert exported.returncode == 0, exported.stderr
+    validated = subprocess.run([str(actool), "validate", str(aci)], capture_output=True, text=True)
+    assert validated.returncode == 0, validated.stdout + validated.stderr  # the spec authors' oracle
     again = oci("fetch", str(aci))  # the same files, as an ACI
     assert again.returncode == 0 and again.stdout.strip() != image_id, again.stderr
     ran = oci("run", again.stdout.strip(), "--exec=/bin/sh", "--", "-c", "ls /data; ls /opq; cat /data/keep")
