@@ -81,15 +81,25 @@ class RootfsTree:
         host = self.resolve(path)
         return bool(host and os.path.isfile(host) and os.access(host, os.X_OK))
 
-    def account(self, table: str, name: str) -> int | None:
+    def _entries(self, table: str) -> list[list[str]]:
+        """The lines of the image's ``/etc/{table}``, split at colons (none if it has no file)."""
         host = self.resolve(f"/etc/{table}")
         if host is None or not os.path.isfile(host):
-            return None
+            return []
         with open(host, errors="replace") as file:
-            for line in file:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) > 2 and fields[0] == name and fields[2].isdigit():
-                    return int(fields[2])
+            return [line.rstrip("\n").split(":") for line in file]
+
+    def account(self, table: str, name: str) -> int | None:
+        for fields in self._entries(table):
+            if len(fields) > 2 and fields[0] == name and fields[2].isdigit():
+                return int(fields[2])
+        return None
+
+    def primary_group(self, user: str) -> int | None:
+        """The group of ``user`` (a name or a UID) in the image's /etc/passwd."""
+        for fields in self._entries("passwd"):
+            if len(fields) > 3 and user in (fields[0], fields[2]) and fields[3].isdigit():
+                return int(fields[3])
         return None
 
     def owner(self, path: str) -> tuple[int, int] | None:

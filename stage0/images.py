@@ -105,7 +105,7 @@ def gc(store: Store, data_dir: str, grace: float, now: float | None = None) -> l
 
 
 def export(store: Store, row: ImageRow, output: str, *, overwrite: bool) -> None:
-    if row.compression == "oci":  # its layers merged into an ACI
+    if row.is_oci:  # its layers merged into an ACI
         from stage0.oci import files
 
         files.export(store, row, output, overwrite=overwrite)
@@ -138,7 +138,7 @@ def _empty_target(target: str) -> None:
 def extract(store: Store, row: ImageRow, target: str, *, rootfs_only: bool) -> None:
     """The image's own files (no dependencies), re-read from its blob with every safety check."""
     _empty_target(target)
-    if row.compression == "oci":  # its layers, checked when stored, merged
+    if row.is_oci:  # its layers, checked when stored, merged
         from stage0.oci import files
 
         files.render(store, row, target, rootfs_only=rootfs_only)
@@ -173,7 +173,7 @@ class Verification:
 
 def verify(store: Store, keys: Keystore, row: ImageRow) -> Verification:
     """Re-hash the stored blob against its ID, and re-check its signature with today's trust."""
-    if row.compression == "oci":  # its config against its ID, its layers present
+    if row.is_oci:  # its config against its ID, its layers present
         from stage0.oci import files
 
         files.verify(store, row)

@@ -36,7 +36,7 @@ def run_fetch(options: GlobalOptions, args: argparse.Namespace) -> int:
         fetch = fetcher(options, store, PullPolicy(args.pull_policy))
         for text in args.images:
             row = fetch.fetch(text, signature=args.signature)
-            if row.compression != "oci":  # an OCI image has no dependencies: its layers are its tree
+            if not row.is_oci:  # an OCI image has no dependencies: its layers are its tree
                 from stage0.render import rendered_rootfs
 
                 # dependencies are fetched now and the tree rendered once: a later run needs no network

@@ -45,7 +45,7 @@ HEADERS = {
 
 def oci_digest(row: ImageRow) -> str:
     """An OCI image's manifest digest, as its appc manifest records it ("" for an ACI)."""
-    if row.compression != "oci":
+    if not row.is_oci:
         return ""
     annotations = json.loads(row.manifest).get("annotations") or []
     return next((str(a["value"]) for a in annotations if a.get("name") == DIGEST_ANNOTATION), "")
@@ -53,7 +53,7 @@ def oci_digest(row: ImageRow) -> str:
 
 def display_name(row: ImageRow) -> str:
     """NAME:VERSION; for an OCI image from a registry, the repository and tag it came from."""
-    if row.compression == "oci" and row.source.startswith("docker://"):
+    if row.is_oci and row.source.startswith("docker://"):
         return row.source.removeprefix("docker://")
     version = row.labels.get("version")
     return f"{row.name}:{version}" if version else row.name

@@ -228,7 +228,7 @@ def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     with open_store(options) as store:
         row = resolve_one(store, args.image)
-        if row.compression == "oci":
+        if row.is_oci:
             from stage0.images import extract
 
             extract(store, row, args.target, rootfs_only=args.rootfs_only)  # no dependencies to render

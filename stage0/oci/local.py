@@ -16,7 +16,14 @@ from typing import IO
 
 from stage0.aci.compression import Compression, sniff
 from stage0.errors import InputError, UsageError
-from stage0.oci.manifest import DIGEST, DOCKER_MANIFEST, MAX_DOCUMENT, ManifestError, load_json
+from stage0.oci.manifest import (
+    DIGEST,
+    DOCKER_MANIFEST,
+    MAX_DOCUMENT,
+    ManifestError,
+    check_digest,
+    load_json,
+)
 from stage0.oci.reference import OciRef, Transport, parse_docker
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -42,13 +49,6 @@ class LocalBlob:
         self._file.close()
 
 
-def _checked(data: bytes, digest: str, what: str) -> bytes:
-    algorithm = digest.split(":")[0]
-    if f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}" != digest:
-        raise ManifestError(f"{what}: blob {digest} does not match its digest", hint="the image was altered")
-    return data
-
-
 class Layout:
     """An OCI image layout: ``index.json`` and ``blobs/<algorithm>/<hex>``, in a directory or a tar."""
 
@@ -67,7 +67,10 @@ class Layout:
                 self._members = {os.path.normpath(m.name): m for m in self._tar.getmembers() if m.isfile()}
         except (OSError, tarfile.TarError) as error:
             raise InputError(
-                f"cannot read {ref.path}: {error}", hint=f"give an existing {ref.transport} path"
+                f"cannot read {ref.path} as {ref.transport}: {error}",
+                hint="give a directory with index.json"
+                if ref.transport is Transport.OCI
+                else "give a tar file",
             ) from None
 
     def close(self) -> None:
@@ -125,7 +128,7 @@ class Layout:
         return self.small_blob(digest), str(entry.get("mediaType", "")), digest
 
     def small_blob(self, digest: str) -> bytes:
-        return _checked(self._read(self._blob_name(digest)), digest, self.ref.text)
+        return check_digest(self._read(self._blob_name(digest)), digest, self.ref.text)
 
     def blob(self, digest: str, offset: int = 0) -> LocalBlob:
         return LocalBlob(self._open(self._blob_name(digest)))

@@ -8,6 +8,7 @@ and trusts the ``mediaType`` of the body over the Content-Type of the answer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -81,6 +82,20 @@ class ImageConfig:
     volumes: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     stop_signal: str = ""
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def check_digest(data: bytes, digest: str, what: str) -> bytes:
+    """``data``, if it is what ``digest`` names; a ManifestError otherwise."""
+    if digest_of(data, digest.split(":")[0]) != digest:
+        raise ManifestError(
+            f"{what}: {digest} does not match its content",
+            hint="the source served altered content; nothing was stored",
+        )
+    return data
 
 
 def load_json(data: bytes, what: str) -> dict[str, Any]:

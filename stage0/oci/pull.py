@@ -195,19 +195,7 @@ class Streamed(Chunks):
 
 def _primary_group(layers: list[str]) -> Callable[[str], str | None]:
     tree = LayeredTree(tuple(reversed(layers)))
-
-    def lookup(user: str) -> str | None:
-        path = tree.resolve("/etc/passwd")
-        if path is None or not os.path.isfile(path):
-            return None
-        with open(path, errors="replace") as file:
-            for line in file:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) > 3 and user in (fields[0], fields[2]) and fields[3].isdigit():
-                    return fields[3]
-        return None
-
-    return lookup
+    return lambda user: None if (gid := tree.primary_group(user)) is None else str(gid)
 
 
 def pull(

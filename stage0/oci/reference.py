@@ -64,10 +64,6 @@ class OciRef:
         return f"{self.transport}:{self.path}" + (f":{self.ref}" if self.ref else "")
 
 
-def is_oci_ref(text: str) -> bool:
-    return text.startswith(TRANSPORTS)
-
-
 def _bad(text: str, why: str, hint: str) -> UsageError:
     return UsageError(f"bad image reference {text!r}: {why}", hint=hint)
 

@@ -5,7 +5,6 @@ asked for with every type nspod reads and checked against their digest, blobs st
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from urllib.parse import urlencode
 
 from stage0.fetch.auth import Credentials
 from stage0.fetch.http import FetchError, Http, Reply
-from stage0.oci.manifest import ACCEPT, MAX_DOCUMENT
+from stage0.oci.manifest import ACCEPT, MAX_DOCUMENT, check_digest, digest_of
 from stage0.oci.reference import OciRef
 
 API_HOSTS = {"docker.io": "registry-1.docker.io"}
@@ -121,13 +120,9 @@ class Registry:
         algorithm = expected.split(":")[0] if expected else "sha256"
         if algorithm not in ("sha256", "sha512"):
             raise RegistryError(f"{self.ref.canonical()}: unknown digest algorithm {algorithm}")
-        digest = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
-        if expected and digest != expected:
-            raise RegistryError(
-                f"{self.ref.canonical()}: the manifest does not match its digest {expected}",
-                hint="the registry or something between served altered content; nothing was stored",
-            )
-        return body, media, digest
+        if expected:
+            check_digest(body, expected, self.ref.canonical())
+        return body, media, expected or digest_of(body, algorithm)
 
     def blob(self, digest: str, offset: int = 0) -> Reply:
         """A blob's body, streamed (from ``offset``: the server may answer 200 with all of it)."""
@@ -144,10 +139,4 @@ class Registry:
     def small_blob(self, digest: str) -> bytes:
         """A small blob (an image config), checked against its digest."""
         with self.blob(digest) as reply:
-            body = reply.small(MAX_DOCUMENT)
-        if f"{digest.split(':')[0]}:{hashlib.new(digest.split(':')[0], body).hexdigest()}" != digest:
-            raise RegistryError(
-                f"{self.ref.canonical()}: blob {digest} does not match its digest",
-                hint="the registry served altered content; nothing was stored",
-            )
-        return body
+            return check_digest(reply.small(MAX_DOCUMENT), digest, self.ref.canonical())

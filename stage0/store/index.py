@@ -76,6 +76,11 @@ class ImageRow:
     latest: bool
 
     @property
+    def is_oci(self) -> bool:
+        """An OCI image: its layers in the layer store, its blob an OCI manifest (stage0/oci)."""
+        return self.compression == "oci"
+
+    @property
     def short_id(self) -> str:
         return self.id[: len("sha512-") + 32]
 
@@ -268,13 +273,6 @@ class Index:
             shared, own = sizes.get(image_id, (0, 0))
             sizes[image_id] = (shared + size, own) if users > 1 else (shared, own + size)
         return sizes
-
-    def layer_users(self, diff_id: str) -> int:
-        return int(
-            self._db.execute(
-                "SELECT count(DISTINCT image_id) FROM image_layers WHERE diff_id=?", (diff_id,)
-            ).fetchone()[0]
-        )
 
     def orphan_layers(self, before: float) -> list[str]:
         query = (
