@@ -65,7 +65,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
     args = parser.parse_args()
     nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]

@@ -1,15 +1,18 @@
-"""The one module that speaks HTTP (requests). Every request names its CA bundle and a timeout.
+"""HTTP as nspod's fetchers use it: which CA each host is checked against, credentials only over
+TLS, plain HTTP only where allowed, downloads that resume, errors a user can act on.
 
-requests would otherwise let ``REQUESTS_CA_BUNDLE`` silently replace a session's ``verify``, and
-has no default timeout. The CA bundle is ``$SSL_CERT_FILE`` if set, else the system's.
+The CA bundle is ``$SSL_CERT_FILE`` if set, else the system's; a registry may have its own
+(``certs.d``). The connections themselves are stage0.fetch.transport's.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import re
+import ssl
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -17,11 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stage0.errors import Error
+from stage0.fetch import transport
 from stage0.fetch.auth import Credentials
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = (15.0, 60.0)  # connect, read (between bytes)
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 MAX_SMALL = 4 << 20  # discovery pages, signatures, keys
 
@@ -50,22 +53,27 @@ class Download:
 
 
 class Reply:
-    """An answer whose body is read as it arrives (registries); a context manager."""
+    """An answer whose body is read as it arrives; a context manager."""
 
-    def __init__(self, response: Any) -> None:
+    def __init__(self, response: transport.Response) -> None:
         self._response = response
-        self.status: int = response.status_code
+        self.status: int = response.status
+        self.reason: str = response.reason
         self.headers: Mapping[str, str] = response.headers
         self.url: str = response.url
 
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        return self._response.iter_content(chunk_size=size)  # type: ignore[no-any-return]
+        try:
+            yield from self._response.chunks(size)
+        except (OSError, http.client.HTTPException) as error:
+            raise FetchError(f"{self.url}: the transfer broke off: {error}",
+                             hint="run the command again to resume") from None  # fmt: skip
 
     def small(self, limit: int = MAX_SMALL) -> bytes:
-        body = self._response.raw.read(limit + 1, decode_content=True)
+        body = b"".join(self.chunks(limit + 1))
         if len(body) > limit:
             raise FetchError(f"{self.url}: response larger than {limit} bytes")
-        return body  # type: ignore[no-any-return]
+        return body
 
     def close(self) -> None:
         self._response.close()
@@ -96,13 +104,11 @@ class Http:
         config_dirs: tuple[str, ...] = (),
         insecure_hosts: frozenset[str] = frozenset(),
     ) -> None:
-        import requests
-
-        self._session = requests.Session()
-        self._verify: bool | str = (
-            False
+        self._pool = transport.Pool()
+        self._verify = (  # "" checks nothing, "system" is OpenSSL's default store
+            ""
             if insecure_tls
-            else (os.environ.get("SSL_CERT_FILE") or (SYSTEM_CA if os.path.exists(SYSTEM_CA) else True))
+            else (os.environ.get("SSL_CERT_FILE") or (SYSTEM_CA if os.path.exists(SYSTEM_CA) else "system"))
         )
         self.allow_http = allow_http
         self._auth = dict(auth or {})
@@ -110,12 +116,12 @@ class Http:
         self.config_dirs = config_dirs
         self.insecure_hosts = insecure_hosts  # HOST[:PORT]: plain HTTP and any certificate allowed
 
-    def _verify_for(self, url: str) -> bool | str:
+    def _verify_for(self, url: str) -> str:
         """A host's own CA (``certs.d/HOST[:PORT]/*.crt`` in the local, then the system config,
         as the containers tools keep them), else the bundle every host is checked against."""
         host = urlsplit(url).netloc
         if host in self.insecure_hosts:
-            return False
+            return ""
         if not self._insecure_tls and host:
             for directory in reversed(self.config_dirs):
                 certs = os.path.join(directory, "certs.d", host)
@@ -126,7 +132,7 @@ class Http:
         return self._verify
 
     def close(self) -> None:
-        self._session.close()
+        self._pool.close()
 
     def credentials(self, host: str) -> Credentials | None:
         """auth.d's credentials for a host (``host:port`` first, then the bare host name)."""
@@ -157,52 +163,41 @@ class Http:
     ) -> Reply:
         """Any request, its body streamed; ``authorization`` replaces auth.d's credentials."""
         extra = {**(headers or {}), **({"Authorization": authorization} if authorization else {})}
-        return Reply(self._request(url, extra, stream=True, method=method))
+        return self._request(url, extra, method=method)
 
-    def _request(
-        self, url: str, headers: Mapping[str, str] | None = None, stream: bool = False, method: str = "GET"
-    ) -> Any:
-        import requests
+    def _allows_http(self, url: str) -> bool:
+        return self.allow_http or urlsplit(url).netloc in self.insecure_hosts
 
+    def _request(self, url: str, headers: Mapping[str, str] | None = None, method: str = "GET") -> Reply:
         self._check_scheme(url)
         log.debug("%s %s", method, url)
         try:
-            response = self._session.request(
-                method,
-                url,
-                headers=self._headers(url, headers),
-                verify=self._verify_for(url),
-                timeout=TIMEOUT,
-                stream=stream,
-                allow_redirects=True,
+            response = self._pool.send(
+                method, url, self._headers(url, headers), self._verify_for, self._allows_http
             )
-        except requests.exceptions.SSLError as error:
-            if "wrong version number" in str(error).lower():
+        except transport.Insecure as error:
+            raise InsecureRefused(f"{url} redirected to plain HTTP {error}") from None
+        except ssl.SSLCertVerificationError as error:
+            raise FetchError(
+                f"TLS verification of {_host(url)} failed: {error.verify_message or 'the certificate'}",
+                hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
+            ) from None
+        except ssl.SSLError as error:
+            if "WRONG_VERSION_NUMBER" in str(error).upper():
                 raise InsecureRefused(
                     f"{_host(url)} does not speak TLS (plain HTTP?): {url}",
                     hint="allow plain HTTP with --insecure-options=http (or, for a registry,"
                     " 'insecure = HOST:PORT' in registries.conf)",
                 ) from None
-            raise FetchError(
-                f"TLS verification of {_host(url)} failed: {_tls_reason(error)}",
-                hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
-            ) from None
-        except requests.exceptions.RequestException as error:
-            raise FetchError(_unreachable(url, error)) from None
-        final = urlsplit(response.url)
-        if final.scheme == "http" and not self.allow_http and final.netloc not in self.insecure_hosts:
-            response.close()
-            raise InsecureRefused(f"{url} redirected to plain HTTP {response.url}")
-        return response
+            raise FetchError(f"TLS with {_host(url)} failed: {error.reason or error}") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise FetchError(f"{transport.describe(error, _host(url))} ({url})") from None
+        return Reply(response)
 
     def get(self, url: str) -> Response:
         """A small document (page, key, signature), read whole; any status."""
-        response = self._request(url, stream=True)
-        with response:
-            body = response.raw.read(MAX_SMALL + 1, decode_content=True)
-            if len(body) > MAX_SMALL:
-                raise FetchError(f"{url}: response larger than {MAX_SMALL} bytes")
-            return Response(response.status_code, body, response.url)
+        with self._request(url) as reply:
+            return Response(reply.status, reply.small(), reply.url)
 
     def page(self, url: str) -> str:
         """A page's text (HTTP 200); otherwise a FetchError naming the status and URL."""
@@ -225,18 +220,17 @@ class Http:
         if have and meta.get("url") == url and meta.get("etag"):
             headers["Range"] = f"bytes={have}-"
             headers["If-Range"] = str(meta["etag"])
-        response = self._request(url, headers, stream=True)
-        with response:
-            if response.status_code == 304:
+        with self._request(url, headers) as response:
+            if response.status == 304:
                 return Download(304, part, etag, max_age(response.headers))
-            if response.status_code == 416 and have and meta.get("size") == have:
+            if response.status == 416 and have and meta.get("size") == have:
                 return Download(200, part, meta.get("etag"), max_age(response.headers))  # already complete
-            if response.status_code not in (200, 206):
+            if response.status not in (200, 206):
                 raise FetchError(
-                    f"{url}: HTTP {response.status_code} {response.reason}",
+                    f"{url}: HTTP {response.status} {response.reason}",
                     hint="401/403: see auth.d; 404: check the name and version",
                 )
-            resumed = response.status_code == 206
+            resumed = response.status == 206
             new_etag = response.headers.get("ETag")
             total = _total_size(response.headers, have if resumed else 0)
             with open(meta_path, "w") as file:
@@ -246,7 +240,7 @@ class Http:
             if resumed:
                 log.info("resuming %s at byte %d", url, have)
             with open(part, mode) as out:
-                for chunk in response.iter_content(chunk_size=1 << 20):
+                for chunk in response.chunks():
                     out.write(chunk)
                     done += len(chunk)
                     if progress:
@@ -259,7 +253,7 @@ class Http:
                 raise FetchError(
                     f"{url}: got {done} of {total} bytes", hint="run the command again to resume"
                 )
-            return Download(response.status_code, part, new_etag, max_age(response.headers))
+            return Download(response.status, part, new_etag, max_age(response.headers))
 
 
 def _read_meta(path: str) -> dict[str, Any]:
@@ -295,25 +289,3 @@ def _progress(url: str, done: int, total: int | None) -> None:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
-
-
-def _tls_reason(error: Exception) -> str:
-    """The certificate's fault in a few words, not urllib3's nested retry message."""
-    found = re.search(r"certificate verify failed: ([^(')]+)", str(error))
-    return found.group(1).strip() if found else "the TLS handshake failed"
-
-
-def _unreachable(url: str, error: Exception) -> str:
-    """What went wrong on the way to the server, as a user reads it."""
-    import requests
-
-    text, host = str(error), _host(url)
-    if isinstance(error, requests.exceptions.Timeout):
-        return f"{host} did not answer in time ({url})"
-    if "Connection refused" in text:
-        return f"connection refused by {host} ({url})"
-    if "Name or service not known" in text or "resolve" in text or "No address associated" in text:
-        return f"cannot resolve {urlsplit(url).hostname} ({url})"
-    if isinstance(error, requests.exceptions.ConnectionError):
-        return f"cannot connect to {host} ({url})"
-    return f"cannot fetch {url}: {type(error).__name__}"

@@ -242,7 +242,9 @@ def pull(
         say(f"{verb} {len(missing)} of {len(document.layers)} layers of {url}")
         shown = Progress(sum(layer.size for layer, _ in missing), progress and registry.remote)
         with ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
-            futures = [pool.submit(_layer, store, registry, layer, diff, shown) for layer, diff in missing]
+            # largest first: the small ones fill the gaps instead of one big layer running alone at the end
+            largest = sorted(missing, key=lambda pair: -pair[0].size)
+            futures = [pool.submit(_layer, store, registry, layer, diff, shown) for layer, diff in largest]
             try:
                 for future in futures:
                     future.result()
