@@ -60,6 +60,13 @@ def unit_state(unit: str) -> tuple[str, int]:
     return status.active_state, status.main_pid
 
 
+def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
+    """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1."""
+    from stage1.apps import states
+
+    return states(pod_dir, app)
+
+
 def daemon_reload() -> None:
     """Make systemd read unit files and drop-ins again (where systemd is the init system)."""
     if not os.path.isdir("/run/systemd/system"):

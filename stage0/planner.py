@@ -282,7 +282,7 @@ def plan_pod(
 ) -> tuple[PodSpec, PodManifest]:
     """The pod spec stage1 runs and the appc PodManifest ``cat-manifest`` shows; ``images``: one
     per app request, in order; ``networks``: the nets it joins (stage0/network.py), None: the host's."""
-    if not request.apps:
+    if not request.apps and not request.sandbox:
         raise UsageError("no image given", hint="nspod run IMAGE [IMAGE…]")
     assert len(images) == len(request.apps)
     apps: list[AppSpec] = []
@@ -320,6 +320,7 @@ def plan_pod(
         networks=networks,
         mds_register=request.mds_register,
         ports=port_specs(request.ports, offered_ports(apps, images), networks),
+        sandbox=request.sandbox,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

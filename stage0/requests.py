@@ -58,6 +58,7 @@ class PodRequest:
     nets: tuple[str, ...] = ()  # --net words (stage0/network.py); () is the default net
     ports: tuple[PortRequest, ...] = ()  # --port
     mds_register: bool | None = None  # --mds-register; None: where the metadata service listens
+    sandbox: bool = False  # nspod app sandbox: no apps yet, more come and go while it runs
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

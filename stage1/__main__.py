@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     updating.add_argument("--app")
     updating.add_argument("--memory", type=int, help="bytes")
     updating.add_argument("--cpu", type=int, help="percent of one CPU")
+    app = verbs.add_parser("app")  # an app sandbox's apps (stage1/apps.py)
+    app.add_argument("pod_dir")
+    app.add_argument("action", choices=["add", "start", "stop", "rm", "status"])
+    app.add_argument("--app")
     enter = verbs.add_parser("enter")
     enter.add_argument("pod_dir")
     enter.add_argument("--app")
@@ -60,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
                 return entry.halt_in_place(args.pod_dir)
             case "logs":
                 return entry.logs(args.pod_dir, follow=args.follow, app=args.app)
+            case "app":
+                from stage1 import apps
+
+                if args.action == "status":
+                    return apps.status(args.pod_dir, args.app)
+                if not args.app:
+                    raise Error(f"app {args.action} needs --app NAME")
+                action = {"add": apps.add, "start": apps.start, "stop": apps.stop, "rm": apps.remove}
+                return action[args.action](args.pod_dir, args.app)
             case "update":
                 from stage1.update import update
 

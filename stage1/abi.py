@@ -22,9 +22,10 @@ from typing import Any
 
 # 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
-# images). A stage1 reads specs of every earlier version as well (each only added fields with defaults).
-ABI_VERSION = 5
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5)
+# images); 6: sandbox (nspod app). A stage1 reads specs of every earlier version as well (each
+# only added fields with defaults).
+ABI_VERSION = 6
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -82,8 +83,8 @@ class Error(Exception):
 
 # stage1's entry points: ``python -m stage1 [--debug] VERB POD_DIR [ARGS]`` (ABI.md: each one's
 # arguments and exit status); stage0 calls them through stage0/executor.py
-ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "update", "logs", "gc")
-INTERFACE_VERSION = 3  # of the entry points' command lines; bumped when one changes incompatibly
+ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "update", "logs", "gc", "app")
+INTERFACE_VERSION = 4  # of the entry points' command lines; bumped when one changes incompatibly
 
 # shared by both stages: the PATH an app gets unless it sets one, and where an app's root is
 # mounted in the stage1 tree (rkt's layout)
@@ -218,6 +219,7 @@ class PodSpec:
     # registration with the metadata service (AC_METADATA_URL): True, required; None, where one
     # listens; False, never
     mds_register: bool | None = None
+    sandbox: bool = False  # an app sandbox: apps are added, started, stopped, removed while it runs
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -270,6 +272,7 @@ class PodSpec:
             else tuple(NetworkSpec(**n) for n in data["networks"]),
             ports=tuple(PortSpec(**p) for p in data.get("ports", ())),
             mds_register=data.get("mds_register"),
+            sandbox=data.get("sandbox", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

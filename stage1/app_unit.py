@@ -225,14 +225,16 @@ def app_unit(
     return unit + service
 
 
-def reaper_unit(app: AppSpec) -> list[Entry]:
+def reaper_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
+    """Records the app's exit status when it ends; in a pod started by ``run`` the first app to
+    fail ends the pod, and the last one to end does (shutdown.service). An app sandbox outlives
+    its apps: they come and go (``nspod app``) until the pod is stopped."""
     unit = section(
         "Unit",
         ("Description", f"Exit status of {app.name}"),
         ("DefaultDependencies", "no"),
         ("StopWhenUnneeded", "yes"),
-        ("Wants", "shutdown.service"),
-        ("After", "shutdown.service"),
+        *(() if sandbox else (("Wants", "shutdown.service"), ("After", "shutdown.service"))),
         ("Before", f"{app.name}.service"),  # so it stops after the app: the status is final then
         ("Conflicts", "shutdown.target"),
         ("Before", "shutdown.target"),
@@ -243,7 +245,7 @@ def reaper_unit(app: AppSpec) -> list[Entry]:
         ("Type", "oneshot"),
         ("RemainAfterExit", "yes"),
         ("ExecStart", "/usr/bin/true"),
-        ("ExecStop", f"/nspod/bin/reaper {app.name}"),
+        ("ExecStop", f"/nspod/bin/reaper {'--keep-pod ' if sandbox else ''}{app.name}"),
     )
     return unit + service
 

@@ -90,8 +90,9 @@ def pod_limits(memory: list[int | None], cpu: list[int | None]) -> tuple[Propert
     cgroup v1 host this is the only bound that holds (the pod's systemd gets no v1 controllers to
     limit an app with); on v2 it backs the apps' own. (systemd applies MemoryMax= as v1's
     memory.limit_in_bytes, CPUQuota= as cpu.cfs_quota_us.)"""
-    total = [
-        sum(v for v in values if v is not None) if None not in values else None for values in (memory, cpu)
+    total = [  # no apps (an app sandbox's start): no bound yet
+        sum(v for v in values if v is not None) if values and None not in values else None
+        for values in (memory, cpu)
     ]
     return limit_properties(*total)
 

@@ -13,7 +13,7 @@ import time
 from types import FrameType
 
 from stage1 import mds, network
-from stage1.abi import Error, PodPaths, PodSpec, own_unit, unit_name
+from stage1.abi import Error, PodPaths, PodSpec, VolumeSpec, own_unit, unit_name
 from stage1.app_unit import HIDDEN, described
 from stage1.attach import Relay
 from stage1.cni import forward_target, loopback_proxies, with_dns
@@ -55,21 +55,31 @@ def prepare_dirs(
     version = host_systemd_version()
     hidden = host_hidden()
     write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=hidden))
-    profiles = {app.name: described(app, hidden) for app in spec.apps}
-    with open(paths.profile + ".tmp", "w") as file:
-        json.dump(profiles, file, indent=2, sort_keys=True)
-    os.replace(paths.profile + ".tmp", paths.profile)
+    write_profiles(spec, paths, hidden)
     os.makedirs(paths.status, exist_ok=True)
     for volume in spec.volumes:
-        if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
-            os.makedirs(paths.volume(volume.name))
-            os.chown(paths.volume(volume.name), volume.uid, volume.gid)
-            os.chmod(paths.volume(volume.name), volume.mode)
+        make_volume(paths, volume)
     for app in spec.apps:
         os.makedirs(paths.upper(app.name), exist_ok=True)
         if spec.private_users is not None:  # the overlay's work dir, which the pod mounts itself
             os.makedirs(os.path.join(paths.layers(app.name), "work"), exist_ok=True)
     open(paths.lock, "a").close()
+
+
+def write_profiles(spec: PodSpec, paths: PodPaths, hidden: tuple[str, ...]) -> None:
+    """Each app's effective confinement, as ``status`` shows it (profile.json)."""
+    profiles = {app.name: described(app, hidden) for app in spec.apps}
+    with open(paths.profile + ".tmp", "w") as file:
+        json.dump(profiles, file, indent=2, sort_keys=True)
+    os.replace(paths.profile + ".tmp", paths.profile)
+
+
+def make_volume(paths: PodPaths, volume: VolumeSpec) -> None:
+    """An empty volume's directory, made once with its owner and mode (a host volume is the host's)."""
+    if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
+        os.makedirs(paths.volume(volume.name))
+        os.chown(paths.volume(volume.name), volume.uid, volume.gid)
+        os.chmod(paths.volume(volume.name), volume.mode)
 
 
 def exit_code(status: UnitStatus) -> int:

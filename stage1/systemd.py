@@ -229,16 +229,47 @@ class Systemd:
         args += [(ord("a"), b"(sa(sv))"), (-1, None)]  # no auxiliary units
         self._call(SD_PATH, MANAGER, b"StartTransientUnit", args)
 
+    def start_unit(self, name: str, *, timeout: float = 60.0) -> UnitStatus:
+        """Start a unit from its file and wait for the start job to finish (a service of Type=exec
+        is then running, or has already ended)."""
+        from pystemd.dbuslib import apply_signature
+
+        self._call(SD_PATH, MANAGER, b"StartUnit", apply_signature(b"ss", [name.encode(), b"replace"]))
+        deadline = time.monotonic() + timeout
+        while (status := self.status(name)).job_queued:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(f"{name} is still starting after {timeout:g}s")
+            self._drain(min(left, 1.0))
+        return status
+
+    def times(self, name: str) -> tuple[float, float]:
+        """When the unit's main process started and exited (seconds since the epoch; 0: not yet)."""
+        path = self._unit_path(name)
+        started = int(self._get(path, SERVICE, b"ExecMainStartTimestamp", b"t"))
+        exited = int(self._get(path, SERVICE, b"ExecMainExitTimestamp", b"t"))
+        return started / 1e6, exited / 1e6
+
+    def bind_mount(self, machine: str, source: str, dest: str, *, read_only: bool = False) -> None:
+        """``machinectl bind --mkdir``: mount ``source`` of the host at ``dest`` in a running machine
+        (through nspawn's propagation directory; needs the host's / with shared propagation)."""
+        from pystemd.dbuslib import apply_signature
+
+        values = [machine.encode(), source.encode(), dest.encode(), read_only, True]
+        args = apply_signature(b"sssbb", values)
+        self._call(MACHINED_PATH, MACHINED_MANAGER, b"BindMountMachine", args, dest=MACHINED)
+
     def status(self, name: str) -> UnitStatus:
         path = self._unit_path(name)
+        service = name.endswith(".service")  # a mount, a socket…: the unit's own state alone
         return UnitStatus(
             name=name,
             active_state=self._get(path, UNIT, b"ActiveState", b"s").decode(),
             sub_state=self._get(path, UNIT, b"SubState", b"s").decode(),
-            result=self._get(path, SERVICE, b"Result", b"s").decode(),
-            exec_main_status=int(self._get(path, SERVICE, b"ExecMainStatus", b"i")),
-            exec_main_code=int(self._get(path, SERVICE, b"ExecMainCode", b"i")),
-            main_pid=int(self._get(path, SERVICE, b"MainPID", b"u")),
+            result=self._get(path, SERVICE, b"Result", b"s").decode() if service else "",
+            exec_main_status=int(self._get(path, SERVICE, b"ExecMainStatus", b"i")) if service else 0,
+            exec_main_code=int(self._get(path, SERVICE, b"ExecMainCode", b"i")) if service else 0,
+            main_pid=int(self._get(path, SERVICE, b"MainPID", b"u")) if service else 0,
             invocation_id=bytes(self._get(path, UNIT, b"InvocationID", b"ay")).hex(),
             job_queued=self._get(path, UNIT, b"Job", b"(uo)")[0] != 0,
         )

@@ -7,7 +7,7 @@ import os
 import re
 
 from stage1.abi import Error
-from stage1.units import Tree
+from stage1.units import Tree, TreeFile
 
 # where Debian and others keep systemd's shared library, whose name carries the version
 _SHARED = ("/usr/lib/systemd/libsystemd-shared-*.so", "/usr/lib*/*/systemd/libsystemd-shared-*.so")
@@ -26,7 +26,18 @@ def host_systemd_version() -> int:
 def write_tree(root: str, tree: Tree) -> None:
     for directory in tree.dirs:
         os.makedirs(os.path.join(root, directory), mode=0o755, exist_ok=True)
-    for path, file in tree.files.items():
+    write_files(root, tree.files)
+    for path, destination in tree.links.items():
+        link = os.path.join(root, path)
+        os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
+        if os.path.islink(link) or os.path.exists(link):
+            os.unlink(link)
+        os.symlink(destination, link)
+
+
+def write_files(root: str, files: dict[str, TreeFile]) -> None:
+    """Each file in place at once (written aside, then renamed): a reading systemd sees whole files."""
+    for path, file in files.items():
         target = os.path.join(root, path)
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
         temp = target + ".tmp"
@@ -34,9 +45,3 @@ def write_tree(root: str, tree: Tree) -> None:
             out.write(file.content)
         os.chmod(temp, file.mode)
         os.replace(temp, target)
-    for path, destination in tree.links.items():
-        link = os.path.join(root, path)
-        os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
-        if os.path.islink(link) or os.path.exists(link):
-            os.unlink(link)
-        os.symlink(destination, link)

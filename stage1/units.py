@@ -130,6 +130,15 @@ class Tree:
     dirs: tuple[str, ...]
 
 
+# The pod's journal is what `journalctl -M` reads; everything in it also reaches the host's journal
+# (the apps' console, stage1/stdio.py), where `nspod logs` reads it. journald would grow a runtime
+# journal in 8 MiB steps of the pod's tmpfs /run, charged to the pod: most of an idle pod's memory.
+# Its smallest file instead, and room for one more (older lines stay in the host's journal).
+JOURNALD = section(
+    "Journal", ("Storage", "volatile"), ("RuntimeMaxFileSize", "512K"), ("RuntimeMaxUse", "1M")
+)
+
+
 # every app and its reaper has stopped by now: what is left (journald, mounts) needs no orderly
 # stop, it ends with the pod's namespaces; an exit code a failing app set stays
 SHUTDOWN_UNIT = section(
@@ -205,6 +214,28 @@ def pod_target(spec: PodSpec) -> list[Entry]:
 SYSTEMD_MARKER = "usr/lib/systemd/libsystemd-shared-{version}.so"
 
 
+def app_files(
+    spec: PodSpec,
+    name: str,
+    sockets: list[Socket] | None = None,
+    *,
+    stdio: Stdio = Stdio.JOURNAL,
+    hidden: tuple[str, ...] = HIDDEN,
+) -> dict[str, TreeFile]:
+    """The unit files of one app of the pod: at boot for every app, later for one added to an app
+    sandbox (stage1/apps.py)."""
+    units = "etc/systemd/system"
+    index, app = next((i, a) for i, a in enumerate(spec.apps) if a.name == name)
+    mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
+    return {
+        f"{units}/{app.name}.service": TreeFile(
+            render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
+        ),
+        f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
+        f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
+    }
+
+
 def tree(
     spec: PodSpec,
     sockets: list[Socket] | None = None,
@@ -236,6 +267,7 @@ def tree(
         "nspod/bin/reaper": TreeFile(script("reaper.sh"), 0o755),
         "nspod/bin/report": TreeFile(script("report.py"), 0o755),
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
+        "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),
         f"{units}/shutdown.service": TreeFile(render(SHUTDOWN_UNIT)),
     }
     for name, text in (("resolv.conf", spec.resolv_conf), ("hosts", spec.hosts)):
@@ -253,13 +285,8 @@ def tree(
         files[f"{units}/-.mount.d/nspod-sockets.conf"] = TreeFile(render(section("Unit", ("Wants", wants))))
     for name, mount in userns_mounts(spec).items() if spec.private_users is not None else ():
         files[f"{units}/{name}"] = TreeFile(render(mount))
-    for index, app in enumerate(spec.apps):
-        mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
-        files[f"{units}/{app.name}.service"] = TreeFile(
-            render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
-        )
-        files[f"{units}/reaper-{app.name}.service"] = TreeFile(render(reaper_unit(app)))
-        files[f"{units}/ready-{app.name}.service"] = TreeFile(render(ready_unit(app, len(spec.apps))))
+    for app in spec.apps:
+        files.update(app_files(spec, app.name, sockets, stdio=stdio, hidden=hidden))
     links = {
         "bin": "usr/bin",
         "sbin": "usr/sbin",

@@ -34,6 +34,7 @@ VERBS: dict[str, str] = {
     "cat-manifest": "stage0.cli.pods",
     "logs": "stage0.cli.pods",
     "update": "stage0.cli.update",
+    "app": "stage0.cli.app",
     "pod": "stage0.cli.podfiles",
     "fetch": "stage0.cli.fetch",
     "trust": "stage0.cli.trust",

@@ -1,5 +1,8 @@
 #!/bin/sh
-# reaper APP: record the app's exit status; the first app to fail ends the pod with its code.
+# reaper [--keep-pod] APP: record the app's exit status; the first app to fail ends the pod with its
+# code, unless the pod is an app sandbox (--keep-pod), where apps come and go.
+keep=
+if [ "$1" = --keep-pod ]; then keep=1; shift; fi
 # Let journald finish reading the app's output before the pod may end (alongside the status query):
 # --sync makes it handle what is pending (a stream it has not accepted yet), then it drops each
 # stream's file once read to the end.
@@ -11,7 +14,7 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/sleep 0.05
 done
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"
-[ "$status" = 0 ] && exit 0
+[ "$status" = 0 ] || [ -n "$keep" ] && exit 0
 # an app stopped because the pod is shutting down (systemctl stop, another app's failure) has not failed
 [ "$(/usr/bin/systemctl is-system-running 2>/dev/null)" = stopping ] && exit 0
 if /usr/bin/mkdir /run/nspod-exit-code 2>/dev/null; then

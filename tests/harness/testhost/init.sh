@@ -133,6 +133,10 @@ mv "$DIR/pidns.tmp" "$DIR/pidns"
 mv "$DIR/pid.tmp" "$DIR/pid"
 # last, as DIR may well live below /tmp
 if [ "$PRIVATE_TMP" = 1 ]; then mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp; fi
+# shared propagation everywhere, as systemd sets it up on every host it boots (it skips that when
+# it sees container=, as here): machinectl bind and nspawn's propagation directory need it. The
+# peer groups are new, this namespace's own: nothing propagates back to the VM (private above).
+mount --make-rshared /
 exec env -i container=testhost container_uuid="$MID" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
     "$SYSTEMD_BIN" --system --unit=testhost.target

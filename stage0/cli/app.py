@@ -1,0 +1,180 @@
+"""``nspod app …``: app sandboxes, rkt's ``app`` verbs (the primitives of Kubernetes' CRI).
+
+    nspod app sandbox [POD FLAGS]                  boot an empty pod; prints its UUID
+    nspod app add POD IMAGE [APP FLAGS] [-- ARGS]  plan the app and mount it into the pod
+    nspod app start|stop|rm POD --app NAME
+    nspod app list POD
+    nspod app status POD --app NAME
+
+A sandbox runs until it is stopped (``nspod stop``); its apps' exits are recorded, not acted on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from stage0.cli.output import add_format, rfc3339
+from stage0.cli.run import APP_EPILOG, _pod_arguments
+from stage0.executor import app_states, call_stage1
+from stage0.options import GlobalOptions
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    app = verbs.add_parser("app", help="app sandboxes: pods whose apps come and go while they run")
+    actions = app.add_subparsers(dest="app_verb", metavar="ACTION", required=True)
+    sandbox = actions.add_parser("sandbox", help="boot an empty pod (no apps yet); prints its UUID")
+    _pod_arguments(sandbox, runtime=False)
+    sandbox.set_defaults(handler=run_sandbox)
+    add = actions.add_parser(
+        "add",
+        help="add an app to a running sandbox (fetched and planned as 'run' would); prints its name",
+        epilog=APP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add.add_argument("pod", metavar="POD", help="the sandbox's UUID (or a unique prefix) or name")
+    add.add_argument("--pull-policy", choices=["never", "new", "update"], default="new", help="as for 'run'")
+    add.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
+    add.set_defaults(handler=run_add)
+    for name, text in (("start", "start an added app"), ("stop", "stop a running app"),
+                       ("rm", "stop an app and take it out of the pod")):  # fmt: skip
+        action = actions.add_parser(name, help=text)
+        action.add_argument("pod", metavar="POD")
+        action.add_argument("--app", required=True, metavar="NAME", help="the app's name")
+        action.set_defaults(handler=run_action, action=name)
+    listing = actions.add_parser("list", help="the sandbox's apps and their states")
+    listing.add_argument("pod", metavar="POD")
+    add_format(listing)
+    listing.set_defaults(handler=run_list)
+    status = actions.add_parser("status", help="one app's state, exit code and times")
+    status.add_argument("pod", metavar="POD")
+    status.add_argument("--app", required=True, metavar="NAME", help="the app's name")
+    add_format(status)
+    status.set_defaults(handler=run_status)
+
+
+def run_sandbox(options: GlobalOptions, args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from stage0.cli.run import _request, prepare_request, relaxing
+    from stage0.errors import UsageError
+    from stage0.sandbox import save_settings
+
+    given = next((f for f, v in (("IMAGE", args.images), ("--pod-manifest", args.pod_manifest),
+                                 ("--port", args.port)) if v), None)  # fmt: skip
+    if given:
+        raise UsageError(
+            f"a sandbox starts empty: {given} is not taken here",
+            hint="add apps with 'nspod app add POD IMAGE'"
+            + (" (ports: run the pod instead)" if given == "--port" else ""),
+        )
+    request = dataclasses.replace(relaxing(options, _request(args)), sandbox=True)
+    pod = prepare_request(
+        options, request, to_run=True, pull_policy=args.pull_policy, uuid_file=args.uuid_file_save
+    )
+    save_settings(pod.path, request)
+    code = pod.start(options, "--detach")
+    if code == 0:
+        print(os.path.basename(pod.path))
+    return code
+
+
+def run_add(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0 import context
+    from stage0.cli.run import parse_apps
+    from stage0.errors import UsageError
+    from stage0.fetch.fetcher import PullPolicy
+    from stage0.pods import Pods
+    from stage0.sandbox import changing, plan_app, remove_app_files, sandbox_spec, written
+
+    requests = parse_apps(args.images)
+    if len(requests) != 1:
+        raise UsageError(
+            f"app add takes one image, not {len(requests)}", hint="nspod app add POD IMAGE [APP FLAGS]"
+        )
+    pod = Pods(options.dir).find(args.pod)
+    with changing(pod):
+        spec = sandbox_spec(pod)
+        with context.open_store(options) as store:
+            fetcher = context.fetcher(options, store, PullPolicy(args.pull_policy))
+            name, files = plan_app(pod, spec, requests[0], fetcher)
+        try:
+            with written(files):
+                code = call_stage1(options, "app", pod.path, "add", "--app", name)
+                if code != 0:
+                    raise _Failed(code)
+        except _Failed as failed:
+            remove_app_files(pod, name)
+            return failed.code
+    print(name)
+    return 0
+
+
+class _Failed(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def run_action(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.pods import Pods
+    from stage0.sandbox import changing, drop_app, remove_app_files, sandbox_spec, written
+
+    pod = Pods(options.dir).find(args.pod)
+    if args.action != "rm":
+        spec = sandbox_spec(pod)
+        spec.app(args.app)  # a clear error for a name the pod does not have
+        return call_stage1(options, "app", pod.path, args.action, "--app", args.app)
+    with changing(pod):
+        spec = sandbox_spec(pod)
+        spec.app(args.app)
+        code = call_stage1(options, "app", pod.path, "rm", "--app", args.app)
+        if code == 0:
+            with written(drop_app(pod, spec, args.app)):
+                remove_app_files(pod, args.app)
+    return code
+
+
+def _states(options: GlobalOptions, args: argparse.Namespace, app: str | None) -> list[dict[str, object]]:
+    from stage0.pods import Pods
+    from stage0.sandbox import sandbox_spec
+
+    pod = Pods(options.dir).find(args.pod)
+    spec = sandbox_spec(pod)
+    if app is not None:
+        spec.app(app)
+    return app_states(pod.path, app)
+
+
+def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.cli.format import table
+
+    states = _states(options, args, None)
+    if args.format == "json":
+        print(json.dumps([_json(s) for s in states], indent=2))
+        return 0
+    rows = [[str(s["name"]), str(s["state"]), _code(s)] for s in states]
+    print(table(rows, ["NAME", "STATE", "EXIT CODE"]), end="")
+    return 0
+
+
+def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
+    (state,) = _states(options, args, args.app)
+    if args.format == "json":
+        print(json.dumps(_json(state), indent=2))
+        return 0
+    shown = _json(state)
+    for key in ("name", "state", "exit_code", "started", "exited", "pid"):  # rkt's key=value lines
+        value = shown.get(key)
+        print(f"{key}={'' if value is None else value}")
+    return 0
+
+
+def _json(state: dict[str, object]) -> dict[str, object]:
+    times = {k: rfc3339(float(v)) if isinstance(v, int | float) else None for k, v in state.items()
+             if k in ("started", "exited")}  # fmt: skip
+    return {**{k: v for k, v in state.items() if k != "checked"}, **times}
+
+
+def _code(state: dict[str, object]) -> str:
+    return "-" if state.get("exit_code") is None else str(state["exit_code"])

@@ -1,0 +1,208 @@
+"""stage1's ``app`` entry point: the apps of a running app sandbox (rkt's ``app`` verbs).
+
+stage0 plans an app with the planner every pod goes through and writes it into the pod's spec;
+here it joins the running pod. Its root, the overlay of its image under a writable layer, is
+mounted on the host and handed into the pod through machined (``BindMountMachine``, nspawn's
+propagation directory), then detached on the host: the mount lives in the pod's namespace alone
+and ends with it. Its units are the ones a pod started by ``run`` has (stage1/units.py
+app_files), read by the pod's systemd on a reload; start, stop and status go to that systemd
+over the pod's own bus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import time
+
+from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec
+from stage1.nspawn import spec_limits
+from stage1.run import host_hidden, load, make_volume, write_profiles
+from stage1.systemd import Systemd, UnitNotFound
+from stage1.tree import write_files
+from stage1.units import app_files
+
+MNT_DETACH = 2
+STARTED = ".started"  # status/<app>.started: when the app's last run started
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str, target: str, kind: str, options: str) -> None:
+    if _libc.mount(source.encode(), target.encode(), kind.encode(), 0, options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise Error(f"cannot mount the app's root at {target}: {os.strerror(err)}")
+
+
+def _detach(target: str) -> None:
+    _libc.umount2(target.encode(), MNT_DETACH)
+
+
+def _sandbox(pod_dir: str) -> tuple[PodSpec, PodPaths]:
+    spec, paths = load(pod_dir)
+    if not spec.sandbox:
+        raise Error(
+            f"pod {spec.uuid} is not an app sandbox",
+            hint="apps come and go only in pods made by 'nspod app sandbox'",
+        )
+    return spec, paths
+
+
+def _volume_source(spec: PodSpec, paths: PodPaths, name: str) -> tuple[str, bool]:
+    volume = next(v for v in spec.volumes if v.name == name)
+    if volume.kind == "host":
+        return volume.source, volume.read_only
+    make_volume(paths, volume)
+    return paths.volume(name), volume.read_only
+
+
+def add(pod_dir: str, name: str) -> int:
+    """Mount the app's root (and its volumes) into the running pod and give its systemd the units."""
+    spec, paths = _sandbox(pod_dir)
+    app = spec.app(name)
+    if spec.private_users is not None:
+        raise Error(
+            "apps cannot join a pod with its own user namespace yet",
+            hint="make the sandbox without --private-users",
+        )
+    layers = paths.layers(app.name)
+    staging, work = os.path.join(layers, "root"), os.path.join(layers, "work")
+    for directory in (paths.upper(app.name), work, staging):
+        os.makedirs(directory, exist_ok=True)
+    root = APP_ROOT.format(app=app.name)
+    lower = ":".join((app.rootfs, *app.lower))  # top first
+    _mount(
+        "overlay", staging, "overlay", f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}"
+    )
+    try:
+        with Systemd() as host:
+            host.bind_mount(spec.machine, staging, root)
+            for volume, target, read_only in app.mounts:
+                source, ro = _volume_source(spec, paths, volume)
+                host.bind_mount(spec.machine, source, root + target, read_only=read_only or ro)
+    finally:
+        _detach(staging)  # the pod holds its own copy of the mount
+    hidden = host_hidden()
+    write_files(paths.stage1, app_files(spec, app.name, hidden=hidden))
+    write_profiles(spec, paths, hidden)
+    with Systemd(spec.machine) as pod:
+        pod.reload()
+    if limits := spec_limits(spec):  # the pod's bound follows its apps' limits, as at a pod's start
+        with open(paths.unit) as file, Systemd() as host:
+            host.set_properties(file.read().strip(), limits)
+    return 0
+
+
+def start(pod_dir: str, name: str) -> int:
+    spec, paths = _sandbox(pod_dir)
+    app = spec.app(name)
+    for old in (app.name, app.name + STARTED):  # the last run's
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(paths.status, old))
+    with Systemd(spec.machine) as pod:
+        status = pod.start_unit(f"{app.name}.service")
+        # the pod's systemd forgets an ended unit (garbage collection): the start time is kept here,
+        # the exit code and time by the reaper (its status file and when it wrote it)
+        try:
+            started = pod.times(f"{app.name}.service")[0] or time.time()
+        except UnitNotFound:
+            started = time.time()
+    with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
+        file.write(f"{started}\n")
+    if status.active_state == "failed" and status.exec_main_code == 0:
+        raise Error(f"app {app.name} did not start ({status.result})", hint=f"see 'nspod logs {spec.uuid}'")
+    return 0
+
+
+def stop(pod_dir: str, name: str) -> int:
+    spec, _ = _sandbox(pod_dir)
+    app = spec.app(name)
+    with Systemd(spec.machine) as pod:
+        pod.stop(f"{app.name}.service", timeout=app.stop_timeout + 30)
+    return 0
+
+
+def remove(pod_dir: str, name: str) -> int:
+    """Stop the app, take its root out of the pod and its units out of the pod's systemd. stage0
+    then drops it from the pod's spec and manifest."""
+    spec, paths = _sandbox(pod_dir)
+    app = spec.app(name)
+    root = APP_ROOT.format(app=app.name)
+    with Systemd(spec.machine) as pod:
+        for unit in (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service"):
+            with contextlib.suppress(UnitNotFound):
+                pod.stop(unit, timeout=app.stop_timeout + 30)
+        # the pod's systemd knows the mounts as units: stopping them unmounts them, deepest first
+        for where in [*sorted((root + t for _, t, _ in app.mounts), reverse=True), root]:
+            with contextlib.suppress(UnitNotFound):
+                pod.stop(_mount_unit(where))
+        units = os.path.join(paths.stage1, "etc/systemd/system")
+        for unit in (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(units, unit))
+        pod.reload()
+        for unit in (f"{app.name}.service", f"reaper-{app.name}.service"):
+            with contextlib.suppress(Error):
+                pod.reset_failed(unit)
+    shutil.rmtree(paths.layers(app.name), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(paths.status, app.name))
+    return 0
+
+
+def _mount_unit(where: str) -> str:
+    from stage1.escape import unit_path
+
+    return f"{unit_path(where)}.mount"
+
+
+def states(pod_dir: str, name: str | None) -> list[dict[str, object]]:
+    """The apps' states (every app, or the one named), from the pod's systemd and the exit codes
+    the reapers recorded: what ``nspod app list`` and ``app status`` show."""
+    spec, paths = _sandbox(pod_dir)
+    apps: tuple[AppSpec, ...] = (spec.app(name),) if name else spec.apps
+    with Systemd(spec.machine) as pod:
+        return [_state(pod, paths, app) for app in apps]
+
+
+def status(pod_dir: str, name: str | None) -> int:
+    """The ``status`` action: the states as JSON lines, for a stage0 that runs stage1 as a program."""
+    for state in states(pod_dir, name):
+        print(json.dumps(state))
+    return 0
+
+
+def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
+    code_file = os.path.join(paths.status, app.name)
+    code, exited = _read(code_file), None
+    if code is not None:
+        exited = os.path.getmtime(code_file)
+    started = _read(os.path.join(paths.status, app.name + STARTED))
+    try:
+        unit = pod.status(f"{app.name}.service")
+        state, pid = LIVE.get(unit.active_state), unit.main_pid
+    except UnitNotFound:  # never started, or ended and forgotten
+        state, pid = None, 0
+    if state is None:
+        state = "exited" if code is not None else "stopping" if started is not None else "created"
+    return {
+        "name": app.name,
+        "state": state,
+        "exit_code": int(code) if state == "exited" and code is not None else None,
+        "started": started,
+        "exited": exited if state == "exited" else None,
+        "pid": pid or None,
+    }
+
+
+LIVE = {"active": "running", "activating": "starting", "deactivating": "stopping"}
+
+
+def _read(path: str) -> float | None:
+    try:
+        with open(path) as file:
+            return float(file.read().strip())
+    except (OSError, ValueError):
+        return None
