@@ -29,7 +29,7 @@ TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
-	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer \
+	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer units/nspod-pool.service \
 		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; \

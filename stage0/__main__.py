@@ -1,5 +1,5 @@
 """``python -m stage0`` runs the nspod command line."""
 
-from stage0.cli import entry
+from stage0.launch import entry
 
 entry()

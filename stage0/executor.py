@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from stage1.abi import ENTRYPOINTS, Error
+from stage1.abi import ENTRYPOINTS, Error, PodPaths
 
 if TYPE_CHECKING:
     from stage0.options import GlobalOptions
@@ -65,6 +66,42 @@ def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
     from stage1.apps import states
 
     return states(pod_dir, app)
+
+
+def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
+    """A pooled run's app into its claimed pod (stage1/apps.py join), never loaded there before;
+    ``attached``: its output relayed (a foreground run), else the journal's."""
+    from stage1.apps import join
+    from stage1.run import load
+    from stage1.stdio import Stdio
+
+    spec, paths = load(pod_dir)
+    join(spec, paths, name, stdio=Stdio.ATTACHED if attached else Stdio.JOURNAL, fresh=True)
+
+
+def start_app(pod_dir: str, name: str, stopping: threading.Event | None) -> int:
+    """Start a joined app; with ``stopping`` wait for its end and give its exit code (130 once
+    ``stopping`` is set), without, 0 once it started."""
+    from stage1.apps import run_app
+    from stage1.run import load
+
+    spec, paths = load(pod_dir)
+    return run_app(spec, paths, name, stopping)
+
+
+def relay(pod_dir: str, app: str, fields: dict[str, str], out: BinaryIO, err: BinaryIO) -> Any:
+    """A foreground run's output relay (stage1/attach.py), listening before the app starts."""
+    from stage1.attach import Relay
+
+    return Relay(PodPaths(pod_dir).io, [app], fields, out=out, err=err)
+
+
+def warm(machine: str) -> None:
+    """Connect once to a pod's bus: its dbus-daemon starts now, not when a run needs it."""
+    from stage1.systemd import Systemd
+
+    with Systemd(machine):
+        pass
 
 
 def daemon_reload() -> None:

@@ -31,14 +31,17 @@ SETTINGS = "sandbox.json"
 
 def save_settings(pod_dir: str, request: PodRequest) -> None:
     """The pod-wide settings later apps are planned with (the sandbox has no apps to carry them)."""
-    settings = {
+    _replace(os.path.join(pod_dir, SETTINGS), json.dumps(_settings_of(request), indent=2).encode())
+
+
+def _settings_of(request: PodRequest) -> dict[str, Any]:
+    return {
         "set_env": request.set_env,
         "env_file": request.env_file,
         "inherit_env": dict(request.inherit_env),
         "mounts": request.mounts,
         "relaxed": request.relaxed,
     }
-    _replace(os.path.join(pod_dir, SETTINGS), json.dumps(settings, indent=2).encode())
 
 
 def sandbox_spec(pod: Pod) -> PodSpec:
@@ -66,10 +69,12 @@ def changing(pod: Pod) -> Iterator[None]:
 
 
 def plan_app(
-    pod: Pod, spec: PodSpec, app: AppRequest, fetcher: Fetcher
+    pod: Pod, spec: PodSpec, app: AppRequest, fetcher: Fetcher, base: PodRequest | None = None
 ) -> tuple[str, list[tuple[str, bytes]]]:
     """The app's name and the pod's files with it added (fetched, rendered and planned like any
-    pod's app), as (path, content) to write; the caller holds :func:`changing`."""
+    pod's app), as (path, content) to write; the caller holds :func:`changing`. ``base``: the
+    pod-wide settings to plan it with (a pooled run's own), else the sandbox's; with ``base`` the
+    pod stops being a sandbox: it becomes the run's pod, which ends with its app."""
     from stage0.prepare import build_pod
     from stage0.requests import PodRequest
     from stage0.schema.boundary import parse_pod_manifest
@@ -79,7 +84,7 @@ def plan_app(
             "apps cannot join a pod with its own user namespace yet",
             hint="make the sandbox without --private-users",
         )
-    settings = _settings(pod)
+    settings = _settings(pod) if base is None else _settings_of(base)
     request = PodRequest(
         apps=(app,),
         set_env=tuple(tuple(e) for e in settings.get("set_env", ())),
@@ -101,7 +106,7 @@ def plan_app(
         apps=(*manifest.apps, *built.manifest.apps),
         volumes=(*manifest.volumes, *(v for v in built.manifest.volumes if v not in manifest.volumes)),
     )
-    updated = dataclasses.replace(spec, apps=(*spec.apps, new), volumes=volumes)
+    updated = dataclasses.replace(spec, apps=(*spec.apps, new), volumes=volumes, sandbox=base is None)
     return new.name, [
         (pod.paths.image_manifest(new.name), built.image_manifests[new.name]),
         (pod.paths.images, "".join(i + "\n" for i in [*_images(pod), *built.image_ids]).encode()),

@@ -16,12 +16,14 @@ import ctypes
 import json
 import os
 import shutil
+import threading
 import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec
 from stage1.nspawn import spec_limits
-from stage1.run import host_hidden, load, make_volume, write_profiles
-from stage1.systemd import Systemd, UnitNotFound
+from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
+from stage1.stdio import Stdio
+from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
 from stage1.units import app_files
 
@@ -61,6 +63,16 @@ def _volume_source(spec: PodSpec, paths: PodPaths, name: str) -> tuple[str, bool
 def add(pod_dir: str, name: str) -> int:
     """Mount the app's root (and its volumes) into the running pod and give its systemd the units."""
     spec, paths = _sandbox(pod_dir)
+    join(spec, paths, name)
+    return 0
+
+
+def join(
+    spec: PodSpec, paths: PodPaths, name: str, *, stdio: Stdio = Stdio.JOURNAL, fresh: bool = False
+) -> None:
+    """App ``name`` of ``spec`` into its running pod; ``stdio``: ATTACHED for a pooled run's
+    relay; ``fresh``: no unit of that name was ever loaded in the pod, which then finds the new
+    files when asked for them (a reload costs ~30 ms)."""
     app = spec.app(name)
     if spec.private_users is not None:
         raise Error(
@@ -85,14 +97,52 @@ def add(pod_dir: str, name: str) -> int:
     finally:
         _detach(staging)  # the pod holds its own copy of the mount
     hidden = host_hidden()
-    write_files(paths.stage1, app_files(spec, app.name, hidden=hidden))
+    write_files(paths.stage1, app_files(spec, app.name, stdio=stdio, hidden=hidden))
     write_profiles(spec, paths, hidden)
-    with Systemd(spec.machine) as pod:
-        pod.reload()
+    if not fresh:
+        with Systemd(spec.machine) as pod:
+            pod.reload()
     if limits := spec_limits(spec):  # the pod's bound follows its apps' limits, as at a pod's start
         with open(paths.unit) as file, Systemd() as host:
             host.set_properties(file.read().strip(), limits)
-    return 0
+
+
+def run_app(spec: PodSpec, paths: PodPaths, name: str, stopping: threading.Event | None) -> int:
+    """Start the joined app (a pooled run) and, with ``stopping``, wait for its end: its exit
+    code, as ``run`` gives it; once ``stopping`` is set (the caller was interrupted) the pod is
+    halted in order and the answer is 130. Without ``stopping``: 0 once it started."""
+    unit = f"{name}.service"
+    try:
+        with Systemd(spec.machine) as pod:
+            pod.ref(unit)  # held while we wait: the ended unit keeps its exit status for us
+            status = pod.start_unit(unit)
+            if stopping is None:
+                return 0
+            while not status.finished:
+                if stopping.is_set():
+                    with open(paths.unit) as file, Systemd() as host:
+                        shut_down(host, file.read().strip())
+                    return 130
+                with contextlib.suppress(WaitTimeout):
+                    status = pod.wait(unit, timeout=0.2)
+    except SystemdError:
+        # the app ended and its pod with it (the reaper's doing) before we read the unit: the
+        # reaper recorded the exit code on its way
+        return _recorded(paths, name)
+    if status.how == "exited":
+        return status.exec_main_status
+    return 128 + status.exec_main_status if status.exec_main_code else 1
+
+
+def _recorded(paths: PodPaths, name: str, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (code := _read(os.path.join(paths.status, name))) is None:
+        if time.monotonic() > deadline:
+            raise Error(
+                f"app {name} ended with its pod, and no exit code was recorded", hint="see 'nspod logs'"
+            )
+        time.sleep(0.01)
+    return int(code)
 
 
 def start(pod_dir: str, name: str) -> int:

@@ -57,6 +57,8 @@ def nspawn_argv(
     for name, from_host in (("resolv.conf", spec.resolv_conf_from_host), ("hosts", spec.hosts_from_host)):
         if from_host:  # the host's own, as it is when the pod starts, read-only
             argv.append(bind("--bind-ro", f"/etc/{name}", f"{POD_ETC}/{name}"))
+    if spec.sandbox and stdio is Stdio.JOURNAL:  # an app may join attached later (a pooled run)
+        stdio = Stdio.ATTACHED
     if spec.private_users is None:
         argv += [*apps_argv(spec, paths), *nspawn_stdio(stdio, paths.io)]
     else:

@@ -57,6 +57,8 @@ def prepare_dirs(
     write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=hidden))
     write_profiles(spec, paths, hidden)
     os.makedirs(paths.status, exist_ok=True)
+    if spec.sandbox:
+        os.makedirs(paths.io, exist_ok=True)  # bound at boot: a pooled run's app relays through it
     for volume in spec.volumes:
         make_volume(paths, volume)
     for app in spec.apps:

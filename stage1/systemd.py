@@ -243,6 +243,14 @@ class Systemd:
             self._drain(min(left, 1.0))
         return status
 
+    def ref(self, name: str) -> None:
+        """Load the unit (from its file, if need be) and hold it loaded while we are connected:
+        systemd would otherwise forget an ended unit, exit code and all."""
+        from pystemd.dbuslib import apply_signature
+
+        path = self._call(SD_PATH, MANAGER, b"LoadUnit", apply_signature(b"s", [name.encode()]))
+        self._call(path, UNIT, b"Ref", [])
+
     def times(self, name: str) -> tuple[float, float]:
         """When the unit's main process started and exited (seconds since the epoch; 0: not yet)."""
         path = self._unit_path(name)

@@ -35,6 +35,7 @@ VERBS: dict[str, str] = {
     "logs": "stage0.cli.pods",
     "update": "stage0.cli.update",
     "app": "stage0.cli.app",
+    "pool": "stage0.cli.pool",
     "pod": "stage0.cli.podfiles",
     "fetch": "stage0.cli.fetch",
     "trust": "stage0.cli.trust",

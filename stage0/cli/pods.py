@@ -289,11 +289,15 @@ def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
     from stage0.pods import DirState, PodNotFound, PodState
+    from stage0.pool import half_made
 
     now = time.time()
     for pod in pods.all():  # mark
         state = pod.state()
         try:
+            if state is PodState.RUNNING and half_made(pod):  # a spare whose maker died
+                call_stage1(options, "stop", pod.path)
+                state = pod.state()
             if state is PodState.EXITED:
                 pods.move(pod, DirState.EXITED_GARBAGE)  # the rename's ctime is the mark time
             elif state is PodState.ABORTED_PREPARE or (

@@ -1,0 +1,21 @@
+"""The ``nspod`` command's first step: a ``run`` goes to the warm pool when there is one
+(stage0/pool_client.py, the standard library only), everything else — and a run the pool cannot
+take — to the command line proper (stage0/cli)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+
+def entry() -> NoReturn:
+    if "run" in sys.argv[1:]:
+        from stage0.pool_client import try_pool
+
+        code = try_pool(sys.argv[1:])
+        if code is not None:
+            os._exit(code)
+    from stage0.cli import entry as cli
+
+    cli()

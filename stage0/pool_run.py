@@ -1,0 +1,93 @@
+"""One ``nspod run`` served by the pool keeper (stage0/pool.py): parsed as the command line would
+be, planned as a cold start would plan it, run in a claimed spare with its output relayed to
+the caller's own stdout and stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stage0.pool import Keeper
+
+
+def run_pooled(keeper: Keeper, argv: list[str], fds: list[int], conn: socket.socket) -> int:
+    from stage0 import context
+    from stage0.cli import build_parser
+    from stage0.cli.run import _request, parse_apps, relaxing
+    from stage0.executor import join_app, relay, start_app
+    from stage0.fetch.fetcher import PullPolicy
+    from stage0.options import GlobalOptions
+    from stage0.pool import Cold, claim, cold_reason
+    from stage0.sandbox import plan_app, sandbox_spec, written
+    from stage0.store.store import ImageNotFound
+
+    parser = build_parser(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit:
+        raise Cold("usage") from None  # the command line says so itself, cold
+    if extra:
+        raise Cold("usage")
+    options = GlobalOptions.from_args(args)
+    if reason := cold_reason(args, options, keeper.options):
+        raise Cold(reason)
+    apps = parse_apps(args.images)
+    if len(apps) != 1:
+        raise Cold("one image per pooled pod")
+    request = relaxing(options, _request(args))
+    pod = claim(keeper.pods)
+    if pod is None:
+        raise Cold("no spare ready")
+    try:
+        spec = sandbox_spec(pod)
+        with context.open_store(options) as store:
+            fetcher = context.fetcher(options, store, PullPolicy.NEVER)  # a pooled run fetches nothing
+            try:
+                name, files = plan_app(pod, spec, apps[0], fetcher, base=request)
+            except ImageNotFound:
+                raise Cold("image not in the store") from None
+    except BaseException:
+        _release(pod.path)  # unused: a spare again
+        raise
+    with written(files):
+        join_app(pod.path, name, attached=not args.detach)
+    if args.detach:
+        start_app(pod.path, name, None)
+        os.write(fds[1], f"{pod.uuid}\n".encode())
+        return 0
+    out, err = (os.fdopen(os.dup(fd), "wb", buffering=0) for fd in fds[1:])
+    fields = {"POD_UUID": pod.uuid, "POD_NAME": f"nspod-{pod.uuid}"}
+    relayed = relay(pod.path, name, fields, out, err)
+    stopping = threading.Event()
+    threading.Thread(target=_listen, args=(conn, stopping), daemon=True).start()
+    conn.send(json.dumps({"started": True}).encode())
+    try:
+        return start_app(pod.path, name, stopping)
+    finally:
+        relayed.finish()
+        out.close()
+        err.close()
+
+
+def _release(pod_dir: str) -> None:
+    from stage0.pool import READY, TAKEN
+
+    with contextlib.suppress(OSError):
+        os.rename(os.path.join(pod_dir, TAKEN), os.path.join(pod_dir, READY))
+
+
+def _listen(conn: socket.socket, stopping: threading.Event) -> None:
+    """The caller's signals (Ctrl-C): the pod is shut down in order; a caller gone stops it too."""
+    try:
+        while True:
+            data = conn.recv(1024)
+            if not data or "signal" in json.loads(data):
+                break
+    except (OSError, ValueError):
+        pass
+    stopping.set()
