@@ -81,7 +81,7 @@ def build_image(work: Path) -> Path:
     (layout / "rootfs/bin").mkdir(parents=True)
     (layout / "rootfs/etc").mkdir()
     shutil.copy("/bin/busybox", layout / "rootfs/bin/busybox")
-    for applet in ("sh", "true"):
+    for applet in ("sh", "true", "sleep"):
         (layout / "rootfs/bin" / applet).symlink_to("busybox")
     (layout / "rootfs/etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
     (layout / "rootfs/etc/group").write_text("root:x:0:\n")
