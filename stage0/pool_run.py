@@ -19,6 +19,7 @@ def run_pooled(keeper: Keeper, argv: list[str], fds: list[int], conn: socket.soc
     from stage0 import context
     from stage0.cli import build_parser
     from stage0.cli.run import _request, parse_apps, relaxing
+    from stage0.errors import Error
     from stage0.executor import join_app, relay, start_app
     from stage0.fetch.fetcher import PullPolicy
     from stage0.options import GlobalOptions
@@ -51,6 +52,8 @@ def run_pooled(keeper: Keeper, argv: list[str], fds: list[int], conn: socket.soc
                 name, files = plan_app(pod, spec, apps[0], fetcher, base=request)
             except ImageNotFound:
                 raise Cold("image not in the store") from None
+            except Error as error:  # a path relative to the caller, a bad flag value…: cold says it right
+                raise Cold(error.message) from None
     except BaseException:
         _release(pod.path)  # unused: a spare again
         raise

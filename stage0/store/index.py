@@ -131,12 +131,28 @@ def _image(row: tuple[object, ...]) -> ImageRow:
     return ImageRow(*values)  # type: ignore[arg-type]
 
 
+def _wal(db: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """The index in WAL mode (kept in the file: set once, by whoever creates it). Switching takes
+    an exclusive lock, and SQLite's busy handler does not wait for that one: processes opening a
+    new store at once retry here instead of failing with "database is locked"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Index:
     def __init__(self, path: str) -> None:
         try:
             # the layer threads of an OCI pull use it too, one at a time (stage0/oci/pull.py)
             self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             with self.transaction():
                 for statement in filter(str.strip, SCHEMA.split(";")):
