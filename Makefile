@@ -26,12 +26,20 @@ demo: install
 
 UNITDIR ?= /usr/local/lib/systemd/system
 TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
+SYSUSERSDIR ?= /usr/local/lib/sysusers.d
+MANDIR ?= /usr/local/share/man
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
 	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer units/nspod-pool.service \
 		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
+	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
+	install -D -m 0644 -t $(MANDIR)/man1 packaging/man/*.1
+	install -D -m 0644 -t $(MANDIR)/man5 packaging/man/*.5
+	install -D -m 0644 -t $(MANDIR)/man7 packaging/man/*.7
+	systemd-sysusers $(SYSUSERSDIR)/nspod.conf
+	systemd-tmpfiles --create $(TMPFILESDIR)/nspod.conf
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 		systemctl enable --now nspod-metadata.socket nspod-metadata-register.socket; fi
 	@$(BINDIR)/nspod version

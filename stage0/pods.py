@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
+from stage0.access import GROUP
 from stage0.errors import Error, InputError
 from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
@@ -149,7 +150,7 @@ class Pods:
 
     def ensure(self) -> None:
         for where in DirState:
-            os.makedirs(self._dir(where), mode=0o700, exist_ok=True)
+            os.makedirs(self._dir(where), mode=0o750, exist_ok=True)  # group nspod reads (access.py)
 
     def gc_lock(self) -> AbstractContextManager[None]:
         """Held by a gc for its whole run: two at once take turns instead of racing."""
@@ -163,7 +164,7 @@ class Pods:
         self.ensure()
         uuid = uuid or str(uuidlib.uuid4())
         embryo = os.path.join(self._dir(DirState.EMBRYO), uuid)
-        os.mkdir(embryo, 0o700)
+        os.mkdir(embryo, 0o750)  # its stage1/ (the pod's root) is 0700
         paths = PodPaths(embryo)
         with locked(paths.lock):  # the lock moves with the directory: it is on the inode
             with open(paths.created, "w") as file:
@@ -202,7 +203,8 @@ class Pods:
             except PermissionError:
                 raise Error(
                     f"cannot read the pods in {self.root}: permission denied",
-                    hint="run nspod as root, or pass --dir for a store of your own",
+                    hint=f"run nspod as root, or join group {GROUP} (pods made before the group "
+                    f"existed stay root's: chgrp {GROUP} {self.root} {self.root}/*)",
                 ) from None
             for name in names:
                 pod = Pod(name, where, os.path.join(self._dir(where), name))

@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_setup(options.debug)
     handler: Handler = args.handler
     try:
+        from stage0.access import check
+
+        check(" ".join(leaf(parser, args).prog.split()[1:]), options.dir)
         return int(handler(options, args) or ExitCode.OK)
     except Error as error:
         if options.debug:

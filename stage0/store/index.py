@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -147,8 +148,30 @@ def _wal(db: sqlite3.Connection, timeout: float = 60.0) -> None:
             time.sleep(0.01)
 
 
+def _reader(path: str) -> sqlite3.Connection:
+    """The index read-only, for group nspod (stage0/access.py). SQLite reads a WAL database
+    read-only while its -shm file exists (a writer has it open); else, no writer having it open,
+    the main file is the whole index and is read as immutable."""
+    if path == ":memory:":  # no store yet: an empty index
+        return sqlite3.connect(path, isolation_level=None)
+    for mode in ("mode=ro", "immutable=1"):
+        try:
+            db = sqlite3.connect(f"file:{urllib.parse.quote(path)}?{mode}", uri=True, isolation_level=None)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as error:
+            failed = error
+    raise StoreError(f"cannot read the store index {path}: {failed}")
+
+
 class Index:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, read_only: bool = False) -> None:
+        if read_only:
+            self._db = _reader(path)
+            if path == ":memory:":
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    self._db.execute(statement)
+            return
         try:
             # the layer threads of an OCI pull use it too, one at a time (stage0/oci/pull.py)
             self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from stage0.access import GROUP, is_reader
 from stage0.aci.importer import Imported, import_stream
 from stage0.aci.tarstream import Limits, Readable
 from stage0.errors import Error, InputError
@@ -88,9 +89,19 @@ class Store:
     @classmethod
     def open(cls, data_dir: str, limits: Limits = DEFAULT_LIMITS) -> Store:
         store = cls(data_dir, limits)
+        if is_reader() and not os.access(data_dir, os.W_OK):  # group nspod's: nothing written
+            index = store.paths.index
+            if os.path.exists(store.paths.root) and not os.access(store.paths.root, os.R_OK | os.X_OK):
+                raise Error(
+                    f"cannot read the image store {store.paths.root}: permission denied",
+                    hint=f"run nspod as root, or join group {GROUP}",
+                )
+            store._index = Index(index if os.path.exists(index) else ":memory:", read_only=True)
+            return store
         try:
-            os.makedirs(data_dir, mode=0o700, exist_ok=True)
-            os.makedirs(store.paths.root, mode=0o700, exist_ok=True)
+            # what group nspod reads is 0750 (stage0/access.py), the images themselves 0700
+            os.makedirs(data_dir, mode=0o750, exist_ok=True)
+            os.makedirs(store.paths.root, mode=0o750, exist_ok=True)
             for sub in StorePaths.SUBDIRS:
                 os.makedirs(os.path.join(store.paths.root, sub), mode=0o700, exist_ok=True)
         except OSError as error:

@@ -1,4 +1,4 @@
-"""Detached OpenPGP signature checks (pysequoia; the only module that imports it).
+"""Detached OpenPGP signature checks (pysequoia; the only module that imports it: ``_sequoia``).
 
 Policy: a signature counts when it is by a trusted key that is not revoked and was valid when
 the signature was made. A key that has expired *since* still verifies what it signed before
@@ -8,6 +8,8 @@ the signature was made. A key that has expired *since* still verifies what it si
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,21 @@ from stage0.errors import Error
 from stage0.trust.keystore import TrustedKey
 
 log = logging.getLogger(__name__)
+# Debian 12 has no pysequoia: the package carries it here, away from the system's modules
+PRIVATE_MODULES = "/usr/lib/nspod/python"
+
+
+def _sequoia() -> Any:
+    try:
+        import pysequoia
+    except ImportError:
+        if PRIVATE_MODULES in sys.path or not os.path.isdir(PRIVATE_MODULES):
+            raise Error(
+                "pysequoia is not installed", hint="reinstall nspod (it checks signatures with it)"
+            ) from None
+        sys.path.append(PRIVATE_MODULES)
+        import pysequoia
+    return pysequoia
 
 
 class SignatureError(Error):
@@ -37,7 +54,7 @@ class KeyInfo:
 
 def read_keys(data: bytes, source: str) -> list[KeyInfo]:
     """The public keys in ``data`` (armored or binary; one key or a keyring)."""
-    import pysequoia as sq
+    sq = _sequoia()
 
     try:
         certs = sq.Cert.split_bytes(data)
@@ -69,7 +86,7 @@ def _first_line(error: Exception) -> str:
 
 def verify_file(path: str, signature: bytes, keys: list[TrustedKey], *, what: str) -> Verified:
     """Check ``signature`` over the file at ``path`` against ``keys``."""
-    import pysequoia as sq
+    sq = _sequoia()
 
     try:
         sig = sq.Sig.from_bytes(signature)
@@ -118,7 +135,7 @@ def verify_file(path: str, signature: bytes, keys: list[TrustedKey], *, what: st
 
 def _key_ids(cert: Any) -> set[str]:
     """Fingerprints and key IDs of the primary key and every subkey (signatures name either)."""
-    import pysequoia as sq
+    sq = _sequoia()
 
     ids: set[str] = set()
     for packet in sq.packet.PacketPile.from_bytes(str(cert).encode()):

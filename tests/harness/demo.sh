@@ -7,19 +7,9 @@ NSPOD=${NSPOD:-/usr/local/bin/nspod}
 work=${DEMO_DIR:-/var/tmp/nspod-demo}
 
 if [ "${1:-}" != "--inside" ]; then
-	rm -rf "$work" && mkdir -p "$work/layout/rootfs/bin" "$work/layout/rootfs/etc"
-	cp /bin/busybox "$work/layout/rootfs/bin/"
-	for applet in sh echo sleep hostname cat; do ln -s busybox "$work/layout/rootfs/bin/$applet"; done
-	echo 'root:x:0:0:root:/:/bin/sh' >"$work/layout/rootfs/etc/passwd"
-	echo 'root:x:0:' >"$work/layout/rootfs/etc/group"
-	cat >"$work/layout/manifest" <<'JSON'
-{"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/hello",
- "labels": [{"name": "version", "value": "1.0"}, {"name": "os", "value": "linux"}],
- "app": {"exec": ["/bin/sh", "-c", "echo Hello from pod $(hostname), app $AC_APP_NAME; exec sleep 3600"],
-         "user": "0", "group": "0"}}
-JSON
-	echo "+ nspod image build $work/layout $work/hello.aci"
-	"$NSPOD" image build --overwrite "$work/layout" "$work/hello.aci"
+	rm -rf "$work" && mkdir -p "$work"
+	echo "+ sh examples/hello-image.sh $work/hello.aci   (nspod image build of a busybox layout)"
+	NSPOD=$NSPOD sh "$here/../../examples/hello-image.sh" "$work/hello.aci"
 	exec "$here/in-testhost.sh" "$0" --inside
 fi
 

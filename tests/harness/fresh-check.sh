@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# fresh-check.sh [demo|test|both] — the README's commands on a Debian 12 root that has never seen
-# the project: a debootstrapped bookworm (the default variant, as a fresh install has it, plus git
-# and make, which a newcomer needs to get the checkout and run it), into which a clean clone of
+# fresh-check.sh [demo|test|both|package] — the README's commands on a Debian 12 root that has never
+# seen the project: a debootstrapped bookworm (the default variant, as a fresh install has it, plus
+# git and make, which a newcomer needs to get the checkout and run it), into which a clean clone of
 # this repository is copied; then `make demo` and/or `make test` run in it as root, on the
 # machine's network (apt and pip reach their registries as this machine is configured to).
+#
+# package: the .deb (packaging/build-deb.sh, built here) installed as a user would: the root gets
+# what a Debian installed with its standard task has (dbus, man-db, bash-completion), then its apt
+# sees only a local repository of the .deb and its dependencies (downloaded on the network first),
+# and tests/harness/fresh-package.sh boots the root's own systemd and checks the package there.
 #
 # Nothing of this machine's packages leaks in: the root has its own /usr, /opt and /var; only the
 # kernel, /proc, /sys, /dev and the way to the package registries (apt sources and settings,
@@ -15,7 +20,7 @@
 # commands themselves. Each run unpacks a new root and removes it afterwards.
 set -euo pipefail
 what=${1:-both}
-case $what in demo | test | both) ;; *) echo "usage: $0 [demo|test|both]" >&2; exit 2 ;; esac
+case $what in demo | test | both | package) ;; *) echo "usage: $0 [demo|test|both|package]" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${FRESH_CACHE:-/var/cache/nspod-fresh}
@@ -77,20 +82,49 @@ mount --bind "$cache/pip" "$root/root/.cache/pip"
 # a clean clone of what is committed here
 git clone -q "$repo" "$root/root/nspod"
 
-commands=()
-case $what in demo) commands=("make demo") ;; test) commands=("make test") ;; both) commands=("make demo" "make test") ;; esac
 env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true)
 while IFS='=' read -r name value; do env_vars+=("$name=$value"); done < <(env | grep -E '^PIP_' || true)
-for command in "${commands[@]}"; do
-	echo "fresh-check: + $command (in the fresh root)" >&2
-	started=$(date +%s)
-	# as on a machine whose / is the fresh root: a mount namespace pivoted into it, not a chroot
-	# (the kernel refuses a chrooted process user namespaces, and with them ID-mapped mounts)
+in_root() { # COMMAND — run by bash in the checkout's clone, as on a machine whose / is the fresh root:
+	# a mount namespace pivoted into it, not a chroot (the kernel refuses a chrooted process user
+	# namespaces, and with them ID-mapped mounts)
 	# shellcheck disable=SC2016  # $1 and $@ are the inner shell's
 	unshare --mount --propagation private /bin/sh -c \
 		'cd "$1" && mkdir -p .fresh-old && pivot_root . .fresh-old && cd / && umount -l /.fresh-old &&
 		rmdir /.fresh-old && shift && exec "$@"' sh "$root" \
-		/usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd /root/nspod && $command"
+		/usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd /root/nspod && $1"
+}
+
+if [ "$what" = package ]; then
+	"$repo/packaging/build-deb.sh" "$cache/deb"
+	debs=$root/srv/nspod-repo
+	mkdir -p "$debs"
+	cp "$cache"/deb/nspod_*.deb "$debs/"
+	echo "fresh-check: the standard task's dbus, man-db, bash-completion; nspod's dependencies downloaded" >&2
+	in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		dbus man-db bash-completion >/dev/null && apt-get install -y -qq --download-only /srv/nspod-repo/nspod_*.deb \
+		busybox-static >/dev/null && apt-get -s install /srv/nspod-repo/nspod_*.deb busybox-static >/srv/nspod-repo/plan"
+	# the local repository: what that install takes, from apt's cache
+	awk '$1 == "Inst" && $2 != "nspod" {v = ($3 ~ /^\[/) ? $4 : $3; sub(/^\(/, "", v); gsub(/:/, "%3a", v); print $2 "_" v "_"}' \
+		"$debs/plan" | while read -r stem; do
+		found=$(compgen -G "$root/var/cache/apt/archives/$stem*.deb") || { echo "fresh-check: no $stem*.deb" >&2; exit 1; }
+		cp $found "$debs/"
+	done
+	(cd "$debs" && dpkg-scanpackages --multiversion . >Packages 2>/dev/null)
+	echo "fresh-check: local repository: $(grep -c '^Package:' "$debs/Packages") packages" >&2
+	rm -rf "$root/etc/apt/sources.list.d" "$root/etc/apt/sources.list" && mkdir "$root/etc/apt/sources.list.d"
+	echo "deb [trusted=yes] file:/srv/nspod-repo ./" >"$root/etc/apt/sources.list"
+	umount "$root/var/cache/apt/archives"  # nothing from the cache but through the repository
+	started=$(date +%s)
+	in_root "tests/harness/fresh-package.sh"
+	echo "fresh-check: the package's checks passed in $(( $(date +%s) - started )) s" >&2
+fi
+
+commands=()
+case $what in demo) commands=("make demo") ;; test) commands=("make test") ;; both) commands=("make demo" "make test") ;; esac
+for command in "${commands[@]}"; do
+	echo "fresh-check: + $command (in the fresh root)" >&2
+	started=$(date +%s)
+	in_root "$command"
 	echo "fresh-check: '$command' passed in $(( $(date +%s) - started )) s" >&2
 done
 echo "fresh-check: passed" >&2
