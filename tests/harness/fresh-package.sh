@@ -53,7 +53,7 @@ completes() { # WORDS... — what bash's completion offers for the last word
 		_shtab_nspod; printf "%s\n" "${COMPREPLY[@]}"' completes "$@"
 }
 completes nspod run -- | grep -qx -- --pull-policy || fail "Tab after 'nspod run --'"
-completes nspod image rm exa | grep -qx 'example.com/hello' || fail "Tab of image names: $(completes nspod image rm exa)"
+completes nspod image rm exa | grep -qx 'example.com/hello:1.0' || fail "Tab of image names: $(completes nspod image rm exa)"
 completes nspod st | grep -qx status || fail "Tab of verbs"
 
 step "a member of group nspod reads; a non-member is told the group; neither changes anything"
