@@ -17,7 +17,7 @@ DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
-.PHONY: demo install test deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
+.PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -66,6 +66,10 @@ test: install dev-venv
 	tests/harness/build-appc-oracles.sh $(ORACLES)
 	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) tests/harness/in-testhost.sh \
 		$(DEV_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@# on a fresh Debian 12 root (debootstrap, cached): the .deb installed with apt and checked
+	@# (packaging/, tests/harness/fresh-package.sh), then a clean clone's `make demo`
+	@if [ -z "$$NSPOD_FRESH_ROOT" ] && [ -z "$(PYTEST_ARGS)" ]; then \
+		tests/harness/fresh-check.sh package && tests/harness/fresh-check.sh demo; fi
 
 lint: dev-venv
 	$(DEV_VENV)/bin/python -m pytest tests/test_linters.py
@@ -94,6 +98,10 @@ bench-journal: install dev-venv
 
 bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod
+
+# The Debian package: build/deb/nspod_<version>_<arch>.deb (lintian must show no errors)
+package:
+	packaging/build-deb.sh build/deb
 
 # The README's two commands in a clean clone on a freshly debootstrapped Debian 12 root (cached).
 fresh-check:

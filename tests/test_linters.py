@@ -41,7 +41,14 @@ def test_mypy_strict() -> None:
 def test_shellcheck() -> None:
     scripts = sorted(
         str(p.relative_to(REPO))
-        for p in [*REPO.glob("tests/harness/*.sh"), *REPO.glob(".ci/*"), *REPO.glob("stage1/scripts/*.sh")]
+        for p in [
+            *REPO.glob("tests/harness/*.sh"),
+            *REPO.glob(".ci/*"),
+            *REPO.glob("stage1/scripts/*.sh"),
+            *REPO.glob("packaging/*.sh"),
+            *REPO.glob("examples/*.sh"),
+            *REPO.glob("vagrant/*.sh"),
+        ]
     )
     run(
         tool("shellcheck"), "--external-sources", "--severity=warning", *scripts

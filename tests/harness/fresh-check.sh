@@ -82,7 +82,9 @@ mount --bind "$cache/pip" "$root/root/.cache/pip"
 # a clean clone of what is committed here
 git clone -q "$repo" "$root/root/nspod"
 
-env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true)
+# NSPOD_FRESH_ROOT: a `make test` in the root does not run these checks again inside
+env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true
+	NSPOD_FRESH_ROOT=1)
 while IFS='=' read -r name value; do env_vars+=("$name=$value"); done < <(env | grep -E '^PIP_' || true)
 in_root() { # COMMAND — run by bash in the checkout's clone, as on a machine whose / is the fresh root:
 	# a mount namespace pivoted into it, not a chroot (the kernel refuses a chrooted process user
@@ -95,10 +97,8 @@ in_root() { # COMMAND — run by bash in the checkout's clone, as on a machine w
 }
 
 if [ "$what" = package ]; then
-	"$repo/packaging/build-deb.sh" "$cache/deb"
 	debs=$root/srv/nspod-repo
-	mkdir -p "$debs"
-	cp "$cache"/deb/nspod_*.deb "$debs/"
+	"$repo/packaging/build-deb.sh" "$debs"
 	echo "fresh-check: the standard task's dbus, man-db, bash-completion; nspod's dependencies downloaded" >&2
 	in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		dbus man-db bash-completion >/dev/null && apt-get install -y -qq --download-only /srv/nspod-repo/nspod_*.deb \
