@@ -4,7 +4,8 @@
 # dependencies, in /srv/nspod-repo). Boots the root's own systemd as PID 1 (testhost.sh, with no
 # network), then inside it: apt-get install of the .deb, nspod run of the example image,
 # systemctl start pod@demo, man nspod-run, Tab completion, a member of group nspod and a
-# non-member reading, and a purge that leaves nothing the package installed.
+# non-member reading, and a purge that leaves nothing the package installed. vagrant/provision.sh
+# runs the --inside part on a real systemd host.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -22,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 step "apt-get install ./nspod_*.deb from the local repository only"
 apt-get update -qq
-cd /srv/nspod-repo
+cd "${NSPOD_DEBS:-/srv/nspod-repo}"  # the Vagrant VM's build/deb (vagrant/provision.sh)
 apt-get install -y -qq ./nspod_*.deb busybox-static >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "apt-get install"; }
 cd /
 nspod version >&2
@@ -57,8 +58,8 @@ completes nspod image rm exa | grep -qx 'example.com/hello:1.0' || fail "Tab of 
 completes nspod st | grep -qx status || fail "Tab of verbs"
 
 step "a member of group nspod reads; a non-member is told the group; neither changes anything"
-useradd --create-home --groups nspod alice
-useradd --create-home bob
+id alice >/dev/null 2>&1 || useradd --create-home --groups nspod alice
+id bob >/dev/null 2>&1 || useradd --create-home bob
 listed=$(runuser -u alice -- nspod list --no-legend)
 [[ $listed == *demo*running* ]] || fail "alice's nspod list: $listed"
 runuser -u alice -- nspod image list --no-legend | grep -q example.com/hello || fail "alice's image list"

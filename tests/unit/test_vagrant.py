@@ -1,0 +1,25 @@
+"""vagrant/Vagrantfile is one Vagrant accepts (`vagrant validate`, with Debian's vagrant and its
+libvirt provider: validating needs a provider to check the provider settings against)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, STRICT
+
+
+def test_vagrant_validate() -> None:
+    vagrant = shutil.which("vagrant")
+    if vagrant is None:
+        if STRICT:
+            pytest.fail("vagrant is not installed (make dev-venv installs it)")
+        pytest.skip("vagrant is not installed")
+    done = subprocess.run(
+        [vagrant, "validate"], cwd=REPO / "vagrant", capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/root", "VAGRANT_CHECKPOINT_DISABLE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "validated successfully" in done.stdout
