@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from stage0.cli import build_parser, subparsers
+from stage0.cli import build_parser, requested_verb, subparsers
 from stage0.cli.run import parse_apps
 from tests.conftest import REPO
 
@@ -35,10 +35,12 @@ def test_example_means_what_it_says(line: str) -> None:
     parser = build_parser(argv)
     verbs = subparsers(parser)
     assert verbs is not None
-    pod_flags = {flag for action in verbs.choices[argv[0]]._actions for flag in action.option_strings}
+    verb = requested_verb(argv)  # after any global options
+    assert verb is not None, line
+    pod_flags = {flag for action in verbs.choices[verb]._actions for flag in action.option_strings}
     args, extra = parser.parse_known_args(argv)
     assert extra == [], f"{line}: nspod would not take {extra}"
-    if argv[0] in ("run", "prepare") and not args.pod_manifest:
+    if verb in ("run", "prepare") and not args.pod_manifest:
         apps = parse_apps(args.images)
         assert apps, line
         for app in apps:  # a pod flag among an app's arguments was meant for the pod
