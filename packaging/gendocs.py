@@ -36,12 +36,15 @@ SECURITY = (
 )
 # Completion of stored images and pods: what the read-only verbs print (members of group nspod may)
 IMAGES = "nspod image list --no-legend --fields=name 2>/dev/null"
-PODS = "nspod list --no-legend 2>/dev/null | awk '{print $1}'"
+PODS = "nspod list --no-legend 2>/dev/null | awk '{print $1; print $2}'"  # short UUIDs and names
+PODFILES = "nspod pod list 2>/dev/null | awk 'NR > 1 {print $1}'"
 PREAMBLE = {
     "bash": f'_nspod_images() {{ compgen -W "$({IMAGES})" -- "$1"; }}\n'
-    f'_nspod_pods() {{ compgen -W "$({PODS})" -- "$1"; }}\n',
+    f'_nspod_pods() {{ compgen -W "$({PODS})" -- "$1"; }}\n'
+    f'_nspod_podfiles() {{ compgen -W "$({PODFILES})" -- "$1"; }}\n',
     "zsh": f'_nspod_images() {{ compadd -- ${{(f)"$({IMAGES})"}}; }}\n'
-    f'_nspod_pods() {{ compadd -- ${{(f)"$({PODS})"}}; }}\n',
+    f'_nspod_pods() {{ compadd -- ${{(f)"$({PODS})"}}; }}\n'
+    f'_nspod_podfiles() {{ compadd -- ${{(f)"$({PODFILES})"}}; }}\n',
 }
 SHTAB_155_CHOICES = 'current_action_choices="${!current_action_choices_var}"'
 FILES = (
@@ -245,24 +248,32 @@ def man_pages() -> dict[str, str]:
     return pages
 
 
+def helper(action: argparse.Action, verb: str) -> str | None:
+    """The completion function for an argument, by what it takes (its metavar)."""
+    metavar = str(action.metavar or "")
+    if metavar == "NAME" and verb == "nspod pod":
+        return "_nspod_podfiles"
+    if metavar in ("UUID", "POD"):
+        return "_nspod_pods"
+    if metavar.startswith("IMAGE"):
+        return "_nspod_images"
+    return None
+
+
 def completions() -> dict[str, str]:
     import shtab  # only here: the build and the tests have it, nspod does not need it
 
     parser = build_parser()
-    images = {"bash": "_nspod_images", "zsh": "_nspod_images"}
-    pods = {"bash": "_nspod_pods", "zsh": "_nspod_pods"}
     for _, _, verb_parser in verbs(parser):
         for action in [a for p in [verb_parser, *(c for _, _, c in verbs(verb_parser))] for a in p._actions]:
-            metavar = str(action.metavar or "")
-            if metavar in ("UUID", "POD"):
-                action.complete = pods  # type: ignore[attr-defined]
-            elif metavar.startswith("IMAGE"):
-                action.complete = images  # type: ignore[attr-defined]
-            elif metavar.endswith(("FILE", ".aci", "MANIFEST", "DIR")):
+            name = helper(action, verb_parser.prog)
+            if name:
+                action.complete = {"bash": name, "zsh": name}  # type: ignore[attr-defined]
+            elif str(action.metavar or "").endswith(("FILE", ".aci", "MANIFEST", "DIR")):
                 action.complete = shtab.FILE  # type: ignore[attr-defined]
     bash = shtab.complete(parser, shell="bash", preamble=PREAMBLE["bash"])
-    # Debian 12's shtab (1.5.5) keeps choices in arrays but reads them as ${!name}: the first only
-    # with newlines between, as the completion splits them
+    # Debian 12's shtab (1.5.5) keeps choices in arrays but reads them as ${!name}, the first only;
+    # read whole, one a line, as the completion splits them
     fixed = 'local IFS=$\'\\n\'; eval "current_action_choices=\\"\\${${current_action_choices_var}[*]}\\""'
     bash = bash.replace(SHTAB_155_CHOICES, fixed)
     return {"nspod": bash, "_nspod": shtab.complete(parser, shell="zsh", preamble=PREAMBLE["zsh"])}

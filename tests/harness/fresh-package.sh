@@ -56,6 +56,8 @@ completes() { # WORDS... — what bash's completion offers for the last word
 completes nspod run -- | grep -qx -- --pull-policy || fail "Tab after 'nspod run --'"
 completes nspod image rm exa | grep -qx 'example.com/hello:1.0' || fail "Tab of image names: $(completes nspod image rm exa)"
 completes nspod st | grep -qx status || fail "Tab of verbs"
+completes nspod status de | grep -qx demo || fail "Tab of pod names: $(completes nspod status de)"
+completes nspod pod show de | grep -qx demo || fail "Tab of pod files: $(completes nspod pod show de)"
 
 step "a member of group nspod reads; a non-member is told the group; neither changes anything"
 id alice >/dev/null 2>&1 || useradd --create-home --groups nspod alice
