@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from stage0.aci.tarstream import Limits
-from stage0.fetch.auth import load_auth
 from stage0.fetch.fetcher import Fetcher, FetchOptions, PullPolicy
-from stage0.fetch.http import Http
 from stage0.options import GlobalOptions, InsecureOption
 from stage0.store.store import Store
-from stage0.trust.keystore import Keystore
+
+if TYPE_CHECKING:  # loaded by the verbs that fetch or check signatures, not by a run from the store
+    from stage0.fetch.http import Http
+    from stage0.trust.keystore import Keystore
 
 # The decompression-bomb limit; NSPOD_MAX_IMAGE_SIZE (bytes) raises or lowers it.
 DEFAULT_MAX_IMAGE = 64 << 30
@@ -27,10 +29,14 @@ def open_store(options: GlobalOptions) -> Store:
 
 
 def keystore(options: GlobalOptions) -> Keystore:
+    from stage0.trust.keystore import Keystore
+
     return Keystore(options.system_config, options.local_config)
 
 
 def http(options: GlobalOptions) -> Http:
+    from stage0.fetch.auth import load_auth
+    from stage0.fetch.http import Http
     from stage0.oci.reference import registries_conf  # only fetches load it
 
     dirs = (options.system_config, options.local_config)
@@ -51,5 +57,5 @@ def fetcher(options: GlobalOptions, store: Store, policy: PullPolicy = PullPolic
         progress=sys.stderr.isatty(),
         platform=options.platform,
     )
-    # the HTTP client (requests) is made on first use: runs from the store never import it
+    # the HTTP client is made on first use: runs from the store never import it
     return Fetcher(store, lambda: http(options), keystore(options), fetch_options)

@@ -18,18 +18,20 @@ from typing import TYPE_CHECKING
 
 from stage0.aci.archive import read_manifest_bytes
 from stage0.errors import Error, InputError
-from stage0.fetch.discovery import DiscoveryError, Endpoints, discover
-from stage0.fetch.http import FetchError, Http
 from stage0.fetch.refs import ImageRef, RefKind, host_labels, parse_ref
 from stage0.options import InsecureOption
 from stage0.store.index import ImageRow, RemoteRow
 from stage0.store.locks import locked
 from stage0.store.store import ImageNotFound, Store
-from stage0.trust.keystore import Keystore
-from stage0.trust.verify import SignatureError, Verified, read_keys, verify_file
 
+# HTTP, discovery and signature checks are imported where a fetch needs them: a run of an image
+# already in the store (by ID or name) loads none of them (~20 ms of a cold start)
 if TYPE_CHECKING:  # OCI fetches do without the appc schema
+    from stage0.fetch.discovery import Endpoints
+    from stage0.fetch.http import Http
     from stage0.schema.image import Dependency
+    from stage0.trust.keystore import Keystore
+    from stage0.trust.verify import Verified
 
 
 class PullPolicy(enum.StrEnum):
@@ -76,6 +78,8 @@ class Fetcher:
 
     @property
     def http(self) -> Http:
+        from stage0.fetch.http import Http
+
         if not isinstance(self._http, Http):
             self._http = self._http()
         return self._http
@@ -145,6 +149,8 @@ class Fetcher:
         latest: bool = False,
         policy: PullPolicy | None = None,
     ) -> ImageRow:
+        from stage0.fetch.http import FetchError
+
         policy = policy or self.options.pull_policy
         cached = self._cached(url, policy)
         if cached is not None:
@@ -216,6 +222,10 @@ class Fetcher:
                 raise ImageNotFound(
                     f"{ref.text} is not in the store", hint="fetch it, or use --pull-policy=new"
                 )
+        from stage0.fetch.discovery import DiscoveryError, discover
+        from stage0.fetch.http import FetchError
+        from stage0.trust.verify import SignatureError
+
         try:
             endpoints = discover(name, {**defaults, **asked}, self._page)
         except DiscoveryError as error:
@@ -253,6 +263,8 @@ class Fetcher:
 
     def _page(self, url: str) -> str:
         """A discovery page; a FetchError saying why there is none (the walk goes on)."""
+        from stage0.fetch.http import FetchError
+
         candidates = [url] + ([url.replace("https://", "http://", 1)] if self.http.allow_http else [])
         failure = FetchError(f"no page at {url}")
         for candidate in candidates:
@@ -268,6 +280,8 @@ class Fetcher:
             return
         if not self.options.trust_keys_from_https or not endpoints.keys:
             return  # the signature check will say what is missing
+        from stage0.trust.verify import read_keys
+
         for url in endpoints.keys:
             if not url.startswith("https://") and not self.options.skips(InsecureOption.PUBKEY):
                 continue
@@ -300,6 +314,8 @@ class Fetcher:
             sig = self._read_signature(path, required=True)
             assert sig is not None
             return sig
+        from stage0.trust.verify import SignatureError
+
         response = self.http.get(asc_url)
         if response.status != 200:
             raise SignatureError(
@@ -312,6 +328,7 @@ class Fetcher:
         if self.options.skips(InsecureOption.IMAGE):
             return None
         from stage0.schema.boundary import parse_image_manifest
+        from stage0.trust.verify import SignatureError, verify_file
 
         manifest = parse_image_manifest(read_manifest_bytes(path), f"{source}:manifest")
         if signature is None:
@@ -338,4 +355,4 @@ class Fetcher:
             raise ImageMismatch(f"{url} holds {manifest.name} {labels}, not {name} {dict(asked)}")
 
 
-__all__ = ["DiscoveryError", "FetchOptions", "Fetcher", "PullPolicy"]
+__all__ = ["FetchOptions", "Fetcher", "PullPolicy"]
