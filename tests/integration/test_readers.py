@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.integration.test_pods import Nspod, bb  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd
 NOBODY = 65534
+INSTALLED = "/usr/local/bin/nspod"
+
+
+@pytest.fixture(autouse=True)
+def installed() -> None:
+    if not os.access(INSTALLED, os.X_OK):
+        pytest.fail(f"no {INSTALLED}: run 'make install' (readers run the installed nspod)")
 
 
 @pytest.fixture
@@ -48,10 +54,12 @@ def nspod(gid: int) -> Iterator[Nspod]:
 
 
 def as_user(nspod: Nspod, groups: list[int], *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed nspod (``make install``: this checkout's code) as uid 65534: the checkout
+    itself may be where others cannot read it (/root/…)."""
     setpriv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}"]
     setpriv += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
-    argv = [a for a in nspod.argv(*args) if a != "--insecure-options=image"]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": "/"}
+    argv = [INSTALLED, "--dir", str(nspod.data), *args]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/"}
     return subprocess.run([*setpriv, *argv], capture_output=True, text=True, timeout=60, env=env, cwd="/")
 
 
