@@ -9,14 +9,14 @@ ORACLES ?= /var/cache/nspod-tests/appc
 
 # runtime: nspawn, machined, D-Bus, decompressors, the pods' networks (CNI plugins, iptables for
 # their masquerading, nftables for forwarded ports); build: what pystemd compiles against;
-# test: busybox for test images, Go + appc spec source for the actool oracle, groff for the man
+# test: busybox for test images, Go + appc spec source for the actool oracle, groff and man-db for the man
 # pages, vagrant (with a provider, libvirt's) to validate vagrant/Vagrantfile.
 DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2 \
 	containernetworking-plugins iptables nftables
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
-DEB_TEST := $(DEB_DEMO) groff-base vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
+DEB_TEST := $(DEB_DEMO) groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
 .PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
 
