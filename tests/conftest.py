@@ -5,6 +5,7 @@ need the appc spec authors' actool, built on first use by tests/harness/build-ap
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,16 @@ REPO = Path(__file__).resolve().parent.parent
 ORACLES = Path(os.environ.get("NSPOD_ORACLES", "/var/cache/nspod-tests/appc"))
 # Under `make test` a missing prerequisite is a failure, not a skip.
 STRICT = os.environ.get("NSPOD_TEST_STRICT") == "1"
+
+
+def tool(name: str) -> str:
+    """The path of a program a test needs: missing, a skip — or, under `make test`, a failure."""
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).exists():
+        if STRICT:
+            pytest.fail(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
 
 
 def systemd_is_init() -> bool:

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import REPO, STRICT
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(path).exists():
-        if STRICT:
-            pytest.fail(f"{name} is not installed")
-        pytest.skip(f"{name} is not installed")
-    return path
+from tests.conftest import REPO, tool
 
 
 def run(*argv: str) -> None:

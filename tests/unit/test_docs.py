@@ -5,14 +5,13 @@ completes options, verbs and stored images."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO, STRICT
+from tests.conftest import REPO, tool
 
 MAN = REPO / "packaging" / "man"
 
@@ -50,11 +49,7 @@ def test_a_page_for_every_verb_and_the_pod_file_keys() -> None:
 
 @pytest.mark.parametrize("page", sorted(p.name for p in MAN.iterdir()))
 def test_pages_render_without_warnings(page: str) -> None:
-    groff = shutil.which("groff")
-    if groff is None:
-        if STRICT:
-            pytest.fail("groff is not installed (groff-base)")
-        pytest.skip("groff is not installed")
+    groff = tool("groff")
     done = subprocess.run(
         [groff, "-man", "-Tutf8", "-ww", "-z", str(MAN / page)], capture_output=True, text=True
     )

@@ -3,20 +3,13 @@ libvirt provider: validating needs a provider to check the provider settings aga
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-import pytest
-
-from tests.conftest import REPO, STRICT
+from tests.conftest import REPO, tool
 
 
 def test_vagrant_validate() -> None:
-    vagrant = shutil.which("vagrant")
-    if vagrant is None:
-        if STRICT:
-            pytest.fail("vagrant is not installed (make dev-venv installs it)")
-        pytest.skip("vagrant is not installed")
+    vagrant = tool("vagrant")
     done = subprocess.run(
         [vagrant, "validate"], cwd=REPO / "vagrant", capture_output=True, text=True, timeout=120,
         env={"PATH": "/usr/bin:/bin", "HOME": "/root", "VAGRANT_CHECKPOINT_DISABLE": "1"},
