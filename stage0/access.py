@@ -15,8 +15,8 @@ import os
 
 from stage0.errors import Error
 
+# sysusers.d also makes nspod-admin, for sites that grant more: nspod grants it nothing yet
 GROUP = "nspod"
-ADMIN_GROUP = "nspod-admin"  # made by sysusers.d for sites that grant more; nspod grants it nothing yet
 JOURNAL_GROUPS = ("systemd-journal", "adm", "wheel")  # whom journald lets read the system journal
 READERS = ("list", "status", "cat-manifest", "logs", "image list", "image cat-manifest")
 # verbs that touch no data dir: anyone may run them
@@ -53,7 +53,7 @@ def _writable(data_dir: str) -> bool:
 
 def check(verb: str, data_dir: str) -> None:
     """Refuse, with the group to join or the need for root, what this user cannot do."""
-    if os.geteuid() == 0 or verb in ANYONE:
+    if not is_reader() or verb in ANYONE:
         return
     if verb in READERS:
         if os.path.exists(data_dir) and not os.access(data_dir, os.R_OK | os.X_OK):

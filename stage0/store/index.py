@@ -153,7 +153,10 @@ def _reader(path: str) -> sqlite3.Connection:
     read-only while its -shm file exists (a writer has it open); else, no writer having it open,
     the main file is the whole index and is read as immutable."""
     if path == ":memory:":  # no store yet: an empty index
-        return sqlite3.connect(path, isolation_level=None)
+        db = sqlite3.connect(path, isolation_level=None)
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            db.execute(statement)
+        return db
     for mode in ("mode=ro", "immutable=1"):
         try:
             db = sqlite3.connect(f"file:{urllib.parse.quote(path)}?{mode}", uri=True, isolation_level=None)
@@ -168,9 +171,6 @@ class Index:
     def __init__(self, path: str, *, read_only: bool = False) -> None:
         if read_only:
             self._db = _reader(path)
-            if path == ":memory:":
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    self._db.execute(statement)
             return
         try:
             # the layer threads of an OCI pull use it too, one at a time (stage0/oci/pull.py)

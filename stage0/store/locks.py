@@ -14,6 +14,8 @@ import shutil
 import uuid
 from collections.abc import Iterator
 
+from stage0.access import is_reader
+
 
 @contextlib.contextmanager
 def locked(path: str, *, shared: bool = False) -> Iterator[None]:
@@ -28,7 +30,7 @@ def locked(path: str, *, shared: bool = False) -> Iterator[None]:
 
 def lock_held(path: str) -> bool:
     """Whether some process holds an flock on ``path``."""
-    if os.geteuid() != 0:  # a reader (stage0/access.py) may not open root's locks, nor hold them
+    if is_reader():  # it may not open root's locks, nor hold them
         return _listed(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
