@@ -44,7 +44,23 @@ fi
 
 root=$(mktemp -d /var/tmp/nspod-fresh.XXXXXX)
 chmod 755 "$root"  # it is /: every user (messagebus, …) must get through it
+# processes still running in the root (by the root's inode): a check that left one behind is broken
+leftovers() {
+	local want pid
+	want=$(stat -L -c %d:%i "$root")
+	for pid in /proc/[0-9]*; do
+		[ "$(stat -L -c %d:%i "$pid/root" 2>/dev/null)" = "$want" ] && echo "${pid#/proc/}"
+	done
+	return 0
+}
 cleanup() {
+	local left
+	left=$(leftovers)
+	if [ -n "$left" ]; then  # ours: started in the root by this script
+		echo "fresh-check: processes left running in the root, killed: $(echo $left)" >&2
+		kill -KILL $left 2>/dev/null || true
+		sleep 1
+	fi
 	if [ -n "${FRESH_KEEP:-}" ]; then  # for a look inside: chroot "$root"; then umount -R and rm it
 		echo "fresh-check: kept $root (mounted)" >&2
 		return
@@ -127,4 +143,5 @@ for command in "${commands[@]}"; do
 	in_root "$command"
 	echo "fresh-check: '$command' passed in $(( $(date +%s) - started )) s" >&2
 done
+[ -z "$(leftovers)" ] || { echo "fresh-check: FAILED: processes left running in the root" >&2; exit 1; }
 echo "fresh-check: passed" >&2

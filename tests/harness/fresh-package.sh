@@ -14,7 +14,9 @@ if [ "${1:-}" != --inside ]; then
 	down() { "$here/testhost.sh" down "$th" >/dev/null 2>&1 || true; rm -rf "$th"; }
 	trap down EXIT
 	"$here/testhost.sh" up "$th" >&2
-	exec "$here/testhost.sh" exec "$th" /bin/bash "$0" --inside
+	# not exec'd: the trap must bring the test host down (it would outlive the root otherwise)
+	"$here/testhost.sh" exec "$th" /bin/bash "$0" --inside
+	exit
 fi
 
 step() { echo "fresh-package: $*" >&2; }
