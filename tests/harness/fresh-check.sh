@@ -57,7 +57,8 @@ cleanup() {
 	local left
 	left=$(leftovers)
 	if [ -n "$left" ]; then  # ours: started in the root by this script
-		echo "fresh-check: processes left running in the root, killed: $(echo $left)" >&2
+		echo "fresh-check: processes left running in the root, killed:" >&2
+		for pid in $left; do echo "  $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | head -c 80)" >&2; done
 		kill -KILL $left 2>/dev/null || true
 		sleep 1
 	fi
