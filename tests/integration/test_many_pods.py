@@ -4,7 +4,8 @@ instances than its systemd cannot do without.
 A host allows root 128 inotify instances (fs.inotify.max_user_instances) for every pod together:
 pods in their own user namespaces are charged to their creator, root, all the same. systemd 252
 as a pod's PID 1 needs three (the /etc/localtime watch, libmount's utab monitor, cgroup.events),
-so this host fits ~40 pods; the test boots 36 of them at once."""
+so this host fits ~41 pods; the test boots 32 of them at once, leaving room for a few test
+hosts elsewhere on the machine (each systemd holds 3 too)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.integration.test_pods import Nspod
 
 pytestmark = pytest.mark.systemd
 
-PODS = int(os.environ.get("NSPOD_TEST_PODS", "36"))
+PODS = int(os.environ.get("NSPOD_TEST_PODS", "32"))
 
 
 @pytest.fixture
