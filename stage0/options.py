@@ -20,6 +20,7 @@ class InsecureOption(enum.StrEnum):
     CAPABILITIES = "capabilities"
     PATHS = "paths"
     SECCOMP = "seccomp"
+    NAMESPACES = "namespaces"  # let apps make namespaces (user namespaces above all)
     ALL_FETCH = "all-fetch"
     ALL_RUN = "all-run"
     ALL = "all"
@@ -27,7 +28,8 @@ class InsecureOption(enum.StrEnum):
     def expand(self) -> frozenset[InsecureOption]:
         """The concrete options this value stands for (``all-fetch`` → image, tls, http, pubkey)."""
         fetch = {InsecureOption.IMAGE, InsecureOption.TLS, InsecureOption.HTTP, InsecureOption.PUBKEY}
-        run = {InsecureOption.CAPABILITIES, InsecureOption.PATHS, InsecureOption.SECCOMP}
+        run = {InsecureOption.CAPABILITIES, InsecureOption.PATHS, InsecureOption.SECCOMP,
+               InsecureOption.NAMESPACES}  # fmt: skip
         match self:
             case InsecureOption.NONE:
                 return frozenset()
@@ -103,7 +105,7 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
         default=frozenset(),
         metavar="OPTS",
         help="comma list of checks to skip: none, image, tls, http, pubkey, "
-        "ondisk, capabilities, paths, seccomp, all-fetch, all-run, all",
+        "ondisk, capabilities, paths, seccomp, namespaces, all-fetch, all-run, all",
     )
     parser.add_argument(
         "--stage1",

@@ -290,7 +290,8 @@ class Prepared:
             os.close(self.starting)
 
 
-RELAXABLE = ("capabilities", "paths", "seccomp")  # --insecure-options that lift a part of the profile
+# the --insecure-options that lift a part of the profile
+RELAXABLE = ("capabilities", "paths", "seccomp", "namespaces")
 
 
 def relaxing(options: GlobalOptions, request: PodRequest) -> PodRequest:
