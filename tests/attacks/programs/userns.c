@@ -146,6 +146,28 @@ static long clone_i386(unsigned long flags) {
 	return ret;
 }
 
+/* clone3 by the i386 ABI (__NR_clone3 435 there too): its argument must lie below 4 GiB, as a
+ * static binary's data does */
+static struct clone_args low_args;
+
+static long clone3_i386(unsigned long flags) {
+	low_args = (struct clone_args){.flags = flags, .exit_signal = SIGCHLD};
+	if ((uintptr_t)&low_args >> 32) {
+		errno = EFAULT;
+		return -1;
+	}
+	long ret;
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "0"(435L), "b"((long)(uintptr_t)&low_args), "c"((long)sizeof low_args)
+			 : "memory", "r8", "r9", "r10", "r11");
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
 typedef long (*maker)(unsigned long);
 
 static void try_clone(const char *how, maker make, const char *kind, unsigned long flags) {
@@ -219,6 +241,16 @@ static void try_io_uring(void) {
 	say("io_uring_register", r < 0 && errno != EBADF ? err(errno) : "ESCAPED");
 	if (fd >= 0)
 		close((int)fd);
+	/* the i386 ABI's io_uring_setup (425 there too), its parameters below 4 GiB */
+	static struct io_uring_params low_params;
+	long ret;
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "0"(425L), "b"(4L), "c"((long)(uintptr_t)&low_params)
+			 : "memory", "r8", "r9", "r10", "r11");
+	say("io_uring_setup-i386", ret >= 0 ? "ESCAPED" : err(-ret));
+	if (ret >= 0)
+		close((int)ret);
 }
 
 static const struct {
@@ -247,6 +279,7 @@ int main(void) {
 			try_clone("clone-i386", clone_i386, KINDS[i].name, KINDS[i].flags);
 		}
 		try_clone("clone3", clone3_raw, KINDS[i].name, KINDS[i].flags);
+		try_clone("clone3-i386", clone3_i386, KINDS[i].name, KINDS[i].flags);
 		try_unshare(KINDS[i].name, KINDS[i].flags);
 	}
 	for (size_t i = 0; i < sizeof NAMESPACES / sizeof *NAMESPACES; i++) {
