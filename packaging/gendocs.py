@@ -237,7 +237,8 @@ def security_page() -> str:
         "capabilities": "apps keep every capability the pod has",
         "paths": "the kernel protection and hidden paths above are lifted",
         "seccomp": "no system call filter",
-        "namespaces": "apps may make namespaces (no RestrictNamespaces=)",
+        "namespaces": "apps may make namespaces with clone and clone3 (no RestrictNamespaces=; unshare and "
+        "setns stay in the system call filter, which seccomp or an isolator lifts)",
     }
     for option in InsecureOption:
         expands = sorted(o.value for o in option.expand())

@@ -7,6 +7,7 @@ app, as user 1000 (NoNewPrivileges), in a --private-users pod and as a command `
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +23,7 @@ PLACES: dict[str, tuple[list[str], list[str]]] = {
     "user": ([], ["--user=1000", "--group=1000"]),
     "private-users": (["--private-users"], []),
     "enter": ([], []),
+    "sandbox": ([], []),  # added to an app sandbox (nspod app add)
 }
 
 
@@ -32,6 +34,8 @@ def tries(stdout: str) -> dict[str, str]:
 
 
 def attack(nspod: Nspod, image: Path, place: str, *global_options: str) -> dict[str, str]:
+    if place == "sandbox":
+        return in_sandbox(nspod, image, "/bin/userns")
     if place != "enter":
         pod, app = PLACES[place]
         ran = nspod(*global_options, "run", *pod, str(image), "--exec=/bin/userns", *app)
@@ -45,6 +49,25 @@ def attack(nspod: Nspod, image: Path, place: str, *global_options: str) -> dict[
         return tries(entered.stdout)
     finally:
         nspod("stop", "userns-enter")
+
+
+def in_sandbox(nspod: Nspod, image: Path, program: str) -> dict[str, str]:
+    """What ``program`` says as an app added to an app sandbox and started there."""
+    made = nspod("app", "sandbox")
+    assert made.returncode == 0, made.stderr
+    uuid = made.stdout.strip().splitlines()[-1]
+    try:
+        added = nspod("app", "add", uuid, str(image), "--name", "attack", "--exec", program)
+        assert added.returncode == 0, added.stderr
+        assert nspod("app", "start", uuid, "--app", "attack").returncode == 0
+        deadline = time.monotonic() + 60
+        while "done" not in (seen := tries(nspod("logs", uuid, "--app", "attack").stdout)):
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.2)
+        return seen
+    finally:
+        nspod("stop", uuid)
+        nspod("rm", uuid)
 
 
 @pytest.fixture(scope="module")
