@@ -40,8 +40,9 @@ NAMESPACES = (
     "capabilities a user namespace of its own would give it. clone3 fails with ENOSYS (its flags are out "
     "of a filter's reach): libc falls back to clone. The apps of one pod share its PID namespace: an app "
     "sees the pod's other processes, may signal those of its own user, and a root app (CAP_KILL) all of "
-    "them, the pod's systemd included (SIGRTMIN+3 halts the pod), as in rkt: apps that must not reach "
-    "each other belong in pods of their own."
+    "them, the pod's systemd included (SIGRTMIN+3 halts the pod); it reads another app's files through "
+    "/proc/PID/root when both run as the same user with the same capabilities. So it was in rkt: apps "
+    "that must not reach each other belong in pods of their own."
 )
 # Completion of stored images and pods: what the read-only verbs print (members of group nspod may)
 IMAGES = "nspod image list --no-legend --fields=name 2>/dev/null"
