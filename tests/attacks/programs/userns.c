@@ -131,6 +131,7 @@ static long clone3_raw(unsigned long flags) {
 	return syscall(SYS_clone3, &args, sizeof args);
 }
 
+#ifdef __x86_64__
 static long clone_i386(unsigned long flags) {
 	/* the 32-bit ABI from a 64-bit process (int 0x80, __NR_clone 120): a filter made for
 	 * x86-64 alone does not see it */
@@ -167,6 +168,8 @@ static long clone3_i386(unsigned long flags) {
 	}
 	return ret;
 }
+
+#endif
 
 typedef long (*maker)(unsigned long);
 
@@ -241,6 +244,7 @@ static void try_io_uring(void) {
 	say("io_uring_register", r < 0 && errno != EBADF ? err(errno) : "ESCAPED");
 	if (fd >= 0)
 		close((int)fd);
+#ifdef __x86_64__
 	/* the i386 ABI's io_uring_setup (425 there too), its parameters below 4 GiB */
 	static struct io_uring_params low_params;
 	long ret;
@@ -251,6 +255,7 @@ static void try_io_uring(void) {
 	say("io_uring_setup-i386", ret >= 0 ? "ESCAPED" : err(-ret));
 	if (ret >= 0)
 		close((int)ret);
+#endif
 }
 
 static const struct {
@@ -276,10 +281,14 @@ int main(void) {
 		/* clone's low byte is the exit signal: CLONE_NEWTIME (0x80) only by clone3 and unshare */
 		if (KINDS[i].flags != CLONE_NEWTIME) {
 			try_clone("clone", clone_raw, KINDS[i].name, KINDS[i].flags);
+#ifdef __x86_64__
 			try_clone("clone-i386", clone_i386, KINDS[i].name, KINDS[i].flags);
+#endif
 		}
 		try_clone("clone3", clone3_raw, KINDS[i].name, KINDS[i].flags);
+#ifdef __x86_64__
 		try_clone("clone3-i386", clone3_i386, KINDS[i].name, KINDS[i].flags);
+#endif
 		try_unshare(KINDS[i].name, KINDS[i].flags);
 	}
 	for (size_t i = 0; i < sizeof NAMESPACES / sizeof *NAMESPACES; i++) {
