@@ -11,8 +11,9 @@ ORACLES ?= /var/cache/nspod-tests/appc
 # their masquerading, nftables for forwarded ports); build: what pystemd compiles against;
 # test: busybox for test images, Go + appc spec source for the actool oracle, groff and man-db for the man
 # pages, vagrant (with a provider, libvirt's) to validate vagrant/Vagrantfile.
-DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2 \
-	containernetworking-plugins iptables nftables
+# The runtime list is the package's Depends (packaging/debian/control) less the Python libraries,
+# which the venv gets from PyPI, plus what the venv itself needs.
+DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)) python3-venv
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
