@@ -377,6 +377,7 @@ def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0 import context
     from stage0.errors import Error
     from stage0.pods import DirState, Pods, PodState
 
@@ -387,6 +388,8 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     stdio = _stdio(args)
+    with context.open_store(options) as store:
+        store.mark_used(pod.image_ids())
     starting = pods.starting(pod)
     pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
     if args.detach:
