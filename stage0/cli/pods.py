@@ -107,13 +107,14 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.format == "json":
         dump([row for row, _, _ in rows])
         return 0
+    names = _image_names(options, {a["image"]["id"] for r, _, _ in rows for a in r["apps"]})
     cells = [
         [
             r["uuid"] if args.full else r["uuid"][:8],
             r["name"] or "-",
             r["unit"] or "-",
             ",".join(_app_cell(a) for a in r["apps"]) or "-",
-            ",".join(_image_cell(a["image"]) for a in r["apps"]) or "-",
+            ",".join(names.get(a["image"]["id"]) or _image_cell(a["image"]) for a in r["apps"]) or "-",
             r["state"],
             moment(created, full=args.full),
             moment(started, full=args.full),
@@ -137,6 +138,25 @@ def _app_cell(app: dict[str, Any]) -> str:
 
 def _image_cell(image: dict[str, Any]) -> str:
     return f"{image['name']}:{image['version']}" if image["version"] else image["name"]
+
+
+def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
+    """Each stored image's name as ``image list`` shows it (an OCI image's REGISTRY/REPO:TAG), read
+    without writing (list is a reader's verb); an image no longer stored keeps its manifest's."""
+    from stage0.cli.format import display_name
+    from stage0.store.index import Index, StoreError
+
+    path = os.path.join(options.dir, "images", "index.db")
+    if not ids or not os.access(path, os.R_OK):
+        return {}
+    try:
+        index = Index(path, read_only=True)
+    except StoreError:
+        return {}
+    try:
+        return {i: display_name(row) for i in ids if (row := index.image(i)) is not None}
+    finally:
+        index.close()
 
 
 def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Pod:

@@ -246,6 +246,10 @@ class Index:
         query = f"SELECT {_COLUMNS} FROM images WHERE name=? ORDER BY latest DESC, import_time DESC"
         return [_image(r) for r in self._db.execute(query, (name,))]
 
+    def by_source(self, source: str) -> list[ImageRow]:
+        query = f"SELECT {_COLUMNS} FROM images WHERE source=? ORDER BY latest DESC, import_time DESC"
+        return [_image(r) for r in self._db.execute(query, (source,))]
+
     def touch(self, *image_ids: str, when: float | None = None, resolution: float = 0.0) -> None:
         """Set the images' last-used time (image gc's clock). Rows used less than ``resolution``
         seconds before are left as they are; when that is all of them, nothing is written."""
