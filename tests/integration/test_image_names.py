@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,6 @@ from tests.harness.registry import Layout, Registry
 from tests.integration.test_pods import Nspod, busybox_image
 
 pytestmark = pytest.mark.systemd
-
-
-@dataclass
-class Names:
-    nspod: Nspod
-    reference: str  # the docker:// reference it was pulled by ("" for an ACI)
-    image_id: str
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.nspod(*args, "--insecure-options=image,http")
-
-    def ok(self, *args: str) -> str:
-        done = self.nspod(*args)
-        assert done.returncode == 0, f"nspod {' '.join(args)}: {done.stderr}"
-        return done.stdout
 
 
 class OciNspod(Nspod):
