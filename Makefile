@@ -30,6 +30,7 @@ UNITDIR ?= /usr/local/lib/systemd/system
 TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 SYSUSERSDIR ?= /usr/local/lib/sysusers.d
 MANDIR ?= /usr/local/share/man
+SYSCONFDIR ?= /etc
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
@@ -37,6 +38,7 @@ install: deb venv
 		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
+	install -d -m 0755 $(SYSCONFDIR)/nspod/pods
 	install -D -m 0644 -t $(MANDIR)/man1 packaging/man/*.1
 	install -D -m 0644 -t $(MANDIR)/man5 packaging/man/*.5
 	install -D -m 0644 -t $(MANDIR)/man7 packaging/man/*.7

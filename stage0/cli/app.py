@@ -18,7 +18,7 @@ import os
 from stage0.cli.output import add_format, rfc3339
 from stage0.cli.run import APP_EPILOG, _pod_arguments
 from stage0.executor import app_states, call_stage1
-from stage0.options import GlobalOptions
+from stage0.options import GlobalOptions, add_insecure_after_verb
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add.add_argument("pod", metavar="POD", help="the sandbox's UUID (or a unique prefix) or name")
     add.add_argument("--pull-policy", choices=["never", "new", "update"], default="new", help="as for 'run'")
+    add_insecure_after_verb(add)
     add.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
     add.set_defaults(handler=run_add)
     for name, text in (("start", "start an added app"), ("stop", "stop a running app"),

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from stage0.cli.args import duration, uuid_args, uuids
+from stage0.cli.args import duration, uuid_args, uuids, wait_timeout
 from stage0.cli.format import moment
 from stage0.cli.output import add_format
 from stage0.executor import call_stage1
@@ -33,17 +33,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--wait",
         nargs="?",
         const="0s",
-        type=duration,
         metavar="TIMEOUT",
-        help="wait until the pod has exited",
+        help="wait until the pod has exited (at most TIMEOUT, e.g. 30s; default: no limit)",
     )
     status.add_argument(
         "--wait-ready",
         nargs="?",
         const="0s",
-        type=duration,
         metavar="TIMEOUT",
-        help="wait until the pod is running and ready",
+        help="wait until the pod is running and ready (at most TIMEOUT)",
     )
     add_format(status)
     status.set_defaults(handler=run_status)
@@ -214,11 +212,12 @@ def _profile(pod: Pod) -> Any:
 def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
+    wait, wait_ready = wait_timeout(args, "wait"), wait_timeout(args, "wait_ready")
     uuid = uuids(args)[0]
-    if args.wait is not None:
-        pod = _wait(options, uuid, "exited", args.wait)
-    elif args.wait_ready is not None:
-        pod = _wait(options, uuid, "ready", args.wait_ready)
+    if wait is not None:
+        pod = _wait(options, uuid, "exited", wait)
+    elif wait_ready is not None:
+        pod = _wait(options, uuid, "ready", wait_ready)
     else:
         pod = Pods(options.dir).find(uuid)
     state = pod.state()

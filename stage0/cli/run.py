@@ -52,7 +52,9 @@ APP_EPILOG = (
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     from stage0.dns import add_dns_arguments
     from stage0.network import add_network_arguments
+    from stage0.options import add_insecure_after_verb
 
+    add_insecure_after_verb(parser)
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
     parser.add_argument(
