@@ -228,24 +228,23 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
 
         dump({**pod_json(pod), "pid": pid or None, "exited": exited, "profile": _profile(pod)})
         return 0
+    from stage0.cli.output import key_values, networks_text, pod_networks, rfc3339
+
     info: dict[str, Any] = {
         "state": str(state),
-        "created": moment(pod.created(), full=True),
-        "started": moment(pod.started(), full=True),
+        "created": rfc3339(pod.created()),
+        "started": rfc3339(pod.started()),
     }
     if pid:
         info["pid"] = pid
     if state is PodState.RUNNING:
         info["unit"] = pod.unit() or "-"
     info["exited"] = exited
-    from stage0.cli.output import networks_text, pod_networks
-
     if networks := networks_text(pod_networks(pod)):
         info["networks"] = networks
     for app, code in pod.app_status().items():
         info[f"app-{app}"] = code
-    for key, value in info.items():
-        print(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    sys.stdout.write(key_values(info))
     return 0
 
 
@@ -264,7 +263,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
         if call_stage1(options, "stop", pod.path, *(["--force"] if args.force else [])) != 0:
             failed += 1
         else:
-            print(f'"{pod.uuid}"')
+            print(pod.uuid)
     if failed:
         raise Error(f"{failed} pod(s) could not be stopped")
     return 0
@@ -294,7 +293,7 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
             raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
         if not remove_pod(options, pod):
             raise Error(f"pod {pod.uuid} was removed meanwhile", hint="see 'nspod list'")
-        print(f'"{pod.uuid}"')
+        print(pod.uuid)
     return 0
 
 
