@@ -39,6 +39,7 @@ said=$(nspod --insecure-options=image run /var/tmp/hello.aci --exec=/bin/sh -- -
 step "systemctl start pod@demo"
 nspod --insecure-options=image fetch /var/tmp/hello.aci >/dev/null
 cp /usr/share/doc/nspod/examples/demo.toml /etc/nspod/pods/demo.toml
+nspod pod install demo >/dev/null  # its [service] table (the README says so)
 systemctl start pod@demo
 [ "$(systemctl is-active pod@demo)" = active ] || fail "pod@demo is $(systemctl is-active pod@demo)"
 for _ in $(seq 50); do journalctl -u pod@demo -o cat | grep -q 'Hello from pod demo' && break; sleep 0.2; done
