@@ -76,6 +76,7 @@ grep -q "group nspod" /tmp/refused || fail "bob was not told the group: $(cat /t
 
 step "stop, purge: nothing the package installed is left"
 systemctl stop pod@demo
+nspod pod uninstall demo >/dev/null
 nspod gc --grace-period=0s >/dev/null
 apt-get purge -y -qq nspod >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "apt-get purge"; }
 left=()
