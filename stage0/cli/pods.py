@@ -141,6 +141,8 @@ def _image_cell(image: dict[str, Any]) -> str:
 def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
     """Each stored image's name as ``image list`` shows it (an OCI image's REGISTRY/REPO:TAG), read
     without writing (list is a reader's verb); an image no longer stored keeps its manifest's."""
+    import sqlite3
+
     from stage0.cli.format import display_name
     from stage0.store.index import Index, StoreError
 
@@ -153,6 +155,8 @@ def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
         return {}
     try:
         return {i: display_name(row) for i in ids if (row := index.image(i)) is not None}
+    except sqlite3.Error:  # a listing does without the store's names rather than fail
+        return {}
     finally:
         index.close()
 
