@@ -17,7 +17,7 @@ import pytest
 
 from stage0.aci.build import build_aci
 from tests.conftest import REPO
-from tests.integration.test_pods import APPLETS, Nspod, nspod
+from tests.integration.test_pods import APPLETS, Nspod, nspod  # noqa: F401  (fixture)
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
