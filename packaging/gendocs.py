@@ -203,7 +203,14 @@ def pod_file_page() -> str:
         ".SH [service] KEYS",
         roff(service),
         ".PP",
-        roff("Allowed: " + ", ".join(podfile.UNIT_KEYS) + "."),
+        roff("[Unit] keys: " + ", ".join(podfile.UNIT_KEYS) + "."),
+        ".PP",
+        roff("[Service] keys: " + ", ".join(podfile.SERVICE_KEYS) + "."),
+        ".PP",
+        roff(
+            "systemd reads the unit before nspod runs: a pod file copied in or edited takes effect with "
+            "'nspod pod install NAME' and a restart; until then each start warns."
+        ),
     ]
     example = podfile.__doc__.split("::", 1)[1] if podfile.__doc__ else ""
     lines += [".SH EXAMPLE", ".nf", roff(re.sub(r"(?m)^    ", "", example.strip("\n"))), ".fi"]

@@ -75,7 +75,7 @@ class GlobalOptions:
             local_config=os.path.abspath(args.local_config),
             system_config=os.path.abspath(args.system_config),
             debug=args.debug,
-            insecure=args.insecure_options,
+            insecure=args.insecure_options | getattr(args, AFTER_VERB, frozenset()),
             trust_keys_from_https=args.trust_keys_from_https,
             platform=args.platform,
             stage1=args.stage1,
@@ -83,6 +83,22 @@ class GlobalOptions:
 
     def allows(self, option: InsecureOption) -> bool:
         return option in self.insecure
+
+
+AFTER_VERB = "insecure_options_after_verb"  # its own dest: a subparser's default would hide the global
+
+
+def add_insecure_after_verb(parser: argparse.ArgumentParser) -> None:
+    """``--insecure-options`` after a verb that fetches or runs (``nspod run --insecure-options=…``,
+    as rkt takes it): the same words, added to the global flag's."""
+    parser.add_argument(
+        "--insecure-options",
+        dest=AFTER_VERB,
+        type=parse_insecure_options,
+        default=frozenset(),
+        metavar="OPTS",
+        help="as the global --insecure-options (the words add up)",
+    )
 
 
 def add_global_arguments(parser: argparse.ArgumentParser) -> None:

@@ -52,7 +52,9 @@ APP_EPILOG = (
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     from stage0.dns import add_dns_arguments
     from stage0.network import add_network_arguments
+    from stage0.options import add_insecure_after_verb
 
+    add_insecure_after_verb(parser)
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
     parser.add_argument(
@@ -378,6 +380,7 @@ def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0 import context
     from stage0.errors import Error
     from stage0.pods import DirState, Pods, PodState
 
@@ -388,6 +391,8 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     stdio = _stdio(args)
+    with context.open_store(options) as store:
+        store.mark_used(pod.image_ids())
     starting = pods.starting(pod)
     pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
     if args.detach:
