@@ -212,13 +212,16 @@ static void raw4_udp(const char *name, const char *src, const char *dst, unsigne
 	printf("%s %s\n", name, answer4(answer, 0, sport, &unused) ? "ESCAPED" : "ETIMEDOUT");
 }
 
-static void raw6(const char *name, int tcp, const char *dst, const struct in6_addr *via)
+static void raw6(const char *name, int tcp, const char *dst, unsigned dport, const struct in6_addr *via)
 {
 	struct in6_addr to;
 	char data[128];
-	inet_pton(AF_INET6, dst, &to);
+	if (dst)
+		inet_pton(AF_INET6, dst, &to);
+	else
+		to = gwll;
 	snprintf(data, sizeof(data), "%s\n", name);
-	send6(&myll, &to, tcp ? 0x02 : -1, next_port(), tcp ? tcpport : udpport, 1000, 0, tcp ? "" : data, via);
+	send6(&myll, &to, tcp ? 0x02 : -1, next_port(), dport, 1000, 0, tcp ? "" : data, via);
 	usleep(100000);
 	printf("%s BLIND\n", name);
 }
@@ -373,10 +376,13 @@ int main(int argc, char **argv)
 		opt[0] = 1;
 		raw4_udp(strict ? "raw4-udp-ssrr-127.0.0.1" : "raw4-udp-lsrr-127.0.0.1", NULL, NULL, udpport, opt, 8);
 	}
-	raw6("raw6-udp-::1", 0, "::1", NULL);
-	raw6("raw6-tcp-::1", 1, "::1", NULL);
-	raw6("raw6-udp-::ffff:127.0.0.1", 0, "::ffff:127.0.0.1", NULL);
-	raw6("raw6-udp-rh0-::1", 0, "::1", &gwll);
+	/* the IPv6 control: a frame to the gateway's link-local address reaches the host (the host judges) */
+	raw6("control-raw6-udp-gateway", 0, NULL, wildport, NULL);
+	raw6("raw6-udp-::1", 0, "::1", udpport, NULL);
+	raw6("raw6-tcp-::1", 1, "::1", tcpport, NULL);
+	raw6("raw6-udp-::ffff:127.0.0.1", 0, "::ffff:127.0.0.1", udpport, NULL);
+	raw6("raw6-udp-::ffff:127.0.0.1-wildcard", 0, "::ffff:127.0.0.1", wildport, NULL);
+	raw6("raw6-udp-rh0-::1", 0, "::1", udpport, &gwll);
 	try_connect("connect4-127.0.0.1", AF_INET, "127.0.0.1", tcpport);
 	try_connect("connect4-127.0.0.2", AF_INET, "127.0.0.2", tcpport);
 	try_connect("connect6-::1", AF_INET6, "::1", tcpport);
