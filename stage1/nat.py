@@ -13,7 +13,8 @@ Laid out for what the kernel makes cheap: a commit that adds costs ~1 ms, one th
   send frames to 127.x or from it. The shared table's ``guard`` chain drops what arrives on any
   interface but ``lo`` already addressed to or from loopback, before conntrack and NAT: no such
   packet is ever legitimate (RFC 1122 martians), while the host's own forwarded connections only
-  get loopback addresses back by de-NAT, after it. Kept, like the masquerading chains.
+  get loopback addresses back by de-NAT, after it. Every pod with a network makes sure of it
+  (a bridge keeps the route_localnet set for one pod's port); kept, like the masquerading chains.
 * A pod's forwarded ports are a table of its own (``inet nspod_<uuid>``, cni.table_name), which
   its teardown deletes as a whole.
 """

@@ -5,8 +5,9 @@ The attacker controls an image and has CAP_NET_RAW (nspod's default, as rkt's an
 ::ffff:127.0.0.1, spoofs loopback sources, source-routes, and connect()s. The servers the test
 starts on the test host's loopback addresses (and one on all of them, which records who spoke)
 are the judge: whatever reached them is written down here, on the host's side, whatever the app
-says. A control datagram to the gateway's own address must arrive, so the frames demonstrably
-reach the host.
+says. Control datagrams to the gateway's own IPv4 and link-local IPv6 addresses must arrive, so
+the frames demonstrably reach the host. Pods: with a published port, without, and on a bridge
+beside (then after) one with a port, since route_localnet on a bridge is every member's.
 """
 
 from __future__ import annotations
