@@ -164,9 +164,9 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
         _skip_dad(
             frozenset(i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces())
         )
-        # the loopback guard for every pod, before any route_localnet (_forward): a bridge keeps
-        # the route_localnet another pod's port set on it, and the table may have been deleted since
-        _shared(masquerade_subnets(spec, done))
+        if done:  # the loopback guard for every pod on a net, before any route_localnet (_forward):
+            # a bridge keeps the route_localnet another pod's port set, and the table may be gone since
+            _shared(masquerade_subnets(spec, done))
         if spec.ports:
             _forward(spec, done)
         with open(paths.net + ".tmp", "w") as file:
