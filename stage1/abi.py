@@ -133,6 +133,9 @@ class VolumeSpec:
     mode: int = 0o755  # empty volumes
     uid: int = 0
     gid: int = 0
+    # with --private-users: bound ID-mapped, so the pod's root is host root on it (its files are
+    # host root's, its setuid files host root's); by default the pod's root is its own host user
+    idmap: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
