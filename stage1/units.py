@@ -222,7 +222,9 @@ def app_files(
     units = "etc/systemd/system"
     index, app = next((i, a) for i, a in enumerate(spec.apps) if a.name == name)
     mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
-    volumes = {f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app)))}
+    volumes = {
+        f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app, sandbox=spec.sandbox)))
+    }
     return (volumes if app.mounts else {}) | {
         f"{units}/{app.name}.service": TreeFile(
             render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))

@@ -37,7 +37,12 @@ def mount_order(app: AppSpec) -> list[tuple[int, str]]:
     return sorted(indexed, key=lambda item: (len([p for p in item[1].split("/") if p]), item[0]))
 
 
-def volumes_unit(app: AppSpec) -> list[Entry]:
+# A target that cannot be had inside the app's root ends the pod with this code (nspod's own, as
+# rkt's 254), the reason on its console; in an app sandbox the app alone does not start.
+REFUSED = 254
+
+
+def volumes_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
     """``volumes-<app>.service``: the app's volumes onto their targets inside its root, once, before
     the app's first start (a restarted app finds them in place); they are detached when it stops
     (an app sandbox's ``app rm``, the pod's end)."""
@@ -50,10 +55,12 @@ def volumes_unit(app: AppSpec) -> list[Entry]:
         ("RequiresMountsFor", path(root)),  # its root (with --private-users a mount unit of the pod's)
         ("Conflicts", "shutdown.target"),
         ("Before", "shutdown.target"),
+        *(() if sandbox else (("FailureAction", "exit-force"), ("FailureActionExitStatus", str(REFUSED)))),
     ) + section(
         "Service",
         ("Type", "oneshot"),
         ("RemainAfterExit", "yes"),
+        ("StandardError", "journal+console"),
         ("ExecStart", command((MOUNT_VOLUMES, root, *pairs))),
         ("ExecStop", command((MOUNT_VOLUMES, "--unmount", root))),
     )

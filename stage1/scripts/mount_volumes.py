@@ -146,7 +146,12 @@ def main(argv: list[str]) -> int:
         try:
             path = mount_volume(root, staged, target)
         except (Refused, OSError) as error:
-            print(f"cannot mount a volume at {target} in {root}: {error}", file=sys.stderr)
+            print(
+                f"nspod: cannot mount a volume at {target} in {root}: {error}\n"
+                "  hint: a mount point (and every link on its way) must lead to a place inside the"
+                " app's root: not the root itself, nor its /proc, /sys or /dev",
+                file=sys.stderr,
+            )
             return 1
         if path != target:
             print(f"volume mount point {target} is {path} in the app's root", file=sys.stderr)
