@@ -164,9 +164,23 @@ def start(pod_dir: str, name: str) -> int:
             started = time.time()
     with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
         file.write(f"{started}\n")
+    if app.mounts and _failed(spec, volumes_unit_name(app.name)):
+        raise Error(
+            f"app {app.name} did not start: its volumes cannot be mounted inside its root",
+            hint="a mount point, or a link on its way, leads to the app's root itself, its /proc, /sys"
+            f" or /dev (see 'journalctl -M {spec.machine} -u {volumes_unit_name(app.name)}')",
+        )
     if status.active_state == "failed" and status.exec_main_code == 0:
         raise Error(f"app {app.name} did not start ({status.result})", hint=f"see 'nspod logs {spec.uuid}'")
     return 0
+
+
+def _failed(spec: PodSpec, unit: str) -> bool:
+    with Systemd(spec.machine) as pod:
+        try:
+            return pod.status(unit).active_state == "failed"
+        except UnitNotFound:
+            return False
 
 
 def stop(pod_dir: str, name: str) -> int:

@@ -51,46 +51,109 @@ def gone(machine: str) -> bool:
     return subprocess.run(["machinectl", "show", machine], capture_output=True).returncode != 0
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_a_link_at_a_mount_point_stays_in_the_apps_root(nspod: Nspod, tmp_path: Path, case: str) -> None:  # noqa: F811
-    links, mount_point, seen_at = CASES[case]
+def attack_volume(tmp_path: Path, case: str) -> Path:
+    """The user's volume: their data, and the payload a misplaced mount would let the pod run.
+    Writable by all: the pod's root is a host user of its own with --private-users (item 2)."""
     volume = tmp_path / f"vol-{case}"
     volume.mkdir()
+    volume.chmod(0o777)
     (volume / "given").write_text("the user's data\n")
     (volume / "reaper").write_text(PAYLOAD)
     (volume / "reaper").chmod(0o755)
+    return volume
+
+
+def linked_image(tmp_path: Path, case: str) -> Path:
+    """An image whose app copies its data from where it looks for it back into the volume."""
+    links, mount_point, seen_at = CASES[case]
     look = seen_at if isinstance(seen_at, str) else mount_point
-    image = attack_image(
+    return attack_image(
         tmp_path,
         ["/bin/sh", "-c", f"cat {look}/given > {look}/seen; sleep 3"],
         links=links,
         app={"mountPoints": [{"name": "data", "path": mount_point}]},
     )
-    machine = f"links-{case}"[:60]
-    ran = nspod(
-        "run", "--detach", f"--name={machine}", f"--volume=data,kind=host,source={volume}", str(image)
-    )
-    mounts: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not gone(machine):
-        if (volume / "seen").exists():
-            mounts = pod_mounts(machine)  # while the app runs
-            break
-        time.sleep(0.1)
-    while time.monotonic() < deadline and not gone(machine):  # the app ends, and its reaper runs
-        time.sleep(0.2)
-    assert gone(machine), "the pod did not end"
+
+
+def check(volume: Path, mounts: list[tuple[str, str]], refused: bool) -> None:
+    """No payload ran, the volume is mounted nowhere but nspod's staging place and the app's root,
+    and the app found its data through its own path unless nspod refused."""
     assert not (volume / "pwned").exists(), (volume / "pwned").read_text()
     outside = [
-        point
-        for root, point in mounts
-        if root.endswith(volume.name) and not point.startswith("/opt/stage2/attack/")
+        p for root, p in mounts if root.endswith(volume.name) and not p.startswith("/opt/stage2/attack/")
     ]
     assert outside == [], mounts
-    if isinstance(seen_at, int):
-        assert ran.returncode == seen_at, (ran.returncode, ran.stderr)
+    if refused:
         assert not (volume / "seen").exists()
     else:
-        assert ran.returncode == 0, ran.stderr
         assert (volume / "seen").read_text() == "the user's data\n"
         assert mounts, "the app found its data, yet the pod's mounts were not read"
+
+
+def wait_for(volume: Path, machine: str, deadline: float) -> list[tuple[str, str]]:
+    """The pod's mounts once the app has copied its data (while it runs); none if it never did."""
+    while time.monotonic() < deadline and not gone(machine):
+        if (volume / "seen").exists():
+            return pod_mounts(machine)
+        time.sleep(0.1)
+    return []
+
+
+VARIANTS = {"plain": (), "private-users": ("--private-users",), "readonly-rootfs": ("--readonly-rootfs",)}
+RUNS = [(c, "plain") for c in sorted(CASES)] + [
+    (c, v) for c in ("absolute-link", "link-in-a-parent", "link-to-root") for v in VARIANTS if v != "plain"
+]
+
+
+@pytest.mark.parametrize(("case", "variant"), RUNS)
+def test_a_link_at_a_mount_point_stays_in_the_apps_root(
+    nspod: Nspod,  # noqa: F811
+    tmp_path: Path,
+    case: str,
+    variant: str,
+) -> None:
+    volume, image = attack_volume(tmp_path, case), linked_image(tmp_path, case)
+    machine = f"links-{case}"[:60]
+    pod_flags, app_flags = (
+        (VARIANTS[variant], ()) if variant != "readonly-rootfs" else ((), VARIANTS[variant])
+    )
+    ran = nspod("run", "--detach", f"--name={machine}", *pod_flags,
+                f"--volume=data,kind=host,source={volume}", str(image), *app_flags)  # fmt: skip
+    deadline = time.monotonic() + 60
+    mounts = wait_for(volume, machine, deadline)
+    while time.monotonic() < deadline and not gone(machine):  # the app ends, and its reaper runs
+        time.sleep(0.2)
+    expected = CASES[case][2]
+    check(volume, mounts, refused=isinstance(expected, int))
+    assert gone(machine), "the pod did not end"
+    assert ran.returncode == (expected if isinstance(expected, int) else 0), (ran.returncode, ran.stderr)
+
+
+@pytest.mark.parametrize("case", ["absolute-link", "chain-of-links", "link-to-root"])
+def test_an_app_added_to_a_sandbox_gets_its_volume_in_its_root(
+    nspod: Nspod,  # noqa: F811
+    tmp_path: Path,
+    case: str,
+) -> None:
+    """The same through ``nspod app add`` (machined's BindMountMachine, into a running pod)."""
+    volume, image = attack_volume(tmp_path, case), linked_image(tmp_path, case)
+    made = nspod("app", "sandbox", f"--volume=data,kind=host,source={volume}")
+    assert made.returncode == 0, made.stderr
+    uuid = made.stdout.strip().splitlines()[-1]
+    machine = f"nspod-{uuid}"
+    try:
+        added = nspod("app", "add", uuid, str(image))
+        assert added.returncode == 0, added.stderr
+        started = nspod("app", "start", uuid, "--app=attack")
+        mounts = wait_for(volume, machine, time.monotonic() + 30)
+        time.sleep(4)  # the app ends (and its reaper runs)
+        removed = nspod("app", "rm", uuid, "--app=attack")
+        assert removed.returncode == 0, removed.stderr
+        check(volume, mounts, refused=isinstance(CASES[case][2], int))
+        assert (started.returncode != 0) == isinstance(CASES[case][2], int), started.stderr
+        assert ("cannot be mounted inside its root" in started.stderr) == (started.returncode != 0)
+        leftover = [p for root, p in pod_mounts(machine) if root.endswith(volume.name)]
+        assert leftover == ["/opt/stage2/attack/volumes/0"] or leftover == [], leftover
+    finally:
+        nspod("stop", uuid)
+        nspod("rm", uuid)
