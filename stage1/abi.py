@@ -24,8 +24,8 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app). A stage1 reads specs of every earlier version as well (each
 # only added fields with defaults).
-ABI_VERSION = 6
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6)
+ABI_VERSION = 7
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
