@@ -94,13 +94,16 @@ def open_target(rootfd: int, root: str, target: str, directory: bool, links: int
                     # a link (dangling when resolution began): follow it inside the root, and go on
                     link = os.readlink(name, dir_fd=parent)
                     base = "" if link.startswith("/") else where(parent, root)
+                    os.close(parent)
+                    parent = -1
                     return open_target(rootfd, root, "/".join([base, link, *rest[index + 1 :]]),
                                        directory, links + 1)  # fmt: skip
             os.close(parent)
             parent = child
         return parent
     except BaseException:
-        os.close(parent)
+        if parent >= 0:
+            os.close(parent)
         raise
 
 

@@ -157,3 +157,13 @@ def test_an_app_added_to_a_sandbox_gets_its_volume_in_its_root(
     finally:
         nspod("stop", uuid)
         nspod("rm", uuid)
+
+
+def test_a_refused_mount_point_says_why(nspod: Nspod, tmp_path: Path) -> None:  # noqa: F811
+    """In the foreground the pod's refusal is one line and a hint, and nspod's own exit code."""
+    volume, image = attack_volume(tmp_path, "link-to-root"), linked_image(tmp_path, "link-to-root")
+    ran = nspod("run", f"--volume=data,kind=host,source={volume}", str(image))
+    assert ran.returncode == 254, ran
+    said = ran.stdout + ran.stderr
+    assert "cannot mount a volume at /data" in said and "resolves to /, the app's root" in said, said
+    assert "hint: a mount point (and every link on its way) must lead to a place inside" in said, said
