@@ -27,6 +27,7 @@ from stage0.cli import build_parser, subparsers
 from stage0.options import InsecureOption
 from stage1.app_unit import DEFAULT_CAPABILITIES, HIDDEN, KERNEL_PROTECTION
 from stage1.seccomp import DEFAULT_DENIED
+from stage1.volumes import DOC as VOLUMES
 
 SEE_ALSO = ("systemd-nspawn(1)", "machinectl(1)", "systemctl(1)", "journalctl(1)")
 SECURITY = (
@@ -211,6 +212,7 @@ def security_page() -> str:
     capabilities += ", ".join(DEFAULT_CAPABILITIES) + "; an os/linux/capabilities-* isolator changes it."
     lines += [".SH CAPABILITIES", roff(capabilities)]
     lines += [".SH HIDDEN PATHS", roff("Covered in every app: " + ", ".join(HIDDEN) + ".")]
+    lines += [".SH VOLUMES", roff(VOLUMES)]
     calls = "Denied with EPERM unless an os/linux/seccomp-* isolator says otherwise: "
     lines += [".SH SYSTEM CALLS", roff(calls + ", ".join(DEFAULT_DENIED) + ".")]
     lines += [

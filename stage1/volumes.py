@@ -18,6 +18,16 @@ from stage1.escape import command, path
 from stage1.unitfile import Entry, section
 
 MOUNT_VOLUMES = "/nspod/bin/mount-volumes"
+# what nspod-security(7) says of volumes (packaging/gendocs.py)
+DOC = (
+    "A volume goes where the app's mount point leads inside the app's own root: every link on the way, "
+    "absolute or relative, and every '..' is resolved there, never in the pod's or the host's tree, and "
+    "the mount is made on what was resolved, so a tree the app changes meanwhile cannot move it. A mount "
+    "point that leads to the app's root itself or into its /proc, /sys or /dev is refused (the pod ends "
+    "with 254). With --private-users the pod's root is an unprivileged host user on its volumes and its "
+    "writable layer too: what it writes there belongs to the pod's host range, never to host root. A "
+    "volume shared with host root's IDs says so: --volume NAME,...,idmap=true (a pod file's idmap = true)."
+)
 _STAGED = "/opt/stage2/{app}/volumes/{index}"
 
 
