@@ -75,12 +75,12 @@ def linked_image(tmp_path: Path, case: str) -> Path:
     )
 
 
-def check(volume: Path, mounts: list[tuple[str, str]], refused: bool) -> None:
+def check(volume: Path, mounts: list[tuple[str, str]], refused: bool, app: str = "attack") -> None:
     """No payload ran, the volume is mounted nowhere but nspod's staging place and the app's root,
     and the app found its data through its own path unless nspod refused."""
     assert not (volume / "pwned").exists(), (volume / "pwned").read_text()
     outside = [
-        p for root, p in mounts if root.endswith(volume.name) and not p.startswith("/opt/stage2/attack/")
+        p for root, p in mounts if root.endswith(volume.name) and not p.startswith(f"/opt/stage2/{app}/")
     ]
     assert outside == [], mounts
     if refused:
