@@ -28,6 +28,7 @@ from stage0.options import InsecureOption
 from stage1.app_unit import DEFAULT_CAPABILITIES, HIDDEN, KERNEL_PROTECTION
 from stage1.nat import GUARD, LOOPBACK, SHARED_TABLE
 from stage1.seccomp import DEFAULT_DENIED
+from stage1.volumes import DOC as VOLUMES
 
 SEE_ALSO = ("systemd-nspawn(1)", "machinectl(1)", "systemctl(1)", "journalctl(1)")
 SECURITY = (
@@ -230,6 +231,7 @@ def security_page() -> str:
     lines += [".SH CAPABILITIES", roff(capabilities)]
     hidden = "Covered in every app (those the host's kernel has), empty or refused by every path to them: "
     lines += [".SH HIDDEN PATHS", roff(hidden + ", ".join(HIDDEN) + ".")]
+    lines += [".SH VOLUMES", roff(VOLUMES)]
     calls = "Denied with EPERM unless an os/linux/seccomp-* isolator says otherwise: "
     lines += [".SH SYSTEM CALLS", roff(calls + ", ".join(DEFAULT_DENIED) + ".")]
     lines += [".SH NAMESPACES", roff(NAMESPACES)]

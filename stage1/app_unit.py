@@ -13,6 +13,7 @@ from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
+from stage1.volumes import volumes_unit_name
 
 STATUS_DIR = "/nspod/status"
 USERNS_LAYERS = "/opt/stage2/{app}"  # with --private-users: lower/, layers/{upper,work}/, volumes/N
@@ -231,8 +232,12 @@ def app_unit(
         ("After", "systemd-journald.service"),
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
         ("RequiresMountsFor", root),
-        # its volumes: mounts of their own where the pod's systemd mounts them (--private-users)
-        ("RequiresMountsFor", " ".join(path(root + t) for _, t, _ in app.mounts)) if app.mounts else None,
+        # its volumes, bound inside its root before it starts (stage1/volumes.py)
+        *(
+            (("Requires", volumes_unit_name(app.name)), ("After", volumes_unit_name(app.name)))
+            if app.mounts
+            else ()
+        ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
         ("Before", "shutdown.target"),
     )

@@ -74,7 +74,8 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         action="append",
         default=[],
         metavar="NAME,kind=host|empty,…",
-        help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty",
+        help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty; with"
+        " --private-users, idmap=true makes the pod's root host root on it (default: the pod's own user)",
     )
     parser.add_argument(
         "--mount",
@@ -86,7 +87,8 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument(
         "--private-users",
         action="store_true",
-        help="a user namespace of the pod's own: its root is an unprivileged host user",
+        help="a user namespace of the pod's own: its root is an unprivileged host user, on its volumes"
+        " too (unless a --volume says idmap=true)",
     )
     add_dns_arguments(parser)
     add_network_arguments(parser)
