@@ -155,7 +155,8 @@ def test_enter_app_of_a_two_app_pod(tmp_path: Path, bb: Path) -> None:  # noqa: 
     nspod = Nspod(tmp_path / "data")
     apps = []
     for name in ("one", "two"):
-        apps += [str(bb), f"--name={name}", "--exec=/bin/sh", "--", "-c", f"echo {name} >/who; sleep 600", "---"]
+        shell = f"echo {name} >/who; sleep 600"
+        apps += [str(bb), f"--name={name}", "--exec=/bin/sh", "--", "-c", shell, "---"]
     ran = nspod("run", "--detach", "--name=enter-two", *apps[:-1])
     assert ran.returncode == 0, ran.stderr
     try:
