@@ -314,6 +314,8 @@ class PodPaths:
         self.started = os.path.join(root, "started")  # written by stage1 when it starts the pod
         self.status = os.path.join(root, "status")  # status/<app>: exit code, written inside the pod
         self.unit = os.path.join(root, "unit")  # the host unit's name
+        # pod@'s $INVOCATION_ID: its journal lines' _SYSTEMD_INVOCATION_ID (a unit file has no POD_UUID)
+        self.invocation = os.path.join(root, "invocation")
         self.stage1 = os.path.join(root, "stage1", "rootfs")  # the tree nspawn boots
         self.overlay = os.path.join(root, "overlay")  # overlay/<app>/{upper,work}
         self.io = os.path.join(root, "io")  # a foreground pod's stdio sockets (stage1/stdio.py)
