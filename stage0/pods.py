@@ -132,11 +132,18 @@ class Pod:
             names = os.listdir(self.paths.status)
         except FileNotFoundError:
             return codes
-        for name in sorted(names):
-            text = "" if name.endswith(".tmp") else _read(os.path.join(self.paths.status, name)) or ""
+        for name in sorted(names):  # an app's name has no ".": <app>.tmp, .signal, .started are not apps
+            text = "" if "." in name else _read(os.path.join(self.paths.status, name)) or ""
             if text.lstrip("-").isdigit():
                 codes[name] = int(text)
         return codes
+
+    def app_signals(self) -> dict[str, str]:
+        """The signals that ended apps (``SIGTERM``), by app; their codes are 128 + the number."""
+        from stage1.abi import signal_name
+
+        named = {app: signal_name(_read(self.paths.app_signal(app))) for app in self.app_status()}
+        return {app: name for app, name in named.items() if name}
 
 
 class Pods:

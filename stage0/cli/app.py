@@ -164,7 +164,7 @@ def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
         print(json.dumps(_json(state), indent=2))
         return 0
     shown = _json(state)
-    for key in ("name", "state", "exit_code", "started", "exited", "pid"):  # rkt's key=value lines
+    for key in ("name", "state", "exit_code", "signal", "started", "exited", "pid"):  # rkt's key=value lines
         value = shown.get(key)
         print(f"{key}={'' if value is None else value}")
     return 0
@@ -177,4 +177,7 @@ def _json(state: dict[str, object]) -> dict[str, object]:
 
 
 def _code(state: dict[str, object]) -> str:
-    return "-" if state.get("exit_code") is None else str(state["exit_code"])
+    """``0``, ``143(SIGTERM)`` for an app a signal ended, ``-`` before it ended."""
+    if state.get("exit_code") is None:
+        return "-"
+    return str(state["exit_code"]) + (f"({state['signal']})" if state.get("signal") else "")

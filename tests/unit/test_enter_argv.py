@@ -61,6 +61,11 @@ def test_stage1_enter_takes_app_before_the_command(argv: list[str], monkeypatch:
     from stage1 import run
 
     called: list[tuple[str, str | None, list[str]]] = []
-    monkeypatch.setattr(run, "enter", lambda pod, app, command: called.append((pod, app, command)) or 0)
+
+    def enter(pod: str, app: str | None, command: list[str]) -> int:
+        called.append((pod, app, command))
+        return 0
+
+    monkeypatch.setattr(run, "enter", enter)
     assert stage1_main.main(argv) == 0
     assert called == [("/pods/x", "web", ["/bin/ls", "--app", "-l"])]
