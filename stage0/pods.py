@@ -238,6 +238,32 @@ class Pods:
             raise PodNotFound(f"{ref} matches {len(matches)} pods", hint="give more of the UUID")
         return matches[0]
 
+    def running_named(self, name: str) -> Pod | None:
+        """The pod of machine name ``name`` that runs, or is being started, here (None: none)."""
+        named = (p for p in self.all() if p.where is DirState.RUN and p.machine() == name)
+        return next((p for p in named if p.state() is PodState.RUNNING), None)
+
+    def check_name(self, name: str, *, starting: bool) -> None:
+        """Refuse a pod name systemd does not take for a machine and, for a pod ``starting``, one
+        that a pod here, or any machine on the host, runs as. Checked before anything is made for
+        the pod: nspawn would refuse it only once the pod is made and addressed."""
+        from stage0.errors import UsageError
+        from stage0.executor import machine_registered
+        from stage0.requests import check_pod_name
+
+        check_pod_name(name)
+        running = self.running_named(name) if starting else None
+        if running is not None:
+            raise UsageError(
+                f"pod {running.uuid} is running as {name}",
+                hint=f"stop it first ('nspod stop {name}'), or choose another name",
+            )
+        if starting and machine_registered(name):
+            raise UsageError(
+                f"a machine named {name} is running on this host",
+                hint=f"'machinectl status {name}' says what it is; choose another name",
+            )
+
     def of_unit(self, unit: str) -> list[Pod]:
         """The pods that ran, or were being made to run, as ``unit`` (a pod@ instance runs a new pod
         at each start)."""

@@ -317,11 +317,13 @@ def prepare_request(
     from stage0.prepare import build_pod, write_pod
     from stage0.userns import allocate
 
+    pods = Pods(options.dir)
+    if request.name:  # before anything is made: nspawn would refuse it once the pod is addressed
+        pods.check_name(request.name, starting=to_run)
     uuid = str(uuidlib.uuid4())
     if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
         with open(uuid_file, "w") as file:
             file.write(uuid + "\n")
-    pods = Pods(options.dir)
     with context.open_store(options) as store, pods.create(uuid) as pod:
         if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
             with open(pod.paths.unit, "w") as file:
@@ -360,9 +362,9 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
         )
     stdio = _stdio(args, len(parse_apps(args.images)))  # before anything is fetched
     pod = _prepare(options, args, to_run=True)
-    if args.detach:
-        print(os.path.basename(pod.path))
     code = pod.start(options, *stdio)
+    if args.detach and code == 0:  # a pod that did not start gets no UUID printed (stage1 named it)
+        print(os.path.basename(pod.path))
     if args.rm:
         from stage0.cli.pods import remove_pod
         from stage0.pods import Pods
@@ -387,8 +389,11 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     stdio = _stdio(args)
+    if machine := pod.machine():
+        pods.check_name(machine, starting=True)  # refused, the pod stays prepared
     starting = pods.starting(pod)
     pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
-    if args.detach:
+    code = Prepared(pod.path, starting).start(options, *stdio)
+    if args.detach and code == 0:
         print(pod.uuid)
-    return Prepared(pod.path, starting).start(options, *stdio)
+    return code
