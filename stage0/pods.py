@@ -21,7 +21,7 @@ import os
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
 from stage0.access import GROUP
@@ -30,6 +30,7 @@ from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
 
 REMOVING = ".removing"  # pods being deleted; no state lists it
+NAMES = ".names"  # a lock file per pod name: held by whoever checks a new pod's name, until it is in run/
 EMBRYO_GRACE = 10.0  # seconds: an unlocked embryo younger than this may be one being made
 
 
@@ -242,6 +243,42 @@ class Pods:
         """The pod of machine name ``name`` that runs, or is being started, here (None: none)."""
         named = (p for p in self.all() if p.where is DirState.RUN and p.machine() == name)
         return next((p for p in named if p.state() is PodState.RUNNING), None)
+
+    @contextmanager
+    def naming(self, name: str | None, *, starting: bool) -> Iterator[None]:
+        """Check a new pod's name (:meth:`check_name`); for a pod ``starting``, hold the name from
+        the check until the pod is in run/ (where the next check sees it), so that of two nspods
+        starting pods of one name at once, one is refused before it makes anything."""
+        from stage0.errors import UsageError
+        from stage0.requests import check_pod_name
+
+        if name is None or not starting:
+            if name is not None:
+                self.check_name(name, starting=False)
+            yield
+            return
+        directory = os.path.join(self.root, NAMES)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        path = os.path.join(directory, check_pod_name(name))
+        while True:  # until the file we locked is the one at path (its last holder removes it)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UsageError(
+                    f"another nspod is starting a pod named {name}", hint="choose another name"
+                ) from None
+            with suppress(FileNotFoundError):
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            os.close(fd)
+        try:
+            self.check_name(name, starting=True)
+            yield
+        finally:
+            os.unlink(path)  # while it is locked: no file is left per name ever used
+            os.close(fd)
 
     def check_name(self, name: str, *, starting: bool) -> None:
         """Refuse a pod name systemd does not take for a machine and, for a pod ``starting``, one

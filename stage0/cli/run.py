@@ -318,25 +318,25 @@ def prepare_request(
     from stage0.userns import allocate
 
     pods = Pods(options.dir)
-    if request.name:  # before anything is made: nspawn would refuse it once the pod is addressed
-        pods.check_name(request.name, starting=to_run)
-    uuid = str(uuidlib.uuid4())
-    if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
-        with open(uuid_file, "w") as file:
-            file.write(uuid + "\n")
-    with context.open_store(options) as store, pods.create(uuid) as pod:
-        if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
-            with open(pod.paths.unit, "w") as file:
-                file.write(unit + "\n")
-        fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
-        shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
-        nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
-        built = build_pod(uuid, relaxing(options, request), fetcher, nets)
-        write_pod(
-            pod.path, dataclasses.replace(built, spec=dataclasses.replace(built.spec, private_users=shift))
-        )
-        starting = pods.starting(pod) if to_run else None
-        pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
+    with pods.naming(request.name, starting=to_run):  # checked, held until the pod is in run/
+        uuid = str(uuidlib.uuid4())
+        if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
+            with open(uuid_file, "w") as file:
+                file.write(uuid + "\n")
+        with context.open_store(options) as store, pods.create(uuid) as pod:
+            if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
+                with open(pod.paths.unit, "w") as file:
+                    file.write(unit + "\n")
+            fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
+            shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
+            nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
+            built = build_pod(uuid, relaxing(options, request), fetcher, nets)
+            write_pod(
+                pod.path,
+                dataclasses.replace(built, spec=dataclasses.replace(built.spec, private_users=shift)),
+            )
+            starting = pods.starting(pod) if to_run else None
+            pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     return Prepared(pod.path, starting)
 
 
@@ -389,10 +389,9 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     stdio = _stdio(args)
-    if machine := pod.machine():
-        pods.check_name(machine, starting=True)  # refused, the pod stays prepared
-    starting = pods.starting(pod)
-    pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
+    with pods.naming(pod.machine(), starting=True):  # refused, the pod stays prepared
+        starting = pods.starting(pod)
+        pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
     code = Prepared(pod.path, starting).start(options, *stdio)
     if args.detach and code == 0:
         print(pod.uuid)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_network import web_image
 from tests.integration.test_pod_units import Host, host  # noqa: F401 (a fixture)
-from tests.integration.test_pods import Nspod
+from tests.integration.test_pods import Nspod, bb  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd
 IPAM, PORTS = Path("/run/nspod/net/ipam"), Path("/run/nspod/net/ports")
@@ -72,3 +73,31 @@ def test_pod_at_name_is_refused_while_a_pod_of_that_name_runs(host: Host, tmp_pa
         assert not (host.data / "pods/run").exists() or os.listdir(host.data / "pods/run") == []
     finally:
         nspod("stop", ran.stdout.strip())
+
+
+def test_of_pods_started_at_once_under_one_name_one_runs_and_the_rest_leave_nothing(
+    tmp_path: Path,
+    bb: Path,  # noqa: F811
+) -> None:
+    nspod = Nspod(tmp_path / "data")
+    before, winners = leases(), []
+    try:
+        for round in range(3):
+            argv = ("run", "--detach", f"--name=race{round}", str(bb), "--exec=/bin/sleep", "--", "600")
+            with ThreadPoolExecutor(3) as pool:
+                runs = list(pool.map(lambda args: nspod(*args), [argv] * 3))
+            won = [r for r in runs if r.returncode == 0]
+            assert len(won) == 1, [(r.returncode, r.stderr) for r in runs]
+            winners.append(won[0].stdout.strip())
+            for lost in (r for r in runs if r.returncode != 0):
+                assert lost.returncode == 2 and lost.stdout == "", lost.stderr
+                assert "race" in lost.stderr.splitlines()[0] and len(lost.stderr.splitlines()) == 2, (
+                    lost.stderr
+                )
+        pods = {p["uuid"]: p["state"] for p in json.loads(nspod("list", "--full", "--format=json").stdout)}
+        assert pods == dict.fromkeys(winners, "running"), pods
+        assert len(leases() - before) == 3  # the winners' addresses alone
+        assert list((tmp_path / "data/pods/.names").iterdir()) == []  # no lock file left per name
+    finally:
+        for uuid in winners:
+            nspod("stop", uuid)
