@@ -184,7 +184,8 @@ class AppSpec:
     capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
     no_new_privileges: bool = False
     read_only_rootfs: bool = False
-    # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp"
+    # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp",
+    # "namespaces"
     relaxed: tuple[str, ...] = ()
     seccomp_mode: str = ""  # "retain" (an allow-list) or "remove" (a deny-list); "": nspod's default
     seccomp_set: tuple[str, ...] = ()  # system calls and SECCOMP_WILDCARDS

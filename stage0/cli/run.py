@@ -52,7 +52,9 @@ APP_EPILOG = (
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     from stage0.dns import add_dns_arguments
     from stage0.network import add_network_arguments
+    from stage0.options import add_insecure_after_verb
 
+    add_insecure_after_verb(parser)
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
     parser.add_argument(
@@ -290,7 +292,8 @@ class Prepared:
             os.close(self.starting)
 
 
-RELAXABLE = ("capabilities", "paths", "seccomp")  # --insecure-options that lift a part of the profile
+# the --insecure-options that lift a part of the profile
+RELAXABLE = ("capabilities", "paths", "seccomp", "namespaces")
 
 
 def relaxing(options: GlobalOptions, request: PodRequest) -> PodRequest:
@@ -317,8 +320,7 @@ def prepare_request(
     from stage0.prepare import build_pod, write_pod
     from stage0.userns import allocate
 
-    pods = Pods(options.dir)
-    with pods.naming(request.name, starting=to_run):  # checked, held until the pod is in run/
+    with (pods := Pods(options.dir)).naming(request.name, starting=to_run):  # held until it is in run/
         uuid = str(uuidlib.uuid4())
         if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
             with open(uuid_file, "w") as file:
@@ -331,10 +333,8 @@ def prepare_request(
             shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
             nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
             built = build_pod(uuid, relaxing(options, request), fetcher, nets)
-            write_pod(
-                pod.path,
-                dataclasses.replace(built, spec=dataclasses.replace(built.spec, private_users=shift)),
-            )
+            spec = dataclasses.replace(built.spec, private_users=shift)
+            write_pod(pod.path, dataclasses.replace(built, spec=spec))
             starting = pods.starting(pod) if to_run else None
             pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     return Prepared(pod.path, starting)
@@ -379,6 +379,7 @@ def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0 import context
     from stage0.errors import Error
     from stage0.pods import DirState, Pods, PodState
 
@@ -390,9 +391,10 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
         )
     stdio = _stdio(args)
     with pods.naming(pod.machine(), starting=True):  # refused, the pod stays prepared
+        with context.open_store(options) as store:
+            store.mark_used(pod.image_ids())
         starting = pods.starting(pod)
         pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
-    code = Prepared(pod.path, starting).start(options, *stdio)
-    if args.detach and code == 0:
-        print(pod.uuid)
+    if (code := Prepared(pod.path, starting).start(options, *stdio)) == 0 and args.detach:
+        print(pod.uuid)  # only for a pod that started
     return code

@@ -76,5 +76,5 @@ def test_an_app_a_signal_ended_is_told_from_one_that_exited(
     cell = f"hello={code}" + (f"({signal})" if signal else "")
     assert cell in run_nspod(*base, "list", "--no-legend").stdout.split()
     lines = run_nspod(*base, "status", uuid).stdout.splitlines()
-    assert f"app-hello={code}" in lines and [t for t in lines if t.startswith("app-")] == [f"app-hello={code}"]
+    assert [t for t in lines if t.startswith("app-")] == [f"app-hello={code}"]
     assert ([f"signal-hello={signal}"] if signal else []) == [t for t in lines if t.startswith("signal-")]
