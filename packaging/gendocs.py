@@ -26,6 +26,7 @@ from stage0 import __version__, podfile
 from stage0.cli import build_parser, subparsers
 from stage0.options import InsecureOption
 from stage1.app_unit import DEFAULT_CAPABILITIES, HIDDEN, KERNEL_PROTECTION
+from stage1.nat import GUARD, LOOPBACK, SHARED_TABLE
 from stage1.seccomp import DEFAULT_DENIED
 
 SEE_ALSO = ("systemd-nspawn(1)", "machinectl(1)", "systemctl(1)", "journalctl(1)")
@@ -232,6 +233,16 @@ def security_page() -> str:
     calls = "Denied with EPERM unless an os/linux/seccomp-* isolator says otherwise: "
     lines += [".SH SYSTEM CALLS", roff(calls + ", ".join(DEFAULT_DENIED) + ".")]
     lines += [".SH NAMESPACES", roff(NAMESPACES)]
+    *others, last = ", ".join(a.strip("{ }") for a in LOOPBACK.values()).split(", ")
+    loopback = f"{', '.join(others)} or {last}"
+    network = (
+        "A pod has a network namespace of its own (unless --net=host) and reaches the host's addresses"
+        " as any other machine on its net does. It reaches nothing bound to the host's loopback, even"
+        " with CAP_NET_RAW: forwarding a port from 127.0.0.1 sets route_localnet on the pod's host"
+        f" interface, and the table inet {SHARED_TABLE} (chain {GUARD}) drops, before connection tracking,"
+        f" whatever arrives on another interface than lo addressed to or from {loopback}."
+    )
+    lines += [".SH NETWORK", roff(network)]
     lines += [
         ".SH RELAXING IT",
         roff("--insecure-options (or a pod file's insecure-options) lifts parts of it:"),
