@@ -61,6 +61,18 @@ def unit_state(unit: str) -> tuple[str, int]:
     return status.active_state, status.main_pid
 
 
+def machine_registered(name: str) -> bool:
+    """Whether systemd-machined has a machine of that name now (False when it cannot say)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd() as systemd:
+            systemd.machine_leader(name)
+    except Error:
+        return False
+    return True
+
+
 def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
     """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1."""
     from stage1.apps import states

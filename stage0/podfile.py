@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,12 +36,11 @@ from typing import Any, TypeVar
 
 from stage0.errors import Error, SchemaError
 from stage0.network import net_words, parse_port
-from stage0.requests import PROFILE_FLAGS, AppRequest, PodRequest, profile_option
+from stage0.requests import PROFILE_FLAGS, AppRequest, PodRequest, check_pod_name, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
 
 T = TypeVar("T")
-POD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 RUNTIME_DIR = "/run/nspod/pods"
 
 # [service] keys and the unit file section each belongs to; anything else is refused by name.
@@ -100,8 +98,7 @@ def search_path(local_config: str, system_config: str) -> list[str]:
 
 
 def find(name: str, dirs: list[str]) -> str:
-    if not POD_NAME.fullmatch(name):
-        raise PodFileError(f"{name!r} is not a pod name", hint="use lowercase letters, digits and '-'")
+    check_pod_name(name, "pod")
     for directory in dirs:
         path = os.path.join(directory, f"{name}.toml")
         if os.path.isfile(path):
@@ -153,6 +150,8 @@ def _profile(app: dict[str, Any], index: int, path: str) -> dict[str, Any]:
 
 def parse(text: str, path: str, name: str) -> PodFile:
     from stage0.schema.boundary import check_structure
+
+    check_pod_name(name, path)  # the file's name is the pod's (pod@NAME, the machine NAME)
 
     try:
         doc = tomllib.loads(text)
@@ -336,8 +335,7 @@ def render(request: PodRequest) -> str:
 
 def save(request: PodRequest, name: str, directory: str) -> str:
     """Write ``directory/NAME.toml`` for ``request``, refusing to replace a pod file."""
-    if not POD_NAME.fullmatch(name):
-        raise PodFileError(f"{name!r} is not a pod name", hint="use lowercase letters, digits and '-'")
+    check_pod_name(name, "--save-as")
     text = render(request)
     path = os.path.join(directory, f"{name}.toml")
     parse(text, path, name)  # what we write must read back

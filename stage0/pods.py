@@ -21,7 +21,7 @@ import os
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
 from stage0.access import GROUP
@@ -30,6 +30,7 @@ from stage0.store.locks import lock_held, locked, remove_tree
 from stage1.abi import PodPaths
 
 REMOVING = ".removing"  # pods being deleted; no state lists it
+NAMES = ".names"  # a lock file per pod name: held by whoever checks a new pod's name, until it is in run/
 EMBRYO_GRACE = 10.0  # seconds: an unlocked embryo younger than this may be one being made
 
 
@@ -136,11 +137,18 @@ class Pod:
             names = os.listdir(self.paths.status)
         except FileNotFoundError:
             return codes
-        for name in sorted(names):
-            text = "" if name.endswith(".tmp") else _read(os.path.join(self.paths.status, name)) or ""
+        for name in sorted(names):  # an app's name has no ".": <app>.tmp, .signal, .started are not apps
+            text = "" if "." in name else _read(os.path.join(self.paths.status, name)) or ""
             if text.lstrip("-").isdigit():
                 codes[name] = int(text)
         return codes
+
+    def app_signals(self) -> dict[str, str]:
+        """The signals that ended apps (``SIGTERM``), by app; their codes are 128 + the number."""
+        from stage1.abi import signal_name
+
+        named = {app: signal_name(_read(self.paths.app_signal(app))) for app in self.app_status()}
+        return {app: name for app, name in named.items() if name}
 
 
 class Pods:
@@ -234,6 +242,68 @@ class Pods:
         if len(matches) > 1:
             raise PodNotFound(f"{ref} matches {len(matches)} pods", hint="give more of the UUID")
         return matches[0]
+
+    def running_named(self, name: str) -> Pod | None:
+        """The pod of machine name ``name`` that runs, or is being started, here (None: none)."""
+        named = (p for p in self.all() if p.where is DirState.RUN and p.machine() == name)
+        return next((p for p in named if p.state() is PodState.RUNNING), None)
+
+    @contextmanager
+    def naming(self, name: str | None, *, starting: bool) -> Iterator[None]:
+        """Check a new pod's name (:meth:`check_name`); for a pod ``starting``, hold the name from
+        the check until the pod is in run/ (where the next check sees it), so that of two nspods
+        starting pods of one name at once, one is refused before it makes anything."""
+        from stage0.errors import UsageError
+        from stage0.requests import check_pod_name
+
+        if name is None or not starting:
+            if name is not None:
+                self.check_name(name, starting=False)
+            yield
+            return
+        directory = os.path.join(self.root, NAMES)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        path = os.path.join(directory, check_pod_name(name))
+        while True:  # until the file we locked is the one at path (its last holder removes it)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UsageError(
+                    f"another nspod is starting a pod named {name}", hint="choose another name"
+                ) from None
+            with suppress(FileNotFoundError):
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            os.close(fd)
+        try:
+            self.check_name(name, starting=True)
+            yield
+        finally:
+            os.unlink(path)  # while it is locked: no file is left per name ever used
+            os.close(fd)
+
+    def check_name(self, name: str, *, starting: bool) -> None:
+        """Refuse a pod name systemd does not take for a machine and, for a pod ``starting``, one
+        that a pod here, or any machine on the host, runs as. Checked before anything is made for
+        the pod: nspawn would refuse it only once the pod is made and addressed."""
+        from stage0.errors import UsageError
+        from stage0.executor import machine_registered
+        from stage0.requests import check_pod_name
+
+        check_pod_name(name)
+        running = self.running_named(name) if starting else None
+        if running is not None:
+            raise UsageError(
+                f"pod {running.uuid} is running as {name}",
+                hint=f"stop it first ('nspod stop {name}'), or choose another name",
+            )
+        if starting and machine_registered(name):
+            raise UsageError(
+                f"a machine named {name} is running on this host",
+                hint=f"'machinectl status {name}' says what it is; choose another name",
+            )
 
     def of_unit(self, unit: str) -> list[Pod]:
         """The pods that ran, or were being made to run, as ``unit`` (a pod@ instance runs a new pod

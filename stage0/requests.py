@@ -15,6 +15,24 @@ from stage0.schema.app import App
 from stage0.schema.isolators import Isolator
 from stage1.abi import VolumeSpec
 
+# systemd's rule for a machine name (hostname_is_valid): dot-separated labels of ASCII letters,
+# digits and '-', none starting or ending with '-', 64 characters in all; nspawn and machined refuse
+# any other, so a pod's name is checked against it before anything is made for the pod
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+POD_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+POD_NAME_MAX = 64
+
+
+def check_pod_name(name: str, what: str = "--name") -> str:
+    """``name``, if systemd takes it for a machine (a pod's name, a pod file's, a pod@ instance)."""
+    if len(name) > POD_NAME_MAX or not POD_NAME.fullmatch(name):
+        raise UsageError(
+            f"{what}: {name!r} is not a valid pod name",
+            hint=f"use letters, digits and '-' (not first or last), in parts joined by '.', "
+            f"{POD_NAME_MAX} characters at most: systemd's rule for machine names",
+        )
+    return name
+
 
 @dataclass(frozen=True, slots=True)
 class AppRequest:

@@ -10,7 +10,17 @@ from stage1.abi import Error, ExitCode
 from stage1.stdio import Stdio
 
 
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``enter``'s options and its command, split at the first ``--`` (ABI.md): argparse's REMAINDER
+    after a positional would take ``--app NAME`` for the command's first words."""
+    if "--" not in argv or "enter" not in argv[: argv.index("--")]:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv, command = split_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="nspod-stage1", description="nspod's systemd executor")
     parser.add_argument("--debug", action="store_true")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -45,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     enter = verbs.add_parser("enter")
     enter.add_argument("pod_dir")
     enter.add_argument("--app")
-    enter.add_argument("command", nargs=argparse.REMAINDER)
+    enter.add_argument("command", nargs="*")  # without "--": words that look like no option
     args = parser.parse_args(argv)
     from stage1 import run as entry
 
@@ -78,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 return update(*entry.load(args.pod_dir), args.app, args.memory, args.cpu)
             case _:
-                command = args.command[1:] if args.command[:1] == ["--"] else args.command
-                return entry.enter(args.pod_dir, args.app, command)
+                return entry.enter(args.pod_dir, args.app, [*args.command, *command])
     except Error as error:
         if args.debug:
             traceback.print_exc()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "PortSpec",
     "VolumeSpec",
     "own_unit",
+    "signal_name",
     "unit_name",
 ]
 
@@ -297,6 +299,17 @@ class PodSpec:
         )
 
 
+def signal_name(text: str | None) -> str | None:
+    """``SIGTERM`` for a recorded ``15`` (as podman and ``kill -l`` name it); None for no signal."""
+    if not text or not text.strip().isdigit():
+        return None
+    number = int(text)
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal Python has no name for
+        return f"SIG{number}"
+
+
 def unit_name(machine: str) -> str:
     """The host unit of a pod started by ``nspod run`` (``pod@NAME.service`` is the template's)."""
     return f"nspod-{machine}.service" if not machine.startswith("nspod-") else f"{machine}.service"
@@ -318,6 +331,8 @@ class PodPaths:
         self.started = os.path.join(root, "started")  # written by stage1 when it starts the pod
         self.status = os.path.join(root, "status")  # status/<app>: exit code, written inside the pod
         self.unit = os.path.join(root, "unit")  # the host unit's name
+        # pod@'s $INVOCATION_ID: its journal lines' _SYSTEMD_INVOCATION_ID (a unit file has no POD_UUID)
+        self.invocation = os.path.join(root, "invocation")
         self.stage1 = os.path.join(root, "stage1", "rootfs")  # the tree nspawn boots
         self.overlay = os.path.join(root, "overlay")  # overlay/<app>/{upper,work}
         self.io = os.path.join(root, "io")  # a foreground pod's stdio sockets (stage1/stdio.py)
@@ -327,6 +342,11 @@ class PodPaths:
         self.net = os.path.join(root, "net.json")
         # the apps' AC_METADATA_URL while the pod runs (its token is a secret: root's alone)
         self.mds_url = os.path.join(root, "mds-url")
+
+    def app_signal(self, app: str) -> str:
+        """status/<app>.signal: the signal that ended the app, by number (its reaper writes it
+        before status/<app>, which then holds 128 + the number, as a shell's ``$?``)."""
+        return os.path.join(self.status, app + ".signal")
 
     def image_manifest(self, app: str) -> str:
         """The app's image manifest as stored (for the metadata service), written by stage0."""

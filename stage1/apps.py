@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 
-from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec
+from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.nspawn import spec_limits
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
@@ -151,9 +151,10 @@ def _recorded(paths: PodPaths, name: str, timeout: float = 10.0) -> int:
 def start(pod_dir: str, name: str) -> int:
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
-    for old in (app.name, app.name + STARTED):  # the last run's
+    last = (os.path.join(paths.status, app.name + end) for end in ("", STARTED))
+    for old in (*last, paths.app_signal(app.name)):  # the last run's
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(paths.status, old))
+            os.unlink(old)
     with Systemd(spec.machine) as pod:
         status = pod.start_unit(f"{app.name}.service")
         # the pod's systemd forgets an ended unit (garbage collection): the start time is kept here,
@@ -218,8 +219,9 @@ def remove(pod_dir: str, name: str) -> int:
             with contextlib.suppress(Error):
                 pod.reset_failed(unit)
     shutil.rmtree(paths.layers(app.name), ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(paths.status, app.name))
+    for recorded in (os.path.join(paths.status, app.name), paths.app_signal(app.name)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(recorded)
     return 0
 
 
@@ -262,6 +264,7 @@ def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
         "name": app.name,
         "state": state,
         "exit_code": int(code) if state == "exited" and code is not None else None,
+        "signal": signal_name(_text(paths.app_signal(app.name))) if state == "exited" else None,
         "started": started,
         "exited": exited if state == "exited" else None,
         "pid": pid or None,
@@ -269,6 +272,14 @@ def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
 
 
 LIVE = {"active": "running", "activating": "starting", "deactivating": "stopping"}
+
+
+def _text(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return None
 
 
 def _read(path: str) -> float | None:

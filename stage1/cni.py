@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from stage1.abi import NetworkSpec, PodSpec, PortSpec
+from stage1.abi import NetworkSpec, PodSpec, PortSpec, unit_name
 from stage1.transient import ExecCommand, TransientService
 
 NETNS_DIR = "/run/netns"
@@ -192,7 +192,8 @@ def loopback_proxies(spec: PodSpec, target: Attachment, pod_unit: str) -> tuple[
         return ()
     has4 = any(a.version == 4 for a in addresses)
     to = next((a for a in addresses if a.version == 6), addresses[0])
-    base = pod_unit.removesuffix(".service")
+    # named for the machine, not the unit: pod@NAME's "@" makes no valid transient unit name
+    base = unit_name(spec.machine).removesuffix(".service")
     proxies = []
     for port in spec.ports:
         if port.protocol != "tcp":

@@ -90,6 +90,21 @@ def limit_properties(memory: int | None, cpu: int | None) -> tuple[Property, ...
     return tuple(props)
 
 
+# where ``set-property --runtime`` keeps a unit's limits: they outlive the unit's restarts (until
+# boot), so a pod@ whose pod file dropped a limit must remove it; systemd names each file for the
+# property's unit-file key
+RUNTIME_CONTROL = "/run/systemd/system.control"
+LIMIT_KEYS = {"MemoryMax": "MemoryMax", "CPUQuotaPerSecUSec": "CPUQuota"}
+
+
+def stale_limit_drop_ins(unit: str, limits: tuple[Property, ...]) -> tuple[str, ...]:
+    """The runtime drop-ins of the limits ``limit_properties`` may set that ``limits`` no longer does."""
+    kept = {prop.name for prop in limits}
+    return tuple(
+        f"{RUNTIME_CONTROL}/{unit}.d/50-{key}.conf" for name, key in LIMIT_KEYS.items() if name not in kept
+    )
+
+
 def pod_limits(memory: list[int | None], cpu: list[int | None]) -> tuple[Property, ...]:
     """The pod's own unit bounded by the sum of its apps' limits, where every app has one. On a
     cgroup v1 host this is the only bound that holds (the pod's systemd gets no v1 controllers to

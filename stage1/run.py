@@ -20,7 +20,7 @@ from stage1.cni import forward_target, loopback_proxies, with_dns
 from stage1.enter import check_command, enter_argv
 from stage1.halt import halt, hearing
 from stage1.journal import Follower
-from stage1.nspawn import pod_command, pod_service, spec_limits
+from stage1.nspawn import pod_command, pod_service, spec_limits, stale_limit_drop_ins
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
 from stage1.transient import TransientService
@@ -270,11 +270,19 @@ def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
     prepare_dirs(spec, paths, sockets=assign_sockets(spec, inherited_sockets()))
     with open(paths.unit, "w") as file:
         file.write(unit + "\n")
+    with open(paths.invocation, "w") as file:  # what 'logs' follows (units/pod@.service has no UUID)
+        file.write(os.environ.get("INVOCATION_ID", "") + "\n")
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     limits = spec_limits(spec)
-    if limits or spec.ports:
+    stale = [path for path in stale_limit_drop_ins(unit, limits) if os.path.exists(path)]
+    if limits or spec.ports or stale:
         with Systemd() as systemd:
+            if stale:  # a limit an earlier start set, gone from the pod file: from the unit too
+                for path in stale:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                systemd.reload()  # systemd then applies the unit's limits to its cgroup again
             if limits:  # what pod_service gives a transient pod, onto pod@'s own unit
                 systemd.set_properties(unit, limits)
             proxy(systemd, spec, paths, unit)
@@ -303,11 +311,22 @@ def _spawn_stop_watcher(unit: str, nspawn_pid: int) -> None:
         os._exit(0)
 
 
+def journal_match(spec: PodSpec, paths: PodPaths) -> tuple[str, str]:
+    """The journal field and value of the pod's lines: the POD_UUID= its transient unit adds, or,
+    for pod@NAME (one unit file for every run of NAME), the run's invocation ID."""
+    try:
+        with open(paths.invocation) as file:
+            invocation = file.read().strip()
+    except FileNotFoundError:
+        invocation = ""
+    return ("_SYSTEMD_INVOCATION_ID", invocation) if invocation else ("POD_UUID", spec.uuid)
+
+
 def logs(pod_dir: str, *, follow: bool, app: str | None = None) -> int:
     """The pod's output as ``run`` shows it, or ``app``'s alone, from the host's journal (it
     outlives the pod)."""
-    spec, _ = load(pod_dir)
-    follower = Follower("POD_UUID", spec.uuid, app=app)
+    spec, paths = load(pod_dir)
+    follower = Follower(*journal_match(spec, paths), app=app)
     if follow:
         follower.wait()
     else:

@@ -165,7 +165,7 @@ def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
         dump(_json(state))
         return 0
     shown = _json(state)
-    keys = ("name", "state", "exit_code", "started", "exited", "pid")
+    keys = ("name", "state", "exit_code", "signal", "started", "exited", "pid")
     sys.stdout.write(key_values({key: shown.get(key) for key in keys}))
     return 0
 
@@ -177,4 +177,7 @@ def _json(state: dict[str, object]) -> dict[str, object]:
 
 
 def _code(state: dict[str, object]) -> str:
-    return "-" if state.get("exit_code") is None else str(state["exit_code"])
+    """``0``, ``143(SIGTERM)`` for an app a signal ended, ``-`` before it ended."""
+    if state.get("exit_code") is None:
+        return "-"
+    return str(state["exit_code"]) + (f"({state['signal']})" if state.get("signal") else "")

@@ -56,7 +56,7 @@ def pod_apps(pod: Pod) -> list[dict[str, Any]]:
         with open(pod.paths.manifest) as file:
             manifest = json.load(file)
         apps = manifest.get("apps", [])
-        codes = pod.app_status()
+        codes, signals = pod.app_status(), pod.app_signals()
         return [
             {
                 "name": app["name"],
@@ -69,6 +69,7 @@ def pod_apps(pod: Pod) -> list[dict[str, Any]]:
                     "id": app["image"].get("id"),
                 },
                 "exit_code": codes.get(app["name"]),
+                "signal": signals.get(app["name"]),
             }
             for app in apps
         ]

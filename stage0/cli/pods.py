@@ -130,8 +130,11 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _app_cell(app: dict[str, Any]) -> str:
-    """``web`` while it runs, ``web=0`` once it has ended with that code."""
-    return app["name"] if app["exit_code"] is None else f"{app['name']}={app['exit_code']}"
+    """``web`` while it runs, ``web=0`` once it has ended with that code, ``web=143(SIGTERM)``
+    once a signal ended it."""
+    if app["exit_code"] is None:
+        return str(app["name"])
+    return f"{app['name']}={app['exit_code']}" + (f"({app['signal']})" if app.get("signal") else "")
 
 
 def _image_cell(image: dict[str, Any]) -> str:
@@ -246,8 +249,11 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     info["exited"] = exited
     if networks := networks_text(pod_networks(pod)):
         info["networks"] = networks
+    signals = pod.app_signals()
     for app, code in pod.app_status().items():
         info[f"app-{app}"] = code
+    for app, name in signals.items():  # not app-<app>-signal: that could be an app's own code line
+        info[f"signal-{app}"] = name
     sys.stdout.write(key_values(info))
     return 0
 

@@ -322,24 +322,23 @@ def prepare_request(
     from stage0.prepare import build_pod, write_pod
     from stage0.userns import allocate
 
-    uuid = str(uuidlib.uuid4())
-    if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
-        with open(uuid_file, "w") as file:
-            file.write(uuid + "\n")
-    pods = Pods(options.dir)
-    with context.open_store(options) as store, pods.create(uuid) as pod:
-        if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
-            with open(pod.paths.unit, "w") as file:
-                file.write(unit + "\n")
-        fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
-        shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
-        nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
-        built = build_pod(uuid, relaxing(options, request), fetcher, nets)
-        write_pod(
-            pod.path, dataclasses.replace(built, spec=dataclasses.replace(built.spec, private_users=shift))
-        )
-        starting = pods.starting(pod) if to_run else None
-        pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
+    with (pods := Pods(options.dir)).naming(request.name, starting=to_run):  # held until it is in run/
+        uuid = str(uuidlib.uuid4())
+        if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
+            with open(uuid_file, "w") as file:
+                file.write(uuid + "\n")
+        with context.open_store(options) as store, pods.create(uuid) as pod:
+            if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
+                with open(pod.paths.unit, "w") as file:
+                    file.write(unit + "\n")
+            fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
+            shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
+            nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
+            built = build_pod(uuid, relaxing(options, request), fetcher, nets)
+            spec = dataclasses.replace(built.spec, private_users=shift)
+            write_pod(pod.path, dataclasses.replace(built, spec=spec))
+            starting = pods.starting(pod) if to_run else None
+            pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     return Prepared(pod.path, starting)
 
 
@@ -365,9 +364,9 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
         )
     stdio = _stdio(args, len(parse_apps(args.images)))  # before anything is fetched
     pod = _prepare(options, args, to_run=True)
-    if args.detach:
-        print(os.path.basename(pod.path))
     code = pod.start(options, *stdio)
+    if args.detach and code == 0:  # a pod that did not start gets no UUID printed (stage1 named it)
+        print(os.path.basename(pod.path))
     if args.rm:
         from stage0.cli.pods import remove_pod
         from stage0.pods import Pods
@@ -393,10 +392,11 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     stdio = _stdio(args)
-    with context.open_store(options) as store:
-        store.mark_used(pod.image_ids())
-    starting = pods.starting(pod)
-    pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
-    if args.detach:
-        print(pod.uuid)
-    return Prepared(pod.path, starting).start(options, *stdio)
+    with pods.naming(pod.machine(), starting=True):  # refused, the pod stays prepared
+        with context.open_store(options) as store:
+            store.mark_used(pod.image_ids())
+        starting = pods.starting(pod)
+        pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
+    if (code := Prepared(pod.path, starting).start(options, *stdio)) == 0 and args.detach:
+        print(pod.uuid)  # only for a pod that started
+    return code

@@ -7,8 +7,22 @@ if [ "$1" = --keep-pod ]; then keep=1; shift; fi
 # --sync makes it handle what is pending (a stream it has not accepted yet), then it drops each
 # stream's file once read to the end.
 /usr/bin/journalctl --sync 2>/dev/null &
-status=$(/usr/bin/systemctl show --property=ExecMainStatus --value "$1.service")
+main=$(/usr/bin/systemctl show --property=ExecMainCode --property=ExecMainStatus "$1.service")
 wait
+code=${main#*ExecMainCode=}
+code=${code%%[!0-9]*}
+status=${main#*ExecMainStatus=}
+status=${status%%[!0-9]*}
+# killed (CLD_KILLED, CLD_DUMPED): 128+N, as shells and podman say, and the signal beside it
+# (status/APP.signal, written first: whoever sees the code sees the signal)
+signal="/nspod/status/$1.signal"
+case $code in
+2 | 3)
+    echo "$status" > "$signal.tmp" && /usr/bin/mv "$signal.tmp" "$signal"
+    status=$((128 + status))
+    ;;
+*) /usr/bin/rm -f "$signal" ;;
+esac
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
     /usr/bin/sleep 0.05

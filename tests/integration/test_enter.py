@@ -4,6 +4,7 @@ command entered into it may not either — rkt's enter ran everything with the p
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import assert_output_schema
 from tests.integration.test_confinement import probe_lines
 from tests.integration.test_pod_units import probe_image
-from tests.integration.test_pods import Nspod
+from tests.integration.test_pods import Nspod, bb  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd
 
@@ -135,3 +136,49 @@ def test_enters_in_parallel_each_get_their_own_confined_unit(tmp_path: Path, pro
         nspod("stop", "enter-many")
     failed = [r.stderr for r in runs if r.returncode != 0 or "capbnd 0000000000000020" not in r.stdout]
     assert failed == [], failed
+
+
+def wait_for(nspod: Nspod, pod: str, app: str, path: str) -> subprocess.CompletedProcess[str]:
+    """``cat PATH`` entered into APP, once the app has written it (its start is not its first line)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        shown = nspod("enter", "--app", app, pod, "--", "/bin/cat", path)
+        if shown.returncode == 0 or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.2)
+
+
+def test_enter_app_of_a_two_app_pod(tmp_path: Path, bb: Path) -> None:  # noqa: F811
+    # issue #23 item 6: stage1 took "--app NAME" for the command, so no --app ever worked
+    nspod = Nspod(tmp_path / "data")
+    apps = []
+    for name in ("one", "two"):
+        shell = f"echo {name} >/who; sleep 600"
+        apps += [str(bb), f"--name={name}", "--exec=/bin/sh", "--", "-c", shell, "---"]
+    ran = nspod("run", "--detach", "--name=enter-two", *apps[:-1])
+    assert ran.returncode == 0, ran.stderr
+    try:
+        for name in ("one", "two"):
+            shown = wait_for(nspod, "enter-two", name, "/who")
+            assert (shown.returncode, shown.stdout) == (0, f"{name}\n"), shown.stderr
+        chosen = nspod("enter", "enter-two", "--", "/bin/true")
+        assert chosen.returncode != 0 and "--app" in chosen.stderr, chosen  # two apps: say which
+    finally:
+        nspod("stop", "enter-two")
+
+
+def test_enter_app_of_a_sandbox(tmp_path: Path, bb: Path) -> None:  # noqa: F811
+    nspod = Nspod(tmp_path / "data")
+    made = nspod("app", "sandbox", "--name=enter-box")
+    assert made.returncode == 0, made.stderr
+    try:
+        added = nspod("app", "add", "enter-box", str(bb), "--name", "web", "--exec", "/bin/sh",
+                      "--", "-c", "echo web >/who; sleep 600")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        assert nspod("app", "start", "enter-box", "--app", "web").returncode == 0
+        shown = wait_for(nspod, "enter-box", "web", "/who")
+        assert (shown.returncode, shown.stdout) == (0, "web\n"), shown.stderr
+    finally:
+        nspod("stop", "enter-box")

@@ -45,3 +45,27 @@ def test_a_command_the_app_lacks_is_refused_with_a_message(tmp_path: Path) -> No
     check_command(paths, app, "/bin/sh")
     with pytest.raises(Error, match="app web has no command 'nonexist'"):
         check_command(paths, app, "nonexist")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["enter", "/pods/x", "--app", "web", "--", "/bin/ls", "--app", "-l"],  # as stage0 calls it
+        ["enter", "--app=web", "/pods/x", "--", "/bin/ls", "--app", "-l"],
+        ["--debug", "enter", "/pods/x", "--app", "web", "--", "/bin/ls", "--app", "-l"],
+    ],
+)
+def test_stage1_enter_takes_app_before_the_command(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue #23 item 6: REMAINDER after the pod dir swallowed "--app NAME" into the command
+    from stage1 import __main__ as stage1_main
+    from stage1 import run
+
+    called: list[tuple[str, str | None, list[str]]] = []
+
+    def enter(pod: str, app: str | None, command: list[str]) -> int:
+        called.append((pod, app, command))
+        return 0
+
+    monkeypatch.setattr(run, "enter", enter)
+    assert stage1_main.main(argv) == 0
+    assert called == [("/pods/x", "web", ["/bin/ls", "--app", "-l"])]

@@ -63,6 +63,7 @@ def test_abi_exports() -> None:
         "PodSpec",
         "VolumeSpec",
         "own_unit",
+        "signal_name",
         "unit_name",
     }
 

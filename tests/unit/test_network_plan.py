@@ -180,6 +180,14 @@ def test_loopback_proxies_only_where_nat_cannot_reach() -> None:
     assert v6[1].exec_start[0].argv[-1] == "fd00::2:80"
 
 
+def test_loopback_proxies_of_a_pod_at_unit_have_valid_names() -> None:
+    # issue #23 item 7: "pod@web-port6-http.service" was refused by nspod's own unit-name check
+    ports = (PortSpec(name="http", protocol="tcp", port=80, host_port=8080),)
+    spec = PodSpec(uuid="u", machine="web", hostname="web", apps=(), ports=ports)
+    (proxy,) = loopback_proxies(spec, Attachment("default", "eth0", RESULT), "pod@web.service")  # no Error
+    assert proxy.name == "nspod-web-port6-http.service" and proxy.binds_to == ("pod@web.service",)
+
+
 def test_only_the_hosts_tentative_v6_addresses_are_re_added_undetected() -> None:
     if_inet6 = (
         "fe80000000000000d8b421fffe2289f3 05 40 20 c0 veth0de93942\n"  # tentative link-local

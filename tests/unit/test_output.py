@@ -45,3 +45,36 @@ def test_prepared_pods_in_list_and_status(tmp_path: Path, layout: Path) -> None:
 def test_the_schema_refuses_what_it_should(bad: object) -> None:
     with pytest.raises(AssertionError):
         assert_output_schema("pod-list", bad)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "code", "signal"),
+    [
+        ({"": "143", ".signal": "15"}, 143, "SIGTERM"),
+        ({"": "15"}, 15, None),
+        ({"": "137", ".signal": "9"}, 137, "SIGKILL"),
+    ],
+)
+def test_an_app_a_signal_ended_is_told_from_one_that_exited(
+    tmp_path: Path, layout: Path, recorded: dict[str, str], code: int, signal: str | None
+) -> None:
+    # issue #23 item 13: SIGTERM and 'exit 15' both read "hello=15"; now 143 and the signal's name
+    aci = tmp_path / "hello.aci"
+    build_aci(str(layout), str(aci))
+    base = ("--dir", str(tmp_path / "data"), "--insecure-options=image")
+    prepared = run_nspod(*base, "prepare", "--name=hello", str(aci))
+    assert prepared.returncode == 0, prepared.stderr
+    uuid = prepared.stdout.split()[-1]
+    status = tmp_path / "data/pods/prepared" / uuid / "status"
+    status.mkdir(exist_ok=True)
+    for suffix, text in recorded.items():  # as the app's reaper (stage1/scripts/reaper.sh) records it
+        (status / f"hello{suffix}").write_text(text + "\n")
+    listed = json.loads(run_nspod(*base, "list", "--format=json").stdout)
+    assert_output_schema("pod-list", listed)
+    (app,) = listed[0]["apps"]
+    assert (app["exit_code"], app["signal"]) == (code, signal)
+    cell = f"hello={code}" + (f"({signal})" if signal else "")
+    assert cell in run_nspod(*base, "list", "--no-legend").stdout.split()
+    lines = run_nspod(*base, "status", uuid).stdout.splitlines()
+    assert [t for t in lines if t.startswith("app-")] == [f"app-hello={code}"]
+    assert ([f"signal-hello={signal}"] if signal else []) == [t for t in lines if t.startswith("signal-")]
