@@ -31,7 +31,15 @@ from stage0.aci.importer import Imported, import_stream
 from stage0.aci.tarstream import Limits, Readable
 from stage0.errors import Error, InputError
 from stage0.store.index import ImageRow, Index
-from stage0.store.locks import Workspace, locked, remove_tree, sweep, try_lock
+from stage0.store.locks import (
+    Workspace,
+    key_locked,
+    remove_tree,
+    sweep,
+    sweep_locks,
+    try_lock,
+    unlock_removing,
+)
 
 DEFAULT_LIMITS = Limits()
 
@@ -132,8 +140,11 @@ class Store:
     # -- crash recovery ----------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Remove what a crashed process left: its workspaces, and blobs or layers without a row."""
+        """Remove what a crashed process left: its workspaces, lock files, and blobs or layers
+        without a row."""
         sweep(self.paths.tmp)
+        sweep_locks(self.paths.locks)
+        sweep_locks(self.paths.downloads)
         layers = self.index.layer_ids()
         for name in os.listdir(self.paths.oci):
             diff_id = name.replace("-", ":", 1)
@@ -155,19 +166,18 @@ class Store:
     def _sweep(self, path: str, key: str, row: Callable[[], object]) -> None:
         """Remove ``path`` if it still has no row, unless an import holds ``key``'s lock (it is
         committing it right now)."""
-        fd = try_lock(self.paths.lock(key))
-        if fd is None and os.path.exists(self.paths.lock(key)):
+        fd = try_lock(self.paths.lock(key), create=True)
+        if fd is None:
             return
         try:
             if row() is None:
                 remove_tree(path)
         finally:
-            if fd is not None:
-                os.close(fd)
+            unlock_removing(fd, self.paths.lock(key))
 
     @contextmanager
-    def key_lock(self, key: str) -> Iterator[None]:
-        with locked(self.paths.lock(key)):
+    def key_lock(self, key: str, *, shared: bool = False) -> Iterator[None]:
+        with key_locked(self.paths.lock(key), shared=shared):
             yield
 
     # -- import ---------------------------------------------------------------------------------------
