@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from stage0.errors import space_on
 from stage0.fetch.fetcher import Fetcher
 from stage0.image_tree import ImageTree, LayeredTree, RootfsTree
 from stage0.planner import PlannedImage, PrepareError, plan_pod
@@ -69,8 +70,9 @@ def write_pod(path: str, pod: BuiltPod) -> None:
         (paths.images, "".join(i + "\n" for i in pod.image_ids).encode()),
     ]
     files += [(paths.image_manifest(app), raw) for app, raw in pod.image_manifests.items()]
-    for target, data in files:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target + ".tmp", "wb") as file:
-            file.write(data)
-        os.replace(target + ".tmp", target)
+    with space_on(os.path.dirname(os.path.dirname(path))):  # pods/: the half-made pod goes (Pods.create)
+        for target, data in files:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target + ".tmp", "wb") as file:
+                file.write(data)
+            os.replace(target + ".tmp", target)

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from stage0.errors import Error
+from stage0.errors import Error, space_on
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import Dependency, ImageManifest
 from stage0.store.index import ImageRow
@@ -158,7 +158,7 @@ def rendered_rootfs(store: Store, image: ImageRow, resolve: Callable[[Dependency
     final = os.path.join(store.paths.trees, key)
     with store.key_lock(key):
         if not os.path.isdir(final):
-            with Workspace(store.paths.tmp) as work:
+            with Workspace(store.paths.tmp) as work, space_on(store.paths.root):
                 tree = os.path.join(work.path, "tree")
                 os.mkdir(tree, 0o700)
                 render_tree(store, layers, os.path.join(tree, "rootfs"))

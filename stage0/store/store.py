@@ -29,7 +29,7 @@ from typing import BinaryIO
 from stage0.access import GROUP, is_reader
 from stage0.aci.importer import Imported, import_stream
 from stage0.aci.tarstream import Limits, Readable
-from stage0.errors import Error, InputError
+from stage0.errors import Error, InputError, space_on
 from stage0.store.index import ImageRow, Index
 from stage0.store.locks import (
     Workspace,
@@ -215,7 +215,8 @@ class Store:
         latest: bool = False,
         name: str = "image",
     ) -> ImageRow:
-        with Workspace(self.paths.tmp) as work:
+        # space is measured before the workspace goes: what the import found when it failed
+        with Workspace(self.paths.tmp) as work, space_on(self.paths.root):
             blob_path = os.path.join(work.path, "blob")
             layer = os.path.join(work.path, "layer")
             os.mkdir(layer, 0o700)
