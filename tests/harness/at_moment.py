@@ -1,9 +1,12 @@
-"""Run nspod and SIGKILL it at one named moment of a store write (tests of issue #23 item 19):
+"""Run nspod and act at one named moment of its writes (the fault tests of issue #23):
 
-    python tests/net/kill_at.py MOMENT nspod-argument…
+    python -m tests.harness.at_moment ACTION MOMENT nspod-argument…   (PYTHONPATH: the repository)
 
-The moment is found by watching nspod's own file calls, so the kill lands exactly there, not
-somewhere near it."""
+ACTION is ``kill`` (SIGKILL itself) or ``fill=FILE`` (write FILE until its file system is full,
+then go on). The moment is found by watching nspod's own file calls, so the action lands exactly
+there, not somewhere near it. Moments: ``tmp-lock-created`` (a workspace's lock file),
+``workspace-made``, ``locks-lock-created`` (an image's lock file), ``blob-placed``,
+``layer-placed`` (a store write), ``pod-made`` (a new pod's directory)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,26 @@ import signal
 import sys
 from typing import Any
 
-MOMENT = sys.argv.pop(1)
+ACTION, MOMENT = sys.argv.pop(1), sys.argv.pop(1)
 _open, _mkdir, _replace, _rename = os.open, os.mkdir, os.replace, os.rename
 
 
-def _at(moment: str, path: Any) -> None:
-    parts = str(path).split(os.sep)
-    if moment == MOMENT and len(parts) > 2 and parts[-3] == "images":
+def _act() -> None:
+    if ACTION == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    with open(ACTION.removeprefix("fill="), "wb") as filler:  # the disk fills up now
+        try:
+            while True:
+                filler.write(b"\0" * (1 << 16))
+                filler.flush()
+        except OSError:
+            pass
+
+
+def _at(moment: str, path: Any, parent: str = "images") -> None:
+    parts = str(path).split(os.sep)
+    if moment == MOMENT and len(parts) > 2 and parts[-3] == parent:
+        _act()
 
 
 def _where(path: Any) -> str:
@@ -38,6 +53,8 @@ def hooked_mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
     _mkdir(path, *args, **kwargs)
     if _where(path) == "tmp":
         _at("workspace-made", path)
+    elif _where(path) == "embryo":
+        _at("pod-made", path, parent="pods")
 
 
 def hooked_replace(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:

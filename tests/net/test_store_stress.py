@@ -113,40 +113,36 @@ def _publish_many(world: World, count: int, files: int) -> list[str]:
 
 
 def test_a_thousand_parallel_fetches_of_new_images(world: World, tmp_path: Path) -> None:
-    """25 fetches at once of each of 40 new images, two images at a time: every fetch opens the
-    store (sweeping tmp/ and the lock files) while the others write theirs. All 1,000 succeed."""
+    """Rounds of 40 fetches at once, each of another new image, into a fresh store: every fetch
+    opens the store (sweeping tmp/ and the lock files) while the others import theirs. 1,000
+    fetches (25 rounds) must all succeed."""
     fetches = int(os.environ.get("NSPOD_STRESS_FETCHES", "1000"))
-    per_image, at_once = 25, 2
-    names = _publish_many(world, max(1, fetches // per_image), 210)
-    trust_good(world, tmp_path)
-    failures: list[str] = []
+    names = _publish_many(world, 40, 210)
     pipes: dict[str, Any] = {
         "env": world.env(),
         "stdout": subprocess.PIPE,
         "stderr": subprocess.PIPE,
         "text": True,
     }
-    start = time.monotonic()
-    for wave in range(0, len(names), at_once):
-        running = [
-            (name, subprocess.Popen(world.argv("fetch", name + ":1.0", home=tmp_path), **pipes))
-            for name in names[wave : wave + at_once]
-            for _ in range(per_image)
-        ]
+    failures: list[str] = []
+    elapsed = 0.0
+    for round_ in range(max(1, fetches // len(names))):
+        home = tmp_path / f"round{round_}"
+        trust_good(world, home)
+        start = time.monotonic()
+        running = [(n, subprocess.Popen(world.argv("fetch", n + ":1.0", home=home), **pipes)) for n in names]
         for name, process in running:
             out, err = process.communicate(timeout=600)
             if process.returncode != 0 or out.strip() != world.images[name]:
                 failures.append(err.strip())
-    elapsed = time.monotonic() - start
-    print(
-        f"{len(names) * per_image} fetches of {len(names)} images: {elapsed:.1f} s, {len(failures)} failed"
-    )
+        elapsed += time.monotonic() - start
+    rounds = max(1, fetches // len(names))
+    total = rounds * len(names)
+    print(f"{total} fetches of new images, {len(names)} at once: {elapsed:.1f} s, {len(failures)} failed")
     assert failures == [], f"{len(failures)} failed: {failures[:3]}"
-    world.nspod("image", "list", home=tmp_path)
-    assert consistent(tmp_path)["rows"] == {world.images[n] for n in names}
-
-
-KILLER = Path(__file__).with_name("kill_at.py")
+    for round_ in range(rounds):
+        world.nspod("image", "list", home=tmp_path / f"round{round_}")
+        assert consistent(tmp_path / f"round{round_}")["rows"] == {world.images[n] for n in names}
 
 
 @pytest.mark.parametrize(
@@ -160,7 +156,9 @@ def test_kill_9_at_the_moment_that_matters(world: World, tmp_path: Path, moment:
     name = "example.com/busybox"
     argv = world.argv("fetch", name + ":1.0", home=tmp_path, sandboxed=False)
     assert argv[1:3] == ["-m", "stage0"]
-    killed = world.sandbox.run(sys.executable, str(KILLER), moment, *argv[3:], env=world.env())
+    killed = world.sandbox.run(
+        sys.executable, "-m", "tests.harness.at_moment", "kill", moment, *argv[3:], env=world.env()
+    )
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
     again = world.nspod("fetch", name + ":1.0", home=tmp_path)
     assert again.returncode == 0, again.stderr
