@@ -16,6 +16,7 @@ from stage0.render import rendered_rootfs
 from stage0.requests import PodRequest
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.pod import PodManifest
+from stage0.store.store import ImageNotFound
 from stage1.abi import NetworkSpec, PodPaths, PodSpec
 
 SELINUX = "/sys/fs/selinux/enforce"
@@ -36,6 +37,11 @@ def build_pod(
     images, raws = [], []
     for app in request.apps:
         row = fetcher.fetch(app.image, signature=app.signature)
+        if not fetcher.store.hold(row.id):  # held until the pod lists it: 'image rm' waits, then refuses
+            raise ImageNotFound(
+                f"image {row.short_id} ({row.name}) was removed while the pod was prepared",
+                hint="run the command again",
+            )
         raws.append(bytes(row.manifest))
         image = parse_image_manifest(row.manifest, row.name, trusted=True)
         layers = fetcher.store.oci_layers(row.id)  # an OCI image: its layers, stacked by stage1

@@ -152,6 +152,9 @@ def render_tree(store: Store, layers: list[Layer], target: str) -> None:
 def rendered_rootfs(store: Store, image: ImageRow, resolve: Callable[[Dependency], ImageRow]) -> str:
     """The path of ``image``'s rendered rootfs, rendering it (once, under a lock) if needed."""
     layers = [layer for _, layer in dependency_list(image, resolve)]
+    for layer in layers:  # the image and its dependencies, kept from removal (Store.hold)
+        if not store.hold(layer.image_id):
+            raise RenderError(f"dependency {layer.image_id[:39]} was removed while the pod was prepared")
     if len(layers) == 1 and layers[0].whitelist is None:
         return os.path.join(store.paths.layer(image.id), "rootfs")  # the extracted layer is the tree
     key = tree_key(layers)

@@ -23,7 +23,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
 from stage0.access import GROUP, is_reader
@@ -93,6 +93,7 @@ class Store:
         self.paths = StorePaths(os.path.join(data_dir, "images"))
         self.limits = limits
         self._index: Index | None = None
+        self._held = ExitStack()  # images this process uses, kept from removal until close()
 
     @classmethod
     def open(cls, data_dir: str, limits: Limits = DEFAULT_LIMITS) -> Store:
@@ -127,6 +128,7 @@ class Store:
         return self._index
 
     def close(self) -> None:
+        self._held.close()
         if self._index is not None:
             self._index.close()
             self._index = None
@@ -331,17 +333,32 @@ class Store:
 
     # -- removal ---------------------------------------------------------------------------------------
 
-    def remove(self, image_id: str) -> None:
-        """Remove the row first (a crash then leaves an orphan that recover() sweeps), then the files."""
-        with self.key_lock(image_id):
-            unused = self.index.remove_image(image_id)
-            for path in (
-                self.paths.blob(image_id),
-                self.paths.blob(image_id) + ".asc",
-                self.paths.layer(image_id),
-            ):
-                remove_tree(path)
-        for diff_id in unused:  # shared layers stay while another image lists them
-            with self.key_lock(diff_id.replace(":", "-")):
-                if self.index.layer(diff_id) is None:
-                    remove_tree(self.paths.oci_layer(diff_id))
+    @staticmethod
+    def _use_key(image_id: str) -> str:
+        return "use-" + image_id.removeprefix("sha512-")
+
+    def hold(self, image_id: str) -> bool:
+        """Keep the image from removal until this store is closed (a pod being prepared uses it,
+        and lists it in its directory before then); whether it is still there to be held."""
+        self._held.enter_context(self.key_lock(self._use_key(image_id), shared=True))
+        return self.index.image(image_id) is not None
+
+    def remove(self, image_id: str, keep: Callable[[], bool] = lambda: False) -> bool:
+        """Remove the image unless ``keep()``, asked once no one holds it; whether it was removed.
+        The row goes first (a crash then leaves an orphan that recover() sweeps), then the files."""
+        with self.key_lock(self._use_key(image_id)):  # waits for the pods being prepared with it
+            if keep():
+                return False
+            with self.key_lock(image_id):
+                unused = self.index.remove_image(image_id)
+                for path in (
+                    self.paths.blob(image_id),
+                    self.paths.blob(image_id) + ".asc",
+                    self.paths.layer(image_id),
+                ):
+                    remove_tree(path)
+            for diff_id in unused:  # shared layers stay while another image lists them
+                with self.key_lock(diff_id.replace(":", "-")):
+                    if self.index.layer(diff_id) is None:
+                        remove_tree(self.paths.oci_layer(diff_id))
+        return True

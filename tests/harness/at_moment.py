@@ -2,11 +2,13 @@
 
     python -m tests.harness.at_moment ACTION MOMENT nspod-argument…   (PYTHONPATH: the repository)
 
-ACTION is ``kill`` (SIGKILL itself) or ``fill=FILE`` (write FILE until its file system is full,
-then go on). The moment is found by watching nspod's own file calls, so the action lands exactly
-there, not somewhere near it. Moments: ``tmp-lock-created`` (a workspace's lock file),
-``workspace-made``, ``locks-lock-created`` (an image's lock file), ``blob-placed``,
-``layer-placed`` (a store write), ``pod-made`` (a new pod's directory)."""
+ACTION is ``kill`` (SIGKILL itself), ``stop`` (SIGSTOP itself: the test sends SIGCONT) or
+``fill=FILE`` (write FILE until its file system is full, then go on). The moment is found by
+watching nspod's own file calls, so the action lands exactly there, not somewhere near it.
+Moments: ``tmp-lock-created`` (a workspace's lock file), ``workspace-made``,
+``locks-lock-created`` (an image's lock file), ``blob-placed``, ``layer-placed`` (a store write),
+``pod-made`` (a new pod's directory), ``pod-file-placed`` (the first file written into a pod
+being prepared: its images are fetched and held by then)."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from typing import Any
 
 ACTION, MOMENT = sys.argv.pop(1), sys.argv.pop(1)
 _open, _mkdir, _replace, _rename = os.open, os.mkdir, os.replace, os.rename
+_placed: list[str] = []
 
 
 def _act() -> None:
-    if ACTION == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
+    if ACTION in ("kill", "stop"):
+        os.kill(os.getpid(), signal.SIGKILL if ACTION == "kill" else signal.SIGSTOP)
+        return
     with open(ACTION.removeprefix("fill="), "wb") as filler:  # the disk fills up now
         try:
             while True:
@@ -61,6 +65,9 @@ def hooked_replace(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
     _replace(source, target, *args, **kwargs)
     if _where(target) == "blobs":
         _at("blob-placed", target)
+    elif len(parts := str(target).split(os.sep)) > 3 and parts[-3] == "prepare" and not _placed:
+        _placed.append(target)
+        _at("pod-file-placed", target, parent="prepare")
 
 
 def hooked_rename(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
