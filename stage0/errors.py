@@ -73,11 +73,17 @@ class DiskFull(Error):
 def disk_full(directory: str) -> DiskFull:
     """The one report of a full file system (ENOSPC, a quota, SQLite's "database or disk is full"),
     so it is never taken for damage: where, and how much is left."""
+    free = free_bytes(directory)
+    return DiskFull(f"no space left on {directory}" + (f" ({free} bytes free)" if free is not None else ""))
+
+
+def free_bytes(directory: str) -> int | None:
+    """What an unprivileged writer may still write there (None: it cannot be told)."""
     try:
         stat = os.statvfs(directory)
     except OSError:
-        return DiskFull(f"no space left on {directory}")
-    return DiskFull(f"no space left on {directory} ({stat.f_bavail * stat.f_frsize} bytes free)")
+        return None
+    return stat.f_bavail * stat.f_frsize
 
 
 def is_full(error: BaseException) -> bool:

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stage0.errors import Error, disk_full
+from stage0.errors import Error, disk_full, free_bytes
 
 SCHEMA_VERSION = 2  # 2: OCI layers
 SCHEMA = """
@@ -66,28 +66,13 @@ SQLITE_IOERR, SQLITE_FULL = 10, 13
 LOW_SPACE = 1 << 20  # under this, an I/O error is taken for what it most likely is: a full disk
 
 
-def _full(error: sqlite3.Error, path: str) -> Error | None:
+def _raise_if_full(error: sqlite3.Error, path: str) -> None:
     """A full disk, said as such. SQLite says SQLITE_FULL when a page cannot be written, but "disk
     I/O error" when its shared-memory file cannot grow: then the free space decides."""
     directory = os.path.dirname(path) or "."
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    if code == SQLITE_FULL or (code == SQLITE_IOERR and _free(directory) < LOW_SPACE):
-        return disk_full(directory)
-    return None
-
-
-def _raise_full(error: sqlite3.Error, path: str) -> None:
-    full = _full(error, path)
-    if full is not None:
-        raise full from None
-
-
-def _free(directory: str) -> int:
-    try:
-        stat = os.statvfs(directory)
-    except OSError:
-        return LOW_SPACE
-    return stat.f_bavail * stat.f_frsize
+    code, free = getattr(error, "sqlite_errorcode", 0) & 0xFF, free_bytes(directory)
+    if code == SQLITE_FULL or (code == SQLITE_IOERR and free is not None and free < LOW_SPACE):
+        raise disk_full(directory) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +207,8 @@ class Index:
                         hint="use the nspod that wrote it, or a newer one",
                     )
         except sqlite3.DatabaseError as error:
-            raise _full(error, path) or StoreError(f"cannot open the store index {path}: {error}") from None
+            _raise_if_full(error, path)
+            raise StoreError(f"cannot open the store index {path}: {error}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -387,7 +373,7 @@ class _Transaction:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            _raise_full(error, self._path)
+            _raise_if_full(error, self._path)
             raise
         return self._db
 
@@ -400,7 +386,7 @@ class _Transaction:
         except sqlite3.OperationalError as error:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")  # the commit failed: nothing of it stays
-            _raise_full(error, self._path)
+            _raise_if_full(error, self._path)
             raise
         if isinstance(failed, sqlite3.OperationalError):  # the write itself failed: rolled back
-            _raise_full(failed, self._path)
+            _raise_if_full(failed, self._path)
