@@ -3,6 +3,7 @@ garbage collection, export, extraction, rendering to a directory and verificatio
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import os
@@ -15,7 +16,7 @@ from stage0.errors import Error, ImageExistsError, InputError
 from stage0.fetch.fetcher import labels_match
 from stage0.fetch.refs import RefKind, host_labels, parse_ref
 from stage0.store.index import ImageRow
-from stage0.store.locks import remove_tree
+from stage0.store.locks import remove_tree, try_lock, unlock_removing
 from stage0.store.store import ImageNotFound, Store
 from stage0.trust.keystore import Keystore
 from stage0.trust.verify import verify_file
@@ -107,11 +108,24 @@ def gc(store: Store, data_dir: str, grace: float, now: float | None = None) -> l
     remove_stale_trees(store)
     store.remove_orphan_layers(now - grace)
     for path in glob.glob(os.path.join(store.paths.downloads, "*.part")):
-        if os.path.getmtime(path) < now - grace:
-            for leftover in (path, path + ".json"):
-                if os.path.exists(leftover):
-                    os.unlink(leftover)
+        _remove_download(path, now - grace)
     return doomed
+
+
+def _remove_download(part: str, before: float) -> None:
+    """A partial download older than ``before``, unless a fetch holds it (fetcher.py's lock)."""
+    lock = part.removesuffix(".part") + ".lock"
+    fd = try_lock(lock, create=True)
+    if fd is None:
+        return  # being downloaded right now
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.getmtime(part) < before:
+                for leftover in (part, part + ".json"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover)
+    finally:
+        unlock_removing(fd, lock)
 
 
 # -- export, extract, render, verify ----------------------------------------------------------------

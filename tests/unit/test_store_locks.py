@@ -86,3 +86,20 @@ def test_sweep_locks_keeps_held_ones(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["held.lock"]
     unlock_removing(fd, held)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gc_keeps_a_download_being_written(tmp_path: Path) -> None:
+    """image gc removed old partial downloads without the fetch's lock: with a short grace, a
+    download that paused went from under the fetch writing it."""
+    from stage0.images import gc
+    from stage0.store.store import Store
+
+    with Store.open(str(tmp_path)) as store:
+        part = Path(store.paths.downloads, "k.part")
+        part.write_bytes(b"half")
+        lock = str(Path(store.paths.downloads, "k.lock"))
+        with key_locked(lock):  # the fetch downloading it (stage0/fetch/fetcher.py)
+            gc(store, str(tmp_path), grace=0, now=part.stat().st_mtime + 10)
+            assert part.exists()
+        gc(store, str(tmp_path), grace=0, now=part.stat().st_mtime + 10)
+        assert sorted(p.name for p in Path(store.paths.downloads).iterdir()) == []
