@@ -3,6 +3,8 @@ garbage collection, export, extraction, rendering to a directory and verificatio
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
 import os
 import shutil
@@ -14,7 +16,7 @@ from stage0.errors import Error, ImageExistsError, InputError
 from stage0.fetch.fetcher import labels_match
 from stage0.fetch.refs import RefKind, host_labels, parse_ref
 from stage0.store.index import ImageRow
-from stage0.store.locks import remove_tree
+from stage0.store.locks import remove_tree, try_lock, unlock_removing
 from stage0.store.store import ImageNotFound, Store
 from stage0.trust.keystore import Keystore
 from stage0.trust.verify import verify_file
@@ -72,6 +74,10 @@ def images_in_use(data_dir: str) -> set[str]:
 # -- removal and gc ------------------------------------------------------------------------------------
 
 
+def _in_use(data_dir: str, image_id: str) -> bool:
+    return image_id in images_in_use(data_dir)
+
+
 def remove_images(store: Store, data_dir: str, rows: list[ImageRow]) -> list[str]:
     in_use = images_in_use(data_dir)
     for row in rows:
@@ -80,8 +86,12 @@ def remove_images(store: Store, data_dir: str, rows: list[ImageRow]) -> list[str
                 f"image {row.short_id} ({row.name}) is used by a prepared or running pod",
                 hint="remove the pod first ('nspod rm'), or let 'nspod gc' do it",
             )
-    for row in rows:
-        store.remove(row.id)
+    for row in rows:  # asked again once no pod being prepared holds it: it may list it now
+        if not store.remove(row.id, keep=functools.partial(_in_use, data_dir, row.id)):
+            raise Error(
+                f"image {row.short_id} ({row.name}) is used by a pod prepared meanwhile",
+                hint="remove the pod first ('nspod rm'), or let 'nspod gc' do it",
+            )
     remove_stale_trees(store)
     return [row.id for row in rows]
 
@@ -109,16 +119,33 @@ def gc(store: Store, data_dir: str, grace: float, now: float | None = None) -> l
     now = time.time() if now is None else now
     in_use = images_in_use(data_dir)
     doomed = [r for r in store.index.images() if r.last_used < now - grace and r.id not in in_use]
-    for row in doomed:
-        store.remove(row.id)
+
+    def kept(image_id: str) -> bool:  # asked again once no pod being prepared holds it
+        row = store.index.image(image_id)
+        return row is None or row.last_used >= now - grace or _in_use(data_dir, image_id)
+
+    doomed = [row for row in doomed if store.remove(row.id, keep=functools.partial(kept, row.id))]
     remove_stale_trees(store)
     store.remove_orphan_layers(now - grace)
     for path in glob.glob(os.path.join(store.paths.downloads, "*.part")):
-        if os.path.getmtime(path) < now - grace:
-            for leftover in (path, path + ".json"):
-                if os.path.exists(leftover):
-                    os.unlink(leftover)
+        _remove_download(path, now - grace)
     return doomed
+
+
+def _remove_download(part: str, before: float) -> None:
+    """A partial download older than ``before``, unless a fetch holds it (fetcher.py's lock)."""
+    lock = part.removesuffix(".part") + ".lock"
+    fd = try_lock(lock, create=True)
+    if fd is None:
+        return  # being downloaded right now
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.getmtime(part) < before:
+                for leftover in (part, part + ".json"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover)
+    finally:
+        unlock_removing(fd, lock)
 
 
 # -- export, extract, render, verify ----------------------------------------------------------------

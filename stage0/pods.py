@@ -178,16 +178,20 @@ class Pods:
         embryo = os.path.join(self._dir(DirState.EMBRYO), uuid)
         os.mkdir(embryo, 0o750)  # its stage1/ (the pod's root) is 0700
         paths = PodPaths(embryo)
-        with locked(paths.lock):  # the lock moves with the directory: it is on the inode
-            with open(paths.created, "w") as file:
-                file.write(f"{time.time()}\n")
-            prepare = os.path.join(self._dir(DirState.PREPARE), uuid)
-            os.rename(embryo, prepare)
-            try:
-                yield Pod(uuid, DirState.PREPARE, prepare)
-            except BaseException:
-                self.remove(Pod(uuid, DirState.PREPARE, prepare))  # nothing half-made stays behind
-                raise
+        try:
+            with locked(paths.lock):  # the lock moves with the directory: it is on the inode
+                with open(paths.created, "w") as file:
+                    file.write(f"{time.time()}\n")
+                prepare = os.path.join(self._dir(DirState.PREPARE), uuid)
+                os.rename(embryo, prepare)
+                try:
+                    yield Pod(uuid, DirState.PREPARE, prepare)
+                except BaseException:
+                    self.remove(Pod(uuid, DirState.PREPARE, prepare))  # nothing half-made stays behind
+                    raise
+        except BaseException:
+            remove_tree(embryo)  # not even made (a full disk): no embryo for gc to find later
+            raise
 
     def starting(self, pod: Pod) -> int:
         """Take ``pod``'s starting lock (see the module's docstring) and return its descriptor: the

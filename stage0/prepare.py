@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from stage0.errors import space_on
 from stage0.fetch.fetcher import Fetcher
 from stage0.image_tree import ImageTree, LayeredTree, RootfsTree
 from stage0.planner import PlannedImage, PrepareError, plan_pod
@@ -15,6 +16,7 @@ from stage0.render import rendered_rootfs
 from stage0.requests import PodRequest
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.pod import PodManifest
+from stage0.store.store import ImageNotFound
 from stage1.abi import NetworkSpec, PodPaths, PodSpec
 
 SELINUX = "/sys/fs/selinux/enforce"
@@ -35,6 +37,11 @@ def build_pod(
     images, raws = [], []
     for app in request.apps:
         row = fetcher.fetch(app.image, signature=app.signature)
+        if not fetcher.store.hold(row.id):  # held until the pod lists it: 'image rm' waits, then refuses
+            raise ImageNotFound(
+                f"image {row.short_id} ({row.name}) was removed while the pod was prepared",
+                hint="run the command again",
+            )
         raws.append(bytes(row.manifest))
         image = parse_image_manifest(row.manifest, row.name, trusted=True)
         layers = fetcher.store.oci_layers(row.id)  # an OCI image: its layers, stacked by stage1
@@ -70,8 +77,9 @@ def write_pod(path: str, pod: BuiltPod) -> None:
         (paths.images, "".join(i + "\n" for i in pod.image_ids).encode()),
     ]
     files += [(paths.image_manifest(app), raw) for app, raw in pod.image_manifests.items()]
-    for target, data in files:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target + ".tmp", "wb") as file:
-            file.write(data)
-        os.replace(target + ".tmp", target)
+    with space_on(os.path.dirname(os.path.dirname(path))):  # pods/: the half-made pod goes (Pods.create)
+        for target, data in files:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target + ".tmp", "wb") as file:
+                file.write(data)
+            os.replace(target + ".tmp", target)

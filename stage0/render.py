@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from stage0.errors import Error
+from stage0.errors import Error, space_on
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import Dependency, ImageManifest
 from stage0.store.index import ImageRow
@@ -152,13 +152,16 @@ def render_tree(store: Store, layers: list[Layer], target: str) -> None:
 def rendered_rootfs(store: Store, image: ImageRow, resolve: Callable[[Dependency], ImageRow]) -> str:
     """The path of ``image``'s rendered rootfs, rendering it (once, under a lock) if needed."""
     layers = [layer for _, layer in dependency_list(image, resolve)]
+    for layer in layers:  # the image and its dependencies, kept from removal (Store.hold)
+        if not store.hold(layer.image_id):
+            raise RenderError(f"dependency {layer.image_id[:39]} was removed while the pod was prepared")
     if len(layers) == 1 and layers[0].whitelist is None:
         return os.path.join(store.paths.layer(image.id), "rootfs")  # the extracted layer is the tree
     key = tree_key(layers)
     final = os.path.join(store.paths.trees, key)
     with store.key_lock(key):
         if not os.path.isdir(final):
-            with Workspace(store.paths.tmp) as work:
+            with Workspace(store.paths.tmp) as work, space_on(store.paths.root):
                 tree = os.path.join(work.path, "tree")
                 os.mkdir(tree, 0o700)
                 render_tree(store, layers, os.path.join(tree, "rootfs"))

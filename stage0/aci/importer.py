@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from stage0.aci.compression import SNIFF_SIZE, Compression, open_reader, sniff
 from stage0.aci.extract import MANIFEST, PlacementCheck, TreeWriter, classify
 from stage0.aci.tarstream import CHUNK, EntryType, Limits, Readable, TarError, TarReader
+from stage0.errors import is_full
 
 if TYPE_CHECKING:  # the schema is loaded by the imports that parse a manifest, not by OCI pulls
     from stage0.schema.image import ImageManifest
@@ -61,6 +62,8 @@ class Hasher:
         except TarError:
             raise
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as error:
+            if is_full(error):  # writing the blob as it is read: the disk, not the data
+                raise
             raise TarError(f"corrupt compressed data: {error}") from None
         except Exception as error:  # zstandard.ZstdError has no common base with the others
             if type(error).__name__ != "ZstdError":

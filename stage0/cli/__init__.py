@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import importlib
 import os
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol
 
 from stage0 import __version__
-from stage0.errors import Error, ExitCode, UsageError
+from stage0.errors import Error, ExitCode, UsageError, disk_full, is_full
 from stage0.options import GlobalOptions, add_global_arguments
 
 # The verb table: verb → the module (one per verb group) that registers it. Order is --help's.
@@ -124,17 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return ExitCode.OK
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not is_full(error):
             return _internal_error(error, options.debug)
         if options.debug:
             _print_traceback()
         # what was being written is cleaned up on the way out (workspaces, half-made pods)
-        where = f" for {error.filename}" if error.filename else f" (the store is {options.dir})"
-        print(
-            f"nspod: no space left on the device{where}\n"
-            "  hint: free some space, e.g. with 'nspod image gc' and 'nspod gc'",
-            file=sys.stderr,
-        )
+        where = os.path.dirname(str(error.filename)) if error.filename else options.dir
+        print(f"nspod: {disk_full(where).diagnostics()}", file=sys.stderr)
         return ExitCode.FAILURE
     except Exception as error:  # a bug: say so, keep the traceback for --debug
         return _internal_error(error, options.debug)

@@ -21,7 +21,7 @@ from stage0.errors import Error, InputError
 from stage0.fetch.refs import ImageRef, RefKind, host_labels, parse_ref
 from stage0.options import InsecureOption
 from stage0.store.index import ImageRow, RemoteRow
-from stage0.store.locks import locked
+from stage0.store.locks import key_locked
 from stage0.store.store import ImageNotFound, Store
 
 # HTTP, discovery and signature checks are imported where a fetch needs them: a run of an image
@@ -157,7 +157,7 @@ class Fetcher:
             return cached
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
         part = os.path.join(self.store.paths.downloads, key + ".part")
-        with locked(os.path.join(self.store.paths.downloads, key + ".lock")):
+        with key_locked(os.path.join(self.store.paths.downloads, key + ".lock")):
             cached = self._cached(url, policy)  # a concurrent nspod may have fetched it meanwhile
             if cached is not None:
                 return cached

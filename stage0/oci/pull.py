@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from stage0.aci.tarstream import Readable
-from stage0.errors import Error, UsageError
+from stage0.errors import Error, UsageError, space_on
 from stage0.fetch.http import FetchError
 from stage0.image_tree import LayeredTree
 from stage0.oci.convert import image_manifest
@@ -158,7 +158,7 @@ def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, prog
         if row is not None and os.path.isdir(store.paths.oci_layer(diff_id)):
             return row
         part = os.path.join(store.paths.downloads, layer.digest.replace(":", "-") + ".part")
-        with Workspace(store.paths.tmp) as work:
+        with Workspace(store.paths.tmp) as work, space_on(store.paths.root):
             root = os.path.join(work.path, "layer")
             os.mkdir(root, 0o755)
             source: Resumable | Streamed = (
@@ -275,7 +275,7 @@ def _commit(
         primary_group=_primary_group(layers),
     )  # fmt: skip
     appc_bytes = json.dumps(appc, indent=2).encode()
-    with Workspace(store.paths.tmp) as work, store.key_lock(image_id):
+    with Workspace(store.paths.tmp) as work, space_on(store.paths.root), store.key_lock(image_id):
         if store.index.image(image_id) is not None:
             return
         home = os.path.join(work.path, "layer")

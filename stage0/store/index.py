@@ -7,13 +7,14 @@ blob without a row (a crash between the two) is found and removed when the store
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stage0.errors import Error
+from stage0.errors import Error, disk_full, free_bytes
 
 SCHEMA_VERSION = 2  # 2: OCI layers
 SCHEMA = """
@@ -59,6 +60,19 @@ CREATE INDEX IF NOT EXISTS image_layers_diff ON image_layers (diff_id);
 
 class StoreError(Error):
     hint = "the image store may be damaged; 'nspod image list' shows what it holds"
+
+
+SQLITE_IOERR, SQLITE_FULL = 10, 13
+LOW_SPACE = 1 << 20  # under this, an I/O error is taken for what it most likely is: a full disk
+
+
+def _raise_if_full(error: sqlite3.Error, path: str) -> None:
+    """A full disk, said as such. SQLite says SQLITE_FULL when a page cannot be written, but "disk
+    I/O error" when its shared-memory file cannot grow: then the free space decides."""
+    directory = os.path.dirname(path) or "."
+    code, free = getattr(error, "sqlite_errorcode", 0) & 0xFF, free_bytes(directory)
+    if code == SQLITE_FULL or (code == SQLITE_IOERR and free is not None and free < LOW_SPACE):
+        raise disk_full(directory) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +183,7 @@ def _reader(path: str) -> sqlite3.Connection:
 
 class Index:
     def __init__(self, path: str, *, read_only: bool = False) -> None:
+        self._path = path
         if read_only:
             self._db = _reader(path)
             return
@@ -192,6 +207,7 @@ class Index:
                         hint="use the nspod that wrote it, or a newer one",
                     )
         except sqlite3.DatabaseError as error:
+            _raise_if_full(error, path)
             raise StoreError(f"cannot open the store index {path}: {error}") from None
 
     def close(self) -> None:
@@ -199,7 +215,7 @@ class Index:
 
     def transaction(self) -> sqlite3.Connection:
         """``with index.transaction():`` — BEGIN IMMEDIATE … COMMIT (or ROLLBACK on error)."""
-        return _Transaction(self._db)  # type: ignore[return-value]
+        return _Transaction(self._db, self._path)  # type: ignore[return-value]
 
     # -- images -------------------------------------------------------------------------------------
 
@@ -364,12 +380,27 @@ class Index:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self._db, self._path = db, path
 
     def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            _raise_if_full(error, self._path)
+            raise
         return self._db
 
-    def __exit__(self, kind: object, *_: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+    def __exit__(self, kind: object, failed: BaseException | None, _: object) -> None:
+        try:
+            if kind is None:
+                self._db.execute("COMMIT")
+            elif self._db.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
+                self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")  # the commit failed: nothing of it stays
+            _raise_if_full(error, self._path)
+            raise
+        if isinstance(failed, sqlite3.OperationalError):  # the write itself failed: rolled back
+            _raise_if_full(failed, self._path)

@@ -3,6 +3,12 @@
 A workspace is a directory under ``tmp/`` with a lock file its creator holds while it lives. The
 kernel drops the lock when the process dies, however it dies, so the next opener can tell a
 leftover of a crash (lock free) from work in progress (lock held) and remove only the former.
+A workspace's lock file appears already locked (made under a hidden name, locked, renamed), so
+no sweep ever sees it free while its creator lives.
+
+Key locks (:func:`key_locked`) are removed by their last holder, so a lock directory keeps no
+file per key ever locked. That is safe because only a holder of the exclusive lock unlinks, and
+every taker checks, once it holds the lock, that the path still names the file it locked.
 """
 
 from __future__ import annotations
@@ -63,18 +69,82 @@ def _listed(path: str) -> bool:
     return False
 
 
-def try_lock(path: str) -> int | None:
-    """An fd holding an exclusive lock on ``path``, or None if someone else holds it."""
+def _names(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open at ``fd`` (its holder may have unlinked it
+    between our open and our lock)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        named = os.stat(path)
     except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        return False
+    own = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino)
+
+
+def try_lock(path: str, *, create: bool = False) -> int | None:
+    """An fd holding an exclusive lock on the file ``path`` names, or None if someone else holds
+    it (or, unless ``create``, it is gone). Unlinking ``path`` while holding the fd is safe."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if _names(fd, path):
+            return fd
+        os.close(fd)  # its holder removed it before we got the lock
+        if not create:
+            return None
+
+
+def _lock_named(path: str, mode: int) -> int:
+    """An fd holding ``mode`` on the lock file ``path`` names (created if missing), waiting."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _names(fd, path):
+            return fd
         os.close(fd)
-        return None
-    return fd
+
+
+def unlock_removing(fd: int, path: str) -> None:
+    """Release a lock from :func:`try_lock` or :func:`key_locked`, removing its file if no one
+    else holds it (a shared holder first tries to become the only one)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours when exclusive
+        if _names(fd, path):
+            os.unlink(path)
+    except BlockingIOError:
+        pass  # shared with another holder: the last one removes it
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def key_locked(path: str, *, shared: bool = False) -> Iterator[None]:
+    """Hold an flock on the lock file ``path`` for the block; its last holder removes the file."""
+    fd = _lock_named(path, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        unlock_removing(fd, path)
+
+
+def sweep_locks(directory: str) -> None:
+    """Remove the lock files in ``directory`` no one holds (left by killed processes)."""
+    for name in os.listdir(directory):
+        if name.endswith(".lock"):
+            path = os.path.join(directory, name)
+            fd = try_lock(path)
+            if fd is not None:
+                unlock_removing(fd, path)
 
 
 def remove_tree(path: str) -> None:
@@ -94,15 +164,38 @@ def remove_tree(path: str) -> None:
         ) else os.unlink(path)
 
 
+def _create_locked(path: str) -> int:
+    """A new lock file at ``path``, locked before it appears there: made under a hidden name
+    (which a sweep may take and remove before we lock it: then again), locked, renamed."""
+    while True:
+        hidden = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.lock")
+        fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(hidden, path)
+            return fd
+        except FileNotFoundError:
+            os.close(fd)  # swept between our open and our lock
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(hidden)
+            os.close(fd)
+            raise
+
+
 class Workspace:
     """A private temporary directory in ``tmp_root``; removed on close, or by :func:`sweep` after a crash."""
 
     def __init__(self, tmp_root: str) -> None:
         self.path = os.path.join(tmp_root, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
         self._lock_path = self.path + ".lock"
-        self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.mkdir(self.path, 0o700)
+        self._fd = _create_locked(self._lock_path)
+        try:
+            os.mkdir(self.path, 0o700)
+        except BaseException:
+            os.unlink(self._lock_path)
+            os.close(self._fd)
+            raise
 
     def close(self) -> None:
         remove_tree(self.path)

@@ -23,15 +23,23 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
 from stage0.access import GROUP, is_reader
 from stage0.aci.importer import Imported, import_stream
 from stage0.aci.tarstream import Limits, Readable
-from stage0.errors import Error, InputError
+from stage0.errors import Error, InputError, space_on
 from stage0.store.index import ImageRow, Index
-from stage0.store.locks import Workspace, locked, remove_tree, sweep, try_lock
+from stage0.store.locks import (
+    Workspace,
+    key_locked,
+    remove_tree,
+    sweep,
+    sweep_locks,
+    try_lock,
+    unlock_removing,
+)
 
 DEFAULT_LIMITS = Limits()
 USED_RESOLUTION = 60.0  # seconds: a last-used time this recent is not written again
@@ -86,6 +94,7 @@ class Store:
         self.paths = StorePaths(os.path.join(data_dir, "images"))
         self.limits = limits
         self._index: Index | None = None
+        self._held = ExitStack()  # images this process uses, kept from removal until close()
 
     @classmethod
     def open(cls, data_dir: str, limits: Limits = DEFAULT_LIMITS) -> Store:
@@ -120,6 +129,7 @@ class Store:
         return self._index
 
     def close(self) -> None:
+        self._held.close()
         if self._index is not None:
             self._index.close()
             self._index = None
@@ -133,8 +143,11 @@ class Store:
     # -- crash recovery ----------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Remove what a crashed process left: its workspaces, and blobs or layers without a row."""
+        """Remove what a crashed process left: its workspaces, lock files, and blobs or layers
+        without a row."""
         sweep(self.paths.tmp)
+        sweep_locks(self.paths.locks)
+        sweep_locks(self.paths.downloads)
         layers = self.index.layer_ids()
         for name in os.listdir(self.paths.oci):
             diff_id = name.replace("-", ":", 1)
@@ -156,19 +169,18 @@ class Store:
     def _sweep(self, path: str, key: str, row: Callable[[], object]) -> None:
         """Remove ``path`` if it still has no row, unless an import holds ``key``'s lock (it is
         committing it right now)."""
-        fd = try_lock(self.paths.lock(key))
-        if fd is None and os.path.exists(self.paths.lock(key)):
+        fd = try_lock(self.paths.lock(key), create=True)
+        if fd is None:
             return
         try:
             if row() is None:
                 remove_tree(path)
         finally:
-            if fd is not None:
-                os.close(fd)
+            unlock_removing(fd, self.paths.lock(key))
 
     @contextmanager
-    def key_lock(self, key: str) -> Iterator[None]:
-        with locked(self.paths.lock(key)):
+    def key_lock(self, key: str, *, shared: bool = False) -> Iterator[None]:
+        with key_locked(self.paths.lock(key), shared=shared):
             yield
 
     # -- import ---------------------------------------------------------------------------------------
@@ -206,7 +218,8 @@ class Store:
         latest: bool = False,
         name: str = "image",
     ) -> ImageRow:
-        with Workspace(self.paths.tmp) as work:
+        # space is measured before the workspace goes: what the import found when it failed
+        with Workspace(self.paths.tmp) as work, space_on(self.paths.root):
             blob_path = os.path.join(work.path, "blob")
             layer = os.path.join(work.path, "layer")
             os.mkdir(layer, 0o700)
@@ -326,17 +339,32 @@ class Store:
 
     # -- removal ---------------------------------------------------------------------------------------
 
-    def remove(self, image_id: str) -> None:
-        """Remove the row first (a crash then leaves an orphan that recover() sweeps), then the files."""
-        with self.key_lock(image_id):
-            unused = self.index.remove_image(image_id)
-            for path in (
-                self.paths.blob(image_id),
-                self.paths.blob(image_id) + ".asc",
-                self.paths.layer(image_id),
-            ):
-                remove_tree(path)
-        for diff_id in unused:  # shared layers stay while another image lists them
-            with self.key_lock(diff_id.replace(":", "-")):
-                if self.index.layer(diff_id) is None:
-                    remove_tree(self.paths.oci_layer(diff_id))
+    @staticmethod
+    def _use_key(image_id: str) -> str:
+        return "use-" + image_id.removeprefix("sha512-")
+
+    def hold(self, image_id: str) -> bool:
+        """Keep the image from removal until this store is closed (a pod being prepared uses it,
+        and lists it in its directory before then); whether it is still there to be held."""
+        self._held.enter_context(self.key_lock(self._use_key(image_id), shared=True))
+        return self.index.image(image_id) is not None
+
+    def remove(self, image_id: str, keep: Callable[[], bool] = lambda: False) -> bool:
+        """Remove the image unless ``keep()``, asked once no one holds it; whether it was removed.
+        The row goes first (a crash then leaves an orphan that recover() sweeps), then the files."""
+        with self.key_lock(self._use_key(image_id)):  # waits for the pods being prepared with it
+            if keep():
+                return False
+            with self.key_lock(image_id):
+                unused = self.index.remove_image(image_id)
+                for path in (
+                    self.paths.blob(image_id),
+                    self.paths.blob(image_id) + ".asc",
+                    self.paths.layer(image_id),
+                ):
+                    remove_tree(path)
+            for diff_id in unused:  # shared layers stay while another image lists them
+                with self.key_lock(diff_id.replace(":", "-")):
+                    if self.index.layer(diff_id) is None:
+                        remove_tree(self.paths.oci_layer(diff_id))
+        return True
