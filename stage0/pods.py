@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from stage0.access import GROUP
 from stage0.errors import Error, InputError
-from stage0.store.locks import lock_held, locked, remove_tree
+from stage0.mounts import remove_unmounted
+from stage0.store.locks import lock_held, locked
 from stage1.abi import PodPaths
 
 REMOVING = ".removing"  # pods being deleted; no state lists it
@@ -238,7 +239,8 @@ class Pods:
 
     def remove(self, pod: Pod) -> None:
         """Remove ``pod`` all at once: renamed out of every listing first, then deleted, so that a
-        remover killed halfway leaves no half-deleted pod behind (gc sweeps what it leaves)."""
+        remover killed halfway leaves no half-deleted pod behind (gc sweeps what it leaves). What a
+        dead process left mounted in it is detached first (stage0/mounts.py)."""
         removing = os.path.join(self.root, REMOVING)
         os.makedirs(removing, mode=0o700, exist_ok=True)
         target = os.path.join(removing, pod.uuid)
@@ -246,7 +248,7 @@ class Pods:
             os.rename(pod.path, target)
         except FileNotFoundError:
             return  # another nspod removed or moved it meanwhile
-        remove_tree(target)
+        remove_unmounted(target)  # a mount a killed 'app add' left is detached, never deleted through
 
     def sweep_removing(self) -> None:
         """Finish removals whose remover was killed (older than a minute: not one under way)."""
@@ -262,7 +264,7 @@ class Pods:
             except FileNotFoundError:
                 continue
             if stale:
-                remove_tree(path)
+                remove_unmounted(path)
 
 
 def read_uuid_file(path: str) -> str:
