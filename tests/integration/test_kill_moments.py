@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.test_pods import Nspod, bb, sh  # noqa: F401 (a fixture)
+from tests.integration.test_pods import Nspod, bb, busybox_image  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd
 
@@ -98,3 +98,35 @@ def test_gc_detaches_a_dead_process_mount_and_never_deletes_through_one(
         assert not pod.exists() and not list((nspod.data / "pods/.removing").glob("*"))
     finally:
         subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+PORTS = Path("/run/nspod/net/ports")
+
+
+def claims() -> list[Path]:
+    return [p for p in PORTS.glob("*") if not p.name.startswith(".")] if PORTS.is_dir() else []
+
+
+def test_a_port_claimed_by_a_run_killed_before_its_pod_started_is_free(nspod: Nspod, tmp_path: Path) -> None:
+    # item 20: the claim is written before the pod's network is made; a run killed right then
+    # left it to a pod that never started, and every later run on that port was refused
+    image = busybox_image(
+        tmp_path,
+        app={
+            "exec": ["/bin/sleep", "1000"],
+            "user": "0",
+            "group": "0",
+            "ports": [{"name": "http", "protocol": "tcp", "port": 80}],
+        },
+    )
+    assert nspod("fetch", str(image)).returncode == 0
+    args = ["run", "--detach", "--port=http:18093", str(image)]
+    assert kill_when(nspod, args, lambda: bool(claims()))
+    again = nspod(*args)
+    assert again.returncode == 0, again.stderr  # the claim's owner never ran: the port is free
+    uuid = again.stdout.strip().splitlines()[-1]
+    assert [c.read_text().split()[0] for c in claims()] == [uuid]
+    assert nspod("stop", uuid).returncode == 0
+    for _ in range(2):
+        assert nspod("gc", "--grace-period=0s").returncode == 0
+    assert claims() == []
