@@ -323,6 +323,8 @@ class PodPaths:
         self.net = os.path.join(root, "net.json")
         # the apps' AC_METADATA_URL while the pod runs (its token is a secret: root's alone)
         self.mds_url = os.path.join(root, "mds-url")
+        # what it registered with the metadata service (root's alone): a restarted service reads it
+        self.mds_registration = os.path.join(root, "mds-registration.json")
 
     def image_manifest(self, app: str) -> str:
         """The app's image manifest as stored (for the metadata service), written by stage0."""
