@@ -176,14 +176,6 @@ def cold_reason(args: argparse.Namespace, options: GlobalOptions, keeper: Global
     return None
 
 
-class Stopping(Exception):
-    """SIGTERM (systemctl stop): the keeper finishes the spare it is making, then ends."""
-
-
-def _stopping(signum: int, frame: object) -> None:
-    raise Stopping
-
-
 class Keeper:
     def __init__(self, options: GlobalOptions, size: int, path: str) -> None:
         self.options, self.size, self.path = options, size, path
@@ -220,20 +212,22 @@ class Keeper:
             os.umask(old)
         listener.listen(64)
         filler = threading.Thread(target=self.fill, daemon=True)
-        signal.signal(signal.SIGTERM, _stopping)
+        signal.signal(signal.SIGTERM, lambda signum, frame: self.stopping.set())
         filler.start()
-        try:
-            while True:
+        listener.settimeout(0.2)  # the loop looks at ``stopping`` this often
+        while not self.stopping.is_set():
+            try:
                 conn, _ = listener.accept()
-                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
-        except Stopping:
-            # a spare being made is finished (ready: pool list, drain and the next keeper see
-            # it), never left booting half-made (systemd's stop timeout bounds the wait)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the keeper at once
-            listener.close()
-            self.stopping.set()
-            self.used.set()
-            filler.join()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+        # SIGTERM (systemctl stop): the spare being made is finished (ready: pool list, drain and
+        # the next keeper see it), never left booting half-made; systemd's stop timeout bounds it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the keeper at once
+        listener.close()
+        self.used.set()
+        filler.join()
 
     def handle(self, conn: socket.socket) -> None:
         fds: list[int] = []

@@ -32,7 +32,7 @@ def test_a_removal_cut_off_halfway_lists_nothing(tmp_path: Path, monkeypatch: py
         os.unlink(os.path.join(path, "unit"))  # gone first, as the directory order may have it
         raise KeyboardInterrupt  # stands for the SIGTERM that ends the remover here
 
-    monkeypatch.setattr(podsmod, "remove_tree", killed)
+    monkeypatch.setattr(podsmod, "remove_unmounted", killed)
     with pytest.raises(KeyboardInterrupt):
         pods.remove(pod)
     monkeypatch.undo()
