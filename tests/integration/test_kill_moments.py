@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,15 +25,26 @@ def nspod(tmp_path: Path) -> Nspod:
     return Nspod(tmp_path / "data")
 
 
-def kill_when(nspod: Nspod, args: list[str], moment: Callable[[], bool], timeout: float = 60) -> bool:
-    """Run ``nspod ARGS`` and kill -9 it as soon as ``moment()`` holds; False if it ended first."""
+def kill_when(
+    nspod: Nspod,
+    args: list[str],
+    moment: Callable[[], bool],
+    timeout: float = 60,
+    out: list[str] | None = None,
+) -> bool:
+    """Run ``nspod ARGS`` and kill -9 it as soon as ``moment()`` holds; False if it ended first.
+    ``out`` collects its stdout's lines as they come."""
     process = subprocess.Popen(
         nspod.argv(*args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: (out if out is not None else []).extend(process.stdout))  # type: ignore[arg-type]
+    reader.start()
     deadline = time.monotonic() + timeout
     try:
         while process.poll() is None and time.monotonic() < deadline:
@@ -42,7 +54,8 @@ def kill_when(nspod: Nspod, args: list[str], moment: Callable[[], bool], timeout
             time.sleep(0.001)
         return False
     finally:
-        process.communicate(timeout=60)
+        process.wait(timeout=60)
+        reader.join(timeout=60)
 
 
 def mounts_under(path: Path) -> list[str]:
@@ -130,3 +143,55 @@ def test_a_port_claimed_by_a_run_killed_before_its_pod_started_is_free(nspod: Ns
     for _ in range(2):
         assert nspod("gc", "--grace-period=0s").returncode == 0
     assert claims() == []
+
+
+def the_pod(nspod: Nspod) -> Path | None:
+    run = nspod.data / "pods/run"
+    return next(run.iterdir(), None) if run.is_dir() else None
+
+
+def unit_started(nspod: Nspod) -> bool:
+    pod = the_pod(nspod)
+    if pod is None or not (pod / "started").exists():
+        return False
+    unit = (pod / "unit").read_text().strip()
+    shown = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", unit],
+                           capture_output=True, text=True)  # fmt: skip
+    return shown.stdout.strip() in ("activating", "active")
+
+
+def wait_exited(nspod: Nspod, uuid: str, timeout: float = 60) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while (status := nspod.status(uuid)).get("state") != "exited":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    return status
+
+
+APP = "sleep 1; i=0; while [ $i -lt 30 ]; do echo line-$i; i=$((i+1)); sleep 0.05; done; exit 4"
+
+
+@pytest.mark.parametrize("moment", ["before-the-unit", "unit-started", "app-writing"])
+def test_a_foreground_run_killed_leaves_a_pod_that_runs_on(nspod: Nspod, bb: Path, moment: str) -> None:  # noqa: F811
+    # item 21: killed after its pod's unit started, the foreground run took the apps' output
+    # sockets along; the app then failed to start (209/STDOUT), shown as its exit code
+    assert nspod("fetch", str(bb)).returncode == 0
+    out: list[str] = []
+    moments = {
+        "before-the-unit": lambda: (pod := the_pod(nspod)) is not None and (pod / "unit").exists(),
+        "unit-started": lambda: unit_started(nspod),
+        "app-writing": lambda: any("line-3" in line for line in out),
+    }
+    args = ["run", str(bb), "--exec=/bin/sh", "--", "-c", APP]
+    assert kill_when(nspod, args, moments[moment], out=out)
+    pod = the_pod(nspod)
+    assert pod is not None
+    status = wait_exited(nspod, pod.name)
+    if moment == "before-the-unit":
+        assert "app-bb" not in status, status  # it never started, and says so: no exit code
+        assert "never started" in nspod("stop", pod.name).stderr
+        return
+    assert status["app-bb"] == "4", status  # the app's own code: it ran on to its end
+    subprocess.run(["journalctl", "--sync"], check=False)
+    logs = nspod("logs", pod.name).stdout
+    assert "line-29" in logs, logs  # what it wrote once nobody showed it is in the journal
