@@ -34,7 +34,6 @@ class Storm:
     sandbox: str = ""
     apps: list[str] = field(default_factory=list)
     made: int = 0
-    log: dict[str, list[str]] = field(default_factory=dict)
 
     def ok(self, *args: str) -> str:
         done = self.nspod(*args)
@@ -74,6 +73,10 @@ class Storm:
             self.apps.remove(app)
             return ["app", "rm", self.the_sandbox(), "--app", app]
 
+        def run_port() -> list[str]:
+            self.made += 1  # a port of its own each time: refused for a claim is not the point here
+            return ["run", "--detach", f"--port=http:{18100 + self.made % 200}", self.ported]
+
         def fetch() -> list[str]:
             self.nspod("image", "rm", "example.com/other")
             return ["fetch", self.other]
@@ -85,7 +88,7 @@ class Storm:
         return {
             "run": lambda: ["run", self.image, "--exec=/bin/sh", "--", "-c", "echo hi; sleep 0.3"],
             "run --detach": lambda: ["run", "--detach", self.image, "--exec=/bin/sleep", "--", "30"],
-            "run --port": lambda: ["run", "--detach", "--port=http:18097", self.ported],
+            "run --port": run_port,
             "prepare": lambda: ["prepare", self.image, "--exec=/bin/true"],
             "run-prepared": lambda: ["run-prepared", self.ok("prepare", self.image, "--exec=/bin/true")],
             "stop": lambda: [
@@ -148,21 +151,26 @@ def test_a_storm_of_kills_leaves_nothing_after_two_gcs(tmp_path: Path, bb: Path)
     for image in (bb, ported):
         storm.ok("fetch", str(image))
     verbs = storm.verbs()
-    per_verb = max(1, KILLS // len(verbs))
-    lives = {name: timed(nspod, make()) for name, make in verbs.items()}  # each verb's life, uncut
+    per_verb = -(-KILLS // len(verbs))
+    # each verb's life, uncut (the shorter of two: the first fills caches)
+    lives = {name: min(timed(nspod, make()), timed(nspod, make())) for name, make in verbs.items()}
     started = time.monotonic()
-    killed = ended = 0
-    for index in range(per_verb):
-        for name, make in verbs.items():
-            delay = lives[name] * (index + 0.5) / per_verb  # spread over the verb's life
-            args = make()
-            at = time.monotonic() + delay
-            if kill_when(nspod, args, lambda at=at: time.monotonic() >= at):  # type: ignore[misc]
-                killed += 1
-            else:
-                ended += 1
-            storm.log.setdefault(name, []).append(f"{delay:.2f}")
-        storm.calm()
+    killed = ended = rounds = 0
+    while killed < KILLS and rounds < 3:  # a verb that ended first is tried again at another moment
+        for index in range(per_verb):
+            for name, make in verbs.items():
+                if killed >= KILLS:
+                    break
+                # spread over the verb's life, each round between the last one's moments
+                delay = lives[name] * 0.9 * (index + (1 + rounds) / 4) / per_verb
+                args = make()
+                at = time.monotonic() + delay
+                if kill_when(nspod, args, lambda at=at: time.monotonic() >= at):  # type: ignore[misc]
+                    killed += 1
+                else:
+                    ended += 1
+            storm.calm()
+        rounds += 1
     took = time.monotonic() - started
     # the pods that run are legitimately running: stopped, then two gcs
     for uuid in storm.pods("running"):
@@ -174,4 +182,4 @@ def test_a_storm_of_kills_leaves_nothing_after_two_gcs(tmp_path: Path, bb: Path)
     print(f"storm: {killed} killed, {ended} ended first, {took:.0f}s; lives {lives}")
     assert [g.returncode for g in gcs] == [0, 0], [g.stderr for g in gcs]
     assert left == {k: ([] if k != "machines" and k != "veths" else "") for k in left}, left
-    assert killed >= len(verbs) * per_verb * 0.6, (killed, ended)
+    assert killed >= KILLS, (killed, ended)
