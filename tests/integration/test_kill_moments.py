@@ -76,6 +76,10 @@ def test_killed_app_add_leaks_no_mount_and_gc_works(nspod: Nspod, bb: Path) -> N
         args = ["app", "add", uuid, str(bb), "--name", f"a{index}", "--exec", "/bin/true"]
         killed += kill_when(nspod, args, lambda: bool(mounts_under(nspod.data)))
     assert killed == 3
+    pod = next((nspod.data / "pods/run").glob(f"{uuid}"))
+    removed = nspod("app", "rm", uuid, "--app", "a0")  # a half-added app goes with its mount
+    assert removed.returncode == 0, removed.stderr
+    assert mounts_under(pod / "overlay/a0") == [] and not (pod / "overlay/a0").exists()
     assert nspod("stop", uuid).returncode == 0
     assert mounts_under(nspod.data) == []  # stop detaches what the killed adds left
     for _ in range(2):
