@@ -11,8 +11,9 @@ ORACLES ?= /var/cache/nspod-tests/appc
 # their masquerading, nftables for forwarded ports); build: what pystemd compiles against;
 # test: busybox for test images, Go + appc spec source for the actool oracle, groff and man-db for the man
 # pages, vagrant (with a provider, libvirt's) to validate vagrant/Vagrantfile.
-DEB_RUNTIME := systemd-container dbus python3-venv xz-utils zstd bzip2 util-linux iproute2 \
-	containernetworking-plugins iptables nftables
+# The runtime list is the package's Depends (packaging/debian/control) less the Python libraries,
+# which the venv gets from PyPI, plus what the venv itself needs.
+DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)) python3-venv
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
@@ -29,6 +30,7 @@ UNITDIR ?= /usr/local/lib/systemd/system
 TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 SYSUSERSDIR ?= /usr/local/lib/sysusers.d
 MANDIR ?= /usr/local/share/man
+SYSCONFDIR ?= /etc
 
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
@@ -36,6 +38,7 @@ install: deb venv
 		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
+	install -d -m 0755 $(SYSCONFDIR)/nspod/pods
 	install -D -m 0644 -t $(MANDIR)/man1 packaging/man/*.1
 	install -D -m 0644 -t $(MANDIR)/man5 packaging/man/*.5
 	install -D -m 0644 -t $(MANDIR)/man7 packaging/man/*.7

@@ -8,8 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 out=$(mkdir -p "${1:-$repo/build/deb}" && cd "${1:-$repo/build/deb}" && pwd)
-"$repo/tests/harness/apt-ensure.sh" dpkg-dev fakeroot debhelper dh-python pybuild-plugin-pyproject \
-	python3-all python3-pip python3-setuptools python3-shtab lintian
+# the build's tools, then debian/control's own Build-Depends (one list: it cannot drift from this one)
+"$repo/tests/harness/apt-ensure.sh" dpkg-dev fakeroot lintian
+"$repo/tests/harness/apt-ensure.sh" --build-deps "$repo/packaging"
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/pyproject.toml")
 work=$(mktemp -d /var/tmp/nspod-deb.XXXXXX)

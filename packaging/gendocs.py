@@ -26,13 +26,25 @@ from stage0 import __version__, podfile
 from stage0.cli import build_parser, subparsers
 from stage0.options import InsecureOption
 from stage1.app_unit import DEFAULT_CAPABILITIES, HIDDEN, KERNEL_PROTECTION
+from stage1.nat import GUARD, LOOPBACK, SHARED_TABLE
 from stage1.seccomp import DEFAULT_DENIED
+from stage1.volumes import DOC as VOLUMES
 
 SEE_ALSO = ("systemd-nspawn(1)", "machinectl(1)", "systemctl(1)", "journalctl(1)")
 SECURITY = (
     "Secure by default: an app reaches nothing of the host it was not given. Each app runs as a systemd "
     "unit inside its pod (a systemd-nspawn container with its own PID, mount, IPC and UTS namespaces), "
     "with the confinement below. Images are verified against trusted keys before they run."
+)
+NAMESPACES = (
+    "RestrictNamespaces=yes in every app's unit: no app makes a namespace of any kind (user, mount, "
+    "network, PID, IPC, UTS, cgroup, time), by clone, clone3, unshare or setns, so none gets the "
+    "capabilities a user namespace of its own would give it. clone3 fails with ENOSYS (its flags are out "
+    "of a filter's reach): libc falls back to clone. The apps of one pod share its PID namespace: an app "
+    "sees the pod's other processes, may signal those of its own user, and a root app (CAP_KILL) all of "
+    "them, the pod's systemd included (SIGRTMIN+3 halts the pod); it reads another app's files through "
+    "/proc/PID/root when both run as the same user with the same capabilities. So it was in rkt: apps "
+    "that must not reach each other belong in pods of their own."
 )
 # Completion of stored images and pods: what the read-only verbs print (members of group nspod may)
 IMAGES = "nspod image list --no-legend --fields=name 2>/dev/null"
@@ -193,7 +205,14 @@ def pod_file_page() -> str:
         ".SH [service] KEYS",
         roff(service),
         ".PP",
-        roff("Allowed: " + ", ".join(podfile.UNIT_KEYS) + "."),
+        roff("[Unit] keys: " + ", ".join(podfile.UNIT_KEYS) + "."),
+        ".PP",
+        roff("[Service] keys: " + ", ".join(podfile.SERVICE_KEYS) + "."),
+        ".PP",
+        roff(
+            "systemd reads the unit before nspod runs: a pod file copied in or edited takes effect with "
+            "'nspod pod install NAME' and a restart; until then each start warns."
+        ),
     ]
     example = podfile.__doc__.split("::", 1)[1] if podfile.__doc__ else ""
     lines += [".SH EXAMPLE", ".nf", roff(re.sub(r"(?m)^    ", "", example.strip("\n"))), ".fi"]
@@ -210,9 +229,22 @@ def security_page() -> str:
     capabilities = f"The bounding set an app keeps ({len(DEFAULT_CAPABILITIES)}, rkt's): "
     capabilities += ", ".join(DEFAULT_CAPABILITIES) + "; an os/linux/capabilities-* isolator changes it."
     lines += [".SH CAPABILITIES", roff(capabilities)]
-    lines += [".SH HIDDEN PATHS", roff("Covered in every app: " + ", ".join(HIDDEN) + ".")]
+    hidden = "Covered in every app (those the host's kernel has), empty or refused by every path to them: "
+    lines += [".SH HIDDEN PATHS", roff(hidden + ", ".join(HIDDEN) + ".")]
+    lines += [".SH VOLUMES", roff(VOLUMES)]
     calls = "Denied with EPERM unless an os/linux/seccomp-* isolator says otherwise: "
     lines += [".SH SYSTEM CALLS", roff(calls + ", ".join(DEFAULT_DENIED) + ".")]
+    lines += [".SH NAMESPACES", roff(NAMESPACES)]
+    *others, last = ", ".join(a.strip("{ }") for a in LOOPBACK.values()).split(", ")
+    loopback = f"{', '.join(others)} or {last}"
+    network = (
+        "A pod has a network namespace of its own (unless --net=host) and reaches the host's addresses"
+        " as any other machine on its net does. It reaches nothing bound to the host's loopback, even"
+        " with CAP_NET_RAW: forwarding a port from 127.0.0.1 sets route_localnet on the pod's host"
+        f" interface, and the table inet {SHARED_TABLE} (chain {GUARD}) drops, before connection tracking,"
+        f" whatever arrives on another interface than lo addressed to or from {loopback}."
+    )
+    lines += [".SH NETWORK", roff(network)]
     lines += [
         ".SH RELAXING IT",
         roff("--insecure-options (or a pod file's insecure-options) lifts parts of it:"),
@@ -226,6 +258,8 @@ def security_page() -> str:
         "capabilities": "apps keep every capability the pod has",
         "paths": "the kernel protection and hidden paths above are lifted",
         "seccomp": "no system call filter",
+        "namespaces": "apps may make namespaces with clone and clone3 (no RestrictNamespaces=; unshare and "
+        "setns stay in the system call filter, which seccomp or an isolator lifts)",
     }
     for option in InsecureOption:
         expands = sorted(o.value for o in option.expand())

@@ -1,6 +1,8 @@
 """The apps' /etc/resolv.conf and /etc/hosts (rkt's ``--dns``, ``--dns-search``, ``--dns-opt``,
 ``--dns-domain`` and ``--hosts-entry``), as the text the pod spec carries (stage1 binds it over
-the image's file in every app) or the host's own file. Without flags the image's own files stay.
+the image's file in every app) or the host's own file. Without flags (rkt's default) the apps get
+the DNS of the first network that names servers, else the host's resolv.conf (stage1/cni.py
+``with_dns``), and the image's own /etc/hosts.
 
     --dns=IP[,IP…]   nameservers (with --dns-search, --dns-opt, --dns-domain)
     --dns=host       the host's /etc/resolv.conf, read-only
@@ -87,9 +89,16 @@ def hosts_file(dns: DnsRequest, hostname: str) -> tuple[str | None, bool]:
 
 
 def add_dns_arguments(parser: argparse.ArgumentParser) -> None:
-    dns = parser.add_argument_group("DNS and hosts (default: the image's own files)")
+    dns = parser.add_argument_group(
+        "DNS and hosts (default: the first network's nameservers, else the host's /etc/resolv.conf;"
+        " the image's own /etc/hosts)"
+    )
     dns.add_argument(
-        "--dns", action="append", default=[], metavar="IP|host|none", help="the apps' nameservers"
+        "--dns",
+        action="append",
+        default=[],
+        metavar="IP|host|none",
+        help="the apps' nameservers (host: the host's file; none: the image's own)",
     )
     dns.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN", help="a search domain")
     dns.add_argument("--dns-opt", action="append", default=[], metavar="OPT", help="a resolv.conf option")

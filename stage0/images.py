@@ -20,22 +20,42 @@ from stage0.trust.keystore import Keystore
 from stage0.trust.verify import verify_file
 
 
-def resolve(store: Store, text: str) -> list[ImageRow]:
-    """Images a reference names in the store: one for an ID prefix, all matching for a name."""
+def resolve(store: Store, text: str, config_dirs: tuple[str, ...] = ()) -> list[ImageRow]:
+    """Images a reference names in the store: one for an ID prefix, all matching for a name or an
+    OCI reference (``config_dirs``: where registries.conf names the registry of short names)."""
     ref = parse_ref(text, is_file=lambda _: False)
     if ref.kind is RefKind.ID:
         return [store.by_prefix(ref.target)]
-    if ref.kind is not RefKind.NAME:
-        raise InputError(f"{text!r} is not an image ID or name", hint="see 'nspod image list'")
-    rows = [r for r in store.index.by_name(ref.target) if labels_match(r.labels, ref.labels, host_labels())]
+    if ref.kind is RefKind.OCI:
+        rows = _by_oci_reference(store, ref.target, config_dirs)
+    elif ref.kind is RefKind.NAME:
+        rows = [
+            r for r in store.index.by_name(ref.target) if labels_match(r.labels, ref.labels, host_labels())
+        ]
+    else:
+        raise InputError(f"{text!r} is not an image ID, name or reference", hint="see 'nspod image list'")
     if not rows:
         raise ImageNotFound(f"no image {text} in the store")
     return rows
 
 
-def resolve_one(store: Store, text: str) -> ImageRow:
-    rows = resolve(store, text)
+def resolve_one(store: Store, text: str, config_dirs: tuple[str, ...] = ()) -> ImageRow:
+    rows = resolve(store, text, config_dirs)
     return rows[0]  # by_name orders the best match (latest, then newest) first
+
+
+def _by_oci_reference(store: Store, text: str, config_dirs: tuple[str, ...]) -> list[ImageRow]:
+    """The images pulled as ``text`` (the reference they record as their source); for a digest,
+    also those of that repository pulled by a tag whose manifest has that digest."""
+    from stage0.cli.format import oci_digest
+    from stage0.oci.convert import ac_identifier
+    from stage0.oci.reference import default_registry, parse_oci_ref
+
+    ref = parse_oci_ref(text, default_registry(config_dirs))
+    rows = store.index.by_source(ref.canonical())
+    if not rows and ref.digest:
+        rows = [r for r in store.index.by_name(ac_identifier(ref.name)) if oci_digest(r) == ref.digest]
+    return rows
 
 
 def images_in_use(data_dir: str) -> set[str]:

@@ -20,6 +20,7 @@ class InsecureOption(enum.StrEnum):
     CAPABILITIES = "capabilities"
     PATHS = "paths"
     SECCOMP = "seccomp"
+    NAMESPACES = "namespaces"  # let apps make namespaces (user namespaces above all)
     ALL_FETCH = "all-fetch"
     ALL_RUN = "all-run"
     ALL = "all"
@@ -27,7 +28,8 @@ class InsecureOption(enum.StrEnum):
     def expand(self) -> frozenset[InsecureOption]:
         """The concrete options this value stands for (``all-fetch`` → image, tls, http, pubkey)."""
         fetch = {InsecureOption.IMAGE, InsecureOption.TLS, InsecureOption.HTTP, InsecureOption.PUBKEY}
-        run = {InsecureOption.CAPABILITIES, InsecureOption.PATHS, InsecureOption.SECCOMP}
+        run = {InsecureOption.CAPABILITIES, InsecureOption.PATHS, InsecureOption.SECCOMP,
+               InsecureOption.NAMESPACES}  # fmt: skip
         match self:
             case InsecureOption.NONE:
                 return frozenset()
@@ -73,7 +75,7 @@ class GlobalOptions:
             local_config=os.path.abspath(args.local_config),
             system_config=os.path.abspath(args.system_config),
             debug=args.debug,
-            insecure=args.insecure_options,
+            insecure=args.insecure_options | getattr(args, AFTER_VERB, frozenset()),
             trust_keys_from_https=args.trust_keys_from_https,
             platform=args.platform,
             stage1=args.stage1,
@@ -81,6 +83,22 @@ class GlobalOptions:
 
     def allows(self, option: InsecureOption) -> bool:
         return option in self.insecure
+
+
+AFTER_VERB = "insecure_options_after_verb"  # its own dest: a subparser's default would hide the global
+
+
+def add_insecure_after_verb(parser: argparse.ArgumentParser) -> None:
+    """``--insecure-options`` after a verb that fetches or runs (``nspod run --insecure-options=…``,
+    as rkt takes it): the same words, added to the global flag's."""
+    parser.add_argument(
+        "--insecure-options",
+        dest=AFTER_VERB,
+        type=parse_insecure_options,
+        default=frozenset(),
+        metavar="OPTS",
+        help="as the global --insecure-options (the words add up)",
+    )
 
 
 def add_global_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +121,7 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
         default=frozenset(),
         metavar="OPTS",
         help="comma list of checks to skip: none, image, tls, http, pubkey, "
-        "ondisk, capabilities, paths, seccomp, all-fetch, all-run, all",
+        "ondisk, capabilities, paths, seccomp, namespaces, all-fetch, all-run, all",
     )
     parser.add_argument(
         "--stage1",

@@ -207,6 +207,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
                 mode=int(raw.get("mode", "0755"), 8),
                 uid=raw.get("uid", 0),
                 gid=raw.get("gid", 0),
+                idmap=raw.get("idmap", False),
             )
         )
     request = PodRequest(
@@ -295,6 +296,8 @@ def render(request: PodRequest) -> str:
         else:
             lines += [f'mode = "{volume.mode:04o}"', f"uid = {volume.uid}", f"gid = {volume.gid}"]
         lines.append(f"read-only = {'true' if volume.read_only else 'false'}")
+        if volume.idmap:
+            lines.append("idmap = true")
     for app in request.apps:
         lines += ["", "[[app]]", f"image = {_toml(app.image)}"]
         for key, value in (

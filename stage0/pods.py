@@ -127,6 +127,10 @@ class Pod:
         except ValueError:
             return None
 
+    def image_ids(self) -> list[str]:
+        """The IDs of the images its apps run, in app order."""
+        return (_read(self.paths.images) or "").split()
+
     def app_status(self) -> dict[str, int]:
         """Exit codes the pod's reapers recorded, by app."""
         codes: dict[str, int] = {}

@@ -44,6 +44,7 @@ def build_pod(
             else RootfsTree(rendered_rootfs(fetcher.store, row, fetcher.resolve_dependency))
         )
         images.append(PlannedImage(row.name, row.id, row.labels, image, tree))
+    fetcher.store.mark_used(image.id for image in images)
     spec, manifest = plan_pod(uuid, request, images, networks)
     labelled = [a.name for a in spec.apps if a.selinux_context]
     if labelled and not os.path.exists(SELINUX):  # appc: applied where SELinux is; said once where not

@@ -87,18 +87,20 @@ def parse_flag(value: str, what: str) -> bool:
 
 
 def parse_volume(text: str) -> VolumeSpec:
-    """``NAME,kind=host,source=/path[,readOnly=true]`` or ``NAME,kind=empty[,mode=0755,uid=0,gid=0]``."""
+    """``NAME,kind=host,source=/path[,readOnly=true]`` or ``NAME,kind=empty[,mode=0755,uid=0,gid=0]``,
+    either with ``idmap=true`` (with --private-users: IDs inside are the host's on it)."""
     name, options = _options(text, "--volume")
     kind = options.pop("kind", "")
     if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) or kind not in ("host", "empty"):
         raise UsageError(f"bad --volume {text!r}", hint="NAME,kind=host,source=/path or NAME,kind=empty")
     read_only = parse_flag(options.pop("readOnly", "false"), "readOnly")
+    idmap = parse_flag(options.pop("idmap", "false"), "idmap")
     try:
         if kind == "host":
             source = options.pop("source", "")
             if not source.startswith("/"):
                 raise UsageError(f"--volume {name}: source must be an absolute host path")
-            spec = VolumeSpec(name=name, kind=kind, source=source, read_only=read_only)
+            spec = VolumeSpec(name=name, kind=kind, source=source, read_only=read_only, idmap=idmap)
         else:
             spec = VolumeSpec(
                 name=name,
@@ -107,6 +109,7 @@ def parse_volume(text: str) -> VolumeSpec:
                 mode=int(options.pop("mode", "0755"), 8),
                 uid=int(options.pop("uid", "0")),
                 gid=int(options.pop("gid", "0")),
+                idmap=idmap,
             )
     except ValueError:
         raise UsageError(f"bad --volume {text!r}: mode is octal, uid and gid are numbers") from None

@@ -109,7 +109,7 @@ def plan_app(
     updated = dataclasses.replace(spec, apps=(*spec.apps, new), volumes=volumes, sandbox=base is None)
     return new.name, [
         (pod.paths.image_manifest(new.name), built.image_manifests[new.name]),
-        (pod.paths.images, "".join(i + "\n" for i in [*_images(pod), *built.image_ids]).encode()),
+        (pod.paths.images, "".join(i + "\n" for i in [*pod.image_ids(), *built.image_ids]).encode()),
         (pod.paths.manifest, (json.dumps(manifest.to_json(), indent=2) + "\n").encode()),
         (pod.paths.spec, updated.to_json().encode()),
     ]
@@ -121,7 +121,7 @@ def drop_app(pod: Pod, spec: PodSpec, name: str) -> list[tuple[str, bytes]]:
     with open(pod.paths.manifest) as file:
         manifest: dict[str, Any] = json.load(file)
     manifest["apps"] = [a for a in manifest.get("apps", []) if a.get("name") != name]
-    images = _images(pod)
+    images = pod.image_ids()
     updated = dataclasses.replace(spec, apps=tuple(a for a in spec.apps if a.name != name))
     return [
         (pod.paths.images, "".join(i + "\n" for k, i in enumerate(images) if k != index).encode()),
@@ -166,14 +166,6 @@ def _settings(pod: Pod) -> dict[str, Any]:
             return value if isinstance(value, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def _images(pod: Pod) -> list[str]:
-    try:
-        with open(pod.paths.images) as file:
-            return [line.strip() for line in file if line.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def _replace(path: str, data: bytes) -> None:

@@ -24,8 +24,8 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app). A stage1 reads specs of every earlier version as well (each
 # only added fields with defaults).
-ABI_VERSION = 6
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6)
+ABI_VERSION = 7
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -133,6 +133,9 @@ class VolumeSpec:
     mode: int = 0o755  # empty volumes
     uid: int = 0
     gid: int = 0
+    # with --private-users: bound ID-mapped, so the pod's root is host root on it (its files are
+    # host root's, its setuid files host root's); by default the pod's root is its own host user
+    idmap: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,7 +185,8 @@ class AppSpec:
     capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
     no_new_privileges: bool = False
     read_only_rootfs: bool = False
-    # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp"
+    # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp",
+    # "namespaces"
     relaxed: tuple[str, ...] = ()
     seccomp_mode: str = ""  # "retain" (an allow-list) or "remove" (a deny-list); "": nspod's default
     seccomp_set: tuple[str, ...] = ()  # system calls and SECCOMP_WILDCARDS

@@ -13,6 +13,7 @@ from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
+from stage1.volumes import volumes_unit_name
 
 STATUS_DIR = "/nspod/status"
 USERNS_LAYERS = "/opt/stage2/{app}"  # with --private-users: lower/, layers/{upper,work}/, volumes/N
@@ -34,20 +35,44 @@ DEFAULT_CAPABILITIES = (
     "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETFCAP",
     "CAP_SYS_CHROOT",
 )  # fmt: skip
-# rkt's hidden kernel paths (ProtectKernelTunables= already makes /proc/sys, /sys and the rest
-# read-only): files covered by an empty /dev/null, directories by an empty read-only tmpfs.
-# (InaccessiblePaths= does not hold under RootDirectory= with MountAPIVFS=: the fresh /proc and
-# /sys are mounted over it.) Only those the host's kernel has are named: a mount over a missing
-# /proc file would fail the app's start.
+# rkt's hidden kernel paths and runc's and podman's masked paths (ProtectKernelTunables= already
+# makes /proc/sys, /sys and the rest read-only): files covered by an empty /dev/null, directories
+# by an empty read-only tmpfs. (InaccessiblePaths= does not hold under RootDirectory= with
+# MountAPIVFS=: the fresh /proc and /sys are mounted over it, without the masks nspawn put on the
+# pod's own /proc.) Only those the host's kernel has are named: a mount over a missing /proc file
+# would fail the app's start.
 HIDDEN_FILES = (
     "/proc/config.gz",
+    "/proc/interrupts",  # per-CPU interrupt counts: a side channel on the host's activity
     "/proc/kallsyms",
     "/proc/kcore",
+    "/proc/key-users",
+    "/proc/keys",  # the descriptions of every key root holds (a pod's root is the host's)
     "/proc/kmem",
+    "/proc/kpagecgroup",  # physical page state: rowhammer and page-cache side channels
+    "/proc/kpagecount",
+    "/proc/kpageflags",
+    "/proc/latency_stats",
     "/proc/mem",
     "/proc/sched_debug",
+    "/proc/slabinfo",  # the kernel heap's state, what a heap exploit grooms
+    "/proc/timer_list",  # the host's timers, with the names of the processes that set them
+    "/proc/timer_stats",
+    "/proc/vmallocinfo",
+    "/sys/kernel/vmcoreinfo",  # a physical kernel address
 )
-HIDDEN_DIRS = ("/sys/firmware", "/sys/hypervisor", "/sys/module", "/sys/power")
+HIDDEN_DIRS = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/scsi",
+    "/sys/dev/block",
+    "/sys/devices/virtual/powercap",  # energy counters: the PLATYPUS side channel (CVE-2020-8694)
+    "/sys/firmware",
+    "/sys/fs/selinux",
+    "/sys/hypervisor",
+    "/sys/module",
+    "/sys/power",
+)
 HIDDEN = HIDDEN_FILES + HIDDEN_DIRS
 
 
@@ -76,6 +101,13 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
         settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))
     filtered = syscall_filter(app)
     settings += filtered
+    # unshare and setns are in the filter, but clone and clone3 make namespaces too: a user
+    # namespace gives the app every capability over the namespaces it makes with it (nf_tables,
+    # mounts), the way in of most kernel exploits since 2022. systemd (seccomp too) denies every
+    # kind, by clone, unshare and setns, and clone3 whole with ENOSYS (its flags are out of a
+    # filter's reach): libc falls back to clone.
+    if "namespaces" not in app.relaxed:
+        settings.append(("RestrictNamespaces", "yes"))
     # rkt's rule: no new privileges for an app that is not root once a filter is on
     if app.no_new_privileges or (filtered and app.user != 0):
         settings.append(("NoNewPrivileges", "yes"))
@@ -163,6 +195,7 @@ def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, objec
             "errno": values.get("SystemCallErrorNumber"),
         },
         "no_new_privileges": values.get("NoNewPrivileges") == "yes",
+        "namespaces": "restricted" if values.get("RestrictNamespaces") == "yes" else "allowed",
         "kernel_paths": "protected" if "ProtectKernelTunables" in values else "relaxed",
         "hidden_paths": [p for p in hidden if "paths" not in app.relaxed],
         "device_policy": values["DevicePolicy"],
@@ -199,8 +232,12 @@ def app_unit(
         ("After", "systemd-journald.service"),
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
         ("RequiresMountsFor", root),
-        # its volumes: mounts of their own where the pod's systemd mounts them (--private-users)
-        ("RequiresMountsFor", " ".join(path(root + t) for _, t, _ in app.mounts)) if app.mounts else None,
+        # its volumes, bound inside its root before it starts (stage1/volumes.py)
+        *(
+            (("Requires", volumes_unit_name(app.name)), ("After", volumes_unit_name(app.name)))
+            if app.mounts
+            else ()
+        ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
         ("Before", "shutdown.target"),
     )

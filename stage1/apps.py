@@ -26,6 +26,7 @@ from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
 from stage1.units import app_files
+from stage1.volumes import staged, volumes_unit_name
 
 MNT_DETACH = 2
 STARTED = ".started"  # status/<app>.started: when the app's last run started
@@ -91,9 +92,11 @@ def join(
     try:
         with Systemd() as host:
             host.bind_mount(spec.machine, staging, root)
-            for volume, target, read_only in app.mounts:
+            # into the pod's own tree: volumes-<app>.service binds them on inside the app's root,
+            # which machined would resolve in the pod's (stage1/volumes.py)
+            for index, (volume, _, read_only) in enumerate(app.mounts):
                 source, ro = _volume_source(spec, paths, volume)
-                host.bind_mount(spec.machine, source, root + target, read_only=read_only or ro)
+                host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
     finally:
         _detach(staging)  # the pod holds its own copy of the mount
     hidden = host_hidden()
@@ -161,9 +164,23 @@ def start(pod_dir: str, name: str) -> int:
             started = time.time()
     with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
         file.write(f"{started}\n")
+    if app.mounts and _failed(spec, volumes_unit_name(app.name)):
+        raise Error(
+            f"app {app.name} did not start: its volumes cannot be mounted inside its root",
+            hint="a mount point, or a link on its way, leads to the app's root itself, its /proc, /sys"
+            f" or /dev (see 'journalctl -M {spec.machine} -u {volumes_unit_name(app.name)}')",
+        )
     if status.active_state == "failed" and status.exec_main_code == 0:
         raise Error(f"app {app.name} did not start ({status.result})", hint=f"see 'nspod logs {spec.uuid}'")
     return 0
+
+
+def _failed(spec: PodSpec, unit: str) -> bool:
+    with Systemd(spec.machine) as pod:
+        try:
+            return pod.status(unit).active_state == "failed"
+        except UnitNotFound:
+            return False
 
 
 def stop(pod_dir: str, name: str) -> int:
@@ -184,12 +201,16 @@ def remove(pod_dir: str, name: str) -> int:
         for unit in (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service"):
             with contextlib.suppress(UnitNotFound):
                 pod.stop(unit, timeout=app.stop_timeout + 30)
-        # the pod's systemd knows the mounts as units: stopping them unmounts them, deepest first
-        for where in [*sorted((root + t for _, t, _ in app.mounts), reverse=True), root]:
+        # the volumes inside the app's root go with their unit (whose stop detaches them); the pod's
+        # systemd knows the other mounts as units: stopping them unmounts them
+        with contextlib.suppress(UnitNotFound):
+            pod.stop(volumes_unit_name(app.name))
+        for where in [*(staged(app.name, i) for i in range(len(app.mounts))), root]:
             with contextlib.suppress(UnitNotFound):
                 pod.stop(_mount_unit(where))
         units = os.path.join(paths.stage1, "etc/systemd/system")
-        for unit in (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service"):
+        own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
+        for unit in (*own, volumes_unit_name(app.name)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(units, unit))
         pod.reload()

@@ -7,6 +7,14 @@ Laid out for what the kernel makes cheap: a commit that adds costs ~1 ms, one th
   ``inet nspod`` gets one chain per masquerading subnet when the first pod joins it, and keeps it
   (as docker keeps a network's MASQUERADE rule), so a pod on ``default`` that forwards no port
   changes no rule at all, coming or going.
+* Loopback stays on the host (the CVE-2020-8558 pattern): forwarding 127.0.0.1 needs
+  ``route_localnet=1`` on the pod's host interface (the host's connection leaves there with its
+  loopback source until masqueraded, and the answer comes back to 127.0.0.1), which also lets a pod
+  send frames to 127.x or from it. The shared table's ``guard`` chain drops what arrives on any
+  interface but ``lo`` already addressed to or from loopback, before conntrack and NAT: no such
+  packet is ever legitimate (RFC 1122 martians), while the host's own forwarded connections only
+  get loopback addresses back by de-NAT, after it. Every pod with a network makes sure of it
+  (a bridge keeps the route_localnet set for one pod's port); kept, like the masquerading chains.
 * A pod's forwarded ports are a table of its own (``inet nspod_<uuid>``, cni.table_name), which
   its teardown deletes as a whole.
 """
@@ -20,6 +28,8 @@ from stage1.abi import PodSpec
 from stage1.cni import MASQUERADING_PLUGINS, Attachment, forward_target, masquerades, plugin_type, table_name
 
 SHARED_TABLE = "nspod"
+GUARD = "guard"
+LOOPBACK = {"ip": "127.0.0.0/8", "ip6": "{ ::1, ::ffff:127.0.0.0/104 }"}
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,15 +59,26 @@ def shared_chains(listing: str) -> frozenset[str]:
     return frozenset(re.findall(r"^\s*chain (\S+) \{", listing, re.MULTILINE))
 
 
-def masquerade_setup(subnets: tuple[Subnet, ...]) -> str:
-    """An ``nft -f`` batch adding the subnets' masquerading: what leaves a subnet, unless for the
-    subnet itself or multicast, goes out with the host's address (what the plugins' ipMasq did).
-    ``create chain`` fails if another pod made it meanwhile, and the batch with it: no rule twice."""
+def shared_setup(subnets: tuple[Subnet, ...], guard: bool) -> str:
+    """An ``nft -f`` batch adding to the shared table what it lacks: the loopback ``guard`` (if
+    ``guard``) and the subnets' masquerading: what leaves a subnet, unless for the subnet itself or
+    multicast, goes out with the host's address (what the plugins' ipMasq did). ``create chain``
+    fails if another pod made it meanwhile, and the batch with it: no rule twice."""
     lines = [
         f"add table inet {SHARED_TABLE}",
         f"add chain inet {SHARED_TABLE} postrouting"
         " { type nat hook postrouting priority 100; policy accept; }",
     ]
+    if guard:
+        lines.append(
+            f"create chain inet {SHARED_TABLE} {GUARD}"
+            " { type filter hook prerouting priority -300; policy accept; }"
+        )
+        lines += [
+            f'add rule inet {SHARED_TABLE} {GUARD} iif != "lo" {family} {way} {addresses} counter drop'
+            for family, addresses in LOOPBACK.items()
+            for way in ("saddr", "daddr")
+        ]
     for subnet in subnets:
         family = "ip" if subnet.version == 4 else "ip6"
         chain = masquerade_chain(subnet)

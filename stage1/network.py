@@ -36,13 +36,14 @@ from stage1.cni import (
     skip_dad,
 )
 from stage1.nat import (
+    GUARD,
     SHARED_TABLE,
     Subnet,
     masquerade_chain,
-    masquerade_setup,
     masquerade_subnets,
     nft_ruleset,
     shared_chains,
+    shared_setup,
 )
 
 
@@ -188,7 +189,9 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
         _skip_dad(
             frozenset(i for a in done if any(":" in x for x in a.addresses()) for i in a.host_interfaces())
         )
-        _masquerade(masquerade_subnets(spec, done))
+        if done:  # the loopback guard for every pod on a net, before any route_localnet (_forward):
+            # a bridge keeps the route_localnet another pod's port set, and the table may be gone since
+            _shared(masquerade_subnets(spec, done))
         if spec.ports:
             _forward(spec, done)
         with open(paths.net + ".tmp", "w") as file:
@@ -217,25 +220,29 @@ def _skip_dad(interfaces: frozenset[str]) -> None:
         )
 
 
-def _masquerade(subnets: tuple[Subnet, ...]) -> None:
-    """Make sure the shared table masquerades for these subnets: one read when it does (the
-    usual case), one batch where it does not yet (stage1/nat.py)."""
-    missing = _unmasqueraded(subnets)
-    if not missing:
-        return
-    made = subprocess.run([NFT, "-f", "-"], input=masquerade_setup(missing), capture_output=True, text=True)
-    if made.returncode != 0 and _unmasqueraded(missing):  # else another pod made them meanwhile
-        raise NetworkError(
-            f"masquerading for {', '.join(map(str, missing))} (nft) failed: {made.stderr.strip()}"
+def _shared(subnets: tuple[Subnet, ...]) -> None:
+    """Make sure the shared table guards the host's loopback and masquerades for these subnets:
+    one read when it does (the usual case), one batch where it does not yet (stage1/nat.py). A
+    batch fails whole when another pod made a chain of it meanwhile: then what is still lacking."""
+    failure = ""
+    for _ in range(3):
+        guard, missing = _lacking(subnets)
+        if not guard and not missing:
+            return
+        made = subprocess.run(
+            [NFT, "-f", "-"], input=shared_setup(missing, guard), capture_output=True, text=True
         )
+        if made.returncode == 0:
+            return
+        failure = made.stderr.strip()
+    raise NetworkError(f"the shared table inet {SHARED_TABLE} (nft) failed: {failure}")
 
 
-def _unmasqueraded(subnets: tuple[Subnet, ...]) -> tuple[Subnet, ...]:
-    if not subnets:
-        return ()
+def _lacking(subnets: tuple[Subnet, ...]) -> tuple[bool, tuple[Subnet, ...]]:
+    """Whether the shared table lacks the guard, and the subnets it does not masquerade yet."""
     listed = subprocess.run([NFT, "list", "table", "inet", SHARED_TABLE], capture_output=True, text=True)
     chains = shared_chains(listed.stdout) if listed.returncode == 0 else frozenset()
-    return tuple(s for s in subnets if masquerade_chain(s) not in chains)
+    return GUARD not in chains, tuple(s for s in subnets if masquerade_chain(s) not in chains)
 
 
 def _forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
@@ -247,7 +254,8 @@ def _forward(spec: PodSpec, attachments: tuple[Attachment, ...]) -> None:
         )
     _run([NFT, "-f", "-"], "the pod's port forwarding (nft)", input=nft_ruleset(spec, attachments))
     # what the host sends to 127.0.0.1:PORT leaves through the pod's link with its loopback source
-    # until masqueraded: allowed on that link only (rkt set it on the default route's interface)
+    # until masqueraded: allowed on that link only (rkt set it on the default route's interface);
+    # what a pod sends to or from 127.x is dropped by the shared table's guard (stage1/nat.py)
     for name in target.host_interfaces():
         with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "w") as f:
             f.write("1")

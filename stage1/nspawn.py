@@ -9,6 +9,7 @@ from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
 from stage1.units import GENERATORS, HOST_NOTIFY
+from stage1.volumes import staged
 
 NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
@@ -65,6 +66,8 @@ def nspawn_argv(
         # the pod's root is host UID private_users; the stage1 tree and every bind are ID-mapped
         # mounts, so files keep their owners inside and nothing is chowned (prepare stays O(1))
         argv = [idmapped(a) for a in [*argv, *userns_apps(spec, paths), *nspawn_stdio(stdio, paths.io)]]
+        argv += userns_layers(spec, paths)
+        argv += [a for app in spec.apps for a in volume_binds(spec, paths, app)]
         argv += [f"--private-users={spec.private_users}:{USERNS_SIZE}", "--private-users-ownership=map"]
     # for systemd inside: the console carries the apps' output; systemd itself speaks up only about errors
     if debug:
@@ -136,11 +139,21 @@ def capability_argv(spec: PodSpec) -> list[str]:
     ]
 
 
-def volume_source(spec: PodSpec, paths: PodPaths, name: str, read_only: bool) -> tuple[str, str]:
-    """The nspawn option and host path that bind a pod volume."""
-    volume = next(v for v in spec.volumes if v.name == name)
-    source = volume.source if volume.kind == "host" else paths.volume(name)
-    return ("--bind-ro" if read_only or volume.read_only else "--bind"), source
+def volume_binds(spec: PodSpec, paths: PodPaths, app: AppSpec) -> list[str]:
+    """Each of the app's volumes bound into the pod's own tree, where no app reaches, never into
+    the app's root (stage1/volumes.py takes them on from there). With --private-users a volume is
+    ID-mapped only when its owner asked (``idmap``): else host root's files are nobody's inside,
+    and what the pod's root makes belongs to its own host range, never to host root."""
+    argv = []
+    for index, (name, _, read_only) in enumerate(app.mounts):
+        volume = next(v for v in spec.volumes if v.name == name)
+        source = volume.source if volume.kind == "host" else paths.volume(name)
+        option = bind(
+            "--bind-ro" if read_only or volume.read_only else "--bind", source, staged(app.name, index)
+        )
+        mapped = spec.private_users is not None and volume.idmap
+        argv.append(option + ":idmap" if mapped else option)
+    return argv
 
 
 MOUNT_DATA = 4096  # the kernel takes a mount's options in one page
@@ -162,17 +175,15 @@ def check_stack(app: AppSpec, upper: str) -> None:
 
 
 def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
-    """Each app's root: nspawn's overlay of its image tree under a writable layer, its volumes
-    bound below it (nspawn mounts them after the overlay)."""
+    """Each app's root: nspawn's overlay of its image tree under a writable layer, and its
+    volumes, staged for the pod to bind into that root (stage1/volumes.py)."""
     argv = []
     for app in spec.apps:
         root = APP_ROOT.format(app=app.name)  # writable; --readonly-rootfs is the app unit's
         # nspawn stacks left to right: the image's bottom layer first, the writable one last
         check_stack(app, paths.upper(app.name))
         argv.append(bind("--overlay", *reversed(app.lower), app.rootfs, paths.upper(app.name), root))
-        for name, path, read_only in app.mounts:
-            option, source = volume_source(spec, paths, name, read_only)
-            argv.append(bind(option, source, root + path))
+        argv += volume_binds(spec, paths, app)
     return argv
 
 
@@ -186,20 +197,25 @@ def idmapped(option: str) -> str:
 
 
 def userns_apps(spec: PodSpec, paths: PodPaths) -> list[str]:
-    """The apps' layers for a pod with its own user namespace: nspawn's --overlay cannot be
-    ID-mapped, so each image tree and writable layer is bound ID-mapped, and the pod's systemd
-    mounts the overlay (and the app's volumes over it) itself (stage1/units.py userns_mounts)."""
+    """The apps' image layers for a pod with its own user namespace: nspawn's --overlay cannot be
+    ID-mapped, so each image tree is bound ID-mapped read-only, and the pod's systemd mounts the
+    overlay itself (stage1/units.py userns_mounts). The writable layer is not ID-mapped (it is
+    the pod's own, chowned to its range by stage1/run.py): what the pod's root writes there
+    belongs to the pod's host user, never to host root."""
     argv = []
     for app in spec.apps:
         base = USERNS_LAYERS.format(app=app.name)
         argv.append(bind("--bind-ro", app.rootfs, f"{base}/lower"))
         for index, layer in enumerate(app.lower, 1):  # an OCI image's other layers, top first
             argv.append(bind("--bind-ro", layer, f"{base}/lower{index}"))
-        argv.append(bind("--bind", paths.layers(app.name), f"{base}/layers"))
-        for index, (name, _, read_only) in enumerate(app.mounts):
-            option, source = volume_source(spec, paths, name, read_only)
-            argv.append(bind(option, source, f"{base}/volumes/{index}"))
     return argv
+
+
+def userns_layers(spec: PodSpec, paths: PodPaths) -> list[str]:
+    """Each app's writable layer, bound as it is (never ID-mapped): see userns_apps."""
+    return [
+        bind("--bind", paths.layers(a.name), f"{USERNS_LAYERS.format(app=a.name)}/layers") for a in spec.apps
+    ]
 
 
 def spec_limits(spec: PodSpec) -> tuple[Property, ...]:

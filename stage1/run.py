@@ -63,11 +63,17 @@ def prepare_dirs(
     if spec.sandbox:
         os.makedirs(paths.io, exist_ok=True)  # bound at boot: a pooled run's app relays through it
     for volume in spec.volumes:
-        make_volume(paths, volume)
+        make_volume(paths, volume, spec.private_users)
     for app in spec.apps:
         os.makedirs(paths.upper(app.name), exist_ok=True)
         if spec.private_users is not None:  # the overlay's work dir, which the pod mounts itself
             os.makedirs(os.path.join(paths.layers(app.name), "work"), exist_ok=True)
+            # the writable layer is bound as it is (stage1/nspawn.py userns_layers): the pod's root
+            # (its host user) owns it, and what it writes there is that user's on disk
+            for directory in ("", "upper", "work"):
+                os.chown(
+                    os.path.join(paths.layers(app.name), directory), spec.private_users, spec.private_users
+                )
     open(paths.lock, "a").close()
 
 
@@ -79,11 +85,14 @@ def write_profiles(spec: PodSpec, paths: PodPaths, hidden: tuple[str, ...]) -> N
     os.replace(paths.profile + ".tmp", paths.profile)
 
 
-def make_volume(paths: PodPaths, volume: VolumeSpec) -> None:
-    """An empty volume's directory, made once with its owner and mode (a host volume is the host's)."""
+def make_volume(paths: PodPaths, volume: VolumeSpec, private_users: int | None = None) -> None:
+    """An empty volume's directory, made once with its owner and mode (a host volume is the host's).
+    In a pod with its own user range (``private_users``) the owner is that range's, unless the
+    volume is ID-mapped (``idmap``), where IDs on disk are those inside."""
     if volume.kind == "empty" and not os.path.isdir(paths.volume(volume.name)):
+        shift = private_users if private_users is not None and not volume.idmap else 0
         os.makedirs(paths.volume(volume.name))
-        os.chown(paths.volume(volume.name), volume.uid, volume.gid)
+        os.chown(paths.volume(volume.name), shift + volume.uid, shift + volume.gid)
         os.chmod(paths.volume(volume.name), volume.mode)
 
 

@@ -24,11 +24,14 @@ DOCKER_DENIED = (
     "request_key", "set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs",
     "_sysctl", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
 )  # fmt: skip
+# io_uring reaches much of the kernel by a path of its own, and has been a steady source of local
+# root exploits: Docker (since 25.0) and podman deny it, ChromeOS and Android turned it off
+IO_URING = ("io_uring_enter", "io_uring_register", "io_uring_setup")
 # nspod's default deny-list: systemd's groups for what no service needs (clock, modules, mounts,
-# reboot, swap, raw I/O, keyrings, tracing, obsolete calls), and Docker's list on top of them
+# reboot, swap, raw I/O, keyrings, tracing, obsolete calls), Docker's list and io_uring on top of them
 DEFAULT_DENIED = (
     "@clock", "@cpu-emulation", "@debug", "@keyring", "@module", "@mount", "@obsolete", "@raw-io",
-    "@reboot", "@swap", *DOCKER_DENIED,
+    "@reboot", "@swap", *DOCKER_DENIED, *IO_URING,
 )  # fmt: skip
 # rkt's own default lists were Docker's under another name
 ALLOW_LISTS = {"@docker/default-whitelist", "@rkt/default-whitelist"}

@@ -26,6 +26,7 @@ from stage1.app_unit import (
 from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
+from stage1.volumes import MOUNT_VOLUMES, volumes_unit, volumes_unit_name
 
 _APP_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
@@ -173,30 +174,19 @@ def sysctl_unit(spec: PodSpec) -> list[Entry]:
 
 def userns_mounts(spec: PodSpec) -> dict[str, list[Entry]]:
     """With --private-users, the pod's systemd mounts each app's root itself, an overlay of the
-    ID-mapped image tree and writable layer nspawn binds in (stage1/nspawn.py userns_apps), then
-    the app's volumes over it; the app's unit requires them (RequiresMountsFor=)."""
+    ID-mapped image tree and the writable layer nspawn binds in (stage1/nspawn.py userns_apps);
+    the app's unit requires it (RequiresMountsFor=). Its volumes go on as every pod's do
+    (stage1/volumes.py): a mount unit's Where= is resolved in the pod's root, not the app's."""
     units: dict[str, list[Entry]] = {}
     for app in spec.apps:
         base, root = USERNS_LAYERS.format(app=app.name), APP_ROOT.format(app=app.name)
         lowers = ":".join([f"{base}/lower", *(f"{base}/lower{i}" for i in range(1, len(app.lower) + 1))])
         layers = f"lowerdir={lowers},upperdir={base}/layers/upper,workdir={base}/layers/work,userxattr"
-        mounts = [(root, "overlay", "overlay", layers)]
-        for index, (_, target, read_only) in enumerate(app.mounts):
-            mounts.append(
-                (root + target, f"{base}/volumes/{index}", "none", "bind,ro" if read_only else "bind")
-            )
-        for where, what, kind, options in mounts:
-            units[f"{unit_path(where)}.mount"] = section(
-                "Unit",
-                ("Description", f"{app.name}'s {'root' if where == root else where[len(root) :]}"),
-                ("DefaultDependencies", "no"),
-            ) + section(
-                "Mount",
-                ("What", what if kind == "overlay" else path(what)),
-                ("Where", path(where)),
-                ("Type", kind),
-                ("Options", options),
-            )
+        units[f"{unit_path(root)}.mount"] = section(
+            "Unit", ("Description", f"{app.name}'s root"), ("DefaultDependencies", "no")
+        ) + section(
+            "Mount", ("What", "overlay"), ("Where", path(root)), ("Type", "overlay"), ("Options", layers)
+        )
     return units
 
 
@@ -232,7 +222,10 @@ def app_files(
     units = "etc/systemd/system"
     index, app = next((i, a) for i, a in enumerate(spec.apps) if a.name == name)
     mine = tuple(s.unit for s in sockets or [] if s.app == app.name)
-    return {
+    volumes = {
+        f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app, sandbox=spec.sandbox)))
+    }
+    return (volumes if app.mounts else {}) | {
         f"{units}/{app.name}.service": TreeFile(
             render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
         ),
@@ -271,6 +264,7 @@ def tree(
         "etc/pam.d/other": TreeFile(PAM),
         "nspod/bin/reaper": TreeFile(script("reaper.sh"), 0o755),
         "nspod/bin/report": TreeFile(script("report.py"), 0o755),
+        MOUNT_VOLUMES.lstrip("/"): TreeFile(script("mount_volumes.py"), 0o755),
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),
         f"{units}/shutdown.service": TreeFile(render(SHUTDOWN_UNIT)),

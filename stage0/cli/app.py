@@ -12,13 +12,13 @@ A sandbox runs until it is stopped (``nspod stop``); its apps' exits are recorde
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 
-from stage0.cli.output import add_format, rfc3339
+from stage0.cli.output import add_format, dump, key_values, rfc3339
 from stage0.cli.run import APP_EPILOG, _pod_arguments
 from stage0.executor import app_states, call_stage1
-from stage0.options import GlobalOptions
+from stage0.options import GlobalOptions, add_insecure_after_verb
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add.add_argument("pod", metavar="POD", help="the sandbox's UUID (or a unique prefix) or name")
     add.add_argument("--pull-policy", choices=["never", "new", "update"], default="new", help="as for 'run'")
+    add_insecure_after_verb(add)
     add.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
     add.set_defaults(handler=run_add)
     for name, text in (("start", "start an added app"), ("stop", "stop a running app"),
@@ -151,7 +152,7 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     states = _states(options, args, None)
     if args.format == "json":
-        print(json.dumps([_json(s) for s in states], indent=2))
+        dump([_json(s) for s in states])
         return 0
     rows = [[str(s["name"]), str(s["state"]), _code(s)] for s in states]
     print(table(rows, ["NAME", "STATE", "EXIT CODE"]), end="")
@@ -161,12 +162,11 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
     (state,) = _states(options, args, args.app)
     if args.format == "json":
-        print(json.dumps(_json(state), indent=2))
+        dump(_json(state))
         return 0
     shown = _json(state)
-    for key in ("name", "state", "exit_code", "started", "exited", "pid"):  # rkt's key=value lines
-        value = shown.get(key)
-        print(f"{key}={'' if value is None else value}")
+    keys = ("name", "state", "exit_code", "started", "exited", "pid")
+    sys.stdout.write(key_values({key: shown.get(key) for key in keys}))
     return 0
 
 

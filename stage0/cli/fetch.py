@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stage0.options import GlobalOptions
+from stage0.options import GlobalOptions, add_insecure_after_verb
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +22,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="update",
         help="never: store only; new: store, else remote; update: always ask the remote (default)",
     )
+    add_insecure_after_verb(fetch)
     fetch.set_defaults(handler=run_fetch)
 
 

@@ -132,6 +132,10 @@ def run_validate(options: GlobalOptions, args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_dirs(options: GlobalOptions) -> tuple[str, ...]:
+    return (options.system_config, options.local_config)
+
+
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
     import contextlib
 
@@ -144,7 +148,7 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
         from stage0.images import resolve_one
 
         with open_store(options) as store:
-            data = resolve_one(store, args.image).manifest
+            data = resolve_one(store, args.image, _config_dirs(options)).manifest
     if args.pretty_print:
         # printed as stored, valid or not: cat-manifest is how one looks at a broken manifest
         with contextlib.suppress(ValueError):
@@ -186,19 +190,20 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.images import remove_images, resolve
 
     with open_store(options) as store:
-        rows = {row.id: row for text in args.images for row in resolve(store, text)}
+        rows = {row.id: row for text in args.images for row in resolve(store, text, _config_dirs(options))}
         for image_id in remove_images(store, options.dir, list(rows.values())):
             print(f"removed {image_id}")
     return 0
 
 
 def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.cli.format import display_name
     from stage0.context import open_store
     from stage0.images import gc
 
     with open_store(options) as store:
         for row in gc(store, options.dir, args.grace_period):
-            print(f"removed {row.id} ({row.name})")
+            print(f"removed {row.id} ({display_name(row)})")
     return 0
 
 
@@ -207,7 +212,12 @@ def run_export(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.images import export, resolve_one
 
     with open_store(options) as store:
-        export(store, resolve_one(store, args.image), args.output, overwrite=args.overwrite)
+        export(
+            store,
+            resolve_one(store, args.image, _config_dirs(options)),
+            args.output,
+            overwrite=args.overwrite,
+        )
     return 0
 
 
@@ -216,7 +226,12 @@ def run_extract(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.images import extract, resolve_one
 
     with open_store(options) as store:
-        extract(store, resolve_one(store, args.image), args.target, rootfs_only=args.rootfs_only)
+        extract(
+            store,
+            resolve_one(store, args.image, _config_dirs(options)),
+            args.target,
+            rootfs_only=args.rootfs_only,
+        )
     return 0
 
 
@@ -227,7 +242,7 @@ def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.render import rendered_rootfs
 
     with open_store(options) as store:
-        row = resolve_one(store, args.image)
+        row = resolve_one(store, args.image, _config_dirs(options))
         if row.is_oci:
             from stage0.images import extract
 
@@ -244,7 +259,7 @@ def run_verify(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     with open_store(options) as store:
         for text in args.images:
-            for row in resolve(store, text):
+            for row in resolve(store, text, _config_dirs(options)):
                 result = verify(store, keystore(options), row)
                 signed = f"signed by {result.signer}" if result.signer else "no signature stored"
                 print(f"{row.id}: content matches its ID; {signed}")

@@ -1,7 +1,11 @@
 """What ``--format=json`` prints, one schema for every listing verb (``schema/schemas/output.json``):
 full UUIDs and image IDs, RFC 3339 UTC times, apps as a list of objects, image name and version.
 
-``--format`` is spelled ``text|json`` everywhere (``table`` is still taken for ``text``).
+``--format`` is spelled ``text|json`` everywhere (``table`` is still taken for ``text``). Text says
+the same values the same way (the schema's ``$comment``): ``key=value`` lines (``status``, ``app
+status``) hold the JSON value (RFC 3339 UTC, null empty, true/false), and a verb that prints the pods
+it made or acted on (``run --detach``, ``prepare``, ``app sandbox``, ``stop``, ``rm``) prints each
+whole UUID, bare, on a line of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ def add_format(parser: argparse.ArgumentParser) -> None:
 
 def rfc3339(when: float | None) -> str | None:
     return None if when is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def key_values(values: dict[str, Any]) -> str:
+    """rkt's ``key=value`` lines (``status``, ``app status``), each value as JSON has it."""
+    shown = {k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in values.items()}
+    return "".join(f"{key}={value}\n" for key, value in shown.items())
 
 
 def pod_apps(pod: Pod) -> list[dict[str, Any]]:

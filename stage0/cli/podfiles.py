@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
 from stage1.abi import own_unit
+
+if TYPE_CHECKING:
+    from stage0.podfile import PodFile
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -130,6 +134,8 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
     pod = load(args.name, _dirs(options))
+    if warning := uninstalled_service(pod):
+        print(f"nspod: warning: {warning}", file=sys.stderr)
     # each start of pod@NAME makes a new pod: the previous one's record goes, as with run --rm
     unit = own_unit()
     for previous in Pods(options.dir).of_unit(unit):
@@ -142,6 +148,25 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
         prepared = prepare_request(options, pod.request, to_run=True, unit=unit)
     notify(f"STATUS=starting pod {pod.name}")
     return prepared.start(options, verb="exec")
+
+
+def uninstalled_service(pod: PodFile) -> str | None:
+    """What is wrong when the unit's drop-in is not the pod file's [service] table (a pod file
+    copied in, or edited, without 'nspod pod install'): systemd read the unit before nspod runs,
+    so only an install and a restart apply it."""
+    from stage0.podfile import drop_in
+
+    try:
+        with open(os.path.join(DROPIN_ROOT, f"pod@{pod.name}.service.d", "50-nspod.conf")) as file:
+            installed = file.read()
+    except FileNotFoundError:
+        installed = ""
+    if installed == (drop_in(pod) if pod.service else ""):
+        return None
+    return (
+        f"the [service] table of {pod.path} is not what pod@{pod.name}.service runs with;"
+        f" run 'nspod pod install {pod.name}' and restart it"
+    )
 
 
 def run_halt(options: GlobalOptions, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from stage0.cli.args import duration, uuid_args, uuids
+from stage0.cli.args import duration, uuid_args, uuids, wait_timeout
 from stage0.cli.format import moment
 from stage0.cli.output import add_format
 from stage0.executor import call_stage1
@@ -33,17 +33,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--wait",
         nargs="?",
         const="0s",
-        type=duration,
         metavar="TIMEOUT",
-        help="wait until the pod has exited",
+        help="wait until the pod has exited (at most TIMEOUT, e.g. 30s; default: no limit)",
     )
     status.add_argument(
         "--wait-ready",
         nargs="?",
         const="0s",
-        type=duration,
         metavar="TIMEOUT",
-        help="wait until the pod is running and ready",
+        help="wait until the pod is running and ready (at most TIMEOUT)",
     )
     add_format(status)
     status.set_defaults(handler=run_status)
@@ -107,13 +105,14 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.format == "json":
         dump([row for row, _, _ in rows])
         return 0
+    names = _image_names(options, {a["image"]["id"] for r, _, _ in rows for a in r["apps"]})
     cells = [
         [
             r["uuid"] if args.full else r["uuid"][:8],
             r["name"] or "-",
             r["unit"] or "-",
             ",".join(_app_cell(a) for a in r["apps"]) or "-",
-            ",".join(_image_cell(a["image"]) for a in r["apps"]) or "-",
+            ",".join(names.get(a["image"]["id"]) or _image_cell(a["image"]) for a in r["apps"]) or "-",
             r["state"],
             moment(created, full=args.full),
             moment(started, full=args.full),
@@ -137,6 +136,29 @@ def _app_cell(app: dict[str, Any]) -> str:
 
 def _image_cell(image: dict[str, Any]) -> str:
     return f"{image['name']}:{image['version']}" if image["version"] else image["name"]
+
+
+def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
+    """Each stored image's name as ``image list`` shows it (an OCI image's REGISTRY/REPO:TAG), read
+    without writing (list is a reader's verb); an image no longer stored keeps its manifest's."""
+    import sqlite3
+
+    from stage0.cli.format import display_name
+    from stage0.store.index import Index, StoreError
+
+    path = os.path.join(options.dir, "images", "index.db")
+    if not ids or not os.access(path, os.R_OK):
+        return {}
+    try:
+        index = Index(path, read_only=True)
+    except StoreError:
+        return {}
+    try:
+        return {i: display_name(row) for i in ids if (row := index.image(i)) is not None}
+    except sqlite3.Error:  # a listing does without the store's names rather than fail
+        return {}
+    finally:
+        index.close()
 
 
 def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Pod:
@@ -194,11 +216,12 @@ def _profile(pod: Pod) -> Any:
 def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods import Pods, PodState
 
+    wait, wait_ready = wait_timeout(args, "wait"), wait_timeout(args, "wait_ready")
     uuid = uuids(args)[0]
-    if args.wait is not None:
-        pod = _wait(options, uuid, "exited", args.wait)
-    elif args.wait_ready is not None:
-        pod = _wait(options, uuid, "ready", args.wait_ready)
+    if wait is not None:
+        pod = _wait(options, uuid, "exited", wait)
+    elif wait_ready is not None:
+        pod = _wait(options, uuid, "ready", wait_ready)
     else:
         pod = Pods(options.dir).find(uuid)
     state = pod.state()
@@ -209,24 +232,23 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
 
         dump({**pod_json(pod), "pid": pid or None, "exited": exited, "profile": _profile(pod)})
         return 0
+    from stage0.cli.output import key_values, networks_text, pod_networks, rfc3339
+
     info: dict[str, Any] = {
         "state": str(state),
-        "created": moment(pod.created(), full=True),
-        "started": moment(pod.started(), full=True),
+        "created": rfc3339(pod.created()),
+        "started": rfc3339(pod.started()),
     }
     if pid:
         info["pid"] = pid
     if state is PodState.RUNNING:
         info["unit"] = pod.unit() or "-"
     info["exited"] = exited
-    from stage0.cli.output import networks_text, pod_networks
-
     if networks := networks_text(pod_networks(pod)):
         info["networks"] = networks
     for app, code in pod.app_status().items():
         info[f"app-{app}"] = code
-    for key, value in info.items():
-        print(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    sys.stdout.write(key_values(info))
     return 0
 
 
@@ -247,7 +269,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
             failed += 1
         else:
             detach_below(pod.path)  # what a killed 'app add' left mounted on the host (stage0/mounts.py)
-            print(f'"{pod.uuid}"')
+            print(pod.uuid)
     if failed:
         raise Error(f"{failed} pod(s) could not be stopped")
     return 0
@@ -277,7 +299,7 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
             raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
         if not remove_pod(options, pod):
             raise Error(f"pod {pod.uuid} was removed meanwhile", hint="see 'nspod list'")
-        print(f'"{pod.uuid}"')
+        print(pod.uuid)
     return 0
 
 

@@ -52,7 +52,9 @@ APP_EPILOG = (
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     from stage0.dns import add_dns_arguments
     from stage0.network import add_network_arguments
+    from stage0.options import add_insecure_after_verb
 
+    add_insecure_after_verb(parser)
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
     parser.add_argument(
@@ -72,7 +74,8 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         action="append",
         default=[],
         metavar="NAME,kind=host|empty,…",
-        help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty",
+        help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty; with"
+        " --private-users, idmap=true makes the pod's root host root on it (default: the pod's own user)",
     )
     parser.add_argument(
         "--mount",
@@ -84,7 +87,8 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument(
         "--private-users",
         action="store_true",
-        help="a user namespace of the pod's own: its root is an unprivileged host user",
+        help="a user namespace of the pod's own: its root is an unprivileged host user, on its volumes"
+        " too (unless a --volume says idmap=true)",
     )
     add_dns_arguments(parser)
     add_network_arguments(parser)
@@ -290,7 +294,8 @@ class Prepared:
             os.close(self.starting)
 
 
-RELAXABLE = ("capabilities", "paths", "seccomp")  # --insecure-options that lift a part of the profile
+# the --insecure-options that lift a part of the profile
+RELAXABLE = ("capabilities", "paths", "seccomp", "namespaces")
 
 
 def relaxing(options: GlobalOptions, request: PodRequest) -> PodRequest:
@@ -377,6 +382,7 @@ def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0 import context
     from stage0.errors import Error
     from stage0.pods import DirState, Pods, PodState
 
@@ -387,6 +393,8 @@ def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     stdio = _stdio(args)
+    with context.open_store(options) as store:
+        store.mark_used(pod.image_ids())
     starting = pods.starting(pod)
     pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
     if args.detach:

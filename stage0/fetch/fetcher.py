@@ -100,7 +100,7 @@ class Fetcher:
             case RefKind.OCI:
                 from stage0.oci.fetch import fetch_oci  # only fetches of OCI images load it
 
-                return fetch_oci(self, ref.text)
+                return fetch_oci(self, ref.target)
 
     def resolve_dependency(self, dependency: Dependency) -> ImageRow:
         """A dependency from the store, fetched by name (discovery) when missing; pinned IDs checked."""

@@ -6,6 +6,8 @@ file:///x/y.aci                   a file
 https://host/y.aci                an archive by URL (http:// only with --insecure-options=http)
 example.com/app:1.0,os=linux      an appc name: discovered, or found in the store
 docker://busybox:1.36             an OCI image (also oci:, oci-archive:, docker-archive:)
+127.0.0.1:5000/app:1  host/a@sha256:…  the same as docker://… (what ``image list`` shows): a
+                                  host:port or a digest is never part of an appc name
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from stage0.oci.reference import TRANSPORTS
 from stage0.schema.types import ACIdentifier, Invalid
 
 _ID_PREFIX = re.compile(r"sha512-[0-9a-f]{1,128}")
+# REGISTRY:PORT/… or …@sha256:…: an OCI registry reference written without its docker://
+_REGISTRY_REF = re.compile(r"[^/:@,]+:[0-9]+/[^,]*|[^:@,]+@sha(256|512):[0-9a-f]+")
 _ARCH = {
     "x86_64": "amd64",
     "aarch64": "aarch64",
@@ -47,7 +51,7 @@ class RefKind(enum.StrEnum):
 class ImageRef:
     kind: RefKind
     text: str  # the argument as given
-    target: str  # ID prefix, file path, URL or image name
+    target: str  # ID prefix, file path, URL, image name or OCI reference (with its transport)
     labels: dict[str, str] = field(default_factory=dict)  # for names: version, os, arch, …
 
 
@@ -90,6 +94,8 @@ def parse_ref(text: str, *, is_file: Callable[[str], bool] = os.path.isfile) -> 
         return ImageRef(RefKind.ID, text, text)
     if text.startswith(TRANSPORTS):
         return ImageRef(RefKind.OCI, text, text)
+    if _REGISTRY_REF.fullmatch(text):
+        return ImageRef(RefKind.OCI, text, f"docker://{text}")
     scheme = urlsplit(text).scheme
     if scheme == "file":
         return ImageRef(RefKind.FILE, text, unquote(urlsplit(text).path))

@@ -246,9 +246,23 @@ class Index:
         query = f"SELECT {_COLUMNS} FROM images WHERE name=? ORDER BY latest DESC, import_time DESC"
         return [_image(r) for r in self._db.execute(query, (name,))]
 
-    def touch(self, image_id: str, when: float | None = None) -> None:
+    def by_source(self, source: str) -> list[ImageRow]:
+        query = f"SELECT {_COLUMNS} FROM images WHERE source=? ORDER BY latest DESC, import_time DESC"
+        return [_image(r) for r in self._db.execute(query, (source,))]
+
+    def touch(self, *image_ids: str, when: float | None = None, resolution: float = 0.0) -> None:
+        """Set the images' last-used time (image gc's clock). Rows used less than ``resolution``
+        seconds before are left as they are; when that is all of them, nothing is written."""
+        now = when or time.time()
+        marks = ", ".join("?" * len(image_ids))
+        query = f"SELECT id FROM images WHERE id IN ({marks}) AND last_used <= ?"
+        stale = [r[0] for r in self._db.execute(query, (*image_ids, now - resolution))]
+        if not stale:
+            return
         with self.transaction():
-            self._db.execute("UPDATE images SET last_used=? WHERE id=?", (when or time.time(), image_id))
+            self._db.execute(
+                f"UPDATE images SET last_used=? WHERE id IN ({', '.join('?' * len(stale))})", (now, *stale)
+            )
 
     def set_signer(self, image_id: str, signer: str | None, *, latest: bool) -> None:
         with self.transaction():

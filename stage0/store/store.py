@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -34,6 +34,7 @@ from stage0.store.index import ImageRow, Index
 from stage0.store.locks import Workspace, locked, remove_tree, sweep, try_lock
 
 DEFAULT_LIMITS = Limits()
+USED_RESOLUTION = 60.0  # seconds: a last-used time this recent is not written again
 
 
 class ImageNotFound(Error):
@@ -306,6 +307,11 @@ class Store:
     def oci_layers(self, image_id: str) -> tuple[str, ...]:
         """An OCI image's layer directories, top first (none for an ACI)."""
         return tuple(self.paths.oci_layer(r.diff_id) for r in reversed(self.index.image_layers(image_id)))
+
+    def mark_used(self, image_ids: Iterable[str]) -> None:
+        """Images a pod is made of (run, prepare, run-prepared, app add): gc keeps what is used.
+        Within a minute of the last mark nothing is written, so repeated runs stay readers."""
+        self.index.touch(*image_ids, resolution=USED_RESOLUTION)
 
     def open_blob(self, image_id: str) -> BinaryIO:
         self.index.touch(image_id)

@@ -17,7 +17,7 @@ import pytest
 
 from stage0.aci.build import build_aci
 from tests.conftest import REPO
-from tests.integration.test_pods import APPLETS, Nspod, nspod  # noqa: F401  (fixture)
+from tests.integration.test_pods import APPLETS, Nspod, nspod
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
@@ -63,18 +63,18 @@ def attack_image(
     for applet in (*APPLETS, "cp", "chmod", "stat", "grep", "head", "mkdir", "ln", "rm", "touch"):
         if not (rootfs / "bin" / applet).exists():
             (rootfs / "bin" / applet).symlink_to("busybox")
-    for program, path in (programs or {}).items():
-        shutil.copy(path, rootfs / "bin" / program)
+    for program, binary in (programs or {}).items():
+        shutil.copy(binary, rootfs / "bin" / program)
     (rootfs / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\nworker:x:1000:1000::/:/bin/sh\n")
     (rootfs / "etc/group").write_text("root:x:0:\nworker:x:1000:\n")
     for path, text in (files or {}).items():
         target = rootfs / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-    for path, target in (links or {}).items():
+    for path, pointee in (links or {}).items():
         link = rootfs / path.lstrip("/")
         link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, link)
+        os.symlink(pointee, link)
     manifest = {
         "acKind": "ImageManifest",
         "acVersion": "0.8.11",

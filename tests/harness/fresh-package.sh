@@ -39,6 +39,7 @@ said=$(nspod --insecure-options=image run /var/tmp/hello.aci --exec=/bin/sh -- -
 step "systemctl start pod@demo"
 nspod --insecure-options=image fetch /var/tmp/hello.aci >/dev/null
 cp /usr/share/doc/nspod/examples/demo.toml /etc/nspod/pods/demo.toml
+nspod pod install demo >/dev/null  # its [service] table (the README says so)
 systemctl start pod@demo
 [ "$(systemctl is-active pod@demo)" = active ] || fail "pod@demo is $(systemctl is-active pod@demo)"
 for _ in $(seq 50); do journalctl -u pod@demo -o cat | grep -q 'Hello from pod demo' && break; sleep 0.2; done
@@ -75,6 +76,7 @@ grep -q "group nspod" /tmp/refused || fail "bob was not told the group: $(cat /t
 
 step "stop, purge: nothing the package installed is left"
 systemctl stop pod@demo
+nspod pod uninstall demo >/dev/null
 nspod gc --grace-period=0s >/dev/null
 apt-get purge -y -qq nspod >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "apt-get purge"; }
 left=()

@@ -55,6 +55,11 @@ def leftovers() -> dict[str, object]:
         "leases": leases,
         "runtime": runtime,
         "units": units,
+        "route_localnet": [  # set for forwarded ports (issue #23, item 3): it must go with the pod
+            p.parent.name
+            for p in Path("/proc/sys/net/ipv4/conf").glob("*/route_localnet")
+            if p.read_text() != "0\n"
+        ],
     }
 
 

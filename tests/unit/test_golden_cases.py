@@ -17,7 +17,7 @@ import pytest
 
 from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec, unit_name
 from stage1.cni import Attachment, down_script, loopback_proxies, plugin_type
-from stage1.nat import masquerade_setup, masquerade_subnets, nft_ruleset
+from stage1.nat import masquerade_subnets, nft_ruleset, shared_setup
 from stage1.nspawn import nspawn_argv, pod_service
 from stage1.stdio import Stdio
 from stage1.transient import render_properties
@@ -62,7 +62,7 @@ def generate(case: dict[str, Any]) -> str:
         others = tuple(Attachment(n.name, f"eth{i}", {}) for i, n in enumerate(pod.networks or ()) if i)
         text += "\n### nft\n" + nft_ruleset(pod, (attachment, *others))
         subnets = masquerade_subnets(pod, (attachment, *others))
-        text += "\n### nft, shared table\n" + (masquerade_setup(subnets) if subnets else "")
+        text += "\n### nft, shared table (a fresh host's)\n" + shared_setup(subnets, guard=True)
         for proxy in loopback_proxies(pod, attachment, unit_name(pod.machine)):
             text += f"\n### {proxy.name}\n" + render_properties(proxy.properties())
     return text

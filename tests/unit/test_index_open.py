@@ -20,3 +20,19 @@ def test_concurrent_opens_of_a_new_index(tmp_path: Path) -> None:
         ]
         errors = [p.communicate()[1].decode() for p in procs]
         assert [p.returncode for p in procs] == [0] * 12, [e for e in errors if e]
+
+
+def test_marking_images_used_writes_only_what_is_stale(tmp_path: Path) -> None:
+    """A run marks its images used (image gc's clock, issue #23 item 8), but a mark younger than the
+    resolution is not written again: repeated runs do not queue for the index's write lock."""
+    from stage0.store.index import ImageRow, Index
+
+    index = Index(str(tmp_path / "index.db"))
+    for image_id, used in (("sha512-old", 1000.0), ("sha512-new", 9990.0)):
+        index.add_image(ImageRow(image_id, "n", {}, b"{}", "gzip", 1, 1, 1000.0, used, "s", None, True))
+    before = index._db.total_changes
+    index.touch("sha512-new", when=10000.0, resolution=60)
+    assert index._db.total_changes == before  # nothing written
+    index.touch("sha512-old", "sha512-new", "sha512-gone", when=10000.0, resolution=60)
+    assert {r.id: r.last_used for r in index.images()} == {"sha512-old": 10000.0, "sha512-new": 9990.0}
+    index.close()

@@ -24,7 +24,7 @@ from stage1.cni import (
     skip_dad,
     with_dns,
 )
-from stage1.nat import masquerade_chain, masquerade_setup, masquerade_subnets, shared_chains
+from stage1.nat import GUARD, masquerade_chain, masquerade_subnets, shared_chains, shared_setup
 
 NETS = {name: json.dumps(config) for name, config in BUILTIN.items()}
 
@@ -214,10 +214,25 @@ def test_nspod_masquerades_for_ptp_and_bridge_once_per_subnet() -> None:
     assert masquerade_subnets(dataclasses.replace(spec, networks=(nets[0], nets[1], nets[0])), again) == (
         subnet,
     )
-    setup = masquerade_setup((subnet, ipaddress.ip_network("fd00:49::/64")))
+    setup = shared_setup((subnet, ipaddress.ip_network("fd00:49::/64")), guard=False)
     assert setup.count("create chain") == 2 and setup.count(" masquerade\n") == 2
     assert "ip6 daddr != fd00:49::/64 ip6 daddr != ff00::/8 masquerade" in setup
     listing = (
         f"table inet nspod {{\n\tchain postrouting {{\n\t}}\n\tchain {masquerade_chain(subnet)} {{\n\t}}\n}}"
     )
     assert shared_chains(listing) == {"postrouting", masquerade_chain(subnet)}
+
+
+def test_the_shared_table_guards_the_hosts_loopback() -> None:
+    """Issue #23, item 3: what arrives from outside ``lo`` addressed to or from loopback is dropped
+    before conntrack and NAT (route_localnet, set for forwarded ports, would route it to the host)."""
+    setup = shared_setup((), guard=True)
+    assert f"create chain inet nspod {GUARD} {{ type filter hook prerouting priority -300;" in setup
+    for rule in (
+        'iif != "lo" ip saddr 127.0.0.0/8 counter drop',
+        'iif != "lo" ip daddr 127.0.0.0/8 counter drop',
+        'iif != "lo" ip6 saddr { ::1, ::ffff:127.0.0.0/104 } counter drop',
+        'iif != "lo" ip6 daddr { ::1, ::ffff:127.0.0.0/104 } counter drop',
+    ):
+        assert f"add rule inet nspod {GUARD} {rule}\n" in setup
+    assert GUARD not in shared_setup((ipaddress.ip_network("10.1.0.0/24"),), guard=False)

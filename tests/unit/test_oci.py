@@ -249,3 +249,28 @@ def test_the_gzip_reader_reads_members_padding_and_nothing_else(read: int) -> No
         drain(gzip.compress(body) + b"garbage")
     with pytest.raises(EOFError):
         drain(gzip.compress(body)[:-20])
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "target"),
+    [
+        ("127.0.0.1:5055/test/bb:1", "oci", "docker://127.0.0.1:5055/test/bb:1"),
+        ("localhost:5000/bb", "oci", "docker://localhost:5000/bb"),
+        (
+            "docker.io/library/bb@sha256:" + "a" * 64,
+            "oci",
+            "docker://docker.io/library/bb@sha256:" + "a" * 64,
+        ),
+        ("docker://127.0.0.1:5055/test/bb:1", "oci", "docker://127.0.0.1:5055/test/bb:1"),
+        ("127.0.0.1-5055/test/bb:1", "name", "127.0.0.1-5055/test/bb"),
+        ("example.com/app:1.0,os=linux", "name", "example.com/app"),
+        ("example.com/app:5055/x", "name", "example.com/app"),  # an appc version may hold a /
+    ],
+)
+def test_what_image_list_shows_is_a_reference(text: str, kind: str, target: str) -> None:
+    """An OCI image's name as `image list` shows it (REGISTRY:PORT/REPO:TAG, or …@DIGEST) is its
+    docker:// reference: never appc discovery of the host (issue #23 item 14)."""
+    from stage0.fetch.refs import parse_ref
+
+    ref = parse_ref(text, is_file=lambda _: False)
+    assert (ref.kind.value, ref.target) == (kind, target)

@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+# mount-volumes ROOT [STAGED TARGET]...: bind each volume nspawn (or machined) staged in the pod's
+# own tree onto TARGET, a path inside the app's ROOT, resolved the way openat2(RESOLVE_IN_ROOT)
+# does (runc's securejoin): every link, absolute or relative, in any component, and every ".."
+# stays inside ROOT. The target is held as a file descriptor from resolution to mount, so a tree
+# changing meanwhile (an app's writable layer, a volume another app writes) cannot move the mount
+# out of ROOT. A target in the app's /proc, /sys or /dev (its kernel interfaces) or ROOT itself is
+# refused. mount-volumes --unmount DIR: detach every mount below DIR (but DIR), deepest first.
+# Runs in the pod (the host's python3 in its /usr), before the app's unit (stage1/volumes.py).
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import sys
+
+O_PATH_FLAGS = os.O_PATH | os.O_CLOEXEC
+RESOLVE_NO_SYMLINKS, RESOLVE_NO_MAGICLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x04, 0x02, 0x08, 0x10
+SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
+MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
+MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
+KERNEL_DIRS = ("proc", "sys", "dev")  # systemd mounts the app's own over them (MountAPIVFS=)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Refused(Exception):
+    """A target that cannot be resolved inside the app's root."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+
+def openat2(dirfd: int, path: str, resolve: int) -> int:
+    how = _OpenHow(O_PATH_FLAGS, 0, resolve)
+    fd = _libc.syscall(SYS_OPENAT2, dirfd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return int(fd)
+
+
+def inside(rootfd: int, path: str) -> int:
+    return openat2(rootfd, path or ".", RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+
+
+def where(fd: int, root: str) -> str:
+    """``fd``'s path inside ``root`` ("" for the root itself); Refused if it is not inside."""
+    real = os.readlink(f"/proc/self/fd/{fd}")
+    if real != root and not real.startswith(root.rstrip("/") + "/"):
+        raise Refused(f"resolves to {real}, outside the app's root")
+    return real[len(root.rstrip("/")) :]
+
+
+def open_target(rootfd: int, root: str, target: str, directory: bool, links: int = 0) -> int:
+    """An O_PATH fd of ``target`` inside the root, made (directories, then a directory or an empty
+    file) where missing, never through a link that was not resolved inside the root."""
+    if links > MAX_LINKS:
+        raise Refused("too many levels of symbolic links")
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    try:
+        return inside(rootfd, "/".join(parts))
+    except FileNotFoundError:
+        pass
+    # the longest prefix that exists, resolved inside the root; the rest is made below it
+    for cut in range(len(parts) - 1, -1, -1):
+        try:
+            parent = inside(rootfd, "/".join(parts[:cut]))
+            break
+        except FileNotFoundError:
+            continue
+    else:  # pragma: no cover (the root itself exists)
+        raise Refused("the app's root is gone")
+    rest = parts[cut:]
+    try:
+        for index, name in enumerate(rest):
+            if name == "..":  # beneath a directory made just now: lexical (it holds no links)
+                child = inside(rootfd, where(parent, root) + "/..")
+            else:
+                last = index == len(rest) - 1
+                try:
+                    if last and not directory:
+                        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW,
+                                         0o644, dir_fd=parent))  # fmt: skip
+                    else:
+                        os.mkdir(name, 0o755, dir_fd=parent)
+                except FileExistsError:
+                    pass  # made meanwhile, or a dangling link: opened without following, below
+                try:
+                    child = openat2(parent, name, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+                except OSError as error:
+                    if error.errno != errno.ELOOP:
+                        raise
+                    # a link (dangling when resolution began): follow it inside the root, and go on
+                    link = os.readlink(name, dir_fd=parent)
+                    base = "" if link.startswith("/") else where(parent, root)
+                    os.close(parent)
+                    parent = -1
+                    return open_target(rootfd, root, "/".join([base, link, *rest[index + 1 :]]),
+                                       directory, links + 1)  # fmt: skip
+            os.close(parent)
+            parent = child
+        return parent
+    except BaseException:
+        if parent >= 0:
+            os.close(parent)
+        raise
+
+
+def mount_volume(root: str, staged: str, target: str) -> str:
+    """Bind ``staged`` (read-only if its own mount is) at ``target`` inside ``root``; the path
+    inside the root it was mounted at."""
+    rootfd = os.open(root, O_PATH_FLAGS | os.O_DIRECTORY)
+    try:
+        fd = open_target(rootfd, root, target, os.path.isdir(staged))
+    finally:
+        os.close(rootfd)
+    try:
+        path = where(fd, root)
+        if not path or path.split("/")[1] in KERNEL_DIRS:
+            raise Refused(f"resolves to {path or '/'}, the app's {'root' if not path else 'kernel files'}")
+        # the mount goes onto what the fd holds, whatever its path has become meanwhile
+        if _libc.mount(staged.encode(), f"/proc/self/fd/{fd}".encode(), None, MS_BIND | MS_REC, None):
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), target)
+        return path
+    finally:
+        os.close(fd)
+
+
+def mounts_below(directory: str) -> list[str]:
+    """The mount points below ``directory`` (this mount namespace's), deepest first."""
+    prefix = directory.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as file:
+        found = {
+            line.split()[4].encode().decode("unicode_escape").encode("latin-1").decode()
+            for line in file
+        }  # fmt: skip
+    return sorted((p for p in found if p.startswith(prefix)), key=lambda p: (-p.count("/"), p))
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--unmount"]:
+        for point in mounts_below(argv[1]):
+            _libc.umount2(point.encode(), MNT_DETACH)
+        return 0
+    root, pairs = argv[0], argv[1:]
+    for staged, target in zip(pairs[::2], pairs[1::2], strict=True):
+        try:
+            path = mount_volume(root, staged, target)
+        except (Refused, OSError) as error:
+            print(
+                f"nspod: cannot mount a volume at {target} in {root}: {error}\n"
+                "  hint: a mount point (and every link on its way) must lead to a place inside the"
+                " app's root: not the root itself, nor its /proc, /sys or /dev",
+                file=sys.stderr,
+            )
+            return 1
+        if path != target:
+            print(f"volume mount point {target} is {path} in the app's root", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
