@@ -181,5 +181,10 @@ def test_a_storm_of_kills_leaves_nothing_after_two_gcs(tmp_path: Path, bb: Path)
     left = leftovers(nspod.data)
     print(f"storm: {killed} killed, {ended} ended first, {took:.0f}s; lives {lives}")
     assert [g.returncode for g in gcs] == [0, 0], [g.stderr for g in gcs]
-    assert left == {k: ([] if k != "machines" and k != "veths" else "") for k in left}, left
+    netns = left["netns"]
+    assert isinstance(netns, list)
+    found = {u: [f"{p.parent.name}: {sorted(os.listdir(p))}" for p in nspod.data.glob(f"pods/*/{u}")]
+             for u in {str(n).removeprefix("nspod-") for n in netns}}  # fmt: skip
+    found["list"] = [nspod("list", "--full").stdout]
+    assert left == {k: ([] if k != "machines" and k != "veths" else "") for k in left}, (left, found)
     assert killed >= KILLS, (killed, ended)
