@@ -36,8 +36,11 @@ class Storm:
     made: int = 0
 
     def ok(self, *args: str) -> str:
+        """An uncut verb (a precondition), which must work: on failure, the journal's last words."""
         done = self.nspod(*args)
-        assert done.returncode == 0, (args, done.stderr)
+        if done.returncode != 0:
+            journal = sh("journalctl", "--no-pager", "-n", "60", "-o", "short-monotonic")
+            raise AssertionError(f"{args}: {done.stderr}\n{journal}")
         return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
     def pods(self, state: str) -> list[str]:
