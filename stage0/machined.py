@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dbus_fast import BusType, Message
+from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 MACHINED = "org.freedesktop.machine1"
 MANAGER = "org.freedesktop.machine1.Manager"
+MACHINE = "org.freedesktop.machine1.Machine"
+PATH = "/org/freedesktop/machine1"
 
 
 async def watch_removed(on_removed: Callable[[str], None]) -> MessageBus:
@@ -35,3 +37,27 @@ async def watch_removed(on_removed: Callable[[str], None]) -> MessageBus:
         )
     )
     return bus
+
+
+async def machine_roots(bus: MessageBus) -> list[tuple[str, str]]:
+    """(name, root directory) of every machine machined knows (none when machined does not run)."""
+    listed = await bus.call(
+        Message(destination=MACHINED, path=PATH, interface=MANAGER, member="ListMachines")
+    )
+    if listed is None or listed.message_type is not MessageType.METHOD_RETURN:
+        return []
+    roots = []
+    for name, _class, _service, path in listed.body[0]:
+        reply = await bus.call(
+            Message(
+                destination=MACHINED,
+                path=path,
+                interface="org.freedesktop.DBus.Properties",
+                member="Get",
+                signature="ss",
+                body=[MACHINE, "RootDirectory"],
+            )
+        )
+        if reply is not None and reply.message_type is MessageType.METHOD_RETURN and reply.body[0].value:
+            roots.append((str(name), str(reply.body[0].value)))
+    return roots

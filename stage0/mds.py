@@ -5,7 +5,8 @@ addresses it speaks from, a secret token (256 bits, not the UUID), its manifest 
 image manifests. An app reaches the service at ``AC_METADATA_URL`` (``http://HOST:18112/TOKEN``,
 HOST: the host's end of the pod's first network) and gets answers only when both the token and
 the address it speaks from are its pod's. Pods are dropped when machined says their machine went
-away (stage0/machined.py), or when stage1 asks. Signatures are HMAC-SHA512 over the signer's UUID
+away (stage0/machined.py), or when stage1 asks; a restarted service registers the running ones
+again from what their stage1 kept (:func:`restore`). Signatures are HMAC-SHA512 over the signer's UUID
 bytes and the content, with a key made at service start (so, as rkt's, they do not outlive it).
 
 Served (appc spec, ace.md "App Container Metadata Service"), under ``/TOKEN/acMetadata/v1``::
@@ -76,6 +77,41 @@ class Registry:
         if pod is None or canonical(source) not in pod.addresses:
             return None
         return pod
+
+
+def registration(uuid: str, data: Any) -> Pod:
+    """A pod from what stage1 sends (stage1/mds.py register); ValueError and friends when it is bad."""
+    pod = Pod(
+        uuid=str(uuidlib.UUID(uuid)),
+        machine=str(data["machine"]),
+        token=str(data["token"]),
+        addresses=frozenset(canonical(a) for a in data["addresses"]),
+        manifest=dict(data["manifest"]),
+        images={str(k): dict(v) for k, v in data["images"].items()},
+    )
+    if len(pod.token) < 32:  # ≥ 128 bits as hex
+        raise ValueError("the token is too short")
+    return pod
+
+
+def restore(registry: Registry, machines: list[tuple[str, str]]) -> list[str]:
+    """Register again the running pods a restarted service lost (#23 item 22): ``machines``,
+    machined's (name, root directory), each an nspod pod whose root is ``POD/stage1/rootfs``
+    and whose stage1 kept what it registered there (``mds-registration.json``, root's). A
+    machine that is no pod of ours, or whose record names another machine, is passed by."""
+    restored = []
+    for machine, root in machines:
+        pod_dir = os.path.dirname(os.path.dirname(os.path.normpath(root)))
+        try:
+            with open(os.path.join(pod_dir, "mds-registration.json")) as file:
+                data = json.load(file)
+            pod = registration(os.path.basename(pod_dir), data)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if pod.machine == machine and data.get("uuid") == pod.uuid:
+            registry.register(pod)
+            restored.append(pod.uuid)
+    return restored
 
 
 class Signer:
@@ -206,21 +242,10 @@ class Service:
     # -- stage1's side -----------------------------------------------------------------------
 
     async def register(self, request: web.Request) -> web.Response:
-        uuid = request.match_info["uuid"]
         try:
-            data = await request.json()
-            pod = Pod(
-                uuid=str(uuidlib.UUID(uuid)),
-                machine=str(data["machine"]),
-                token=str(data["token"]),
-                addresses=frozenset(canonical(a) for a in data["addresses"]),
-                manifest=dict(data["manifest"]),
-                images={str(k): dict(v) for k, v in data["images"].items()},
-            )
+            pod = registration(request.match_info["uuid"], await request.json())
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise web.HTTPBadRequest(text=f"bad registration: {error}\n") from None
-        if len(pod.token) < 32:  # ≥ 128 bits as hex
-            raise web.HTTPBadRequest(text="the token is too short\n")
         self.registry.register(pod)
         return web.Response(status=204)
 

@@ -14,6 +14,7 @@ start) as a normal event: it is skipped, or reported as gone, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fcntl
 import json
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 
 from stage0.access import GROUP
 from stage0.errors import Error, InputError
-from stage0.store.locks import lock_held, locked, remove_tree
+from stage0.mounts import remove_unmounted
+from stage0.store.locks import lock_held, locked, try_lock
 from stage1.abi import PodPaths
 
 REMOVING = ".removing"  # pods being deleted; no state lists it
@@ -316,31 +318,50 @@ class Pods:
 
     def remove(self, pod: Pod) -> None:
         """Remove ``pod`` all at once: renamed out of every listing first, then deleted, so that a
-        remover killed halfway leaves no half-deleted pod behind (gc sweeps what it leaves)."""
+        remover killed halfway leaves no half-deleted pod behind (gc sweeps what it leaves). What a
+        dead process left mounted in it is detached first (stage0/mounts.py). The remover holds
+        ``.removing/<uuid>.lock`` from before the rename: a sweep tells its work from a dead one's."""
         removing = os.path.join(self.root, REMOVING)
         os.makedirs(removing, mode=0o700, exist_ok=True)
         target = os.path.join(removing, pod.uuid)
-        try:
-            os.rename(pod.path, target)
-        except FileNotFoundError:
-            return  # another nspod removed or moved it meanwhile
-        remove_tree(target)
+        with locked(target + ".lock"):
+            try:
+                os.rename(pod.path, target)
+            except FileNotFoundError:
+                pass  # another nspod removed or moved it meanwhile
+            else:
+                remove_unmounted(
+                    target
+                )  # a mount a killed 'app add' left is detached, never deleted through
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target + ".lock")
 
     def sweep_removing(self) -> None:
-        """Finish removals whose remover was killed (older than a minute: not one under way)."""
+        """Finish removals whose remover was killed: its lock is free (without a lock file, one
+        older than a minute: not one under way)."""
         removing = os.path.join(self.root, REMOVING)
         try:
             names = os.listdir(removing)
         except FileNotFoundError:
             return
         for name in names:
-            path = os.path.join(removing, name)
+            path = os.path.join(removing, name.removesuffix(".lock"))
+            fd = try_lock(path + ".lock")
+            if fd is None and name.endswith(".lock"):
+                continue  # held (a removal under way), or swept with its pod just now
             try:
-                stale = time.time() - os.lstat(path).st_ctime > 60
-            except FileNotFoundError:
-                continue
-            if stale:
-                remove_tree(path)
+                if fd is None:  # no lock file: a removal by an older nspod, or one just beginning
+                    try:
+                        if time.time() - os.lstat(path).st_ctime <= 60:
+                            continue
+                    except FileNotFoundError:
+                        continue
+                remove_unmounted(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + ".lock")
+            finally:
+                if fd is not None:
+                    os.close(fd)
 
 
 def read_uuid_file(path: str) -> str:

@@ -11,7 +11,8 @@ over the socket) and answers with its exit code. The claimed pod is a pod like a
 then on: its app's end ends it, and it is never a spare again. A spare being made carries
 ``pool.filling`` (flocked by its maker); one ready carries ``pool.ready``, renamed to
 ``pool.taken`` by the one run that claims it (rename: exactly one wins). A spare whose maker
-died half-way is stopped by ``nspod gc``.
+died half-way is stopped by the next keeper, ``nspod pool drain`` and ``nspod gc``; a keeper
+stopped (SIGTERM) finishes the spare it is making first.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import sys
 import threading
+import time
 import tomllib
 from typing import Any
 
@@ -33,6 +36,7 @@ from stage0.pods import Pod, Pods, PodState
 from stage0.store.locks import lock_held
 
 FILLING, READY, TAKEN = "pool.filling", "pool.ready", "pool.taken"
+BOOT_TIMEOUT = 120.0  # how long a drain waits for a spare being made to be ready (or its maker to die)
 # pod options a spare cannot honour: it was booted with the defaults (run these cold)
 COLD_OPTIONS = ("pod_name", "hostname", "volume", "mount", "private_users", "pod_manifest", "save_as",
                 "port", "rm", "interactive", "tty", "inherit_env", "set_env_file", "uuid_file_save",
@@ -61,6 +65,51 @@ def half_made(pod: Pod) -> bool:
     """A spare whose maker died before it was ready (``nspod gc`` stops it)."""
     marker = os.path.join(pod.path, FILLING)
     return os.path.exists(marker) and not lock_held(marker)
+
+
+def stop_half_made(options: GlobalOptions, pods: Pods) -> list[str]:
+    """Stop the running spares whose maker died half-way (a keeper killed or stopped while a spare
+    booted): no pool verb would see them, and a keeper would make others beside them."""
+    from stage0.executor import call_stage1
+
+    stopped = []
+    for pod in pods.all():
+        if pod.state() is PodState.RUNNING and half_made(pod):
+            call_stage1(options, "stop", pod.path)
+            stopped.append(pod.uuid)
+    return stopped
+
+
+def drain(options: GlobalOptions, pods: Pods) -> list[str]:
+    """Stop every spare: the ready ones, those being made (once their maker is done with them)
+    and the half-made ones; their UUIDs."""
+    from stage0.executor import call_stage1
+
+    for each in pods.all():
+        _wait_made(os.path.join(each.path, FILLING))
+    stopped = []
+    while (pod := claim(pods)) is not None:  # claimed first: no run can take it meanwhile
+        call_stage1(options, "stop", pod.path)
+        stopped.append(pod.uuid)
+    return stopped + stop_half_made(options, pods)
+
+
+def _wait_made(marker: str) -> None:
+    """Until the maker of the spare marked ``marker`` is done: its spare ready, or its maker dead."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(0.05)
+    finally:
+        os.close(fd)
 
 
 def spares(pods: Pods) -> list[Pod]:
@@ -132,12 +181,18 @@ class Keeper:
         self.options, self.size, self.path = options, size, path
         self.pods = Pods(options.dir)
         self.used = threading.Event()
+        self.stopping = threading.Event()
 
     def fill(self) -> None:
-        """Keep ``size`` spares; woken when a run takes one (and every few seconds)."""
-        while True:
+        """Keep ``size`` spares; woken when a run takes one (and every few seconds). A spare a
+        dead maker left half-made (an earlier keeper's) is stopped first: it counts as none."""
+        while not self.stopping.is_set():
             self.used.clear()
-            while len(spares(self.pods)) < self.size:
+            try:
+                stop_half_made(self.options, self.pods)
+            except Error as error:
+                print(f"nspod pool: {error.message}", file=sys.stderr)
+            while len(spares(self.pods)) < self.size and not self.stopping.is_set():
                 try:
                     make_spare(self.options)
                 except Error as error:
@@ -156,10 +211,23 @@ class Keeper:
         finally:
             os.umask(old)
         listener.listen(64)
-        threading.Thread(target=self.fill, daemon=True).start()
-        while True:
-            conn, _ = listener.accept()
+        filler = threading.Thread(target=self.fill, daemon=True)
+        signal.signal(signal.SIGTERM, lambda signum, frame: self.stopping.set())
+        filler.start()
+        listener.settimeout(0.2)  # the loop looks at ``stopping`` this often
+        while not self.stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
             threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+        # SIGTERM (systemctl stop): the spare being made is finished (ready: pool list, drain and
+        # the next keeper see it), never left booting half-made; systemd's stop timeout bounds it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the keeper at once
+        listener.close()
+        self.used.set()
+        filler.join()
 
     def handle(self, conn: socket.socket) -> None:
         fds: list[int] = []

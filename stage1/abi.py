@@ -342,6 +342,8 @@ class PodPaths:
         self.net = os.path.join(root, "net.json")
         # the apps' AC_METADATA_URL while the pod runs (its token is a secret: root's alone)
         self.mds_url = os.path.join(root, "mds-url")
+        # what it registered with the metadata service (root's alone): a restarted service reads it
+        self.mds_registration = os.path.join(root, "mds-registration.json")
 
     def app_signal(self, app: str) -> str:
         """status/<app>.signal: the signal that ended the app, by number (its reaper writes it

@@ -218,6 +218,7 @@ def remove(pod_dir: str, name: str) -> int:
         for unit in (f"{app.name}.service", f"reaper-{app.name}.service"):
             with contextlib.suppress(Error):
                 pod.reset_failed(unit)
+    _detach(os.path.join(paths.layers(app.name), "root"))  # a killed add left it (#23 item 18)
     shutil.rmtree(paths.layers(app.name), ignore_errors=True)
     for recorded in (os.path.join(paths.status, app.name), paths.app_signal(app.name)):
         with contextlib.suppress(FileNotFoundError):

@@ -27,6 +27,29 @@ CHUNK = 65536
 LINE_MAX = 48 * 1024  # a journal entry's message at most (a datagram must fit the socket buffer)
 
 
+def listen(io_dir: str, apps: int, *, stdin: bool) -> dict[tuple[int, Stream], socket.socket]:
+    """The listening sockets of ``apps`` apps' streams in ``io_dir`` (stdin's only with ``stdin``)."""
+    listeners = {}
+    os.makedirs(io_dir, mode=0o700, exist_ok=True)
+    directory = os.open(io_dir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        for index in range(apps):
+            for stream in (Stream.STDIN, Stream.STDOUT, Stream.STDERR):
+                if stream is Stream.STDIN and not stdin:
+                    continue
+                name = socket_name(index, stream)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=directory)
+                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                # through the directory's descriptor: the pod's path may be too long for a socket
+                listener.bind(f"/proc/self/fd/{directory}/{name}")
+                listener.listen(8)
+                listeners[(index, stream)] = listener
+    finally:
+        os.close(directory)
+    return listeners
+
+
 class Relay:
     def __init__(
         self,
@@ -40,9 +63,14 @@ class Relay:
         out: BinaryIO | None = None,
         err: BinaryIO | None = None,
         journal: Callable[[dict[str, bytes]], None] = send,
+        listeners: dict[tuple[int, Stream], socket.socket] | None = None,
+        adopted: tuple[tuple[socket.socket, int, Stream], ...] = (),
+        on_accept: Callable[[socket.socket, int, Stream], None] | None = None,
     ) -> None:
         """Listens at once (before the pod starts); ``fields``: the journal fields of every line;
-        ``raw``: output unlabelled, as it comes (one app)."""
+        ``raw``: output unlabelled, as it comes (one app). ``listeners`` (from :func:`listen`) and
+        ``adopted`` output connections: another relay's, taken over (stage1/heir.py);
+        ``on_accept``: told of each output connection accepted."""
         self._apps = apps
         self._raw = raw and len(apps) == 1
         self._fields = {k: v.encode() for k, v in fields.items()}
@@ -60,24 +88,15 @@ class Relay:
         self._wake_read, self._wake = os.pipe()
         self._deadline = 0.0  # set by finish()
         self._selector.register(self._wake_read, selectors.EVENT_READ, ("wake",))
-        os.makedirs(io_dir, mode=0o700, exist_ok=True)
-        directory = os.open(io_dir, os.O_PATH | os.O_DIRECTORY)
-        try:
-            for index in range(len(apps)):
-                for stream in (Stream.STDIN, Stream.STDOUT, Stream.STDERR):
-                    if stream is Stream.STDIN and not stdin:
-                        continue
-                    name = socket_name(index, stream)
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(name, dir_fd=directory)
-                    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    # through the directory's descriptor: the pod's path may be too long for a socket
-                    listener.bind(f"/proc/self/fd/{directory}/{name}")
-                    listener.listen(8)
-                    listener.setblocking(False)
-                    self._selector.register(listener, selectors.EVENT_READ, ("listen", index, stream))
-        finally:
-            os.close(directory)
+        self._on_accept = on_accept
+        for (index, stream), listener in (listeners or listen(io_dir, len(apps), stdin=stdin)).items():
+            if stream is not Stream.STDIN or stdin:
+                listener.setblocking(False)
+                self._selector.register(listener, selectors.EVENT_READ, ("listen", index, stream))
+        for conn, index, stream in adopted:
+            conn.setblocking(False)
+            self._open_outputs += 1
+            self._selector.register(conn, selectors.EVENT_READ, ("output", index, stream))
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
@@ -127,6 +146,8 @@ class Relay:
         if stream is not Stream.STDIN:
             self._open_outputs += 1
             self._selector.register(conn, selectors.EVENT_READ, ("output", index, stream))
+            if self._on_accept is not None:
+                self._on_accept(conn, index, stream)
             return True
         conn.setblocking(True)
         with self._stdin_ready:

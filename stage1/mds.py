@@ -74,6 +74,15 @@ def registered_url(spec: PodSpec, paths: PodPaths) -> PodSpec:
         return spec
 
 
+def _write_secret(path: str, text: str) -> None:
+    """A file root's alone (it holds the pod's token): the service, restarted, registers the pod
+    again from it (stage0/mds.py restore)."""
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def register(spec: PodSpec, paths: PodPaths, attachments: tuple[Attachment, ...]) -> PodSpec:
     """Register the pod and give its apps AC_METADATA_URL. ``spec.mds_register``: True, it must
     work; None, where the service's socket is; False, never."""
@@ -109,9 +118,8 @@ def register(spec: PodSpec, paths: PodPaths, attachments: tuple[Attachment, ...]
             failure = f"cannot reach the metadata service: {error}"
         if failure is None:
             url = metadata_url(host, token)
-            fd = os.open(paths.mds_url, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as file:
-                file.write(url + "\n")
+            _write_secret(paths.mds_registration, json.dumps({"uuid": spec.uuid, **body}))
+            _write_secret(paths.mds_url, url + "\n")
             return with_url(spec, url)
     if spec.mds_register:
         raise Error(

@@ -86,9 +86,10 @@ def _call(spec: PodSpec, index: int, plugin: str, command: str) -> dict[str, obj
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
 
-def check_ports(spec: PodSpec) -> None:
-    """Refuse a port another pod forwards, or that something on the host has bound, before anything
-    starts; claim the free ones for this pod (a file per port, under a lock)."""
+def check_ports(spec: PodSpec, paths: PodPaths) -> None:
+    """Refuse a port another running pod forwards, or that something on the host has bound, before
+    anything starts; claim the free ones for this pod (a file per port, under a lock: the pod's UUID
+    and directory, whose locks tell whether it runs)."""
     os.makedirs(PORTS_DIR, exist_ok=True)
     with open(os.path.join(PORTS_DIR, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -101,8 +102,8 @@ def check_ports(spec: PodSpec) -> None:
                 if "any" not in (address, port_key(port).split("-")[1]) and address != port.host_ip:
                     continue
                 with open(os.path.join(PORTS_DIR, name)) as file:
-                    owner = file.read().strip()
-                if owner != spec.uuid and os.path.exists(runtime_dir(owner)):  # else: stale
+                    owner, _, where = file.read().strip().partition("\n")
+                if owner != spec.uuid and _running(owner, where):  # else: stale
                     raise NetworkError(
                         f"host port {port.host_port}/{port.protocol} is forwarded to pod {owner} already",
                         hint="choose another host port: --port=NAME:HOSTPORT",
@@ -110,7 +111,31 @@ def check_ports(spec: PodSpec) -> None:
             _check_free(port)
         for port in spec.ports:
             with open(os.path.join(PORTS_DIR, port_key(port)), "w") as file:
-                file.write(spec.uuid + "\n")
+                file.write(f"{spec.uuid}\n{paths.root}\n")
+
+
+def _running(owner: str, pod_dir: str) -> bool:
+    """Whether the pod that claimed a port runs, or is being started: a claim left by a starter
+    killed before its pod started is free (#23 item 20). Its nspawn holds the pod's lock, its
+    starter ``starting`` (stage0/pods.py); the kernel drops both with their holder."""
+    if not pod_dir:  # a claim that names no directory (older nspod): its network's record decides
+        return os.path.exists(runtime_dir(owner))
+    paths = PodPaths(pod_dir)
+    return any(_lock_held(path) for path in (paths.lock, paths.starting))
+
+
+def _lock_held(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # the pod moved on (exited, removed): not running
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _check_free(port: PortSpec) -> None:
@@ -154,7 +179,7 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
     os.symlink(down_path(spec.uuid), link)
     try:
         if spec.ports:
-            check_ports(spec)
+            check_ports(spec, paths)
         netns.create(NETNS_DIR, netns_name(spec.uuid))
         attachments = []
         for index, net in enumerate(spec.networks):

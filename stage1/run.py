@@ -15,10 +15,11 @@ from types import FrameType
 from stage1 import mds, network
 from stage1.abi import Error, PodPaths, PodSpec, VolumeSpec, own_unit, unit_name
 from stage1.app_unit import HIDDEN, described
-from stage1.attach import Relay
+from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
 from stage1.enter import check_command, enter_argv
 from stage1.halt import halt, hearing
+from stage1.heir import spawn
 from stage1.journal import Follower
 from stage1.nspawn import pod_command, pod_service, spec_limits, stale_limit_drop_ins
 from stage1.stdio import Stdio
@@ -169,12 +170,15 @@ def _start(
     with Systemd() as systemd:
         with open(paths.started, "w") as file:
             file.write(f"{time.time()}\n")
-        relay = None
+        relay = heir = None
         if stdio.relayed:  # listening before the pod starts: its apps connect as they start
             fields = {"POD_UUID": spec.uuid, "POD_NAME": spec.machine}
             apps = [app.name for app in spec.apps]
             interactive = stdio is Stdio.INTERACTIVE
-            relay = Relay(paths.io, apps, fields, stdin=interactive, raw=interactive)
+            listeners = listen(paths.io, len(apps), stdin=interactive)
+            heir = spawn(listeners, paths.io, apps, fields, service.name)  # relays on if we are killed
+            relay = Relay(paths.io, apps, fields, stdin=interactive, raw=interactive,
+                          listeners=listeners, on_accept=heir.handed)  # fmt: skip
         systemd.start(service)
         started.append(True)
         proxy(systemd, spec, paths, service.name)
@@ -209,6 +213,8 @@ def _start(
             follower.finish(service.name)
         if relay is not None:
             relay.finish()
+        if heir is not None:
+            heir.done()
         systemd.unref(service.name)
     # interrupted: the shell's convention (128 + SIGINT), whatever the apps' codes were (see status)
     return 130 if halted else exit_code(status)

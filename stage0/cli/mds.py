@@ -64,8 +64,8 @@ def run_metadata_service(options: GlobalOptions, args: argparse.Namespace) -> in
     from aiohttp import web
 
     from stage0.errors import Error
-    from stage0.machined import watch_removed
-    from stage0.mds import Service
+    from stage0.machined import machine_roots, watch_removed
+    from stage0.mds import Service, restore
 
     sockets = inherited() or own_sockets(args.listen_port, args.socket)
     if set(sockets) != {"public", "registration"}:
@@ -76,13 +76,16 @@ def run_metadata_service(options: GlobalOptions, args: argparse.Namespace) -> in
     service = Service()
 
     async def serve() -> None:
+        # the running pods a restart would forget, before the first request (it waits in the
+        # socket); watched first, so that one ending meanwhile is dropped again
+        bus = await watch_removed(service.registry.drop_machine)
+        restore(service.registry, await machine_roots(bus))
         runners = []
         for name, app in (("public", service.public()), ("registration", service.registration())):
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.SockSite(runner, sockets[name]).start()
             runners.append(runner)
-        bus = await watch_removed(service.registry.drop_machine)
         try:
             await asyncio.Event().wait()  # until SIGTERM
         finally:

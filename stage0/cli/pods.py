@@ -260,6 +260,7 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
+    from stage0.mounts import detach_below
     from stage0.pods import Pods, PodState
 
     failed = 0
@@ -273,6 +274,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
         if call_stage1(options, "stop", pod.path, *(["--force"] if args.force else [])) != 0:
             failed += 1
         else:
+            detach_below(pod.path)  # what a killed 'app add' left mounted on the host (stage0/mounts.py)
             print(pod.uuid)
     if failed:
         raise Error(f"{failed} pod(s) could not be stopped")

@@ -42,12 +42,9 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_drain(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.executor import call_stage1
     from stage0.pods import Pods
-    from stage0.pool import claim
+    from stage0.pool import drain
 
-    pods = Pods(options.dir)
-    while (pod := claim(pods)) is not None:  # claimed first: no run can take it meanwhile
-        call_stage1(options, "stop", pod.path)
-        print(pod.uuid)
+    for uuid in drain(options, Pods(options.dir)):
+        print(uuid)
     return 0

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -163,3 +164,33 @@ def test_a_pod_without_a_network_to_the_host_cannot_require_registration(pods: d
     assert done.returncode == 254 and "no network that reaches the host" in done.stderr, done.stderr
     quiet = nspod("run", "--net=none", str(image), "--exec=/probe", "--", "report")
     assert quiet.returncode == 0 and "AC_METADATA_URL" not in quiet.stdout, quiet.stderr
+
+
+def test_a_restarted_service_knows_the_running_pods_again(
+    tmp_path: Path, probe: Path, metadata_service: None
+) -> None:
+    # #23 item 22: a restart lost every registration, and the running pods got 403 for good. The
+    # service reads what the pods' stage1 kept (their directories: not under /tmp, which the
+    # service's PrivateTmp= hides; /var/lib/nspod in use)
+    image = probe_image(tmp_path / "img", probe, ["sleep", "600"], notify=False)
+    data = Path(f"/run/nspod-test-mds-{os.getpid()}")
+    nspod = Nspod(data)
+    ran = nspod("run", "--detach", "--name=mds-restart", "--mds-register", str(image), "--name=app")
+    assert ran.returncode == 0, ran.stderr
+    uuid = ran.stdout.strip()
+    try:
+
+        def ask() -> tuple[int, str, str]:
+            done = nspod("enter", uuid, "--", "/probe", "mds", "GET", "/acMetadata/v1/pod/uuid")
+            assert done.returncode == 0, done.stderr
+            return answer(done.stdout)
+
+        assert ask()[0::2] == (200, uuid)
+        for _ in range(2):
+            subprocess.run(["systemctl", "restart", "nspod-metadata.service"], check=True)
+            assert ask()[0::2] == (200, uuid)
+            assert uuid in {p["uuid"] for p in registered()}
+    finally:
+        nspod("stop", uuid)
+        nspod("gc", "--grace-period=0s")
+        subprocess.run(["rm", "-rf", str(data)], check=False)

@@ -121,16 +121,19 @@ def test_every_package_is_listed_in_pyproject() -> None:
 
 
 def test_signal_handlers_live_in_one_place() -> None:
-    """A handler only sets a flag (stage1/run.py's foreground loop acts on it), or, for a pooled
-    run, passes the signal on to the keeper that runs the pod; elsewhere signals keep their own
-    actions (a stop while pod@ prepares simply ends it, see stage0/cli/podfiles.py)."""
+    """A handler only sets a flag (stage1/run.py's foreground loop acts on it, the pool keeper's
+    accept loop on SIGTERM), or, for a pooled run, passes the signal on to the keeper that runs
+    the pod; elsewhere signals keep their own actions (a stop while pod@ prepares simply ends it,
+    see stage0/cli/podfiles.py)."""
     found = [
         str(p.relative_to(REPO))
         for top in ("stage0", "stage1")
         for p in (REPO / top).rglob("*.py")
         if "signal.signal(" in p.read_text()
     ]
-    assert sorted(found) == ["stage0/pool_client.py", "stage1/run.py"]
+    assert sorted(found) == ["stage0/pool.py", "stage0/pool_client.py", "stage1/run.py"]
+    keeper = (REPO / "stage0/pool.py").read_text()
+    assert "signal.signal(signal.SIGTERM, lambda signum, frame: self.stopping.set())" in keeper
     client = (REPO / "stage0/pool_client.py").read_text()
     forward = client[client.index("def handler(") : client.index("return handler")]
     assert forward.strip().endswith('conn.send(json.dumps({"signal": signum}).encode())'), forward

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from stage0.mds import Pod, Registry, Service, Signer, app_annotations, canonical
+from stage0.mds import Pod, Registry, Service, Signer, app_annotations, canonical, restore
 
 A = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
 B = "1f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
@@ -116,3 +117,26 @@ def test_the_endpoints() -> None:
         )
     )
     assert verified[0][0] == 403  # a new service, a new key: signatures do not outlive it
+
+
+def test_a_restarted_service_restores_the_pods_machined_runs(tmp_path: Path) -> None:
+    # #23 item 22: each running pod's stage1 kept its registration; machines that are no pod of
+    # ours, or whose record names another machine or UUID, are passed by
+    def pod_dir(uuid: str, machine: str, token: str, recorded_uuid: str | None = None) -> str:
+        where = tmp_path / "pods/run" / uuid
+        (where / "stage1/rootfs").mkdir(parents=True)
+        record = {"uuid": recorded_uuid or uuid, "token": token, "machine": machine,
+                  "addresses": ["172.16.28.5"], "manifest": MANIFEST, "images": {"web": IMAGE}}  # fmt: skip
+        (where / "mds-registration.json").write_text(json.dumps(record))
+        return str(where / "stage1/rootfs")
+
+    registry = Registry()
+    machines = [
+        ("web", pod_dir(A, "web", "a" * 64)),
+        ("other", pod_dir(B, "not-other", "b" * 64)),
+        ("plain", str(tmp_path / "machines/plain")),
+    ]
+    assert restore(registry, machines) == [A]
+    found = registry.find("a" * 64, "172.16.28.5")
+    assert found is not None and found.uuid == A and found.machine == "web"
+    assert registry.find("b" * 64, "172.16.28.5") is None

@@ -12,6 +12,7 @@ import pytest
 
 from stage0 import pods as podsmod
 from stage0.pods import DirState, Pods, PodState
+from stage0.store.locks import locked
 
 
 def _pod_in_run(pods: Pods, unit: str) -> podsmod.Pod:
@@ -32,17 +33,32 @@ def test_a_removal_cut_off_halfway_lists_nothing(tmp_path: Path, monkeypatch: py
         os.unlink(os.path.join(path, "unit"))  # gone first, as the directory order may have it
         raise KeyboardInterrupt  # stands for the SIGTERM that ends the remover here
 
-    monkeypatch.setattr(podsmod, "remove_tree", killed)
+    monkeypatch.setattr(podsmod, "remove_unmounted", killed)
     with pytest.raises(KeyboardInterrupt):
         pods.remove(pod)
     monkeypatch.undo()
     assert pods.all() == []
-    # gc finishes it once it is surely not a removal under way
+    removing = tmp_path / "pods" / podsmod.REMOVING
+    # a removal under way holds its lock: gc leaves it alone (#23: the storm's check)
+    with locked(str(removing / pod.uuid) + ".lock"):
+        pods.sweep_removing()
+        assert pod.uuid in os.listdir(removing)
+    # its remover is dead (its lock free): gc finishes it at once
     pods.sweep_removing()
-    assert os.listdir(tmp_path / "pods" / podsmod.REMOVING) == [pod.uuid]
+    assert os.listdir(removing) == []
+
+
+def test_a_removal_without_a_lock_file_is_swept_after_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pods = Pods(str(tmp_path))
+    removing = tmp_path / "pods" / podsmod.REMOVING
+    (removing / "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0/stage1").mkdir(parents=True)  # an older nspod's
+    pods.sweep_removing()
+    assert os.listdir(removing) == ["0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"]
     monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9 + 120)
     pods.sweep_removing()
-    assert os.listdir(tmp_path / "pods" / podsmod.REMOVING) == []
+    assert os.listdir(removing) == []
 
 
 def test_a_prepare_that_fails_leaves_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,29 @@
+"""stage0/mounts.py: which host mounts are a pod's (#23 item 18), read from mountinfo."""
+
+from __future__ import annotations
+
+from stage0.mounts import below, mount_points
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+90 22 0:50 / /var/lib/nspod/pods/run/u1/overlay/web/root rw shared:40 - overlay overlay rw
+91 22 8:1 /srv/my\\040data /var/lib/nspod/pods/run/u1/stage1/with\\040space rw - ext4 /dev/sda1 rw
+92 90 0:51 / /var/lib/nspod/pods/run/u1/overlay/web/root/proc rw - proc proc rw
+93 22 0:52 / /var/lib/nspod/pods/run/u10/overlay/x/root rw - overlay overlay rw
+"""
+
+
+def test_mount_points_are_unescaped() -> None:
+    points = mount_points(MOUNTINFO)
+    assert points[2] == "/var/lib/nspod/pods/run/u1/stage1/with space"
+    assert len(points) == 5
+
+
+def test_below_is_the_pods_alone_deepest_first() -> None:
+    found = below(mount_points(MOUNTINFO), "/var/lib/nspod/pods/run/u1/")
+    assert found == [
+        "/var/lib/nspod/pods/run/u1/overlay/web/root/proc",
+        "/var/lib/nspod/pods/run/u1/overlay/web/root",
+        "/var/lib/nspod/pods/run/u1/stage1/with space",
+    ]  # not u10's, whose name only starts alike
+    assert below(mount_points(MOUNTINFO), "/srv") == []
