@@ -137,12 +137,13 @@ def metadata_service() -> None:
     a systemd host; a test host boots without them)."""
     import subprocess
 
-    # the service runs this checkout (the shipped unit runs the installed nspod): a runtime drop-in
+    # the service runs this checkout (the shipped unit runs the installed nspod): a runtime drop-in;
+    # the checkout and the tests' data dirs may be under /tmp or /home, which the unit hides
     drop_in = Path("/run/systemd/system/nspod-metadata.service.d/50-checkout.conf")
     drop_in.parent.mkdir(parents=True, exist_ok=True)
     drop_in.write_text(
         f"[Service]\nEnvironment=PYTHONPATH={REPO}\nExecStart=\n"
-        f"ExecStart={sys.executable} -m stage0 metadata-service\n"
+        f"ExecStart={sys.executable} -m stage0 metadata-service\nPrivateTmp=no\nProtectHome=no\n"
     )
     subprocess.run(["systemctl", "daemon-reload"], check=True)
     subprocess.run(
