@@ -15,8 +15,8 @@ from stage0.aci.importer import import_stream
 from stage0.errors import Error, ImageExistsError, InputError
 from stage0.fetch.fetcher import labels_match
 from stage0.fetch.refs import RefKind, host_labels, parse_ref
-from stage0.store.index import ImageRow
 from stage0.store.locks import remove_tree, try_lock, unlock_removing
+from stage0.store.rows import ImageRow
 from stage0.store.store import ImageNotFound, Store
 from stage0.trust.keystore import Keystore
 from stage0.trust.verify import verify_file

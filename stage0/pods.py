@@ -192,7 +192,7 @@ class Pods:
                     self.remove(Pod(uuid, DirState.PREPARE, prepare))  # nothing half-made stays behind
                     raise
         except BaseException:
-            remove_tree(embryo)  # not even made (a full disk): no embryo for gc to find later
+            remove_unmounted(embryo)  # not even made (a full disk): no embryo for gc to find later
             raise
 
     def starting(self, pod: Pod) -> int:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 def run_pooled(keeper: Keeper, argv: list[str], fds: list[int], conn: socket.socket) -> int:
     from stage0 import context
     from stage0.cli import build_parser
-    from stage0.cli.run import _request, parse_apps, relaxing
+    from stage0.cli.app_flags import parse_apps
+    from stage0.cli.run import _request, relaxing
     from stage0.errors import Error
     from stage0.executor import join_app, relay, start_app
     from stage0.fetch.fetcher import PullPolicy

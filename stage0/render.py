@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from stage0.errors import Error, space_on
 from stage0.schema.boundary import parse_image_manifest
 from stage0.schema.image import Dependency, ImageManifest
-from stage0.store.index import ImageRow
 from stage0.store.locks import Workspace
+from stage0.store.rows import ImageRow
 from stage0.store.store import Store
 
 MAX_DEPTH = 32

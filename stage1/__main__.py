@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             case "halt":
                 return entry.halt_in_place(args.pod_dir)
             case "logs":
-                return entry.logs(args.pod_dir, follow=args.follow, app=args.app)
+                from stage1 import logs as journal_logs
+
+                return journal_logs.logs(args.pod_dir, follow=args.follow, app=args.app)
             case "app":
                 from stage1 import apps
 

@@ -51,12 +51,19 @@ def _shared_dir(libc: ctypes.CDLL, directory: str) -> None:
     namespace mounted there later is seen by every mount namespace that sees the directory."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     path = directory.encode()
-    if libc.mount(b"none", path, b"none", MS_SHARED | MS_REC, None) == 0:
-        return
-    if ctypes.get_errno() != errno.EINVAL:  # EINVAL: not a mount point yet
-        _check(-1, f"making {directory} shared")
-    _check(libc.mount(path, path, b"none", MS_BIND | MS_REC, None), f"bind-mounting {directory}")
-    _check(libc.mount(b"none", path, b"none", MS_SHARED | MS_REC, None), f"making {directory} shared")
+    # under the directory's lock (a bind onto itself keeps its inode): two pods starting at once
+    # would otherwise both find it no mount point and stack two binds
+    lock = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if libc.mount(b"none", path, b"none", MS_SHARED | MS_REC, None) == 0:
+            return
+        if ctypes.get_errno() != errno.EINVAL:  # EINVAL: not a mount point yet
+            _check(-1, f"making {directory} shared")
+        _check(libc.mount(path, path, b"none", MS_BIND | MS_REC, None), f"bind-mounting {directory}")
+        _check(libc.mount(b"none", path, b"none", MS_SHARED | MS_REC, None), f"making {directory} shared")
+    finally:
+        os.close(lock)
 
 
 def _loopback_up() -> None:

@@ -15,8 +15,9 @@ import argparse
 import os
 import sys
 
+from stage0.cli.app_flags import APP_EPILOG
 from stage0.cli.output import add_format, dump, key_values, rfc3339
-from stage0.cli.run import APP_EPILOG, _pod_arguments
+from stage0.cli.run import _pod_arguments
 from stage0.executor import app_states, call_stage1
 from stage0.options import GlobalOptions, add_insecure_after_verb
 
@@ -83,7 +84,7 @@ def run_sandbox(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_add(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0 import context
-    from stage0.cli.run import parse_apps
+    from stage0.cli.app_flags import parse_apps
     from stage0.errors import UsageError
     from stage0.fetch.fetcher import PullPolicy
     from stage0.pods import Pods

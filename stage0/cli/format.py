@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from stage0.oci.convert import DIGEST_ANNOTATION
 
 if TYPE_CHECKING:
-    from stage0.store.index import ImageRow
+    from stage0.store.rows import ImageRow
 
 
 class Field(enum.StrEnum):

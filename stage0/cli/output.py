@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stage0.pods import Pod
-    from stage0.store.index import ImageRow
+    from stage0.store.rows import ImageRow
 
 FORMATS = ("text", "json")
 

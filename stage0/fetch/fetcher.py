@@ -20,8 +20,8 @@ from stage0.aci.archive import read_manifest_bytes
 from stage0.errors import Error, InputError
 from stage0.fetch.refs import ImageRef, RefKind, host_labels, parse_ref
 from stage0.options import InsecureOption
-from stage0.store.index import ImageRow, RemoteRow
 from stage0.store.locks import key_locked
+from stage0.store.rows import ImageRow, RemoteRow
 from stage0.store.store import ImageNotFound, Store
 
 # HTTP, discovery and signature checks are imported where a fetch needs them: a run of an image

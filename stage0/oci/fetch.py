@@ -16,7 +16,7 @@ from stage0.oci.pull import Platform, pull, remote_key
 from stage0.oci.reference import OciRef, Transport, default_registry, parse_oci_ref
 from stage0.oci.registry import NotFound, Registry
 from stage0.options import InsecureOption
-from stage0.store.index import ImageRow
+from stage0.store.rows import ImageRow
 from stage0.store.store import ImageNotFound
 from stage0.trust.cosign import (
     PAYLOAD_TYPE,

@@ -12,8 +12,8 @@ import stat
 
 from stage0.errors import Error
 from stage0.image_tree import OPAQUE_XATTR
-from stage0.store.index import ImageRow
 from stage0.store.locks import Workspace
+from stage0.store.rows import ImageRow
 from stage0.store.store import Store
 
 

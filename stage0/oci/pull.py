@@ -38,8 +38,8 @@ from stage0.oci.manifest import (
     parse_document,
 )
 from stage0.oci.reference import OciRef
-from stage0.store.index import ImageRow, LayerRow, RemoteRow
 from stage0.store.locks import Workspace, remove_tree
+from stage0.store.rows import ImageRow, LayerRow, RemoteRow
 from stage0.store.store import Store
 
 PARALLEL = 4

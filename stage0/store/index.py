@@ -11,10 +11,9 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from stage0.errors import Error, disk_full, free_bytes
+from stage0.store.rows import COLUMNS, ImageRow, LayerRow, RemoteRow, image_row
 
 SCHEMA_VERSION = 2  # 2: OCI layers
 SCHEMA = """
@@ -73,77 +72,6 @@ def _raise_if_full(error: sqlite3.Error, path: str) -> None:
     code, free = getattr(error, "sqlite_errorcode", 0) & 0xFF, free_bytes(directory)
     if code == SQLITE_FULL or (code == SQLITE_IOERR and free is not None and free < LOW_SPACE):
         raise disk_full(directory) from None
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRow:
-    id: str
-    name: str
-    labels: Mapping[str, str]
-    manifest: bytes
-    compression: str
-    size: int
-    tree_size: int
-    import_time: float
-    last_used: float
-    source: str
-    signer: str | None
-    latest: bool
-
-    @property
-    def is_oci(self) -> bool:
-        """An OCI image: its layers in the layer store, its blob an OCI manifest (stage0/oci)."""
-        return self.compression == "oci"
-
-    @property
-    def short_id(self) -> str:
-        return self.id[: len("sha512-") + 32]
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteRow:
-    url: str
-    image_id: str
-    etag: str | None
-    max_age: int
-    download_time: float
-
-    def fresh(self, now: float) -> bool:
-        return self.download_time + self.max_age > now
-
-
-_COLUMNS = ", ".join(
-    (
-        "id",
-        "name",
-        "labels",
-        "manifest",
-        "compression",
-        "size",
-        "tree_size",
-        "import_time",
-        "last_used",
-        "source",
-        "signer",
-        "latest",
-    )
-)
-
-
-@dataclass(frozen=True, slots=True)
-class LayerRow:
-    diff_id: str
-    digest: str
-    size: int
-    tree_size: int
-    import_time: float
-
-
-def _image(row: tuple[object, ...]) -> ImageRow:
-    values = list(row)
-    values[2] = json.loads(str(values[2]))
-    values[11] = bool(values[11])
-    return ImageRow(*values)  # type: ignore[arg-type]
 
 
 def _wal(db: sqlite3.Connection, timeout: float = 60.0) -> None:
@@ -229,7 +157,7 @@ class Index:
             if row.latest:
                 self._db.execute("UPDATE images SET latest=0 WHERE name=?", (row.name,))
             self._db.execute(
-                f"INSERT OR IGNORE INTO images ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                f"INSERT OR IGNORE INTO images ({COLUMNS}) VALUES ({', '.join('?' * 12)})",
                 (
                     row.id,
                     row.name,
@@ -247,24 +175,24 @@ class Index:
             )
 
     def image(self, image_id: str) -> ImageRow | None:
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM images WHERE id=?", (image_id,)).fetchone()
-        return None if row is None else _image(row)
+        row = self._db.execute(f"SELECT {COLUMNS} FROM images WHERE id=?", (image_id,)).fetchone()
+        return None if row is None else image_row(row)
 
     def images(self) -> list[ImageRow]:
-        return [_image(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM images ORDER BY import_time")]
+        return [image_row(r) for r in self._db.execute(f"SELECT {COLUMNS} FROM images ORDER BY import_time")]
 
     def by_prefix(self, prefix: str) -> list[ImageRow]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = f"SELECT {_COLUMNS} FROM images WHERE id LIKE ? ESCAPE '\\' ORDER BY id"
-        return [_image(r) for r in self._db.execute(query, (escaped + "%",))]
+        query = f"SELECT {COLUMNS} FROM images WHERE id LIKE ? ESCAPE '\\' ORDER BY id"
+        return [image_row(r) for r in self._db.execute(query, (escaped + "%",))]
 
     def by_name(self, name: str) -> list[ImageRow]:
-        query = f"SELECT {_COLUMNS} FROM images WHERE name=? ORDER BY latest DESC, import_time DESC"
-        return [_image(r) for r in self._db.execute(query, (name,))]
+        query = f"SELECT {COLUMNS} FROM images WHERE name=? ORDER BY latest DESC, import_time DESC"
+        return [image_row(r) for r in self._db.execute(query, (name,))]
 
     def by_source(self, source: str) -> list[ImageRow]:
-        query = f"SELECT {_COLUMNS} FROM images WHERE source=? ORDER BY latest DESC, import_time DESC"
-        return [_image(r) for r in self._db.execute(query, (source,))]
+        query = f"SELECT {COLUMNS} FROM images WHERE source=? ORDER BY latest DESC, import_time DESC"
+        return [image_row(r) for r in self._db.execute(query, (source,))]
 
     def touch(self, *image_ids: str, when: float | None = None, resolution: float = 0.0) -> None:
         """Set the images' last-used time (image gc's clock). Rows used less than ``resolution``

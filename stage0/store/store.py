@@ -30,7 +30,7 @@ from stage0.access import GROUP, is_reader
 from stage0.aci.importer import Imported, import_stream
 from stage0.aci.tarstream import Limits, Readable
 from stage0.errors import Error, InputError, space_on
-from stage0.store.index import ImageRow, Index
+from stage0.store.index import Index
 from stage0.store.locks import (
     Workspace,
     key_locked,
@@ -40,6 +40,7 @@ from stage0.store.locks import (
     try_lock,
     unlock_removing,
 )
+from stage0.store.rows import ImageRow
 
 DEFAULT_LIMITS = Limits()
 USED_RESOLUTION = 60.0  # seconds: a last-used time this recent is not written again

@@ -5,6 +5,7 @@ refused when it exists, and gone after ``ip netns delete``."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -23,7 +24,8 @@ def test_a_namespace_made_in_process_is_one_ip_knows() -> None:
     netns.create("/run/netns", name)
     try:
         assert name in _out("ip", "netns", "list").split()
-        assert _out("findmnt", "-no", "PROPAGATION", "/run/netns").strip() == "shared"
+        # the topmost mount (one the machine's own /run/netns left below a test host's /run may show too)
+        assert _out("findmnt", "-no", "PROPAGATION", "/run/netns").split()[-1] == "shared"
         links = _out("ip", "-n", name, "-o", "link").splitlines()
         assert len(links) == 1 and links[0].split()[1] == "lo:" and ",UP," in links[0]
         dad = _out("ip", "netns", "exec", name, "cat", "/proc/sys/net/ipv6/conf/default/accept_dad")
@@ -36,3 +38,34 @@ def test_a_namespace_made_in_process_is_one_ip_knows() -> None:
         subprocess.run(["ip", "netns", "delete", name], check=True)
     assert name not in _out("ip", "netns", "list").split()
     netns.delete(f"/run/netns/{name}")  # gone already: nothing to do
+
+
+def test_pods_starting_at_once_share_one_mount_of_the_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # each creator finds the directory no mount point yet: without a lock they stacked their binds
+    import sys
+
+    from tests.conftest import REPO
+
+    directory = f"/run/nspod-test-netns-{uuid.uuid4().hex[:8]}"
+    names = [f"n{i}" for i in range(8)]
+    # each imports, then waits on its stdin: all create at the same moment
+    code = "import sys; from stage1 import netns; sys.stdin.read(1); netns.create(sys.argv[1], sys.argv[2])"
+    env = {"PYTHONPATH": str(REPO)}
+    creators = [
+        subprocess.Popen([sys.executable, "-c", code, directory, n], env=env, stdin=subprocess.PIPE)
+        for n in names
+    ]
+    try:
+        time.sleep(1.0)
+        for creator in creators:
+            assert creator.stdin is not None
+            creator.stdin.close()
+        assert [c.wait(timeout=60) for c in creators] == [0] * len(names)
+        assert _out("findmnt", "-no", "PROPAGATION", directory).split() == ["shared"]
+    finally:
+        for name in names:
+            netns.delete(f"{directory}/{name}")
+        subprocess.run(["umount", "-R", directory], check=False)
+        subprocess.run(["rmdir", directory], check=False)

@@ -223,7 +223,7 @@ def test_an_unknown_flag_gets_the_verbs_own_usage() -> None:
 
 
 def test_isolator_flags_follow_their_image() -> None:
-    from stage0.cli.run import parse_apps
+    from stage0.cli.app_flags import parse_apps
 
     flags = ["--memory=512M", "--caps-retain=CAP_CHOWN,CAP_KILL"]
     (app,) = parse_apps(["img", *flags, "--supplementary-gids=5,6", "--oom-score-adj", "-100"])

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from stage0.cli import build_parser, requested_verb, subparsers
-from stage0.cli.run import parse_apps
+from stage0.cli.app_flags import parse_apps
 from tests.conftest import REPO
 
 

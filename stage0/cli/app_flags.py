@@ -1,0 +1,98 @@
+"""The flags that follow an image in ``nspod run|prepare|app add`` and apply to its app alone
+(rkt's positional syntax), and the parser that splits ``IMAGE [APP FLAGS] [-- ARGS ---] …``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stage0.requests import AppRequest
+
+# Flags that follow an image and apply to its app only (rkt's syntax), with what they do.
+APP_FLAG_HELP = {
+    "--name": "the app's name (default: from the image name)",
+    "--exec": "the program to run instead of the image's (absolute, or looked up on PATH)",
+    "--environment": "NAME=VALUE for this app, over everything else (repeatable)",
+    "--user": "user name or UID to run as (resolved in the image)",
+    "--group": "group name or GID to run as (resolved in the image)",
+    "--working-dir": "the app's working directory",
+    "--signature": "the image's detached signature file",
+    "--mount": "volume=NAME,target=/path[,readOnly=true]: a pod volume in this app (repeatable)",
+    "--stop-timeout": "seconds from SIGTERM to SIGKILL when the app stops (default 10)",
+    "--memory": "memory limit, e.g. 512M (appc resource/memory)",
+    "--cpu": "CPU limit, e.g. 500m for half a CPU (appc resource/cpu)",
+    "--cpu-shares": "relative CPU weight, 2-262144 (os/linux/cpu-shares)",
+    "--oom-score-adj": "the app's OOM score adjustment, -1000-1000",
+    "--caps-retain": "CAP_A,CAP_B: exactly these capabilities (instead of the default 14)",
+    "--caps-remove": "CAP_A,CAP_B: the default capabilities but these",
+    "--seccomp": "mode=retain|remove[,errno=E],CALL|@SET,…: the app's system call filter",
+    "--supplementary-gids": "G1,G2: the app's supplementary groups (instead of the image's)",
+    "--readonly-rootfs": "[=true|false]: the app's root read-only (its writable volumes stay writable)",
+}
+SWITCHES = ("--readonly-rootfs",)  # app flags that need no value
+APP_FLAGS = tuple(APP_FLAG_HELP)
+APP_EPILOG = (
+    "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
+    + "\n".join(f"  {flag:<21}{text}" for flag, text in APP_FLAG_HELP.items())
+)
+
+
+def parse_apps(tokens: list[str]) -> list[AppRequest]:
+    """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
+    from stage0.errors import UsageError
+    from stage0.requests import (
+        PROFILE_FLAGS,
+        AppRequest,
+        parse_env,
+        parse_mount,
+        parse_seconds,
+        profile_option,
+    )
+
+    apps: list[dict[str, Any]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--":
+            if not apps:
+                raise UsageError("'--' before any image", hint="nspod run IMAGE -- ARGS")
+            end = tokens.index("---", i + 1) if "---" in tokens[i + 1 :] else len(tokens)
+            apps[-1]["args"] = tuple(tokens[i + 1 : end])
+            i = end + 1
+            continue
+        if token.startswith("--"):
+            key, equals, value = token.partition("=")
+            if key not in APP_FLAGS:
+                raise UsageError(
+                    f"unknown option {key} after an image",
+                    hint=f"app options: {', '.join(APP_FLAGS)}; pod options come first",
+                )
+            if not equals and key in SWITCHES:
+                value = "true"  # rkt's --readonly-rootfs alone is --readonly-rootfs=true
+            elif not equals:
+                if i + 1 >= len(tokens):
+                    raise UsageError(f"{key} needs a value")
+                i += 1
+                value = tokens[i]
+            if not apps:
+                raise UsageError(
+                    f"{key} before any image", hint="app options follow the image they apply to"
+                )
+            field = key[2:].replace("-", "_")
+            if field == "environment":
+                apps[-1]["environment"] = (
+                    *apps[-1].get("environment", ()),
+                    parse_env(value, "--environment"),
+                )
+            elif field == "mount":
+                apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
+            elif field == "stop_timeout":
+                apps[-1]["stop_timeout"] = parse_seconds(value, key)
+            elif key in PROFILE_FLAGS:
+                profile_option(apps[-1], key, value)
+            else:
+                apps[-1][field] = value
+        else:
+            apps.append({"image": token})
+        i += 1
+    return [AppRequest(**app) for app in apps]
