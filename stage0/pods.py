@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from stage0.access import GROUP
 from stage0.errors import Error, InputError
 from stage0.mounts import remove_unmounted
-from stage0.store.locks import lock_held, locked, remove_tree, try_lock
+from stage0.store.locks import lock_held, locked, try_lock
 from stage1.abi import PodPaths
 
 REMOVING = ".removing"  # pods being deleted; no state lists it
