@@ -15,6 +15,7 @@ seen nowhere is gone, and a pod moving on meanwhile is an exited one, whose tear
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from stage1 import netns, network
@@ -41,6 +42,8 @@ def _listdir(path: str) -> list[str]:
 def sweep(pods: str) -> list[str]:
     """Tear down the networks of ``pods``' pods that are gone, and the namespaces whose record is
     gone; the UUIDs of the networks taken down."""
+    if os.geteuid() != 0:  # the networks are root's: a member of group nspod sees none of them
+        return []
     pods = os.path.abspath(pods)
     places = _listdir(pods)  # the state directories, .removing among them
     swept = []
@@ -56,6 +59,7 @@ def sweep(pods: str) -> list[str]:
             swept.append(uuid)
     for name in _listdir(NETNS_DIR):  # its record is written before it is made, removed after it
         if name.startswith(PREFIX) and not os.path.exists(runtime_dir(name.removeprefix(PREFIX))):
-            netns.delete(os.path.join(NETNS_DIR, name))
+            with contextlib.suppress(OSError):  # in use by a process of its own: not a pod's any more
+                netns.delete(os.path.join(NETNS_DIR, name))
             swept.append(name.removeprefix(PREFIX))
     return swept
