@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--app")
     gc = verbs.add_parser("gc")
     gc.add_argument("pod_dir")
+    sweep = verbs.add_parser("sweep")  # POD_DIR: the pods directory (stage1/orphans.py)
+    sweep.add_argument("pod_dir")
     updating = verbs.add_parser("update")
     updating.add_argument("pod_dir")
     updating.add_argument("--app")
@@ -70,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
                 return entry.stop(args.pod_dir, force=args.force)
             case "gc":
                 return entry.gc(args.pod_dir)
+            case "sweep":
+                from stage1 import orphans
+
+                orphans.sweep(args.pod_dir)
+                return 0
             case "halt":
                 return entry.halt_in_place(args.pod_dir)
             case "logs":

@@ -85,7 +85,7 @@ class Error(Exception):
 
 # stage1's entry points: ``python -m stage1 [--debug] VERB POD_DIR [ARGS]`` (ABI.md: each one's
 # arguments and exit status); stage0 calls them through stage0/executor.py
-ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "update", "logs", "gc", "app")
+ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "update", "logs", "gc", "sweep", "app")
 INTERFACE_VERSION = 4  # of the entry points' command lines; bumped when one changes incompatibly
 
 # shared by both stages: the PATH an app gets unless it sets one, and where an app's root is

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,16 @@ def runtime_dir(uuid: str) -> str:
 
 def down_path(uuid: str) -> str:
     return f"{runtime_dir(uuid)}/down"
+
+
+def owner_path(uuid: str) -> str:
+    """The record of whose the pod's network is: its nspod's pods directory (stage1/orphans.py)."""
+    return f"{runtime_dir(uuid)}/pods"
+
+
+def pods_dir(pod_dir: str) -> str:
+    """The pods directory of a pod directory (``$dir/pods/<state>/<uuid>``)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(pod_dir)))
 
 
 def table_name(uuid: str) -> str:

@@ -27,9 +27,11 @@ from stage1.cni import (
     down_script,
     forward_target,
     netns_name,
+    owner_path,
     plugin_config,
     plugin_env,
     plugin_type,
+    pods_dir,
     port_key,
     read_attachments,
     runtime_dir,
@@ -166,6 +168,8 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
     plugins = tuple(_plugin(plugin_type(net)) for net in spec.networks)
     here = runtime_dir(spec.uuid)
     os.makedirs(here, exist_ok=True)
+    with open(owner_path(spec.uuid), "w") as file:  # whose it is, should the pod go without it
+        file.write(pods_dir(paths.root) + "\n")
     os.makedirs(UNITS_DIR, exist_ok=True)
     for index, net in enumerate(spec.networks):
         with open(f"{here}/{index}.conf", "w") as file:

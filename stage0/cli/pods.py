@@ -350,6 +350,9 @@ def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
         if due and remove_pod(options, pod):
             print(f"removed pod {pod.uuid}")
     pods.sweep_removing()
+    # a network whose pod went without its teardown (stage1/orphans.py); a stage1 without the verb
+    # has nothing to sweep
+    call_stage1(options, "sweep", pods.root)
     return 0
 
 

@@ -8,7 +8,8 @@ watching nspod's own file calls, so the action lands exactly there, not somewher
 Moments: ``tmp-lock-created`` (a workspace's lock file), ``workspace-made``,
 ``locks-lock-created`` (an image's lock file), ``blob-placed``, ``layer-placed`` (a store write),
 ``pod-made`` (a new pod's directory), ``pod-file-placed`` (the first file written into a pod
-being prepared: its images are fetched and held by then)."""
+being prepared: its images are fetched and held by then), ``netns-made`` (a pod's network
+namespace file in /run/netns: its teardown record is written, its pod runs nowhere)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def hooked_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
     fd = _open(path, flags, *args, **kwargs)
     if flags & os.O_CREAT and str(path).endswith(".lock"):
         _at(f"{_where(path)}-lock-created", path)  # tmp-lock-created, locks-lock-created
+    elif flags & os.O_CREAT and str(path).startswith("/run/netns/nspod-") and MOMENT == "netns-made":
+        _act()
     return fd
 
 

@@ -199,3 +199,29 @@ def test_a_foreground_run_killed_leaves_a_pod_that_runs_on(nspod: Nspod, bb: Pat
     subprocess.run(["journalctl", "--sync"], check=False)
     logs = nspod("logs", pod.name).stdout
     assert "line-29" in logs, logs  # what it wrote once nobody showed it is in the journal
+
+
+def netns_left() -> list[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    return [n for n in listed if n.startswith("nspod-")]
+
+
+@pytest.mark.parametrize("gone", ["pod", "record"])
+def test_gc_takes_down_a_network_whose_pod_or_record_is_gone(nspod: Nspod, bb: Path, gone: str) -> None:  # noqa: F811
+    # the kill -9 storm: a pod's namespace and its teardown record outlived both gcs. A network
+    # is torn down by its pod's gc; one whose pod went without it (its teardown killed or failing, a
+    # pod removed by hand or an older nspod) had no owner left, and a namespace that outlived its
+    # record (its teardown ran) neither. gc now sweeps both (stage1/orphans.py).
+    assert nspod("fetch", str(bb)).returncode == 0
+    argv = nspod.argv("run", "--detach", str(bb), "--exec=/bin/sleep", "--", "30")
+    argv[1:3] = ["-m", "tests.harness.at_moment", "kill", "netns-made"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    assert subprocess.run(argv, env=env, capture_output=True).returncode == -signal.SIGKILL
+    pod = the_pod(nspod)
+    assert pod is not None
+    record = Path("/run/nspod/net") / pod.name
+    assert netns_left() == [f"nspod-{pod.name}"] and (record / "down").exists()
+    subprocess.run(["rm", "-rf", str(pod if gone == "pod" else record)], check=True)
+    assert nspod("gc", "--grace-period=0s").returncode == 0
+    assert netns_left() == []
+    assert not record.exists()
