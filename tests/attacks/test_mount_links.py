@@ -69,7 +69,13 @@ def linked_image(tmp_path: Path, case: str) -> Path:
     look = seen_at if isinstance(seen_at, str) else mount_point
     return attack_image(
         tmp_path,
-        ["/bin/sh", "-c", f"cat {look}/given > {look}/seen; sleep 3"],
+        # runs until the test has read the pod's mounts (it writes "done"), 30 s at most
+        [
+            "/bin/sh",
+            "-c",
+            f"cat {look}/given > {look}/seen; i=0; "
+            f"while [ ! -e {look}/done ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+        ],
         links=links,
         app={"mountPoints": [{"name": "data", "path": mount_point}]},
     )
@@ -94,7 +100,9 @@ def wait_for(volume: Path, machine: str, deadline: float) -> list[tuple[str, str
     """The pod's mounts once the app has copied its data (while it runs); none if it never did."""
     while time.monotonic() < deadline and not gone(machine):
         if (volume / "seen").exists():
-            return pod_mounts(machine)
+            mounts = pod_mounts(machine)
+            (volume / "done").touch()  # the app may end now (a loaded machine read them late)
+            return mounts
         time.sleep(0.1)
     return []
 
