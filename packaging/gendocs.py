@@ -22,9 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stage0 import __version__, podfile
+from stage0 import __version__
 from stage0.cli import build_parser, subparsers
 from stage0.options import InsecureOption
+from stage0.pods import podfile
 from stage1.app_unit import DEFAULT_CAPABILITIES, HIDDEN, KERNEL_PROTECTION
 from stage1.nat import GUARD, LOOPBACK, SHARED_TABLE
 from stage1.seccomp import DEFAULT_DENIED

@@ -6,14 +6,15 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from stage0.aci.tarstream import Limits
-from stage0.fetch.fetcher import Fetcher, FetchOptions, PullPolicy
+from stage0.images.aci.tarstream import Limits
+from stage0.images.fetch.fetcher import Fetcher
+from stage0.images.fetch.policy import FetchOptions, PullPolicy
+from stage0.images.store.store import Store
 from stage0.options import GlobalOptions, InsecureOption
-from stage0.store.store import Store
 
 if TYPE_CHECKING:  # loaded by the verbs that fetch or check signatures, not by a run from the store
-    from stage0.fetch.http import Http
-    from stage0.trust.keystore import Keystore
+    from stage0.images.fetch.http import Http
+    from stage0.images.trust.keystore import Keystore
 
 # The decompression-bomb limit; NSPOD_MAX_IMAGE_SIZE (bytes) raises or lowers it.
 DEFAULT_MAX_IMAGE = 64 << 30
@@ -29,15 +30,15 @@ def open_store(options: GlobalOptions) -> Store:
 
 
 def keystore(options: GlobalOptions) -> Keystore:
-    from stage0.trust.keystore import Keystore
+    from stage0.images.trust.keystore import Keystore
 
     return Keystore(options.system_config, options.local_config)
 
 
 def http(options: GlobalOptions) -> Http:
-    from stage0.fetch.auth import load_auth
-    from stage0.fetch.http import Http
-    from stage0.oci.reference import registries_conf  # only fetches load it
+    from stage0.images.fetch.auth import load_auth
+    from stage0.images.fetch.http import Http
+    from stage0.images.oci.reference import registries_conf  # only fetches load it
 
     dirs = (options.system_config, options.local_config)
     return Http(

@@ -1,5 +1,5 @@
 """The ``nspod`` command's first step: a ``run`` goes to the warm pool when there is one
-(stage0/pool_client.py, the standard library only), everything else — and a run the pool cannot
+(stage0/pool/client.py, the standard library only), everything else — and a run the pool cannot
 take — to the command line proper (stage0/cli)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import NoReturn
 
 def entry() -> NoReturn:
     if "run" in sys.argv[1:]:
-        from stage0.pool_client import try_pool
+        from stage0.pool.client import try_pool
 
         code = try_pool(sys.argv[1:])
         if code is not None:

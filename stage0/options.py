@@ -65,7 +65,7 @@ class GlobalOptions:
     trust_keys_from_https: bool = False
     platform: str = ""  # OS/ARCH[/VARIANT] of OCI images to fetch; "": this machine's
     # stage1 as an external command (its argv before VERB POD_DIR ARGS…); empty: the built-in one,
-    # run in this process (stage0/executor.py)
+    # run in this process (stage0/host/executor.py)
     stage1: str = os.environ.get("NSPOD_STAGE1", "")
 
     @classmethod

@@ -1,6 +1,6 @@
 """The contract between stage0 (the nspod CLI) and stage1 (the systemd executor).
 
-stage0 imports this module, and stage0/executor.py the entry points; stage1 never imports stage0.
+stage0 imports this module, and stage0/host/executor.py the entry points; stage1 never imports stage0.
 Standard library only (tested): the contract loads nothing of the executor. Everything here is
 versioned by :data:`ABI_VERSION` and documented in ``stage1/ABI.md``:
 
@@ -84,7 +84,7 @@ class Error(Exception):
 
 
 # stage1's entry points: ``python -m stage1 [--debug] VERB POD_DIR [ARGS]`` (ABI.md: each one's
-# arguments and exit status); stage0 calls them through stage0/executor.py
+# arguments and exit status); stage0 calls them through stage0/host/executor.py
 ENTRYPOINTS = ("run", "exec", "halt", "stop", "enter", "update", "logs", "gc", "sweep", "app")
 INTERFACE_VERSION = 4  # of the entry points' command lines; bumped when one changes incompatibly
 
@@ -93,7 +93,7 @@ INTERFACE_VERSION = 4  # of the entry points' command lines; bumped when one cha
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APP_ROOT = "/opt/stage2/{app}/rootfs"
 USERNS_SIZE = 65536  # UIDs (and GIDs) of a pod with --private-users: 0-65535 inside
-# the metadata service (stage0/mds.py): stage1 registers pods on MDS_SOCKET, apps reach MDS_PORT
+# the metadata service (stage0/pods/mds.py): stage1 registers pods on MDS_SOCKET, apps reach MDS_PORT
 MDS_SOCKET = "/run/nspod/metadata.sock"
 MDS_PORT = 18112
 

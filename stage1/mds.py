@@ -1,4 +1,4 @@
-"""A pod's registration with the metadata service (stage0/mds.py, ``nspod metadata-service``):
+"""A pod's registration with the metadata service (stage0/pods/mds.py, ``nspod metadata-service``):
 a secret token made here, sent with what the service serves over its root-only unix socket, and
 handed to the apps as ``AC_METADATA_URL``. HTTP over AF_UNIX with the standard library."""
 
@@ -76,7 +76,7 @@ def registered_url(spec: PodSpec, paths: PodPaths) -> PodSpec:
 
 def _write_secret(path: str, text: str) -> None:
     """A file root's alone (it holds the pod's token): the service, restarted, registers the pod
-    again from it (stage0/mds.py restore)."""
+    again from it (stage0/pods/mds.py restore)."""
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(text)

@@ -119,7 +119,7 @@ def check_ports(spec: PodSpec, paths: PodPaths) -> None:
 def _running(owner: str, pod_dir: str) -> bool:
     """Whether the pod that claimed a port runs, or is being started: a claim left by a starter
     killed before its pod started is free (#23 item 20). Its nspawn holds the pod's lock, its
-    starter ``starting`` (stage0/pods.py); the kernel drops both with their holder."""
+    starter ``starting`` (stage0/pods/dirs.py); the kernel drops both with their holder."""
     if not pod_dir:  # a claim that names no directory (older nspod): its network's record decides
         return os.path.exists(runtime_dir(owner))
     paths = PodPaths(pod_dir)

@@ -55,7 +55,7 @@ def prepare_dirs(
 ) -> None:
     version = host_systemd_version()
     hidden = host_hidden()
-    # the pod dir is group nspod's to read (stage0/access.py); the pod's file systems are not
+    # the pod dir is group nspod's to read (stage0/host/access.py); the pod's file systems are not
     os.makedirs(os.path.dirname(paths.stage1), mode=0o700, exist_ok=True)
     write_tree(paths.stage1, tree(spec, sockets, systemd_version=version, stdio=stdio, hidden=hidden))
     write_profiles(spec, paths, hidden)

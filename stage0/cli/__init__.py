@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_setup(options.debug)
     handler: Handler = args.handler
     try:
-        from stage0.access import check
+        from stage0.host.access import check
 
         check(" ".join(leaf(parser, args).prog.split()[1:]), options.dir)
         return int(handler(options, args) or ExitCode.OK)

@@ -18,7 +18,7 @@ import sys
 from stage0.cli.app_flags import APP_EPILOG
 from stage0.cli.output import add_format, dump, key_values, rfc3339
 from stage0.cli.run import _pod_arguments
-from stage0.executor import app_states, call_stage1
+from stage0.host.executor import app_states, call_stage1
 from stage0.options import GlobalOptions, add_insecure_after_verb
 
 
@@ -59,9 +59,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run_sandbox(options: GlobalOptions, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from stage0.cli.run import _request, prepare_request, relaxing
+    from stage0.api.pods import prepare_request, relaxing
+    from stage0.cli.run import _request
     from stage0.errors import UsageError
-    from stage0.sandbox import save_settings
+    from stage0.pods.sandbox import save_settings
 
     given = next((f for f, v in (("IMAGE", args.images), ("--pod-manifest", args.pod_manifest),
                                  ("--port", args.port)) if v), None)  # fmt: skip
@@ -86,9 +87,9 @@ def run_add(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0 import context
     from stage0.cli.app_flags import parse_apps
     from stage0.errors import UsageError
-    from stage0.fetch.fetcher import PullPolicy
-    from stage0.pods import Pods
-    from stage0.sandbox import changing, plan_app, remove_app_files, sandbox_spec, written
+    from stage0.images.fetch.policy import PullPolicy
+    from stage0.pods.dirs import Pods
+    from stage0.pods.sandbox import changing, plan_app, remove_app_files, sandbox_spec, written
 
     requests = parse_apps(args.images)
     if len(requests) != 1:
@@ -119,8 +120,8 @@ class _Failed(Exception):
 
 
 def run_action(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods
-    from stage0.sandbox import changing, drop_app, remove_app_files, sandbox_spec, written
+    from stage0.pods.dirs import Pods
+    from stage0.pods.sandbox import changing, drop_app, remove_app_files, sandbox_spec, written
 
     pod = Pods(options.dir).find(args.pod)
     if args.action != "rm":
@@ -138,8 +139,8 @@ def run_action(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _states(options: GlobalOptions, args: argparse.Namespace, app: str | None) -> list[dict[str, object]]:
-    from stage0.pods import Pods
-    from stage0.sandbox import sandbox_spec
+    from stage0.pods.dirs import Pods
+    from stage0.pods.sandbox import sandbox_spec
 
     pod = Pods(options.dir).find(args.pod)
     spec = sandbox_spec(pod)

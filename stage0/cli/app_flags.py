@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stage0.requests import AppRequest
+    from stage0.pods.requests import AppRequest
 
 # Flags that follow an image and apply to its app only (rkt's syntax), with what they do.
 APP_FLAG_HELP = {
@@ -40,7 +40,7 @@ APP_EPILOG = (
 def parse_apps(tokens: list[str]) -> list[AppRequest]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
-    from stage0.requests import (
+    from stage0.pods.requests import (
         PROFILE_FLAGS,
         AppRequest,
         parse_env,

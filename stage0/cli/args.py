@@ -30,7 +30,7 @@ def uuid_args(parser: argparse.ArgumentParser, *, many: bool) -> None:
 
 def uuids(args: argparse.Namespace) -> list[str]:
     from stage0.errors import UsageError
-    from stage0.pods import read_uuid_file
+    from stage0.pods.dirs import read_uuid_file
 
     given = list(getattr(args, "uuids", None) or ([args.uuid] if getattr(args, "uuid", None) else []))
     if args.uuid_file:

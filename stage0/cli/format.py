@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import enum
-import json
 import time
 from typing import TYPE_CHECKING
 
-from stage0.oci.convert import DIGEST_ANNOTATION
+from stage0.images.oci.convert import oci_digest
 
 if TYPE_CHECKING:
-    from stage0.store.rows import ImageRow
+    from stage0.images.store.rows import ImageRow
 
 
 class Field(enum.StrEnum):
@@ -41,14 +40,6 @@ HEADERS = {
     Field.SHARED: "SHARED",
     Field.OWN: "OWN",
 }
-
-
-def oci_digest(row: ImageRow) -> str:
-    """An OCI image's manifest digest, as its appc manifest records it ("" for an ACI)."""
-    if not row.is_oci:
-        return ""
-    annotations = json.loads(row.manifest).get("annotations") or []
-    return next((str(a["value"]) for a in annotations if a.get("name") == DIGEST_ANNOTATION), "")
 
 
 def display_name(row: ImageRow) -> str:

@@ -89,8 +89,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_build(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.aci.build import build_aci
-    from stage0.aci.compression import Compression
+    from stage0.images.aci.build import build_aci
+    from stage0.images.aci.compression import Compression
 
     image_id = build_aci(
         args.layout,
@@ -105,10 +105,10 @@ def run_build(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def validate_one(path: str) -> str:
     """One line describing a valid input; raises the first problem found."""
-    from stage0.aci.archive import inspect_aci
-    from stage0.aci.compression import SNIFF_SIZE, sniff
-    from stage0.aci.layout import check_layout
     from stage0.errors import InputError
+    from stage0.images.aci.archive import inspect_aci
+    from stage0.images.aci.compression import SNIFF_SIZE, sniff
+    from stage0.images.aci.layout import check_layout
     from stage0.schema.boundary import parse_manifest
 
     if os.path.isdir(path):
@@ -140,12 +140,12 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
     import contextlib
 
     if os.path.isfile(args.image):
-        from stage0.aci.archive import read_manifest_bytes
+        from stage0.images.aci.archive import read_manifest_bytes
 
         data = read_manifest_bytes(args.image)
     else:
         from stage0.context import open_store
-        from stage0.images import resolve_one
+        from stage0.images.catalog import resolve_one
 
         with open_store(options) as store:
             data = resolve_one(store, args.image, _config_dirs(options)).manifest
@@ -187,7 +187,7 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import open_store
-    from stage0.images import remove_images, resolve
+    from stage0.images.catalog import remove_images, resolve
 
     with open_store(options) as store:
         rows = {row.id: row for text in args.images for row in resolve(store, text, _config_dirs(options))}
@@ -199,7 +199,7 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.cli.format import display_name
     from stage0.context import open_store
-    from stage0.images import gc
+    from stage0.images.catalog import gc
 
     with open_store(options) as store:
         for row in gc(store, options.dir, args.grace_period):
@@ -209,7 +209,7 @@ def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_export(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import open_store
-    from stage0.images import export, resolve_one
+    from stage0.images.catalog import export, resolve_one
 
     with open_store(options) as store:
         export(
@@ -223,7 +223,7 @@ def run_export(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_extract(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import open_store
-    from stage0.images import extract, resolve_one
+    from stage0.images.catalog import extract, resolve_one
 
     with open_store(options) as store:
         extract(
@@ -237,14 +237,14 @@ def run_extract(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import fetcher, open_store
-    from stage0.fetch.fetcher import PullPolicy
-    from stage0.images import copy_rendered, resolve_one
-    from stage0.render import rendered_rootfs
+    from stage0.images.catalog import copy_rendered, resolve_one
+    from stage0.images.fetch.policy import PullPolicy
+    from stage0.images.render import rendered_rootfs
 
     with open_store(options) as store:
         row = resolve_one(store, args.image, _config_dirs(options))
         if row.is_oci:
-            from stage0.images import extract
+            from stage0.images.catalog import extract
 
             extract(store, row, args.target, rootfs_only=args.rootfs_only)  # no dependencies to render
             return 0
@@ -255,7 +255,7 @@ def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_verify(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import keystore, open_store
-    from stage0.images import resolve, verify
+    from stage0.images.catalog import resolve, verify
 
     with open_store(options) as store:
         for text in args.images:

@@ -1,4 +1,4 @@
-"""``nspod metadata-service``: the appc metadata service (stage0/mds.py), run by
+"""``nspod metadata-service``: the appc metadata service (stage0/pods/mds.py), run by
 ``nspod-metadata.service`` with the sockets of ``nspod-metadata.socket`` (the pods' HTTP side,
 port 18112) and ``nspod-metadata-register.socket`` (stage1's, ``/run/nspod/metadata.sock``), or
 on sockets of its own when started by hand."""
@@ -64,8 +64,8 @@ def run_metadata_service(options: GlobalOptions, args: argparse.Namespace) -> in
     from aiohttp import web
 
     from stage0.errors import Error
-    from stage0.machined import machine_roots, watch_removed
-    from stage0.mds import Service, restore
+    from stage0.host.machined import machine_roots, watch_removed
+    from stage0.pods.mds import Service, restore
 
     sockets = inherited() or own_sockets(args.listen_port, args.socket)
     if set(sockets) != {"public", "registration"}:

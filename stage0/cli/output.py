@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stage0.pods import Pod
-    from stage0.store.rows import ImageRow
+    from stage0.images.store.rows import ImageRow
+    from stage0.pods.dirs import Pod
 
 FORMATS = ("text", "json")
 
@@ -119,7 +119,8 @@ def pod_json(pod: Pod) -> dict[str, Any]:
 
 
 def image_json(row: ImageRow, sharing: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
-    from stage0.cli.format import display_name, oci_digest
+    from stage0.cli.format import display_name
+    from stage0.images.oci.convert import oci_digest
 
     shared, own = (sharing or {}).get(row.id, (0, row.size + row.tree_size))
     return {

@@ -11,12 +11,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from stage0.executor import call_stage1
+from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 from stage1.abi import own_unit
 
 if TYPE_CHECKING:
-    from stage0.podfile import PodFile
+    from stage0.pods.podfile import PodFile
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -49,13 +49,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _dirs(options: GlobalOptions) -> list[str]:
-    from stage0.podfile import search_path
+    from stage0.pods.podfile import search_path
 
     return search_path(options.local_config, options.system_config)
 
 
 def run_validate(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.podfile import PodFileError, parse
+    from stage0.pods.podfile import PodFileError, parse
 
     for path in args.files:
         try:
@@ -83,7 +83,7 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_show(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.podfile import drop_in, load
+    from stage0.pods.podfile import drop_in, load
 
     pod = load(args.name, _dirs(options))
     print(f"# {pod.path}\nmachine: {pod.name}\nhostname: {pod.request.hostname}")
@@ -97,13 +97,13 @@ def run_show(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _daemon_reload() -> None:
-    from stage0.executor import daemon_reload
+    from stage0.host.executor import daemon_reload
 
     daemon_reload()
 
 
 def run_install(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.podfile import drop_in, load
+    from stage0.pods.podfile import drop_in, load
 
     pod = load(args.name, _dirs(options))
     directory = os.path.join(DROPIN_ROOT, f"pod@{pod.name}.service.d")
@@ -127,11 +127,11 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.api.pods import prepare_request
     from stage0.cli.pods import remove_pod
-    from stage0.cli.run import prepare_request
-    from stage0.notify import keep_alive, notify
-    from stage0.podfile import load
-    from stage0.pods import Pods, PodState
+    from stage0.host.notify import keep_alive, notify
+    from stage0.pods.dirs import Pods, PodState
+    from stage0.pods.podfile import load
 
     pod = load(args.name, _dirs(options))
     if warning := uninstalled_service(pod):
@@ -154,7 +154,7 @@ def uninstalled_service(pod: PodFile) -> str | None:
     """What is wrong when the unit's drop-in is not the pod file's [service] table (a pod file
     copied in, or edited, without 'nspod pod install'): systemd read the unit before nspod runs,
     so only an install and a restart apply it."""
-    from stage0.podfile import drop_in
+    from stage0.pods.podfile import drop_in
 
     try:
         with open(os.path.join(DROPIN_ROOT, f"pod@{pod.name}.service.d", "50-nspod.conf")) as file:
@@ -170,7 +170,7 @@ def uninstalled_service(pod: PodFile) -> str | None:
 
 
 def run_halt(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods, PodState
+    from stage0.pods.dirs import Pods, PodState
 
     unit = own_unit()
     for pod in Pods(options.dir).of_unit(unit):

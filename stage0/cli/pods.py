@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from stage0.cli.args import duration, uuid_args, uuids, wait_timeout
 from stage0.cli.format import moment
 from stage0.cli.output import add_format
-from stage0.executor import call_stage1
+from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
-    from stage0.pods import Pod, Pods
+    from stage0.pods.dirs import Pod, Pods
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,7 +94,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.cli.format import table
     from stage0.cli.output import dump, networks_text, pod_json
-    from stage0.pods import Pods
+    from stage0.pods.dirs import Pods
 
     rows = []
     for pod in Pods(options.dir).all():
@@ -147,7 +147,7 @@ def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
     import sqlite3
 
     from stage0.cli.format import display_name
-    from stage0.store.index import Index, StoreError
+    from stage0.images.store.index import Index, StoreError
 
     path = os.path.join(options.dir, "images", "index.db")
     if not ids or not os.access(path, os.R_OK):
@@ -166,7 +166,7 @@ def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
 
 def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Pod:
     from stage0.errors import Error
-    from stage0.pods import Pods, PodState
+    from stage0.pods.dirs import Pods, PodState
 
     deadline = time.monotonic() + (timeout or float("inf"))
     pods = Pods(options.dir)
@@ -188,7 +188,7 @@ def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Pod:
 
 def _unit_state(pod: Pod) -> tuple[str, int]:
     """(ActiveState, MainPID) of the pod's host unit."""
-    from stage0.executor import unit_state
+    from stage0.host.executor import unit_state
 
     try:
         with open(pod.paths.unit) as file:
@@ -199,7 +199,7 @@ def _unit_state(pod: Pod) -> tuple[str, int]:
 
 
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import PodNotFound
+    from stage0.pods.dirs import PodNotFound
 
     try:
         return _status(options, args)
@@ -217,7 +217,7 @@ def _profile(pod: Pod) -> Any:
 
 
 def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods, PodState
+    from stage0.pods.dirs import Pods, PodState
 
     wait, wait_ready = wait_timeout(args, "wait"), wait_timeout(args, "wait_ready")
     uuid = uuids(args)[0]
@@ -260,8 +260,8 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
-    from stage0.mounts import detach_below
-    from stage0.pods import Pods, PodState
+    from stage0.host.mounts import detach_below
+    from stage0.pods.dirs import Pods, PodState
 
     failed = 0
     for uuid in uuids(args):
@@ -274,7 +274,8 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
         if call_stage1(options, "stop", pod.path, *(["--force"] if args.force else [])) != 0:
             failed += 1
         else:
-            detach_below(pod.path)  # what a killed 'app add' left mounted on the host (stage0/mounts.py)
+            # what a killed 'app add' left mounted on the host (stage0/host/mounts.py)
+            detach_below(pod.path)
             print(pod.uuid)
     if failed:
         raise Error(f"{failed} pod(s) could not be stopped")
@@ -283,7 +284,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def remove_pod(options: GlobalOptions, pod: Pod) -> bool:
     """Clean up after ``pod`` and remove its directory; False when another nspod got there first."""
-    from stage0.pods import Pods
+    from stage0.pods.dirs import Pods
 
     if not os.path.isdir(pod.path):
         return False
@@ -297,7 +298,7 @@ def remove_pod(options: GlobalOptions, pod: Pod) -> bool:
 
 def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
-    from stage0.pods import Pods
+    from stage0.pods.dirs import Pods
 
     for uuid in uuids(args):
         pod = Pods(options.dir).find(uuid)
@@ -310,7 +311,7 @@ def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods
+    from stage0.pods.dirs import Pods
 
     pods = Pods(options.dir)
     with pods.gc_lock():  # a second gc waits for this one, then finds less to do
@@ -318,8 +319,8 @@ def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
-    from stage0.pods import DirState, PodNotFound, PodState
-    from stage0.pool import half_made
+    from stage0.pods.dirs import DirState, PodNotFound, PodState
+    from stage0.pool.spares import half_made
 
     now = time.time()
     for pod in pods.all():  # mark
@@ -358,7 +359,7 @@ def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
 
 def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
-    from stage0.pods import Pods, PodState
+    from stage0.pods.dirs import Pods, PodState
 
     pod = Pods(options.dir).find(args.uuid)
     if pod.state() is not PodState.RUNNING:
@@ -369,7 +370,7 @@ def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods
+    from stage0.pods.dirs import Pods
 
     pod = Pods(options.dir).find(uuids(args)[0])
     with open(pod.paths.manifest) as file:
@@ -382,7 +383,7 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error
-    from stage0.pods import Pods
+    from stage0.pods.dirs import Pods
 
     pod = Pods(options.dir).find(uuids(args)[0])
     follow = ["--follow"] if args.follow else []

@@ -1,4 +1,4 @@
-"""``nspod pool keep|list|drain``: the warm pool of spare pods (stage0/pool.py)."""
+"""``nspod pool keep|list|drain``: the warm pool of spare pods (stage0/pool/keeper.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 
 from stage0.options import GlobalOptions
-from stage0.pool_client import SOCKET
+from stage0.pool.client import SOCKET
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,18 +23,19 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_keep(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.cli.run import pooled_command
     from stage0.errors import UsageError
-    from stage0.pool import keep
+    from stage0.pool.keeper import keep
 
     if args.size is not None and args.size < 0:
         raise UsageError("--size must be 0 or more")
-    keep(options, args.size, os.path.abspath(args.socket))
+    keep(options, args.size, os.path.abspath(args.socket), pooled_command)
     return 0
 
 
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods
-    from stage0.pool import spares
+    from stage0.pods.dirs import Pods
+    from stage0.pool.spares import spares
 
     for pod in spares(Pods(options.dir)):
         print(pod.uuid)
@@ -42,8 +43,8 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_drain(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods import Pods
-    from stage0.pool import drain
+    from stage0.pods.dirs import Pods
+    from stage0.pool.spares import drain
 
     for uuid in drain(options, Pods(options.dir)):
         print(uuid)

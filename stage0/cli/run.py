@@ -10,22 +10,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import uuid as uuidlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stage0.api.pods import Prepared, prepare_request, relaxing
 from stage0.cli.app_flags import APP_EPILOG, parse_apps
-from stage0.executor import call_stage1
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
-    from stage0.requests import PodRequest
+    from stage0.pods.requests import PodRequest
+    from stage0.pool.run import Command
 
 
 def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
-    from stage0.dns import add_dns_arguments
-    from stage0.network import add_network_arguments
     from stage0.options import add_insecure_after_verb
+    from stage0.pods.dns import add_dns_arguments
+    from stage0.pods.network import add_network_arguments
 
     add_insecure_after_verb(parser)
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
@@ -139,9 +138,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _request(args: argparse.Namespace) -> PodRequest:
-    from stage0.dns import dns_request
-    from stage0.network import net_words, parse_port
-    from stage0.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
+    from stage0.pods.dns import dns_request
+    from stage0.pods.network import net_words, parse_port
+    from stage0.pods.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
     base = _from_manifest(args) if args.pod_manifest else PodRequest(apps=())
     return dataclasses.replace(
@@ -162,11 +161,25 @@ def _request(args: argparse.Namespace) -> PodRequest:
     )
 
 
+def pooled_command(argv: list[str]) -> Command | None:
+    """A ``run`` handed to the pool keeper, parsed as this command line parses it (None: wrong)."""
+    from stage0.cli import build_parser
+    from stage0.pool.run import Command
+
+    try:
+        args, extra = build_parser(argv).parse_known_args(argv)
+    except SystemExit:
+        return None
+    if extra:
+        return None
+    return Command(args, GlobalOptions.from_args(args), lambda: _request(args))
+
+
 def _from_manifest(args: argparse.Namespace) -> PodRequest:
-    """--pod-manifest FILE: the pod the manifest describes (stage0/pod_input.py); the images, their
+    """--pod-manifest FILE: the pod the manifest describes (stage0/pods/manifest_input.py); the images, their
     flags, volumes and mounts are the manifest's alone."""
     from stage0.errors import InputError, UsageError
-    from stage0.pod_input import pod_request
+    from stage0.pods.manifest_input import pod_request
     from stage0.schema.boundary import parse_pod_manifest
 
     clash = next((flag for flag, given in (("IMAGE", args.images), ("--volume", args.volume),
@@ -187,78 +200,11 @@ def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) 
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A prepared pod's directory; for a pod in run/, the starting lock its starter holds (an open
-    descriptor, see stage0/pods.py) until :meth:`start` hands the pod to stage1."""
-
-    path: str
-    starting: int | None = None
-
-    def start(self, options: GlobalOptions, *args: str, verb: str = "run") -> int:
-        """Run stage1's ``verb`` on the pod, holding the starting lock meanwhile; ``exec`` hands it
-        on to nspawn (inherited), so the pod reads "running" from its move to run/ on."""
-        assert self.starting is not None, "only a pod in run/ is started"
-        os.set_inheritable(self.starting, verb == "exec")
-        try:
-            return call_stage1(options, verb, self.path, *args)
-        finally:
-            os.close(self.starting)
-
-
-# the --insecure-options that lift a part of the profile
-RELAXABLE = ("capabilities", "paths", "seccomp", "namespaces")
-
-
-def relaxing(options: GlobalOptions, request: PodRequest) -> PodRequest:
-    """The request with the parts of the profile --insecure-options lifts (a pod file's own too)."""
-    lifted = {o.value for o in options.insecure if o.value in RELAXABLE} | set(request.relaxed)
-    return dataclasses.replace(request, relaxed=tuple(sorted(lifted)))
-
-
-def prepare_request(
-    options: GlobalOptions,
-    request: PodRequest,
-    *,
-    to_run: bool,
-    pull_policy: str = "new",
-    uuid_file: str | None = None,
-    unit: str | None = None,
-) -> Prepared:
-    """Create, fill and move the pod directory (to run/, holding its starting lock, or to
-    prepared/)."""
-    from stage0 import context
-    from stage0.fetch.fetcher import PullPolicy
-    from stage0.network import load_nets, networks
-    from stage0.pods import DirState, Pods
-    from stage0.prepare import build_pod, write_pod
-    from stage0.userns import allocate
-
-    with (pods := Pods(options.dir)).naming(request.name, starting=to_run):  # held until it is in run/
-        uuid = str(uuidlib.uuid4())
-        if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
-            with open(uuid_file, "w") as file:
-                file.write(uuid + "\n")
-        with context.open_store(options) as store, pods.create(uuid) as pod:
-            if unit:  # pod@: the unit is known from the first moment, so even a half-made pod is its
-                with open(pod.paths.unit, "w") as file:
-                    file.write(unit + "\n")
-            fetcher = context.fetcher(options, store, PullPolicy(pull_policy))
-            shift = allocate(pods.root, pod.path) if request.private_users else None  # recorded first
-            nets = networks(request.nets, load_nets([options.system_config, options.local_config]))
-            built = build_pod(uuid, relaxing(options, request), fetcher, nets)
-            spec = dataclasses.replace(built.spec, private_users=shift)
-            write_pod(pod.path, dataclasses.replace(built, spec=spec))
-            starting = pods.starting(pod) if to_run else None
-            pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
-    return Prepared(pod.path, starting)
-
-
 def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import UsageError
 
     if args.save_as:
-        from stage0.podfile import save
+        from stage0.pods.podfile import save
 
         if args.inherit_env:
             raise UsageError(
@@ -281,7 +227,7 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
         print(os.path.basename(pod.path))
     if args.rm:
         from stage0.cli.pods import remove_pod
-        from stage0.pods import Pods
+        from stage0.pods.dirs import Pods
 
         remove_pod(options, Pods(options.dir).find(os.path.basename(pod.path)))
     return code
@@ -295,7 +241,7 @@ def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0 import context
     from stage0.errors import Error
-    from stage0.pods import DirState, Pods, PodState
+    from stage0.pods.dirs import DirState, Pods, PodState
 
     pods = Pods(options.dir)
     pod = pods.find(args.uuid)

@@ -31,7 +31,7 @@ def _fingerprint_groups(fingerprint: str) -> str:
 
 
 def _ask(question: str) -> bool:
-    from stage0.trust.keystore import TrustError
+    from stage0.images.trust.keystore import TrustError
 
     while True:
         sys.stderr.write(question)
@@ -51,9 +51,9 @@ def _ask(question: str) -> bool:
 def _key_sources(options: GlobalOptions, args: argparse.Namespace) -> list[tuple[str, bytes]]:
     from stage0.context import http
     from stage0.errors import InputError
-    from stage0.fetch.discovery import discover
+    from stage0.images.fetch.discovery import discover
+    from stage0.images.trust.keystore import TrustError
     from stage0.options import InsecureOption
-    from stage0.trust.keystore import TrustError
 
     client = http(options)
     locations: list[str] = list(args.keys)
@@ -87,8 +87,8 @@ def _key_sources(options: GlobalOptions, args: argparse.Namespace) -> list[tuple
 
 def run_trust(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.context import keystore
-    from stage0.trust.keystore import TrustError, check_prefix
-    from stage0.trust.verify import read_keys
+    from stage0.images.trust.keystore import TrustError, check_prefix
+    from stage0.images.trust.verify import read_keys
 
     if args.cosign_key is not None:
         return _trust_cosign(options, args)
@@ -120,10 +120,10 @@ def run_trust(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _trust_cosign(options: GlobalOptions, args: argparse.Namespace) -> int:
-    """A cosign key for the OCI images of a registry prefix (stage0/trust/cosign.py)."""
+    """A cosign key for the OCI images of a registry prefix (stage0/images/trust/cosign.py)."""
     from stage0.context import keystore
     from stage0.errors import InputError, UsageError
-    from stage0.trust.cosign import CosignKeys, load_key
+    from stage0.images.trust.cosign import CosignKeys, load_key
 
     if args.root or args.keys or not (args.prefix or "").startswith("docker://"):
         raise UsageError(

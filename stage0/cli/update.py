@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from stage0.cli.args import uuid_args, uuids
-from stage0.executor import call_stage1
+from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 
 
@@ -22,9 +22,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run_update(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import Error, UsageError
-    from stage0.planner import isolator_limits
-    from stage0.pods import Pods, PodState
-    from stage0.requests import parse_isolator_flag
+    from stage0.pods.dirs import Pods, PodState
+    from stage0.pods.planner import isolator_limits
+    from stage0.pods.requests import parse_isolator_flag
 
     flags = [(f"--{what}", text) for what, text in (("memory", args.memory), ("cpu", args.cpu)) if text]
     if not flags:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from stage0 import APPC_SPEC_VERSION, __version__
-from stage0.executor import systemd_version
+from stage0.host.executor import systemd_version
 from stage0.options import GlobalOptions
 from stage1.abi import ABI_VERSION
 

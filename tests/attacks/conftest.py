@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
+from stage0.images.aci.build import build_aci
 from tests.conftest import REPO
 from tests.integration.test_pods import APPLETS, Nspod, nspod
 

@@ -1,5 +1,5 @@
 """Issue #23, item 1, through an OCI image: its config's ``Volumes`` become the app's mount points
-(stage0/oci/convert.py), and its layer makes ``/data`` a link to stage1's programs. The user's
+(stage0/images/oci/convert.py), and its layer makes ``/data`` a link to stage1's programs. The user's
 volume for it lands inside the app's root, and the volume's ``reaper`` never runs."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
+from stage0.images.aci.build import build_aci
 from tests.conftest import ORACLES
 from tests.integration.test_pods import Nspod
 

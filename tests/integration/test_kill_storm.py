@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.pods import EMBRYO_GRACE
+from stage0.pods.dirs import EMBRYO_GRACE
 from tests.integration.test_kill_moments import claims, kill_when, mounts_under
 from tests.integration.test_pods import Nspod, bb, busybox_image, sh  # noqa: F401 (a fixture)
 

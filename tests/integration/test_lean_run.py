@@ -14,8 +14,8 @@ from tests.conftest import REPO
 from tests.integration.test_pods import Nspod, bb  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd  # a test host: no network, whatever the code might try
-FETCHING = ("http.client", "ssl", "stage0.fetch.http", "stage0.fetch.discovery", "stage0.fetch.auth",
-            "stage0.trust.verify", "pysequoia")  # fmt: skip
+FETCHING = ("http.client", "ssl", "stage0.images.fetch.http", "stage0.images.fetch.discovery",
+            "stage0.images.fetch.auth", "stage0.images.trust.verify", "pysequoia")  # fmt: skip
 
 
 @pytest.mark.parametrize("by", ["name", "id"])
@@ -32,6 +32,6 @@ def test_a_run_from_the_store_imports_no_fetching(tmp_path: Path, bb: Path, by: 
         for line in done.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "stage0.prepare" in imported
+    assert "stage0.pods.prepare" in imported
     assert sorted(imported & set(FETCHING)) == []
     nspod("rm", done.stdout.split()[-1])

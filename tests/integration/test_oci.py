@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from stage0.oci.manifest import OCI_INDEX, OCI_MANIFEST
+from stage0.images.oci.manifest import OCI_INDEX, OCI_MANIFEST
 from tests.conftest import assert_output_schema
 from tests.harness.registry import Layout, Registry
 

@@ -183,7 +183,7 @@ def probe_image(
     """An image holding only the static probe (``secret``: and /secret, mode 0600, uid 1234's)."""
     import shutil
 
-    from stage0.aci.build import build_aci
+    from stage0.images.aci.build import build_aci
 
     root = directory / "layout"
     (root / "rootfs").mkdir(parents=True)
@@ -335,7 +335,7 @@ def test_status_shows_how_many_apps_are_ready(host: Host, probe: Path, tmp_path:
 def test_image_isolators_apply_to_the_app(host: Host, probe: Path, tmp_path: Path) -> None:
     import shutil
 
-    from stage0.aci.build import build_aci
+    from stage0.images.aci.build import build_aci
 
     root = tmp_path / "iso/layout"
     (root / "rootfs").mkdir(parents=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
+from stage0.images.aci.build import build_aci
 from tests.conftest import REPO, assert_output_schema
 
 pytestmark = pytest.mark.systemd
@@ -377,7 +377,7 @@ def test_rm_removes_the_pod_once_it_ended(nspod: Nspod, bb: Path) -> None:
 
 
 def test_an_external_stage1_runs_the_pod(nspod: Nspod, bb: Path) -> None:
-    """--stage1=COMMAND: the same entry points as a program of their own (stage0/executor.py)."""
+    """--stage1=COMMAND: the same entry points as a program of their own (stage0/host/executor.py)."""
     stage1 = f"{sys.executable} -m stage1"
     result = nspod(f"--stage1={stage1}", "run", str(bb), "--exec=/bin/sh", "--", "-c", "echo out; exit 6")
     assert (result.returncode, result.stdout) == (6, "bb: out\n"), result.stderr

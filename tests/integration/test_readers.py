@@ -1,5 +1,5 @@
 """Members of group nspod read pods and images without root, and can change nothing; others are told
-which group to join (stage0/access.py). Root runs a pod; uid 65534 with and without the group looks."""
+which group to join (stage0/host/access.py). Root runs a pod; uid 65534 with and without the group looks."""
 
 from __future__ import annotations
 

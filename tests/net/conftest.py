@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stage0.aci.build import build_aci
+from stage0.images.aci.build import build_aci
 from tests.conftest import REPO
 from tests.harness.sandbox import Sandbox
 from tests.harness.servers import Gpg, Nginx, make_pki

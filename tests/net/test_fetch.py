@@ -93,7 +93,7 @@ def test_interrupted_download_resumes(world: World, tmp_path: Path) -> None:
 
 def keyring_for(world: World, home: Path, name: str) -> Path:
     """The keys nspod trusts for ``name``, as a binary keyring for gpgv."""
-    from stage0.trust.keystore import Keystore
+    from stage0.images.trust.keystore import Keystore
 
     keyring = home / f"{name.replace('/', '_')}.gpg"
     data = b""

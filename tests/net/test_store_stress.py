@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stage0.aci.build import build_aci
+from stage0.images.aci.build import build_aci
 from tests.net.conftest import World, _layout, trust_good
 
 pytestmark = pytest.mark.net

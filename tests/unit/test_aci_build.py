@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
-from stage0.aci.compression import Compression
+from stage0.images.aci.build import build_aci
+from stage0.images.aci.compression import Compression
 from tests.conftest import run_nspod
 
 DECOMPRESS = {"gzip": ["gzip", "-dc"], "xz": ["xz", "-dc"], "zstd": ["zstd", "-qdc"], "none": ["cat"]}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stage0.dns import DnsRequest, hosts_file, resolv_conf
 from stage0.errors import UsageError
+from stage0.pods.dns import DnsRequest, hosts_file, resolv_conf
 
 
 def test_nameservers_with_search_options_and_domain() -> None:

@@ -1,5 +1,5 @@
-"""stage0/executor.py runs stage1 — built in, or another one given as a command — with the argv
-`python -m stage1` takes; stage0/runner.py runs every other program."""
+"""stage0/host/executor.py runs stage1 — built in, or another one given as a command — with the argv
+`python -m stage1` takes; stage0/host/runner.py runs every other program."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from stage0.errors import Error
-from stage0.executor import call_stage1
+from stage0.host.executor import call_stage1
+from stage0.host.runner import CommandFailed, run
 from stage0.options import GlobalOptions
-from stage0.runner import CommandFailed, run
 
 
 def test_an_external_stage1_gets_the_same_argv_and_passes_its_status(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from stage0.aci.compression import GzipReader
+from stage0.images.aci.compression import GzipReader
 
 PLAIN = os.urandom(3 << 20) + b"a" * 100_000
 SMALL = b"hello" * 1000

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.tarstream import Limits
 from stage0.errors import Error
-from stage0.store.store import Store
+from stage0.images.aci.tarstream import Limits
+from stage0.images.store.store import Store
 from tests.unit.hostile import CASES, archive, entry, file
 
 LIMITS = Limits(max_bytes=32 << 20, max_entries=10_000, max_header=1 << 20, max_path=4096)
@@ -86,7 +86,7 @@ def test_garbage_only_ever_raises_our_errors(compress: bool) -> None:
     import random
     import tarfile
 
-    from stage0.aci.importer import import_stream
+    from stage0.images.aci.importer import import_stream
 
     base = archive(
         file("rootfs/a", b"x" * 3000),

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.compression import sniff
-from stage0.aci.tarstream import Limits
 from stage0.errors import Error
-from stage0.image_tree import LayeredTree
-from stage0.oci.layer import extract_layer
+from stage0.images.aci.compression import sniff
+from stage0.images.aci.tarstream import Limits
+from stage0.images.oci.layer import extract_layer
+from stage0.images.tree import LayeredTree
 from tests.unit import hostile
 from tests.unit.test_hostile import snapshot
 

@@ -1,4 +1,4 @@
-"""The real image tree adapter (stage0/image_tree.py), on a rootfs on disk: paths resolved as the
+"""The real image tree adapter (stage0/images/tree.py), on a rootfs on disk: paths resolved as the
 app would see them, symlinks followed inside the image and never out of it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def test_rootfs_tree_follows_links_inside_the_image(tmp_path: Path) -> None:
-    from stage0.image_tree import RootfsTree
+    from stage0.images.tree import RootfsTree
 
     (tmp_path / "usr/bin").mkdir(parents=True)
     (tmp_path / "usr/bin/busybox").write_text("#!/bin/sh\n")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
-from stage0.aci.compression import Compression
+from stage0.images.aci.build import build_aci
+from stage0.images.aci.compression import Compression
 from tests.conftest import assert_output_schema, run_nspod
 
 
@@ -143,7 +143,7 @@ def test_rm_and_gc(home: Path) -> None:
 def test_unchanged_file_is_not_imported_again_under_pull_policy_new(home: Path, layout: Path) -> None:
     import os
 
-    from stage0.aci.compression import Compression
+    from stage0.images.aci.compression import Compression
 
     aci = home / "plain.aci"  # uncompressed: new content of the same length keeps the file's size
     build_aci(str(layout), str(aci), compression=Compression.NONE)

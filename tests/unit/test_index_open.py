@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-OPEN = "import sys; from stage0.store.index import Index; Index(sys.argv[1]).close()"
+OPEN = "import sys; from stage0.images.store.index import Index; Index(sys.argv[1]).close()"
 
 
 def test_concurrent_opens_of_a_new_index(tmp_path: Path) -> None:
@@ -25,8 +25,8 @@ def test_concurrent_opens_of_a_new_index(tmp_path: Path) -> None:
 def test_marking_images_used_writes_only_what_is_stale(tmp_path: Path) -> None:
     """A run marks its images used (image gc's clock, issue #23 item 8), but a mark younger than the
     resolution is not written again: repeated runs do not queue for the index's write lock."""
-    from stage0.store.index import Index
-    from stage0.store.rows import ImageRow
+    from stage0.images.store.index import Index
+    from stage0.images.store.rows import ImageRow
 
     index = Index(str(tmp_path / "index.db"))
     for image_id, used in (("sha512-old", 1000.0), ("sha512-new", 9990.0)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from stage0.cli.run import RELAXABLE
+from stage0.api.pods import RELAXABLE
 from stage0.options import InsecureOption, parse_insecure_options
 from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import HIDDEN, described, profile

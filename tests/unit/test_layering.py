@@ -1,6 +1,6 @@
 """Dependencies point one way: stage1 never imports stage0; stage0 reaches stage1 only through the
-contract (stage1.abi, standard library only) and its one executor module (stage0/executor.py);
-other programs run only through the runner (stage0/runner.py) or an adapter."""
+contract (stage1.abi, standard library only) and its one executor module (stage0/host/executor.py);
+other programs run only through the runner (stage0/host/runner.py) or an adapter."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_stage1_never_imports_stage0(path: Path) -> None:
 @pytest.mark.parametrize("path", sorted((REPO / "stage0").rglob("*.py")), ids=lambda p: p.name)
 def test_stage0_uses_only_the_abi_and_the_executor(path: Path) -> None:
     used = {m for m in imports(path) if m.split(".")[0] == "stage1"}
-    assert used <= {"stage1.abi"} or path == REPO / "stage0/executor.py", used
+    assert used <= {"stage1.abi"} or path == REPO / "stage0/host/executor.py", used
 
 
 def test_the_abi_is_standard_library_only() -> None:
@@ -77,7 +77,7 @@ def test_every_entry_point_is_documented() -> None:
 
 
 # the command runner, the D-Bus adapter and the network adapter (ip, CNI plugins, nft)
-RUNNERS = {"stage0/runner.py", "stage1/systemd.py", "stage1/network.py"}
+RUNNERS = {"stage0/host/runner.py", "stage1/systemd.py", "stage1/network.py"}
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_programs_run_only_through_the_runner(path: Path) -> None:
     assert "subprocess" not in imports(path) or relative in RUNNERS
     if relative.startswith("stage0/"):
         assert '"systemctl"' not in path.read_text(), (
-            "stage0 reaches systemd over D-Bus (stage0/executor.py)"
+            "stage0 reaches systemd over D-Bus (stage0/host/executor.py)"
         )
 
 
@@ -102,7 +102,7 @@ def test_programs_run_only_through_the_runner(path: Path) -> None:
 def test_only_the_adapter_touches_dbus(path: Path) -> None:
     dbus = {m for m in imports(path) if m.split(".")[0] in ("pystemd", "dbus_fast", "dbus_next")}
     # pystemd's adapter (stage1, synchronous) and dbus-fast's (stage0's metadata service, asyncio)
-    adapters = {"pystemd": "stage1/systemd.py", "dbus_fast": "stage0/machined.py"}
+    adapters = {"pystemd": "stage1/systemd.py", "dbus_fast": "stage0/host/machined.py"}
     relative = str(path.relative_to(REPO))
     assert all(adapters.get(m.split(".")[0]) == relative for m in dbus), (relative, dbus)
 
@@ -131,10 +131,10 @@ def test_signal_handlers_live_in_one_place() -> None:
         for p in (REPO / top).rglob("*.py")
         if "signal.signal(" in p.read_text()
     ]
-    assert sorted(found) == ["stage0/pool.py", "stage0/pool_client.py", "stage1/run.py"]
-    keeper = (REPO / "stage0/pool.py").read_text()
+    assert sorted(found) == ["stage0/pool/client.py", "stage0/pool/keeper.py", "stage1/run.py"]
+    keeper = (REPO / "stage0/pool/keeper.py").read_text()
     assert "signal.signal(signal.SIGTERM, lambda signum, frame: self.stopping.set())" in keeper
-    client = (REPO / "stage0/pool_client.py").read_text()
+    client = (REPO / "stage0/pool/client.py").read_text()
     forward = client[client.index("def handler(") : client.index("return handler")]
     assert forward.strip().endswith('conn.send(json.dumps({"signal": signum}).encode())'), forward
     text = (REPO / "stage1/run.py").read_text()

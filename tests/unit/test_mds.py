@@ -1,4 +1,4 @@
-"""The metadata service's rules (stage0/mds.py), without sockets: who is answered, the appc
+"""The metadata service's rules (stage0/pods/mds.py), without sockets: who is answered, the appc
 annotation merge, signatures across pods; and its HTTP surface through aiohttp's test client."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from stage0.mds import Pod, Registry, Service, Signer, app_annotations, canonical, restore
+from stage0.pods.mds import Pod, Registry, Service, Signer, app_annotations, canonical, restore
 
 A = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
 B = "1f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"

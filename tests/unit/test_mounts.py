@@ -1,8 +1,8 @@
-"""stage0/mounts.py: which host mounts are a pod's (#23 item 18), read from mountinfo."""
+"""stage0/host/mounts.py: which host mounts are a pod's (#23 item 18), read from mountinfo."""
 
 from __future__ import annotations
 
-from stage0.mounts import below, mount_points
+from stage0.host.mounts import below, mount_points
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from stage0.errors import Error, UsageError
-from stage0.network import BUILTIN, PortRequest, load_nets, net_words, networks, parse_port, port_specs
-from stage0.podfile import parse, render
-from stage0.requests import AppRequest, PodRequest
+from stage0.pods.network import BUILTIN, PortRequest, load_nets, net_words, networks, parse_port, port_specs
+from stage0.pods.podfile import parse, render
+from stage0.pods.requests import AppRequest, PodRequest
 from stage1.abi import NetworkSpec, PodSpec, PortSpec
 from stage1.cni import (
     Attachment,

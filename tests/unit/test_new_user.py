@@ -10,7 +10,7 @@ import pytest
 from stage0.cli import build_parser
 from stage0.cli.args import duration
 from stage0.options import GlobalOptions, InsecureOption
-from stage0.podfile import SERVICE_KEYS, UNIT_KEYS
+from stage0.pods.podfile import SERVICE_KEYS, UNIT_KEYS
 from tests.conftest import REPO, run_nspod
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0 import notify
+from stage0.host import notify
 
 
 def test_keep_alive_extends_the_start_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.tarstream import Limits, TarError
 from stage0.errors import UsageError
-from stage0.image_tree import LayeredTree
-from stage0.oci.convert import image_manifest, split_user
-from stage0.oci.layer import extract_layer
-from stage0.oci.manifest import (
+from stage0.images.aci.tarstream import Limits, TarError
+from stage0.images.oci.convert import image_manifest, split_user
+from stage0.images.oci.layer import extract_layer
+from stage0.images.oci.manifest import (
     DOCKER_LIST,
     OCI_MANIFEST,
     Index,
@@ -29,7 +28,8 @@ from stage0.oci.manifest import (
     parse_config,
     parse_document,
 )
-from stage0.oci.reference import Transport, parse_oci_ref
+from stage0.images.oci.reference import Transport, parse_oci_ref
+from stage0.images.tree import LayeredTree
 from stage0.schema.boundary import parse_image_manifest
 
 D = "sha256:" + "a" * 64
@@ -195,7 +195,7 @@ def test_a_layer_that_is_not_what_its_digest_says_is_refused(tmp_path: Path) -> 
 
 
 def test_stop_signals_as_systemd_takes_them() -> None:
-    from stage0.oci.plan import stop_signal
+    from stage0.images.oci.plan import stop_signal
 
     assert [stop_signal(v) for v in ("SIGQUIT", "quit", "9", "", None, "SIGNOPE", "99")] == [
         "SIGQUIT", "SIGQUIT", "9", "", "", "", ""
@@ -214,7 +214,7 @@ def test_a_stack_past_what_one_overlay_mount_takes_is_refused() -> None:
 
 
 def test_short_names_go_to_the_configured_default_registry(tmp_path: Path) -> None:
-    from stage0.oci.reference import default_registry
+    from stage0.images.oci.reference import default_registry
 
     system, local = tmp_path / "lib", tmp_path / "etc"
     system.mkdir()
@@ -234,7 +234,7 @@ def test_short_names_go_to_the_configured_default_registry(tmp_path: Path) -> No
 def test_the_gzip_reader_reads_members_padding_and_nothing_else(read: int) -> None:
     """zlib leaves what follows a member in both unused_data and the unconsumed tail when a read
     stops at max_length: the reader must go on from unused_data (it once spun on the tail)."""
-    from stage0.aci.compression import GzipReader
+    from stage0.images.aci.compression import GzipReader
 
     def drain(data: bytes) -> bytes:
         reader, out = GzipReader(io.BytesIO(data)), []
@@ -270,7 +270,7 @@ def test_the_gzip_reader_reads_members_padding_and_nothing_else(read: int) -> No
 def test_what_image_list_shows_is_a_reference(text: str, kind: str, target: str) -> None:
     """An OCI image's name as `image list` shows it (REGISTRY:PORT/REPO:TAG, or …@DIGEST) is its
     docker:// reference: never appc discovery of the host (issue #23 item 14)."""
-    from stage0.fetch.refs import parse_ref
+    from stage0.images.fetch.refs import parse_ref
 
     ref = parse_ref(text, is_file=lambda _: False)
     assert (ref.kind.value, ref.target) == (kind, target)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
+from stage0.images.aci.build import build_aci
 from tests.conftest import assert_output_schema, run_nspod
 
 

@@ -1,4 +1,4 @@
-"""The pod planner (stage0/planner.py), pure: requests and images held in memory in, the stage1 pod
+"""The pod planner (stage0/pods/planner.py), pure: requests and images held in memory in, the stage1 pod
 spec and the appc PodManifest out — env precedence, exec look-up, users and groups, volumes and
 mounts, names, isolators, and every error, without root, systemd or a store."""
 
@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from stage0.errors import UsageError
-from stage0.planner import PlannedImage, PrepareError, default_app_name, plan_pod
-from stage0.requests import AppRequest, PodRequest
+from stage0.images.tree import PlannedImage
+from stage0.pods.planner import PrepareError, default_app_name, plan_pod
+from stage0.pods.requests import AppRequest, PodRequest
 from stage0.schema.boundary import check_structure, parse_image_manifest
 from stage0.schema.isolators import parse_isolators
 from stage1.abi import DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
@@ -260,7 +261,7 @@ def test_relaxed_parts_of_the_profile_reach_every_app() -> None:
 
 
 def test_command_line_isolators_override_the_images_kind_by_kind() -> None:
-    from stage0.requests import parse_isolator_flag
+    from stage0.pods.requests import parse_isolator_flag
 
     flags = (parse_isolator_flag("--memory", "1G"), parse_isolator_flag("--caps-remove", "CAP_KILL"))
     app = one(AppRequest("web", overrides=flags), images=[image({**SERVER, "isolators": ISOLATORS})])

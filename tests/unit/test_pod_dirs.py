@@ -1,4 +1,4 @@
-"""Pods on disk (stage0/pods.py): a removal killed halfway leaves no half-deleted pod in any listing
+"""Pods on disk (stage0/pods/dirs.py): a removal killed halfway leaves no half-deleted pod in any listing
 (CI once found three records of pod@booting: each a removal cut off by the unit's stop, with its
 spec left and its unit file gone, so no later start of pod@booting recognised it as its own)."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stage0 import pods as podsmod
-from stage0.pods import DirState, Pods, PodState
-from stage0.store.locks import locked
+from stage0.images.store.locks import locked
+from stage0.pods import dirs as podsmod
+from stage0.pods.dirs import DirState, Pods, PodState
 
 
 def _pod_in_run(pods: Pods, unit: str) -> podsmod.Pod:

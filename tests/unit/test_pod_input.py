@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from stage0.errors import UsageError
-from stage0.planner import plan_pod
-from stage0.pod_input import pod_request
+from stage0.pods.manifest_input import pod_request
+from stage0.pods.planner import plan_pod
 from stage0.schema.boundary import parse_pod_manifest
 from tests.conftest import run_nspod
 from tests.unit.test_planner import ID, SERVER, UUID, image

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.build import build_aci
 from stage0.errors import UsageError
-from stage0.requests import check_pod_name
+from stage0.images.aci.build import build_aci
+from stage0.pods.requests import check_pod_name
 from tests.conftest import run_nspod
 
 VALID = ["web", "a", "A-b9", "ab-cd", "x.y.z", "web-1.example", "nspod-0f1e2d3c", "a" * 64, "9"]

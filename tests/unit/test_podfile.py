@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.podfile import PodFileError, drop_in, parse
+from stage0.pods.podfile import PodFileError, drop_in, parse
 from tests.conftest import run_nspod
 
 GOOD = """

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from stage0.errors import SchemaError, UsageError
-from stage0.planner import PrepareError
-from stage0.requests import AppRequest, PodRequest, parse_isolator_flag
+from stage0.pods.planner import PrepareError
+from stage0.pods.requests import AppRequest, PodRequest, parse_isolator_flag
 from stage1.abi import AppSpec
 from stage1.seccomp import DEFAULT_DENIED, syscall_filter
 from tests.unit.test_planner import SERVER, image, one
@@ -134,7 +134,7 @@ def test_bandwidth_isolators_are_refused_not_ignored(kind: str) -> None:
 
 
 def test_the_manifest_shows_the_isolators_in_effect_and_what_was_relaxed() -> None:
-    from stage0.planner import plan_pod
+    from stage0.pods.planner import plan_pod
     from tests.unit.test_planner import UUID
 
     memory = parse_isolator_flag("--memory", "1G")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from stage0.aci.build import build_aci
-from stage0.render import Layer, RenderError, plan, rendered_rootfs, store_resolver
-from stage0.store.store import Store
+from stage0.images.aci.build import build_aci
+from stage0.images.render import Layer, RenderError, plan, rendered_rootfs, store_resolver
+from stage0.images.store.store import Store
 
 
 def layer(name: str, level: int, whitelist: list[str] | None = None) -> Layer:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from stage0.aci.importer import import_stream
-from stage0.aci.tarstream import Limits
 from stage0.errors import DiskFull, disk_full, space_on
-from stage0.store.index import Index
-from stage0.store.rows import ImageRow
+from stage0.images.aci.importer import import_stream
+from stage0.images.aci.tarstream import Limits
+from stage0.images.store.index import Index
+from stage0.images.store.rows import ImageRow
 from tests.unit.hostile import archive, file
 
 ROW = ImageRow(

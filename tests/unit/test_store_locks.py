@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stage0.store.locks import Workspace, key_locked, sweep, sweep_locks, try_lock, unlock_removing
+from stage0.images.store.locks import Workspace, key_locked, sweep, sweep_locks, try_lock, unlock_removing
 
 
 def test_a_sweep_between_create_and_lock_leaves_the_workspace(
@@ -91,14 +91,14 @@ def test_sweep_locks_keeps_held_ones(tmp_path: Path) -> None:
 def test_gc_keeps_a_download_being_written(tmp_path: Path) -> None:
     """image gc removed old partial downloads without the fetch's lock: with a short grace, a
     download that paused went from under the fetch writing it."""
-    from stage0.images import gc
-    from stage0.store.store import Store
+    from stage0.images.catalog import gc
+    from stage0.images.store.store import Store
 
     with Store.open(str(tmp_path)) as store:
         part = Path(store.paths.downloads, "k.part")
         part.write_bytes(b"half")
         lock = str(Path(store.paths.downloads, "k.lock"))
-        with key_locked(lock):  # the fetch downloading it (stage0/fetch/fetcher.py)
+        with key_locked(lock):  # the fetch downloading it (stage0/images/fetch/fetcher.py)
             gc(store, str(tmp_path), grace=0, now=part.stat().st_mtime + 10)
             assert part.exists()
         gc(store, str(tmp_path), grace=0, now=part.stat().st_mtime + 10)

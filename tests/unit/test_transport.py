@@ -1,4 +1,4 @@
-"""stage0.fetch.transport against real sockets on 127.0.0.1: kept-alive connections, redirects that
+"""stage0.images.fetch.transport against real sockets on 127.0.0.1: kept-alive connections, redirects that
 drop credentials off the host, proxies (plain and CONNECT) chosen by the environment."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import pytest
 
-from stage0.fetch import transport
-from stage0.fetch.http import FetchError, Http, InsecureRefused
+from stage0.images.fetch import transport
+from stage0.images.fetch.http import FetchError, Http, InsecureRefused
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""The user namespace allocator (stage0/userns.py): disjoint ranges under a lock, subordinate IDs
+"""The user namespace allocator (stage0/pods/userns.py): disjoint ranges under a lock, subordinate IDs
 skipped, a recorded range per pod, and a clear error on kernels without ID-mapped overlay layers."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.userns import FIRST, UsernsError, allocate, check_kernel, free_range, taken
+from stage0.pods.userns import FIRST, UsernsError, allocate, check_kernel, free_range, taken
 from stage1.abi import USERNS_SIZE
 
 

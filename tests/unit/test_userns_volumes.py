@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from stage0.errors import UsageError
-from stage0.podfile import parse
-from stage0.requests import parse_volume
+from stage0.pods.podfile import parse
+from stage0.pods.requests import parse_volume
 from stage1.abi import AppSpec, PodPaths, PodSpec, VolumeSpec
 from stage1.nspawn import nspawn_argv
 from stage1.run import make_volume

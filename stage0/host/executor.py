@@ -1,0 +1,137 @@
+"""How stage0 runs stage1: the one module of stage0 that reaches past ``stage1.abi``.
+
+Every entry point is called with the argv ``python -m stage1`` takes (``[--debug] VERB POD_DIR
+ARGS…``, documented in ``stage1/ABI.md``). The built-in stage1 runs in this process (one
+interpreter start less, ~45 ms a pod); ``--stage1=COMMAND`` (or ``$NSPOD_STAGE1``) runs another
+one as a program instead, as rkt swapped stage1 images. ``exec`` replaces this process either way:
+``pod@NAME.service``'s main process must become the pod's nspawn.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from stage1.abi import ENTRYPOINTS, Error, PodPaths
+
+if TYPE_CHECKING:
+    from stage0.options import GlobalOptions
+
+
+def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> int:
+    """Run stage1's ``verb`` on ``pod_dir`` (the stage1 of ``options``); its exit status is the
+    caller's to pass on. The caller holds no store or pod lock by then."""
+    assert verb in ENTRYPOINTS, verb
+    argv = [*(["--debug"] if options.debug else []), verb, pod_dir, *args]
+    stage1 = options.stage1
+    sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
+    sys.stderr.flush()
+    if not stage1:
+        from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
+
+        return main(argv)
+    from stage0.host.runner import ProgramMissing, run
+
+    command = [*shlex.split(stage1), *argv]
+    try:
+        if verb == "exec":
+            os.execvp(command[0], command)
+        return run(command, check=False, capture=False).returncode
+    except (OSError, ProgramMissing) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not found"
+        raise Error(
+            f"cannot run stage1 {command[0]!r}: {reason}",
+            hint="check --stage1 (or $NSPOD_STAGE1), or unset it for the built-in stage1",
+        ) from None
+
+
+def unit_state(unit: str) -> tuple[str, int]:
+    """(ActiveState, MainPID) of a host unit, from the D-Bus adapter; ("", 0) when systemd cannot
+    say (not loaded, or not the init system)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd() as systemd:
+            status = systemd.status(unit)
+    except Error:
+        return "", 0
+    return status.active_state, status.main_pid
+
+
+def machine_registered(name: str) -> bool:
+    """Whether systemd-machined has a machine of that name now (False when it cannot say)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd() as systemd:
+            systemd.machine_leader(name)
+    except Error:
+        return False
+    return True
+
+
+def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
+    """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1."""
+    from stage1.apps import states
+
+    return states(pod_dir, app)
+
+
+def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
+    """A pooled run's app into its claimed pod (stage1/apps.py join), never loaded there before;
+    ``attached``: its output relayed (a foreground run), else the journal's."""
+    from stage1.apps import join
+    from stage1.run import load
+    from stage1.stdio import Stdio
+
+    spec, paths = load(pod_dir)
+    join(spec, paths, name, stdio=Stdio.ATTACHED if attached else Stdio.JOURNAL, fresh=True)
+
+
+def start_app(pod_dir: str, name: str, stopping: threading.Event | None) -> int:
+    """Start a joined app; with ``stopping`` wait for its end and give its exit code (130 once
+    ``stopping`` is set), without, 0 once it started."""
+    from stage1.apps import run_app
+    from stage1.run import load
+
+    spec, paths = load(pod_dir)
+    return run_app(spec, paths, name, stopping)
+
+
+def relay(pod_dir: str, app: str, fields: dict[str, str], out: BinaryIO, err: BinaryIO) -> Any:
+    """A foreground run's output relay (stage1/attach.py), listening before the app starts."""
+    from stage1.attach import Relay
+
+    return Relay(PodPaths(pod_dir).io, [app], fields, out=out, err=err)
+
+
+def warm(machine: str) -> None:
+    """Connect once to a pod's bus: its dbus-daemon starts now, not when a run needs it."""
+    from stage1.systemd import Systemd
+
+    with Systemd(machine):
+        pass
+
+
+def daemon_reload() -> None:
+    """Make systemd read unit files and drop-ins again (where systemd is the init system)."""
+    if not os.path.isdir("/run/systemd/system"):
+        return
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        systemd.reload()
+
+
+def systemd_version() -> str:
+    """The host systemd's version (``252``), with a note when it is not the running init."""
+    from stage1.tree import host_systemd_version
+
+    try:
+        version = str(host_systemd_version())
+    except Error:
+        return "not found"
+    return version if os.path.isdir("/run/systemd/system") else f"{version}, not running as init"
