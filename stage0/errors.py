@@ -9,30 +9,69 @@
     └── DiskFull                         no space left where nspod writes (never reported as damage)
 
 Anything else that escapes is a bug: ``main()`` reports it as an internal error.
+
+Every error has a kind (:class:`ErrorKind`, the class attribute ``kind``; :func:`kind_of` reads it,
+stage1's errors spell theirs as plain strings since stage1 never imports stage0). Front ends map
+kinds, never classes: :data:`EXIT_CODES` here for the command line, stage0/cri/status.py for gRPC.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from stage1.abi import Error, ExitCode
 
 __all__ = [
+    "EXIT_CODES",
     "DiskFull",
     "Error",
+    "ErrorKind",
     "ExitCode",
     "ImageError",
     "ImageExistsError",
     "InputError",
     "SchemaError",
     "UsageError",
+    "kind_of",
 ]
 
 
+class ErrorKind(enum.StrEnum):
+    """What kind of failure an error is, whoever reports it (gRPC's codes name the same ideas)."""
+
+    USAGE = "usage"  # the command line itself is wrong (a front end's own; gRPC: invalid argument)
+    INVALID_ARGUMENT = "invalid-argument"  # what was asked for is malformed, whatever the state
+    NOT_FOUND = "not-found"  # a pod, app, image, key or file named does not exist
+    CONFLICT = "conflict"  # it exists already, or another process changed it meanwhile
+    FAILED_PRECONDITION = "failed-precondition"  # not in a state that allows it (a running pod…)
+    UNAVAILABLE = "unavailable"  # the host or a server failed or was not reachable; may pass
+    PERMISSION_DENIED = "permission-denied"  # not allowed: an unverified signature, no rights
+    INTERNAL = "internal"  # nspod's own failure (damage, a bug)
+
+
+# the one table from kind to exit status: 2 for usage, 254 for everything nspod itself failed at
+EXIT_CODES: Mapping[ErrorKind, ExitCode] = {
+    kind: ExitCode.USAGE if kind is ErrorKind.USAGE else ExitCode.FAILURE for kind in ErrorKind
+}
+
+
+def kind_of(error: BaseException) -> ErrorKind:
+    """The error's kind: its class's ``kind``; an Error that names none failed in a way nspod
+    cannot tell apart (INTERNAL), as does anything that is not an Error."""
+    if not isinstance(error, Error):
+        return ErrorKind.INTERNAL
+    try:
+        return ErrorKind(getattr(error, "kind", ErrorKind.INTERNAL))
+    except ValueError:
+        return ErrorKind.INTERNAL
+
+
 class UsageError(Error):
+    kind = ErrorKind.USAGE
     hint = "see 'nspod --help'"
 
 

@@ -81,6 +81,11 @@ class GlobalOptions:
             stage1=args.stage1,
         )
 
+    @property
+    def config_dirs(self) -> tuple[str, ...]:
+        """The configuration directories, the system's first: later ones win."""
+        return (self.system_config, self.local_config)
+
     def allows(self, option: InsecureOption) -> bool:
         return option in self.insecure
 

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     app.add_argument("pod_dir")
     app.add_argument("action", choices=["add", "start", "stop", "rm", "status"])
     app.add_argument("--app")
+    app.add_argument("--timeout", type=float, help="stop: seconds before SIGKILL (default: the app's own)")
     enter = verbs.add_parser("enter")
     enter.add_argument("pod_dir")
     enter.add_argument("--app")
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                     return apps.status(args.pod_dir, args.app)
                 if not args.app:
                     raise Error(f"app {args.action} needs --app NAME")
-                action = {"add": apps.add, "start": apps.start, "stop": apps.stop, "rm": apps.remove}
+                if args.action == "stop":
+                    return apps.stop(args.pod_dir, args.app, args.timeout)
+                action = {"add": apps.add, "start": apps.start, "rm": apps.remove}
                 return action[args.action](args.pod_dir, args.app)
             case "update":
                 from stage1.update import update

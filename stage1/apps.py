@@ -16,6 +16,7 @@ import ctypes
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -184,11 +185,23 @@ def _failed(spec: PodSpec, unit: str) -> bool:
             return False
 
 
-def stop(pod_dir: str, name: str) -> int:
+def stop(pod_dir: str, name: str, timeout: float | None = None) -> int:
+    """Stop the app's service: its KillSignal, then SIGKILL after ``timeout`` seconds (the CRI's
+    StopContainer; 0 kills at once), or after its unit's TimeoutStopSec= when None."""
     spec, _ = _sandbox(pod_dir)
     app = spec.app(name)
+    unit = f"{app.name}.service"
     with Systemd(spec.machine) as pod:
-        pod.stop(f"{app.name}.service", timeout=app.stop_timeout + 30)
+        if timeout is None:
+            pod.stop(unit, timeout=app.stop_timeout + 30)
+            return 0
+        pod.request_stop(unit)
+        try:
+            pod.wait_gone(unit, timeout=timeout)
+        except WaitTimeout:
+            with contextlib.suppress(UnitNotFound):
+                pod.kill(unit, signal.SIGKILL)
+            pod.wait_gone(unit, timeout=30)
     return 0
 
 

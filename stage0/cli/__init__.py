@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol
 
 from stage0 import __version__
-from stage0.errors import Error, ExitCode, UsageError, disk_full, is_full
+from stage0.errors import EXIT_CODES, Error, ExitCode, disk_full, is_full, kind_of
 from stage0.options import GlobalOptions, add_global_arguments
 
 # The verb table: verb → the module (one per verb group) that registers it. Order is --help's.
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.debug:
             _print_traceback()
         print(f"nspod: {error.diagnostics()}", file=sys.stderr)
-        return ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.FAILURE
+        return EXIT_CODES[kind_of(error)]
     except KeyboardInterrupt:
         print("nspod: interrupted", file=sys.stderr)
         return 130

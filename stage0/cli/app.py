@@ -12,14 +12,16 @@ A sandbox runs until it is stopped (``nspod stop``); its apps' exits are recorde
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from typing import TYPE_CHECKING
 
 from stage0.cli.app_flags import APP_EPILOG
 from stage0.cli.output import add_format, dump, key_values, rfc3339
 from stage0.cli.run import _pod_arguments
-from stage0.host.executor import app_states, call_stage1
 from stage0.options import GlobalOptions, add_insecure_after_verb
+
+if TYPE_CHECKING:
+    from stage0.api.views import AppView
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,12 +59,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_sandbox(options: GlobalOptions, args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from stage0.api.pods import prepare_request, relaxing
+    from stage0.api.sandbox import Stage1Failed, create_sandbox
+    from stage0.cli.output import stderr_report
     from stage0.cli.run import _request
     from stage0.errors import UsageError
-    from stage0.pods.sandbox import save_settings
 
     given = next((f for f, v in (("IMAGE", args.images), ("--pod-manifest", args.pod_manifest),
                                  ("--port", args.port)) if v), None)  # fmt: skip
@@ -72,81 +72,67 @@ def run_sandbox(options: GlobalOptions, args: argparse.Namespace) -> int:
             hint="add apps with 'nspod app add POD IMAGE'"
             + (" (ports: run the pod instead)" if given == "--port" else ""),
         )
-    request = dataclasses.replace(relaxing(options, _request(args)), sandbox=True)
-    pod = prepare_request(
-        options, request, to_run=True, pull_policy=args.pull_policy, uuid_file=args.uuid_file_save
-    )
-    save_settings(pod.path, request)
-    code = pod.start(options, "--detach")
-    if code == 0:
-        print(os.path.basename(pod.path))
-    return code
+    try:
+        view = create_sandbox(
+            options,
+            _request(args),
+            pull_policy=args.pull_policy,
+            uuid_file=args.uuid_file_save,
+            report=stderr_report(),
+        )
+    except Stage1Failed as failed:
+        return failed.code  # stage1 said why
+    print(view.uuid)
+    return 0
 
 
 def run_add(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0 import context
+    from stage0.api.sandbox import Stage1Failed, add_app
     from stage0.cli.app_flags import parse_apps
+    from stage0.cli.output import stderr_report
     from stage0.errors import UsageError
-    from stage0.images.fetch.policy import PullPolicy
-    from stage0.pods.dirs import Pods
-    from stage0.pods.sandbox import changing, plan_app, remove_app_files, sandbox_spec, written
 
     requests = parse_apps(args.images)
     if len(requests) != 1:
         raise UsageError(
             f"app add takes one image, not {len(requests)}", hint="nspod app add POD IMAGE [APP FLAGS]"
         )
-    pod = Pods(options.dir).find(args.pod)
-    with changing(pod):
-        spec = sandbox_spec(pod)
-        with context.open_store(options) as store:
-            fetcher = context.fetcher(options, store, PullPolicy(args.pull_policy))
-            name, files = plan_app(pod, spec, requests[0], fetcher)
-        try:
-            with written(files):
-                code = call_stage1(options, "app", pod.path, "add", "--app", name)
-                if code != 0:
-                    raise _Failed(code)
-        except _Failed as failed:
-            remove_app_files(pod, name)
-            return failed.code
+    try:
+        name = add_app(options, args.pod, requests[0], pull_policy=args.pull_policy, report=stderr_report())
+    except Stage1Failed as failed:
+        return failed.code
     print(name)
     return 0
 
 
-class _Failed(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
 def run_action(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods.dirs import Pods
-    from stage0.pods.sandbox import changing, drop_app, remove_app_files, sandbox_spec, written
+    from stage0.api import sandbox
 
-    pod = Pods(options.dir).find(args.pod)
-    if args.action != "rm":
-        spec = sandbox_spec(pod)
-        spec.app(args.app)  # a clear error for a name the pod does not have
-        return call_stage1(options, "app", pod.path, args.action, "--app", args.app)
-    with changing(pod):
-        spec = sandbox_spec(pod)
-        spec.app(args.app)
-        code = call_stage1(options, "app", pod.path, "rm", "--app", args.app)
-        if code == 0:
-            with written(drop_app(pod, spec, args.app)):
-                remove_app_files(pod, args.app)
-    return code
+    action = {"start": sandbox.start_app, "stop": sandbox.stop_app, "rm": sandbox.remove_app}[args.action]
+    try:
+        action(options, args.pod, args.app)
+    except sandbox.Stage1Failed as failed:
+        return failed.code
+    return 0
 
 
 def _states(options: GlobalOptions, args: argparse.Namespace, app: str | None) -> list[dict[str, object]]:
-    from stage0.pods.dirs import Pods
-    from stage0.pods.sandbox import sandbox_spec
+    from stage0.api.sandbox import app_views
 
-    pod = Pods(options.dir).find(args.pod)
-    spec = sandbox_spec(pod)
-    if app is not None:
-        spec.app(app)
-    return app_states(pod.path, app)
+    return [_state(view) for view in app_views(options, args.pod, app)]
+
+
+def _state(view: AppView) -> dict[str, object]:
+    """An app's state as stage1 says it (``app status``): what --format=json shows."""
+    return {
+        "name": view.name,
+        "state": str(view.state),
+        "exit_code": view.exit_code,
+        "signal": view.signal,
+        "started": view.started,
+        "exited": view.exited,
+        "pid": view.pid,
+    }
 
 
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:

@@ -27,20 +27,17 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_fetch(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.context import fetcher, open_store
+    from stage0.api.images import pull
+    from stage0.cli.output import stderr_report
     from stage0.errors import UsageError
     from stage0.images.fetch.policy import PullPolicy
 
     if args.signature and len(args.images) != 1:
         raise UsageError("--signature goes with exactly one image")
-    with open_store(options) as store:
-        fetch = fetcher(options, store, PullPolicy(args.pull_policy))
-        for text in args.images:
-            row = fetch.fetch(text, signature=args.signature)
-            if not row.is_oci:  # an OCI image has no dependencies: its layers are its tree
-                from stage0.images.render import rendered_rootfs
-
-                # dependencies are fetched now and the tree rendered once: a later run needs no network
-                rendered_rootfs(store, row, fetch.resolve_dependency)
-            print(row.id)
+    report = stderr_report()
+    for text in args.images:
+        image = pull(
+            options, text, policy=PullPolicy(args.pull_policy), signature=args.signature, report=report
+        )
+        print(image.id)
     return 0

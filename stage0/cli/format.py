@@ -7,10 +7,8 @@ import enum
 import time
 from typing import TYPE_CHECKING
 
-from stage0.images.oci.convert import oci_digest
-
 if TYPE_CHECKING:
-    from stage0.images.store.rows import ImageRow
+    from stage0.api.views import ImageView
 
 
 class Field(enum.StrEnum):
@@ -42,14 +40,6 @@ HEADERS = {
 }
 
 
-def display_name(row: ImageRow) -> str:
-    """NAME:VERSION; for an OCI image from a registry, the repository and tag it came from."""
-    if row.is_oci and row.source.startswith("docker://"):
-        return row.source.removeprefix("docker://")
-    version = row.labels.get("version")
-    return f"{row.name}:{version}" if version else row.name
-
-
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -68,23 +58,19 @@ def ago(when: float, now: float) -> str:
     return "just now"
 
 
-def row_value(
-    row: ImageRow, field: Field, *, full: bool, now: float, sharing: dict[str, tuple[int, int]] | None = None
-) -> str:
-    """A cell of ``image list``; ``sharing``: Index.layer_sharing(), for SHARED and OWN."""
+def row_value(row: ImageView, field: Field, *, full: bool, now: float) -> str:
+    """A cell of ``image list``."""
     match field:
         case Field.ID:
             return row.id if full else row.short_id
         case Field.NAME:
-            return display_name(row)
+            return row.reference
         case Field.DIGEST:
-            digest = oci_digest(row)
-            return (digest if full else digest[:19]) or "-"
+            return (row.digest if full else row.digest[:19]) or "-"
         case Field.SHARED | Field.OWN:
-            shared, own = (sharing or {}).get(row.id, (0, row.size + row.tree_size))
-            return human_size(shared if field is Field.SHARED else own)
+            return human_size(row.shared_size if field is Field.SHARED else row.own_size)
         case Field.SIZE:
-            return human_size(row.size + row.tree_size)
+            return human_size(row.size)
         case Field.IMPORTTIME:
             return ago(row.import_time, now)
         case Field.LASTUSED:
@@ -97,17 +83,17 @@ def row_value(
             return row.source
 
 
-def sort_key(row: ImageRow, field: Field) -> str | float:
+def sort_key(row: ImageView, field: Field) -> str | float:
     keys: dict[Field, str | float] = {
         Field.ID: row.id,
         Field.NAME: row.name,
-        Field.SIZE: row.size + row.tree_size,
+        Field.SIZE: row.size,
         Field.IMPORTTIME: row.import_time,
         Field.LASTUSED: row.last_used,
         Field.LATEST: row.latest,
         Field.SIGNER: row.signer or "",
         Field.SOURCE: row.source,
-        Field.DIGEST: oci_digest(row),
+        Field.DIGEST: row.digest,
         Field.SHARED: 0,
         Field.OWN: 0,
     }

@@ -132,10 +132,6 @@ def run_validate(options: GlobalOptions, args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_dirs(options: GlobalOptions) -> tuple[str, ...]:
-    return (options.system_config, options.local_config)
-
-
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
     import contextlib
 
@@ -148,7 +144,7 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
         from stage0.images.catalog import resolve_one
 
         with open_store(options) as store:
-            data = resolve_one(store, args.image, _config_dirs(options)).manifest
+            data = resolve_one(store, args.image, options.config_dirs).manifest
     if args.pretty_print:
         # printed as stored, valid or not: cat-manifest is how one looks at a broken manifest
         with contextlib.suppress(ValueError):
@@ -160,8 +156,8 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     import time
 
+    from stage0.api.images import list_images
     from stage0.cli.format import HEADERS, Field, row_value, sort_key, table
-    from stage0.context import open_store
     from stage0.errors import UsageError
 
     try:
@@ -169,37 +165,29 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
         order_by = Field(args.sort)
     except ValueError as error:
         raise UsageError(f"{error}", hint=f"fields are: {', '.join(f.value for f in Field)}") from None
-    with open_store(options) as store:
-        rows = sorted(
-            store.index.images(), key=lambda r: sort_key(r, order_by), reverse=args.order == "desc"
-        )
-        sharing = store.index.layer_sharing()
+    rows = sorted(list_images(options), key=lambda r: sort_key(r, order_by), reverse=args.order == "desc")
     now = time.time()
     if args.format == "json":  # every field, whatever --fields says: stable keys for programs
         from stage0.cli.output import dump, image_json
 
-        dump([image_json(r, sharing) for r in rows])
+        dump([image_json(r) for r in rows])
         return 0
-    cells = [[row_value(r, f, full=args.full, now=now, sharing=sharing) for f in fields] for r in rows]
+    cells = [[row_value(r, f, full=args.full, now=now) for f in fields] for r in rows]
     sys.stdout.write(table(cells, None if args.no_legend else [HEADERS[f] for f in fields]))
     return 0
 
 
 def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.context import open_store
-    from stage0.images.catalog import remove_images, resolve
+    from stage0.api.images import remove_image
 
-    with open_store(options) as store:
-        rows = {row.id: row for text in args.images for row in resolve(store, text, _config_dirs(options))}
-        for image_id in remove_images(store, options.dir, list(rows.values())):
-            print(f"removed {image_id}")
+    for image_id in remove_image(options, *args.images):
+        print(f"removed {image_id}")
     return 0
 
 
 def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.cli.format import display_name
     from stage0.context import open_store
-    from stage0.images.catalog import gc
+    from stage0.images.catalog import display_name, gc
 
     with open_store(options) as store:
         for row in gc(store, options.dir, args.grace_period):
@@ -214,7 +202,7 @@ def run_export(options: GlobalOptions, args: argparse.Namespace) -> int:
     with open_store(options) as store:
         export(
             store,
-            resolve_one(store, args.image, _config_dirs(options)),
+            resolve_one(store, args.image, options.config_dirs),
             args.output,
             overwrite=args.overwrite,
         )
@@ -228,7 +216,7 @@ def run_extract(options: GlobalOptions, args: argparse.Namespace) -> int:
     with open_store(options) as store:
         extract(
             store,
-            resolve_one(store, args.image, _config_dirs(options)),
+            resolve_one(store, args.image, options.config_dirs),
             args.target,
             rootfs_only=args.rootfs_only,
         )
@@ -242,7 +230,7 @@ def run_render(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.images.render import rendered_rootfs
 
     with open_store(options) as store:
-        row = resolve_one(store, args.image, _config_dirs(options))
+        row = resolve_one(store, args.image, options.config_dirs)
         if row.is_oci:
             from stage0.images.catalog import extract
 
@@ -259,7 +247,7 @@ def run_verify(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     with open_store(options) as store:
         for text in args.images:
-            for row in resolve(store, text, _config_dirs(options)):
+            for row in resolve(store, text, options.config_dirs):
                 result = verify(store, keystore(options), row)
                 signed = f"signed by {result.signer}" if result.signer else "no signature stored"
                 print(f"{row.id}: content matches its ID; {signed}")

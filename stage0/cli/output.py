@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stage0.images.store.rows import ImageRow
-    from stage0.pods.dirs import Pod
+    from stage0.api.views import ImageView, NetView, PodView
+    from stage0.images.fetch.policy import Report, Transfer
 
 FORMATS = ("text", "json")
 
@@ -50,95 +51,87 @@ def key_values(values: dict[str, Any]) -> str:
     return "".join(f"{key}={value}\n" for key, value in shown.items())
 
 
-def pod_apps(pod: Pod) -> list[dict[str, Any]]:
-    """The pod's apps from its manifest, with their images and exit codes (a broken manifest: none)."""
-    try:
-        with open(pod.paths.manifest) as file:
-            manifest = json.load(file)
-        apps = manifest.get("apps", [])
-        codes, signals = pod.app_status(), pod.app_signals()
-        return [
+def pod_json(view: PodView) -> dict[str, Any]:
+    """One pod as ``list`` shows it."""
+    return {
+        "uuid": view.uuid,
+        "name": view.machine,
+        "unit": view.unit,
+        "state": str(view.state),
+        "apps": [
             {
-                "name": app["name"],
-                "image": {
-                    "name": app["image"]["name"],
-                    "version": next(
-                        (x["value"] for x in app["image"].get("labels", []) if x.get("name") == "version"),
-                        None,
-                    ),
-                    "id": app["image"].get("id"),
-                },
-                "exit_code": codes.get(app["name"]),
-                "signal": signals.get(app["name"]),
+                "name": app.name,
+                "image": {"name": app.image.name, "version": app.image.version, "id": app.image.id},
+                "exit_code": app.exit_code,
+                "signal": app.signal,
             }
-            for app in apps
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return []  # a pod whose manifest is broken (or gone) is still listed
-
-
-def pod_networks(pod: Pod) -> list[dict[str, Any]]:
-    """The nets the pod joined as stage1 recorded them (``net.json``, stage1/ABI.md)."""
-    try:
-        with open(pod.paths.net) as file:
-            recorded = json.load(file)
-        return [
+            for app in view.apps
+        ],
+        "networks": [
             {
-                "name": net["name"],
-                "interface": net["interface"],
-                "addresses": [ip["address"].split("/")[0] for ip in net["result"].get("ips", [])],
-                "gateways": [ip["gateway"] for ip in net["result"].get("ips", []) if ip.get("gateway")],
+                "name": net.name,
+                "interface": net.interface,
+                "addresses": list(net.addresses),
+                "gateways": list(net.gateways),
             }
-            for net in recorded
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return []
+            for net in view.networks
+        ],
+        "created": rfc3339(view.created),
+        "started": rfc3339(view.started),
+    }
 
 
-def networks_text(networks: list[dict[str, Any]]) -> str:
+def networks_text(networks: tuple[NetView, ...]) -> str:
     """rkt's form: ``default:ip4=172.16.28.2``, comma-separated."""
     return ",".join(
-        f"{net['name']}:{'ip6' if ':' in address else 'ip4'}={address}"
+        f"{net.name}:{'ip6' if ':' in address else 'ip4'}={address}"
         for net in networks
-        for address in net["addresses"]
+        for address in net.addresses
     )
 
 
-def pod_json(pod: Pod) -> dict[str, Any]:
-    """One pod as ``list`` shows it; raises FileNotFoundError when it vanished meanwhile."""
+def image_json(view: ImageView) -> dict[str, Any]:
     return {
-        "uuid": pod.uuid,
-        "name": pod.machine(),
-        "unit": pod.unit(),
-        "state": str(pod.state()),
-        "apps": pod_apps(pod),
-        "networks": pod_networks(pod),
-        "created": rfc3339(pod.created()),
-        "started": rfc3339(pod.started()),
+        "id": view.id,
+        "name": view.name,
+        "reference": view.reference,
+        "digest": view.digest or None,
+        "shared_size": view.shared_size,
+        "own_size": view.own_size,
+        "version": view.version,
+        "labels": dict(view.labels),
+        "size": view.size,
+        "importtime": rfc3339(view.import_time),
+        "lastused": rfc3339(view.last_used),
+        "latest": view.latest,
+        "signer": view.signer,
+        "source": view.source,
     }
 
 
-def image_json(row: ImageRow, sharing: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
-    from stage0.cli.format import display_name
-    from stage0.images.oci.convert import oci_digest
+def stderr_report() -> Report:
+    """What a fetch tells, on stderr: its lines, and a progress line when stderr is a terminal."""
+    from stage0.images.fetch.policy import Report
 
-    shared, own = (sharing or {}).get(row.id, (0, row.size + row.tree_size))
-    return {
-        "id": row.id,
-        "name": row.name,
-        "reference": display_name(row),
-        "digest": oci_digest(row) or None,
-        "shared_size": shared,
-        "own_size": own,
-        "version": row.labels.get("version"),
-        "labels": dict(row.labels),
-        "size": row.size + row.tree_size,
-        "importtime": rfc3339(row.import_time),
-        "lastused": rfc3339(row.last_used),
-        "latest": row.latest,
-        "signer": row.signer,
-        "source": row.source,
-    }
+    return Report(
+        say=lambda text: print(text, file=sys.stderr), progress=draw if sys.stderr.isatty() else None
+    )
+
+
+def draw(transfer: Transfer) -> None:
+    """One progress line, redrawn in place; a new line once the transfer is done."""
+    if transfer.finished:
+        sys.stderr.write("\n")
+    elif transfer.layers:
+        sys.stderr.write(f"\r  {transfer.done / 2**20:.1f} of {(transfer.total or 0) / 2**20:.1f} MiB")
+    elif transfer.total:
+        name, width = transfer.what.rsplit("/", 1)[-1][:40], 30
+        filled = width * transfer.done // transfer.total
+        bar = f"[{'#' * filled}{'.' * (width - filled)}]"
+        sys.stderr.write(f"\r{name}: {bar} {transfer.done >> 20}/{transfer.total >> 20} MiB")
+    else:
+        sys.stderr.write(f"\r{transfer.what.rsplit('/', 1)[-1][:40]}: {transfer.done >> 20} MiB")
+    sys.stderr.flush()
 
 
 def dump(value: object) -> None:

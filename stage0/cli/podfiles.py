@@ -127,8 +127,8 @@ def run_uninstall(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.api.pods import prepare_request
-    from stage0.cli.pods import remove_pod
+    from stage0.api.pods import prepare, remove_dir
+    from stage0.cli.output import stderr_report
     from stage0.host.notify import keep_alive, notify
     from stage0.pods.dirs import Pods, PodState
     from stage0.pods.podfile import load
@@ -140,12 +140,12 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     unit = own_unit()
     for previous in Pods(options.dir).of_unit(unit):
         if previous.state() in (PodState.EXITED, PodState.ABORTED_PREPARE):
-            remove_pod(options, previous)
+            remove_dir(options, previous)
     # a stop while we prepare kills us (SIGTERM's own action: a clean stop for systemd); the
     # half-made pod, marked with this unit from its first moment, goes at the next start or gc
     # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
     with keep_alive(f"preparing pod {pod.name} (fetching images)"):
-        prepared = prepare_request(options, pod.request, to_run=True, unit=unit)
+        prepared = prepare(options, pod.request, to_run=True, unit=unit, report=stderr_report())
     notify(f"STATUS=starting pod {pod.name}")
     return prepared.start(options, verb="exec")
 

@@ -16,7 +16,7 @@ from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
-    from stage0.pods.dirs import Pod, Pods
+    from stage0.pods.dirs import Pods
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,20 +92,16 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.api.pods import list_pods
     from stage0.cli.format import table
     from stage0.cli.output import dump, networks_text, pod_json
-    from stage0.pods.dirs import Pods
 
-    rows = []
-    for pod in Pods(options.dir).all():
-        try:  # everything read here, while the pod is still there
-            rows.append((pod_json(pod), pod.created(), pod.started()))
-        except FileNotFoundError:
-            continue  # removed while we looked
+    views = list_pods(options)
+    rows = [(pod_json(view), view.created, view.started, view.networks) for view in views]
     if args.format == "json":
-        dump([row for row, _, _ in rows])
+        dump([row for row, _, _, _ in rows])
         return 0
-    names = _image_names(options, {a["image"]["id"] for r, _, _ in rows for a in r["apps"]})
+    names = _image_names(options, {a["image"]["id"] for r, _, _, _ in rows for a in r["apps"]})
     cells = [
         [
             r["uuid"] if args.full else r["uuid"][:8],
@@ -116,9 +112,9 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
             r["state"],
             moment(created, full=args.full),
             moment(started, full=args.full),
-            networks_text(r["networks"]) or "-",
+            networks_text(networks) or "-",
         ]
-        for r, created, started in rows
+        for r, created, started, networks in rows
     ]
     legend = (
         None
@@ -146,7 +142,7 @@ def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
     without writing (list is a reader's verb); an image no longer stored keeps its manifest's."""
     import sqlite3
 
-    from stage0.cli.format import display_name
+    from stage0.images.catalog import display_name
     from stage0.images.store.index import Index, StoreError
 
     path = os.path.join(options.dir, "images", "index.db")
@@ -164,40 +160,6 @@ def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
         index.close()
 
 
-def _wait(options: GlobalOptions, uuid: str, until: str, timeout: float) -> Pod:
-    from stage0.errors import Error
-    from stage0.pods.dirs import Pods, PodState
-
-    deadline = time.monotonic() + (timeout or float("inf"))
-    pods = Pods(options.dir)
-    while True:
-        pod = pods.find(uuid)
-        state = pod.state()
-        if until == "exited" and not state.alive and state is not PodState.PREPARED:
-            return pod
-        if until == "ready" and state is PodState.RUNNING and _unit_state(pod)[0] == "active":
-            return pod
-        if until == "ready" and state in (PodState.EXITED, PodState.EXITED_GARBAGE):
-            raise Error(
-                f"pod {pod.uuid} exited before it was ready", hint=f"see 'nspod status {pod.uuid[:8]}'"
-            )
-        if time.monotonic() > deadline:
-            raise Error(f"pod {pod.uuid} is still {state} after {timeout:g}s")
-        time.sleep(0.1)
-
-
-def _unit_state(pod: Pod) -> tuple[str, int]:
-    """(ActiveState, MainPID) of the pod's host unit."""
-    from stage0.host.executor import unit_state
-
-    try:
-        with open(pod.paths.unit) as file:
-            unit = file.read().strip()
-    except FileNotFoundError:
-        return "", 0
-    return unit_state(unit)
-
-
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods.dirs import PodNotFound
 
@@ -207,60 +169,49 @@ def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
         raise PodNotFound(f"pod {uuids(args)[0]} was removed meanwhile") from None
 
 
-def _profile(pod: Pod) -> Any:
-    """Each app's confinement as stage1 applied it (written when the pod starts), else None."""
-    try:
-        with open(pod.paths.profile) as file:
-            return json.load(file)
-    except FileNotFoundError:
-        return None
-
-
 def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.pods.dirs import Pods, PodState
+    from stage0.api.pods import pod_status, profile, wait_pod
+    from stage0.pods.dirs import PodState
 
     wait, wait_ready = wait_timeout(args, "wait"), wait_timeout(args, "wait_ready")
     uuid = uuids(args)[0]
     if wait is not None:
-        pod = _wait(options, uuid, "exited", wait)
+        uuid = wait_pod(options, uuid, "exited", wait).uuid
     elif wait_ready is not None:
-        pod = _wait(options, uuid, "ready", wait_ready)
-    else:
-        pod = Pods(options.dir).find(uuid)
-    state = pod.state()
-    pid = _unit_state(pod)[1] if state is PodState.RUNNING else 0
-    exited = state in (PodState.EXITED, PodState.EXITED_GARBAGE)
+        uuid = wait_pod(options, uuid, "ready", wait_ready).uuid
+    view = pod_status(options, uuid)
     if args.format == "json":
         from stage0.cli.output import dump, pod_json
 
-        dump({**pod_json(pod), "pid": pid or None, "exited": exited, "profile": _profile(pod)})
+        dump({**pod_json(view), "pid": view.pid, "exited": view.exited, "profile": profile(view)})
         return 0
-    from stage0.cli.output import key_values, networks_text, pod_networks, rfc3339
+    from stage0.cli.output import key_values, networks_text, rfc3339
 
     info: dict[str, Any] = {
-        "state": str(state),
-        "created": rfc3339(pod.created()),
-        "started": rfc3339(pod.started()),
+        "state": str(view.state),
+        "created": rfc3339(view.created),
+        "started": rfc3339(view.started),
     }
-    if pid:
-        info["pid"] = pid
-    if state is PodState.RUNNING:
-        info["unit"] = pod.unit() or "-"
-    info["exited"] = exited
-    if networks := networks_text(pod_networks(pod)):
+    if view.pid:
+        info["pid"] = view.pid
+    if view.state is PodState.RUNNING:
+        info["unit"] = view.unit or "-"
+    info["exited"] = view.exited
+    if networks := networks_text(view.networks):
         info["networks"] = networks
-    signals = pod.app_signals()
-    for app, code in pod.app_status().items():
-        info[f"app-{app}"] = code
-    for app, name in signals.items():  # not app-<app>-signal: that could be an app's own code line
-        info[f"signal-{app}"] = name
+    ended = sorted((app for app in view.apps if app.exit_code is not None), key=lambda app: app.name)
+    for app in ended:
+        info[f"app-{app.name}"] = app.exit_code
+    for app in ended:  # not app-<app>-signal: that could be an app's own code line
+        if app.signal:
+            info[f"signal-{app.name}"] = app.signal
     sys.stdout.write(key_values(info))
     return 0
 
 
 def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from stage0.api.pods import stop
     from stage0.errors import Error
-    from stage0.host.mounts import detach_below
     from stage0.pods.dirs import Pods, PodState
 
     failed = 0
@@ -271,42 +222,20 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
             never = " (never started)" if state is PodState.EXITED and pod.started() is None else ""
             print(f"pod {pod.uuid} is {state}{never}; nothing to stop", file=sys.stderr)
             continue
-        if call_stage1(options, "stop", pod.path, *(["--force"] if args.force else [])) != 0:
+        if not stop(options, pod, force=args.force):
             failed += 1
         else:
-            # what a killed 'app add' left mounted on the host (stage0/host/mounts.py)
-            detach_below(pod.path)
             print(pod.uuid)
     if failed:
         raise Error(f"{failed} pod(s) could not be stopped")
     return 0
 
 
-def remove_pod(options: GlobalOptions, pod: Pod) -> bool:
-    """Clean up after ``pod`` and remove its directory; False when another nspod got there first."""
-    from stage0.pods.dirs import Pods
-
-    if not os.path.isdir(pod.path):
-        return False
-    # only a pod stage1 began to start has host state to clean up (a unit, its network), but a
-    # start can be cut short anywhere (kill -9 of nspod run) once the unit's name is written
-    if os.path.exists(pod.paths.started) or os.path.exists(pod.paths.unit):
-        call_stage1(options, "gc", pod.path)
-    Pods(options.dir).remove(pod)
-    return True
-
-
 def run_rm(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.errors import Error
-    from stage0.pods.dirs import Pods
+    from stage0.api.pods import remove
 
     for uuid in uuids(args):
-        pod = Pods(options.dir).find(uuid)
-        if pod.state().alive:
-            raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
-        if not remove_pod(options, pod):
-            raise Error(f"pod {pod.uuid} was removed meanwhile", hint="see 'nspod list'")
-        print(pod.uuid)
+        print(remove(options, uuid))
     return 0
 
 
@@ -319,6 +248,7 @@ def run_gc(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
+    from stage0.api.pods import remove_dir
     from stage0.pods.dirs import DirState, PodNotFound, PodState
     from stage0.pool.spares import half_made
 
@@ -348,7 +278,7 @@ def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
             )
         except FileNotFoundError:
             continue
-        if due and remove_pod(options, pod):
+        if due and remove_dir(options, pod):
             print(f"removed pod {pod.uuid}")
     pods.sweep_removing()
     # a network whose pod went without its teardown (stage1/orphans.py); a stage1 without the verb

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from stage0.api.pods import Prepared, prepare_request, relaxing
+from stage0.api.pods import Prepared, prepare, relaxing
 from stage0.cli.app_flags import APP_EPILOG, parse_apps
 from stage0.options import GlobalOptions
 
@@ -195,8 +195,16 @@ def _from_manifest(args: argparse.Namespace) -> PodRequest:
 
 
 def _prepare(options: GlobalOptions, args: argparse.Namespace, *, to_run: bool) -> Prepared:
-    return prepare_request(
-        options, _request(args), to_run=to_run, pull_policy=args.pull_policy, uuid_file=args.uuid_file_save
+    from stage0.cli.output import stderr_report
+
+    request = _request(args)
+    return prepare(
+        options,
+        request,
+        to_run=to_run,
+        pull_policy=args.pull_policy,
+        uuid_file=args.uuid_file_save,
+        report=stderr_report(),
     )
 
 
@@ -226,10 +234,9 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.detach and code == 0:  # a pod that did not start gets no UUID printed (stage1 named it)
         print(os.path.basename(pod.path))
     if args.rm:
-        from stage0.cli.pods import remove_pod
-        from stage0.pods.dirs import Pods
+        from stage0.api.pods import find, remove_dir
 
-        remove_pod(options, Pods(options.dir).find(os.path.basename(pod.path)))
+        remove_dir(options, find(options, os.path.basename(pod.path)))
     return code
 
 
@@ -239,22 +246,10 @@ def run_prepare(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_run_prepared(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0 import context
-    from stage0.errors import Error
-    from stage0.pods.dirs import DirState, Pods, PodState
+    from stage0.api.pods import start_prepared
 
-    pods = Pods(options.dir)
-    pod = pods.find(args.uuid)
-    if pod.state() is not PodState.PREPARED:
-        raise Error(
-            f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
-        )
     stdio = _stdio(args)
-    with pods.naming(pod.machine(), starting=True):  # refused, the pod stays prepared
-        with context.open_store(options) as store:
-            store.mark_used(pod.image_ids())
-        starting = pods.starting(pod)
-        pod = pods.move(pod, DirState.RUN)  # a second run-prepared of the same pod fails here
-    if (code := Prepared(pod.path, starting).start(options, *stdio)) == 0 and args.detach:
-        print(pod.uuid)  # only for a pod that started
+    pod = start_prepared(options, args.uuid)
+    if (code := pod.start(options, *stdio)) == 0 and args.detach:
+        print(os.path.basename(pod.path))  # only for a pod that started
     return code

@@ -236,3 +236,11 @@ def verify(store: Store, keys: Keystore, row: ImageRow) -> Verification:
         return Verification(row, None)
     verified = verify_file(store.paths.blob(row.id), signature, keys.keys_for(row.name), what=row.short_id)
     return Verification(row, ", ".join(verified.user_ids) or verified.fingerprint)
+
+
+def display_name(row: ImageRow) -> str:
+    """NAME:VERSION; for an OCI image from a registry, the repository and tag it came from."""
+    if row.is_oci and row.source.startswith("docker://"):
+        return row.source.removeprefix("docker://")
+    version = row.labels.get("version")
+    return f"{row.name}:{version}" if version else row.name

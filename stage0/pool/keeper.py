@@ -26,7 +26,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from stage0.errors import Error, UsageError
+from stage0.errors import EXIT_CODES, Error, kind_of
 
 if TYPE_CHECKING:
     from stage0.pool.run import Parse
@@ -102,7 +102,7 @@ class Keeper:
             except Error as error:
                 with contextlib.suppress(OSError):
                     os.write(fds[2], f"nspod: {error.diagnostics()}\n".encode())
-                    conn.send(json.dumps({"exit": 2 if isinstance(error, UsageError) else 254}).encode())
+                    conn.send(json.dumps({"exit": int(EXIT_CODES[kind_of(error)])}).encode())
             except (OSError, ValueError, KeyError, IndexError):
                 with contextlib.suppress(OSError):
                     conn.send(json.dumps({"cold": "bad request"}).encode())

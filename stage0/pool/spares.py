@@ -35,7 +35,7 @@ class Cold(Exception):
 def pool_size(options: GlobalOptions) -> int:
     """``[pool] size`` of nspod.conf (the local configuration over the system's), else 0."""
     size = 0
-    for directory in (options.system_config, options.local_config):
+    for directory in options.config_dirs:
         try:
             with open(os.path.join(directory, "nspod.conf"), "rb") as file:
                 size = int(tomllib.load(file).get("pool", {}).get("size", size))
@@ -117,13 +117,13 @@ def claim(pods: Pods) -> Pod | None:
 
 def make_spare(options: GlobalOptions) -> str:
     """Boot one spare (as ``nspod app sandbox`` would) and mark it ready; its UUID."""
-    from stage0.api.pods import prepare_request
+    from stage0.api.pods import prepare
     from stage0.host.executor import warm
     from stage0.pods.requests import PodRequest
     from stage0.pods.sandbox import save_settings
 
     request = PodRequest(apps=(), sandbox=True)
-    pod = prepare_request(options, request, to_run=True)
+    pod = prepare(options, request, to_run=True)
     marker = os.path.join(pod.path, FILLING)
     fd = os.open(marker, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     try:

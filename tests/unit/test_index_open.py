@@ -37,3 +37,30 @@ def test_marking_images_used_writes_only_what_is_stale(tmp_path: Path) -> None:
     index.touch("sha512-old", "sha512-new", "sha512-gone", when=10000.0, resolution=60)
     assert {r.id: r.last_used for r in index.images()} == {"sha512-old": 10000.0, "sha512-new": 9990.0}
     index.close()
+
+
+def test_one_index_from_many_threads(tmp_path: Path) -> None:
+    """A server's threads (and an OCI pull's layer threads) share one Index: each thread gets its own
+    connection, so transactions never interleave on one connection and every write lands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stage0.images.store.index import Index
+    from stage0.images.store.rows import ImageRow, LayerRow
+
+    index = Index(str(tmp_path / "index.db"))
+
+    def work(n: int) -> int:
+        for i in range(20):
+            index.add_layer(LayerRow(f"sha256:{n}-{i}", f"d{n}-{i}", 1, 1, 1.0))
+            index.add_image(
+                ImageRow(f"sha512-{n}-{i}", f"n{n}", {}, b"{}", "oci", 1, 1, 1.0, 1.0, "s", None, True),
+                (f"sha256:{n}-{i}",),
+            )
+            assert index.layer(f"sha256:{n}-{i}") is not None
+        return len(index.images())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    assert len(index.images()) == 160 and len(index.layer_ids()) == 160
+    assert len([r for r in index.images() if r.latest]) == 8  # one latest per name, whatever the order
+    index.close()

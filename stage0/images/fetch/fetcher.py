@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -48,7 +47,7 @@ class Fetcher:
     ) -> None:
         self.store, self.keystore, self.options = store, keystore, options
         self._http = http
-        self.say = say or (lambda text: print(text, file=sys.stderr))
+        self.say = say or (lambda text: None)  # the caller's to show (the CLI: on stderr)
 
     @property
     def http(self) -> Http:

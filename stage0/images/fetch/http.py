@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import ssl
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 from stage0.errors import Error
 from stage0.images.fetch import transport
 from stage0.images.fetch.auth import Credentials
+from stage0.images.fetch.policy import Progress, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,9 @@ class Http:
             raise FetchError(f"HTTP {response.status} at {url}")
         return response.body.decode("utf-8", "replace")
 
-    def download(self, url: str, part: str, *, etag: str | None = None, progress: bool = False) -> Download:
+    def download(
+        self, url: str, part: str, *, etag: str | None = None, progress: Progress | None = None
+    ) -> Download:
         """Download ``url`` into ``part``, resuming what is there (``part.json`` remembers the ETag).
 
         With ``etag`` (from the store) a 304 means "unchanged" and nothing is written.
@@ -239,16 +241,18 @@ class Http:
             done = have if resumed else 0
             if resumed:
                 log.info("resuming %s at byte %d", url, have)
-            with open(part, mode) as out:
-                for chunk in response.chunks():
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        _progress(url, done, total)
-                out.flush()
-                os.fsync(out.fileno())
-            if progress:
-                sys.stderr.write("\n")
+            try:
+                with open(part, mode) as out:
+                    for chunk in response.chunks():
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(Transfer(url, done, total))
+                    out.flush()
+                    os.fsync(out.fileno())
+            finally:
+                if progress:
+                    progress(Transfer(url, done, total, finished=True))
             if total is not None and done != total:
                 raise FetchError(
                     f"{url}: got {done} of {total} bytes", hint="run the command again to resume"
@@ -271,19 +275,6 @@ def _total_size(headers: Mapping[str, str], offset: int) -> int | None:
         return int(match.group(1))
     length = headers.get("Content-Length")
     return offset + int(length) if length and length.isdigit() else None
-
-
-def _progress(url: str, done: int, total: int | None) -> None:
-    name = url.rsplit("/", 1)[-1][:40]
-    if total:
-        width = 30
-        filled = width * done // total
-        sys.stderr.write(
-            f"\r{name}: [{'#' * filled}{'.' * (width - filled)}] {done >> 20}/{total >> 20} MiB"
-        )
-    else:
-        sys.stderr.write(f"\r{name}: {done >> 20} MiB")
-    sys.stderr.flush()
 
 
 def _host(url: str) -> str:

@@ -4,10 +4,41 @@ stored image's labels answer a request: plain values shared by the appc and the 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from stage0.options import InsecureOption
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """How far a download is, as progress callbacks hear it. ``layers``: an OCI image's layers,
+    streaming at once (``what`` its reference); else one file (``what`` its URL)."""
+
+    what: str
+    done: int  # bytes
+    total: int | None
+    finished: bool = False  # the last call for this download (also after a failure)
+    layers: bool = False
+
+
+Progress = Callable[[Transfer], None]
+
+
+def _quiet(text: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a long operation tells as it goes, to whoever called it (nothing by default: the CLI
+    passes a writer to stderr, a server its own log)."""
+
+    say: Callable[[str], None] = field(default=_quiet)  # one line: "Downloading 3 of 4 layers…"
+    progress: Progress | None = None
+
+
+QUIET = Report()
 
 
 class PullPolicy(enum.StrEnum):
@@ -21,7 +52,7 @@ class FetchOptions:
     insecure: frozenset[InsecureOption] = frozenset()
     trust_keys_from_https: bool = False
     pull_policy: PullPolicy = PullPolicy.UPDATE
-    progress: bool = False
+    progress: Progress | None = None  # told as downloads stream (the CLI draws a line on a terminal)
     platform: str = ""  # of OCI images: OS/ARCH[/VARIANT]; "": this machine's
 
     def skips(self, option: InsecureOption) -> bool:

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,8 @@ from typing import BinaryIO, Protocol
 from stage0.errors import Error, UsageError, space_on
 from stage0.images.aci.tarstream import Readable
 from stage0.images.fetch.http import FetchError
+from stage0.images.fetch.policy import Progress as Told
+from stage0.images.fetch.policy import Transfer
 from stage0.images.oci.convert import image_manifest
 from stage0.images.oci.layer import Chunks, extract_layer
 from stage0.images.oci.manifest import (
@@ -43,7 +44,6 @@ from stage0.images.store.store import Store
 from stage0.images.tree import LayeredTree
 
 PARALLEL = 4
-INDEX = threading.Lock()  # the layer threads share the store's index connection, one at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,27 +91,27 @@ def remote_key(ref: OciRef, platform: Platform) -> str:
 
 
 class Progress:
-    """One line on a terminal for all the layers streaming at once: bytes so far of the total."""
+    """All the layers streaming at once, told as one transfer: bytes so far of the total, at most
+    ten times a second (the layer threads add, one at a time)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.done = total, enabled, 0
+    def __init__(self, what: str, total: int, tell: Told | None) -> None:
+        self.what, self.total, self.tell, self.done = what, total, tell, 0
         self._lock = threading.Lock()
-        self._drawn = 0.0
+        self._told = 0.0
 
     def add(self, count: int) -> None:
-        if not self.enabled:
+        if self.tell is None:
             return
         with self._lock:
             self.done += count
             now = time.monotonic()
-            if now - self._drawn >= 0.1 or self.done >= self.total:
-                self._drawn = now
-                sys.stderr.write(f"\r  {self.done / 2**20:.1f} of {self.total / 2**20:.1f} MiB")
-                sys.stderr.flush()
+            if now - self._told >= 0.1 or self.done >= self.total:
+                self._told = now
+                self.tell(Transfer(self.what, self.done, self.total, layers=True))
 
     def finish(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        if self.tell is not None:
+            self.tell(Transfer(self.what, self.done, self.total, finished=True, layers=True))
 
 
 class Resumable:
@@ -150,11 +150,10 @@ class Resumable:
 
 def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, progress: Progress) -> LayerRow:
     """The layer in the store: there already, or fetched and extracted now (once, under its lock).
-    Runs in a worker thread: the index is shared, under INDEX."""
+    Runs in a worker thread (the index gives each thread its own connection)."""
     key = diff_id.replace(":", "-")
     with store.key_lock(key):
-        with INDEX:
-            row = store.index.layer(diff_id)
+        row = store.index.layer(diff_id)
         if row is not None and os.path.isdir(store.paths.oci_layer(diff_id)):
             return row
         part = os.path.join(store.paths.downloads, layer.digest.replace(":", "-") + ".part")
@@ -180,8 +179,7 @@ def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, prog
             remove_tree(store.paths.oci_layer(diff_id))
             os.rename(root, store.paths.oci_layer(diff_id))
         row = LayerRow(diff_id, layer.digest, done.size, done.tree_size, time.time())
-        with INDEX:
-            store.index.add_layer(row)
+        store.index.add_layer(row)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
         return row
@@ -207,7 +205,7 @@ def pull(
     say: Callable[[str], None],
     latest: bool = True,
     verify: Callable[[str], str | None] = lambda digest: None,
-    progress: bool = False,
+    progress: Told | None = None,
 ) -> ImageRow:
     """``verify``: checks the digest the reference names before anything else is downloaded;
     returns the signer to record (None: not verified)."""
@@ -240,7 +238,7 @@ def pull(
         ]  # fmt: skip
         verb = "Downloading" if registry.remote else "Importing"
         say(f"{verb} {len(missing)} of {len(document.layers)} layers of {url}")
-        shown = Progress(sum(layer.size for layer, _ in missing), progress and registry.remote)
+        shown = Progress(url, sum(layer.size for layer, _ in missing), progress if registry.remote else None)
         with ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
             # largest first: the small ones fill the gaps instead of one big layer running alone at the end
             largest = sorted(missing, key=lambda pair: -pair[0].size)

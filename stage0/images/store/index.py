@@ -1,4 +1,8 @@
-"""The store's index: SQLite in WAL mode, one connection per process, short transactions.
+"""The store's index: SQLite in WAL mode, one connection per thread, short transactions.
+
+A long-running server (the CRI) calls the index from many threads, and an OCI pull's layer
+threads write it too: each thread gets its own connection on first use, so SQLite's own locking
+(WAL readers beside one writer, the busy timeout for writers) orders them as it orders processes.
 
 A row is written only after the blob it describes is durable, so a row always has its blob; a
 blob without a row (a crash between the two) is found and removed when the store opens.
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 import urllib.parse
 
@@ -111,23 +116,23 @@ def _reader(path: str) -> sqlite3.Connection:
 
 class Index:
     def __init__(self, path: str, *, read_only: bool = False) -> None:
-        self._path = path
+        self._path, self._read_only = path, read_only
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        db = self._db  # the first connection: the schema made or checked, here and now
         if read_only:
-            self._db = _reader(path)
             return
         try:
-            # the layer threads of an OCI pull use it too, one at a time (stage0/images/oci/pull.py)
-            self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-            _wal(self._db)
-            self._db.execute("PRAGMA synchronous=FULL")
+            _wal(db)  # kept in the file: once is enough
             with self.transaction():
                 for statement in filter(str.strip, SCHEMA.split(";")):
-                    self._db.execute(statement)
-                row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                    db.execute(statement)
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
-                    self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 elif int(row[0]) < SCHEMA_VERSION:  # the tables above were added: note it
-                    self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+                    db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(
                         f"the store index is schema version {row[0]}, newer than this nspod knows "
@@ -138,8 +143,35 @@ class Index:
             _raise_if_full(error, path)
             raise StoreError(f"cannot open the store index {path}: {error}") from None
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, opened on its first use."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+            with self._lock:
+                self._opened.append(db)
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._read_only:
+            return _reader(self._path)
+        try:
+            # closed by close(), from whichever thread: not bound to the thread that opened it
+            db = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA synchronous=FULL")  # a setting of the connection, not of the file
+            return db
+        except sqlite3.DatabaseError as error:
+            _raise_if_full(error, self._path)
+            raise StoreError(f"cannot open the store index {self._path}: {error}") from None
+
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()
+        self._local = threading.local()
 
     def transaction(self) -> sqlite3.Connection:
         """``with index.transaction():`` — BEGIN IMMEDIATE … COMMIT (or ROLLBACK on error)."""
