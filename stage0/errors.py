@@ -1,6 +1,7 @@
 """nspod's error hierarchy. Every expected failure is one of these, caught once in ``cli.main()``::
 
     Error (stage1.abi)                   one-line message + hint, exit 254
+    ├── NotFoundError, ConflictError, …  one per ErrorKind, where no class of its own says more
     ├── UsageError                       the command line itself is wrong (exit 2)
     ├── InputError                       a file or directory named by the user is missing or unreadable
     ├── SchemaError                      a manifest breaks the appc schema; names the field (JSON pointer)
@@ -27,14 +28,21 @@ from stage1.abi import Error, ExitCode
 
 __all__ = [
     "EXIT_CODES",
+    "ConflictError",
     "DiskFull",
     "Error",
     "ErrorKind",
     "ExitCode",
+    "FailedPreconditionError",
     "ImageError",
     "ImageExistsError",
     "InputError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "PermissionDeniedError",
     "SchemaError",
+    "UnavailableError",
     "UsageError",
     "kind_of",
 ]
@@ -70,18 +78,49 @@ def kind_of(error: BaseException) -> ErrorKind:
         return ErrorKind.INTERNAL
 
 
+# an error of one kind, where no class of its own says more (raise one of these, never Error)
+class NotFoundError(Error):
+    kind = ErrorKind.NOT_FOUND
+
+
+class ConflictError(Error):
+    kind = ErrorKind.CONFLICT
+
+
+class InvalidArgumentError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
+
+
+class FailedPreconditionError(Error):
+    kind = ErrorKind.FAILED_PRECONDITION
+
+
+class UnavailableError(Error):
+    kind = ErrorKind.UNAVAILABLE
+
+
+class PermissionDeniedError(Error):
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class InternalError(Error):
+    kind = ErrorKind.INTERNAL
+
+
 class UsageError(Error):
     kind = ErrorKind.USAGE
     hint = "see 'nspod --help'"
 
 
 class InputError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "check the path and its permissions"
 
 
 class SchemaError(Error):
     """A manifest violates the appc schema at ``pointer`` (RFC 6901, "" is the document)."""
 
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "fix the field named above; the appc 0.8.11 schema is described in stage0/schema/README.md"
 
     def __init__(self, pointer: str, problem: str, *, source: str | None = None) -> None:
@@ -98,14 +137,17 @@ class SchemaError(Error):
 
 
 class ImageError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "an ACI is a tar of 'manifest' and 'rootfs/'; check it with 'nspod image validate'"
 
 
 class ImageExistsError(ImageError):
+    kind = ErrorKind.CONFLICT
     hint = "pass --overwrite to replace it"
 
 
 class DiskFull(Error):
+    kind = ErrorKind.UNAVAILABLE
     hint = "free space there ('nspod image gc' and 'nspod gc' remove what is unused) and try again"
 
 

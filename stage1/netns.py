@@ -29,6 +29,7 @@ SYSCTLS = {"net/ipv6/conf/all/accept_dad": "0", "net/ipv6/conf/default/accept_da
 
 
 class NamespaceError(Error):
+    kind = "unavailable"  # stage0/errors.py ErrorKind
     hint = "nspod needs root, and a kernel with network namespaces (CONFIG_NET_NS)"
 
 

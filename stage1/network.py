@@ -50,6 +50,7 @@ from stage1.nat import (
 
 
 class NetworkError(Error):
+    kind = "unavailable"  # stage0/errors.py ErrorKind
     hint = "see 'nspod status' of the pod, and the network's configuration in /etc/nspod/net.d"
 
 

@@ -39,6 +39,7 @@ EXEC_CODES = {1: "exited", 2: "killed", 3: "dumped"}  # siginfo CLD_* codes in E
 
 
 class SystemdError(Error):
+    kind = "unavailable"  # stage0/errors.py ErrorKind
     hint = "check 'systemctl status' and 'journalctl -xe' on the host"
 
 
@@ -47,14 +48,17 @@ class BusUnavailable(SystemdError):
 
 
 class AccessDenied(SystemdError):
+    kind = "permission-denied"  # stage0/errors.py ErrorKind
     hint = "run nspod as root"
 
 
 class UnitNotFound(SystemdError):
+    kind = "not-found"  # stage0/errors.py ErrorKind
     hint = "see 'systemctl list-units' for what is loaded"
 
 
 class UnitExists(SystemdError):
+    kind = "conflict"  # stage0/errors.py ErrorKind
     hint = "a unit of that name is loaded already; stop it or choose another name"
 
 

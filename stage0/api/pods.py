@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stage0.api.views import PodView, pod_view
-from stage0.errors import Error
+from stage0.errors import FailedPreconditionError, NotFoundError, UnavailableError
 from stage0.host.executor import call_stage1
 from stage0.images.fetch.policy import QUIET, Report
 from stage0.options import GlobalOptions
@@ -96,7 +96,7 @@ def start_prepared(options: GlobalOptions, pod_id: str) -> Prepared:
     pods = Pods(options.dir)
     pod = pods.find(pod_id)
     if pod.state() is not PodState.PREPARED:
-        raise Error(
+        raise FailedPreconditionError(
             f"pod {pod.uuid} is {pod.state()}, not prepared", hint="only a prepared pod can be run this way"
         )
     with pods.naming(pod.machine(), starting=True):  # refused, the pod stays prepared
@@ -156,11 +156,11 @@ def wait_pod(options: GlobalOptions, pod_id: str, until: str, timeout: float) ->
         if until == "ready" and state is PodState.RUNNING and _unit_state(pod)[0] == "active":
             return pod
         if until == "ready" and state in (PodState.EXITED, PodState.EXITED_GARBAGE):
-            raise Error(
+            raise FailedPreconditionError(
                 f"pod {pod.uuid} exited before it was ready", hint=f"see 'nspod status {pod.uuid[:8]}'"
             )
         if time.monotonic() > deadline:
-            raise Error(f"pod {pod.uuid} is still {state} after {timeout:g}s")
+            raise UnavailableError(f"pod {pod.uuid} is still {state} after {timeout:g}s")
         time.sleep(0.1)
 
 
@@ -203,7 +203,9 @@ def remove(options: GlobalOptions, pod_id: str) -> str:
     """Remove a pod that no longer runs; its UUID."""
     pod = find(options, pod_id)
     if pod.state().alive:
-        raise Error(f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}")
+        raise FailedPreconditionError(
+            f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}"
+        )
     if not remove_dir(options, pod):
-        raise Error(f"pod {pod.uuid} was removed meanwhile", hint="see 'nspod list'")
+        raise NotFoundError(f"pod {pod.uuid} was removed meanwhile", hint="see 'nspod list'")
     return pod.uuid

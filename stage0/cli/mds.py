@@ -63,13 +63,13 @@ def run_metadata_service(options: GlobalOptions, args: argparse.Namespace) -> in
 
     from aiohttp import web
 
-    from stage0.errors import Error
+    from stage0.errors import FailedPreconditionError
     from stage0.host.machined import machine_roots, watch_removed
     from stage0.pods.mds import Service, restore
 
     sockets = inherited() or own_sockets(args.listen_port, args.socket)
     if set(sockets) != {"public", "registration"}:
-        raise Error(
+        raise FailedPreconditionError(
             f"the metadata service needs two sockets, got {sorted(sockets)}",
             hint="start nspod-metadata.socket and nspod-metadata-register.socket",
         )

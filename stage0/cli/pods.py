@@ -211,7 +211,7 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.api.pods import stop
-    from stage0.errors import Error
+    from stage0.errors import UnavailableError
     from stage0.pods.dirs import Pods, PodState
 
     failed = 0
@@ -227,7 +227,7 @@ def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:
         else:
             print(pod.uuid)
     if failed:
-        raise Error(f"{failed} pod(s) could not be stopped")
+        raise UnavailableError(f"{failed} pod(s) could not be stopped")
     return 0
 
 
@@ -288,12 +288,14 @@ def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
 
 
 def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.errors import Error
+    from stage0.errors import FailedPreconditionError
     from stage0.pods.dirs import Pods, PodState
 
     pod = Pods(options.dir).find(args.uuid)
     if pod.state() is not PodState.RUNNING:
-        raise Error(f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered")
+        raise FailedPreconditionError(
+            f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered"
+        )
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     app = ["--app", args.app] if args.app else []
     return call_stage1(options, "enter", pod.path, *app, "--", *command)
@@ -312,7 +314,7 @@ def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 
 def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.errors import Error
+    from stage0.errors import NotFoundError
     from stage0.pods.dirs import Pods
 
     pod = Pods(options.dir).find(uuids(args)[0])
@@ -322,6 +324,6 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
         with open(pod.paths.spec) as file:
             apps = [app["name"] for app in json.load(file)["apps"]]
         if args.app not in apps:
-            raise Error(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
+            raise NotFoundError(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
         app = [f"--app={args.app}"]
     return call_stage1(options, "logs", pod.path, *follow, *app)

@@ -21,7 +21,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_update(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.errors import Error, UsageError
+    from stage0.errors import FailedPreconditionError, UsageError
     from stage0.pods.dirs import Pods, PodState
     from stage0.pods.planner import isolator_limits
     from stage0.pods.requests import parse_isolator_flag
@@ -32,7 +32,9 @@ def run_update(options: GlobalOptions, args: argparse.Namespace) -> int:
     limits = isolator_limits(tuple(parse_isolator_flag(flag, text) for flag, text in flags))
     pod = Pods(options.dir).find(uuids(args)[0])
     if pod.state() is not PodState.RUNNING:
-        raise Error(f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be updated")
+        raise FailedPreconditionError(
+            f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be updated"
+        )
     values = [f"--memory={limits['memory_max']}"] if "memory_max" in limits else []
     values += [f"--cpu={limits['cpu_quota']}"] if "cpu_quota" in limits else []
     app = [f"--app={args.app}"] if args.app else []

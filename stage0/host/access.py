@@ -14,7 +14,7 @@ from __future__ import annotations
 import grp
 import os
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 # sysusers.d also makes nspod-admin, for sites that grant more: nspod grants it nothing yet
 GROUP = "nspod"
@@ -25,6 +25,7 @@ ANYONE = ("version", "image build", "image validate", "pod validate", "pod list"
 
 
 class AccessError(Error):
+    kind = ErrorKind.PERMISSION_DENIED
     hint = f"run it as root; members of group {GROUP} may read: nspod {', '.join(READERS)}"
 
 

@@ -33,6 +33,7 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
         from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
 
         return main(argv)
+    from stage0.errors import FailedPreconditionError
     from stage0.host.runner import ProgramMissing, run
 
     command = [*shlex.split(stage1), *argv]
@@ -42,7 +43,7 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
         return run(command, check=False, capture=False).returncode
     except (OSError, ProgramMissing) as error:
         reason = error.strerror if isinstance(error, OSError) else "not found"
-        raise Error(
+        raise FailedPreconditionError(
             f"cannot run stage1 {command[0]!r}: {reason}",
             hint="check --stage1 (or $NSPOD_STAGE1), or unset it for the built-in stage1",
         ) from None

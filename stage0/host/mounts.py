@@ -13,7 +13,7 @@ import ctypes
 import os
 import re
 
-from stage0.errors import Error
+from stage0.errors import UnavailableError
 from stage0.images.store.locks import remove_tree
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -54,7 +54,7 @@ def detach_below(path: str) -> None:
         for point in points:
             libc.umount2(point.encode(), MNT_DETACH)  # EINVAL: gone with its parent already
     if points := mounts_below(path):
-        raise Error(
+        raise UnavailableError(
             f"cannot detach {points[0]} ({len(points)} mount(s) below {path})",
             hint=f"see 'findmnt -R {path}'; nspod removes nothing while something is mounted there",
         )

@@ -9,17 +9,18 @@ import logging
 import shlex
 import subprocess
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 log = logging.getLogger(__name__)
 
 
 class CommandFailed(Error):
+    kind = ErrorKind.UNAVAILABLE
     hint = "rerun with --debug to see the command and its output"
 
 
 class ProgramMissing(Error):
-    pass
+    kind = ErrorKind.FAILED_PRECONDITION
 
 
 def run(

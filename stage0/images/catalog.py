@@ -11,7 +11,13 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from stage0.errors import Error, ImageExistsError, InputError
+from stage0.errors import (
+    ConflictError,
+    FailedPreconditionError,
+    ImageExistsError,
+    InputError,
+    InternalError,
+)
 from stage0.images.aci.importer import import_stream
 from stage0.images.fetch.policy import labels_match
 from stage0.images.fetch.refs import RefKind, host_labels, parse_ref
@@ -81,13 +87,13 @@ def remove_images(store: Store, data_dir: str, rows: list[ImageRow]) -> list[str
     in_use = images_in_use(data_dir)
     for row in rows:
         if row.id in in_use:
-            raise Error(
+            raise FailedPreconditionError(
                 f"image {row.short_id} ({row.name}) is used by a prepared or running pod",
                 hint="remove the pod first ('nspod rm'), or let 'nspod gc' do it",
             )
     for row in rows:  # asked again once no pod being prepared holds it: it may list it now
         if not store.remove(row.id, keep=functools.partial(_in_use, data_dir, row.id)):
-            raise Error(
+            raise ConflictError(
                 f"image {row.short_id} ({row.name}) is used by a pod prepared meanwhile",
                 hint="remove the pod first ('nspod rm'), or let 'nspod gc' do it",
             )
@@ -227,7 +233,7 @@ def verify(store: Store, keys: Keystore, row: ImageRow) -> Verification:
     with store.open_blob(row.id) as blob:
         imported = import_stream(blob, blob=None, rootfs=None, limits=store.limits, name=row.short_id)
     if imported.image_id != row.id:
-        raise Error(
+        raise InternalError(
             f"image {row.short_id} is damaged: its blob hashes to {imported.image_id[:39]}",
             hint="remove it ('nspod image rm') and fetch it again",
         )

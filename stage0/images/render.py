@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from stage0.errors import Error, space_on
+from stage0.errors import Error, ErrorKind, space_on
 from stage0.images.store.locks import Workspace
 from stage0.images.store.rows import ImageRow
 from stage0.images.store.store import Store
@@ -30,6 +30,7 @@ MAX_DEPTH = 32
 
 
 class RenderError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "check the image's dependencies with 'nspod image cat-manifest'"
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
-from stage0.errors import Error, InputError
+from stage0.errors import Error, ErrorKind, InputError, PermissionDeniedError
 from stage0.host.access import GROUP
 from stage0.host.mounts import remove_unmounted
 from stage0.images.store.locks import lock_held, locked, try_lock
@@ -37,6 +37,7 @@ EMBRYO_GRACE = 10.0  # seconds: an unlocked embryo younger than this may be one 
 
 
 class PodNotFound(Error):
+    kind = ErrorKind.NOT_FOUND
     hint = "see 'nspod list'"
 
 
@@ -219,7 +220,7 @@ class Pods:
             except FileNotFoundError:
                 continue
             except PermissionError:
-                raise Error(
+                raise PermissionDeniedError(
                     f"cannot read the pods in {self.root}: permission denied",
                     hint=f"run nspod as root, or join group {GROUP} (pods made before the group "
                     f"existed stay root's: chgrp {GROUP} {self.root} {self.root}/*)",

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from stage0.errors import Error, UsageError
+from stage0.errors import Error, ErrorKind, UsageError
 from stage1.abi import NetworkSpec, PortSpec
 
 IPAM_DIR = "/run/nspod/net/ipam"
@@ -52,6 +52,7 @@ MODES = ("host", "none", "all")
 
 
 class NetConfigError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "a net.d file is one CNI network configuration: a JSON object with 'name' and 'type'"
 
 

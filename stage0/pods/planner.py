@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stage0 import APPC_SPEC_VERSION
-from stage0.errors import Error, UsageError
+from stage0.errors import Error, ErrorKind, UsageError
 from stage0.images.oci.convert import STOP_SIGNAL
 from stage0.images.oci.plan import oci_argv, oci_volumes, stop_signal
 from stage0.images.tree import ImageTree, PlannedImage
@@ -45,6 +45,7 @@ OURS = (MACHINE_ANNOTATION, RELAXED_ANNOTATION)  # written by nspod, whatever a 
 
 
 class PrepareError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "check the image with 'nspod image cat-manifest IMAGE'"
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from stage0.errors import Error, SchemaError
+from stage0.errors import Error, ErrorKind, SchemaError
 from stage0.pods.network import net_words, parse_port
 from stage0.pods.requests import PROFILE_FLAGS, AppRequest, PodRequest, check_pod_name, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
@@ -82,6 +82,7 @@ SERVICE_KEYS = (
 
 
 class PodFileError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "fix the pod file; the format is described in 'nspod pod --help' and the README"
 
 

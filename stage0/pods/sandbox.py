@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from stage0.errors import Error, UsageError
+from stage0.errors import FailedPreconditionError, InternalError, UsageError
 from stage0.images.store.locks import locked
 from stage0.pods.dirs import Pod, PodState
 from stage1.abi import PodSpec
@@ -50,14 +50,16 @@ def sandbox_spec(pod: Pod) -> PodSpec:
         with open(pod.paths.spec) as file:
             spec = PodSpec.from_json(file.read())
     except (OSError, ValueError) as error:
-        raise Error(f"cannot read the spec of pod {pod.uuid}: {error}") from None
+        raise InternalError(f"cannot read the spec of pod {pod.uuid}: {error}") from None
     if not spec.sandbox:
         raise UsageError(
             f"pod {pod.uuid} is not an app sandbox",
             hint="apps come and go only in pods made by 'nspod app sandbox'",
         )
     if pod.state() is not PodState.RUNNING:
-        raise Error(f"app sandbox {pod.uuid} is {pod.state()}", hint="apps join running sandboxes only")
+        raise FailedPreconditionError(
+            f"app sandbox {pod.uuid} is {pod.state()}", hint="apps join running sandboxes only"
+        )
     return spec
 
 

@@ -14,7 +14,7 @@ import glob
 import os
 import re
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 from stage0.images.store.locks import locked
 from stage1.abi import USERNS_SIZE
 
@@ -23,6 +23,7 @@ IDMAPPED_OVERLAY = (5, 19)  # overlayfs on ID-mapped layers
 
 
 class UsernsError(Error):
+    kind = ErrorKind.UNAVAILABLE
     hint = "run the pod without --private-users"
 
 

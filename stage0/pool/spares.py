@@ -12,7 +12,7 @@ import time
 import tomllib
 from typing import TYPE_CHECKING
 
-from stage0.errors import Error
+from stage0.errors import InvalidArgumentError, UnavailableError
 from stage0.images.store.locks import lock_held
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ def pool_size(options: GlobalOptions) -> int:
         except FileNotFoundError:
             continue
         except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
-            raise Error(f"{directory}/nspod.conf: {error}", hint="[pool] size = N (spare pods)") from None
+            raise InvalidArgumentError(
+                f"{directory}/nspod.conf: {error}", hint="[pool] size = N (spare pods)"
+            ) from None
     return size
 
 
@@ -130,7 +132,9 @@ def make_spare(options: GlobalOptions) -> str:
         fcntl.flock(fd, fcntl.LOCK_EX)
         save_settings(pod.path, request)
         if pod.start(options, "--detach") != 0:
-            raise Error(f"spare pod {os.path.basename(pod.path)} did not boot", hint="see its journal")
+            raise UnavailableError(
+                f"spare pod {os.path.basename(pod.path)} did not boot", hint="see its journal"
+            )
         warm(f"nspod-{os.path.basename(pod.path)}")
         os.rename(marker, os.path.join(pod.path, READY))
     finally:

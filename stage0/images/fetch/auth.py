@@ -17,10 +17,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 
 class ConfigError(Error):
+    kind = ErrorKind.FAILED_PRECONDITION
     hint = "fix or remove the file named above"
 
 

@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
 class DiscoveryError(Error):
+    kind = ErrorKind.UNAVAILABLE
     hint = "check the name, or fetch by URL; with --debug every address tried is logged"
 
 

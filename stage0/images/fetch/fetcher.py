@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from stage0.errors import Error, InputError
+from stage0.errors import Error, ErrorKind, InputError
 from stage0.images.aci.archive import read_manifest_bytes
 from stage0.images.fetch.policy import FetchOptions, PullPolicy, labels_match
 from stage0.images.fetch.refs import ImageRef, RefKind, host_labels, parse_ref
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # OCI fetches do without the appc schema
 
 
 class ImageMismatch(Error):
+    kind = ErrorKind.PERMISSION_DENIED
     hint = "the server returned a different image than the name asked for; do not trust it"
 
 

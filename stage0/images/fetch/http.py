@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 from stage0.images.fetch import transport
 from stage0.images.fetch.auth import Credentials
 from stage0.images.fetch.policy import Progress, Transfer
@@ -30,10 +30,12 @@ MAX_SMALL = 4 << 20  # discovery pages, signatures, keys
 
 
 class FetchError(Error):
+    kind = ErrorKind.UNAVAILABLE
     hint = "check the address and the network; --debug shows each request"
 
 
 class InsecureRefused(FetchError):
+    kind = ErrorKind.PERMISSION_DENIED
     hint = "use https, or allow it explicitly with --insecure-options=http"
 
 

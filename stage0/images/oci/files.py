@@ -10,7 +10,7 @@ import os
 import shutil
 import stat
 
-from stage0.errors import Error
+from stage0.errors import InternalError
 from stage0.images.store.locks import Workspace
 from stage0.images.store.rows import ImageRow
 from stage0.images.store.store import Store
@@ -96,7 +96,7 @@ def verify(store: Store, row: ImageRow) -> None:
         config = b""
     missing = [layer for layer in store.oci_layers(row.id) if not os.path.isdir(layer)]
     if "sha512-" + hashlib.sha512(config).hexdigest() != row.id or missing or not store.oci_layers(row.id):
-        raise Error(
+        raise InternalError(
             f"image {row.short_id} is damaged: "
             + (f"{len(missing)} layer(s) missing" if missing else "its config does not match its ID"),
             hint="remove it ('nspod image rm') and fetch it again",

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
+from stage0.errors import ErrorKind
 from stage0.images.fetch.auth import Credentials
 from stage0.images.fetch.http import FetchError, Http, Reply
 from stage0.images.oci.manifest import ACCEPT, MAX_DOCUMENT, check_digest, digest_of
@@ -19,10 +20,12 @@ API_HOSTS = {"docker.io": "registry-1.docker.io"}
 
 
 class RegistryError(FetchError):
+    kind = ErrorKind.UNAVAILABLE
     hint = "check the image reference; for a private registry, its credentials (auth.d, auth.json)"
 
 
 class NotFound(RegistryError):
+    kind = ErrorKind.NOT_FOUND
     hint = "check the repository and tag ('skopeo list-tags' or the registry's web page lists them)"
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.parse
 
-from stage0.errors import Error, disk_full, free_bytes
+from stage0.errors import Error, ErrorKind, disk_full, free_bytes
 from stage0.images.store.rows import COLUMNS, ImageRow, LayerRow, RemoteRow, image_row
 
 SCHEMA_VERSION = 2  # 2: OCI layers
@@ -63,6 +63,7 @@ CREATE INDEX IF NOT EXISTS image_layers_diff ON image_layers (diff_id);
 
 
 class StoreError(Error):
+    kind = ErrorKind.INTERNAL
     hint = "the image store may be damaged; 'nspod image list' shows what it holds"
 
 

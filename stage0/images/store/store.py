@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
-from stage0.errors import Error, InputError, space_on
+from stage0.errors import Error, ErrorKind, InputError, PermissionDeniedError, space_on
 from stage0.host.access import GROUP, is_reader
 from stage0.images.aci.importer import Imported, import_stream
 from stage0.images.aci.tarstream import Limits, Readable
@@ -47,10 +47,12 @@ USED_RESOLUTION = 60.0  # seconds: a last-used time this recent is not written a
 
 
 class ImageNotFound(Error):
+    kind = ErrorKind.NOT_FOUND
     hint = "see 'nspod image list', or fetch it with 'nspod fetch'"
 
 
 class AmbiguousImage(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "give more of the ID, or a name with labels (name:version,os=linux)"
 
 
@@ -103,7 +105,7 @@ class Store:
         if is_reader() and not os.access(data_dir, os.W_OK):  # group nspod's: nothing written
             index = store.paths.index
             if os.path.exists(store.paths.root) and not os.access(store.paths.root, os.R_OK | os.X_OK):
-                raise Error(
+                raise PermissionDeniedError(
                     f"cannot read the image store {store.paths.root}: permission denied",
                     hint=f"run nspod as root, or join group {GROUP}",
                 )

@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -34,6 +34,7 @@ SIGNATURE_KIND = "cosign container image signature"
 
 
 class CosignError(Error):
+    kind = ErrorKind.PERMISSION_DENIED
     hint = "the image is refused: trust the right key (nspod trust --prefix docker://… --cosign-key)"
 
 

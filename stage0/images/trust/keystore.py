@@ -15,13 +15,14 @@ import os
 import re
 from dataclasses import dataclass
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 from stage0.schema.types import ACIdentifier, Invalid
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class TrustError(Error):
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "see 'nspod trust --help'"
 
 

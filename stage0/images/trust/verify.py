@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind, FailedPreconditionError
 from stage0.images.trust.keystore import TrustedKey
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def _sequoia() -> Any:
         import pysequoia
     except ImportError:
         if PRIVATE_MODULES in sys.path or not os.path.isdir(PRIVATE_MODULES):
-            raise Error(
+            raise FailedPreconditionError(
                 "pysequoia is not installed", hint="reinstall nspod (it checks signatures with it)"
             ) from None
         sys.path.append(PRIVATE_MODULES)
@@ -35,6 +35,7 @@ def _sequoia() -> Any:
 
 
 class SignatureError(Error):
+    kind = ErrorKind.PERMISSION_DENIED
     hint = "trust the signer ('nspod trust --prefix NAME KEY'), or skip the check: --insecure-options=image"
 
 
