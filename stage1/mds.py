@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from stage1.abi import MDS_PORT, MDS_SOCKET, Error, PodPaths, PodSpec
+from stage1.atomic import write_atomic
 from stage1.cni import Attachment
 
 TIMEOUT = 10.0  # the first registration starts the service (socket activation)
@@ -77,10 +78,7 @@ def registered_url(spec: PodSpec, paths: PodPaths) -> PodSpec:
 def _write_secret(path: str, text: str) -> None:
     """A file root's alone (it holds the pod's token): the service, restarted, registers the pod
     again from it (stage0/pods/mds.py restore)."""
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, text, mode=0o600)
 
 
 def register(spec: PodSpec, paths: PodPaths, attachments: tuple[Attachment, ...]) -> PodSpec:

@@ -15,6 +15,7 @@ import subprocess
 
 from stage1 import netns
 from stage1.abi import Error, PodPaths, PodSpec, PortSpec
+from stage1.atomic import write_atomic
 from stage1.cni import (
     CNI_PATH,
     IP,
@@ -175,9 +176,7 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
     for index, net in enumerate(spec.networks):
         with open(f"{here}/{index}.conf", "w") as file:
             file.write(plugin_config(net))
-    with open(down_path(spec.uuid) + ".tmp", "w") as file:
-        file.write(down_script(spec, plugins, unit))
-    os.replace(down_path(spec.uuid) + ".tmp", down_path(spec.uuid))
+    write_atomic(down_path(spec.uuid), down_script(spec, plugins, unit))
     link = os.path.join(UNITS_DIR, unit)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(link)
@@ -199,9 +198,7 @@ def up(spec: PodSpec, paths: PodPaths, unit: str) -> tuple[Attachment, ...]:
             _shared(masquerade_subnets(spec, done))
         if spec.ports:
             _forward(spec, done)
-        with open(paths.net + ".tmp", "w") as file:
-            json.dump([a.to_json() for a in done], file, indent=2)
-        os.replace(paths.net + ".tmp", paths.net)
+        write_atomic(paths.net, json.dumps([a.to_json() for a in done], indent=2), sync=False)
         return done
     except BaseException:
         down(spec.uuid)

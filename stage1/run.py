@@ -15,6 +15,7 @@ from types import FrameType
 from stage1 import mds, network
 from stage1.abi import Error, PodPaths, PodSpec, VolumeSpec, own_unit, unit_name
 from stage1.app_unit import HIDDEN, described
+from stage1.atomic import write_atomic
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
 from stage1.enter import check_command, enter_argv
@@ -80,9 +81,7 @@ def prepare_dirs(
 def write_profiles(spec: PodSpec, paths: PodPaths, hidden: tuple[str, ...]) -> None:
     """Each app's effective confinement, as ``status`` shows it (profile.json)."""
     profiles = {app.name: described(app, hidden) for app in spec.apps}
-    with open(paths.profile + ".tmp", "w") as file:
-        json.dump(profiles, file, indent=2, sort_keys=True)
-    os.replace(paths.profile + ".tmp", paths.profile)
+    write_atomic(paths.profile, json.dumps(profiles, indent=2, sort_keys=True), sync=False)
 
 
 def make_volume(paths: PodPaths, volume: VolumeSpec, private_users: int | None = None) -> None:

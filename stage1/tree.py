@@ -7,6 +7,7 @@ import os
 import re
 
 from stage1.abi import Error
+from stage1.atomic import write_atomic
 from stage1.units import Tree, TreeFile
 
 # where Debian and others keep systemd's shared library, whose name carries the version
@@ -40,8 +41,4 @@ def write_files(root: str, files: dict[str, TreeFile]) -> None:
     for path, file in files.items():
         target = os.path.join(root, path)
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-        temp = target + ".tmp"
-        with open(temp, "w") as out:
-            out.write(file.content)
-        os.chmod(temp, file.mode)
-        os.replace(temp, target)
+        write_atomic(target, file.content, mode=file.mode, sync=False)

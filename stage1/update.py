@@ -7,10 +7,10 @@ until the pod ends: each start writes the app units afresh from the pod spec.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from stage1.abi import Error, PodPaths, PodSpec
+from stage1.atomic import write_atomic
 from stage1.nspawn import limit_properties, pod_limits
 from stage1.systemd import Systemd, SystemdError
 
@@ -46,7 +46,5 @@ def record(paths: PodPaths, app: str, memory: int | None, cpu: int | None) -> di
         profiles[app]["memory_max"] = memory
     if cpu is not None:
         profiles[app]["cpu_quota_percent"] = cpu
-    with open(paths.profile + ".tmp", "w") as file:
-        json.dump(profiles, file, indent=2, sort_keys=True)
-    os.replace(paths.profile + ".tmp", paths.profile)
+    write_atomic(paths.profile, json.dumps(profiles, indent=2, sort_keys=True), sync=False)
     return profiles

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from stage0.host.atomic import write_atomic
 from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 from stage1.abi import own_unit
@@ -109,9 +110,7 @@ def run_install(options: GlobalOptions, args: argparse.Namespace) -> int:
     directory = os.path.join(DROPIN_ROOT, f"pod@{pod.name}.service.d")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "50-nspod.conf")
-    with open(path + ".tmp", "w") as file:
-        file.write(drop_in(pod))
-    os.replace(path + ".tmp", path)
+    write_atomic(path, drop_in(pod))
     _daemon_reload()
     print(path)
     return 0

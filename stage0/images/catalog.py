@@ -18,6 +18,7 @@ from stage0.errors import (
     InputError,
     InternalError,
 )
+from stage0.host.atomic import atomic_file
 from stage0.images.aci.importer import import_stream
 from stage0.images.fetch.policy import labels_match
 from stage0.images.fetch.refs import RefKind, host_labels, parse_ref
@@ -164,13 +165,10 @@ def export(store: Store, row: ImageRow, output: str, *, overwrite: bool) -> None
         return
     if os.path.lexists(output) and not overwrite:
         raise ImageExistsError(f"{output} already exists")
-    temp = f"{output}.{os.getpid()}.tmp"
     try:
-        shutil.copyfile(store.paths.blob(row.id), temp)
-        os.replace(temp, output)
+        with open(store.paths.blob(row.id), "rb") as blob, atomic_file(output) as out:
+            shutil.copyfileobj(blob, out)
     except OSError as error:
-        if os.path.exists(temp):
-            os.unlink(temp)
         raise InputError(f"cannot write {output}: {error.strerror}") from None
     store.index.touch(row.id)
     signature = store.signature(row.id)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stage0.errors import Error, ErrorKind, SchemaError
+from stage0.host.atomic import write_atomic
 from stage0.pods.network import net_words, parse_port
 from stage0.pods.requests import PROFILE_FLAGS, AppRequest, PodRequest, check_pod_name, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
@@ -343,7 +344,5 @@ def save(request: PodRequest, name: str, directory: str) -> str:
     if os.path.exists(path):
         raise PodFileError(f"{path} already exists", hint="remove it first, or choose another name")
     os.makedirs(directory, exist_ok=True)
-    with open(path + ".tmp", "w") as file:
-        file.write(text)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, text)
     return path

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 
 from stage0.errors import space_on
+from stage0.host.atomic import write_atomic
 from stage0.images.fetch.fetcher import Fetcher
 from stage0.images.render import rendered_rootfs
 from stage0.images.store.store import ImageNotFound
@@ -80,6 +81,4 @@ def write_pod(path: str, pod: BuiltPod) -> None:
     with space_on(os.path.dirname(os.path.dirname(path))):  # pods/: the half-made pod goes (Pods.create)
         for target, data in files:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target + ".tmp", "wb") as file:
-                file.write(data)
-            os.replace(target + ".tmp", target)
+            write_atomic(target, data, sync=False)

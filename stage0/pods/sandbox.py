@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from stage0.errors import FailedPreconditionError, InternalError, UsageError
+from stage0.host.atomic import write_atomic
 from stage0.images.store.locks import locked
 from stage0.pods.dirs import Pod, PodState
 from stage1.abi import PodSpec
@@ -171,6 +172,4 @@ def _settings(pod: Pod) -> dict[str, Any]:
 
 
 def _replace(path: str, data: bytes) -> None:
-    with open(path + ".tmp", "wb") as file:
-        file.write(data)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, data, sync=False)  # the pod's own files: the pod goes with a crash

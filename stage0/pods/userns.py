@@ -15,6 +15,7 @@ import os
 import re
 
 from stage0.errors import Error, ErrorKind
+from stage0.host.atomic import write_atomic
 from stage0.images.store.locks import locked
 from stage1.abi import USERNS_SIZE
 
@@ -74,7 +75,5 @@ def allocate(
     with locked(os.path.join(pods_root, "userns.lock")):
         first = free_range(taken(pods_root, subid_files))
         record = os.path.join(pod_path, "userns")
-        with open(record + ".tmp", "w") as file:
-            file.write(f"{first} {USERNS_SIZE}\n")
-        os.replace(record + ".tmp", record)
+        write_atomic(record, f"{first} {USERNS_SIZE}\n", sync=False)
     return first

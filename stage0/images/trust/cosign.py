@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 
 from stage0.errors import Error, ErrorKind
+from stage0.host.atomic import write_atomic
 
 PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -112,9 +113,7 @@ class CosignKeys:
         os.makedirs(place, mode=0o755, exist_ok=True)
         path = os.path.join(place, fingerprint + ".pub")
         new = not os.path.exists(path)
-        with open(path + ".tmp", "wb") as file:
-            file.write(normal)
-        os.replace(path + ".tmp", path)
+        write_atomic(path, normal)
         return path, new
 
 

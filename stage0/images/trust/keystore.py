@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from stage0.errors import Error, ErrorKind
+from stage0.host.atomic import write_atomic
 from stage0.schema.types import ACIdentifier, Invalid
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -85,11 +86,5 @@ class Keystore:
         if os.path.isfile(path) and os.path.getsize(path) > 0:
             return path, False
         os.makedirs(directory, 0o755, exist_ok=True)
-        temp = path + ".tmp"
-        with open(temp, "wb") as file:
-            file.write(armored)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
+        write_atomic(path, armored)
         return path, True
