@@ -17,6 +17,7 @@ from typing import NoReturn, Protocol
 from stage0 import __version__
 from stage0.errors import EXIT_CODES, Error, ExitCode, disk_full, is_full, kind_of
 from stage0.options import GlobalOptions, add_global_arguments
+from stage0.settings import global_flags_with_values
 
 # The verb table: verb → the module (one per verb group) that registers it. Order is --help's.
 VERBS: dict[str, str] = {
@@ -41,7 +42,7 @@ VERBS: dict[str, str] = {
     "image": "stage0.cli.image",
     "metadata-service": "stage0.cli.mds",
 }
-_TAKES_VALUE = ("--dir", "--local-config", "--system-config", "--insecure-options")
+_TAKES_VALUE = global_flags_with_values()
 
 Handler = Callable[[GlobalOptions, argparse.Namespace], int | None]
 

@@ -19,13 +19,10 @@ if TYPE_CHECKING:
     pass
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import Pod, Pods, PodState
+from stage0.settings import Pooling, cold_pod_options, global_fields
 
 FILLING, READY, TAKEN = "pool.filling", "pool.ready", "pool.taken"
 BOOT_TIMEOUT = 120.0  # how long a drain waits for a spare being made to be ready (or its maker to die)
-# pod options a spare cannot honour: it was booted with the defaults (run these cold)
-COLD_OPTIONS = ("pod_name", "hostname", "volume", "mount", "private_users", "pod_manifest", "save_as",
-                "port", "rm", "interactive", "tty", "inherit_env", "set_env_file", "uuid_file_save",
-                "dns", "dns_search", "dns_opt", "dns_domain", "hosts_entry")  # fmt: skip
 
 
 class Cold(Exception):
@@ -146,14 +143,11 @@ def cold_reason(args: argparse.Namespace, options: GlobalOptions, keeper: Global
     """Why a spare cannot serve this ``run`` (None: it can)."""
     if args.verb != "run":
         return "not a run"
-    if (
-        (options.dir, options.local_config, options.system_config)
-        != (keeper.dir, keeper.local_config, keeper.system_config)
-        or options.stage1
-        or options.debug
+    if any(getattr(options, f) != getattr(keeper, f) for f in global_fields(Pooling.SAME)) or any(
+        getattr(options, f) for f in global_fields(Pooling.COLD)
     ):
         return "another store, configuration or stage1"
-    given = [o for o in COLD_OPTIONS if getattr(args, o, None) not in (None, False, [], (), "")]
+    given = [o for o in cold_pod_options() if getattr(args, o, None) not in (None, False, [], (), "")]
     if given:
         return f"--{given[0].replace('_', '-')}"
     if args.net not in (None, [], ["default"]):
