@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 SOCKETS = "/run/nspod/crilog"
@@ -126,13 +127,14 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def main(app: str, path: str) -> int:
-    os.makedirs(SOCKETS, mode=0o755, exist_ok=True)
-    listeners = {listen(os.path.join(SOCKETS, app + end)): stream for end, stream in STREAMS.items()}
+def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOURNAL) -> int:
+    os.makedirs(sockets, mode=0o755, exist_ok=True)
+    listeners = {listen(os.path.join(sockets, app + end)): stream for end, stream in STREAMS.items()}
     log = LogFile(path)
     journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     stopping: list[float] = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
+    if threading.current_thread() is threading.main_thread():  # (the tests run it in a thread)
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
     notify_ready()
     readers: dict[socket.socket, tuple[str, Splitter]] = {}
     ended: set[str] = set()
@@ -163,10 +165,14 @@ def main(app: str, path: str) -> int:
             log.write(b"".join(record(ns, stream, tag, text) for stream, tag, text in batch))
             for stream, _, text in batch:
                 with contextlib.suppress(OSError):
-                    journal.sendto(journal_entry(app, stream, text), JOURNAL)
-    for sock in listeners:
+                    journal.sendto(journal_entry(app, stream, text), journal_socket)
+    journal.close()
+    if log.fd >= 0:
+        os.close(log.fd)
+    for sock in listeners:  # last: the reaper waits for these to go (the file is whole then)
         with contextlib.suppress(OSError):
             os.unlink(sock.getsockname())
+        sock.close()
     return 0
 
 
