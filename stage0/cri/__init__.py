@@ -1,1 +1,1 @@
-"""nspod's CRI v1 front end (issue #24): a thin translation over the domain API."""
+"""The CRI v1 front end: ``nspod cri`` (server.py) over nspod's own operations (backend.py)."""
