@@ -25,11 +25,14 @@ DIR_MODE = 0o755
 
 
 class LogPathError(Error):
+    kind = "invalid-argument"  # the domain API's ErrorKind (stage0/cri/status.py KIND_CODES)
     hint = "log_path is relative to the pod sandbox's log_directory and stays inside it"
 
 
 class NotRunning(Error):
-    """ReopenContainerLog of a container that is not running (FAILED_PRECONDITION)."""
+    """ReopenContainerLog of a container that is not running."""
+
+    kind = "failed-precondition"
 
     hint = "only a running container's log can be reopened"
 

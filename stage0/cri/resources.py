@@ -22,6 +22,7 @@ from stage1.abi import Error, PodPaths
 
 
 class UpdateError(Error):
+    kind = "failed-precondition"
     hint = "only a running container's resources can be updated; see ContainerStatus"
 
 
