@@ -4,7 +4,8 @@
 # /run/nspod/crilog/APP.out and .err); every line goes to PATH in the format kubelet reads,
 # "<RFC3339Nano> stdout|stderr F|P <text>" (P: a part of a line longer than MAX_LINE, or its
 # last part before the stream ended without a newline is F, as containerd writes), and to the
-# pod's journal as the app's (so `nspod logs` and `journalctl -M` keep showing it).
+# pod's journal as the app's, and through the pod's console the host's (so `nspod logs` and
+# `journalctl -M` keep showing it).
 # Living in the pod, it outlives a restart of the CRI service. Kubelet rotates the file by
 # renaming it and asking for a new one (ReopenContainerLog, which creates it): the writer
 # writes on to the file it has open until a file at PATH is another one, then moves to it.
@@ -18,14 +19,13 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
 
 SOCKETS = "/run/nspod/crilog"
 MAX_LINE = 16 * 1024  # containerd's max_container_log_line_size
-JOURNAL = "/run/systemd/journal/socket"
+JOURNAL = "/run/systemd/journal/stdout"
 STREAMS = {".out": "stdout", ".err": "stderr"}
 
 
@@ -68,14 +68,23 @@ class Splitter:
         return [("F", rest)] if rest else []
 
 
-def journal_entry(app: str, stream: str, text: bytes) -> bytes:
-    fields = {
-        "MESSAGE": text,
-        "SYSLOG_IDENTIFIER": app.encode(),
-        "PRIORITY": b"6" if stream == "stdout" else b"3",
-        "NSPOD_CRI_STREAM": stream.encode(),
-    }
-    return b"".join(k.encode() + b"\n" + struct.pack("<Q", len(v)) + v + b"\n" for k, v in fields.items())
+def journal_header(app: str) -> bytes:
+    """What systemd says first on an app's stdout stream to journald: the app's name, no unit,
+    priority info, no level prefixes, forwarded to the console (the pod's console is where the
+    host's journal, and so `nspod logs`, takes an app's lines from)."""
+    return f"{app}\n\n6\n0\n0\n0\n1\n".encode()
+
+
+def journal_stream(app: str, path: str) -> socket.socket | None:
+    """A stream to journald in the app's name, as systemd opens one for StandardOutput=journal+console."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendall(journal_header(app))
+        return sock
+    except OSError:
+        sock.close()
+        return None
 
 
 class LogFile:
@@ -131,7 +140,7 @@ def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOUR
     os.makedirs(sockets, mode=0o755, exist_ok=True)
     listeners = {listen(os.path.join(sockets, app + end)): stream for end, stream in STREAMS.items()}
     log = LogFile(path)
-    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal = journal_stream(app, journal_socket)
     stopping: list[float] = []
     if threading.current_thread() is threading.main_thread():  # (the tests run it in a thread)
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
@@ -163,10 +172,13 @@ def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOUR
         if batch:
             ns = time.time_ns()
             log.write(b"".join(record(ns, stream, tag, text) for stream, tag, text in batch))
-            for stream, _, text in batch:
-                with contextlib.suppress(OSError):
-                    journal.sendto(journal_entry(app, stream, text), journal_socket)
-    journal.close()
+            if journal is not None:
+                try:
+                    journal.sendall(b"".join(text + b"\n" for _, _, text in batch))
+                except OSError:
+                    journal = None
+    if journal is not None:
+        journal.close()
     if log.fd >= 0:
         os.close(log.fd)
     for sock in listeners:  # last: the reaper waits for these to go (the file is whole then)

@@ -61,10 +61,22 @@ def test_whole_lines_and_parts() -> None:
     assert splitter.end() == []
 
 
-def test_journal_entry_is_the_native_protocol() -> None:
-    entry = W.journal_entry("web", "stdout", b"a\nb")
-    assert b"MESSAGE\n\x03\x00\x00\x00\x00\x00\x00\x00a\nb\n" in entry
-    assert b"SYSLOG_IDENTIFIER\n\x03\x00\x00\x00\x00\x00\x00\x00web\n" in entry
+def test_journal_stream_header() -> None:
+    # identifier, unit, priority, level prefix, to syslog, to kmsg, to console (journald's order)
+    assert W.journal_header("web") == b"web\n\n6\n0\n0\n0\n1\n"
+
+
+def test_journal_stream(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(tmp_path / "stdout"))
+        server.listen(1)
+        client = W.journal_stream("web", str(tmp_path / "stdout"))
+        assert client is not None
+        client.close()
+        connection, _ = server.accept()
+        assert connection.recv(100) == b"web\n\n6\n0\n0\n0\n1\n"
+        connection.close()
+    assert W.journal_stream("web", str(tmp_path / "missing")) is None
 
 
 def _connect(path: str) -> socket.socket:
