@@ -30,6 +30,8 @@ class MemoryTree:
         default_factory=lambda: {("passwd", "web"): 1000, ("group", "web"): 2000, ("group", "staff"): 50}
     )
     owners: dict[str, tuple[int, int]] = field(default_factory=lambda: {"/srv/data": (33, 34)})
+    primaries: dict[str, int] = field(default_factory=lambda: {"web": 1000, "1000": 1000})
+    members: dict[str, tuple[int, ...]] = field(default_factory=lambda: {"web": (50000,)})
     rootfs: str = "/var/lib/nspod/trees/x/rootfs"
     lower: tuple[str, ...] = ()
 
@@ -41,6 +43,12 @@ class MemoryTree:
 
     def owner(self, path: str) -> tuple[int, int] | None:
         return self.owners.get(path)
+
+    def primary_group(self, user: str) -> int | None:
+        return self.primaries.get(user)
+
+    def member_of(self, user: str) -> tuple[int, ...]:
+        return self.members.get(user, ())
 
 
 def image(app: dict[str, Any] | None = None, name: str = "example.com/web", **extra: Any) -> PlannedImage:
