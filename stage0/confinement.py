@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from stage0.errors import UsageError
 from stage0.image_tree import ImageTree
@@ -19,7 +20,9 @@ from stage1.abi import AppSpec
 
 # The kernel settings a pod has of its own (its IPC namespace; net.* comes with a network of its
 # own): anything else would change the host
-IPC_SYSCTL = re.compile(r"kernel\.(shm(all|max|mni)|shm_rmid_forced|msg(max|mnb|mni)|sem)|fs\.mqueue\.[a-z_]+")
+IPC_SYSCTL = re.compile(
+    r"kernel\.(shm(all|max|mni)|shm_rmid_forced|msg(max|mnb|mni)|sem)|fs\.mqueue\.[a-z_]+"
+)
 NET_SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 
 
@@ -54,11 +57,11 @@ def confined(app: AppSpec, request: AppRequest, tree: ImageTree) -> AppSpec:
     return dataclasses.replace(app, **_fields(app, given), **_groups(app, request, given, tree))
 
 
-def _fields(app: AppSpec, given: Confinement) -> dict[str, object]:
+def _fields(app: AppSpec, given: Confinement) -> dict[str, Any]:
     relaxed = list(app.relaxed)
     if given.no_new_privileges is False:
         relaxed.append("no-new-privileges")  # rkt's implied rule yields to the orchestrator's word
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "privileged": given.privileged,
         "capabilities": None,  # nspod's default set, with the orchestrator's additions and removals
         "capabilities_added": given.capabilities_added,
@@ -70,11 +73,15 @@ def _fields(app: AppSpec, given: Confinement) -> dict[str, object]:
     }
     if given.privileged or given.seccomp_mode:  # else the image's isolator or nspod's default filter
         mode = "unconfined" if given.privileged else given.seccomp_mode
-        fields |= {"seccomp_mode": mode, "seccomp_set": given.seccomp_set, "seccomp_errno": given.seccomp_errno}
+        fields |= {
+            "seccomp_mode": mode,
+            "seccomp_set": given.seccomp_set,
+            "seccomp_errno": given.seccomp_errno,
+        }
     return fields
 
 
-def _groups(app: AppSpec, request: AppRequest, given: Confinement, tree: ImageTree) -> dict[str, object]:
+def _groups(app: AppSpec, request: AppRequest, given: Confinement, tree: ImageTree) -> dict[str, Any]:
     """The user's groups as docker and the CRI give them: its primary group from the image's
     /etc/passwd when none was asked for, and the groups /etc/group lists it in besides the
     supplementary groups asked for."""
