@@ -103,7 +103,7 @@ def test_safe_and_unsafe_sysctls_of_the_pods_namespaces_are_the_pods() -> None:
     ("key", "network"),
     [("kernel.hostname", cri.NamespaceMode.POD), ("net.ipv4.ip_forward", cri.NamespaceMode.NODE)],
 )
-def test_a_sysctl_of_the_host_is_refused(key: str, network: int) -> None:
+def test_a_sysctl_of_the_host_is_refused(key: str, network: cri.NamespaceMode) -> None:
     pod = sandbox(sysctls={key: "1"}, namespace_options=cri.NamespaceOption(network=network))
     with pytest.raises(Failure) as error:
         pod_security(pod, PodRequest(apps=()))
