@@ -197,8 +197,11 @@ def profile(
     ]
 
 
-SECCOMP_PROTECTION = ("ProtectKernelModules", "ProtectKernelLogs")  # these load a filter too
-KMSG = "/proc/kmsg"  # what ProtectKernelLogs= hides (/dev/kmsg is out of DevicePolicy=closed's list)
+# these load a seccomp filter too (ProtectKernelTunables= one against _sysctl and personality)
+SECCOMP_PROTECTION = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs")
+# without them: the pod's own /proc/sys and /sys, read-only as nspawn mounts them, bound over the
+# app's fresh ones, and what ProtectKernelLogs= hides (/dev/kmsg is out of DevicePolicy=closed's list)
+UNFILTERED_BINDS = "/proc/sys:/proc/sys -/proc/sysrq-trigger:/proc/sysrq-trigger /sys:/sys /dev/null:/proc/kmsg"
 
 
 def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -209,7 +212,7 @@ def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, 
     if not unfiltered(app):
         return [*KERNEL_PROTECTION, *hidden_paths(hidden)]
     kept = [s for s in KERNEL_PROTECTION if s[0] not in SECCOMP_PROTECTION]
-    return [*kept, ("BindReadOnlyPaths", f"/dev/null:{KMSG}"), *hidden_paths(hidden)]
+    return [*kept, ("BindReadOnlyPaths", UNFILTERED_BINDS), *hidden_paths(hidden)]
 
 
 KERNEL_TREES = ("/proc/", "/sys/")

@@ -100,9 +100,9 @@ def test_privileged_lifts_the_confinement() -> None:
 
 def test_unconfined_loads_no_filter_but_keeps_the_kernels_paths() -> None:
     found = settings(spec(seccomp_mode="unconfined"))
-    for gone in ("SystemCallFilter", "RestrictNamespaces", "ProtectKernelModules", "ProtectKernelLogs"):
-        assert gone not in found
-    assert found["ProtectKernelTunables"] == ["yes"] and "/dev/null:/proc/kmsg" in found["BindReadOnlyPaths"]
+    for gone in ("SystemCallFilter", "RestrictNamespaces", "ProtectKernelTunables", "ProtectKernelLogs"):
+        assert gone not in found  # each of these loads a filter
+    assert found["ProtectControlGroups"] == ["yes"] and "/sys:/sys" in found["BindReadOnlyPaths"][0]
     assert found["CapabilityBoundingSet"][0].split() == list(DEFAULT_CAPABILITIES)
 
 
