@@ -180,3 +180,49 @@ def test_bad_requests_answer_with_their_codes(cri: Cri) -> None:
         cri("stopp", pod)
         cri("rmp", pod)
     _nothing_left()
+
+
+def _make(cri: Cri, name: str) -> str:
+    pod = cri("runp", cri.sandbox_config(name)).strip()
+    for index in range(2):
+        config = cri.container_config(f"{name}-{index}", "sleep 3600")
+        cri("start", cri("create", pod, config, cri.sandbox_config(name)).strip())
+    return pod
+
+
+def _states(cri: Cri) -> tuple[dict[str, str], dict[str, str]]:
+    pods = {p["id"]: p["state"] for p in json.loads(cri("pods", "-o", "json"))["items"]}
+    ctrs = {c["id"]: c["state"] for c in json.loads(cri("ps", "-a", "-o", "json"))["containers"]}
+    return pods, ctrs
+
+
+def test_many_sandboxes_rounds_and_a_killed_service(cri: Cri) -> None:
+    """20 sandboxes of 2 containers, made and torn down 4 at a time, 5 rounds; in the third the
+    service is killed with -9 while they run: restarted by its socket, it lists each as it is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sandboxes, rounds = (
+        int(os.environ.get("NSPOD_CRI_SANDBOXES", "20")),
+        int(os.environ.get("NSPOD_CRI_ROUNDS", "5")),
+    )
+    with ThreadPoolExecutor(4) as pool:
+        for round_ in range(rounds):
+            pods = list(pool.map(_make, [cri] * sandboxes, [f"r{round_}-{i}" for i in range(sandboxes)]))
+            listed, ctrs = _states(cri)
+            assert listed == dict.fromkeys(pods, "SANDBOX_READY")
+            assert list(ctrs.values()) == ["CONTAINER_RUNNING"] * 2 * sandboxes
+            if round_ == 2:
+                main_pid = sh("systemctl", "show", "-p", "MainPID", "--value", "nspod-cri.service").strip()
+                os.kill(int(main_pid), 9)
+                wait_for(
+                    "the kill", lambda: sh("systemctl", "is-active", "nspod-cri.service").strip() != "active"
+                )
+                cri("stopp", pods[0])  # the next call starts it again through the socket
+                listed, ctrs = _states(cri)
+                assert listed == {**dict.fromkeys(pods, "SANDBOX_READY"), pods[0]: "SANDBOX_NOTREADY"}
+                assert sorted(ctrs.values()) == ["CONTAINER_EXITED"] * 2 + ["CONTAINER_RUNNING"] * 2 * (
+                    sandboxes - 1
+                )
+            list(pool.map(lambda pod: (cri("stopp", pod), cri("rmp", pod)), pods))
+            assert _states(cri) == ({}, {})
+    _nothing_left()
