@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import STRICT
-from tests.harness.registry import Layout, Registry
+from tests.harness.registry import Layout, Registry, free_port
 
 pytestmark = pytest.mark.systemd
 REPO = Path(__file__).resolve().parents[2]
@@ -51,9 +52,11 @@ class Cri:
         path.write_text(json.dumps(value))
         return str(path)
 
-    def sandbox_config(self, name: str, attempt: int = 0) -> str:
+    def sandbox_config(self, name: str, attempt: int = 0, port: int = 0) -> str:
+        ports = [{"protocol": 0, "container_port": 8080, "host_port": port}] if port else []
         return self.write(f"pod-{name}-{attempt}.json", {
             "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "attempt": attempt},
+            "port_mappings": ports,
             "hostname": name, "log_directory": str(self.work / "logs" / name), "labels": {"test": "cri"},
             "dns_config": {"servers": ["10.0.0.53"], "searches": ["example.test"], "options": ["ndots:2"]},
         })  # fmt: skip
@@ -95,7 +98,9 @@ def cri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cri]:
     registry = Registry.start(base / "registry")
     try:
         layout = Layout(base / "layout")
-        layout.busybox("busybox", applets=("sh", "echo", "cat", "ls", "id", "true", "sleep", "hostname"))
+        layout.busybox(
+            "busybox", applets=("sh", "echo", "cat", "ls", "id", "true", "sleep", "hostname", "nc")
+        )
         layout.config("busybox", "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin")
         layout.push("busybox", f"{registry.host}/busybox:latest")
         data = base / "data"
@@ -124,6 +129,20 @@ def _nothing_left() -> None:
     assert "nspod/pods" not in Path("/proc/self/mountinfo").read_text()
 
 
+def _read_port(port: int, timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                data = conn.recv(100)
+                if data:
+                    return data
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"nothing answers on port {port}"
+        time.sleep(0.2)
+
+
 def wait_for(what: object, check: object, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -132,7 +151,8 @@ def wait_for(what: object, check: object, timeout: float = 30) -> None:
 
 
 def test_a_kubelet_day(cri: Cri) -> None:
-    pod = cri("runp", cri.sandbox_config("day")).strip()
+    port = free_port()
+    pod = cri("runp", cri.sandbox_config("day", port=port)).strip()
     assert len(pod) == 36
     status = json.loads(cri("inspectp", pod))
     assert status["status"]["state"] == "SANDBOX_READY"
@@ -153,8 +173,15 @@ def test_a_kubelet_day(cri: Cri) -> None:
     assert [c["id"] for c in listed] == [ctr]
     assert json.loads(cri("ps", "-o", "json"))["containers"] == []  # running only: none
 
+    serve = "while true; do echo hello-port | nc -l -p 8080; done"
+    web = cri("create", pod, cri.container_config("web", serve), cri.sandbox_config("day"))
+    cri("start", web.strip())
+    assert _read_port(port) == b"hello-port\n"  # the sandbox's port mapping, by number
+
     cri("stop", ctr)
     cri("rm", ctr)
+    cri("stop", "--timeout", "0", web.strip())  # nc ignores nothing, but the shell loop would go on
+    cri("rm", web.strip())
     assert json.loads(cri("ps", "-a", "-o", "json"))["containers"] == []
     cri("stopp", pod)
     assert json.loads(cri("inspectp", pod))["status"]["state"] == "SANDBOX_NOTREADY"
