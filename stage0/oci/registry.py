@@ -79,6 +79,8 @@ class Registry:
             raise RegistryError(
                 f"{self.ref.registry} asks for an authorization nspod does not know: {challenge!r}"
             )
+        if self.credentials is not None and self.credentials.header.startswith("Bearer "):
+            return self.credentials.header  # a registry token (a CRI auth config's): the token itself
         query = {"scope": params.get("scope") or f"repository:{self.ref.repository}:pull"}
         if params.get("service"):
             query["service"] = params["service"]
