@@ -84,8 +84,9 @@ def serve(tmp: Path, registry: Registry, conf: str = "") -> Iterator[Service]:
         server.stop(None)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """critest's images (built once per machine, cached), served on 127.0.0.1 for the session."""
     storage = cri_images.build()
     directory = tmp_path_factory.mktemp("cri-registry")
     shutil.copytree(storage, directory / "storage")
