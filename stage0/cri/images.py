@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +28,11 @@ import grpc
 
 from stage0.cri.image_catalog import Catalog, CriImage, normalize
 from stage0.cri.proto import api_pb2, api_pb2_grpc
+from stage0.cri.status import answering
 from stage0.errors import Error, UsageError
 from stage0.fetch.auth import Credentials
 from stage0.options import GlobalOptions
-from stage0.store.store import ImageNotFound, Store
+from stage0.store.store import Store
 
 log = logging.getLogger("nspod.cri.images")
 FS_INFO_TTL = 10.0  # seconds a measure of the store's disk use is served again (kubelet polls it)
@@ -125,26 +126,7 @@ def disk_use(root: str) -> tuple[int, int]:
     return used, len(seen)
 
 
-def status_code(error: Exception) -> grpc.StatusCode:
-    """nspod's errors on the image path as gRPC codes (stage0/cri/status.py has the whole table)."""
-    from stage0.fetch.http import FetchError
-    from stage0.oci.registry import AccessDenied, NotFound
-    from stage0.trust.verify import SignatureError
-
-    if isinstance(error, ImageNotFound | NotFound):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(error, UsageError):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(error, SignatureError) or type(error).__name__ == "CosignError":
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(error, AccessDenied):
-        return grpc.StatusCode.PERMISSION_DENIED
-    if isinstance(error, FetchError):
-        return grpc.StatusCode.UNAVAILABLE
-    return grpc.StatusCode.FAILED_PRECONDITION if isinstance(error, Error) else grpc.StatusCode.INTERNAL
-
-
-class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
+class ImageService(api_pb2_grpc.ImageServiceServicer):
     def __init__(self, options: GlobalOptions) -> None:
         self.options = options
         self._configs: dict[str, tuple[str, dict[str, Any]]] = {}  # immutable: kept across requests
@@ -153,18 +135,13 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
 
     @contextmanager
     def _store(self, context: grpc.ServicerContext) -> Iterator[Store]:
-        """A store of this request's own (its index connection is not shared between threads);
-        nspod's errors become the request's status, with their hint."""
+        """A store of this request's own: its index connection is not shared between threads."""
         from stage0.context import open_store
 
-        try:
-            with open_store(self.options) as store:
-                yield store
-        except Error as error:
-            text = error.message + (f" ({error.hint})" if error.hint else "")
-            log.info("%s", text)
-            context.abort(status_code(error), text)
+        with open_store(self.options) as store:
+            yield store
 
+    @answering
     def ListImages(self, request: api_pb2.ListImagesRequest, context: grpc.ServicerContext) -> Any:
         with self._store(context) as store:
             catalog = Catalog(store, self._configs)
@@ -176,6 +153,7 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
                 views = catalog.images()
             return api_pb2.ListImagesResponse(images=[message(v) for v in views])
 
+    @answering
     def ImageStatus(self, request: api_pb2.ImageStatusRequest, context: grpc.ServicerContext) -> Any:
         with self._store(context) as store:
             view = Catalog(store, self._configs).find(request.image.image)
@@ -184,6 +162,7 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
             info = verbose_info(view) if request.verbose else {}
             return api_pb2.ImageStatusResponse(image=message(view), info=info)
 
+    @answering
     def PullImage(self, request: api_pb2.PullImageRequest, context: grpc.ServicerContext) -> Any:
         from stage0.context import http, keystore
         from stage0.fetch.fetcher import Fetcher, FetchOptions, PullPolicy
@@ -209,6 +188,7 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
             log.info("pulled %s: %s", ref.canonical(), view.id)
             return api_pb2.PullImageResponse(image_ref=view.id)
 
+    @answering
     def RemoveImage(self, request: api_pb2.RemoveImageRequest, context: grpc.ServicerContext) -> Any:
         from stage0.images import remove_images
 
@@ -221,6 +201,7 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
                 self._configs.pop(view.store_id, None)
             return api_pb2.RemoveImageResponse()
 
+    @answering
     def ImageFsInfo(self, request: api_pb2.ImageFsInfoRequest, context: grpc.ServicerContext) -> Any:
         with self._store(context) as store:
             root = store.paths.root
@@ -239,5 +220,6 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
 def add_to_server(server: grpc.Server, options: GlobalOptions) -> ImageService:
     """The image service on ``server`` (crisrv's stage0/cri/server.py calls this)."""
     service = ImageService(options)
-    api_pb2_grpc.add_ImageServiceServicer_to_server(service, server)
+    add: Callable[[Any, grpc.Server], None] = api_pb2_grpc.add_ImageServiceServicer_to_server
+    add(service, server)
     return service

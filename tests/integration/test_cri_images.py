@@ -211,10 +211,10 @@ def test_the_cri_trust_policy(tmp_path: Path, registry: Registry) -> None:
         info = service.status(signed, verbose=True).info["info"]
         assert '"signer": "cosign:' in info, info
         code, text = service.code(lambda: service.pull(f"{registry.host}/signed/unsigned:1"))
-        assert code == grpc.StatusCode.FAILED_PRECONDITION and "is not signed" in text, text
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "is not signed" in text, text
         assert service.pull(f"{registry.host}/open/app:1")  # no key for its prefix: taken unsigned
         service.remove(f"{registry.host}/open/app:1")
         (service.config / "nspod.conf").write_text("[cri]\nrequire-signatures = true\n")
         code, text = service.code(lambda: service.pull(f"{registry.host}/open/app:1"))
-        assert code == grpc.StatusCode.FAILED_PRECONDITION and "no cosign key is trusted" in text, text
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "no cosign key is trusted" in text, text
         assert service.pull(f"{registry.host}/signed/app:1") == signed
