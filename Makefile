@@ -17,7 +17,7 @@ DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
-DEB_TEST := $(DEB_DEMO) groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
+DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
 .PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
 
@@ -35,7 +35,8 @@ SYSCONFDIR ?= /etc
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
 	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer units/nspod-pool.service \
-		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
+		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service \
+		units/nspod-cri.socket units/nspod-cri.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
 	install -d -m 0755 $(SYSCONFDIR)/nspod/pods
