@@ -143,6 +143,8 @@ class Running(Protocol):
 
     def wait(self, timeout: float | None = None) -> int: ...
 
+    def close(self) -> None: ...
+
 
 def serve_process(channels: Channels, process: Running) -> None:
     """Relays the channels to ``process`` until it ends and its output is sent; then the status."""

@@ -19,6 +19,7 @@ from stage0.cri.streaming.backend import (
     AttachIO,
     AttachRequest,
     Backend,
+    Container,
     ExecRequest,
     PortForwardRequest,
     Request,
@@ -68,9 +69,26 @@ def _check(request: _ExecLike) -> None:
         )
 
 
+class Spawn(Protocol):
+    """Starts an exec's command (stage0/cri/exec.py's Process; tests give a host process)."""
+
+    def __call__(
+        self, container: Container, cmd: list[str], *, tty: bool, stdin: bool, stdout: bool, stderr: bool
+    ) -> remotecommand.Running: ...
+
+
+def _spawn_in_app(
+    container: Container, cmd: list[str], *, tty: bool, stdin: bool, stdout: bool, stderr: bool
+) -> remotecommand.Running:
+    from stage0.cri.exec import Process  # stage1's enter path: loaded once a client connects
+
+    return Process(container.pod_dir, container.app, cmd, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+
+
 class StreamingServer:
-    def __init__(self, host: str, port: int, backend: Backend) -> None:
+    def __init__(self, host: str, port: int, backend: Backend, *, spawn: Spawn = _spawn_in_app) -> None:
         self.host, self.port, self.backend = host, port, backend
+        self.spawn = spawn
         self.tokens = Tokens()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -161,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         self.connection.settimeout(None)
-        _serve(self.server.streaming.backend, self.connection, request)
+        _serve(self.server.streaming, self.connection, request)
 
     do_GET = do_POST
 
@@ -174,8 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _serve(backend: Backend, sock: socket.socket, request: Request) -> None:
+def _serve(streaming: StreamingServer, sock: socket.socket, request: Request) -> None:
     """One upgraded connection, to its end."""
+    backend = streaming.backend
     if isinstance(request, PortForwardRequest):
         try:
             netns = backend.sandbox_netns(request.sandbox_id)
@@ -192,16 +211,17 @@ def _serve(backend: Backend, sock: socket.socket, request: Request) -> None:
     reader.start()
     try:
         if channels.wait():
-            _run(backend, channels, request)
+            _run(streaming, channels, request)
         reader.join(5.0)  # the client closes once it has read every stream to its end
     finally:
         session.close()
         reader.join()
 
 
-def _run(backend: Backend, channels: remotecommand.Channels, request: ExecRequest | AttachRequest) -> None:
-    from stage0.cri.exec import Process  # runs stage1's enter path: only when a client connects
-
+def _run(
+    streaming: StreamingServer, channels: remotecommand.Channels, request: ExecRequest | AttachRequest
+) -> None:
+    backend = streaming.backend
     try:
         container = backend.container(request.container_id)
         if isinstance(request, AttachRequest):
@@ -216,9 +236,8 @@ def _run(backend: Backend, channels: remotecommand.Channels, request: ExecReques
             backend.attach(request.container_id, io)
             channels.finish(remotecommand.status(0))
             return
-        process = Process(
-            container.pod_dir,
-            container.app,
+        process = streaming.spawn(
+            container,
             list(request.cmd),
             tty=request.tty,
             stdin=channels.get("stdin") is not None,
