@@ -53,11 +53,20 @@ class Tokens:
 
 
 class _ExecLike(Protocol):  # the CRI's ExecRequest message, or ours
-    container_id: str
-    tty: bool
-    stdin: bool
-    stdout: bool
-    stderr: bool
+    @property
+    def container_id(self) -> str: ...
+
+    @property
+    def tty(self) -> bool: ...
+
+    @property
+    def stdin(self) -> bool: ...
+
+    @property
+    def stdout(self) -> bool: ...
+
+    @property
+    def stderr(self) -> bool: ...
 
 
 def _check(request: _ExecLike) -> None:
@@ -135,7 +144,8 @@ class _ExecCmd(_ExecLike, Protocol):
 
 
 class _PortForwardLike(Protocol):
-    pod_sandbox_id: str
+    @property
+    def pod_sandbox_id(self) -> str: ...
 
     @property
     def port(self) -> list[int] | tuple[int, ...]: ...
