@@ -159,6 +159,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         read_only_rootfs=bool(request.read_only_rootfs),
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         stop_signal=stop_signal(manifest.annotation(STOP_SIGNAL)),
+        log_path=request.log_path,
         **isolator_limits(isolators(request, image)),
     )
 

@@ -56,6 +56,7 @@ class AppRequest:
     read_only_rootfs: bool | None = None  # None: the pod manifest's default, writable
     app: App | None = None  # a pod manifest's app, replacing the image's whole (--pod-manifest)
     annotations: tuple[tuple[str, str], ...] = ()  # the app's, in the pod manifest
+    log_path: str = ""  # a CRI container's log file (absolute host path), besides the journal
 
 
 @dataclass(frozen=True, slots=True)

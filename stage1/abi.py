@@ -23,10 +23,10 @@ from typing import Any
 
 # 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
-# images); 6: sandbox (nspod app). A stage1 reads specs of every earlier version as well (each
-# only added fields with defaults).
-ABI_VERSION = 7
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# images); 6: sandbox (nspod app); 7: idmap (volumes); 8: log_path (the CRI). A stage1 reads
+# specs of every earlier version as well (each only added fields with defaults).
+ABI_VERSION = 8
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -197,6 +197,9 @@ class AppSpec:
     sysctl: tuple[tuple[str, str], ...] = ()  # namespaced kernel settings (os/unix/sysctl), pod-wide
     stop_timeout: float = DEFAULT_STOP_TIMEOUT  # seconds from SIGTERM to SIGKILL when the app stops
     stop_signal: str = ""  # what stops the app (an OCI image's StopSignal); "": SIGTERM
+    # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
+    # journal; "": none
+    log_path: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

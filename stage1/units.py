@@ -23,6 +23,7 @@ from stage1.app_unit import (
     ready_unit,
     reaper_unit,
 )
+from stage1.crilog import WRITER, writer_unit, writer_unit_name
 from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
@@ -225,13 +226,18 @@ def app_files(
     volumes = {
         f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app, sandbox=spec.sandbox)))
     }
-    return (volumes if app.mounts else {}) | {
-        f"{units}/{app.name}.service": TreeFile(
-            render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
-        ),
-        f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
-        f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
-    }
+    writer = {f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app)))}
+    return (
+        (volumes if app.mounts else {})
+        | (writer if app.log_path else {})
+        | {
+            f"{units}/{app.name}.service": TreeFile(
+                render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
+            ),
+            f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
+            f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
+        }
+    )
 
 
 def tree(
@@ -264,6 +270,7 @@ def tree(
         "etc/pam.d/other": TreeFile(PAM),
         "nspod/bin/reaper": TreeFile(script("reaper.sh"), 0o755),
         "nspod/bin/report": TreeFile(script("report.py"), 0o755),
+        WRITER.lstrip("/"): TreeFile(script("cri_log.py"), 0o755),  # an app sandbox's apps may need it later
         MOUNT_VOLUMES.lstrip("/"): TreeFile(script("mount_volumes.py"), 0o755),
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),

@@ -9,7 +9,7 @@ import threading
 import grpc
 
 from stage0 import __version__
-from stage0.cri.containers import Containers
+from stage0.cri.observe import Observing  # crilog's: logs, stats, resource updates
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.cri.state import State
 from stage0.cri.status import answering, unimplemented
@@ -20,7 +20,7 @@ CRI_VERSION = "v1"  # the runtime API version kubelet checks
 KUBELET_API = "0.1.0"  # VersionResponse.version: the kubelet runtime API's own version
 
 
-class RuntimeService(Containers, api_pb2_grpc.RuntimeServiceServicer):
+class RuntimeService(Observing, api_pb2_grpc.RuntimeServiceServicer):
     def __init__(self, options: GlobalOptions) -> None:
         self.options = options
         self.state = State(options.dir)
@@ -84,40 +84,3 @@ class RuntimeService(Containers, api_pb2_grpc.RuntimeServiceServicer):
         self, request: api_pb2.PortForwardRequest, context: grpc.ServicerContext
     ) -> api_pb2.PortForwardResponse:
         raise unimplemented("PortForward", "stage0/cri/streaming")
-
-    # crilog's: stage0/cri/logs.py and stats.py
-    @answering
-    def ReopenContainerLog(
-        self, request: api_pb2.ReopenContainerLogRequest, context: grpc.ServicerContext
-    ) -> api_pb2.ReopenContainerLogResponse:
-        raise unimplemented("ReopenContainerLog", "stage0/cri/logs.py")
-
-    @answering
-    def UpdateContainerResources(
-        self, request: api_pb2.UpdateContainerResourcesRequest, context: grpc.ServicerContext
-    ) -> api_pb2.UpdateContainerResourcesResponse:
-        raise unimplemented("UpdateContainerResources", "stage0/cri/stats.py")
-
-    @answering
-    def ContainerStats(
-        self, request: api_pb2.ContainerStatsRequest, context: grpc.ServicerContext
-    ) -> api_pb2.ContainerStatsResponse:
-        raise unimplemented("ContainerStats", "stage0/cri/stats.py")
-
-    @answering
-    def ListContainerStats(
-        self, request: api_pb2.ListContainerStatsRequest, context: grpc.ServicerContext
-    ) -> api_pb2.ListContainerStatsResponse:
-        raise unimplemented("ListContainerStats", "stage0/cri/stats.py")
-
-    @answering
-    def PodSandboxStats(
-        self, request: api_pb2.PodSandboxStatsRequest, context: grpc.ServicerContext
-    ) -> api_pb2.PodSandboxStatsResponse:
-        raise unimplemented("PodSandboxStats", "stage0/cri/stats.py")
-
-    @answering
-    def ListPodSandboxStats(
-        self, request: api_pb2.ListPodSandboxStatsRequest, context: grpc.ServicerContext
-    ) -> api_pb2.ListPodSandboxStatsResponse:
-        raise unimplemented("ListPodSandboxStats", "stage0/cri/stats.py")
