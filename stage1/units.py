@@ -161,7 +161,8 @@ SHUTDOWN_UNIT = section(
 
 def sysctl_unit(spec: PodSpec) -> list[Entry]:
     """The pod's kernel settings (os/unix/sysctl), set before the apps that ask for them start."""
-    settings = dict(s for app in spec.apps for s in app.sysctl)  # stage0 refused differing values
+    # stage0 refused differing values; the pod's own (an app sandbox's) hold for every app
+    settings = dict((*spec.sysctl, *(s for app in spec.apps for s in app.sysctl)))
     return section(
         "Unit", ("Description", "The pod's kernel settings"), ("DefaultDependencies", "no")
     ) + section(
@@ -193,11 +194,13 @@ def userns_mounts(spec: PodSpec) -> dict[str, list[Entry]]:
 
 def pod_target(spec: PodSpec) -> list[Entry]:
     wants = " ".join(f"{a.name}.service" for a in spec.apps)
+    # the pod's own kernel settings are in place before the pod is ready for apps to join
+    pod_wide = " sysctl.service" if spec.sysctl else ""
     return section(
         "Unit",
         ("Description", f"Pod {spec.machine}"),
-        ("Wants", f"{wants} systemd-journald.service dbus.socket"),
-        ("After", wants),
+        ("Wants", f"{wants} systemd-journald.service dbus.socket{pod_wide}"),
+        ("After", f"{wants}{pod_wide}"),
         ("AllowIsolate", "yes"),
     )
 
@@ -279,7 +282,7 @@ def tree(
     for name, text in (("resolv.conf", spec.resolv_conf), ("hosts", spec.hosts)):
         if text is not None:
             files[f"{POD_ETC.lstrip('/')}/{name}"] = TreeFile(text)
-    if any(app.sysctl for app in spec.apps):
+    if spec.sysctl or any(app.sysctl for app in spec.apps):
         files["nspod/bin/sysctl"] = TreeFile(script("sysctl.sh"), 0o755)
         files[f"{units}/sysctl.service"] = TreeFile(render(sysctl_unit(spec)))
     for socket in sockets or []:
