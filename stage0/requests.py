@@ -77,8 +77,8 @@ class AppRequest:
     read_only_rootfs: bool | None = None  # None: the pod manifest's default, writable
     app: App | None = None  # a pod manifest's app, replacing the image's whole (--pod-manifest)
     annotations: tuple[tuple[str, str], ...] = ()  # the app's, in the pod manifest
-    confinement: Confinement | None = None  # an orchestrator's (the CRI's), over the image's isolators
     log_path: str = ""  # a CRI container's log file (absolute host path), besides the journal
+    confinement: Confinement | None = None  # an orchestrator's (the CRI's), over the image's isolators
 
 
 @dataclass(frozen=True, slots=True)

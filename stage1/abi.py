@@ -23,9 +23,9 @@ from typing import Any
 
 # 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
-# images); 6: sandbox (nspod app); 7: idmap (volumes); 8: privileged, capabilities_added,
-# masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's capabilities and sysctl, an
-# app's log_path (the CRI). A stage1 reads specs of every earlier version as well (each only added
+# images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
+# capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
+# capabilities and sysctl. A stage1 reads specs of every earlier version as well (each only added
 # fields with defaults).
 ABI_VERSION = 8
 READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
