@@ -6,10 +6,14 @@ BINDIR ?= /usr/local/bin
 DEV_VENV ?= .venv
 PYTEST_ARGS ?=
 ORACLES ?= /var/cache/nspod-tests/appc
+# critest and crictl of cri-tools v1.26.1 (built offline from the tarball beside the checkout), and
+# the images critest pulls (tests/harness/cri_images.py), both cached per machine
+CRI_SOURCE ?= ../shared/cri
+CRI_TOOLS ?= /var/cache/nspod-tests/cri
 
 # runtime: nspawn, machined, D-Bus, decompressors, the pods' networks (CNI plugins, iptables for
 # their masquerading, nftables for forwarded ports); build: what pystemd compiles against;
-# test: busybox for test images, Go + appc spec source for the actool oracle, groff and man-db for the man
+# test: busybox for test images, Go + appc spec source for the actool oracle (Go for critest too), groff and man-db for the man
 # pages, vagrant (with a provider, libvirt's) to validate vagrant/Vagrantfile.
 # The runtime list is the package's Depends (packaging/debian/control) less the Python libraries,
 # which the venv gets from PyPI, plus what the venv itself needs.
@@ -17,7 +21,7 @@ DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)
 DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
-DEB_TEST := $(DEB_DEMO) groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
+DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
 .PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
 
@@ -35,7 +39,8 @@ SYSCONFDIR ?= /etc
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
 	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer units/nspod-pool.service \
-		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service
+		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service \
+		units/nspod-cri.socket units/nspod-cri.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
 	install -d -m 0755 $(SYSCONFDIR)/nspod/pods
@@ -65,10 +70,12 @@ dev-venv: deb-test
 	$(DEV_VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 # The whole session runs where systemd is PID 1: here on a systemd host, else in a test host.
-# The actool oracle is built first, outside, because the test host has no network.
+# The actool oracle, critest and its images are built first, outside: the test host has no network.
 test: install dev-venv
 	tests/harness/build-appc-oracles.sh $(ORACLES)
-	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) tests/harness/in-testhost.sh \
+	bash $(CRI_SOURCE)/build-cri-tools.sh $(CRI_TOOLS)
+	$(DEV_VENV)/bin/python tests/harness/cri_images.py
+	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) NSPOD_CRI_TOOLS=$(CRI_TOOLS) tests/harness/in-testhost.sh \
 		$(DEV_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	@# on a fresh Debian 12 root (debootstrap, cached): the .deb installed with apt and checked
 	@# (packaging/, tests/harness/fresh-package.sh), then a clean clone's `make demo`

@@ -52,6 +52,7 @@ def test_files_stay_under_400_lines() -> None:
         and p.suffix in (".py", ".sh", ".service", ".timer", "")
         and "golden" not in p.parts
         and "__pycache__" not in p.parts
+        and not p.name.startswith("api_pb2")  # generated: stage0/cri/proto (packaging/gen-cri-proto.sh)
     ]
     long = [f"{p.relative_to(REPO)}: {n}" for p in sources if (n := len(p.read_bytes().splitlines())) > 400]
     assert long == []

@@ -41,6 +41,7 @@ VERBS: dict[str, str] = {
     "trust": "stage0.cli.trust",
     "image": "stage0.cli.image",
     "metadata-service": "stage0.cli.mds",
+    "cri": "stage0.cli.cri",
 }
 _TAKES_VALUE = global_flags_with_values()
 

@@ -1,0 +1,33 @@
+"""``nspod cri``: the Container Runtime Interface (CRI v1) service kubelet talks to
+(stage0/cri/server.py), run by ``nspod-cri.service`` with ``nspod-cri.socket``'s socket, or on a
+socket of its own with ``--listen``."""
+
+from __future__ import annotations
+
+import argparse
+
+from stage0.options import GlobalOptions
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = verbs.add_parser(
+        "cri", help="serve Kubernetes' Container Runtime Interface (CRI v1) on a unix socket"
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="PATH",
+        help="the socket to serve on, without systemd's (default: /run/nspod/cri.sock, or the "
+        "socket nspod-cri.socket passes)",
+    )
+    parser.set_defaults(handler=run_cri)
+
+
+def run_cri(options: GlobalOptions, args: argparse.Namespace) -> int:
+    import logging
+
+    from stage0.cri.server import serve
+
+    logging.basicConfig(
+        level=logging.DEBUG if options.debug else logging.INFO, format="%(name)s: %(message)s"
+    )
+    return serve(options, args.listen)
