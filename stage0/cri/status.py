@@ -51,6 +51,7 @@ CLASS_CODES: dict[str, grpc.StatusCode] = {
     "RegistryError": grpc.StatusCode.UNAVAILABLE,
     "DiskFull": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "SignatureError": grpc.StatusCode.PERMISSION_DENIED,
+    "CosignError": grpc.StatusCode.PERMISSION_DENIED,  # an image a trusted key does not verify
 }
 
 
@@ -91,7 +92,8 @@ def message_of(error: BaseException) -> str:
     if isinstance(error, Error):
         hint = getattr(error, "hint", None)
         text = str(error)
-        return f"{text} (hint: {hint})" if hint and not isinstance(error, Failure) else text
+        useful = hint and hint != Error.hint and not isinstance(error, Failure)  # not "rerun with --debug"
+        return f"{text} (hint: {hint})" if useful else text
     return f"{type(error).__name__}: {error}"
 
 
