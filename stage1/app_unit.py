@@ -202,7 +202,9 @@ def profile(
 SECCOMP_PROTECTION = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs")
 # without them: the pod's own /proc/sys and /sys, read-only as nspawn mounts them, bound over the
 # app's fresh ones, and what ProtectKernelLogs= hides (/dev/kmsg is out of DevicePolicy=closed's list)
-UNFILTERED_BINDS = "/proc/sys:/proc/sys -/proc/sysrq-trigger:/proc/sysrq-trigger /sys:/sys /dev/null:/proc/kmsg"
+UNFILTERED_BINDS = (
+    "/proc/sys:/proc/sys -/proc/sysrq-trigger:/proc/sysrq-trigger /sys:/sys /dev/null:/proc/kmsg"
+)
 
 
 def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, str]]:

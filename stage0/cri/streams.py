@@ -5,6 +5,7 @@ hand out its URLs and run ExecSync. runtime.py mixes ``Streaming`` in."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ from stage0.pods import PodState
 log = logging.getLogger("nspod.cri")
 STREAM_HOST = "127.0.0.1"  # kubelet reaches the runtime's URLs on the node itself (as containerd's default)
 LIVE = ("starting", "running", "stopping")
+START_GRACE = 5.0  # seconds a just-started container may still read "created"
 
 
 class Streams:
