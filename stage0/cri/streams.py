@@ -35,14 +35,15 @@ class Streams:
         if record is None:
             raise not_found("container", container_id)
         pod = backend.find_pod(self.options, record.sandbox_id)
-        running = pod is not None and pod.state() is PodState.RUNNING
-        if (
-            pod is None
-            or not running
-            or backend.app_states(pod).get(record.app, {}).get("state") not in LIVE
-        ):
-            raise Failure(grpc.StatusCode.FAILED_PRECONDITION, f"container {record.id[:13]} is not running")
-        return Container(pod.path, record.app)
+        deadline = time.monotonic() + START_GRACE
+        while pod is not None and pod.state() is PodState.RUNNING:
+            state = backend.app_states(pod).get(record.app, {}).get("state")
+            if state in LIVE:
+                return Container(pod.path, record.app)
+            if state != "created" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # StartContainer answered before the pod's systemd began the unit
+        raise Failure(grpc.StatusCode.FAILED_PRECONDITION, f"container {record.id[:13]} is not running")
 
     def sandbox_netns(self, sandbox_id: str) -> str | None:
         from stage1.run import load
