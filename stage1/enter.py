@@ -61,7 +61,7 @@ def check_command(paths: PodPaths, app: AppSpec, name: str) -> None:
     """Refuse a command the app's root does not hold (its image, or what the app wrote since), with
     a message: systemd would only exit 203. Links are not followed: they point into the app's root."""
     candidates = [name] if "/" in name else [f"{d}/{name}" for d in DEFAULT_PATH.split(":")]
-    for layer in (paths.upper(app.name), app.rootfs):
+    for layer in (paths.upper(app.name), app.rootfs, *app.lower):  # an OCI image's layers too
         if any(os.path.lexists(layer + "/" + c.lstrip("/")) for c in candidates):
             return
     raise Error(

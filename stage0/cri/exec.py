@@ -30,6 +30,7 @@ class ExecTimeout(Error):
     """ExecSync's command outlived its timeout and was killed (gRPC DEADLINE_EXCEEDED)."""
 
     hint = "give the command a longer timeout, or make it end sooner"
+    kind = "deadline-exceeded"
 
 
 class Process:

@@ -1,6 +1,6 @@
 """The CRI RuntimeService: sandboxes (sandboxes.py) and containers (containers.py), the runtime's
 own calls here, and the calls other parts own — streaming (cristream: stage0/cri/streaming/,
-exec.py), logs and stats (crilog: logs.py, stats.py) — answering UNIMPLEMENTED until they land."""
+exec.py, streams.py), logs and stats (crilog: logs.py, stats.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from stage0 import __version__
 from stage0.cri.observe import Observing  # crilog's: logs, stats, resource updates
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.cri.state import State
-from stage0.cri.status import answering, unimplemented
+from stage0.cri.status import answering
+from stage0.cri.streams import Streaming  # cristream's: exec, attach, port-forward
 from stage0.options import GlobalOptions
 
 RUNTIME_NAME = "nspod"
@@ -20,7 +21,7 @@ CRI_VERSION = "v1"  # the runtime API version kubelet checks
 KUBELET_API = "0.1.0"  # VersionResponse.version: the kubelet runtime API's own version
 
 
-class RuntimeService(Observing, api_pb2_grpc.RuntimeServiceServicer):
+class RuntimeService(Observing, Streaming, api_pb2_grpc.RuntimeServiceServicer):
     def __init__(self, options: GlobalOptions) -> None:
         self.options = options
         self.state = State(options.dir)
@@ -29,10 +30,12 @@ class RuntimeService(Observing, api_pb2_grpc.RuntimeServiceServicer):
         self._guard = threading.Lock()
 
     def started(self) -> None:
-        """The server listens (the streaming server starts here)."""
+        """The server listens: the streaming server starts."""
+        self.start_streaming()
 
     def stopped(self) -> None:
         """The server stopped answering."""
+        self.stop_streaming()
 
     @answering
     def Version(
@@ -61,26 +64,3 @@ class RuntimeService(Observing, api_pb2_grpc.RuntimeServiceServicer):
     ) -> api_pb2.UpdateRuntimeConfigResponse:
         # the pod CIDR: nspod's pods take their addresses from the CNI config kubelet shares
         return api_pb2.UpdateRuntimeConfigResponse()
-
-    # cristream's: stage0/cri/streaming (StreamingServer) and stage0/cri/exec.py (exec_sync)
-    @answering
-    def ExecSync(
-        self, request: api_pb2.ExecSyncRequest, context: grpc.ServicerContext
-    ) -> api_pb2.ExecSyncResponse:
-        raise unimplemented("ExecSync", "stage0/cri/exec.py")
-
-    @answering
-    def Exec(self, request: api_pb2.ExecRequest, context: grpc.ServicerContext) -> api_pb2.ExecResponse:
-        raise unimplemented("Exec", "stage0/cri/streaming")
-
-    @answering
-    def Attach(
-        self, request: api_pb2.AttachRequest, context: grpc.ServicerContext
-    ) -> api_pb2.AttachResponse:
-        raise unimplemented("Attach", "stage0/cri/streaming")
-
-    @answering
-    def PortForward(
-        self, request: api_pb2.PortForwardRequest, context: grpc.ServicerContext
-    ) -> api_pb2.PortForwardResponse:
-        raise unimplemented("PortForward", "stage0/cri/streaming")

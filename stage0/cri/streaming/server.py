@@ -69,11 +69,17 @@ class _ExecLike(Protocol):  # the CRI's ExecRequest message, or ours
     def stderr(self) -> bool: ...
 
 
+class InvalidRequest(Error):
+    kind = "invalid-argument"  # gRPC INVALID_ARGUMENT (stage0/cri/status.py)
+
+
 def _check(request: _ExecLike) -> None:
     if not (request.stdin or request.stdout or request.stderr):
-        raise Error("one of stdin, stdout or stderr must be set", hint="ask for at least one stream")
+        raise InvalidRequest(
+            "one of stdin, stdout or stderr must be set", hint="ask for at least one stream"
+        )
     if request.tty and request.stderr:
-        raise Error(
+        raise InvalidRequest(
             "tty and stderr cannot both be set", hint="a terminal has one output: leave stderr unset"
         )
 
@@ -124,7 +130,7 @@ class StreamingServer:
         """The URL of an Exec; raises Error (invalid argument) for a request no client can use."""
         _check(req)
         if not req.cmd:
-            raise Error("exec needs a command", hint="give the command and its arguments")
+            raise InvalidRequest("exec needs a command", hint="give the command and its arguments")
         request = ExecRequest(req.container_id, tuple(req.cmd), req.tty, req.stdin, req.stdout, req.stderr)
         return self._url("exec", request)
 
