@@ -58,6 +58,7 @@ class ErrorKind(enum.StrEnum):
     FAILED_PRECONDITION = "failed-precondition"  # not in a state that allows it (a running pod…)
     UNAVAILABLE = "unavailable"  # the host or a server failed or was not reachable; may pass
     PERMISSION_DENIED = "permission-denied"  # not allowed: an unverified signature, no rights
+    DEADLINE_EXCEEDED = "deadline-exceeded"  # it did not end within the time it was given
     INTERNAL = "internal"  # nspod's own failure (damage, a bug)
 
 

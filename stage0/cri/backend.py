@@ -17,7 +17,7 @@ import subprocess
 import sys
 from typing import Any
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import Pod, PodNotFound, Pods, PodState
 from stage0.pods.requests import AppRequest, PodRequest
@@ -28,6 +28,7 @@ STAGE1_TIMEOUT = 300.0  # seconds: a stuck stage1 must not hold a server thread 
 
 
 class Stage1Failed(Error):
+    kind = ErrorKind.UNAVAILABLE
     hint = "see 'journalctl -u nspod-cri' and the pod's journal"
 
 

@@ -19,7 +19,7 @@ import subprocess
 import termios
 import threading
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 SETSID = "/usr/bin/setsid"
 SYSTEMCTL = "/usr/bin/systemctl"
@@ -30,7 +30,7 @@ class ExecTimeout(Error):
     """ExecSync's command outlived its timeout and was killed (gRPC DEADLINE_EXCEEDED)."""
 
     hint = "give the command a longer timeout, or make it end sooner"
-    kind = "deadline-exceeded"
+    kind = ErrorKind.DEADLINE_EXCEEDED
 
 
 class Process:

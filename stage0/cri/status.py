@@ -2,65 +2,47 @@
 
 Every RPC handler runs under :func:`answering`; an expected failure (an ``Error`` of nspod's)
 becomes its status code and its one-line message (with the hint), anything else INTERNAL with
-the exception's type and text — never UNKNOWN with a traceback. Errors that carry a ``kind``
-(the domain API's ``ErrorKind``) are mapped by it; older classes by their type.
+the exception's type and text — never UNKNOWN with a traceback. nspod's errors are mapped by
+their kind (the domain's ``ErrorKind``), never by class.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind, kind_of
 
 log = logging.getLogger("nspod.cri")
 
-# the domain API's ErrorKind values (stage0/errors.py) → gRPC
-KIND_CODES: dict[str, grpc.StatusCode] = {
-    "not-found": grpc.StatusCode.NOT_FOUND,
-    "conflict": grpc.StatusCode.ALREADY_EXISTS,
-    "invalid-argument": grpc.StatusCode.INVALID_ARGUMENT,
-    "failed-precondition": grpc.StatusCode.FAILED_PRECONDITION,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-    "permission-denied": grpc.StatusCode.PERMISSION_DENIED,
-    "internal": grpc.StatusCode.INTERNAL,
-    "deadline-exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
+# the one table from the domain's ErrorKind (stage0/errors.py) to gRPC
+KIND_CODES: Mapping[ErrorKind, grpc.StatusCode] = {
+    ErrorKind.USAGE: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
 }
-
-# classes that predate kinds, by name (importing each would load half of stage0 at start-up)
-CLASS_CODES: dict[str, grpc.StatusCode] = {
-    "UsageError": grpc.StatusCode.INVALID_ARGUMENT,
-    "SchemaError": grpc.StatusCode.INVALID_ARGUMENT,
-    "InputError": grpc.StatusCode.INVALID_ARGUMENT,
-    "RenderError": grpc.StatusCode.INVALID_ARGUMENT,
-    "PrepareError": grpc.StatusCode.INVALID_ARGUMENT,
-    "PodNotFound": grpc.StatusCode.NOT_FOUND,
-    "ImageNotFound": grpc.StatusCode.NOT_FOUND,
-    "NotFound": grpc.StatusCode.NOT_FOUND,
-    "UnitNotFound": grpc.StatusCode.NOT_FOUND,
-    "AmbiguousImage": grpc.StatusCode.INVALID_ARGUMENT,
-    "UnitExists": grpc.StatusCode.ALREADY_EXISTS,
-    "AccessError": grpc.StatusCode.PERMISSION_DENIED,
-    "AccessDenied": grpc.StatusCode.PERMISSION_DENIED,
-    "BusUnavailable": grpc.StatusCode.UNAVAILABLE,
-    "FetchError": grpc.StatusCode.UNAVAILABLE,
-    "RegistryError": grpc.StatusCode.UNAVAILABLE,
-    "DiskFull": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "SignatureError": grpc.StatusCode.PERMISSION_DENIED,
-    "CosignError": grpc.StatusCode.PERMISSION_DENIED,  # an image a trusted key does not verify
-}
+_KINDS = {code: kind for kind, code in reversed(list(KIND_CODES.items()))}
 
 
 class Failure(Error):
     """A failure the CRI layer itself finds, with its status code (a bad request, a missing ID)."""
 
+    kind = ErrorKind.INTERNAL
+
     def __init__(self, code: grpc.StatusCode, message: str, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+        self.kind = _KINDS.get(code, ErrorKind.INTERNAL)  # UNIMPLEMENTED and the like: internal
 
 
 def not_found(what: str, ident: str) -> Failure:
@@ -72,15 +54,13 @@ def invalid(message: str) -> Failure:
 
 
 def code_of(error: BaseException) -> grpc.StatusCode:
-    """The status code for ``error``: its own, its kind's, its class's (or a base's), else INTERNAL."""
+    """The status code for ``error``: its own (a CRI-layer failure), else its kind's; a Python
+    error that is not nspod's: NOT_FOUND for a missing file, DEADLINE_EXCEEDED for a timeout,
+    else INTERNAL."""
     if isinstance(error, Failure):
         return error.code
-    kind = getattr(error, "kind", None)
-    if kind is not None and str(kind) in KIND_CODES:
-        return KIND_CODES[str(kind)]
-    for cls in type(error).__mro__:
-        if cls.__name__ in CLASS_CODES:
-            return CLASS_CODES[cls.__name__]
+    if isinstance(error, Error):
+        return KIND_CODES[kind_of(error)]
     if isinstance(error, FileNotFoundError):
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, TimeoutError):
