@@ -122,12 +122,12 @@ def find(options: GlobalOptions, pod_id: str) -> Pod:
     return Pods(options.dir).find(pod_id)
 
 
-def pod_status(options: GlobalOptions, pod_id: str) -> PodView:
-    """One pod, with its host unit's main PID while it runs."""
+def pod_status(options: GlobalOptions, pod_id: str, *, with_pid: bool = True) -> PodView:
+    """One pod, with its host unit's main PID while it runs (asked of systemd: ``with_pid``)."""
     pod = find(options, pod_id)
     try:
         state = pod.state()
-        pid = _unit_state(pod)[1] if state is PodState.RUNNING else 0
+        pid = _unit_state(pod)[1] if with_pid and state is PodState.RUNNING else 0
         return pod_view(pod, pid=pid or None)
     except FileNotFoundError:  # gc or rm removed it while we read it
         raise PodNotFound(f"pod {pod_id} was removed meanwhile") from None

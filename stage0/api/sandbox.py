@@ -5,15 +5,19 @@ code; the CLI exits with that code."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 
 from stage0 import context
 from stage0.api.pods import find, prepare, relaxing
-from stage0.api.views import AppView, PodView, pod_view
-from stage0.errors import Error, ErrorKind
+from stage0.api.views import AppView, PodView, pod_apps, pod_view, recorded_app
+from stage0.errors import Error, ErrorKind, NotFoundError
 from stage0.host.executor import app_states, call_stage1
+from stage0.host.mounts import detach_below
 from stage0.images.fetch.policy import QUIET, PullPolicy, Report
 from stage0.options import GlobalOptions
+from stage0.pods.dirs import Pod, PodState
 from stage0.pods.requests import AppRequest, PodRequest
 from stage0.pods.sandbox import (
     changing,
@@ -24,6 +28,7 @@ from stage0.pods.sandbox import (
     save_settings,
     written,
 )
+from stage1.abi import APP_ROOT, PodPaths, VolumeSpec
 
 
 class Stage1Failed(Error):
@@ -61,26 +66,38 @@ def add_app(
     app: AppRequest,
     *,
     pull_policy: str = "new",
+    volumes: tuple[VolumeSpec, ...] = (),
     report: Report = QUIET,
 ) -> str:
     """Fetch, plan (as ``run`` plans an app) and mount the app into the running sandbox; its name.
-    A failure leaves no half-added app: its files are taken out again."""
+    ``volumes``: pod volumes the app brings (a CRI container's host paths). A failure leaves no
+    half-added app: what stage1 began is undone and the app's files are taken out again."""
     pod = find(options, pod_id)
     with changing(pod):
         spec = sandbox_spec(pod)
         with context.open_store(options) as store:
             fetcher = context.fetcher(options, store, PullPolicy(pull_policy), report)
-            name, files = plan_app(pod, spec, app, fetcher)
+            name, files = plan_app(pod, spec, app, fetcher, volumes=volumes)
         with written(files):
             try:
                 code = call_stage1(options, "app", pod.path, "add", "--app", name)
+                if code != 0:
+                    raise Stage1Failed(f"adding app {name}", code)
             except BaseException:
+                _undo_add(options, pod, name)
                 remove_app_files(pod, name)
                 raise
-            if code != 0:
-                remove_app_files(pod, name)
-                raise Stage1Failed(f"adding app {name}", code)
     return name
+
+
+def _undo_add(options: GlobalOptions, pod: Pod, name: str) -> None:
+    """What a failed (or killed) ``app add`` of stage1 may have left: the app's root and units in
+    the pod (while the pod's files still name the app), and any mount of it on the host."""
+    with contextlib.suppress(Error):
+        call_stage1(options, "app", pod.path, "rm", "--app", name)
+    paths = PodPaths(pod.path)
+    detach_below(os.path.join(paths.layers(name), "root"))
+    detach_below(os.path.join(paths.stage1, APP_ROOT.format(app=name).lstrip("/")))
 
 
 def start_app(options: GlobalOptions, pod_id: str, app: str) -> None:
@@ -115,8 +132,14 @@ def remove_app(options: GlobalOptions, pod_id: str, app: str) -> None:
 
 
 def app_views(options: GlobalOptions, pod_id: str, app: str | None = None) -> list[AppView]:
-    """The sandbox's apps (or the one named) as the pod's systemd and their reapers say."""
+    """The sandbox's apps (or the one named) as the pod's systemd and their reapers say; once the
+    pod ended, as the reapers recorded (exited, or still created if it never started)."""
     pod = find(options, pod_id)
+    if pod.state() in (PodState.EXITED, PodState.EXITED_GARBAGE):
+        names = [a.name for a in pod_apps(pod)]
+        if app is not None and app not in names:
+            raise NotFoundError(f"pod {pod.uuid} has no app {app!r}", hint=f"apps: {', '.join(names)}")
+        return [recorded_app(pod, name) for name in names if app in (None, name)]
     spec = sandbox_spec(pod)
     if app is not None:
         spec.app(app)

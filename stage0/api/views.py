@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,10 +97,34 @@ class AppView:
             state=AppState(state["state"]),
             exit_code=state.get("exit_code"),
             signal=state.get("signal"),
-            started=state.get("started"),
-            exited=state.get("exited"),
+            started=_seconds(state.get("started")),  # stage1 gives the recorded text
+            exited=_seconds(state.get("exited")),
             pid=state.get("pid"),
         )
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        return float(value) if isinstance(value, str | int | float) else None
+    except ValueError:
+        return None
+
+
+def recorded_app(pod: Pod, name: str) -> AppView:
+    """An app of a pod that ended, from what its reaper recorded: exited with its code once it
+    started (255 when it was killed with its pod, unrecorded), else still created."""
+    status = os.path.join(pod.paths.status, name)
+    code = pod.app_status().get(name)
+    try:
+        with open(status + ".started") as file:
+            started = _seconds(file.read().strip())
+    except OSError:
+        started = None
+    if started is None and code is None:
+        return AppView(name, AppState.CREATED, None, None, None, None, None)
+    exited = os.path.getmtime(status) if code is not None else None
+    signal = pod.app_signals().get(name)
+    return AppView(name, AppState.EXITED, 255 if code is None else code, signal, started, exited, None)
 
 
 @dataclass(frozen=True, slots=True)

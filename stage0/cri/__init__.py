@@ -1,5 +1,5 @@
 """The CRI v1 front end (``nspod cri``): a thin translation of Kubernetes' Container Runtime
-Interface (server.py) over nspod's own operations (backend.py)."""
+Interface (server.py) over the domain API (stage0/api)."""
 
 import os
 

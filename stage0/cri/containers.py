@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
 
 import grpc
 from google.protobuf import json_format
 
-from stage0.cri import backend, logs, translate
+from stage0.api.pods import list_pods
+from stage0.api.sandbox import add_app, remove_app, start_app, stop_app
+from stage0.api.views import AppState, AppView, PodView
+from stage0.cri import logs, translate
+from stage0.cri.lookup import app_image, app_state, find_view, live_apps, running
 from stage0.cri.proto import api_pb2
 from stage0.cri.sandboxes import READY, Sandboxes, labels_match
 from stage0.cri.state import ContainerRecord, new_container_id
 from stage0.cri.status import Failure, answering, not_found
-from stage0.pods.dirs import Pod, PodState
 
 CREATED, RUNNING = api_pb2.CONTAINER_CREATED, api_pb2.CONTAINER_RUNNING
 EXITED, UNKNOWN = api_pb2.CONTAINER_EXITED, api_pb2.CONTAINER_UNKNOWN
 STATES = {"created": CREATED, "starting": RUNNING, "running": RUNNING, "stopping": RUNNING, "exited": EXITED}
-STOP_TIMEOUT_DEFAULT = 10  # seconds, when StopContainer says 0 it means: kill at once
 
 
 class Containers(Sandboxes):
@@ -34,9 +35,13 @@ class Containers(Sandboxes):
             raise not_found("container", ident)
         return record
 
-    def live_pod(self, record: ContainerRecord) -> Pod | None:
-        pod = backend.find_pod(self.options, record.sandbox_id)
-        return pod if pod is not None and pod.state() is PodState.RUNNING else None
+    def live_pod(self, record: ContainerRecord) -> PodView | None:
+        pod = find_view(self.options, record.sandbox_id)
+        return pod if running(pod) else None
+
+    def live_state(self, pod: PodView, app: str) -> AppState | None:
+        seen = live_apps(self.options, pod).get(app)
+        return seen.state if seen is not None else None
 
     @answering
     def CreateContainer(
@@ -63,7 +68,7 @@ class Containers(Sandboxes):
                 logs.create_log_file(log_path)
                 app = dataclasses.replace(app, log_path=log_path)
             created = time.time_ns()
-            name = backend.add_app(self.options, pod, app, volumes)
+            name = add_app(self.options, pod.uuid, app, pull_policy="never", volumes=volumes)
             record = ContainerRecord(
                 id=ident,
                 sandbox_id=sandbox.id,
@@ -72,7 +77,7 @@ class Containers(Sandboxes):
                 attempt=meta.attempt,
                 created_ns=created,
                 image=config.image.image,
-                image_ref=backend.app_images(pod).get(name, ""),
+                image_ref=app_image(find_view(self.options, pod.uuid), name),
                 labels=dict(config.labels),
                 annotations=dict(config.annotations),
                 log_path=log_path,
@@ -84,7 +89,7 @@ class Containers(Sandboxes):
             try:
                 self.state.put_container(record)
             except OSError:
-                backend.remove_app(self.options, pod, name)
+                remove_app(self.options, pod.uuid, name)
                 raise
         return api_pb2.CreateContainerResponse(container_id=ident)
 
@@ -98,13 +103,13 @@ class Containers(Sandboxes):
             raise Failure(
                 grpc.StatusCode.FAILED_PRECONDITION, f"the sandbox of container {record.id} is not running"
             )
-        state = backend.app_states(pod).get(record.app, {}).get("state")
-        if state != "created":
+        state = self.live_state(pod, record.app)
+        if state is not AppState.CREATED:
             raise Failure(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"container {record.id} is {state or 'gone'}, not created",
             )
-        backend.start_app(self.options, pod, record.app)
+        start_app(self.options, pod.uuid, record.app)
         return api_pb2.StartContainerResponse()
 
     @answering
@@ -113,11 +118,8 @@ class Containers(Sandboxes):
     ) -> api_pb2.StopContainerResponse:
         record = self.container_record(request.container_id)
         pod = self.live_pod(record)
-        if pod is not None and backend.app_states(pod).get(record.app, {}).get("state") in (
-            "running",
-            "starting",
-        ):
-            backend.stop_app(self.options, pod, record.app, float(request.timeout))
+        if pod is not None and self.live_state(pod, record.app) in (AppState.RUNNING, AppState.STARTING):
+            stop_app(self.options, pod.uuid, record.app, float(request.timeout))  # 0: SIGKILL at once
         return api_pb2.StopContainerResponse()
 
     @answering
@@ -129,9 +131,9 @@ class Containers(Sandboxes):
             return api_pb2.RemoveContainerResponse()
         with self.sandbox_lock(record.sandbox_id):
             pod = self.live_pod(record)
-            if pod is not None:
-                backend.stop_app(self.options, pod, record.app, 0)
-                backend.remove_app(self.options, pod, record.app)
+            if pod is not None and record.app in (app.name for app in pod.apps):
+                stop_app(self.options, pod.uuid, record.app, 0)
+                remove_app(self.options, pod.uuid, record.app)
             self.state.drop_container(record.id)
         return api_pb2.RemoveContainerResponse()
 
@@ -140,21 +142,20 @@ class Containers(Sandboxes):
         self, request: api_pb2.ContainerStatusRequest, context: grpc.ServicerContext
     ) -> api_pb2.ContainerStatusResponse:
         record = self.container_record(request.container_id)
-        pod = backend.find_pod(self.options, record.sandbox_id)
-        seen = app_state(pod, record.app)
-        state = STATES.get(str(seen.get("state")), UNKNOWN)
-        code = seen.get("exit_code")
+        seen = app_state(self.options, find_view(self.options, record.sandbox_id), record.app)
+        state = STATES.get(seen.state, UNKNOWN)
+        code = seen.exit_code
         reason = ""
         if state == EXITED:
-            reason = "Completed" if code == 0 else "OOMKilled" if seen.get("oom") else "Error"
+            reason = "Completed" if code == 0 else "Error"
         status = api_pb2.ContainerStatus(
             id=record.id,
             metadata=api_pb2.ContainerMetadata(name=record.name, attempt=record.attempt),
             state=state,
             created_at=record.created_ns,
-            started_at=_ns(seen.get("started")),
-            finished_at=_ns(seen.get("exited")) if state == EXITED else 0,
-            exit_code=int(code) if isinstance(code, int) else 0,
+            started_at=_ns(seen.started),
+            finished_at=_ns(seen.exited) if state == EXITED else 0,
+            exit_code=code or 0,
             image=api_pb2.ImageSpec(image=record.image),
             image_ref=record.image_ref,
             reason=reason,
@@ -165,7 +166,7 @@ class Containers(Sandboxes):
         )
         info = {}
         if request.verbose:
-            info["info"] = _json({"pid": seen.get("pid"), "app": record.app, "sandboxID": record.sandbox_id})
+            info["info"] = _json({"pid": seen.pid, "app": record.app, "sandboxID": record.sandbox_id})
         return api_pb2.ContainerStatusResponse(status=status, info=info)
 
     @answering
@@ -173,8 +174,8 @@ class Containers(Sandboxes):
         self, request: api_pb2.ListContainersRequest, context: grpc.ServicerContext
     ) -> api_pb2.ListContainersResponse:
         wanted = request.filter if request.HasField("filter") else None
-        pods = backend.all_pods(self.options)
-        states: dict[str, dict[str, dict[str, Any]]] = {}
+        pods = {pod.uuid: pod for pod in list_pods(self.options)}
+        states: dict[str, dict[str, AppView]] = {}
         containers = []
         for record in self.state.containers():
             if wanted and wanted.id and not record.id.startswith(wanted.id):
@@ -184,11 +185,11 @@ class Containers(Sandboxes):
             if wanted and not labels_match(record.labels, wanted.label_selector):
                 continue
             if record.sandbox_id not in states:
-                states[record.sandbox_id] = pod_app_states(pods.get(record.sandbox_id))
+                states[record.sandbox_id] = live_apps(self.options, pods.get(record.sandbox_id))
             seen = states[record.sandbox_id].get(record.app) or app_state(
-                pods.get(record.sandbox_id), record.app
+                self.options, pods.get(record.sandbox_id), record.app
             )
-            state = STATES.get(str(seen.get("state")), UNKNOWN)
+            state = STATES.get(seen.state, UNKNOWN)
             if wanted and wanted.HasField("state") and wanted.state.state != state:
                 continue
             containers.append(
@@ -207,22 +208,8 @@ class Containers(Sandboxes):
         return api_pb2.ListContainersResponse(containers=containers)
 
 
-def pod_app_states(pod: Pod | None) -> dict[str, dict[str, Any]]:
-    return backend.app_states(pod) if pod is not None else {}
-
-
-def app_state(pod: Pod | None, app: str) -> dict[str, Any]:
-    """The app's state: from the running pod, else from what its reaper recorded (an ended
-    sandbox's apps have all exited; one that never started is still 'created')."""
-    if pod is not None and pod.state() is PodState.RUNNING:
-        live = backend.app_states(pod).get(app)
-        if live is not None:
-            return live
-    return backend.recorded_app_state(pod, app)
-
-
-def _ns(seconds: object) -> int:
-    return int(float(seconds) * 1e9) if isinstance(seconds, int | float) else 0
+def _ns(seconds: float | None) -> int:
+    return int(seconds * 1e9) if seconds is not None else 0
 
 
 def _json(value: object) -> str:

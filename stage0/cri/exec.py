@@ -15,14 +15,14 @@ import os
 import pty
 import secrets
 import struct
-import subprocess
 import termios
 import threading
 
-from stage0.errors import Error, ErrorKind
+from stage0.errors import Error, ErrorKind, InvalidArgumentError
+from stage0.host.executor import enter_command, kill_unit
+from stage0.host.runner import DEVNULL, PIPE, Timeout, spawn
 
 SETSID = "/usr/bin/setsid"
-SYSTEMCTL = "/usr/bin/systemctl"
 OUTPUT_MAX = 16 << 20  # what ExecSync keeps of each stream (kubelet's own cap is 16 MiB)
 
 
@@ -49,10 +49,8 @@ class Process:
         stdout: bool = True,
         stderr: bool = True,
     ) -> None:
-        from stage1.run import enter_command  # stage1's enter path, as 'nspod enter' runs it
-
         if not cmd:
-            raise Error("exec needs a command", hint="give the command and its arguments")
+            raise InvalidArgumentError("exec needs a command", hint="give the command and its arguments")
         self.unit = f"nspod-exec-{secrets.token_hex(8)}.service"
         argv, self.machine = enter_command(pod_dir, app, cmd, tty=tty, term="xterm", unit=self.unit)
         self.tty = tty
@@ -66,7 +64,7 @@ class Process:
             try:
                 # a session of its own with the pty as its controlling terminal: a resize reaches
                 # systemd-run as SIGWINCH, which passes it on to the pod's pty
-                self.popen = subprocess.Popen(
+                self.popen = spawn(
                     [SETSID, "--ctty", "--wait", *argv], stdin=slave, stdout=slave, stderr=slave
                 )
             except BaseException:
@@ -79,9 +77,9 @@ class Process:
             return
 
         def pipe(wanted: bool) -> int:
-            return subprocess.PIPE if wanted else subprocess.DEVNULL
+            return PIPE if wanted else DEVNULL
 
-        self.popen = subprocess.Popen(argv, stdin=pipe(stdin), stdout=pipe(stdout), stderr=pipe(stderr))
+        self.popen = spawn(argv, stdin=pipe(stdin), stdout=pipe(stdout), stderr=pipe(stderr))
         self.stdin = self.popen.stdin.fileno() if self.popen.stdin else None
         self.stdout = self.popen.stdout.fileno() if self.popen.stdout else None
         self.stderr = self.popen.stderr.fileno() if self.popen.stderr else None
@@ -103,16 +101,10 @@ class Process:
 
     def kill(self) -> None:
         """Ends the command inside the pod (its unit, every process in it), then systemd-run."""
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                [SYSTEMCTL, f"--machine={self.machine}", "kill", "--signal=SIGKILL", self.unit],
-                capture_output=True,
-                timeout=15,
-                check=False,
-            )
+        kill_unit(self.machine, self.unit)
         try:
             self.popen.wait(10)
-        except subprocess.TimeoutExpired:
+        except Timeout:
             self.popen.kill()
             self.popen.wait()
 
@@ -149,7 +141,7 @@ def exec_sync(pod_dir: str, app: str, cmd: list[str], timeout: float) -> tuple[b
     try:
         try:
             code = process.wait(timeout if timeout > 0 else None)
-        except subprocess.TimeoutExpired:
+        except Timeout:
             process.kill()
             raise ExecTimeout(f"command {' '.join(cmd)!r} timed out after {timeout:g} s") from None
         for reader in readers:

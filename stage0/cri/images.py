@@ -29,10 +29,10 @@ import grpc
 from stage0.cri.image_catalog import Catalog, CriImage, normalize
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.cri.status import answering
-from stage0.errors import Error, UsageError
+from stage0.errors import InternalError, InvalidArgumentError, UsageError
 from stage0.images.fetch.auth import Credentials
-from stage0.options import GlobalOptions
 from stage0.images.store.store import Store
+from stage0.options import GlobalOptions
 
 log = logging.getLogger("nspod.cri.images")
 FS_INFO_TTL = 10.0  # seconds a measure of the store's disk use is served again (kubelet polls it)
@@ -54,9 +54,13 @@ def pull_settings(options: GlobalOptions) -> PullSettings:
         except FileNotFoundError:
             continue
         except (tomllib.TOMLDecodeError, AttributeError) as error:
-            raise Error(f"{path}: {error}", hint="[cri] require-signatures = true|false") from None
+            raise InvalidArgumentError(
+                f"{path}: {error}", hint="[cri] require-signatures = true|false"
+            ) from None
         if not isinstance(value, bool):
-            raise Error(f"{path}: [cri] require-signatures is not true or false", hint="write true or false")
+            raise InvalidArgumentError(
+                f"{path}: [cri] require-signatures is not true or false", hint="write true or false"
+            )
         required = value
     return PullSettings(require_signatures=required)
 
@@ -184,7 +188,7 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
                 fetcher.http.close()
             view = Catalog(store, self._configs).view(row.id)
             if view is None:
-                raise Error(f"{ref.canonical()} was pulled but is not an OCI image in the store")
+                raise InternalError(f"{ref.canonical()} was pulled but is not an OCI image in the store")
             log.info("pulled %s: %s", ref.canonical(), view.id)
             return api_pb2.PullImageResponse(image_ref=view.id)
 

@@ -18,21 +18,21 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from stage1.abi import Error
+from stage0.errors import Error, ErrorKind, UnavailableError
 
 MODE = 0o640  # root's, readable by group adm-like log readers only (containerd's mode)
 DIR_MODE = 0o755
 
 
 class LogPathError(Error):
-    kind = "invalid-argument"  # the domain API's ErrorKind (stage0/cri/status.py KIND_CODES)
+    kind = ErrorKind.INVALID_ARGUMENT
     hint = "log_path is relative to the pod sandbox's log_directory and stays inside it"
 
 
 class NotRunning(Error):
     """ReopenContainerLog of a container that is not running."""
 
-    kind = "failed-precondition"
+    kind = ErrorKind.FAILED_PRECONDITION
 
     hint = "only a running container's log can be reopened"
 
@@ -60,7 +60,7 @@ def create_log_file(path: str) -> None:
     try:
         fd = os.open(path, flags, MODE)
     except OSError as error:
-        raise Error(
+        raise UnavailableError(
             f"cannot create the container log file {path}: {error.strerror}",
             hint="check that the log directory exists and is writable by root",
         ) from None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import grpc
 
-from stage0.cri import backend, logs, resources, stats
+from stage0.api.views import AppState
+from stage0.cri import logs, resources, stats
 from stage0.cri.containers import Containers
+from stage0.cri.lookup import find_view
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import ContainerRecord, SandboxRecord
 from stage0.cri.status import Failure, answering
@@ -18,10 +20,7 @@ from stage0.cri.status import Failure, answering
 class Observing(Containers):
     def _running(self, record: ContainerRecord) -> bool:
         pod = self.live_pod(record)
-        return pod is not None and backend.app_states(pod).get(record.app, {}).get("state") in (
-            "running",
-            "starting",
-        )
+        return pod is not None and self.live_state(pod, record.app) in (AppState.RUNNING, AppState.STARTING)
 
     @answering
     def ReopenContainerLog(
@@ -58,7 +57,7 @@ class Observing(Containers):
                 annotations=record.annotations,
             )
         )
-        pod = backend.find_pod(self.options, record.sandbox_id)
+        pod = find_view(self.options, record.sandbox_id)
         if pod is not None:
             stats.fill_container(message, stats.container_stats(pod.path, record.app))
         return message

@@ -16,13 +16,14 @@ from typing import Any
 
 from stage0.cri import cgroups
 from stage0.cri.stats import pod_group
+from stage0.errors import Error, ErrorKind
 from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
-from stage1.abi import Error, PodPaths
+from stage1.abi import PodPaths
 
 
 class UpdateError(Error):
-    kind = "failed-precondition"
+    kind = ErrorKind.FAILED_PRECONDITION
     hint = "only a running container's resources can be updated; see ContainerStatus"
 
 

@@ -14,12 +14,16 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from stage0.cri import backend, translate
+from stage0.api.pods import find, list_pods, remove_dir, stop
+from stage0.api.sandbox import create_sandbox
+from stage0.api.views import PodView
+from stage0.cri import translate
+from stage0.cri.lookup import find_view, running
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import SandboxRecord, State
 from stage0.cri.status import Failure, answering, not_found
+from stage0.errors import UnavailableError
 from stage0.options import GlobalOptions
-from stage0.pods.dirs import Pod, PodState
 
 READY, NOTREADY = api_pb2.SANDBOX_READY, api_pb2.SANDBOX_NOTREADY
 
@@ -41,12 +45,11 @@ class Sandboxes:
             raise not_found("pod sandbox", ident)
         return record
 
-    def pod_of(self, record: SandboxRecord) -> Pod | None:
-        return backend.find_pod(self.options, record.id)
+    def pod_of(self, record: SandboxRecord) -> PodView | None:
+        return find_view(self.options, record.id)
 
-    def sandbox_state(self, record: SandboxRecord, pod: Pod | None) -> api_pb2.PodSandboxState:
-        running = pod is not None and pod.state() is PodState.RUNNING
-        return READY if running and not record.stopped else NOTREADY
+    def sandbox_state(self, record: SandboxRecord, pod: PodView | None) -> api_pb2.PodSandboxState:
+        return READY if running(pod) and not record.stopped else NOTREADY
 
     @answering
     def RunPodSandbox(
@@ -61,7 +64,7 @@ class Sandboxes:
                 f"pod sandbox {meta.namespace}/{meta.name} (attempt {meta.attempt}) exists",
             )
         created = time.time_ns()
-        pod = backend.run_sandbox(self.options, pod_request)
+        pod = create_sandbox(self.options, pod_request, pull_policy="never")
         self.state.put_sandbox(
             SandboxRecord(
                 id=pod.uuid,
@@ -91,8 +94,8 @@ class Sandboxes:
             return api_pb2.StopPodSandboxResponse()
         with self.sandbox_lock(record.id):
             pod = self.pod_of(record)
-            if pod is not None:
-                backend.stop_sandbox(self.options, pod)
+            if running(pod):
+                stop_pod(self.options, record.id)
             self.state.mark_stopped(record.id)
         return api_pb2.StopPodSandboxResponse()
 
@@ -106,7 +109,9 @@ class Sandboxes:
         with self.sandbox_lock(record.id):
             pod = self.pod_of(record)
             if pod is not None:
-                backend.remove_sandbox(self.options, pod)
+                if running(pod):
+                    stop_pod(self.options, record.id, force=True)
+                remove_dir(self.options, find(self.options, record.id))
             for container in self.state.containers(record.id):
                 self.state.drop_container(container.id)
             self.state.drop_sandbox(record.id)
@@ -122,7 +127,7 @@ class Sandboxes:
         info = {}
         if request.verbose:
             info["info"] = _json(
-                {"pod_dir": pod.path if pod else None, "machine": pod.machine() if pod else None}
+                {"pod_dir": pod.path if pod else None, "machine": pod.machine if pod else None}
             )
         return api_pb2.PodSandboxStatusResponse(status=status, info=info)
 
@@ -131,7 +136,7 @@ class Sandboxes:
         self, request: api_pb2.ListPodSandboxRequest, context: grpc.ServicerContext
     ) -> api_pb2.ListPodSandboxResponse:
         wanted = request.filter if request.HasField("filter") else None
-        pods = backend.all_pods(self.options)
+        pods = {pod.uuid: pod for pod in list_pods(self.options)}
         items = []
         for record in self.state.sandboxes():
             if wanted and wanted.id and not record.id.startswith(wanted.id):
@@ -155,6 +160,13 @@ class Sandboxes:
         return api_pb2.ListPodSandboxResponse(items=items)
 
 
+def stop_pod(options: GlobalOptions, ident: str, *, force: bool = False) -> None:
+    if not stop(options, find(options, ident), force=force):
+        raise UnavailableError(
+            f"stopping pod {ident} failed", hint="see 'journalctl -u nspod-cri' and the pod's journal"
+        )
+
+
 def metadata(record: SandboxRecord) -> api_pb2.PodSandboxMetadata:
     return api_pb2.PodSandboxMetadata(
         name=record.name, uid=record.uid, namespace=record.namespace, attempt=record.attempt
@@ -162,9 +174,9 @@ def metadata(record: SandboxRecord) -> api_pb2.PodSandboxMetadata:
 
 
 def sandbox_status(
-    record: SandboxRecord, state: api_pb2.PodSandboxState, pod: Pod | None
+    record: SandboxRecord, state: api_pb2.PodSandboxState, pod: PodView | None
 ) -> api_pb2.PodSandboxStatus:
-    addresses = [] if record.host_network or pod is None or state != READY else backend.pod_addresses(pod)
+    addresses = () if record.host_network or pod is None or state != READY else pod.addresses()
     network = api_pb2.PodSandboxNetworkStatus(
         ip=addresses[0] if addresses else "",
         additional_ips=[api_pb2.PodIP(ip=a) for a in addresses[1:]],

@@ -29,10 +29,10 @@ from typing import Any
 
 import grpc
 
-from stage0.pods.confinement import sysctl_problem
 from stage0.cri.proto import api_pb2
 from stage0.cri.seccomp_profile import profile_filter
 from stage0.cri.status import Failure, invalid
+from stage0.pods.confinement import sysctl_problem
 from stage0.pods.requests import AppRequest, Confinement, PodRequest, parse_isolator_flag
 from stage0.schema.isolators import Isolator
 

@@ -11,12 +11,15 @@ restarted service answers with every sandbox and container it had.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
 import selectors
+import shlex
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +28,7 @@ from typing import Any
 import grpc
 
 from stage0.cri.proto import api_pb2, api_pb2_grpc
-from stage0.errors import Error
+from stage0.errors import UnavailableError
 from stage0.host.notify import notify
 from stage0.options import GlobalOptions
 
@@ -50,10 +53,20 @@ def activated() -> socket.socket | None:
     return sock
 
 
+def own_stage1(options: GlobalOptions) -> GlobalOptions:
+    """The options with stage1 run as a program of its own (unless one is named already): the
+    built-in stage1 runs in its caller's process, and its entry points were written for a process
+    of their own (signal handlers, stdout, the main thread), not for this threaded server."""
+    if options.stage1:
+        return options
+    return dataclasses.replace(options, stage1=shlex.join([sys.executable, "-m", "stage1"]))
+
+
 def build(options: GlobalOptions) -> tuple[grpc.Server, Any]:
     """The gRPC server with both services (its state read back from disk), not yet listening."""
     from stage0.cri.runtime import RuntimeService
 
+    options = own_stage1(options)
     runtime = RuntimeService(options)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cri"),
@@ -110,7 +123,7 @@ def bind(server: grpc.Server, path: str) -> None:
     finally:
         os.umask(old)
     if not port:
-        raise Error(f"cannot listen on {path}", hint="is another 'nspod cri' serving there?")
+        raise UnavailableError(f"cannot listen on {path}", hint="is another 'nspod cri' serving there?")
 
 
 def serve(options: GlobalOptions, listen: str | None) -> int:

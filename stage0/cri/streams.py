@@ -10,17 +10,17 @@ from typing import Any
 
 import grpc
 
-from stage0.cri import backend
+from stage0.api.views import AppState
+from stage0.cri.lookup import LIVE, find_view, live_apps, running
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import State
 from stage0.cri.status import Failure, answering, not_found
 from stage0.cri.streaming import AttachIO, Container, StreamingServer
+from stage0.host.executor import machine_leader
 from stage0.options import GlobalOptions
-from stage0.pods.dirs import PodState
 
 log = logging.getLogger("nspod.cri")
 STREAM_HOST = "127.0.0.1"  # kubelet reaches the runtime's URLs on the node itself (as containerd's default)
-LIVE = ("starting", "running", "stopping")
 START_GRACE = 5.0  # seconds a just-started container may still read "created"
 
 
@@ -34,32 +34,27 @@ class Streams:
         record = self.state.container(container_id)
         if record is None:
             raise not_found("container", container_id)
-        pod = backend.find_pod(self.options, record.sandbox_id)
         deadline = time.monotonic() + START_GRACE
-        while pod is not None and pod.state() is PodState.RUNNING:
-            state = backend.app_states(pod).get(record.app, {}).get("state")
-            if state in LIVE:
+        while running(pod := find_view(self.options, record.sandbox_id)) and pod is not None:
+            seen = live_apps(self.options, pod).get(record.app)
+            if seen is not None and seen.state in LIVE:
                 return Container(pod.path, record.app)
-            if state != "created" or time.monotonic() > deadline:
+            if seen is None or seen.state is not AppState.CREATED or time.monotonic() > deadline:
                 break
             time.sleep(0.1)  # StartContainer answered before the pod's systemd began the unit
         raise Failure(grpc.StatusCode.FAILED_PRECONDITION, f"container {record.id[:13]} is not running")
 
     def sandbox_netns(self, sandbox_id: str) -> str | None:
-        from stage1.run import load
-        from stage1.systemd import Systemd
-
         record = self.state.sandbox(sandbox_id)
         if record is None:
             raise not_found("sandbox", sandbox_id)
         if record.host_network:
             return None
-        pod = backend.find_pod(self.options, record.id)
-        if pod is None or pod.state() is not PodState.RUNNING:
+        pod = find_view(self.options, record.id)
+        if pod is None or not running(pod) or not pod.machine:
             raise Failure(grpc.StatusCode.FAILED_PRECONDITION, f"sandbox {record.id} is not running")
-        with Systemd() as systemd:  # the pod's systemd lives in the pod's network namespace
-            leader = systemd.machine_leader(load(pod.path)[0].machine)
-        return f"/proc/{leader}/ns/net"
+        # the pod's systemd lives in the pod's network namespace
+        return f"/proc/{machine_leader(pod.machine)}/ns/net"
 
     def attach(self, container_id: str, io: AttachIO) -> None:
         self.container(container_id)

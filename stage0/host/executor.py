@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -62,6 +63,15 @@ def unit_state(unit: str) -> tuple[str, int]:
     return status.active_state, status.main_pid
 
 
+def machine_leader(name: str) -> int:
+    """The host PID of a registered machine's leader (a pod's systemd: its namespaces are the
+    pod's); raises when machined does not know the machine."""
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        return systemd.machine_leader(name)
+
+
 def machine_registered(name: str) -> bool:
     """Whether systemd-machined has a machine of that name now (False when it cannot say)."""
     from stage1.systemd import Systemd
@@ -79,6 +89,28 @@ def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
     from stage1.apps import states
 
     return states(pod_dir, app)
+
+
+def enter_command(
+    pod_dir: str, app: str, cmd: list[str], *, tty: bool, term: str, unit: str
+) -> tuple[list[str], str]:
+    """stage1's enter path (what ``nspod enter --app`` execs): the argv that runs ``cmd`` in the
+    app's confinement as transient ``unit`` of the pod's systemd, and the pod's machine name. The
+    CRI's exec spawns it instead."""
+    from stage1.run import enter_command as command
+
+    return command(pod_dir, app, cmd, tty=tty, term=term, unit=unit)
+
+
+def kill_unit(machine: str, unit: str) -> None:
+    """SIGKILL every process of ``unit`` in the pod's systemd; a unit already gone is no error."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd(machine) as pod:
+            pod.kill(unit, signal.SIGKILL)
+    except Error:
+        pass
 
 
 def join_app(pod_dir: str, name: str, *, attached: bool) -> None:

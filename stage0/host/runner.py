@@ -23,6 +23,22 @@ class ProgramMissing(Error):
     kind = ErrorKind.FAILED_PRECONDITION
 
 
+# for the callers of spawn: what a stream is, and what a wait past its timeout raises
+PIPE, DEVNULL = subprocess.PIPE, subprocess.DEVNULL
+Timeout = subprocess.TimeoutExpired
+
+
+def spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
+    """Start ``argv`` and leave it running (a CRI exec's command, streamed while it runs); each
+    stream is PIPE, DEVNULL or a descriptor of ours. The caller waits for it."""
+    log.debug("starting %s", shlex.join(argv))
+    try:
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
+    except FileNotFoundError:
+        hint = f"install the package that provides {argv[0]}"
+        raise ProgramMissing(f"{argv[0]} is not installed", hint=hint) from None
+
+
 def run(
     argv: list[str], *, check: bool = True, capture: bool = True, what: str | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -17,10 +17,10 @@ from typing import Any
 
 from stage0 import APPC_SPEC_VERSION
 from stage0.errors import Error, ErrorKind, UsageError
-from stage0.pods.confinement import IPC_SYSCTL, confined, pod_sysctl
 from stage0.images.oci.convert import STOP_SIGNAL
 from stage0.images.oci.plan import oci_argv, oci_volumes, stop_signal
 from stage0.images.tree import ImageTree, PlannedImage
+from stage0.pods.confinement import IPC_SYSCTL, confined, pod_sysctl
 from stage0.pods.dns import hosts_file, resolv_conf
 from stage0.pods.network import port_specs
 from stage0.pods.requests import AppRequest, PodRequest

@@ -1,6 +1,6 @@
 """A CRI container's log file, stats and live resource updates, against a real systemd: apps
-with a log path added to a running app sandbox (what CreateContainer does, through the CRI's
-backend), their output in kubelet's format the moment they have exited, a rotation, their
+with a log path added to a running app sandbox (what CreateContainer does, through the domain
+API), their output in kubelet's format the moment they have exited, a rotation, their
 cgroup numbers, and new limits as live properties of their units."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from stage0.cri import backend, cgroups, logs, resources, stats
+from stage0.api.sandbox import add_app, remove_app
+from stage0.cri import cgroups, logs, resources, stats
 from stage0.options import GlobalOptions, InsecureOption
 from stage0.pods.dirs import Pods
 from stage0.pods.requests import AppRequest
@@ -30,10 +31,9 @@ def nspod(tmp_path: Path) -> Nspod:
 
 def _add(nspod: Nspod, uuid: str, image: Path, name: str, script: str, log: Path) -> str:
     options = GlobalOptions(dir=str(nspod.data), insecure=frozenset({InsecureOption.IMAGE}))
-    pod = Pods(str(nspod.data)).find(uuid)
     logs.create_log_file(str(log))
     request = AppRequest(image=str(image), name=name, exec="/bin/sh", args=("-c", script), log_path=str(log))
-    added = backend.add_app(options, pod, request, pull_policy="new")
+    added = add_app(options, uuid, request, pull_policy="new")
     started = nspod("app", "start", uuid, "--app", added)
     assert started.returncode == 0, started.stderr
     return added
@@ -95,7 +95,7 @@ def test_log_file_stats_and_updates(nspod: Nspod, sandbox: str, bb: Path, tmp_pa
     }
     assert scores == {"300"}
 
-    backend.remove_app(options, pod, "ticker")
+    remove_app(options, pod.uuid, "ticker")
     listing = ["systemctl", "-M", machine, "list-units", "--all", "--plain", "--no-legend", "cri-log-*"]
     units = subprocess.run(listing, capture_output=True, text=True).stdout
     assert "cri-log-ticker" not in units

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from stage0.pods.confinement import pod_sysctl
 from stage0.errors import UsageError
+from stage0.pods.confinement import pod_sysctl
 from stage0.pods.requests import AppRequest, Confinement
 from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, masks, profile

@@ -132,6 +132,7 @@ def test_signal_handlers_live_in_one_place() -> None:
         if "signal.signal(" in p.read_text()
     ]
     assert sorted(found) == [
+        "stage0/cri/server.py",
         "stage0/pool/client.py",
         "stage0/pool/keeper.py",
         "stage1/run.py",
@@ -140,6 +141,9 @@ def test_signal_handlers_live_in_one_place() -> None:
     # a CRI container's log writer, in the pod: a stop only starts its last drain
     writer = (REPO / "stage1/scripts/cri_log.py").read_text()
     assert "signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))" in writer
+    # the CRI server: a stop only ends its wait; it then stops serving (grpc's own graceful stop)
+    server = (REPO / "stage0/cri/server.py").read_text()
+    assert "signal.signal(signum, lambda *_: stop.set())" in server
     keeper = (REPO / "stage0/pool/keeper.py").read_text()
     assert "signal.signal(signal.SIGTERM, lambda signum, frame: self.stopping.set())" in keeper
     client = (REPO / "stage0/pool/client.py").read_text()

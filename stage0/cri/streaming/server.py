@@ -14,7 +14,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
-from stage0.cri.streaming import portforward, remotecommand
+import stage0.cri.streaming.portforward as portforward
+import stage0.cri.streaming.remotecommand as remotecommand
 from stage0.cri.streaming.backend import (
     AttachIO,
     AttachRequest,
@@ -25,7 +26,7 @@ from stage0.cri.streaming.backend import (
     Request,
 )
 from stage0.cri.streaming.session import Session, Stream
-from stage0.errors import Error
+from stage0.errors import Error, ErrorKind
 
 TOKEN_TTL = 60.0
 
@@ -70,7 +71,7 @@ class _ExecLike(Protocol):  # the CRI's ExecRequest message, or ours
 
 
 class InvalidRequest(Error):
-    kind = "invalid-argument"  # gRPC INVALID_ARGUMENT (stage0/cri/status.py)
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 def _check(request: _ExecLike) -> None:

@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from stage0.cri.streaming import frames as f
+import stage0.cri.streaming.frames as f
 
 INITIAL_WINDOW = 65536
 BUFFER_LIMIT = 4 * INITIAL_WINDOW  # a stream's unread bytes before the connection's reading waits
