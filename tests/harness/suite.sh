@@ -2,12 +2,14 @@
 # suite.sh PYTHON [PYTEST_ARGS...] — `make test`'s session, where systemd is PID 1 (in-testhost.sh).
 #
 # With PYTEST_ARGS (a targeted run): one pytest with them, nothing else.
-# Without (the whole suite): three lanes that share nothing run side by side, so the pure work
-# fills the time the systemd tests spend waiting on pods, and the suite's wall time is the longest
-# lane rather than the sum:
+# Without (the whole suite): three lanes that share nothing run side by side, so the work that
+# needs no systemd fills the time the systemd tests spend waiting on pods, and the suite's wall
+# time is the longest lane rather than the sum:
 #   1. the tests that need systemd (everything but lane 2's), in a test host, on the terminal;
-#   2. the pure tests (tests/unit) and the linters (mypy, ruff, shellcheck), beside lane 1 in the
-#      same test host, so they see what they saw before; their output follows lane 1's;
+#   2. the tests that need no systemd: the pure ones (tests/unit), the linters (ruff, mypy and the
+#      shell linter), and the store's against real servers in a private network namespace
+#      (tests/net: its 1,000 parallel fetches are a fifth of the suite), beside lane 1 in the same
+#      test host, so they see what they saw before; their output follows lane 1's;
 #   3. fresh-check.sh package, then demo (each in a debootstrapped root and test host of its own),
 #      unless NSPOD_FRESH_ROOT says this is that root already; output in one piece at the end.
 # Exit status: 0 when every lane passed, else the first failing lane's.
@@ -20,14 +22,15 @@ cd "$repo"
 if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	python=$2 log=$3
 	base=$(mktemp -d /tmp/nspod-pure.XXXXXX)  # lane 2's own temporaries beside lane 1's
-	"$python" -m pytest --basetemp="$base/t" tests/unit tests/test_linters.py >"$log" 2>&1 &
+	lane2=(tests/unit tests/test_linters.py tests/net)
+	"$python" -m pytest --basetemp="$base/t" "${lane2[@]}" >"$log" 2>&1 &
 	pure=$!
 	rc=0
-	"$python" -m pytest --ignore=tests/unit --ignore=tests/test_linters.py || rc=$?
+	"$python" -m pytest "${lane2[@]/#/--ignore=}" || rc=$?
 	pure_rc=0
 	wait "$pure" || pure_rc=$?
 	echo
-	echo "suite: the pure tests and the linters (run beside the tests above):"
+	echo "suite: ${lane2[*]} (run beside the tests above):"
 	cat "$log"
 	rm -rf "$base"
 	[ "$rc" -ne 0 ] && exit "$rc"
