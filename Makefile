@@ -71,16 +71,15 @@ dev-venv: deb-test
 
 # The whole session runs where systemd is PID 1: here on a systemd host, else in a test host.
 # The actool oracle, critest and its images are built first, outside: the test host has no network.
+# Without PYTEST_ARGS, suite.sh runs beside the systemd tests the pure tests and linters and, on a
+# fresh Debian 12 root (debootstrap, cached), the .deb installed with apt and checked (packaging/,
+# tests/harness/fresh-package.sh), then a clean clone's `make demo`.
 test: install dev-venv
 	tests/harness/build-appc-oracles.sh $(ORACLES)
 	bash $(CRI_SOURCE)/build-cri-tools.sh $(CRI_TOOLS)
 	$(DEV_VENV)/bin/python tests/harness/cri_images.py
-	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) NSPOD_CRI_TOOLS=$(CRI_TOOLS) tests/harness/in-testhost.sh \
-		$(DEV_VENV)/bin/python -m pytest $(PYTEST_ARGS)
-	@# on a fresh Debian 12 root (debootstrap, cached): the .deb installed with apt and checked
-	@# (packaging/, tests/harness/fresh-package.sh), then a clean clone's `make demo`
-	@if [ -z "$$NSPOD_FRESH_ROOT" ] && [ -z "$(PYTEST_ARGS)" ]; then \
-		tests/harness/fresh-check.sh package && tests/harness/fresh-check.sh demo; fi
+	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) NSPOD_CRI_TOOLS=$(CRI_TOOLS) \
+		tests/harness/suite.sh $(DEV_VENV)/bin/python $(PYTEST_ARGS)
 
 lint: dev-venv
 	$(DEV_VENV)/bin/python -m pytest tests/test_linters.py

@@ -16,8 +16,10 @@
 # starts inside the root with the root's own systemd.
 #
 # Cached in $FRESH_CACHE (default /var/cache/nspod-fresh): the debootstrap tarball (made anew when
-# older than a week), apt's downloaded .debs and pip's cache, so a rerun spends its time on the
-# commands themselves. Each run unpacks a new root and removes it afterwards.
+# older than a week), the root debootstrap installs from it (a plain tar: unpacking that takes
+# seconds where debootstrap's second stage takes minutes; made anew with the tarball or for another
+# mirror), apt's downloaded .debs and pip's cache, so a rerun spends its time on the commands
+# themselves. Each run unpacks a new root and removes it afterwards.
 set -euo pipefail
 what=${1:-both}
 case $what in demo | test | both | package) ;; *) echo "usage: $0 [demo|test|both|package]" >&2; exit 2 ;; esac
@@ -42,8 +44,25 @@ if [ ! -s "$tarball" ] || [ -n "$(find "$tarball" -mtime +7)" ]; then
 	mv "$tarball.tmp" "$tarball"
 fi
 
+# the installed root, as debootstrap leaves it (nothing of ours in it yet); one maker at a time
+rootball=$cache/bookworm-root.tar
+tar_opts=(--numeric-owner --xattrs --xattrs-include='*' --acls)
+exec 9>"$cache/root.lock"
+flock 9
+if [ ! -s "$rootball" ] || [ "$tarball" -nt "$rootball" ] || [ "$(cat "$rootball.mirror" 2>/dev/null)" != "$mirror" ]; then
+	echo "fresh-check: installing the bookworm root from the tarball, for this and later runs" >&2
+	staging=$(mktemp -d /var/tmp/nspod-fresh-root.XXXXXX)
+	debootstrap --unpack-tarball="$tarball" bookworm "$staging" "$mirror" >/dev/null ||
+		{ rm -rf --one-file-system "$staging"; exit 1; }
+	tar -C "$staging" "${tar_opts[@]}" -cf "$rootball.tmp" . || { rm -rf --one-file-system "$staging"; exit 1; }
+	rm -rf --one-file-system "$staging"
+	echo "$mirror" >"$rootball.mirror"
+	mv "$rootball.tmp" "$rootball"
+fi
+flock -u 9
+exec 9>&-
+
 root=$(mktemp -d /var/tmp/nspod-fresh.XXXXXX)
-chmod 755 "$root"  # it is /: every user (messagebus, …) must get through it
 # processes still running in the root (by the root's inode) 5 s after the checks: one left behind
 # is a broken check (testhost.sh's own watchdogs end within 0.5 s of what they watch)
 leftovers() {
@@ -76,7 +95,8 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "fresh-check: unpacking a new root in $root" >&2
-debootstrap --unpack-tarball="$tarball" bookworm "$root" "$mirror" >/dev/null
+tar -C "$root" "${tar_opts[@]}" -xpf "$rootball"
+chmod 755 "$root"  # it is /: every user (messagebus, …) must get through it
 
 # the way to the registries, as this machine has it
 cp -a /etc/apt/sources.list.d/. "$root/etc/apt/sources.list.d/"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from stage0.pods import EMBRYO_GRACE
 from tests.integration.test_pod_units import image  # noqa: F401  (fixture)
 from tests.integration.test_pods import Nspod, nspod  # noqa: F401  (fixture)
 
@@ -32,6 +33,17 @@ def exited_pods(nspod: Nspod, image: Path, count: int) -> None:  # noqa: F811
         uuid = nspod("prepare", str(image)).stdout.strip().splitlines()[-1]
         pods = nspod.data / "pods"
         os.rename(pods / "prepared" / uuid, pods / "run" / uuid)
+
+
+def embryos_aged(nspod: Nspod) -> None:  # noqa: F811
+    """Until the embryos killed makers left are older than EMBRYO_GRACE, so gc may take them (at
+    once when there are none)."""
+    for embryo in (nspod.data / "pods/embryo").glob("*"):
+        try:  # its age as stage0's Pod.created() reads it, or older
+            made = max(path.stat().st_mtime for path in (embryo, embryo / "created") if path.exists())
+        except (FileNotFoundError, ValueError):  # gone meanwhile
+            continue
+        time.sleep(max(0.0, made + EMBRYO_GRACE + 0.5 - time.time()))
 
 
 def test_two_gcs_and_many_lists_at_once(nspod: Nspod, image: Path) -> None:  # noqa: F811
@@ -93,7 +105,7 @@ def test_kill_9_storm(nspod: Nspod, image: Path) -> None:  # noqa: F811
     for pod in json.loads(nspod("list", "--full", "--format=json").stdout):
         if pod["state"] == "running":
             assert nspod("stop", pod["uuid"]).returncode == 0
-    time.sleep(11)  # embryos of killed makers age past EMBRYO_GRACE
+    embryos_aged(nspod)
     final = (
         ("gc", "--grace-period=0s", "--expire-prepared=0s"),
         ("image", "gc", "--grace-period=0s"),

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# suite.sh PYTHON [PYTEST_ARGS...] — `make test`'s session, where systemd is PID 1 (in-testhost.sh).
+#
+# With PYTEST_ARGS (a targeted run): one pytest with them, nothing else.
+# Without (the whole suite): three lanes that share nothing run side by side, so the work that
+# needs no systemd fills the time the systemd tests spend waiting on pods, and the suite's wall
+# time is the longest lane rather than the sum:
+#   1. the tests that need systemd (everything but lane 2's), in a test host, on the terminal;
+#   2. the tests that need no systemd: the pure ones (tests/unit), the linters (ruff, mypy and the
+#      shell linter), and the store's against real servers in a private network namespace
+#      (tests/net: its 1,000 parallel fetches are a fifth of the suite), beside lane 1 in the same
+#      test host, so they see what they saw before; their output follows lane 1's;
+#   3. fresh-check.sh package, then demo (each in a debootstrapped root and test host of its own),
+#      unless NSPOD_FRESH_ROOT says this is that root already; output in one piece at the end.
+# Exit status: 0 when every lane passed, else the first failing lane's.
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 PYTHON [PYTEST_ARGS...]" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+
+if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
+	python=$2 log=$3
+	base=$(mktemp -d /tmp/nspod-pure.XXXXXX)  # lane 2's own temporaries beside lane 1's
+	lane2=(tests/unit tests/test_linters.py tests/net)
+	"$python" -m pytest --basetemp="$base/t" "${lane2[@]}" >"$log" 2>&1 &
+	pure=$!
+	rc=0
+	"$python" -m pytest "${lane2[@]/#/--ignore=}" || rc=$?
+	pure_rc=0
+	wait "$pure" || pure_rc=$?
+	echo
+	echo "suite: ${lane2[*]} (run beside the tests above):"
+	cat "$log"
+	rm -rf "$base"
+	[ "$rc" -ne 0 ] && exit "$rc"
+	exit "$pure_rc"
+fi
+
+if [ "${1:-}" = --fresh ]; then  # lane 3: on a fresh Debian 12 root (debootstrap, cached): the .deb
+	# installed with apt and checked (packaging/, fresh-package.sh), then a clean clone's `make demo`
+	child=""
+	trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; fi; exit 143' TERM INT
+	started=$(date +%s)
+	for what in package demo; do
+		"$here/fresh-check.sh" "$what" &
+		child=$!
+		rc=0
+		wait "$child" || rc=$?
+		child=""
+		[ "$rc" -eq 0 ] || exit "$rc"
+	done
+	echo "suite: the fresh checks took $(($(date +%s) - started)) s"
+	exit 0
+fi
+
+python=$1
+shift
+if [ $# -gt 0 ]; then
+	exec "$here/in-testhost.sh" "$python" -m pytest "$@"
+fi
+
+work=$(mktemp -d /tmp/nspod-suite.XXXXXX)
+fresh=""
+cleanup() {
+	if [ -n "$fresh" ]; then kill -TERM "$fresh" 2>/dev/null || true; wait "$fresh" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+if [ -z "${NSPOD_FRESH_ROOT:-}" ]; then
+	"$here/suite.sh" --fresh >"$work/fresh.log" 2>&1 &
+	fresh=$!
+fi
+rc=0
+"$here/in-testhost.sh" "$here/suite.sh" --inside "$python" "$work/pure.log" || rc=$?
+if [ -n "$fresh" ]; then
+	fresh_rc=0
+	wait "$fresh" || fresh_rc=$?
+	fresh=""
+	echo
+	echo "suite: the fresh-root checks (run beside the tests above):"
+	cat "$work/fresh.log"
+	[ "$rc" -ne 0 ] || rc=$fresh_rc
+fi
+exit "$rc"
