@@ -177,6 +177,9 @@ def test_a_kubelet_day(cri: Cri) -> None:
     web = cri("create", pod, cri.container_config("web", serve), cri.sandbox_config("day"))
     cri("start", web.strip())
     assert _read_port(port) == b"hello-port\n"  # the sandbox's port mapping, by number
+    assert cri("exec", "-s", web.strip(), "/bin/sh", "-c", "echo $GREETING-exec").strip() == "hi-exec"
+    logged = cri("logs", ctr)
+    assert "hi from day" in logged and "nameserver 10.0.0.53" in logged and "search example.test" in logged
 
     cri("stop", ctr)
     cri("rm", ctr)
