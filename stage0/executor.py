@@ -73,6 +73,22 @@ def machine_registered(name: str) -> bool:
     return True
 
 
+def machine_leader(name: str) -> int:
+    """The PID of a registered machine's leader (a pod's systemd)."""
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        return systemd.machine_leader(name)
+
+
+def kill_app(machine: str, app: str, signum: int) -> None:
+    """Signal every process of an app's unit in a pod (its stop then finds them gone)."""
+    from stage1.systemd import Systemd
+
+    with Systemd(machine) as pod:
+        pod.kill(f"{app}.service", signum)
+
+
 def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
     """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1."""
     from stage1.apps import states

@@ -23,14 +23,33 @@ class ProgramMissing(Error):
 
 
 def run(
-    argv: list[str], *, check: bool = True, capture: bool = True, what: str | None = None
+    argv: list[str],
+    *,
+    check: bool = True,
+    capture: bool = True,
+    what: str | None = None,
+    timeout: float | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` to its end. ``capture``: keep its stdout and stderr (else they are ours);
     ``check``: a non-zero exit raises :class:`CommandFailed`; ``what``: what the command does,
-    for the error ("copying the image")."""
+    for the error ("copying the image"); ``timeout``: seconds before it is killed and
+    :class:`CommandFailed` raised; ``pass_fds``: descriptors it inherits (its stdin is /dev/null
+    then: a server's callers have none to give)."""
     log.debug("running %s", shlex.join(argv))
     try:
-        result = subprocess.run(argv, capture_output=capture, text=True, check=False)
+        stdin = subprocess.DEVNULL if pass_fds or timeout is not None else None
+        result = subprocess.run(
+            argv,
+            capture_output=capture,
+            text=True,
+            check=False,
+            timeout=timeout,
+            pass_fds=pass_fds,
+            stdin=stdin,
+        )
+    except subprocess.TimeoutExpired:
+        raise CommandFailed(f"{what or argv[0]} did not finish in {timeout:g} s") from None
     except FileNotFoundError:
         hint = f"install the package that provides {argv[0]}"
         raise ProgramMissing(f"{argv[0]} is not installed", hint=hint) from None

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import shlex
-import subprocess
 import sys
 from typing import Any
 
@@ -21,6 +20,7 @@ from stage0.errors import Error
 from stage0.options import GlobalOptions
 from stage0.pods import Pod, PodNotFound, Pods, PodState
 from stage0.requests import AppRequest, PodRequest
+from stage0.runner import ProgramMissing
 from stage1.abi import VolumeSpec
 
 log = logging.getLogger("nspod.cri")
@@ -34,21 +34,14 @@ class Stage1Failed(Error):
 def _stage1(
     options: GlobalOptions, verb: str, pod_dir: str, *args: str, pass_fds: tuple[int, ...] = ()
 ) -> None:
+    from stage0.runner import CommandFailed, run
+
     base = shlex.split(options.stage1) if options.stage1 else [sys.executable, "-m", "stage1"]
     argv = [*base, *(["--debug"] if options.debug else []), verb, pod_dir, *args]
     try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=STAGE1_TIMEOUT,
-            pass_fds=pass_fds,
-        )
-    except subprocess.TimeoutExpired:
-        raise Stage1Failed(f"stage1 {verb} on {os.path.basename(pod_dir)} did not finish in time") from None
-    except OSError as error:
-        raise Stage1Failed(f"cannot run stage1 {argv[0]!r}: {error.strerror}") from None
+        done = run(argv, check=False, timeout=STAGE1_TIMEOUT, pass_fds=pass_fds, what=f"stage1 {verb}")
+    except (CommandFailed, ProgramMissing) as error:
+        raise Stage1Failed(str(error)) from None
     if done.returncode != 0:
         lines = [
             line for line in done.stderr.splitlines() if line.strip() and not line.startswith("  hint:")
@@ -159,16 +152,13 @@ def stop_app(options: GlobalOptions, pod: Pod, name: str, timeout: float) -> Non
 
 
 def kill_app(pod: Pod, name: str) -> None:
-    from stage1.systemd import Systemd
+    from stage0.executor import kill_app as kill
 
     machine = pod.machine()
     if not machine:
         return
-    try:
-        with Systemd(machine) as inside:
-            inside.kill(f"{name}.service", 9)
-    except Error:
-        pass  # not running: nothing to kill
+    with contextlib.suppress(Error):  # not running: nothing to kill
+        kill(machine, name, 9)
 
 
 def remove_app(options: GlobalOptions, pod: Pod, name: str) -> None:
@@ -185,7 +175,7 @@ def remove_app(options: GlobalOptions, pod: Pod, name: str) -> None:
 
 def app_states(pod: Pod) -> dict[str, dict[str, Any]]:
     """The states of a running sandbox's apps by name (stage1/apps.py states); {} once it ended."""
-    from stage1.apps import states
+    from stage0.executor import app_states as states
 
     if pod.state() is not PodState.RUNNING:
         return {}

@@ -37,11 +37,9 @@ class RuntimeStreams:
             raise Failure(grpc.StatusCode.FAILED_PRECONDITION, f"pod sandbox {sandbox_id} is not ready")
         if record.host_network:
             return None
-        from stage1.systemd import Systemd
+        from stage0.executor import machine_leader
 
-        with Systemd() as host:
-            leader = host.machine_leader(pod.machine() or f"nspod-{pod.uuid}")
-        return f"/proc/{leader}/ns/net"
+        return f"/proc/{machine_leader(pod.machine() or f'nspod-{pod.uuid}')}/ns/net"
 
     def attach(self, container_id: str, io: AttachIO) -> None:
         self.container(container_id)

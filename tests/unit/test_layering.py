@@ -132,6 +132,7 @@ def test_signal_handlers_live_in_one_place() -> None:
         if "signal.signal(" in p.read_text()
     ]
     assert sorted(found) == [
+        "stage0/cri/server.py",  # the CRI server's stop (SIGTERM, SIGINT): it stops serving
         "stage0/pool.py",
         "stage0/pool_client.py",
         "stage1/run.py",
