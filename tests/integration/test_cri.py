@@ -68,6 +68,11 @@ class Cri:
             "log_path": f"{name}.log", "labels": {"role": name},
         })  # fmt: skip
 
+    def nspod(self, *args: str) -> str:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        argv = [sys.executable, "-m", "stage0", "--dir", str(self.data), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env).stdout
+
     def service(self, action: str) -> None:
         subprocess.run(
             ["systemctl", action, "nspod-cri.socket", "nspod-cri.service"], check=False, timeout=60
@@ -159,6 +164,7 @@ def test_a_kubelet_day(cri: Cri) -> None:
     assert status["status"]["metadata"]["name"] == "day"
     assert status["status"]["network"]["ip"]
     assert sh("machinectl", "show", f"nspod-{pod}", "-p", "State", "--value").strip() == "running"
+    assert pod in cri.nspod("list", "--full")  # native to the host: nspod's own verbs see it
 
     script = 'echo "$GREETING from $(hostname)"; cat /etc/resolv.conf; exit 3'
     ctr = cri("create", pod, cri.container_config("day", script), cri.sandbox_config("day")).strip()
@@ -177,6 +183,10 @@ def test_a_kubelet_day(cri: Cri) -> None:
     web = cri("create", pod, cri.container_config("web", serve), cri.sandbox_config("day"))
     cri("start", web.strip())
     assert _read_port(port) == b"hello-port\n"  # the sandbox's port mapping, by number
+    assert cri("exec", "-s", web.strip(), "/bin/sh", "-c", "echo $GREETING-exec").strip() == "hi-exec"
+    assert "hi from day" in cri.nspod("logs", pod)  # the journal has it too
+    logged = cri("logs", ctr)
+    assert "hi from day" in logged and "nameserver 10.0.0.53" in logged and "search example.test" in logged
 
     cri("stop", ctr)
     cri("rm", ctr)
