@@ -120,11 +120,14 @@ def test_critest_conformance(cri_service: Path, tmp_path: Path) -> None:
         f"--ginkgo.skip={SKIPPED}", f"--ginkgo.json-report={report}", "--ginkgo.no-color",
         "--ginkgo.timeout=35m",
     ]  # fmt: skip
+    log = tmp_path / "critest.log"  # written as it runs: `tail -f` it to follow the specs
+    print(f"critest: its output in {log}", file=sys.stderr)
     started = time.monotonic()
-    run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, check=False)
+    with open(log, "w") as output:
+        run = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=TIMEOUT, cwd=tmp_path)
     wall = time.monotonic() - started
-    (tmp_path / "critest.log").write_text(run.stdout + run.stderr)
-    assert report.exists(), f"critest wrote no report (exit {run.returncode}): {run.stderr[-3000:]}"
+    text = log.read_text(errors="replace")
+    assert report.exists(), f"critest wrote no report (exit {run.returncode}): {text[-3000:]}"
     results = spec_results(report)
     states = {state for _, state, _ in results}
     counts = {state: sum(1 for _, s, _ in results if s == state) for state in sorted(states)}
@@ -134,4 +137,4 @@ def test_critest_conformance(cri_service: Path, tmp_path: Path) -> None:
     skipped = [name for name, state, _ in results if state == "skipped"]
     assert not failed, summary + "\n" + "\n".join(failed)
     assert [s for s in skipped if SKIPPED not in s] == [], f"skipped beyond the one named: {skipped}"
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 0, text[-3000:]
