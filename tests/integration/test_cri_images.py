@@ -119,9 +119,8 @@ def test_an_image_is_the_same_by_id_tag_and_digest_and_goes_by_id(cri: Service) 
     from stage0.options import GlobalOptions
 
     with open_store(GlobalOptions(dir=str(cri.data))) as store:  # CreateContainer's image by ID
-        assert store_id(store, image_id) == store_id(store, name) and store_id(store, name).startswith(
-            "sha512-"
-        )
+        nspod_id = store_id(store, image_id)
+        assert nspod_id is not None and nspod_id.startswith("sha512-") and store_id(store, name) == nspod_id
     cri.remove(image_id)
     assert not cri.status(name).HasField("image") and not cri.status(digest).HasField("image")
     cri.remove(image_id)  # what is gone is removed again without error, as the CRI asks
