@@ -145,3 +145,10 @@ class Catalog:
             else self._by_tag.get(f"{name}:{ref.tag}")
         )
         return self.view(store_id) if store_id else None
+
+
+def store_id(store: Store, text: str) -> str | None:
+    """nspod's ID (``sha512-…``) of the image a CRI image name or ID names, for CreateContainer:
+    a kubelet names the image by the ID PullImage answered."""
+    view = Catalog(store).find(text)
+    return view.store_id if view else None

@@ -28,8 +28,8 @@ import grpc
 
 from stage0.cri.image_catalog import Catalog, CriImage, normalize
 from stage0.cri.proto import api_pb2, api_pb2_grpc
-from stage0.cri.status import answering
-from stage0.errors import InternalError, InvalidArgumentError, UsageError
+from stage0.cri.status import Failure, answering
+from stage0.errors import Error, InternalError, InvalidArgumentError, UsageError
 from stage0.images.fetch.auth import Credentials
 from stage0.images.store.store import Store
 from stage0.options import GlobalOptions
@@ -201,7 +201,14 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
             if view is not None:  # removing what is not there succeeds, as the CRI asks
                 row = store.index.image(view.store_id)
                 if row is not None:
-                    remove_images(store, self.options.dir, [row])
+                    try:
+                        remove_images(store, self.options.dir, [row])
+                    except Error as error:  # a pod uses it: the kubelet removes unused images only
+                        if type(error) is not Error:
+                            raise
+                        raise Failure(
+                            grpc.StatusCode.FAILED_PRECONDITION, error.message, hint=error.hint
+                        ) from None
                 self._configs.pop(view.store_id, None)
             return api_pb2.RemoveImageResponse()
 

@@ -114,6 +114,13 @@ def test_an_image_is_the_same_by_id_tag_and_digest_and_goes_by_id(cri: Service) 
     verbose = cri.status(name, verbose=True)
     assert '"imageSpec"' in verbose.info["info"] and '"rootfs"' in verbose.info["info"]
     assert [i.id for i in cri.stub.ListImages(api.ListImagesRequest()).images] == [image_id]
+    from stage0.context import open_store
+    from stage0.cri.image_catalog import store_id
+    from stage0.options import GlobalOptions
+
+    with open_store(GlobalOptions(dir=str(cri.data))) as store:  # CreateContainer's image by ID
+        nspod_id = store_id(store, image_id)
+        assert nspod_id is not None and nspod_id.startswith("sha512-") and store_id(store, name) == nspod_id
     cri.remove(image_id)
     assert not cri.status(name).HasField("image") and not cri.status(digest).HasField("image")
     cri.remove(image_id)  # what is gone is removed again without error, as the CRI asks

@@ -112,9 +112,22 @@ def spec_results(report: Path) -> list[tuple[str, str, str]]:
     return results
 
 
+def areas(results: list[tuple[str, str, str]]) -> str:
+    """Counts by the suite's top-level groups ("[k8s.io] Image Manager" …): who to route failures to."""
+    table: dict[str, dict[str, int]] = {}
+    for name, state, _ in results:
+        area = name.removeprefix("[k8s.io] ").split(" runtime ")[0].split(" should ")[0].split(" when ")[0]
+        counts = table.setdefault(area, {})
+        counts[state] = counts.get(state, 0) + 1
+    return "\n".join(f"  {area}: {counts}" for area, counts in sorted(table.items()))
+
+
 def test_critest_conformance(cri_service: Path, tmp_path: Path) -> None:
     tools = cri_tools()
-    report = tmp_path / "critest.json"
+    # kept where NSPOD_CRITEST_DIR says (pytest's own temporary directories rotate away)
+    out = Path(os.environ.get("NSPOD_CRITEST_DIR") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "critest.json"
     command = [
         str(tools / "critest"), "--runtime-endpoint", ENDPOINT, "--image-endpoint", ENDPOINT,
         f"--ginkgo.skip={SKIPPED}", f"--ginkgo.json-report={report}", "--ginkgo.no-color",
@@ -122,19 +135,22 @@ def test_critest_conformance(cri_service: Path, tmp_path: Path) -> None:
     ]  # fmt: skip
     if focus := os.environ.get("NSPOD_CRITEST_FOCUS"):  # a part of the suite, while working on it
         command.append(f"--ginkgo.focus={focus}")
+    log = out / "critest.log"  # written as it runs: `tail -f` it to follow the specs
+    print(f"critest: its output in {log}", file=sys.stderr)
     started = time.monotonic()
-    run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, check=False)
+    with open(log, "w") as output:
+        run = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=TIMEOUT, cwd=tmp_path)
     wall = time.monotonic() - started
-    (tmp_path / "critest.log").write_text(run.stdout + run.stderr)
-    assert report.exists(), f"critest wrote no report (exit {run.returncode}): {run.stderr[-3000:]}"
+    text = log.read_text(errors="replace")
+    assert report.exists(), f"critest wrote no report (exit {run.returncode}): {text[-3000:]}"
     results = spec_results(report)
     states = {state for _, state, _ in results}
     counts = {state: sum(1 for _, s, _ in results if s == state) for state in sorted(states)}
     summary = f"critest: {len(results)} specs in {wall:.0f} s: {counts}"
-    print(summary, file=sys.stderr)
-    failed = [f"{name}: {why}" for name, state, why in results if state not in ("passed", "skipped")]
     skipped = [name for name, state, _ in results if state == "skipped"]
+    print(summary, areas(results), "skipped:", *skipped, sep="\n", file=sys.stderr)
+    failed = [f"{name}: {why}" for name, state, why in results if state not in ("passed", "skipped")]
     assert not failed, summary + "\n" + "\n".join(failed)
     if not os.environ.get("NSPOD_CRITEST_FOCUS"):  # (a focus skips the rest)
         assert [s for s in skipped if SKIPPED not in s] == [], f"skipped beyond the one named: {skipped}"
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 0, text[-3000:]
