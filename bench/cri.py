@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""bench/cri: a pod's lifecycle through CRI v1, nspod against containerd 1.6 + runc (issue #24).
+
+    make bench-cri          (runs inside a test host when systemd is not PID 1)
+
+Three CRI runtimes on the same machine in one run, each on a socket of its own: Debian's
+containerd 1.6 + runc (its CRI plugin, cgroupfs, the pause image, pods on a CNI bridge), ``nspod
+cri`` with every sandbox booted cold (``NSPOD_POOL=0``), and ``nspod cri`` with a warm pool kept
+(``nspod pool keep --size 1`` on the same data directory). busybox and the pause image come from
+a local registry (tests/harness/registry.py), pulled through each runtime's ImageService first.
+Each round times, per runtime and in a rotated order, the calls kubelet makes for a one-container
+pod, from one gRPC client in this process:
+
+* sandbox start: ``RunPodSandbox`` (critest's benchmark config: metadata, ``linux {}``);
+* create: ``CreateContainer`` of busybox running ``/bin/true``;
+* start to exit: ``StartContainer``, then ``ContainerStatus`` polled every 2 ms until EXITED;
+* teardown: ``StopPodSandbox`` + ``RemovePodSandbox``.
+
+Before each runtime's turn the machine is left to settle (the pool refilled), so none runs on
+another's heels. Medians after a warm-up round.
+
+Targets (issue #24): sandbox start and container start-to-exit ≤ 1.0× containerd's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cri_runtimes import REPO, Containerd, Images, Nspod  # noqa: E402
+
+from stage0.cri.proto import api_pb2, api_pb2_grpc  # noqa: E402
+
+STEPS = ("sandbox start", "create", "start to exit", "teardown", "total")
+TARGETS = {"sandbox start": 1.0, "start to exit": 1.0}
+POLL = 0.002
+
+
+class Client:
+    def __init__(self, endpoint: str) -> None:
+        self.channel = grpc.insecure_channel(endpoint)
+        self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)
+        self.images = api_pb2_grpc.ImageServiceStub(self.channel)
+
+    def ready(self, timeout: float = 60) -> str:
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        version = self.runtime.Version(api_pb2.VersionRequest(), timeout=timeout)
+        return f"{version.runtime_name} {version.runtime_version}"
+
+    def pull(self, reference: str) -> str:
+        reply = self.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)),
+                                      timeout=300)  # fmt: skip
+        return str(reply.image_ref)
+
+    def lifecycle(self, image: str, logs: Path) -> dict[str, float]:
+        """One pod with one ``/bin/true`` container, start to gone; the steps' times (ms)."""
+        name = uuid.uuid4().hex[:12]
+        metadata = api_pb2.PodSandboxMetadata(name=f"bench-{name}", uid=name, namespace="bench", attempt=0)
+        sandbox = api_pb2.PodSandboxConfig(metadata=metadata, linux=api_pb2.LinuxPodSandboxConfig(),
+                                           log_directory=str(logs / name))  # fmt: skip
+        container = api_pb2.ContainerConfig(
+            metadata=api_pb2.ContainerMetadata(name="true", attempt=0),
+            image=api_pb2.ImageSpec(image=image),
+            command=["/bin/true"],
+            log_path="true.log",
+            linux=api_pb2.LinuxContainerConfig(),
+        )
+        times = {}
+        start = time.perf_counter()
+        pod = self.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=sandbox), timeout=120).pod_sandbox_id
+        created = time.perf_counter()
+        times["sandbox start"] = created - start
+        request = api_pb2.CreateContainerRequest(pod_sandbox_id=pod, config=container, sandbox_config=sandbox)
+        ctr = self.runtime.CreateContainer(request, timeout=120).container_id
+        started = time.perf_counter()
+        times["create"] = started - created
+        self.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=ctr), timeout=120)
+        deadline = started + 60
+        while True:
+            status = self.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=ctr), timeout=60)
+            if status.status.state == api_pb2.CONTAINER_EXITED:
+                break
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"container {ctr} did not exit in 60 s: {status.status}")
+            time.sleep(POLL)
+        exited = time.perf_counter()
+        times["start to exit"] = exited - started
+        if status.status.exit_code != 0:
+            raise SystemExit(f"/bin/true exited {status.status.exit_code}: {status.status.message}")
+        self.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+        self.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+        times["teardown"] = time.perf_counter() - exited
+        times["total"] = time.perf_counter() - start
+        return {k: v * 1000 for k, v in times.items()}
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def spares(nspod: list[str], data: Path) -> list[str]:
+    done = subprocess.run([*nspod, "--dir", str(data), "pool", "list"], capture_output=True, text=True)
+    return done.stdout.split()
+
+
+def settle(pooled: Nspod | None, nspod: list[str]) -> None:
+    """The pool refilled (when there is one) and a moment of quiet."""
+    if pooled is not None:
+        deadline = time.monotonic() + 60
+        while not spares(nspod, pooled.dir / "data") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    time.sleep(0.3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
+    parser.add_argument("--only", choices=("containerd", "nspod"), help="one side alone (to debug the harness)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args()
+    nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]
+    work = Path(tempfile.mkdtemp(prefix="nspod-bench-cri-", dir="/var/tmp"))
+    stoppable: list[Images | Containerd | Nspod | subprocess.Popen[bytes]] = []
+    clients: dict[str, Client] = {}
+    images: dict[str, str] = {}
+    pooled: Nspod | None = None
+    try:
+        sources = Images(work)
+        stoppable.append(sources)
+        if args.only != "nspod":
+            containerd = Containerd(work, sources)
+            stoppable.append(containerd)
+            clients["containerd"] = Client(containerd.endpoint)
+        if args.only != "containerd":
+            cold = Nspod(work, "nspod-cold", nspod, None)
+            stoppable.append(cold)
+            clients["nspod cold"] = Client(cold.endpoint)
+            pool_socket = str(work / "pool.sock")
+            pooled = Nspod(work, "nspod-pool", nspod, pool_socket)
+            stoppable.append(pooled)
+            keeper = subprocess.Popen([*nspod, "--dir", str(pooled.dir / "data"), "pool", "keep", "--size", "1",
+                                       "--socket", pool_socket], stdin=subprocess.DEVNULL)  # fmt: skip
+            stoppable.append(keeper)
+            clients["nspod pool"] = Client(pooled.endpoint)
+        for name, client in clients.items():
+            print(f"{name}: {client.ready()}; pulling", file=sys.stderr)
+            images[name] = client.pull(sources.busybox)
+        samples: dict[str, dict[str, list[float]]] = {n: {s: [] for s in STEPS} for n in clients}
+        names = list(clients)
+        for round_ in range(args.rounds + 1):  # the first warms caches
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                settle(pooled, nspod)
+                times = clients[name].lifecycle(sources.busybox, work / "logs" / name.replace(" ", "-"))
+                if round_:
+                    for step, value in times.items():
+                        samples[name][step].append(value)
+        report(samples, args.rounds)
+        if "containerd" not in samples or len(samples) < 2:
+            return 0
+        return 0 if all(met(samples, name) for name in samples if name != "containerd") else 1
+    finally:
+        for client in clients.values():
+            client.close()
+        for each in reversed(stoppable):
+            if isinstance(each, subprocess.Popen):
+                each.terminate()
+                each.wait()
+                subprocess.run([*nspod, "--dir", str(pooled.dir / "data") if pooled else "", "pool", "drain"],
+                               capture_output=True)  # fmt: skip
+            else:
+                each.stop()
+        for data in ("nspod-cold", "nspod-pool"):
+            if (work / data / "data").exists():
+                subprocess.run([*nspod, "--dir", str(work / data / "data"), "gc", "--grace-period=0s"],
+                               capture_output=True)  # fmt: skip
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def met(samples: dict[str, dict[str, list[float]]], name: str) -> bool:
+    return all(
+        statistics.median(samples[name][step]) <= target * statistics.median(samples["containerd"][step])
+        for step, target in TARGETS.items()
+    )
+
+
+def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
+    print(f"CRI lifecycle, medians of {rounds} rounds, rotated, after 1 warm-up (ms)")
+    print("  " + f"{'':12}" + "".join(f"{step:>15}" for step in STEPS))
+    for name, steps in samples.items():
+        print(f"  {name:12}" + "".join(f"{statistics.median(steps[s]):15.1f}" for s in STEPS))
+    if "containerd" not in samples:
+        return
+    base = {s: statistics.median(samples["containerd"][s]) for s in STEPS}
+    for name, steps in samples.items():
+        if name == "containerd":
+            continue
+        ratios = {s: statistics.median(steps[s]) / base[s] for s in STEPS}
+        print(f"  {name} / containerd: " + ", ".join(f"{s} {r:.2f}×" for s, r in ratios.items()))
+        for step, target in TARGETS.items():
+            verdict = "meets" if ratios[step] <= target else "MISSES"
+            print(f"    {step}: {ratios[step]:.2f}× (target ≤ {target:.1f}×): {verdict}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())
