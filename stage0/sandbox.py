@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from stage0.errors import Error, UsageError
 from stage0.pods import Pod, PodState
 from stage0.store.locks import locked
-from stage1.abi import PodSpec
+from stage1.abi import PodSpec, VolumeSpec
 
 if TYPE_CHECKING:
     from stage0.fetch.fetcher import Fetcher
@@ -69,12 +69,18 @@ def changing(pod: Pod) -> Iterator[None]:
 
 
 def plan_app(
-    pod: Pod, spec: PodSpec, app: AppRequest, fetcher: Fetcher, base: PodRequest | None = None
+    pod: Pod,
+    spec: PodSpec,
+    app: AppRequest,
+    fetcher: Fetcher,
+    base: PodRequest | None = None,
+    volumes: tuple[VolumeSpec, ...] = (),
 ) -> tuple[str, list[tuple[str, bytes]]]:
     """The app's name and the pod's files with it added (fetched, rendered and planned like any
     pod's app), as (path, content) to write; the caller holds :func:`changing`. ``base``: the
     pod-wide settings to plan it with (a pooled run's own), else the sandbox's; with ``base`` the
-    pod stops being a sandbox: it becomes the run's pod, which ends with its app."""
+    pod stops being a sandbox: it becomes the run's pod, which ends with its app. ``volumes``: pod
+    volumes the app brings (a CRI container's host paths), added to the pod's."""
     from stage0.prepare import build_pod
     from stage0.requests import PodRequest
     from stage0.schema.boundary import parse_pod_manifest
@@ -90,7 +96,7 @@ def plan_app(
         set_env=tuple(tuple(e) for e in settings.get("set_env", ())),
         env_file=tuple(tuple(e) for e in settings.get("env_file", ())),
         inherit_env=settings.get("inherit_env", {}),
-        volumes=spec.volumes,
+        volumes=(*spec.volumes, *volumes),
         mounts=tuple((v, t, bool(ro)) for v, t, ro in settings.get("mounts", ())),
         relaxed=tuple(settings.get("relaxed", ())),
     )

@@ -91,7 +91,8 @@ def message_of(error: BaseException) -> str:
     if isinstance(error, Error):
         hint = getattr(error, "hint", None)
         text = str(error)
-        return f"{text} (hint: {hint})" if hint and not isinstance(error, Failure) else text
+        useful = hint and hint != Error.hint and not isinstance(error, Failure)  # not "rerun with --debug"
+        return f"{text} (hint: {hint})" if useful else text
     return f"{type(error).__name__}: {error}"
 
 

@@ -1,0 +1,122 @@
+"""CRI configs as nspod requests (pure): a PodSandboxConfig as the PodRequest of an app sandbox,
+a ContainerConfig as the AppRequest of one app, each then handed to security.py (crisec's part)
+for its security context and resources."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stage0.cri import security
+from stage0.cri.proto import api_pb2
+from stage0.cri.status import invalid
+from stage0.dns import DnsRequest
+from stage0.requests import AppRequest, PodRequest
+from stage1.abi import VolumeSpec
+
+NODE = api_pb2.NamespaceMode.NODE
+_ID_PREFIX = re.compile(r"sha512-[0-9a-f]{1,128}")
+_DIGEST = re.compile(r"(sha256:)?[0-9a-f]{64}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?")
+
+
+def host_network(config: api_pb2.PodSandboxConfig) -> bool:
+    return bool(config.linux.security_context.namespace_options.network == NODE)
+
+
+def sandbox_request(config: api_pb2.PodSandboxConfig) -> PodRequest:
+    """The sandbox's pod: empty, its host name, DNS and network; its security context by crisec."""
+    meta = config.metadata
+    if not meta.name or not meta.namespace or not meta.uid:
+        raise invalid("PodSandboxConfig.metadata needs a name, a namespace and a uid")
+    hostname = config.hostname or None
+    if hostname is not None and not _HOSTNAME.fullmatch(hostname):
+        raise invalid(f"hostname {hostname!r} is not a valid host name")
+    dns = DnsRequest(
+        servers=tuple(config.dns_config.servers),
+        search=tuple(config.dns_config.searches),
+        options=tuple(config.dns_config.options),
+    )
+    request = PodRequest(
+        apps=(),
+        hostname=None if host_network(config) else hostname,
+        dns=dns if config.HasField("dns_config") else DnsRequest(),
+        nets=("host",) if host_network(config) else (),
+        annotations=tuple(sorted(_appc_annotations(config.annotations))),
+    )
+    return security.pod_security(config, request)
+
+
+def _appc_annotations(annotations: Any) -> list[tuple[str, str]]:
+    """The pod's annotations whose names appc takes (ACIdentifier), for the metadata service."""
+    return [(k, v) for k, v in annotations.items() if re.fullmatch(r"[a-z0-9]+([-._~/][a-z0-9]+)*", k)]
+
+
+def app_name(container_name: str, container_id: str) -> str:
+    """The app's name in the pod: the container's, made an appc name, with a piece of its ID (two
+    attempts of one container live side by side)."""
+    base = re.sub(r"[^a-z0-9]+", "-", container_name.lower()).strip("-")[:40] or "app"
+    return f"{base}-{container_id[:8]}"
+
+
+def image_argument(image: str) -> str:
+    """A CRI image (a reference, or an ID as ListImages gives it) as nspod's image argument."""
+    if not image:
+        raise invalid("ContainerConfig.image.image is empty")
+    if (
+        _ID_PREFIX.fullmatch(image)
+        or "://" in image
+        or image.startswith(("oci:", "oci-archive:", "docker-archive:"))
+    ):
+        return image
+    return f"docker://{image}"
+
+
+def argv(config: api_pb2.ContainerConfig) -> tuple[str | None, tuple[str, ...] | None]:
+    """Kubernetes' rule as (exec, args) of an AppRequest: ``command`` replaces the image's
+    Entrypoint (and drops its Cmd), ``args`` replace its Cmd."""
+    command, args = list(config.command), list(config.args)
+    if command:
+        return command[0], (*command[1:], *args)
+    if args:
+        return None, tuple(args)
+    return None, None
+
+
+def host_volumes(
+    config: api_pb2.ContainerConfig, container_id: str
+) -> tuple[tuple[VolumeSpec, ...], tuple[tuple[str, str, bool], ...]]:
+    """The container's host-path mounts as pod volumes (named for the container) and app mounts."""
+    volumes, mounts = [], []
+    for index, mount in enumerate(config.mounts):
+        if not mount.host_path.startswith("/") or not mount.container_path.startswith("/"):
+            raise invalid(
+                f"mount {mount.host_path!r} → {mount.container_path!r}: both paths must be absolute"
+            )
+        name = f"cri-{container_id[:12]}-{index}"
+        volumes.append(VolumeSpec(name=name, kind="host", source=mount.host_path, read_only=mount.readonly))
+        mounts.append((name, mount.container_path, bool(mount.readonly)))
+    return tuple(volumes), tuple(mounts)
+
+
+def container_request(
+    config: api_pb2.ContainerConfig,
+    sandbox: api_pb2.PodSandboxConfig,
+    container_id: str,
+    image: Any,
+) -> tuple[AppRequest, tuple[VolumeSpec, ...]]:
+    """The container's app (and the pod volumes its mounts need)."""
+    if not config.metadata.name:
+        raise invalid("ContainerConfig.metadata.name is empty")
+    exec_, args = argv(config)
+    volumes, mounts = host_volumes(config, container_id)
+    request = AppRequest(
+        image=image_argument(config.image.image),
+        name=app_name(config.metadata.name, container_id),
+        exec=exec_,
+        args=args,
+        environment=tuple((e.key, e.value) for e in config.envs if e.key),
+        working_dir=config.working_dir or None,
+        mounts=mounts,
+    )
+    return security.container_security(config, sandbox, image, request), volumes
