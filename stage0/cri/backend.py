@@ -69,7 +69,11 @@ def run_sandbox(options: GlobalOptions, request: PodRequest) -> Pod:
     from stage0.cli.run import prepare_request, relaxing
     from stage0.sandbox import save_settings
 
+    from stage0.cri import warm
+
     request = dataclasses.replace(relaxing(options, request), sandbox=True)
+    if (spare := warm.claim(options, request)) is not None:
+        return spare
     prepared = prepare_request(options, request, to_run=True, pull_policy="never")
     save_settings(prepared.path, request)
     assert prepared.starting is not None
