@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shlex
 import subprocess
@@ -22,6 +23,7 @@ from stage0.pods import Pod, PodNotFound, Pods, PodState
 from stage0.requests import AppRequest, PodRequest
 from stage1.abi import VolumeSpec
 
+log = logging.getLogger("nspod.cri")
 STAGE1_TIMEOUT = 300.0  # seconds: a stuck stage1 must not hold a server thread for ever
 
 
@@ -193,7 +195,8 @@ def app_states(pod: Pod) -> dict[str, dict[str, Any]]:
         return {}
     try:
         return {str(s["name"]): s for s in states(pod.path, None)}
-    except Error:
+    except Error as error:
+        log.warning("cannot read the apps of pod %s: %s", pod.uuid, error)
         return {}
 
 

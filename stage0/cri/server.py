@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from stage0.cri.proto import api_pb2_grpc
+from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.errors import Error
 from stage0.notify import notify
 from stage0.options import GlobalOptions
@@ -74,9 +74,10 @@ def image_service(options: GlobalOptions) -> api_pb2_grpc.ImageServiceServicer:
     try:
         module = importlib.import_module("stage0.cri.images")
     except ModuleNotFoundError:
-        placeholder: api_pb2_grpc.ImageServiceServicer = unimplemented(
-            api_pb2_grpc.ImageServiceServicer, "the image service"
-        )()
+        base = unimplemented(api_pb2_grpc.ImageServiceServicer, "the image service")
+        # crictl checks the image API with ImageFsInfo before any call, even a runtime one
+        fs_info = lambda self, request, context: api_pb2.ImageFsInfoResponse()  # noqa: E731
+        placeholder: api_pb2_grpc.ImageServiceServicer = type("Images", (base,), {"ImageFsInfo": fs_info})()
         return placeholder
     service: api_pb2_grpc.ImageServiceServicer = module.ImageService(options)
     return service

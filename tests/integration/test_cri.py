@@ -1,0 +1,182 @@
+"""``nspod cri`` against a real systemd, driven by crictl (cri-tools 1.26.1) as kubelet would:
+the service started by its socket unit, sandboxes booted as machines, containers as their apps,
+and nothing left behind once they are removed; a service killed with -9 finds its sandboxes again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import STRICT
+from tests.harness.registry import Layout, Registry
+
+pytestmark = pytest.mark.systemd
+REPO = Path(__file__).resolve().parents[2]
+CRICTL = Path(os.environ.get("NSPOD_CRI_TOOLS", "/var/cache/nspod-tests/cri")) / "crictl"
+SOCKET = "/run/nspod/cri.sock"
+UNITS = Path("/run/systemd/system")
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stdout
+
+
+@dataclass
+class Cri:
+    data: Path
+    image: str
+    work: Path
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        done = subprocess.run(
+            [str(CRICTL), "--runtime-endpoint", f"unix://{SOCKET}", "--image-endpoint", f"unix://{SOCKET}",
+             "--timeout", f"{int(timeout)}s", *args],
+            capture_output=True, text=True, timeout=timeout + 10,
+        )  # fmt: skip
+        if check:
+            assert done.returncode == 0, f"crictl {' '.join(args)}: {done.stderr}"
+        return done.stdout if check else done.stdout + done.stderr
+
+    def write(self, name: str, value: object) -> str:
+        path = self.work / name
+        path.write_text(json.dumps(value))
+        return str(path)
+
+    def sandbox_config(self, name: str, attempt: int = 0) -> str:
+        return self.write(f"pod-{name}-{attempt}.json", {
+            "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "attempt": attempt},
+            "hostname": name, "log_directory": str(self.work / "logs" / name), "labels": {"test": "cri"},
+            "dns_config": {"servers": ["10.0.0.53"], "searches": ["example.test"], "options": ["ndots:2"]},
+        })  # fmt: skip
+
+    def container_config(self, name: str, script: str) -> str:
+        return self.write(f"ctr-{name}.json", {
+            "metadata": {"name": name}, "image": {"image": self.image},
+            "command": ["/bin/sh", "-c"], "args": [script], "envs": [{"key": "GREETING", "value": "hi"}],
+            "log_path": f"{name}.log", "labels": {"role": name},
+        })  # fmt: skip
+
+    def service(self, action: str) -> None:
+        subprocess.run(
+            ["systemctl", action, "nspod-cri.socket", "nspod-cri.service"], check=False, timeout=60
+        )
+
+
+def _install_units(data: Path) -> None:
+    """The repository's units, the service running this checkout on the test's data dir."""
+    UNITS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "units/nspod-cri.socket", UNITS / "nspod-cri.socket")
+    service = (REPO / "units/nspod-cri.service").read_text()
+    service = service.replace(
+        "ExecStart=/usr/local/bin/nspod cri",
+        f"ExecStart={sys.executable} -m stage0 --dir {data} cri\nEnvironment=PYTHONPATH={REPO}",
+    )
+    (UNITS / "nspod-cri.service").write_text(service)
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    subprocess.run(["systemctl", "start", "nspod-cri.socket"], check=True)
+
+
+@pytest.fixture(scope="module")
+def cri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cri]:
+    if not CRICTL.exists():
+        if STRICT:
+            pytest.fail(f"{CRICTL} is missing: bash /work/shared/cri/build-cri-tools.sh {CRICTL.parent}")
+        pytest.skip("crictl is not built")
+    base = tmp_path_factory.mktemp("cri")
+    registry = Registry.start(base / "registry")
+    try:
+        layout = Layout(base / "layout")
+        layout.busybox("busybox", applets=("sh", "echo", "cat", "ls", "id", "true", "sleep", "hostname"))
+        layout.config("busybox", "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin")
+        layout.push("busybox", f"{registry.host}/busybox:latest")
+        data = base / "data"
+        image = f"{registry.host}/busybox:latest"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        fetched = subprocess.run(
+            [sys.executable, "-m", "stage0", "--dir", str(data), "--insecure-options=image,http", "fetch",
+             f"docker://{image}"], capture_output=True, text=True, timeout=180, env=env,
+        )  # fmt: skip
+        assert fetched.returncode == 0, fetched.stderr
+        _install_units(data)
+        work = base / "work"
+        (work / "logs").mkdir(parents=True)
+        yield Cri(data, image, work)
+    finally:
+        subprocess.run(["systemctl", "stop", "nspod-cri.socket", "nspod-cri.service"], check=False)
+        registry.stop()
+
+
+def _nothing_left() -> None:
+    assert sh("machinectl", "list", "--no-legend").strip() == ""
+    units = sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*.service")
+    assert [u for u in units.splitlines() if not u.startswith("nspod-cri")] == []
+    assert sh("ip", "netns", "list").strip() == ""
+    assert "veth" not in sh("ip", "-o", "link")
+    assert "nspod/pods" not in Path("/proc/self/mountinfo").read_text()
+
+
+def wait_for(what: object, check: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_kubelet_day(cri: Cri) -> None:
+    pod = cri("runp", cri.sandbox_config("day")).strip()
+    assert len(pod) == 36
+    status = json.loads(cri("inspectp", pod))
+    assert status["status"]["state"] == "SANDBOX_READY"
+    assert status["status"]["metadata"]["name"] == "day"
+    assert status["status"]["network"]["ip"]
+    assert sh("machinectl", "show", f"nspod-{pod}", "-p", "State", "--value").strip() == "running"
+
+    script = 'echo "$GREETING from $(hostname)"; cat /etc/resolv.conf; exit 3'
+    ctr = cri("create", pod, cri.container_config("day", script), cri.sandbox_config("day")).strip()
+    assert json.loads(cri("inspect", ctr))["status"]["state"] == "CONTAINER_CREATED"
+    started = cri("start", ctr, check=False)
+    assert "Failed" not in started, started + sh("journalctl", "-u", "nspod-cri", "--no-pager")
+    wait_for("exit", lambda: json.loads(cri("inspect", ctr))["status"]["state"] == "CONTAINER_EXITED")
+    status = json.loads(cri("inspect", ctr))["status"]
+    assert status["exitCode"] == 3 and status["reason"] == "Error"
+    assert status["startedAt"] > "2000" and status["finishedAt"] >= status["startedAt"]  # RFC 3339
+    listed = json.loads(cri("ps", "-a", "-o", "json", "--label", "role=day"))["containers"]
+    assert [c["id"] for c in listed] == [ctr]
+    assert json.loads(cri("ps", "-o", "json"))["containers"] == []  # running only: none
+
+    cri("stop", ctr)
+    cri("rm", ctr)
+    assert json.loads(cri("ps", "-a", "-o", "json"))["containers"] == []
+    cri("stopp", pod)
+    assert json.loads(cri("inspectp", pod))["status"]["state"] == "SANDBOX_NOTREADY"
+    cri("rmp", pod)
+    assert json.loads(cri("pods", "-o", "json"))["items"] == []
+    _nothing_left()
+
+
+def test_bad_requests_answer_with_their_codes(cri: Cri) -> None:
+    missing = cri("inspectp", "0" * 36, check=False)
+    assert "NotFound" in missing and "Traceback" not in missing
+    assert "NotFound" in cri("inspect", "f" * 64, check=False)
+    pod = cri("runp", cri.sandbox_config("bad")).strip()
+    try:
+        broken = cri.write(
+            "ctr-broken.json", {"metadata": {"name": "broken"}, "image": {"image": "nowhere/none:1"}}
+        )
+        answer = cri("create", pod, broken, cri.sandbox_config("bad"), check=False)
+        assert "code = " in answer and "Unknown" not in answer and "Traceback" not in answer, answer
+        assert json.loads(cri("ps", "-a", "-o", "json"))["containers"] == []
+        assert "/opt/stage2/broken" not in Path("/proc/self/mountinfo").read_text()
+    finally:
+        cri("stopp", pod)
+        cri("rmp", pod)
+    _nothing_left()
