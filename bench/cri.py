@@ -42,6 +42,8 @@ from cri_runtimes import REPO, Containerd, Images, Nspod  # noqa: E402
 from stage0.cri.proto import api_pb2, api_pb2_grpc  # noqa: E402
 
 STEPS = ("sandbox start", "create", "start to exit", "teardown", "total")
+# inside "start to exit": the StartContainer call, and the last ContainerStatus call (that saw EXITED)
+DETAIL = ("start call", "status call")
 TARGETS = {"sandbox start": 1.0, "start to exit": 1.0}
 POLL = 0.002
 
@@ -90,9 +92,12 @@ class Client:
         started = time.perf_counter()
         times["create"] = started - created
         self.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=ctr), timeout=120)
+        times["start call"] = time.perf_counter() - started
         deadline = started + 60
         while True:
+            asked = time.perf_counter()
             status = self.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=ctr), timeout=60)
+            times["status call"] = time.perf_counter() - asked
             if status.status.state == api_pb2.CONTAINER_EXITED:
                 break
             if time.perf_counter() > deadline:
@@ -168,7 +173,7 @@ def main() -> int:
                 data = (pooled if name == "nspod pool" else cold).dir / "data"
                 subprocess.run([*nspod, "--dir", str(data), "--insecure-options=image,http", "fetch",
                                 f"docker://{sources.busybox}"], check=True, capture_output=True)  # fmt: skip
-        samples: dict[str, dict[str, list[float]]] = {n: {s: [] for s in STEPS} for n in clients}
+        samples: dict[str, dict[str, list[float]]] = {n: {s: [] for s in STEPS + DETAIL} for n in clients}
         names = list(clients)
         for round_ in range(args.rounds + 1):  # the first warms caches
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
@@ -214,9 +219,9 @@ def met(samples: dict[str, dict[str, list[float]]], name: str) -> bool:
 
 def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
     print(f"CRI lifecycle, medians of {rounds} rounds, rotated, after 1 warm-up (ms)")
-    print("  " + f"{'':12}" + "".join(f"{step:>15}" for step in STEPS))
+    print("  " + f"{'':12}" + "".join(f"{step:>15}" for step in STEPS + DETAIL))
     for name, steps in samples.items():
-        print(f"  {name:12}" + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:15.1f}" for s in STEPS))
+        print(f"  {name:12}" + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:15.1f}" for s in STEPS + DETAIL))
     if "containerd" not in samples:
         return
     base = {s: statistics.median(v) for s, v in samples["containerd"].items() if v}

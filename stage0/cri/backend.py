@@ -152,7 +152,19 @@ def _undo_add(options: GlobalOptions, pod: Pod, name: str) -> None:
 
 
 def start_app(options: GlobalOptions, pod: Pod, name: str) -> None:
-    _stage1(options, "app", pod.path, "start", "--app", name)
+    """In this process, as the pool keeper starts a pooled run's app (stage1's ``app start`` is a
+    function that raises, prints nothing and touches no signal): a stage1 program per start cost
+    an interpreter and its imports, ~250 ms of a container's start (bench/cri.py). A stage1 of the
+    user's (``--stage1``) still runs as its program."""
+    if options.stage1:
+        _stage1(options, "app", pod.path, "start", "--app", name)
+        return
+    from stage1.apps import start
+
+    try:
+        start(pod.path, name)
+    except Error as error:
+        raise Stage1Failed(f"stage1 app failed: {error.message}") from None
 
 
 def stop_app(options: GlobalOptions, pod: Pod, name: str, timeout: float) -> None:
