@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +36,9 @@ from pathlib import Path
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cri_runtimes import REPO, Containerd, Images, Nspod  # noqa: E402
+from cri_runtimes import Containerd, Images, Nspod
 
-from stage0.cri.proto import api_pb2, api_pb2_grpc  # noqa: E402
+from stage0.cri.proto import api_pb2, api_pb2_grpc
 
 STEPS = ("sandbox start", "create", "start to exit", "teardown", "total")
 # inside "start to exit": the StartContainer call, and the last ContainerStatus call (that saw EXITED)
@@ -51,8 +50,8 @@ POLL = 0.002
 class Client:
     def __init__(self, endpoint: str) -> None:
         self.channel = grpc.insecure_channel(endpoint)
-        self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)
-        self.images = api_pb2_grpc.ImageServiceStub(self.channel)
+        self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.images = api_pb2_grpc.ImageServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     def ready(self, timeout: float = 60) -> str:
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
@@ -79,7 +78,9 @@ class Client:
         )
         times = {}
         start = time.perf_counter()
-        pod = self.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=sandbox), timeout=120).pod_sandbox_id
+        pod = self.runtime.RunPodSandbox(
+            api_pb2.RunPodSandboxRequest(config=sandbox), timeout=120
+        ).pod_sandbox_id
         created = time.perf_counter()
         times["sandbox start"] = created - start
         if not containers:
@@ -87,7 +88,9 @@ class Client:
             self.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
             times["teardown"] = time.perf_counter() - created
             return {k: v * 1000 for k, v in times.items()}
-        request = api_pb2.CreateContainerRequest(pod_sandbox_id=pod, config=container, sandbox_config=sandbox)
+        request = api_pb2.CreateContainerRequest(
+            pod_sandbox_id=pod, config=container, sandbox_config=sandbox
+        )
         ctr = self.runtime.CreateContainer(request, timeout=120).container_id
         started = time.perf_counter()
         times["create"] = started - created
@@ -96,7 +99,9 @@ class Client:
         deadline = started + 60
         while True:
             asked = time.perf_counter()
-            status = self.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=ctr), timeout=60)
+            status = self.runtime.ContainerStatus(
+                api_pb2.ContainerStatusRequest(container_id=ctr), timeout=60
+            )
             times["status call"] = time.perf_counter() - asked
             if status.status.state == api_pb2.CONTAINER_EXITED:
                 break
@@ -117,73 +122,70 @@ class Client:
         self.channel.close()
 
 
-def spares(nspod: list[str], data: Path) -> list[str]:
-    done = subprocess.run([*nspod, "--dir", str(data), "pool", "list"], capture_output=True, text=True)
-    return done.stdout.split()
-
-
-def settle(pooled: Nspod | None, nspod: list[str]) -> None:
-    """The pool refilled (when there is one) and a moment of quiet."""
-    if pooled is not None:
-        deadline = time.monotonic() + 60
-        while not spares(nspod, pooled.dir / "data") and time.monotonic() < deadline:
+def settle(runtimes: dict[str, Containerd | Nspod]) -> None:
+    """Every pool refilled and a moment of quiet: no runtime runs on another's heels."""
+    deadline = time.monotonic() + 60
+    for runtime in runtimes.values():
+        while isinstance(runtime, Nspod) and runtime.keeper and not runtime.spares():
+            if time.monotonic() > deadline:
+                raise SystemExit("the keeper did not refill its pool in 60 s")
             time.sleep(0.05)
     time.sleep(0.3)
 
 
+def start(work: Path, nspod: list[str], only: str | None) -> tuple[Images, dict[str, Containerd | Nspod]]:
+    images = Images(work)
+    runtimes: dict[str, Containerd | Nspod] = {}
+    try:
+        if only != "nspod":
+            runtimes["containerd"] = Containerd(work, images)
+        if only != "containerd":
+            runtimes["nspod cold"] = Nspod(work, "nspod-cold", nspod, pool=False)
+            runtimes["nspod pool"] = Nspod(work, "nspod-pool", nspod, pool=True)
+    except BaseException:
+        for runtime in runtimes.values():
+            runtime.stop()
+        images.stop()
+        raise
+    return images, runtimes
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
-    parser.add_argument("--only", choices=("containerd", "nspod"), help="one side alone (to debug the harness)")
-    parser.add_argument("--sandboxes-only", action="store_true", help="time RunPodSandbox and teardown alone")
+    parser.add_argument("--only", choices=("containerd", "nspod"), help="one side alone (the harness)")
+    parser.add_argument("--sandboxes-only", action="store_true", help="RunPodSandbox and teardown alone")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
     nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]
     work = Path(tempfile.mkdtemp(prefix="nspod-bench-cri-", dir="/var/tmp"))
-    stoppable: list[Images | Containerd | Nspod | subprocess.Popen[bytes]] = []
-    clients: dict[str, Client] = {}
-    images: dict[str, str] = {}
-    pooled: Nspod | None = None
+    images, runtimes = start(work, nspod, args.only)
+    clients = {name: Client(runtime.endpoint) for name, runtime in runtimes.items()}
     try:
-        sources = Images(work)
-        stoppable.append(sources)
-        if args.only != "nspod":
-            containerd = Containerd(work, sources)
-            stoppable.append(containerd)
-            clients["containerd"] = Client(containerd.endpoint)
-        if args.only != "containerd":
-            cold = Nspod(work, "nspod-cold", nspod, None)
-            stoppable.append(cold)
-            clients["nspod cold"] = Client(cold.endpoint)
-            pool_socket = str(work / "pool.sock")
-            pooled = Nspod(work, "nspod-pool", nspod, pool_socket)
-            stoppable.append(pooled)
-            keeper = subprocess.Popen([*nspod, "--dir", str(pooled.dir / "data"), "pool", "keep", "--size", "1",
-                                       "--socket", pool_socket], stdin=subprocess.DEVNULL)  # fmt: skip
-            stoppable.append(keeper)
-            clients["nspod pool"] = Client(pooled.endpoint)
         for name, client in clients.items():
             print(f"{name}: {client.ready()}; pulling", file=sys.stderr)
             try:
-                images[name] = client.pull(sources.busybox)
+                client.pull(images.busybox)
             except grpc.RpcError as error:  # an nspod without its image service yet
-                if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                runtime = runtimes[name]
+                if error.code() != grpc.StatusCode.UNIMPLEMENTED or not isinstance(runtime, Nspod):
                     raise
-                data = (pooled if name == "nspod pool" else cold).dir / "data"
-                subprocess.run([*nspod, "--dir", str(data), "--insecure-options=image,http", "fetch",
-                                f"docker://{sources.busybox}"], check=True, capture_output=True)  # fmt: skip
-        samples: dict[str, dict[str, list[float]]] = {n: {s: [] for s in STEPS + DETAIL} for n in clients}
+                runtime.fetch(images.busybox)
+        steps = STEPS + DETAIL
+        samples: dict[str, dict[str, list[float]]] = {n: {s: [] for s in steps} for n in clients}
         names = list(clients)
         for round_ in range(args.rounds + 1):  # the first warms caches
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                settle(pooled, nspod)
+                settle(runtimes)
                 logs = work / "logs" / name.replace(" ", "-")
-                times = clients[name].lifecycle(sources.busybox, logs, not args.sandboxes_only)
-                print(f"{round_} {name}: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()), file=sys.stderr)
-                if round_:
-                    for step, value in times.items():
-                        samples[name][step].append(value)
+                times = clients[name].lifecycle(images.busybox, logs, not args.sandboxes_only)
+                line = ", ".join(f"{k} {v:.0f}" for k, v in times.items())
+                print(f"{round_} {name}: {line}", file=sys.stderr)
+                for step, value in times.items():
+                    samples[name][step].extend([value] if round_ else [])
         report(samples, args.rounds)
         if "containerd" not in samples or len(samples) < 2:
             return 0
@@ -191,18 +193,9 @@ def main() -> int:
     finally:
         for client in clients.values():
             client.close()
-        for each in reversed(stoppable):
-            if isinstance(each, subprocess.Popen):
-                each.terminate()
-                each.wait()
-                subprocess.run([*nspod, "--dir", str(pooled.dir / "data") if pooled else "", "pool", "drain"],
-                               capture_output=True)  # fmt: skip
-            else:
-                each.stop()
-        for data in ("nspod-cold", "nspod-pool"):
-            if (work / data / "data").exists():
-                subprocess.run([*nspod, "--dir", str(work / data / "data"), "gc", "--grace-period=0s"],
-                               capture_output=True)  # fmt: skip
+        for runtime in runtimes.values():
+            runtime.stop()
+        images.stop()
         if args.keep:
             print(f"kept {work}", file=sys.stderr)
         else:
@@ -221,7 +214,10 @@ def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
     print(f"CRI lifecycle, medians of {rounds} rounds, rotated, after 1 warm-up (ms)")
     print("  " + f"{'':12}" + "".join(f"{step:>15}" for step in STEPS + DETAIL))
     for name, steps in samples.items():
-        print(f"  {name:12}" + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:15.1f}" for s in STEPS + DETAIL))
+        print(
+            f"  {name:12}"
+            + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:15.1f}" for s in STEPS + DETAIL)
+        )
     if "containerd" not in samples:
         return
     base = {s: statistics.median(v) for s, v in samples["containerd"].items() if v}
@@ -238,5 +234,4 @@ def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     sys.exit(main())

@@ -58,6 +58,7 @@ state = "{state}"
     endpoint = ["http://{registry}"]
 """
 
+
 # one bridge inside the test host for either runtime's pods (host-local addresses, no gateway out)
 def cni_conflist(name: str, bridge: str, subnet: str) -> str:
     return json.dumps(
@@ -70,8 +71,11 @@ def cni_conflist(name: str, bridge: str, subnet: str) -> str:
                     "bridge": bridge,
                     "isGateway": True,
                     "ipMasq": False,
-                    "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
-                             "dataDir": f"/run/cni-bench/{name}"},  # fmt: skip
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": subnet}]],
+                        "dataDir": f"/run/cni-bench/{name}",
+                    },
                 },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ],
@@ -140,13 +144,23 @@ class Containerd:
         (cni / "10-bench.conflist").write_text(cni_conflist("containerd-bench", "ctrd0", "10.88.0.0/16"))
         config = self.dir / "config.toml"
         config.write_text(
-            CONTAINERD_TOML.format(root=self.dir / "root", state=self.state, socket=self.socket,
-                                   pause=images.pause, cni=cni, registry=images.registry.host)  # fmt: skip
+            CONTAINERD_TOML.format(
+                root=self.dir / "root",
+                state=self.state,
+                socket=self.socket,
+                pause=images.pause,
+                cni=cni,
+                registry=images.registry.host,
+            )
         )
         self.log = self.dir / "log"
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(["containerd", "--config", str(config)],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            self.process = subprocess.Popen(
+                ["containerd", "--config", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for_socket(self.socket, self.process, self.log, "containerd")
 
     @property
@@ -160,27 +174,49 @@ class Containerd:
 
 
 class Nspod:
-    """``nspod cri`` on a socket and a data directory of its own; ``pool``: the keeper's socket
-    (claims from the warm pool) or None (NSPOD_POOL=0: every sandbox booted cold)."""
+    """``nspod cri`` on a socket and a data directory of its own. ``pool``: with a keeper of one
+    spare on that directory (``nspod pool keep --size 1``), whose spares RunPodSandbox claims;
+    without, NSPOD_POOL=0 and every sandbox boots cold."""
 
-    def __init__(self, work: Path, name: str, nspod: list[str], pool: str | None) -> None:
-        self.dir = work / name
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, work: Path, name: str, nspod: list[str], *, pool: bool) -> None:
+        self.nspod, self.data = nspod, work / name / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
         self.socket = Path(f"/run/nspod-bench/{name}.sock")
         self.socket.parent.mkdir(parents=True, exist_ok=True)
+        pool_socket = str(work / name / "pool.sock")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.update({"NSPOD_POOL_SOCKET": pool} if pool else {"NSPOD_POOL": "0"})
-        self.log = self.dir / "log"
-        argv = [*nspod, "--dir", str(self.dir / "data"), "--insecure-options=image,http",
-                "cri", "--listen", str(self.socket)]  # fmt: skip
+        env.update({"NSPOD_POOL_SOCKET": pool_socket} if pool else {"NSPOD_POOL": "0"})
+        self.keeper = None
+        if pool:
+            argv = [*self.base, "pool", "keep", "--size", "1", "--socket", pool_socket]
+            self.keeper = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+        self.log = work / name / "log"
+        argv = [*self.base, "--insecure-options=image,http", "cri", "--listen", str(self.socket)]
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, env=env)  # fmt: skip
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         wait_for_socket(self.socket, self.process, self.log, f"nspod cri ({name})")
+
+    @property
+    def base(self) -> list[str]:
+        return [*self.nspod, "--dir", str(self.data)]
 
     @property
     def endpoint(self) -> str:
         return f"unix://{self.socket}"
 
+    def fetch(self, reference: str) -> None:
+        """The image into the store without the CRI (an nspod whose image service is not there)."""
+        argv = [*self.base, "--insecure-options=image,http", "fetch", f"docker://{reference}"]
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def spares(self) -> list[str]:
+        return subprocess.run([*self.base, "pool", "list"], capture_output=True, text=True).stdout.split()
+
     def stop(self) -> None:
         stop(self.process)
+        if self.keeper is not None:
+            stop(self.keeper)
+            subprocess.run([*self.base, "pool", "drain"], capture_output=True)
+        subprocess.run([*self.base, "gc", "--grace-period=0s"], capture_output=True)

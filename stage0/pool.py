@@ -235,10 +235,6 @@ class Keeper:
             try:
                 message, fds = _receive(conn)
                 request = json.loads(message)
-                if request.get("wake"):  # a spare was claimed elsewhere (the CRI's sandboxes)
-                    self.used.set()
-                    conn.send(json.dumps({"woken": True}).encode())
-                    return
                 code = self.run(request["argv"], fds, conn)
                 conn.send(json.dumps({"exit": code}).encode())
             except Cold as why:

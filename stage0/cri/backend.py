@@ -69,9 +69,8 @@ def find_pod(options: GlobalOptions, uuid: str) -> Pod | None:
 def run_sandbox(options: GlobalOptions, request: PodRequest) -> Pod:
     """Prepare and boot an empty app sandbox (``nspod app sandbox``); its pod once it runs."""
     from stage0.cli.run import prepare_request, relaxing
-    from stage0.sandbox import save_settings
-
     from stage0.cri import warm
+    from stage0.sandbox import save_settings
 
     request = dataclasses.replace(relaxing(options, request), sandbox=True)
     if (spare := warm.claim(options, request)) is not None:

@@ -10,11 +10,8 @@ network, a security context that changes the pod) boots cold, as ``nspod run``'s
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import os
-import socket
 
 from stage0.options import GlobalOptions
 from stage0.pods import Pod, Pods
@@ -39,18 +36,7 @@ def claim(options: GlobalOptions, request: PodRequest) -> Pod | None:
     if pod is None:
         return None
     save_settings(pod.path, request)  # the spare's own already; written so the pod says what it serves
-    wake_keeper()
+    # the keeper is not woken: it boots the next spare at its next look (within 5 s), not now,
+    # beside the containers kubelet creates and starts in this sandbox right after (bench/cri:
+    # a spare booting then made their create and start 1.5-2x slower)
     return pod
-
-
-def wake_keeper() -> None:
-    """Tell the keeper a spare was taken, so it boots the next now rather than at its next look
-    (a keeper that does not know the word answers "cold" and looks again within seconds)."""
-    from stage0.pool_client import SOCKET
-
-    path = os.environ.get("NSPOD_POOL_SOCKET", SOCKET)
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
-        conn.settimeout(1.0)
-        conn.connect(path)
-        conn.send(json.dumps({"wake": True}).encode())
-        conn.recv(1024)
