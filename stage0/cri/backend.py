@@ -24,6 +24,7 @@ from stage0.requests import AppRequest, PodRequest
 from stage1.abi import VolumeSpec
 
 log = logging.getLogger("nspod.cri")
+IN_PROCESS = ("add", "start", "stop", "rm")  # stage1's app verbs run in this process
 STAGE1_TIMEOUT = 300.0  # seconds: a stuck stage1 must not hold a server thread for ever
 
 
@@ -34,6 +35,8 @@ class Stage1Failed(Error):
 def _stage1(
     options: GlobalOptions, verb: str, pod_dir: str, *args: str, pass_fds: tuple[int, ...] = ()
 ) -> None:
+    if verb == "app" and args[0] in IN_PROCESS and not options.stage1 and not pass_fds:
+        return _in_process(pod_dir, args[0], args[-1])
     base = shlex.split(options.stage1) if options.stage1 else [sys.executable, "-m", "stage1"]
     argv = [*base, *(["--debug"] if options.debug else []), verb, pod_dir, *args]
     try:
@@ -55,6 +58,20 @@ def _stage1(
         ]
         reason = lines[-1] if lines else f"exit status {done.returncode}"
         raise Stage1Failed(f"stage1 {verb} failed: {reason.removeprefix('nspod: ').removeprefix('error: ')}")
+
+
+def _in_process(pod_dir: str, action: str, app: str) -> None:
+    """stage1's app verbs in this process, as the pool keeper calls them for a pooled run: each is
+    a function that raises, prints nothing and touches no signal. A stage1 program per call cost
+    an interpreter and its imports, ~250 ms of each container's create, start, stop and removal
+    here (bench/cri.py). A stage1 of the user's (``--stage1``) still runs as its program."""
+    from stage1 import apps
+
+    act = {"add": apps.add, "start": apps.start, "stop": apps.stop, "rm": apps.remove}[action]
+    try:
+        act(pod_dir, app)
+    except Error as error:
+        raise Stage1Failed(f"stage1 app {action} failed: {error.message}") from None
 
 
 def find_pod(options: GlobalOptions, uuid: str) -> Pod | None:
@@ -151,19 +168,7 @@ def _undo_add(options: GlobalOptions, pod: Pod, name: str) -> None:
 
 
 def start_app(options: GlobalOptions, pod: Pod, name: str) -> None:
-    """In this process, as the pool keeper starts a pooled run's app (stage1's ``app start`` is a
-    function that raises, prints nothing and touches no signal): a stage1 program per start cost
-    an interpreter and its imports, ~250 ms of a container's start (bench/cri.py). A stage1 of the
-    user's (``--stage1``) still runs as its program."""
-    if options.stage1:
-        _stage1(options, "app", pod.path, "start", "--app", name)
-        return
-    from stage1.apps import start
-
-    try:
-        start(pod.path, name)
-    except Error as error:
-        raise Stage1Failed(f"stage1 app failed: {error.message}") from None
+    _stage1(options, "app", pod.path, "start", "--app", name)
 
 
 def stop_app(options: GlobalOptions, pod: Pod, name: str, timeout: float) -> None:
