@@ -6,10 +6,14 @@ BINDIR ?= /usr/local/bin
 DEV_VENV ?= .venv
 PYTEST_ARGS ?=
 ORACLES ?= /var/cache/nspod-tests/appc
+# critest and crictl of cri-tools v1.26.1 (built offline from the tarball beside the checkout), and
+# the images critest pulls (tests/harness/cri_images.py), both cached per machine
+CRI_SOURCE ?= ../shared/cri
+CRI_TOOLS ?= /var/cache/nspod-tests/cri
 
 # runtime: nspawn, machined, D-Bus, decompressors, the pods' networks (CNI plugins, iptables for
 # their masquerading, nftables for forwarded ports); build: what pystemd compiles against;
-# test: busybox for test images, Go + appc spec source for the actool oracle, groff and man-db for the man
+# test: busybox for test images, Go + appc spec source for the actool oracle (Go for critest too), groff and man-db for the man
 # pages, vagrant (with a provider, libvirt's) to validate vagrant/Vagrantfile.
 # The runtime list is the package's Depends (packaging/debian/control) less the Python libraries,
 # which the venv gets from PyPI, plus what the venv itself needs.
@@ -66,10 +70,12 @@ dev-venv: deb-test
 	$(DEV_VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 # The whole session runs where systemd is PID 1: here on a systemd host, else in a test host.
-# The actool oracle is built first, outside, because the test host has no network.
+# The actool oracle, critest and its images are built first, outside: the test host has no network.
 test: install dev-venv
 	tests/harness/build-appc-oracles.sh $(ORACLES)
-	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) tests/harness/in-testhost.sh \
+	bash $(CRI_SOURCE)/build-cri-tools.sh $(CRI_TOOLS)
+	$(DEV_VENV)/bin/python tests/harness/cri_images.py
+	NSPOD_TEST_STRICT=1 NSPOD_ORACLES=$(ORACLES) NSPOD_CRI_TOOLS=$(CRI_TOOLS) tests/harness/in-testhost.sh \
 		$(DEV_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	@# on a fresh Debian 12 root (debootstrap, cached): the .deb installed with apt and checked
 	@# (packaging/, tests/harness/fresh-package.sh), then a clean clone's `make demo`

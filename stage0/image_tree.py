@@ -32,6 +32,15 @@ class ImageTree(Protocol):
         """(uid, gid) of the in-image ``path``, or None when it is not there."""
         ...
 
+    def primary_group(self, user: str) -> int | None:
+        """The group of ``user`` (a name or a UID) in the image's ``/etc/passwd``."""
+        ...
+
+    def member_of(self, user: str) -> tuple[int, ...]:
+        """The groups whose members ``/etc/group`` lists ``user`` (a name, or a UID by its name in
+        ``/etc/passwd``) among."""
+        ...
+
 
 class RootfsTree:
     """A rendered rootfs on disk."""
@@ -101,6 +110,14 @@ class RootfsTree:
             if len(fields) > 3 and user in (fields[0], fields[2]) and fields[3].isdigit():
                 return int(fields[3])
         return None
+
+    def member_of(self, user: str) -> tuple[int, ...]:
+        names = {user} | {f[0] for f in self._entries("passwd") if len(f) > 2 and f[2] == user}
+        return tuple(
+            int(fields[2])
+            for fields in self._entries("group")
+            if len(fields) > 3 and fields[2].isdigit() and names & set(fields[3].split(","))
+        )
 
     def owner(self, path: str) -> tuple[int, int] | None:
         host = self.resolve(path)

@@ -139,6 +139,10 @@ class PortRequest:
     name: str
     host_port: int
     host_ip: str = ""
+    # a port by number (the CRI's port mappings, a sandbox's, made before any app offers one):
+    # forwarded as is, without a named app port
+    port: int | None = None
+    protocol: str = "tcp"
 
     def flag(self) -> str:
         address = f"[{self.host_ip}]:" if ":" in self.host_ip else f"{self.host_ip}:" if self.host_ip else ""
@@ -171,6 +175,8 @@ def port_specs(
         )
     specs: list[PortSpec] = []
     for asked in ports:
+        if asked.port is not None:
+            offered = {**offered, asked.name: (asked.protocol, asked.port)}
         if asked.name not in offered:
             raise UsageError(
                 f"no app has a port named {asked.name!r}",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stage0 import APPC_SPEC_VERSION
+from stage0.confinement import IPC_SYSCTL, confined, pod_sysctl
 from stage0.dns import hosts_file, resolv_conf
 from stage0.errors import Error, UsageError
 from stage0.image_tree import ImageTree
@@ -137,7 +138,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         if str(m.name) in {v.name for v in pod.volumes} and str(m.path) not in mounted
     )
     handlers = app.event_handlers if app else ()
-    return AppSpec(
+    planned = AppSpec(
         name=name,
         rootfs=tree.rootfs,
         lower=tree.lower,
@@ -159,8 +160,10 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         read_only_rootfs=bool(request.read_only_rootfs),
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         stop_signal=stop_signal(manifest.annotation(STOP_SIGNAL)),
+        log_path=request.log_path,
         **isolator_limits(isolators(request, image)),
     )
+    return confined(planned, request, tree)
 
 
 def isolators(request: AppRequest, image: PlannedImage) -> tuple[Isolator, ...]:
@@ -187,16 +190,9 @@ def overridden(isolators: tuple[Isolator, ...], overrides: tuple[Isolator, ...])
     return (*(i for i in isolators if str(i.name) not in names), *overrides)
 
 
-# The kernel settings a pod has of its own (its IPC namespace; net.* comes with a network of its
-# own): anything else would change the host
-NAMESPACED_SYSCTL = re.compile(
-    r"kernel\.(shm(all|max|mni)|shm_rmid_forced|msg(max|mnb|mni)|sem)|fs\.mqueue\.[a-z_]+"
-)
-
-
 def sysctl(value: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     for key in value:
-        if not NAMESPACED_SYSCTL.fullmatch(key):
+        if not IPC_SYSCTL.fullmatch(key):
             raise PrepareError(
                 f"sysctl {key} is not the pod's own: setting it would change the host",
                 hint="a pod has its own kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* settings",
@@ -321,6 +317,8 @@ def plan_pod(
         mds_register=request.mds_register,
         ports=port_specs(request.ports, offered_ports(apps, images), networks),
         sandbox=request.sandbox,
+        capabilities=request.capabilities,
+        sysctl=pod_sysctl(request.sysctl, own_network=networks is not None),
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

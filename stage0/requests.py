@@ -34,6 +34,27 @@ def check_pod_name(name: str, what: str = "--name") -> str:
     return name
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confinement:
+    """An app's confinement as an orchestrator states it whole (the CRI's security context,
+    stage0/cri/security.py), over the image's isolators. Capability names are ``CAP_…``; "ALL"
+    adds or drops every one."""
+
+    privileged: bool = False  # Kubernetes' privileged container (stage1/abi.py AppSpec.privileged)
+    capabilities_added: tuple[str, ...] = ()  # over nspod's default bounding set
+    capabilities_dropped: tuple[str, ...] = ()
+    # "": nspod's default filter; "unconfined": none; "retain"/"remove": the calls allowed/denied
+    seccomp_mode: str = ""
+    seccomp_set: tuple[str, ...] = ()
+    seccomp_errno: str = ""
+    no_new_privileges: bool | None = None  # None: nspod's rule; False: escalation allowed
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    # the groups the image's /etc/group gives the user join its supplementary ones, and a user
+    # without a group gets its primary one from the image's /etc/passwd (what docker and the CRI do)
+    image_groups: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class AppRequest:
     """One image on the command line with its per-app flags."""
@@ -56,6 +77,8 @@ class AppRequest:
     read_only_rootfs: bool | None = None  # None: the pod manifest's default, writable
     app: App | None = None  # a pod manifest's app, replacing the image's whole (--pod-manifest)
     annotations: tuple[tuple[str, str], ...] = ()  # the app's, in the pod manifest
+    log_path: str = ""  # a CRI container's log file (absolute host path), besides the journal
+    confinement: Confinement | None = None  # an orchestrator's (the CRI's), over the image's isolators
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +100,10 @@ class PodRequest:
     ports: tuple[PortRequest, ...] = ()  # --port
     mds_register: bool | None = None  # --mds-register; None: where the metadata service listens
     sandbox: bool = False  # nspod app sandbox: no apps yet, more come and go while it runs
+    # kept in the pod's bounding set beyond its apps' ("ALL": nspawn's whole), for a sandbox's
+    # later apps (the CRI's: a container may add any capability)
+    capabilities: tuple[str, ...] = ()
+    sysctl: tuple[tuple[str, str], ...] = ()  # the pod's own kernel settings (the CRI's sysctls)
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     updating.add_argument("--app")
     updating.add_argument("--memory", type=int, help="bytes")
     updating.add_argument("--cpu", type=int, help="percent of one CPU")
+    # a CRI container's resources (stage0/cri/resources.py)
+    updating.add_argument("--cpu-shares", type=int)
+    updating.add_argument("--cpu-quota-us", type=int)
+    updating.add_argument("--cpu-period-us", type=int)
+    updating.add_argument("--cpuset-cpus")
+    updating.add_argument("--cpuset-mems")
     app = verbs.add_parser("app")  # an app sandbox's apps (stage1/apps.py)
     app.add_argument("pod_dir")
     app.add_argument("action", choices=["add", "start", "stop", "rm", "status"])
@@ -93,9 +99,16 @@ def main(argv: list[str] | None = None) -> int:
                 action = {"add": apps.add, "start": apps.start, "stop": apps.stop, "rm": apps.remove}
                 return action[args.action](args.pod_dir, args.app)
             case "update":
-                from stage1.update import update
+                from stage1.update import cri_properties, update
 
-                return update(*entry.load(args.pod_dir), args.app, args.memory, args.cpu)
+                more = cri_properties(
+                    shares=args.cpu_shares,
+                    quota_us=args.cpu_quota_us,
+                    period_us=args.cpu_period_us,
+                    cpus=args.cpuset_cpus,
+                    mems=args.cpuset_mems,
+                )
+                return update(*entry.load(args.pod_dir), args.app, args.memory, args.cpu, more)
             case _:
                 return entry.enter(args.pod_dir, args.app, [*args.command, *command])
     except Error as error:

@@ -23,10 +23,12 @@ from typing import Any
 
 # 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
-# images); 6: sandbox (nspod app). A stage1 reads specs of every earlier version as well (each
-# only added fields with defaults).
-ABI_VERSION = 7
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
+# capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
+# capabilities and sysctl. A stage1 reads specs of every earlier version as well (each only added
+# fields with defaults).
+ABI_VERSION = 8
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -184,19 +186,30 @@ class AppSpec:
     cpu_shares: int | None = None  # relative CPU weight, cgroup v1's shares (os/linux/cpu-shares)
     oom_score_adj: int | None = None  # -1000…1000 (os/linux/oom-score-adj)
     capabilities: tuple[str, ...] | None = None  # the bounding set (capabilities-retain-set)
-    capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set
+    capabilities_removed: tuple[str, ...] = ()  # capabilities-remove-set; "ALL": every one
+    capabilities_added: tuple[str, ...] = ()  # over the bounding set (the CRI's add); "ALL": every one
     no_new_privileges: bool = False
     read_only_rootfs: bool = False
     # parts of the default confinement lifted on purpose: "capabilities", "paths", "seccomp",
-    # "namespaces"
+    # "namespaces", "no-new-privileges" (rkt's implied rule: the CRI's no_new_privs false)
     relaxed: tuple[str, ...] = ()
-    seccomp_mode: str = ""  # "retain" (an allow-list) or "remove" (a deny-list); "": nspod's default
+    # Kubernetes' privileged container: every capability, no system call filter, the kernel's
+    # paths neither hidden nor read-only, every device the pod has
+    privileged: bool = False
+    masked_paths: tuple[str, ...] = ()  # hidden from the app (the CRI's masked_paths)
+    readonly_paths: tuple[str, ...] = ()  # read-only in the app (the CRI's readonly_paths)
+    # "retain" (an allow-list) or "remove" (a deny-list); "unconfined": no seccomp filter of any
+    # kind (the CRI's); "": nspod's default
+    seccomp_mode: str = ""
     seccomp_set: tuple[str, ...] = ()  # system calls and SECCOMP_WILDCARDS
     seccomp_errno: str = ""  # what a filtered call returns (EPERM unless set)
     selinux_context: str = ""  # user:role:type:level, applied where SELinux is enabled
     sysctl: tuple[tuple[str, str], ...] = ()  # namespaced kernel settings (os/unix/sysctl), pod-wide
     stop_timeout: float = DEFAULT_STOP_TIMEOUT  # seconds from SIGTERM to SIGKILL when the app stops
     stop_signal: str = ""  # what stops the app (an OCI image's StopSignal); "": SIGTERM
+    # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
+    # journal; "": none
+    log_path: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +239,10 @@ class PodSpec:
     # listens; False, never
     mds_register: bool | None = None
     sandbox: bool = False  # an app sandbox: apps are added, started, stopped, removed while it runs
+    # what the pod's bounding set keeps beyond its apps' own ("ALL": nspawn's whole): an app
+    # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
+    capabilities: tuple[str, ...] = ()
+    sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -249,6 +266,9 @@ class PodSpec:
                 "relaxed",
                 "seccomp_set",
                 "lower",
+                "capabilities_added",
+                "masked_paths",
+                "readonly_paths",
             }
             nested = {"env", "pre_start", "post_stop", "mounts", "sysctl"}
             values = {
@@ -279,6 +299,8 @@ class PodSpec:
             ports=tuple(PortSpec(**p) for p in data.get("ports", ())),
             mds_register=data.get("mds_register"),
             sandbox=data.get("sandbox", False),
+            capabilities=tuple(data.get("capabilities", ())),
+            sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

@@ -8,7 +8,11 @@ the first app to fail ends the pod with its exit code (rkt's rule).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
+from stage1.crilog import app_log_dependencies, app_log_stdio
 from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
@@ -83,6 +87,42 @@ def hidden_paths(hidden: tuple[str, ...]) -> list[tuple[str, str]]:
             *([("TemporaryFileSystem", " ".join(dirs))] if dirs else [])]  # fmt: skip
 
 
+# every capability Linux 6.x knows (capabilities(7)): what "ALL" of the CRI adds or drops
+ALL_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)  # fmt: skip
+ALL = "ALL"
+
+
+def unfiltered(app: AppSpec) -> bool:
+    """No seccomp filter of any kind (the CRI's unconfined, a privileged container): besides the
+    app's own filter, none of systemd's settings that load one (RestrictNamespaces=,
+    ProtectKernelModules=, ProtectKernelLogs=), their mount parts kept by other means."""
+    return app.privileged or app.seccomp_mode == "unconfined"
+
+
+def bounding_set(app: AppSpec) -> list[tuple[str, str]]:
+    """The app's bounding set: nspod's default (or the retain set) with the capabilities added, less
+    those removed; a privileged app keeps the pod's whole set. --insecure-options lifts a part of
+    the default profile; an isolator the app asks for holds."""
+    if app.privileged:
+        return []
+    added, removed = app.capabilities_added, app.capabilities_removed
+    if "capabilities" in app.relaxed and app.capabilities is None and not removed and not added:
+        return []
+    kept = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
+    every = dict.fromkeys((*kept, *(ALL_CAPABILITIES if ALL in added else added)))
+    gone = set(ALL_CAPABILITIES if ALL in removed else removed)
+    return [("CapabilityBoundingSet", " ".join(c for c in every if c not in gone))]
+
+
 def limits(app: AppSpec) -> list[tuple[str, str]]:
     """The app's confinement and appc isolators, as the app unit's settings."""
     settings = []
@@ -94,22 +134,19 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
         settings.append(("CPUShares", str(app.cpu_shares)))  # systemd maps it to CPUWeight= on v2
     if app.oom_score_adj is not None:
         settings.append(("OOMScoreAdjust", str(app.oom_score_adj)))
-    # --insecure-options lifts a part of the default profile; an isolator the app asks for holds
-    kept = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
-    if "capabilities" not in app.relaxed or app.capabilities is not None or app.capabilities_removed:
-        removed = set(app.capabilities_removed)
-        settings.append(("CapabilityBoundingSet", " ".join(c for c in kept if c not in removed)))
-    filtered = syscall_filter(app)
+    settings += bounding_set(app)
+    filtered = [] if unfiltered(app) else syscall_filter(app)
     settings += filtered
     # unshare and setns are in the filter, but clone and clone3 make namespaces too: a user
     # namespace gives the app every capability over the namespaces it makes with it (nf_tables,
     # mounts), the way in of most kernel exploits since 2022. systemd (seccomp too) denies every
     # kind, by clone, unshare and setns, and clone3 whole with ENOSYS (its flags are out of a
     # filter's reach): libc falls back to clone.
-    if "namespaces" not in app.relaxed:
+    if "namespaces" not in app.relaxed and not unfiltered(app):
         settings.append(("RestrictNamespaces", "yes"))
-    # rkt's rule: no new privileges for an app that is not root once a filter is on
-    if app.no_new_privileges or (filtered and app.user != 0):
+    # rkt's rule: no new privileges for an app that is not root once a filter is on (unless the
+    # orchestrator allows escalation: the CRI's no_new_privs false)
+    if app.no_new_privileges or (filtered and app.user != 0 and "no-new-privileges" not in app.relaxed):
         settings.append(("NoNewPrivileges", "yes"))
     if app.selinux_context:
         settings.append(("SELinuxContext", app.selinux_context))  # systemd skips it without SELinux
@@ -142,7 +179,7 @@ def profile(
     return [
         ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
         # the standard pseudo-devices alone (the pod's own unit holds the whole pod to nspawn's list)
-        ("DevicePolicy", "closed"),
+        ("DevicePolicy", "auto" if app.privileged else "closed"),
         ("RootDirectory", APP_ROOT.format(app=app.name)),
         ("WorkingDirectory", path(app.working_directory)),
         ("User", str(app.user)),
@@ -154,9 +191,59 @@ def profile(
         ),
         *(("Environment", assignment(k, v)) for k, v in env.items()),
         *((("BindReadOnlyPaths", " ".join(f"{POD_ETC}/{n}:/etc/{n}" for n in etc)),) if etc else ()),
-        *(() if "paths" in app.relaxed else (*KERNEL_PROTECTION, *hidden_paths(hidden))),
+        *kernel_protection(app, hidden),
+        *masks(app),
         *read_only_root(app),
         *limits(app),
+    ]
+
+
+# these load a seccomp filter too (ProtectKernelTunables= one against _sysctl and personality)
+SECCOMP_PROTECTION = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs")
+# without them: the pod's own /proc/sys and /sys, read-only as nspawn mounts them, bound over the
+# app's fresh ones, and what ProtectKernelLogs= hides (/dev/kmsg is out of DevicePolicy=closed's list)
+UNFILTERED_BINDS = "/proc/sys:/proc/sys -/proc/sysrq-trigger:/proc/sysrq-trigger /sys:/sys /dev/null:/proc/kmsg"
+
+
+def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The kernel's knobs read-only and its secrets hidden, unless lifted (--insecure-options=paths,
+    a privileged app); an app without a filter keeps the mount parts alone."""
+    if "paths" in app.relaxed or app.privileged:
+        return []
+    if not unfiltered(app):
+        return [*KERNEL_PROTECTION, *hidden_paths(hidden)]
+    kept = [s for s in KERNEL_PROTECTION if s[0] not in SECCOMP_PROTECTION]
+    return [*kept, ("BindReadOnlyPaths", UNFILTERED_BINDS), *hidden_paths(hidden)]
+
+
+KERNEL_TREES = ("/proc/", "/sys/")
+
+
+def masks(app: AppSpec, is_dir: Callable[[str], bool] = os.path.isdir) -> list[tuple[str, str]]:
+    """The CRI's masked and read-only paths. In the image's tree systemd's InaccessiblePaths= and
+    ReadOnlyPaths= do it (named both ways, see read_only_root); under /proc and /sys (mounted
+    afresh by MountAPIVFS= over those) binds do, as for the hidden kernel paths: an empty file or
+    directory over a masked one (``is_dir`` asks the host's, the same kernel's), a path read-only
+    over itself."""
+    if app.privileged:
+        return []
+    root = APP_ROOT.format(app=app.name)
+    masked = [p for p in app.masked_paths if p not in HIDDEN]
+    kernel = [p for p in masked if p.startswith(KERNEL_TREES)]
+    image = [p for p in masked if not p.startswith(KERNEL_TREES)]
+    read_only = [p for p in app.readonly_paths if not p.startswith(KERNEL_TREES)]
+    kernel_ro = [p for p in app.readonly_paths if p.startswith(KERNEL_TREES)]
+
+    def both(paths: list[str]) -> str:
+        return " ".join(quote(f"-{q}", expand_dollar=False) for p in paths for q in (root + p, p))
+
+    binds = [*(f"-/dev/null:{p}" for p in kernel if not is_dir(p)), *(f"-{p}:{p}" for p in kernel_ro)]
+    dirs = [f"{p}:ro" for p in kernel if is_dir(p)]
+    return [
+        *((("InaccessiblePaths", both(image)),) if image else ()),
+        *((("ReadOnlyPaths", both(read_only)),) if read_only else ()),
+        *((("BindReadOnlyPaths", " ".join(binds)),) if binds else ()),
+        *((("TemporaryFileSystem", " ".join(dirs)),) if dirs else ()),
     ]
 
 
@@ -240,6 +327,7 @@ def app_unit(
         ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
         ("Before", "shutdown.target"),
+        *(app_log_dependencies(app) if app.log_path else ()),
     )
     service = section(
         "Service",
@@ -251,7 +339,7 @@ def app_unit(
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),
         *(("ExecStopPost", command(c)) for c in app.post_stop),
-        *app_stdio(stdio, index),
+        *(app_log_stdio(app) if app.log_path else app_stdio(stdio, index)),
         ("SyslogIdentifier", app.name),
         ("Sockets", " ".join(sockets)) if sockets else None,
         ("Restart", "no"),

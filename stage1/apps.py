@@ -20,6 +20,7 @@ import threading
 import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
+from stage1.crilog import log_dir, writer_unit_name
 from stage1.nspawn import spec_limits
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
@@ -97,6 +98,9 @@ def join(
             for index, (volume, _, read_only) in enumerate(app.mounts):
                 source, ro = _volume_source(spec, paths, volume)
                 host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
+            if app.log_path:  # a CRI container's log file: its directory, for its writer
+                os.makedirs(os.path.dirname(app.log_path), mode=0o755, exist_ok=True)
+                host.bind_mount(spec.machine, os.path.dirname(app.log_path), log_dir(app))
     finally:
         _detach(staging)  # the pod holds its own copy of the mount
     hidden = host_hidden()
@@ -199,19 +203,21 @@ def remove(pod_dir: str, name: str) -> int:
     app = spec.app(name)
     root = APP_ROOT.format(app=app.name)
     with Systemd(spec.machine) as pod:
-        for unit in (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service"):
+        writer = (writer_unit_name(app.name),) if app.log_path else ()  # after the app: it drains it
+        own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
+        for unit in (*own, *writer):
             with contextlib.suppress(UnitNotFound):
                 pod.stop(unit, timeout=app.stop_timeout + 30)
         # the volumes inside the app's root go with their unit (whose stop detaches them); the pod's
         # systemd knows the other mounts as units: stopping them unmounts them
         with contextlib.suppress(UnitNotFound):
             pod.stop(volumes_unit_name(app.name))
-        for where in [*(staged(app.name, i) for i in range(len(app.mounts))), root]:
+        logs = [log_dir(app)] if app.log_path else []
+        for where in [*(staged(app.name, i) for i in range(len(app.mounts))), *logs, root]:
             with contextlib.suppress(UnitNotFound):
                 pod.stop(_mount_unit(where))
         units = os.path.join(paths.stage1, "etc/systemd/system")
-        own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
-        for unit in (*own, volumes_unit_name(app.name)):
+        for unit in (*own, *writer, volumes_unit_name(app.name)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(units, unit))
         pod.reload()

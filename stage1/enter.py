@@ -27,6 +27,7 @@ def enter_argv(
     hidden: tuple[str, ...],
     leader: int = 0,
     term: str = "dumb",
+    unit: str = "",
 ) -> list[str]:
     """systemd-run's command line; the command's exit status is systemd-run's. Without ``tty``
     the caller's stdin, stdout and stderr are the command's, through machined's bus. With it, the
@@ -44,6 +45,7 @@ def enter_argv(
         "--service-type=exec",
         "--pty" if tty else "--pipe",
         f"--description=nspod enter {app}",
+        *([f"--unit={unit}"] if unit else []),
         # systemd-run's -p reads a unit file's quoting but expands no specifiers: undo their doubling
         *(
             f"--property={key}={value.replace('%%', '%')}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stage1.abi import APP_ROOT, USERNS_SIZE, AppSpec, Error, PodPaths, PodSpec, unit_name
-from stage1.app_unit import DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
+from stage1.app_unit import ALL, DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
 from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
 from stage1.stdio import Stdio, nspawn_stdio
@@ -139,13 +139,17 @@ POD_CAPABILITIES = frozenset({
 def capability_argv(spec: PodSpec) -> list[str]:
     """The pod's bounding set: what its systemd needs and what its apps keep, so an app retaining
     CAP_NET_ADMIN gets it and nothing else nspawn would give stays (rkt gave nspawn the apps' set).
-    An app whose capabilities are not narrowed (--insecure-options=capabilities) keeps nspawn's."""
-    kept: set[str] = set()
+    An app whose capabilities are not narrowed (--insecure-options=capabilities) keeps nspawn's;
+    a pod keeping every capability (an app sandbox of the CRI, whose apps come later, each
+    narrowed by its unit; a privileged app) keeps all of them."""
+    if ALL in spec.capabilities or any(a.privileged or ALL in a.capabilities_added for a in spec.apps):
+        return ["--capability=all"]
+    kept: set[str] = set(spec.capabilities)
     for app in spec.apps:
         if "capabilities" in app.relaxed and app.capabilities is None and not app.capabilities_removed:
             return []
         retained = app.capabilities if app.capabilities is not None else DEFAULT_CAPABILITIES
-        kept |= set(retained) - set(app.capabilities_removed)
+        kept |= set((*retained, *app.capabilities_added)) - set(app.capabilities_removed)
     added = sorted(kept - NSPAWN_CAPABILITIES)
     dropped = sorted(NSPAWN_CAPABILITIES - POD_CAPABILITIES - kept)
     return [

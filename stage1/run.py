@@ -363,6 +363,17 @@ def gc(pod_dir: str) -> int:
 
 
 def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
+    tty, term = os.isatty(0), os.environ.get("TERM", "dumb")
+    argv, _ = enter_command(pod_dir, app, command, tty=tty, term=term)
+    os.execv(argv[0], argv)
+
+
+def enter_command(
+    pod_dir: str, app: str | None, command: list[str], *, tty: bool, term: str, unit: str = ""
+) -> tuple[list[str], str]:
+    """The command line that runs ``command`` in the running pod's app as ``enter`` does, and the
+    pod's machine name; the CRI's exec (stage0/cri/exec.py) spawns it. ``unit``: the transient
+    unit's name, to stop it by (systemd-run picks one without)."""
     spec, paths = load(pod_dir)
     spec = mds.registered_url(spec, paths)
     app = spec.chosen(app).name
@@ -374,6 +385,5 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
     check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
-    tty, term = os.isatty(0), os.environ.get("TERM", "dumb")
-    argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term)
-    os.execv(argv[0], argv)
+    argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit)
+    return argv, spec.machine

@@ -23,6 +23,7 @@ from stage1.app_unit import (
     ready_unit,
     reaper_unit,
 )
+from stage1.crilog import WRITER, writer_unit, writer_unit_name
 from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
@@ -160,7 +161,8 @@ SHUTDOWN_UNIT = section(
 
 def sysctl_unit(spec: PodSpec) -> list[Entry]:
     """The pod's kernel settings (os/unix/sysctl), set before the apps that ask for them start."""
-    settings = dict(s for app in spec.apps for s in app.sysctl)  # stage0 refused differing values
+    # stage0 refused differing values; the pod's own (an app sandbox's) hold for every app
+    settings = dict((*spec.sysctl, *(s for app in spec.apps for s in app.sysctl)))
     return section(
         "Unit", ("Description", "The pod's kernel settings"), ("DefaultDependencies", "no")
     ) + section(
@@ -192,11 +194,13 @@ def userns_mounts(spec: PodSpec) -> dict[str, list[Entry]]:
 
 def pod_target(spec: PodSpec) -> list[Entry]:
     wants = " ".join(f"{a.name}.service" for a in spec.apps)
+    # the pod's own kernel settings are in place before the pod is ready for apps to join
+    pod_wide = " sysctl.service" if spec.sysctl else ""
     return section(
         "Unit",
         ("Description", f"Pod {spec.machine}"),
-        ("Wants", f"{wants} systemd-journald.service dbus.socket"),
-        ("After", wants),
+        ("Wants", f"{wants} systemd-journald.service dbus.socket{pod_wide}"),
+        ("After", f"{wants}{pod_wide}"),
         ("AllowIsolate", "yes"),
     )
 
@@ -225,13 +229,18 @@ def app_files(
     volumes = {
         f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app, sandbox=spec.sandbox)))
     }
-    return (volumes if app.mounts else {}) | {
-        f"{units}/{app.name}.service": TreeFile(
-            render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
-        ),
-        f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
-        f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
-    }
+    writer = {f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app)))}
+    return (
+        (volumes if app.mounts else {})
+        | (writer if app.log_path else {})
+        | {
+            f"{units}/{app.name}.service": TreeFile(
+                render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
+            ),
+            f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
+            f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
+        }
+    )
 
 
 def tree(
@@ -264,6 +273,7 @@ def tree(
         "etc/pam.d/other": TreeFile(PAM),
         "nspod/bin/reaper": TreeFile(script("reaper.sh"), 0o755),
         "nspod/bin/report": TreeFile(script("report.py"), 0o755),
+        WRITER.lstrip("/"): TreeFile(script("cri_log.py"), 0o755),  # an app sandbox's apps may need it later
         MOUNT_VOLUMES.lstrip("/"): TreeFile(script("mount_volumes.py"), 0o755),
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),
@@ -272,7 +282,7 @@ def tree(
     for name, text in (("resolv.conf", spec.resolv_conf), ("hosts", spec.hosts)):
         if text is not None:
             files[f"{POD_ETC.lstrip('/')}/{name}"] = TreeFile(text)
-    if any(app.sysctl for app in spec.apps):
+    if spec.sysctl or any(app.sysctl for app in spec.apps):
         files["nspod/bin/sysctl"] = TreeFile(script("sysctl.sh"), 0o755)
         files[f"{units}/sysctl.service"] = TreeFile(render(sysctl_unit(spec)))
     for socket in sockets or []:

@@ -13,15 +13,67 @@ from typing import Any
 from stage1.abi import Error, PodPaths, PodSpec
 from stage1.nspawn import limit_properties, pod_limits
 from stage1.systemd import Systemd, SystemdError
+from stage1.transient import Property
+
+INFINITY = 2**64 - 1  # systemd's "no limit" for a usec or byte property
 
 
-def update(spec: PodSpec, paths: PodPaths, app: str | None, memory: int | None, cpu: int | None) -> int:
+def cpu_list(text: str) -> bytes:
+    """A cpuset list ("0-2,5") as systemd's AllowedCPUs= bit mask (bit N: CPU N, byte 0 first)."""
+    chosen: set[int] = set()
+    for part in filter(None, text.replace(" ", "").split(",")):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise Error(f"bad CPU list {text!r}", hint="say it as cpuset does: 0-3,6")
+        chosen.update(range(int(first), int(last or first) + 1))
+    mask = bytearray((max(chosen) // 8 + 1) if chosen else 0)
+    for cpu in chosen:
+        mask[cpu // 8] |= 1 << (cpu % 8)
+    return bytes(mask)
+
+
+def cri_properties(
+    *,
+    shares: int | None = None,
+    quota_us: int | None = None,
+    period_us: int | None = None,
+    cpus: str | None = None,
+    mems: str | None = None,
+) -> tuple[Property, ...]:
+    """A CRI container's CPU shares, CFS quota and period, and cpuset, as its unit's properties.
+    A quota of 0 or less lifts the limit. (systemd maps CPUShares= to cpu.weight on cgroup v2;
+    AllowedCPUs= and AllowedMemoryNodes= hold on v2 alone.)"""
+    props = []
+    if shares is not None:
+        props.append(Property("CPUShares", "t", shares))
+    if period_us is not None and period_us > 0:
+        props.append(Property("CPUQuotaPeriodUSec", "t", period_us))
+    if quota_us is not None:
+        period = period_us if period_us and period_us > 0 else 100_000  # the kernel's default period
+        per_second = quota_us * 1_000_000 // period if quota_us > 0 else INFINITY
+        props.append(Property("CPUQuotaPerSecUSec", "t", per_second))
+    if cpus:
+        props.append(Property("AllowedCPUs", "ay", cpu_list(cpus)))
+    if mems:
+        props.append(Property("AllowedMemoryNodes", "ay", cpu_list(mems)))
+    return tuple(props)
+
+
+def update(
+    spec: PodSpec,
+    paths: PodPaths,
+    app: str | None,
+    memory: int | None,
+    cpu: int | None,
+    more: tuple[Property, ...] = (),
+) -> int:
+    """``more``: the other properties a CRI UpdateContainerResources sets (cri_properties)."""
     app = spec.chosen(app).name
-    if memory is None and cpu is None:
+    if memory is None and cpu is None and not more:
         raise Error("nothing to update", hint="give --memory, --cpu or both")
     try:
         with Systemd(machine=spec.machine) as systemd:
-            systemd.set_properties(f"{app}.service", limit_properties(memory, cpu))
+            systemd.set_properties(f"{app}.service", limit_properties(memory, cpu) + more)
     except SystemdError as error:
         raise Error(
             f"cannot update app {app} of pod {spec.uuid}: {error.message}",

@@ -1,4 +1,5 @@
-"""The CRI v1 front end: ``nspod cri`` (server.py) over nspod's own operations (backend.py)."""
+"""The CRI v1 front end (``nspod cri``): a thin translation of Kubernetes' Container Runtime
+Interface (server.py) over nspod's own operations (backend.py)."""
 
 import os
 

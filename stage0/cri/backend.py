@@ -229,10 +229,15 @@ def app_images(pod: Pod) -> dict[str, str]:
 
 
 def pod_addresses(pod: Pod) -> list[str]:
-    """The pod's IP addresses from its CNI results (net.json), the first net's first."""
-    from stage0.cli.output import pod_networks
+    """The pod's IP addresses from its CNI results (``net.json``, stage1/ABI.md), in net order."""
+    import json
 
-    return [address for net in pod_networks(pod) for address in net["addresses"]]
+    try:
+        with open(pod.paths.net) as file:
+            nets = json.load(file)
+        return [ip["address"].split("/")[0] for net in nets for ip in net["result"].get("ips", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
 
 
 def all_pods(options: GlobalOptions) -> dict[str, Pod]:

@@ -7,14 +7,14 @@ times are read from the pod (the pod's systemd and what the app's reaper recorde
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import time
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
 
-from stage0.cri import backend, translate
+from stage0.cri import backend, logs, translate
 from stage0.cri.proto import api_pb2
 from stage0.cri.sandboxes import READY, Sandboxes, labels_match
 from stage0.cri.state import ContainerRecord, new_container_id
@@ -57,11 +57,13 @@ class Containers(Sandboxes):
             ident = new_container_id()
             image = {"image": config.image.image}
             app, volumes = translate.container_request(config, request.sandbox_config, ident, image)
+            # its log file, which its writer in the pod fills (stage0/cri/logs.py)
+            log_path = logs.container_log_path(sandbox.log_directory, config.log_path)
+            if log_path:
+                logs.create_log_file(log_path)
+                app = dataclasses.replace(app, log_path=log_path)
             created = time.time_ns()
             name = backend.add_app(self.options, pod, app, volumes)
-            log_path = ""
-            if sandbox.log_directory and config.log_path:
-                log_path = os.path.join(sandbox.log_directory, config.log_path)
             record = ContainerRecord(
                 id=ident,
                 sandbox_id=sandbox.id,

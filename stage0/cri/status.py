@@ -51,6 +51,8 @@ CLASS_CODES: dict[str, grpc.StatusCode] = {
     "RegistryError": grpc.StatusCode.UNAVAILABLE,
     "DiskFull": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "SignatureError": grpc.StatusCode.PERMISSION_DENIED,
+    "ExecTimeout": grpc.StatusCode.DEADLINE_EXCEEDED,
+    "CosignError": grpc.StatusCode.PERMISSION_DENIED,  # an image a trusted key does not verify
 }
 
 

@@ -11,6 +11,7 @@ from stage0.cri import security
 from stage0.cri.proto import api_pb2
 from stage0.cri.status import invalid
 from stage0.dns import DnsRequest
+from stage0.network import PortRequest
 from stage0.requests import AppRequest, PodRequest
 from stage1.abi import VolumeSpec
 
@@ -42,9 +43,34 @@ def sandbox_request(config: api_pb2.PodSandboxConfig) -> PodRequest:
         hostname=None if host_network(config) else hostname,
         dns=dns if config.HasField("dns_config") else DnsRequest(),
         nets=("host",) if host_network(config) else (),
+        ports=() if host_network(config) else port_requests(config),
         annotations=tuple(sorted(_appc_annotations(config.annotations))),
     )
     return security.pod_security(config, request)
+
+
+PROTOCOLS = {api_pb2.Protocol.TCP: "tcp", api_pb2.Protocol.UDP: "udp"}
+
+
+def port_requests(config: api_pb2.PodSandboxConfig) -> tuple[PortRequest, ...]:
+    """The sandbox's port mappings with a host port, by number (kubelet sends the others too)."""
+    requests = []
+    for mapping in config.port_mappings:
+        if mapping.host_port <= 0:
+            continue
+        protocol = PROTOCOLS.get(mapping.protocol)
+        if protocol is None or not 0 < mapping.container_port < 65536 or mapping.host_port >= 65536:
+            raise invalid(f"port mapping {mapping.host_port} → {mapping.container_port} is not forwardable")
+        requests.append(
+            PortRequest(
+                name=f"{protocol}-{mapping.container_port}-{mapping.host_port}",
+                host_port=mapping.host_port,
+                host_ip=mapping.host_ip,
+                port=mapping.container_port,
+                protocol=protocol,
+            )
+        )
+    return tuple(requests)
 
 
 def _appc_annotations(annotations: Any) -> list[tuple[str, str]]:

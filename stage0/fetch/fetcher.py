@@ -27,6 +27,7 @@ from stage0.store.store import ImageNotFound, Store
 # HTTP, discovery and signature checks are imported where a fetch needs them: a run of an image
 # already in the store (by ID or name) loads none of them (~20 ms of a cold start)
 if TYPE_CHECKING:  # OCI fetches do without the appc schema
+    from stage0.fetch.auth import Credentials
     from stage0.fetch.discovery import Endpoints
     from stage0.fetch.http import Http
     from stage0.schema.image import Dependency
@@ -51,6 +52,12 @@ class FetchOptions:
     pull_policy: PullPolicy = PullPolicy.UPDATE
     progress: bool = False
     platform: str = ""  # of OCI images: OS/ARCH[/VARIANT]; "": this machine's
+    # OCI images: credentials given with this pull (a CRI PullImage's auth config), in place of
+    # auth.d's and auth.json's; never written anywhere
+    credentials: Credentials | None = None
+    # OCI images with no key trusted for their prefix: taken unverified (podman's default policy,
+    # what CRI pulls follow) instead of refused (rkt's rule for the CLI)
+    unsigned_without_key: bool = False
 
     def skips(self, option: InsecureOption) -> bool:
         return option in self.insecure

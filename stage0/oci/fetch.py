@@ -5,6 +5,7 @@ only when verified, or when the user says ``--insecure-options=image``."""
 from __future__ import annotations
 
 import platform as host
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from stage0.fetch.auth import Credentials
@@ -13,7 +14,7 @@ from stage0.oci.credentials import registry_credentials
 from stage0.oci.local import open_local
 from stage0.oci.manifest import Manifest, parse_document
 from stage0.oci.pull import Platform, pull, remote_key
-from stage0.oci.reference import OciRef, Transport, default_registry, parse_oci_ref
+from stage0.oci.reference import OciRef, Transport, default_registry, parse_oci_ref, registry_mirrors
 from stage0.oci.registry import NotFound, Registry
 from stage0.options import InsecureOption
 from stage0.store.rows import ImageRow
@@ -68,6 +69,16 @@ def insecure_registry(http: Http, ref: OciRef, credentials: Credentials | None) 
         return Registry(http, ref, credentials, plain_http=True)
 
 
+def _registry(fetcher: Fetcher, ref: OciRef) -> Registry:
+    """The registry ``ref`` names (a mirror's, when ``ref`` was pointed at one), with the
+    credentials of this pull or else those stored for its host."""
+    options = fetcher.options
+    credentials = options.credentials or registry_credentials(ref.registry, fetcher.http.credentials)
+    if ref.registry in fetcher.http.insecure_hosts and not options.skips(InsecureOption.HTTP):
+        return insecure_registry(fetcher.http, ref, credentials)
+    return Registry(fetcher.http, ref, credentials, plain_http=options.skips(InsecureOption.HTTP))
+
+
 def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
     from stage0.fetch.fetcher import PullPolicy
 
@@ -102,16 +113,14 @@ def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
         if options.skips(InsecureOption.IMAGE)
         else CosignKeys(keystore.system, keystore.local).keys_for(repository)
     )
-    if not keys and not options.skips(InsecureOption.IMAGE):
+    if not keys and not options.skips(InsecureOption.IMAGE) and not options.unsigned_without_key:
         raise SignatureError(
             f"{ref.canonical()} cannot be verified: no cosign key is trusted for {repository}",
             hint=f"nspod trust --prefix docker://{repository} --cosign-key KEY.pub, or"
             " --insecure-options=image to run it unverified (rkt's rule for docker:// images)",
         )
-    credentials = registry_credentials(ref.registry, fetcher.http.credentials)
-    registry = Registry(fetcher.http, ref, credentials, plain_http=options.skips(InsecureOption.HTTP))
-    if ref.registry in fetcher.http.insecure_hosts and not options.skips(InsecureOption.HTTP):
-        registry = insecure_registry(fetcher.http, ref, credentials)
+    mirror = registry_mirrors(fetcher.http.config_dirs).get(ref.registry)
+    registry = _registry(fetcher, replace(ref, registry=mirror) if mirror else ref)
 
     def check(digest: str) -> str | None:
         if not keys:
@@ -121,7 +130,19 @@ def fetch_oci(fetcher: Fetcher, text: str) -> ImageRow:
         return f"cosign:{key.fingerprint}"
 
     try:
-        return pull(store, registry, ref, platform, say=fetcher.say, verify=check, progress=options.progress)
+        try:
+            return pull(
+                store, registry, ref, platform, say=fetcher.say, verify=check, progress=options.progress
+            )
+        except FetchError as error:
+            if not mirror:
+                raise
+            # as the containers tools do: a mirror that fails, then the registry itself
+            fetcher.say(f"warning: mirror {mirror}: {error.message}; trying {ref.registry}")
+            registry = _registry(fetcher, ref)
+            return pull(
+                store, registry, ref, platform, say=fetcher.say, verify=check, progress=options.progress
+            )
     except FetchError as error:
         if stored is None:
             raise

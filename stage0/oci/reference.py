@@ -102,6 +102,32 @@ def registries_conf(config_dirs: tuple[str, ...], key: str) -> list[str]:
     """The values of ``key`` in ``registries.conf`` (``KEY = HOST[:PORT]``, one per line, ``#``
     comments) of the local, then the system config directory: registry settings."""
     found = []
+    for directory, value in _values(config_dirs, key):
+        host = value.strip('"')
+        if not DOMAIN.fullmatch(host):
+            raise UsageError(f"{directory}/registries.conf: {key} {host!r} is not a HOST[:PORT]")
+        found.append(host)
+    return found
+
+
+def registry_mirrors(config_dirs: tuple[str, ...]) -> dict[str, str]:
+    """``mirror = REGISTRY=MIRROR`` lines: pulls of REGISTRY/REPO go to MIRROR/REPO first, the
+    image keeping its name (the containers tools' ``[[registry.mirror]]``, one mirror a registry)."""
+    mirrors: dict[str, str] = {}
+    for directory, value in _values(config_dirs, "mirror"):
+        registry, equals, mirror = value.strip('"').partition("=")
+        registry, mirror = registry.strip(), mirror.strip()
+        if not equals or not DOMAIN.fullmatch(registry) or not DOMAIN.fullmatch(mirror):
+            raise UsageError(
+                f"{directory}/registries.conf: mirror {value!r} is not REGISTRY=MIRROR",
+                hint="e.g. mirror = registry.k8s.io=127.0.0.1:5000",
+            )
+        mirrors.setdefault(registry, mirror)  # the local config's first
+    return mirrors
+
+
+def _values(config_dirs: tuple[str, ...], key: str) -> list[tuple[str, str]]:
+    found = []
     for directory in reversed(config_dirs):
         try:
             with open(f"{directory}/registries.conf") as file:
@@ -111,10 +137,7 @@ def registries_conf(config_dirs: tuple[str, ...], key: str) -> list[str]:
         for line in lines:
             name, equals, value = line.split("#", 1)[0].partition("=")
             if equals and name.strip() == key:
-                host = value.strip().strip('"')
-                if not DOMAIN.fullmatch(host):
-                    raise UsageError(f"{directory}/registries.conf: {key} {host!r} is not a HOST[:PORT]")
-                found.append(host)
+                found.append((directory, value.strip()))
     return found
 
 

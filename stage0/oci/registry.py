@@ -22,6 +22,10 @@ class RegistryError(FetchError):
     hint = "check the image reference; for a private registry, its credentials (auth.d, auth.json)"
 
 
+class AccessDenied(RegistryError):
+    """The registry wants credentials it was not given, or refuses those it was."""
+
+
 class NotFound(RegistryError):
     hint = "check the repository and tag ('skopeo list-tags' or the registry's web page lists them)"
 
@@ -60,7 +64,7 @@ class Registry:
             reply = self.http.call(method, url, headers, authorization=self._authorization)
         if reply.status in (401, 403):
             reply.close()
-            raise RegistryError(
+            raise AccessDenied(
                 f"{self.ref.registry} refused access to {self.ref.repository} (HTTP {reply.status})",
                 hint=_login(self.ref.registry),
             )
@@ -70,7 +74,7 @@ class Registry:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic":
             if self.credentials is None:
-                raise RegistryError(
+                raise AccessDenied(
                     f"{self.ref.registry} wants a user name and password",
                     hint=_login(self.ref.registry),
                 )
@@ -79,6 +83,8 @@ class Registry:
             raise RegistryError(
                 f"{self.ref.registry} asks for an authorization nspod does not know: {challenge!r}"
             )
+        if self.credentials is not None and self.credentials.header.startswith("Bearer "):
+            return self.credentials.header  # a registry token (a CRI auth config's): the token itself
         query = {"scope": params.get("scope") or f"repository:{self.ref.repository}:pull"}
         if params.get("service"):
             query["service"] = params["service"]
@@ -86,7 +92,7 @@ class Registry:
         header = self.credentials.header if self.credentials else ""
         with self.http.call("GET", url, authorization=header) as reply:
             if reply.status != 200:
-                raise RegistryError(
+                raise AccessDenied(
                     f"the token service of {self.ref.registry} refused (HTTP {reply.status})",
                     hint=f"check the credentials for {self.ref.registry}",
                 )

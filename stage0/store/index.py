@@ -299,6 +299,11 @@ class Index:
         ).fetchone()
         return None if row is None else RemoteRow(*row)
 
+    def remotes(self) -> list[RemoteRow]:
+        """Every reference pulled, and the image it last gave (the CRI's tags and digests)."""
+        query = "SELECT url, image_id, etag, max_age, download_time FROM remotes ORDER BY url"
+        return [RemoteRow(*row) for row in self._db.execute(query)]
+
     def set_remote(self, row: RemoteRow) -> None:
         with self.transaction():
             self._db.execute(

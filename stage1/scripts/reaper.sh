@@ -23,8 +23,9 @@ case $code in
     ;;
 *) /usr/bin/rm -f "$signal" ;;
 esac
+# and a CRI container's log writer finish its file (it removes its sockets when done)
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-    /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
+    /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || [ -S "/run/nspod/crilog/$1.out" ] || break
     /usr/bin/sleep 0.05
 done
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import STRICT
-from tests.harness.registry import Layout, Registry
+from tests.harness.registry import Layout, Registry, free_port
 
 pytestmark = pytest.mark.systemd
 REPO = Path(__file__).resolve().parents[2]
@@ -51,9 +52,11 @@ class Cri:
         path.write_text(json.dumps(value))
         return str(path)
 
-    def sandbox_config(self, name: str, attempt: int = 0) -> str:
+    def sandbox_config(self, name: str, attempt: int = 0, port: int = 0) -> str:
+        ports = [{"protocol": 0, "container_port": 8080, "host_port": port}] if port else []
         return self.write(f"pod-{name}-{attempt}.json", {
             "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "attempt": attempt},
+            "port_mappings": ports,
             "hostname": name, "log_directory": str(self.work / "logs" / name), "labels": {"test": "cri"},
             "dns_config": {"servers": ["10.0.0.53"], "searches": ["example.test"], "options": ["ndots:2"]},
         })  # fmt: skip
@@ -64,6 +67,11 @@ class Cri:
             "command": ["/bin/sh", "-c"], "args": [script], "envs": [{"key": "GREETING", "value": "hi"}],
             "log_path": f"{name}.log", "labels": {"role": name},
         })  # fmt: skip
+
+    def nspod(self, *args: str) -> str:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        argv = [sys.executable, "-m", "stage0", "--dir", str(self.data), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env).stdout
 
     def service(self, action: str) -> None:
         subprocess.run(
@@ -95,7 +103,9 @@ def cri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cri]:
     registry = Registry.start(base / "registry")
     try:
         layout = Layout(base / "layout")
-        layout.busybox("busybox", applets=("sh", "echo", "cat", "ls", "id", "true", "sleep", "hostname"))
+        layout.busybox(
+            "busybox", applets=("sh", "echo", "cat", "ls", "id", "true", "sleep", "hostname", "nc")
+        )
         layout.config("busybox", "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin")
         layout.push("busybox", f"{registry.host}/busybox:latest")
         data = base / "data"
@@ -124,6 +134,20 @@ def _nothing_left() -> None:
     assert "nspod/pods" not in Path("/proc/self/mountinfo").read_text()
 
 
+def _read_port(port: int, timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                data = conn.recv(100)
+                if data:
+                    return data
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"nothing answers on port {port}"
+        time.sleep(0.2)
+
+
 def wait_for(what: object, check: object, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -132,13 +156,15 @@ def wait_for(what: object, check: object, timeout: float = 30) -> None:
 
 
 def test_a_kubelet_day(cri: Cri) -> None:
-    pod = cri("runp", cri.sandbox_config("day")).strip()
+    port = free_port()
+    pod = cri("runp", cri.sandbox_config("day", port=port)).strip()
     assert len(pod) == 36
     status = json.loads(cri("inspectp", pod))
     assert status["status"]["state"] == "SANDBOX_READY"
     assert status["status"]["metadata"]["name"] == "day"
     assert status["status"]["network"]["ip"]
     assert sh("machinectl", "show", f"nspod-{pod}", "-p", "State", "--value").strip() == "running"
+    assert pod in cri.nspod("list", "--full")  # native to the host: nspod's own verbs see it
 
     script = 'echo "$GREETING from $(hostname)"; cat /etc/resolv.conf; exit 3'
     ctr = cri("create", pod, cri.container_config("day", script), cri.sandbox_config("day")).strip()
@@ -153,8 +179,19 @@ def test_a_kubelet_day(cri: Cri) -> None:
     assert [c["id"] for c in listed] == [ctr]
     assert json.loads(cri("ps", "-o", "json"))["containers"] == []  # running only: none
 
+    serve = "while true; do echo hello-port | nc -l -p 8080; done"
+    web = cri("create", pod, cri.container_config("web", serve), cri.sandbox_config("day"))
+    cri("start", web.strip())
+    assert _read_port(port) == b"hello-port\n"  # the sandbox's port mapping, by number
+    assert cri("exec", "-s", web.strip(), "/bin/sh", "-c", "echo $GREETING-exec").strip() == "hi-exec"
+    assert "hi from day" in cri.nspod("logs", pod)  # the journal has it too
+    logged = cri("logs", ctr)
+    assert "hi from day" in logged and "nameserver 10.0.0.53" in logged and "search example.test" in logged
+
     cri("stop", ctr)
     cri("rm", ctr)
+    cri("stop", "--timeout", "0", web.strip())  # nc ignores nothing, but the shell loop would go on
+    cri("rm", web.strip())
     assert json.loads(cri("ps", "-a", "-o", "json"))["containers"] == []
     cri("stopp", pod)
     assert json.loads(cri("inspectp", pod))["status"]["state"] == "SANDBOX_NOTREADY"
@@ -179,4 +216,50 @@ def test_bad_requests_answer_with_their_codes(cri: Cri) -> None:
     finally:
         cri("stopp", pod)
         cri("rmp", pod)
+    _nothing_left()
+
+
+def _make(cri: Cri, name: str) -> str:
+    pod = cri("runp", cri.sandbox_config(name)).strip()
+    for index in range(2):
+        config = cri.container_config(f"{name}-{index}", "sleep 3600")
+        cri("start", cri("create", pod, config, cri.sandbox_config(name)).strip())
+    return pod
+
+
+def _states(cri: Cri) -> tuple[dict[str, str], dict[str, str]]:
+    pods = {p["id"]: p["state"] for p in json.loads(cri("pods", "-o", "json"))["items"]}
+    ctrs = {c["id"]: c["state"] for c in json.loads(cri("ps", "-a", "-o", "json"))["containers"]}
+    return pods, ctrs
+
+
+def test_many_sandboxes_rounds_and_a_killed_service(cri: Cri) -> None:
+    """20 sandboxes of 2 containers, made and torn down 4 at a time, 5 rounds; in the third the
+    service is killed with -9 while they run: restarted by its socket, it lists each as it is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sandboxes, rounds = (
+        int(os.environ.get("NSPOD_CRI_SANDBOXES", "20")),
+        int(os.environ.get("NSPOD_CRI_ROUNDS", "5")),
+    )
+    with ThreadPoolExecutor(4) as pool:
+        for round_ in range(rounds):
+            pods = list(pool.map(_make, [cri] * sandboxes, [f"r{round_}-{i}" for i in range(sandboxes)]))
+            listed, ctrs = _states(cri)
+            assert listed == dict.fromkeys(pods, "SANDBOX_READY")
+            assert list(ctrs.values()) == ["CONTAINER_RUNNING"] * 2 * sandboxes
+            if round_ == 2:
+                main_pid = sh("systemctl", "show", "-p", "MainPID", "--value", "nspod-cri.service").strip()
+                os.kill(int(main_pid), 9)
+                wait_for(
+                    "the kill", lambda: sh("systemctl", "is-active", "nspod-cri.service").strip() != "active"
+                )
+                cri("stopp", pods[0])  # the next call starts it again through the socket
+                listed, ctrs = _states(cri)
+                assert listed == {**dict.fromkeys(pods, "SANDBOX_READY"), pods[0]: "SANDBOX_NOTREADY"}
+                assert sorted(ctrs.values()) == ["CONTAINER_EXITED"] * 2 + ["CONTAINER_RUNNING"] * 2 * (
+                    sandboxes - 1
+                )
+            list(pool.map(lambda pod: (cri("stopp", pod), cri("rmp", pod)), pods))
+            assert _states(cri) == ({}, {})
     _nothing_left()

@@ -131,7 +131,15 @@ def test_signal_handlers_live_in_one_place() -> None:
         for p in (REPO / top).rglob("*.py")
         if "signal.signal(" in p.read_text()
     ]
-    assert sorted(found) == ["stage0/pool.py", "stage0/pool_client.py", "stage1/run.py"]
+    assert sorted(found) == [
+        "stage0/pool.py",
+        "stage0/pool_client.py",
+        "stage1/run.py",
+        "stage1/scripts/cri_log.py",
+    ]
+    # a CRI container's log writer, in the pod: a stop only starts its last drain
+    writer = (REPO / "stage1/scripts/cri_log.py").read_text()
+    assert "signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))" in writer
     keeper = (REPO / "stage0/pool.py").read_text()
     assert "signal.signal(signal.SIGTERM, lambda signum, frame: self.stopping.set())" in keeper
     client = (REPO / "stage0/pool_client.py").read_text()

@@ -5,7 +5,6 @@ mounts, names, isolators, and every error, without root, systemd or a store."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -16,31 +15,10 @@ from stage0.requests import AppRequest, PodRequest
 from stage0.schema.boundary import check_structure, parse_image_manifest
 from stage0.schema.isolators import parse_isolators
 from stage1.abi import DEFAULT_STOP_TIMEOUT, AppSpec, PodSpec, VolumeSpec
+from tests.unit.memory_tree import MemoryTree
 
 UUID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
 ID = "sha512-" + "ab" * 64
-
-
-@dataclass
-class MemoryTree:
-    """An image tree as the planner sees it, held in memory."""
-
-    executables: set[str] = field(default_factory=lambda: {"/bin/sh", "/bin/server", "/usr/bin/tool"})
-    accounts: dict[tuple[str, str], int] = field(
-        default_factory=lambda: {("passwd", "web"): 1000, ("group", "web"): 2000, ("group", "staff"): 50}
-    )
-    owners: dict[str, tuple[int, int]] = field(default_factory=lambda: {"/srv/data": (33, 34)})
-    rootfs: str = "/var/lib/nspod/trees/x/rootfs"
-    lower: tuple[str, ...] = ()
-
-    def is_executable(self, path: str) -> bool:
-        return path in self.executables
-
-    def account(self, table: str, name: str) -> int | None:
-        return self.accounts.get((table, name))
-
-    def owner(self, path: str) -> tuple[int, int] | None:
-        return self.owners.get(path)
 
 
 def image(app: dict[str, Any] | None = None, name: str = "example.com/web", **extra: Any) -> PlannedImage:
