@@ -5,8 +5,8 @@
 
 Three CRI runtimes on the same machine in one run, each on a socket of its own: Debian's
 containerd 1.6 + runc (its CRI plugin, cgroupfs, the pause image, pods on a CNI bridge), ``nspod
-cri`` with every sandbox booted cold (``NSPOD_POOL=0``), and ``nspod cri`` with a warm pool kept
-(``nspod pool keep --size 1`` on the same data directory). busybox and the pause image come from
+cri`` with every sandbox booted cold, and ``nspod cri`` keeping one spare sandbox booted
+(``[cri] spares = 1`` in its nspod.conf, stage0/cri/warm.py). busybox and the pause image come from
 a local registry (tests/harness/registry.py), pulled through each runtime's ImageService first.
 Each round times, per runtime and in a rotated order, the calls kubelet makes for a one-container
 pod, from one gRPC client in this process:
@@ -126,9 +126,9 @@ def settle(runtimes: dict[str, Containerd | Nspod]) -> None:
     """Every pool refilled and a moment of quiet: no runtime runs on another's heels."""
     deadline = time.monotonic() + 60
     for runtime in runtimes.values():
-        while isinstance(runtime, Nspod) and runtime.keeper and not runtime.spares():
+        while isinstance(runtime, Nspod) and runtime.pool and not runtime.spares():
             if time.monotonic() > deadline:
-                raise SystemExit("the keeper did not refill its pool in 60 s")
+                raise SystemExit("nspod cri did not boot its spare in 60 s")
             time.sleep(0.05)
     time.sleep(0.3)
 
@@ -140,8 +140,8 @@ def start(work: Path, nspod: list[str], only: str | None) -> tuple[Images, dict[
         if only != "nspod":
             runtimes["containerd"] = Containerd(work, images)
         if only != "containerd":
-            runtimes["nspod cold"] = Nspod(work, "nspod-cold", nspod, pool=False)
-            runtimes["nspod pool"] = Nspod(work, "nspod-pool", nspod, pool=True)
+            runtimes["nspod cold"] = Nspod(work, "nspod-cold", nspod, images.registry.host, pool=False)
+            runtimes["nspod pool"] = Nspod(work, "nspod-pool", nspod, images.registry.host, pool=True)
     except BaseException:
         for runtime in runtimes.values():
             runtime.stop()

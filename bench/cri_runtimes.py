@@ -174,24 +174,23 @@ class Containerd:
 
 
 class Nspod:
-    """``nspod cri`` on a socket and a data directory of its own. ``pool``: with a keeper of one
-    spare on that directory (``nspod pool keep --size 1``), whose spares RunPodSandbox claims;
-    without, NSPOD_POOL=0 and every sandbox boots cold."""
+    """``nspod cri`` on a socket, a data directory and a configuration of its own. ``pool``: it
+    keeps one spare sandbox booted (``[cri] spares = 1``), which RunPodSandbox claims; without,
+    every sandbox boots cold."""
 
-    def __init__(self, work: Path, name: str, nspod: list[str], *, pool: bool) -> None:
-        self.nspod, self.data = nspod, work / name / "data"
+    def __init__(self, work: Path, name: str, nspod: list[str], registry: str, *, pool: bool) -> None:
+        self.nspod, self.data, self.config = nspod, work / name / "data", work / name / "config"
+        self.pool = pool
         self.data.mkdir(parents=True, exist_ok=True)
+        self.config.mkdir(parents=True, exist_ok=True)
+        # kubelet cannot pass --insecure-options: the CRI's pulls read registries.conf
+        (self.config / "registries.conf").write_text(f"insecure = {registry}\n")
+        (self.config / "nspod.conf").write_text(f"[cri]\nspares = {int(pool)}\n")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.socket = Path(f"/run/nspod-bench/{name}.sock")
         self.socket.parent.mkdir(parents=True, exist_ok=True)
-        pool_socket = str(work / name / "pool.sock")
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.update({"NSPOD_POOL_SOCKET": pool_socket} if pool else {"NSPOD_POOL": "0"})
-        self.keeper = None
-        if pool:
-            argv = [*self.base, "pool", "keep", "--size", "1", "--socket", pool_socket]
-            self.keeper = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
         self.log = work / name / "log"
-        argv = [*self.base, "--insecure-options=image,http", "cri", "--listen", str(self.socket)]
+        argv = [*self.base, "cri", "--listen", str(self.socket)]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
@@ -200,7 +199,7 @@ class Nspod:
 
     @property
     def base(self) -> list[str]:
-        return [*self.nspod, "--dir", str(self.data)]
+        return [*self.nspod, "--dir", str(self.data), "--local-config", str(self.config)]
 
     @property
     def endpoint(self) -> str:
@@ -211,12 +210,11 @@ class Nspod:
         argv = [*self.base, "--insecure-options=image,http", "fetch", f"docker://{reference}"]
         subprocess.run(argv, check=True, capture_output=True)
 
-    def spares(self) -> list[str]:
-        return subprocess.run([*self.base, "pool", "list"], capture_output=True, text=True).stdout.split()
+    def spares(self) -> int:
+        return len(list(self.data.glob("pods/run/*/cri.ready")))
 
     def stop(self) -> None:
         stop(self.process)
-        if self.keeper is not None:
-            stop(self.keeper)
-            subprocess.run([*self.base, "pool", "drain"], capture_output=True)
+        for pod in self.data.glob("pods/run/*"):  # the spares outlive the server by design
+            subprocess.run([*self.base, "stop", pod.name], capture_output=True)
         subprocess.run([*self.base, "gc", "--grace-period=0s"], capture_output=True)

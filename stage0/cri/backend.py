@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from stage0.errors import Error
@@ -83,14 +84,16 @@ def find_pod(options: GlobalOptions, uuid: str) -> Pod | None:
         return None
 
 
-def run_sandbox(options: GlobalOptions, request: PodRequest) -> Pod:
-    """Prepare and boot an empty app sandbox (``nspod app sandbox``); its pod once it runs."""
+def run_sandbox(
+    options: GlobalOptions, request: PodRequest, claim: Callable[[PodRequest], Pod | None] | None = None
+) -> Pod:
+    """Prepare and boot an empty app sandbox (``nspod app sandbox``); its pod once it runs.
+    ``claim``: a booted spare for this request, if there is one (stage0/cri/warm.py)."""
     from stage0.cli.run import prepare_request, relaxing
-    from stage0.cri import warm
     from stage0.sandbox import save_settings
 
     request = dataclasses.replace(relaxing(options, request), sandbox=True)
-    if (spare := warm.claim(options, request)) is not None:
+    if claim is not None and (spare := claim(request)) is not None:
         return spare
     prepared = prepare_request(options, request, to_run=True, pull_policy="never")
     save_settings(prepared.path, request)

@@ -10,6 +10,7 @@ import threading
 import grpc
 
 from stage0 import __version__
+from stage0.cri import backend, warm
 from stage0.cri.observe import Observing  # crilog's: logs, stats, resource updates
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.cri.state import State
@@ -35,14 +36,19 @@ class RuntimeService(Observing, api_pb2_grpc.RuntimeServiceServicer):
         self.streams = RuntimeStreams(self)
         host, _, port = STREAMING_ADDRESS.rpartition(":")
         self.streaming = StreamingServer(host.strip("[]"), int(port), self.streams)
+        self.spares = warm.Spares(
+            options, warm.plain_shape(options), lambda request: backend.run_sandbox(options, request)
+        )
 
     def started(self) -> None:
-        """The server listens: the streaming server starts too."""
+        """The server listens: the streaming server starts too, and the spares' keeper."""
         self.streaming.start()
+        self.spares.start()
 
     def stopped(self) -> None:
         """The server stopped answering."""
         self.streaming.stop()
+        self.spares.stop()
 
     @answering
     def Version(

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from stage0.cri import backend, translate
+from stage0.cri import backend, translate, warm
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import SandboxRecord, State
 from stage0.cri.status import Failure, answering, not_found
@@ -27,6 +27,7 @@ READY, NOTREADY = api_pb2.SANDBOX_READY, api_pb2.SANDBOX_NOTREADY
 class Sandboxes:
     options: GlobalOptions
     state: State
+    spares: warm.Spares
     _sandbox_locks: dict[str, threading.Lock]
     _guard: threading.Lock
 
@@ -61,7 +62,7 @@ class Sandboxes:
                 f"pod sandbox {meta.namespace}/{meta.name} (attempt {meta.attempt}) exists",
             )
         created = time.time_ns()
-        pod = backend.run_sandbox(self.options, pod_request)
+        pod = backend.run_sandbox(self.options, pod_request, claim=self.spares.claim)
         self.state.put_sandbox(
             SandboxRecord(
                 id=pod.uuid,

@@ -1,42 +1,140 @@
-"""RunPodSandbox served by the warm pool: a booted spare claimed instead of a sandbox booted cold.
+"""The CRI's warm pool: RunPodSandbox served by a booted spare instead of a sandbox booted cold.
 
-A spare is what ``nspod app sandbox`` boots with the defaults (stage0/pool.py's ``make_spare``:
-no apps, the default network, no host name, DNS, ports, volumes or annotations). A CRI sandbox
-whose request is that same request can be served by one as a cold boot would serve it — the pod
-it gets is the pod it would have booted, only sooner. Anything else (a host name, DNS, host
-network, a security context that changes the pod) boots cold, as ``nspod run``'s pool does.
-``NSPOD_POOL=0`` turns the claim off, as it does for ``nspod run``.
+``[cri] spares = N`` in nspod.conf (default 0: none) has ``nspod cri`` keep N sandboxes booted in
+the shape a plain CRI sandbox has (metadata only: no host name, DNS, ports, annotations, the
+node's namespaces unshared; the CRI's pod-wide confinement, e.g. its bounding set). A
+RunPodSandbox whose request is exactly that request claims one: the pod it gets is the pod it
+would have booted, only sooner. Anything else boots cold. These are not ``nspod pool``'s spares
+(``pool.ready``, booted as ``nspod run`` boots, a narrower bounding set): a CRI spare carries
+``cri.ready``, renamed to ``cri.taken`` by the one call that claims it (rename: exactly one
+wins), and ``cri.filling`` while it boots — the server stops such a half-made one when it
+starts. ``NSPOD_POOL=0`` turns the claim off, as it does for ``nspod run``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import threading
+import tomllib
+from collections.abc import Callable
 
+from stage0.errors import Error
 from stage0.options import GlobalOptions
-from stage0.pods import Pod, Pods
+from stage0.pods import Pod, Pods, PodState
 from stage0.requests import PodRequest
 
-SPARE = PodRequest(apps=(), sandbox=True)  # what make_spare boots
+log = logging.getLogger("nspod.cri")
+FILLING, READY, TAKEN = "cri.filling", "cri.ready", "cri.taken"
+LOOK = 5.0  # seconds between the filler's looks
+# after a claim the next spare boots this much later, not beside the containers kubelet creates
+# and starts in the claimed sandbox right away (bench/cri: a boot then made them 1.5-2x slower)
+REFILL_DELAY = 2.0
 
 
-def pool_safe(request: PodRequest) -> bool:
-    """A spare can serve this sandbox: its request is the spare's own."""
-    return dataclasses.replace(request, sandbox=True) == SPARE
+def spares_wanted(options: GlobalOptions) -> int:
+    """``[cri] spares`` of nspod.conf (the local configuration over the system's), else 0."""
+    size = 0
+    for directory in (options.system_config, options.local_config):
+        path = os.path.join(directory, "nspod.conf")
+        try:
+            with open(path, "rb") as file:
+                value = tomllib.load(file).get("cri", {}).get("spares", size)
+        except FileNotFoundError:
+            continue
+        except (tomllib.TOMLDecodeError, AttributeError) as error:
+            raise Error(f"{path}: {error}", hint="[cri] spares = N (booted sandboxes kept)") from None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise Error(f"{path}: [cri] spares is not a count", hint="[cri] spares = N, N ≥ 0")
+        size = value
+    return size
 
 
-def claim(options: GlobalOptions, request: PodRequest) -> Pod | None:
-    """A ready spare of the store, now this sandbox's; None: boot cold."""
-    from stage0.pool import claim as claim_spare
-    from stage0.sandbox import save_settings
+def ready(pods: Pods) -> list[Pod]:
+    return [
+        p
+        for p in pods.all()
+        if os.path.exists(os.path.join(p.path, READY)) and p.state() is PodState.RUNNING
+    ]
 
-    if os.environ.get("NSPOD_POOL") == "0" or not pool_safe(request):
+
+class Spares:
+    """Keeps ``size`` spares of ``shape`` (the request a plain CRI sandbox boots with), booted by
+    ``boot`` (the backend's cold path); hands them out to requests of that shape."""
+
+    def __init__(self, options: GlobalOptions, shape: PodRequest, boot: Callable[[PodRequest], Pod]) -> None:
+        self.options, self.shape, self.boot = options, shape, boot
+        self.size = spares_wanted(options)
+        self.pods = Pods(options.dir)
+        self.stopping = threading.Event()
+        self.claimed = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._fill, name="cri-spares", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """The filler ends (a spare being booted is finished first); ready spares stay for the
+        next server."""
+        self.stopping.set()
+        self.claimed.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def claim(self, request: PodRequest) -> Pod | None:
+        """A ready spare, now this sandbox's, when the request is a spare's; None: boot cold."""
+        if not self.size or os.environ.get("NSPOD_POOL") == "0" or request != self.shape:
+            return None
+        for pod in ready(self.pods):
+            try:
+                os.rename(os.path.join(pod.path, READY), os.path.join(pod.path, TAKEN))
+            except FileNotFoundError:
+                continue  # another call took it first
+            self.claimed.set()
+            return pod
         return None
-    pod = claim_spare(Pods(options.dir))
-    if pod is None:
-        return None
-    save_settings(pod.path, request)  # the spare's own already; written so the pod says what it serves
-    # the keeper is not woken: it boots the next spare at its next look (within 5 s), not now,
-    # beside the containers kubelet creates and starts in this sandbox right after (bench/cri:
-    # a spare booting then made their create and start 1.5-2x slower)
-    return pod
+
+    def _fill(self) -> None:
+        for pod in self.pods.all():  # a spare an earlier server left half-booted serves no one
+            if os.path.exists(os.path.join(pod.path, FILLING)):
+                self._discard(pod)
+        while self.size and not self.stopping.is_set():
+            if self.claimed.is_set():
+                self.claimed.clear()
+                self.stopping.wait(REFILL_DELAY)
+            while len(ready(self.pods)) < self.size and not self.stopping.is_set():
+                try:
+                    self._make()
+                except Error as error:
+                    log.warning("a spare sandbox did not boot: %s", error.message)
+                    break
+            self.claimed.wait(LOOK)
+
+    def _make(self) -> None:
+        pod = self.boot(self.shape)
+        filling = os.path.join(pod.path, FILLING)
+        with open(filling, "w"):
+            pass  # a crash from here to the rename leaves a spare the next start stops
+        os.rename(filling, os.path.join(pod.path, READY))
+
+    def _discard(self, pod: Pod) -> None:
+        from stage0.cri import backend
+
+        log.info("stopping the half-booted spare sandbox %s", pod.uuid)
+        with contextlib.suppress(Error):
+            backend.remove_sandbox(self.options, pod)
+
+
+def plain_shape(options: GlobalOptions) -> PodRequest:
+    """The request of a plain CRI sandbox (metadata and nothing else), as the backend boots it."""
+    from stage0.cli.run import relaxing
+    from stage0.cri import translate
+    from stage0.cri.proto import api_pb2
+
+    metadata = api_pb2.PodSandboxMetadata(name="spare", uid="spare", namespace="spare")
+    config = api_pb2.PodSandboxConfig(metadata=metadata, linux=api_pb2.LinuxPodSandboxConfig())
+    request = translate.sandbox_request(config)
+    return dataclasses.replace(relaxing(options, request), sandbox=True)
