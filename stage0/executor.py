@@ -91,6 +91,14 @@ def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
     join(spec, paths, name, stdio=Stdio.ATTACHED if attached else Stdio.JOURNAL, fresh=True)
 
 
+def app_action(pod_dir: str, action: str, name: str) -> None:
+    """stage1's ``app ACTION`` (add, start, stop, rm) in this process, as a long-running server
+    calls it (the CRI's, stage0/cri/backend.py): each raises, prints nothing, touches no signal."""
+    from stage1 import apps
+
+    {"add": apps.add, "start": apps.start, "stop": apps.stop, "rm": apps.remove}[action](pod_dir, name)
+
+
 def start_app(pod_dir: str, name: str, stopping: threading.Event | None) -> int:
     """Start a joined app; with ``stopping`` wait for its end and give its exit code (130 once
     ``stopping`` is set), without, 0 once it started."""

@@ -66,11 +66,10 @@ def _in_process(pod_dir: str, action: str, app: str) -> None:
     a function that raises, prints nothing and touches no signal. A stage1 program per call cost
     an interpreter and its imports, ~250 ms of each container's create, start, stop and removal
     here (bench/cri.py). A stage1 of the user's (``--stage1``) still runs as its program."""
-    from stage1 import apps
+    from stage0.executor import app_action
 
-    act = {"add": apps.add, "start": apps.start, "stop": apps.stop, "rm": apps.remove}[action]
     try:
-        act(pod_dir, app)
+        app_action(pod_dir, action, app)
     except Error as error:
         raise Stage1Failed(f"stage1 app {action} failed: {error.message}") from None
 
