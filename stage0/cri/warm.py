@@ -7,14 +7,16 @@ RunPodSandbox whose request is exactly that request claims one: the pod it gets 
 would have booted, only sooner. Anything else boots cold. These are not ``nspod pool``'s spares
 (``pool.ready``, booted as ``nspod run`` boots, a narrower bounding set): a CRI spare carries
 ``cri.ready``, renamed to ``cri.taken`` by the one call that claims it (rename: exactly one
-wins), and ``cri.filling`` while it boots — the server stops such a half-made one when it
-starts. ``NSPOD_POOL=0`` turns the claim off, as it does for ``nspod run``.
+wins), and ``cri.filling`` while it boots; each holds the fingerprint of the shape it was booted
+in. A starting server stops the half-made ones, those of another shape (another nspod, other
+--insecure-options) and those beyond N. ``NSPOD_POOL=0`` turns the claim off, as it does for ``nspod run``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
@@ -84,11 +86,19 @@ class Spares:
         if self.thread is not None:
             self.thread.join()
 
+    @property
+    def fingerprint(self) -> str:
+        """The shape, as a spare's marker records it: a spare booted by another nspod (another
+        confinement for CRI pods) or under other --insecure-options serves no one here."""
+        return hashlib.sha256(repr(self.shape).encode()).hexdigest()
+
     def claim(self, request: PodRequest) -> Pod | None:
         """A ready spare, now this sandbox's, when the request is a spare's; None: boot cold."""
         if not self.size or os.environ.get("NSPOD_POOL") == "0" or request != self.shape:
             return None
         for pod in ready(self.pods):
+            if _text(os.path.join(pod.path, READY)) != self.fingerprint:
+                continue
             try:
                 os.rename(os.path.join(pod.path, READY), os.path.join(pod.path, TAKEN))
             except FileNotFoundError:
@@ -100,7 +110,15 @@ class Spares:
     def _fill(self) -> None:
         for pod in self.pods.all():  # a spare an earlier server left half-booted serves no one
             if os.path.exists(os.path.join(pod.path, FILLING)):
-                self._discard(pod)
+                self._discard(pod, "half-booted")
+        kept = 0  # ready ones beyond the size, or of another shape, either: nothing would claim them
+        for pod in ready(self.pods):
+            if _text(os.path.join(pod.path, READY)) == self.fingerprint and kept < self.size:
+                kept += 1
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(os.path.join(pod.path, READY), os.path.join(pod.path, TAKEN))
+                self._discard(pod, "unwanted")
         while self.size and not self.stopping.is_set():
             if self.claimed.is_set():
                 self.claimed.clear()
@@ -116,16 +134,24 @@ class Spares:
     def _make(self) -> None:
         pod = self.boot(self.shape)
         filling = os.path.join(pod.path, FILLING)
-        with open(filling, "w"):
-            pass  # a crash from here to the rename leaves a spare the next start stops
+        with open(filling, "w") as file:  # a crash from here to the rename: the next start stops it
+            file.write(self.fingerprint)
         os.rename(filling, os.path.join(pod.path, READY))
 
-    def _discard(self, pod: Pod) -> None:
+    def _discard(self, pod: Pod, why: str) -> None:
         from stage0.cri import backend
 
-        log.info("stopping the half-booted spare sandbox %s", pod.uuid)
+        log.info("stopping the %s spare sandbox %s", why, pod.uuid)
         with contextlib.suppress(Error):
             backend.remove_sandbox(self.options, pod)
+
+
+def _text(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except OSError:
+        return None
 
 
 def plain_shape(options: GlobalOptions) -> PodRequest:

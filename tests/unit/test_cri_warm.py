@@ -52,13 +52,17 @@ def sandbox_request(options: GlobalOptions, **fields: Any) -> Any:
     return dataclasses.replace(relaxing(options, request), sandbox=True)
 
 
-def fake_spares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int) -> warm.Spares:
+def fake_spares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, fingerprint: str | None = None
+) -> warm.Spares:
     options = options_with(tmp_path, local="[cri]\nspares = 1\n")
+    shape = warm.plain_shape(options)
+    mark = fingerprint or warm.Spares(options, shape, lambda _: Pod.__new__(Pod)).fingerprint
     pods = []
     for index in range(count):
         path = tmp_path / "data" / f"pod{index}"
         path.mkdir(parents=True)
-        (path / warm.READY).touch()
+        (path / warm.READY).write_text(mark)
         pods.append(Pod(uuid=f"pod{index}", where=DirState.RUN, path=str(path)))
 
     def ready(_: object) -> list[Pod]:
@@ -98,4 +102,9 @@ def test_no_claim_when_the_pool_is_off(tmp_path: Path, monkeypatch: pytest.Monke
     assert spares.claim(sandbox_request(spares.options)) is None
     monkeypatch.delenv("NSPOD_POOL")
     spares.size = 0
+    assert spares.claim(sandbox_request(spares.options)) is None
+
+
+def test_a_spare_of_another_shape_is_never_claimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spares = fake_spares(tmp_path, monkeypatch, 1, fingerprint="booted-by-another-nspod")
     assert spares.claim(sandbox_request(spares.options)) is None
