@@ -202,7 +202,9 @@ def profile(
 SECCOMP_PROTECTION = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs")
 # without them: the pod's own /proc/sys and /sys, read-only as nspawn mounts them, bound over the
 # app's fresh ones, and what ProtectKernelLogs= hides (/dev/kmsg is out of DevicePolicy=closed's list)
-UNFILTERED_BINDS = "/proc/sys:/proc/sys -/proc/sysrq-trigger:/proc/sysrq-trigger /sys:/sys /dev/null:/proc/kmsg"
+UNFILTERED_BINDS = " ".join(
+    ("/proc/sys:/proc/sys", "-/proc/sysrq-trigger:/proc/sysrq-trigger", "/sys:/sys", "/dev/null:/proc/kmsg")
+)
 
 
 def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -219,12 +221,17 @@ def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, 
 KERNEL_TREES = ("/proc/", "/sys/")
 
 
-def masks(app: AppSpec, is_dir: Callable[[str], bool] = os.path.isdir) -> list[tuple[str, str]]:
+def _host_kind(path: str) -> bool | None:
+    """Whether the host's ``path`` is a directory; None: the host has none (nothing to mask)."""
+    return os.path.isdir(path) if os.path.lexists(path) else None
+
+
+def masks(app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind) -> list[tuple[str, str]]:
     """The CRI's masked and read-only paths. In the image's tree systemd's InaccessiblePaths= and
     ReadOnlyPaths= do it (named both ways, see read_only_root); under /proc and /sys (mounted
     afresh by MountAPIVFS= over those) binds do, as for the hidden kernel paths: an empty file or
-    directory over a masked one (``is_dir`` asks the host's, the same kernel's), a path read-only
-    over itself."""
+    directory over a masked one (``is_dir`` asks the host's, the same kernel's: None, it has none),
+    a path read-only over itself."""
     if app.privileged:
         return []
     root = APP_ROOT.format(app=app.name)
@@ -237,7 +244,7 @@ def masks(app: AppSpec, is_dir: Callable[[str], bool] = os.path.isdir) -> list[t
     def both(paths: list[str]) -> str:
         return " ".join(quote(f"-{q}", expand_dollar=False) for p in paths for q in (root + p, p))
 
-    binds = [*(f"-/dev/null:{p}" for p in kernel if not is_dir(p)), *(f"-{p}:{p}" for p in kernel_ro)]
+    binds = [*(f"-/dev/null:{p}" for p in kernel if is_dir(p) is False), *(f"-{p}:{p}" for p in kernel_ro)]
     dirs = [f"{p}:ro" for p in kernel if is_dir(p)]
     return [
         *((("InaccessiblePaths", both(image)),) if image else ()),

@@ -20,13 +20,14 @@ import threading
 import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
+from stage1.accounts import group, passwd
 from stage1.crilog import log_dir, writer_unit_name
 from stage1.nspawn import spec_limits
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
-from stage1.units import app_files
+from stage1.units import TreeFile, app_files
 from stage1.volumes import staged, volumes_unit_name
 
 MNT_DETACH = 2
@@ -110,7 +111,10 @@ def join(
     finally:
         _detach(staging)  # the pod holds its own copy of the mount
     hidden = host_hidden()
-    write_files(paths.stage1, app_files(spec, app.name, stdio=stdio, hidden=hidden))
+    # the pod's systemd resolves the app's User=, Group= and SupplementaryGroups= in the pod's own
+    # passwd and group files (216/GROUP, 217/USER when an ID is missing): they gain its IDs
+    accounts = {"etc/passwd": TreeFile(passwd(spec)), "etc/group": TreeFile(group(spec))}
+    write_files(paths.stage1, app_files(spec, app.name, stdio=stdio, hidden=hidden) | accounts)
     write_profiles(spec, paths, hidden)
     if not fresh:
         with Systemd(spec.machine) as pod:

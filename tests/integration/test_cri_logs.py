@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from stage0.cri import backend, logs, resources, stats
+from stage0.cri import backend, cgroups, logs, resources, stats
 from stage0.options import GlobalOptions, InsecureOption
 from stage0.pods import Pods
 from stage0.requests import AppRequest
@@ -82,17 +82,16 @@ def test_log_file_stats_and_updates(nspod: Nspod, sandbox: str, bb: Path, tmp_pa
     linux = SimpleNamespace(memory_limit_in_bytes=64 << 20, cpu_shares=512, cpu_period=100_000,
                             cpu_quota=50_000, cpuset_cpus="", cpuset_mems="", oom_score_adj=300)  # fmt: skip
     resources.update(options, pod.path, "ticker", linux)
-    shown = subprocess.run(
+    props = subprocess.run(
         ["systemctl", "-M", machine, "show", "ticker.service", "-p", "MemoryMax", "-p", "CPUQuotaPerSecUSec",
          "-p", "CPUShares"], capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "MemoryMax=67108864" in shown and "CPUQuotaPerSecUSec=500ms" in shown and "CPUShares=512" in shown
+    assert "MemoryMax=67108864" in props and "CPUQuotaPerSecUSec=500ms" in props and "CPUShares=512" in props
     group = stats.pod_group(pod.paths)
-    service = resources.cgroups.find_group(resources.cgroups.ROOT, "ticker.service", below=group or "")
+    service = cgroups.find_group(cgroups.ROOT, "ticker.service", below=group or "")
     assert service is not None
     scores = {
-        Path(f"/proc/{p}/oom_score_adj").read_text().strip()
-        for p in resources.cgroups.pids("/sys/fs/cgroup", service)
+        Path(f"/proc/{p}/oom_score_adj").read_text().strip() for p in cgroups.pids("/sys/fs/cgroup", service)
     }
     assert scores == {"300"}
 

@@ -114,10 +114,10 @@ def test_escalation_allowed_for_a_user_under_a_filter() -> None:
 
 def test_masked_and_read_only_paths() -> None:
     app = spec(
-        masked_paths=("/bin/ls", "/proc/kcore", "/proc/foo", "/proc/bar"),
+        masked_paths=("/bin/ls", "/proc/kcore", "/proc/foo", "/proc/bar", "/proc/gone"),
         readonly_paths=("/tmp", "/proc/sys"),
     )
-    assert masks(app, is_dir=lambda p: p == "/proc/bar") == [
+    assert masks(app, is_dir=lambda p: None if p == "/proc/gone" else p == "/proc/bar") == [
         ("InaccessiblePaths", "-/opt/stage2/web/rootfs/bin/ls -/bin/ls"),
         ("ReadOnlyPaths", "-/opt/stage2/web/rootfs/tmp -/tmp"),
         ("BindReadOnlyPaths", "-/dev/null:/proc/foo -/proc/sys:/proc/sys"),

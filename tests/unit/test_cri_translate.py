@@ -103,6 +103,9 @@ def test_image_arguments(image: str, argument: str) -> None:
 def test_app_names_are_appc_names() -> None:
     assert translate.app_name("My_Container.v2", "abcdef0123456789") == "my-container-v2-abcdef01"
     assert translate.app_name("___", "abcdef0123456789") == "app-abcdef01"
+    # cut at 40 on a dash: no "--" before the ID (an appc name has single dashes)
+    long = "container-reopen-log-test-7d643026-f24e-11f1-af1b-776c5c2b952c"
+    assert translate.app_name(long, "12e97a2a99") == "container-reopen-log-test-7d643026-f24e-12e97a2a"
 
 
 def test_state_round_trips_and_survives_a_torn_record(tmp_path: Path) -> None:
