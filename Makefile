@@ -23,7 +23,7 @@ DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
-.PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull clean fresh-check
+.PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull bench-cri clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -101,6 +101,12 @@ bench-net: install dev-venv
 bench-pull: install dev-venv
 	@tests/harness/apt-ensure.sh docker-registry umoci skopeo
 	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/pull.py --nspod $(BINDIR)/nspod
+
+# CRI v1 lifecycle: nspod cri (cold, pooled) against Debian's containerd 1.6 + runc, one run
+DEB_BENCH_CRI := containerd runc containernetworking-plugins docker-registry umoci skopeo gcc libc6-dev
+bench-cri: install dev-venv
+	@tests/harness/apt-ensure.sh $(DEB_BENCH_CRI)
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/cri.py --nspod $(BINDIR)/nspod
 
 bench-journal: install dev-venv
 	@tests/harness/apt-ensure.sh python3-systemd

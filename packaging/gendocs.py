@@ -62,7 +62,7 @@ PREAMBLE = {
 SHTAB_155_CHOICES = 'current_action_choices="${!current_action_choices_var}"'
 FILES = (
     ("/var/lib/nspod", "images (the content-addressed store) and pods; root's, readable by group nspod"),
-    ("/etc/nspod/nspod.conf", "settings ([pool] size = N spare pods for nspod run)"),
+    ("/etc/nspod/nspod.conf", "settings ([pool] size = N spare pods for nspod run, [cri] spares = N)"),
     ("/etc/nspod/pods/NAME.toml", "pod files, run by systemctl start pod@NAME (see nspod.pod(5))"),
     ("/etc/nspod/trustedkeys", "keys trusted to sign images (nspod trust)"),
     ("/run/nspod", "run-time state: pod files from elsewhere, the pool's socket, networks"),

@@ -199,9 +199,14 @@ def remove_dir(options: GlobalOptions, pod: Pod) -> bool:
     return True
 
 
-def remove(options: GlobalOptions, pod_id: str) -> str:
-    """Remove a pod that no longer runs; its UUID."""
+def remove(options: GlobalOptions, pod_id: str, *, force: bool = False) -> str:
+    """Remove a pod that no longer runs (``force``: a running one is stopped first, at once); its
+    UUID."""
     pod = find(options, pod_id)
+    if force and pod.state() is PodState.RUNNING:
+        if not stop(options, pod, force=True):
+            raise UnavailableError(f"stopping pod {pod.uuid} failed", hint="see the pod's journal")
+        pod = find(options, pod_id)
     if pod.state().alive:
         raise FailedPreconditionError(
             f"pod {pod.uuid} is {pod.state()}", hint=f"stop it first: nspod stop {pod.uuid[:8]}"

@@ -9,6 +9,7 @@ import threading
 import grpc
 
 from stage0 import __version__
+from stage0.cri import warm
 from stage0.cri.observe import Observing  # crilog's: logs, stats, resource updates
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.cri.state import State
@@ -28,14 +29,17 @@ class RuntimeService(Observing, Streaming, api_pb2_grpc.RuntimeServiceServicer):
         self.state.load()
         self._sandbox_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.spares = warm.Spares(options)
 
     def started(self) -> None:
-        """The server listens: the streaming server starts."""
+        """The server listens: the streaming server starts, and the spares' keeper."""
         self.start_streaming()
+        self.spares.start()
 
     def stopped(self) -> None:
         """The server stopped answering."""
         self.stop_streaming()
+        self.spares.stop()
 
     @answering
     def Version(

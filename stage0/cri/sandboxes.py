@@ -14,10 +14,10 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from stage0.api.pods import find, list_pods, remove_dir, stop
+from stage0.api.pods import find, list_pods, remove, stop
 from stage0.api.sandbox import create_sandbox
 from stage0.api.views import PodView
-from stage0.cri import translate
+from stage0.cri import translate, warm
 from stage0.cri.lookup import find_view, running
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import SandboxRecord, State
@@ -31,6 +31,7 @@ READY, NOTREADY = api_pb2.SANDBOX_READY, api_pb2.SANDBOX_NOTREADY
 class Sandboxes:
     options: GlobalOptions
     state: State
+    spares: warm.Spares
     _sandbox_locks: dict[str, threading.Lock]
     _guard: threading.Lock
 
@@ -64,7 +65,10 @@ class Sandboxes:
                 f"pod sandbox {meta.namespace}/{meta.name} (attempt {meta.attempt}) exists",
             )
         created = time.time_ns()
-        pod = create_sandbox(self.options, pod_request, pull_policy="never")
+        # a booted spare of this request's shape (stage0/cri/warm.py), else one booted now
+        pod = self.spares.claim(pod_request) or create_sandbox(
+            self.options, pod_request, pull_policy="never"
+        )
         self.state.put_sandbox(
             SandboxRecord(
                 id=pod.uuid,
@@ -109,9 +113,7 @@ class Sandboxes:
         with self.sandbox_lock(record.id):
             pod = self.pod_of(record)
             if pod is not None:
-                if running(pod):
-                    stop_pod(self.options, record.id, force=True)
-                remove_dir(self.options, find(self.options, record.id))
+                remove(self.options, record.id, force=True)
             for container in self.state.containers(record.id):
                 self.state.drop_container(container.id)
             self.state.drop_sandbox(record.id)
@@ -160,8 +162,8 @@ class Sandboxes:
         return api_pb2.ListPodSandboxResponse(items=items)
 
 
-def stop_pod(options: GlobalOptions, ident: str, *, force: bool = False) -> None:
-    if not stop(options, find(options, ident), force=force):
+def stop_pod(options: GlobalOptions, ident: str) -> None:
+    if not stop(options, find(options, ident)):
         raise UnavailableError(
             f"stopping pod {ident} failed", hint="see 'journalctl -u nspod-cri' and the pod's journal"
         )

@@ -11,15 +11,12 @@ restarted service answers with every sandbox and container it had.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import logging
 import os
 import selectors
-import shlex
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +26,7 @@ import grpc
 
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.errors import UnavailableError
+from stage0.host.executor import THREADED
 from stage0.host.notify import notify
 from stage0.options import GlobalOptions
 
@@ -53,20 +51,10 @@ def activated() -> socket.socket | None:
     return sock
 
 
-def own_stage1(options: GlobalOptions) -> GlobalOptions:
-    """The options with stage1 run as a program of its own (unless one is named already): the
-    built-in stage1 runs in its caller's process, and its entry points were written for a process
-    of their own (signal handlers, stdout, the main thread), not for this threaded server."""
-    if options.stage1:
-        return options
-    return dataclasses.replace(options, stage1=shlex.join([sys.executable, "-m", "stage1"]))
-
-
 def build(options: GlobalOptions) -> tuple[grpc.Server, Any]:
     """The gRPC server with both services (its state read back from disk), not yet listening."""
     from stage0.cri.runtime import RuntimeService
 
-    options = own_stage1(options)
     runtime = RuntimeService(options)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cri"),
@@ -128,6 +116,7 @@ def bind(server: grpc.Server, path: str) -> None:
 
 def serve(options: GlobalOptions, listen: str | None) -> int:
     """Serve until SIGTERM or SIGINT."""
+    THREADED.set()  # stage1's verbs that fork run as programs of their own (stage0/host/executor.py)
     inherited = None if listen else activated()
     server, runtime = build(options)
     if inherited is None:

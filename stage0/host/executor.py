@@ -22,12 +22,22 @@ if TYPE_CHECKING:
     from stage0.options import GlobalOptions
 
 
+# stage1's verbs a threaded server (the CRI's) still runs in its own process: plain functions that
+# fork nothing, touch no signal and print only their errors (a stage1 program per call cost ~250 ms
+# of each container's create, start, stop and removal, bench/cri.py). The others fork (a pod's
+# heir) or expect a process of their own: such a server runs them as a program.
+THREAD_SAFE = frozenset({"app"})
+THREADED = threading.Event()  # set by a server whose calls come from many threads (stage0/cri/server.py)
+
+
 def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> int:
     """Run stage1's ``verb`` on ``pod_dir`` (the stage1 of ``options``); its exit status is the
     caller's to pass on. The caller holds no store or pod lock by then."""
     assert verb in ENTRYPOINTS, verb
     argv = [*(["--debug"] if options.debug else []), verb, pod_dir, *args]
     stage1 = options.stage1
+    if not stage1 and THREADED.is_set() and verb not in THREAD_SAFE:
+        stage1 = shlex.join([sys.executable, "-m", "stage1"])
     sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
     sys.stderr.flush()
     if not stage1:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.pods import EMBRYO_GRACE
+from stage0.pods.dirs import EMBRYO_GRACE
 from tests.integration.test_pod_units import image  # noqa: F401  (fixture)
 from tests.integration.test_pods import Nspod, nspod  # noqa: F401  (fixture)
 
