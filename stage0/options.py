@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class InsecureOption(enum.StrEnum):
@@ -88,6 +92,29 @@ class GlobalOptions:
 
     def allows(self, option: InsecureOption) -> bool:
         return option in self.insecure
+
+    def conf(self, section: str, key: str, default: T, valid: Callable[[object], bool], hint: str) -> T:
+        """``[section] key`` of nspod.conf, the local configuration's over the system's, else
+        ``default``. A file TOML cannot read, or a value ``valid`` refuses, is an error naming the
+        file (``hint``: how the setting is written)."""
+        import tomllib
+
+        from stage0.errors import InvalidArgumentError
+
+        value: object = default
+        for directory in self.config_dirs:
+            path = os.path.join(directory, "nspod.conf")
+            try:
+                with open(path, "rb") as file:
+                    found = tomllib.load(file).get(section, {})
+                    value = found.get(key, value) if isinstance(found, dict) else found
+            except FileNotFoundError:
+                continue
+            except tomllib.TOMLDecodeError as error:
+                raise InvalidArgumentError(f"{path}: {error}", hint=hint) from None
+            if not valid(value):
+                raise InvalidArgumentError(f"{path}: [{section}] {key} = {value!r} is not valid", hint=hint)
+        return value  # type: ignore[return-value]  # valid said it is a T
 
 
 AFTER_VERB = "insecure_options_after_verb"  # its own dest: a subparser's default would hide the global

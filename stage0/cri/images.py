@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,10 +25,11 @@ from typing import Any
 
 import grpc
 
+from stage0.api.images import remove_image
 from stage0.cri.image_catalog import Catalog, CriImage, normalize
 from stage0.cri.proto import api_pb2, api_pb2_grpc
-from stage0.cri.status import Failure, answering
-from stage0.errors import Error, InternalError, InvalidArgumentError, UsageError
+from stage0.cri.status import answering
+from stage0.errors import Error, ErrorKind, InternalError, UsageError, kind_of
 from stage0.images.fetch.auth import Credentials
 from stage0.images.store.store import Store
 from stage0.options import GlobalOptions
@@ -45,23 +45,10 @@ class PullSettings:
 
 def pull_settings(options: GlobalOptions) -> PullSettings:
     """``[cri] require-signatures`` of nspod.conf (the local configuration over the system's)."""
-    required = False
-    for directory in (options.system_config, options.local_config):
-        path = os.path.join(directory, "nspod.conf")
-        try:
-            with open(path, "rb") as file:
-                value = tomllib.load(file).get("cri", {}).get("require-signatures", required)
-        except FileNotFoundError:
-            continue
-        except (tomllib.TOMLDecodeError, AttributeError) as error:
-            raise InvalidArgumentError(
-                f"{path}: {error}", hint="[cri] require-signatures = true|false"
-            ) from None
-        if not isinstance(value, bool):
-            raise InvalidArgumentError(
-                f"{path}: [cri] require-signatures is not true or false", hint="write true or false"
-            )
-        required = value
+    valid = lambda value: isinstance(value, bool)  # noqa: E731
+    required = options.conf(
+        "cri", "require-signatures", False, valid, hint="[cri] require-signatures = true|false"
+    )
     return PullSettings(require_signatures=required)
 
 
@@ -194,23 +181,17 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
 
     @answering
     def RemoveImage(self, request: api_pb2.RemoveImageRequest, context: grpc.ServicerContext) -> Any:
-        from stage0.images.catalog import remove_images
-
         with self._store(context) as store:
             view = Catalog(store, self._configs).find(request.image.image)
-            if view is not None:  # removing what is not there succeeds, as the CRI asks
-                row = store.index.image(view.store_id)
-                if row is not None:
-                    try:
-                        remove_images(store, self.options.dir, [row])
-                    except Error as error:  # a pod uses it: the kubelet removes unused images only
-                        if type(error) is not Error:
-                            raise
-                        raise Failure(
-                            grpc.StatusCode.FAILED_PRECONDITION, error.message, hint=error.hint
-                        ) from None
-                self._configs.pop(view.store_id, None)
-            return api_pb2.RemoveImageResponse()
+        if view is not None:  # removing what is not there succeeds, as the CRI asks
+            # a pod uses it: FAILED_PRECONDITION (the kubelet removes unused images only)
+            try:
+                remove_image(self.options, view.store_id)
+            except Error as error:
+                if kind_of(error) is not ErrorKind.NOT_FOUND:  # (else removed meanwhile)
+                    raise
+            self._configs.pop(view.store_id, None)
+        return api_pb2.RemoveImageResponse()
 
     @answering
     def ImageFsInfo(self, request: api_pb2.ImageFsInfoRequest, context: grpc.ServicerContext) -> Any:

@@ -20,15 +20,15 @@ import hashlib
 import logging
 import os
 import threading
-import tomllib
 
 from stage0.api.pods import list_pods, relaxing, remove
 from stage0.api.sandbox import create_sandbox
 from stage0.api.views import PodView
-from stage0.errors import Error, InvalidArgumentError
+from stage0.errors import Error
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import PodState
 from stage0.pods.requests import PodRequest
+from stage0.pool.spares import is_count
 
 log = logging.getLogger("nspod.cri")
 FILLING, READY, TAKEN = "cri.filling", "cri.ready", "cri.taken"
@@ -40,24 +40,7 @@ REFILL_DELAY = 2.0
 
 def spares_wanted(options: GlobalOptions) -> int:
     """``[cri] spares`` of nspod.conf (the local configuration over the system's), else 0."""
-    size = 0
-    for directory in (options.system_config, options.local_config):
-        path = os.path.join(directory, "nspod.conf")
-        try:
-            with open(path, "rb") as file:
-                value = tomllib.load(file).get("cri", {}).get("spares", size)
-        except FileNotFoundError:
-            continue
-        except (tomllib.TOMLDecodeError, AttributeError) as error:
-            raise InvalidArgumentError(
-                f"{path}: {error}", hint="[cri] spares = N (booted sandboxes kept)"
-            ) from None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InvalidArgumentError(
-                f"{path}: [cri] spares is not a count", hint="[cri] spares = N, N ≥ 0"
-            )
-        size = value
-    return size
+    return options.conf("cri", "spares", 0, is_count, hint="[cri] spares = N (booted sandboxes kept)")
 
 
 def ready(options: GlobalOptions) -> list[PodView]:

@@ -9,10 +9,9 @@ import argparse
 import fcntl
 import os
 import time
-import tomllib
 from typing import TYPE_CHECKING
 
-from stage0.errors import InvalidArgumentError, UnavailableError
+from stage0.errors import UnavailableError
 from stage0.images.store.locks import lock_held
 
 if TYPE_CHECKING:
@@ -31,18 +30,11 @@ class Cold(Exception):
 
 def pool_size(options: GlobalOptions) -> int:
     """``[pool] size`` of nspod.conf (the local configuration over the system's), else 0."""
-    size = 0
-    for directory in options.config_dirs:
-        try:
-            with open(os.path.join(directory, "nspod.conf"), "rb") as file:
-                size = int(tomllib.load(file).get("pool", {}).get("size", size))
-        except FileNotFoundError:
-            continue
-        except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
-            raise InvalidArgumentError(
-                f"{directory}/nspod.conf: {error}", hint="[pool] size = N (spare pods)"
-            ) from None
-    return size
+    return options.conf("pool", "size", 0, is_count, hint="[pool] size = N (spare pods)")
+
+
+def is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def half_made(pod: Pod) -> bool:
