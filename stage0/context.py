@@ -58,8 +58,10 @@ def fetcher(
     report: Report = QUIET,
     *,
     auth: Mapping[str, Credentials] | None = None,
+    unsigned_without_key: bool = False,
 ) -> Fetcher:
     fetch_options = FetchOptions(
+        unsigned_without_key=unsigned_without_key,
         insecure=options.insecure,
         trust_keys_from_https=options.trust_keys_from_https,
         pull_policy=policy,

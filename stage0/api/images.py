@@ -24,15 +24,24 @@ def pull(
     policy: PullPolicy = PullPolicy.UPDATE,
     signature: str | None = None,
     auth: Credentials | None = None,
+    unsigned_without_key: bool = False,
     report: Report = QUIET,
 ) -> ImageView:
     """Fetch an image into the store (as ``nspod fetch``): verified as the options say; an ACI's
     dependencies fetched and its tree rendered now, so a later run needs no network. ``auth``: the
-    credentials for the image's registry (over auth.d's)."""
+    credentials for the image's registry (over auth.d's); ``unsigned_without_key``: an OCI image
+    no trusted key covers is taken unsigned (the CRI's pull policy, stage0/cri/images.py)."""
     from stage0.images.render import rendered_rootfs
 
     with context.open_store(options) as store:
-        fetcher = context.fetcher(options, store, policy, report, auth=_auth_for(options, reference, auth))
+        fetcher = context.fetcher(
+            options,
+            store,
+            policy,
+            report,
+            auth=_auth_for(options, reference, auth),
+            unsigned_without_key=unsigned_without_key,
+        )
         row = fetcher.fetch(reference, signature=signature)
         if not row.is_oci:  # an OCI image has no dependencies: its layers are its tree
             rendered_rootfs(store, row, fetcher.resolve_dependency)

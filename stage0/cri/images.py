@@ -25,12 +25,13 @@ from typing import Any
 
 import grpc
 
-from stage0.api.images import remove_image
+from stage0.api.images import pull, remove_image
 from stage0.cri.image_catalog import Catalog, CriImage, normalize
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 from stage0.cri.status import answering
 from stage0.errors import Error, ErrorKind, InternalError, UsageError, kind_of
 from stage0.images.fetch.auth import Credentials
+from stage0.images.fetch.policy import Report
 from stage0.images.store.store import Store
 from stage0.options import GlobalOptions
 
@@ -155,29 +156,20 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
 
     @answering
     def PullImage(self, request: api_pb2.PullImageRequest, context: grpc.ServicerContext) -> Any:
-        from stage0.context import http, keystore
-        from stage0.images.fetch.fetcher import Fetcher, FetchOptions, PullPolicy
-
+        ref = normalize(request.image.image)
+        pulled = pull(
+            self.options,
+            ref.canonical(),
+            auth=credentials(request.auth if request.HasField("auth") else None),
+            unsigned_without_key=not pull_settings(self.options).require_signatures,
+            report=Report(say=log.info),
+        )
         with self._store(context) as store:
-            ref = normalize(request.image.image)
-            settings = pull_settings(self.options)
-            options = FetchOptions(
-                pull_policy=PullPolicy.UPDATE, platform=self.options.platform,
-                credentials=credentials(request.auth if request.HasField("auth") else None),
-                unsigned_without_key=not settings.require_signatures,
-            )  # fmt: skip
-            fetcher = Fetcher(
-                store, lambda: http(self.options), keystore(self.options), options, say=log.info
-            )
-            try:
-                row = fetcher.fetch(ref.canonical())
-            finally:
-                fetcher.http.close()
-            view = Catalog(store, self._configs).view(row.id)
-            if view is None:
-                raise InternalError(f"{ref.canonical()} was pulled but is not an OCI image in the store")
-            log.info("pulled %s: %s", ref.canonical(), view.id)
-            return api_pb2.PullImageResponse(image_ref=view.id)
+            view = Catalog(store, self._configs).view(pulled.id)
+        if view is None:
+            raise InternalError(f"{ref.canonical()} was pulled but is not an OCI image in the store")
+        log.info("pulled %s: %s", ref.canonical(), view.id)
+        return api_pb2.PullImageResponse(image_ref=view.id)
 
     @answering
     def RemoveImage(self, request: api_pb2.RemoveImageRequest, context: grpc.ServicerContext) -> Any:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from stage0.options import InsecureOption
 
 if TYPE_CHECKING:
-    from stage0.images.fetch.auth import Credentials
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +58,6 @@ class FetchOptions:
     pull_policy: PullPolicy = PullPolicy.UPDATE
     progress: Progress | None = None  # told as downloads stream (the CLI draws a line on a terminal)
     platform: str = ""  # of OCI images: OS/ARCH[/VARIANT]; "": this machine's
-    # OCI images: credentials given with this pull (a CRI PullImage's auth config), in place of
-    # auth.d's and auth.json's; never written anywhere
-    credentials: Credentials | None = None
     # OCI images with no key trusted for their prefix: taken unverified (podman's default policy,
     # what CRI pulls follow) instead of refused (rkt's rule for the CLI)
     unsigned_without_key: bool = False

@@ -93,7 +93,7 @@ def _registry(fetcher: Fetching, ref: OciRef) -> Registry:
     """The registry ``ref`` names (a mirror's, when ``ref`` was pointed at one), with the
     credentials of this pull or else those stored for its host."""
     options = fetcher.options
-    credentials = options.credentials or registry_credentials(ref.registry, fetcher.http.credentials)
+    credentials = registry_credentials(ref.registry, fetcher.http.credentials)
     if ref.registry in fetcher.http.insecure_hosts and not options.skips(InsecureOption.HTTP):
         return insecure_registry(fetcher.http, ref, credentials)
     return Registry(fetcher.http, ref, credentials, plain_http=options.skips(InsecureOption.HTTP))
