@@ -141,6 +141,9 @@ def test_critest_conformance(cri_service: Path, tmp_path: Path) -> None:
     with open(log, "w") as output:
         run = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=TIMEOUT, cwd=tmp_path)
     wall = time.monotonic() - started
+    with open(out / "nspod-cri.journal", "w") as journal:  # the service's side of a failed spec
+        journalctl = ["journalctl", "-u", "nspod-cri.service", "--no-pager", "-o", "short-precise"]
+        subprocess.run(journalctl, stdout=journal, stderr=subprocess.STDOUT, timeout=120, check=False)
     text = log.read_text(errors="replace")
     assert report.exists(), f"critest wrote no report (exit {run.returncode}): {text[-3000:]}"
     results = spec_results(report)
