@@ -7,6 +7,7 @@ under /run, which a test host has to itself; no traffic leaves 127.0.0.1 and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -171,6 +172,11 @@ class Containerd:
         # the shims outlive containerd by design: every sandbox was removed before this
         stop(self.process)
         shutil.rmtree(self.state, ignore_errors=True)
+        # runc (cgroupfs) made its pods' cgroups below k8s.io in every hierarchy, outside the test
+        # host's own subtree, and removed only theirs: the empty parent goes too
+        for parent in Path("/sys/fs/cgroup").glob("*/k8s.io"):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 class Nspod:
