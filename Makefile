@@ -71,9 +71,9 @@ dev-venv: deb-test
 
 # The whole session runs where systemd is PID 1: here on a systemd host, else in a test host.
 # The actool oracle, critest and its images are built first, outside: the test host has no network.
-# Without PYTEST_ARGS, suite.sh runs beside the systemd tests the pure tests and linters and, on a
-# fresh Debian 12 root (debootstrap, cached), the .deb installed with apt and checked (packaging/,
-# tests/harness/fresh-package.sh), then a clean clone's `make demo`.
+# Without PYTEST_ARGS, suite.sh runs beside the systemd tests those that need none (tests/unit, the
+# linters, tests/net) and, on a fresh Debian 12 root (debootstrap, cached), the .deb installed with
+# apt and checked (packaging/, tests/harness/fresh-package.sh), then a clean clone's `make demo`.
 test: install dev-venv
 	tests/harness/build-appc-oracles.sh $(ORACLES)
 	bash $(CRI_SOURCE)/build-cri-tools.sh $(CRI_TOOLS)
