@@ -81,7 +81,7 @@ def _appc_annotations(annotations: Any) -> list[tuple[str, str]]:
 def app_name(container_name: str, container_id: str) -> str:
     """The app's name in the pod: the container's, made an appc name, with a piece of its ID (two
     attempts of one container live side by side)."""
-    base = re.sub(r"[^a-z0-9]+", "-", container_name.lower()).strip("-")[:40] or "app"
+    base = re.sub(r"[^a-z0-9]+", "-", container_name.lower()).strip("-")[:40].rstrip("-") or "app"
     return f"{base}-{container_id[:8]}"
 
 

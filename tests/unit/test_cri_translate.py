@@ -103,6 +103,8 @@ def test_image_arguments(image: str, argument: str) -> None:
 def test_app_names_are_appc_names() -> None:
     assert translate.app_name("My_Container.v2", "abcdef0123456789") == "my-container-v2-abcdef01"
     assert translate.app_name("___", "abcdef0123456789") == "app-abcdef01"
+    cut = translate.app_name("container-for-create-f2156b7a-f250-11f1-x", "abcdef0123456789")
+    assert cut == "container-for-create-f2156b7a-f250-11f1-abcdef01"  # no "--" where it was cut
 
 
 def test_state_round_trips_and_survives_a_torn_record(tmp_path: Path) -> None:
