@@ -106,6 +106,8 @@ def test_app_names_are_appc_names() -> None:
     # cut at 40 on a dash: no "--" before the ID (an appc name has single dashes)
     long = "container-reopen-log-test-7d643026-f24e-11f1-af1b-776c5c2b952c"
     assert translate.app_name(long, "12e97a2a99") == "container-reopen-log-test-7d643026-f24e-12e97a2a"
+    cut = translate.app_name("container-for-create-f2156b7a-f250-11f1-x", "abcdef0123456789")
+    assert cut == "container-for-create-f2156b7a-f250-11f1-abcdef01"
 
 
 def test_state_round_trips_and_survives_a_torn_record(tmp_path: Path) -> None:
