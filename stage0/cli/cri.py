@@ -27,7 +27,7 @@ def run_cri(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     from stage0.cri.server import serve
 
-    logging.basicConfig(
-        level=logging.DEBUG if options.debug else logging.INFO, format="%(name)s: %(message)s"
-    )
+    # a service tells what it does (the journal keeps it): its own lines at INFO, where the CLI's
+    # logging (stage0/log.py, set up before any verb) shows warnings only
+    logging.getLogger("nspod").setLevel(logging.DEBUG if options.debug else logging.INFO)
     return serve(options, args.listen)
