@@ -42,3 +42,26 @@ def test_the_runner_quotes_the_last_stderr_line() -> None:
     assert run(["sh", "-c", "echo out"]).stdout == "out\n"
     with pytest.raises(Error, match="no-such-program is not installed"):
         run(["no-such-program"])
+
+
+def test_a_threaded_server_runs_only_the_app_verbs_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'nspod cri' serves from many threads: stage1's verbs that fork (run's heir) or expect a
+    process of their own run as a program there; the app verbs stay in its process."""
+    import subprocess
+
+    from stage0.host import executor, runner
+
+    ran: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(executor.THREADED, "is_set", lambda: True)
+    monkeypatch.setattr(runner, "run", fake_run)
+    assert call_stage1(GlobalOptions(), "gc", "/pods/run/u1") == 0
+    assert ran == [[sys.executable, "-m", "stage1", "gc", "/pods/run/u1"]]
+    assert call_stage1(GlobalOptions(), "app", str(tmp_path), "start", "--app", "web") == 254  # in process
+    assert len(ran) == 1 and "nspod:" in capsys.readouterr().err
