@@ -59,6 +59,7 @@ class ErrorKind(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the host or a server failed or was not reachable; may pass
     PERMISSION_DENIED = "permission-denied"  # not allowed: an unverified signature, no rights
     DEADLINE_EXCEEDED = "deadline-exceeded"  # it did not end within the time it was given
+    RESOURCE_EXHAUSTED = "resource-exhausted"  # out of disk space (or another resource)
     INTERNAL = "internal"  # nspod's own failure (damage, a bug)
 
 
@@ -148,7 +149,7 @@ class ImageExistsError(ImageError):
 
 
 class DiskFull(Error):
-    kind = ErrorKind.UNAVAILABLE
+    kind = ErrorKind.RESOURCE_EXHAUSTED
     hint = "free space there ('nspod image gc' and 'nspod gc' remove what is unused) and try again"
 
 

@@ -15,7 +15,8 @@ from stage0.cri import translate
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import ContainerRecord, SandboxRecord, State, lookup_container, new_container_id
 from stage0.cri.status import Failure, code_of, message_of
-from stage0.errors import Error, UsageError
+from stage0.errors import DiskFull, Error, UsageError
+from stage0.images.oci.registry import AccessDenied
 from stage0.pods.dirs import PodNotFound
 
 
@@ -141,6 +142,8 @@ def test_state_round_trips_and_survives_a_torn_record(tmp_path: Path) -> None:
         (Error("x"), grpc.StatusCode.INTERNAL),
         (KeyError("x"), grpc.StatusCode.INTERNAL),
         (Failure(grpc.StatusCode.ALREADY_EXISTS, "x"), grpc.StatusCode.ALREADY_EXISTS),
+        (AccessDenied("x"), grpc.StatusCode.PERMISSION_DENIED),  # a registry's, though a RegistryError
+        (DiskFull("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ],
 )
 def test_status_codes(error: BaseException, code: grpc.StatusCode) -> None:

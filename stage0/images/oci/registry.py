@@ -27,6 +27,8 @@ class RegistryError(FetchError):
 class AccessDenied(RegistryError):
     """The registry wants credentials it was not given, or refuses those it was."""
 
+    kind = ErrorKind.PERMISSION_DENIED
+
 
 class NotFound(RegistryError):
     kind = ErrorKind.NOT_FOUND
