@@ -155,5 +155,7 @@ def test_critest_conformance(cri_service: Path, tmp_path: Path) -> None:
     failed = [f"{name}: {why}" for name, state, why in results if state not in ("passed", "skipped")]
     assert not failed, summary + "\n" + "\n".join(failed)
     if not os.environ.get("NSPOD_CRITEST_FOCUS"):  # (a focus skips the rest)
-        assert [s for s in skipped if SKIPPED not in s] == [], f"skipped beyond the one named: {skipped}"
+        # critest's 5 benchmark specs are in the report too, skipped unless it runs with -benchmark
+        others = [s for s in skipped if SKIPPED not in s and " benchmark " not in s]
+        assert not others, f"skipped beyond the one named: {others}"
     assert run.returncode == 0, text[-3000:]
