@@ -25,10 +25,15 @@ if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	lane2=(tests/unit tests/test_linters.py tests/net)
 	"$python" -m pytest --basetemp="$base/t" "${lane2[@]}" >"$log" 2>&1 &
 	pure=$!
+	trap 'kill -TERM "$pure" 2>/dev/null || true; rm -rf "$base"' EXIT
 	rc=0
 	"$python" -m pytest "${lane2[@]/#/--ignore=}" || rc=$?
+	# lane 1 interrupted (pytest's 2, or a signal): lane 2 goes too, as a background job ignores
+	# the terminal's SIGINT
+	if [ "$rc" -eq 2 ] || [ "$rc" -gt 128 ]; then kill -TERM "$pure" 2>/dev/null || true; fi
 	pure_rc=0
 	wait "$pure" || pure_rc=$?
+	trap - EXIT
 	echo
 	echo "suite: ${lane2[*]} (run beside the tests above):"
 	cat "$log"
