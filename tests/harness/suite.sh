@@ -4,7 +4,8 @@
 # With PYTEST_ARGS (a targeted run): one pytest with them, nothing else.
 # Without (the whole suite): three lanes that share nothing run side by side, so the work that
 # needs no systemd fills the time the systemd tests spend waiting on pods, and the suite's wall
-# time is the longest lane rather than the sum:
+# time is the longest lane rather than the sum (lane 1, the longest, has the CPU first: the others
+# run at nice 10):
 #   1. the tests that need systemd (everything but lane 2's), in a test host, on the terminal;
 #   2. the tests that need no systemd: the pure ones (tests/unit), the linters (ruff, mypy and the
 #      shell linter), and the store's against real servers in a private network namespace
@@ -23,12 +24,17 @@ if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	python=$2 log=$3
 	base=$(mktemp -d /tmp/nspod-pure.XXXXXX)  # lane 2's own temporaries beside lane 1's
 	lane2=(tests/unit tests/test_linters.py tests/net)
-	"$python" -m pytest --basetemp="$base/t" "${lane2[@]}" >"$log" 2>&1 &
+	nice -n 10 "$python" -m pytest --basetemp="$base/t" "${lane2[@]}" >"$log" 2>&1 &
 	pure=$!
+	trap 'kill -TERM "$pure" 2>/dev/null || true; rm -rf "$base"' EXIT
 	rc=0
 	"$python" -m pytest "${lane2[@]/#/--ignore=}" || rc=$?
+	# lane 1 interrupted (pytest's 2, or a signal): lane 2 goes too, as a background job ignores
+	# the terminal's SIGINT
+	if [ "$rc" -eq 2 ] || [ "$rc" -gt 128 ]; then kill -TERM "$pure" 2>/dev/null || true; fi
 	pure_rc=0
 	wait "$pure" || pure_rc=$?
+	trap - EXIT
 	echo
 	echo "suite: ${lane2[*]} (run beside the tests above):"
 	cat "$log"
@@ -69,7 +75,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 if [ -z "${NSPOD_FRESH_ROOT:-}" ]; then
-	"$here/suite.sh" --fresh >"$work/fresh.log" 2>&1 &
+	nice -n 10 "$here/suite.sh" --fresh >"$work/fresh.log" 2>&1 &
 	fresh=$!
 fi
 rc=0
