@@ -177,10 +177,10 @@ def test_crictl_port_forward_reaches_the_pods_loopback(crictl: list[str], pod: P
 
 
 def test_nothing_is_left_in_the_pod(pod: PodBackend) -> None:
-    units = subprocess.run(
-        ["systemctl", f"--machine={pod.machine}", "list-units", "--all", "--no-legend", "nspod-exec-*"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert units.stdout.strip() == "", units.stdout
+    listing = ["systemctl", f"--machine={pod.machine}", "list-units", "--all", "--no-legend", "nspod-exec-*"]
+    deadline = time.monotonic() + 15  # a command that just ended: its unit is still being torn down
+    while (left := subprocess.run(listing, capture_output=True, text=True, check=False).stdout.strip()) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert left == "", left
