@@ -5,7 +5,6 @@ NAME`, `gc --grace-period=0`, the registration socket's file after a stop, and a
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -59,14 +58,16 @@ def test_the_registration_socket_leaves_no_file(tmp_path: Path) -> None:
 
 def _started(host: Host, name: str) -> str:  # noqa: F811
     """Start pod@NAME, stop it, and return what this start said in the journal."""
-    since = time.strftime("%Y-%m-%d %H:%M:%S")
-    time.sleep(1)  # journalctl's --since has a resolution of seconds
+    # the journal's position now (--since has a resolution of seconds: it took an earlier start's
+    # lines logged in the same second, and needed a second's sleep besides)
+    cursor = sh("journalctl", "-n", "0", "--show-cursor", "-q").strip().removeprefix("-- cursor: ")
+    assert cursor, "no journal cursor"
     started = subprocess.run(
         ["systemctl", "start", f"pod@{name}"], capture_output=True, text=True, timeout=120
     )
     assert started.returncode == 0, started.stderr
     subprocess.run(["systemctl", "stop", f"pod@{name}"], check=True, timeout=120)
-    return sh("journalctl", "-u", f"pod@{name}", "-o", "cat", "--no-pager", "--since", since)
+    return sh("journalctl", "-u", f"pod@{name}", "-o", "cat", "--no-pager", f"--after-cursor={cursor}")
 
 
 def test_a_service_table_not_installed_is_said_at_start(host: Host, image: Path) -> None:  # noqa: F811
