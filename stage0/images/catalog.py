@@ -26,7 +26,6 @@ from stage0.images.store.locks import remove_tree, try_lock, unlock_removing
 from stage0.images.store.rows import ImageRow
 from stage0.images.store.store import ImageNotFound, Store
 from stage0.images.trust.keystore import Keystore
-from stage0.images.trust.verify import verify_file
 
 
 def resolve(store: Store, text: str, config_dirs: tuple[str, ...] = ()) -> list[ImageRow]:
@@ -238,6 +237,8 @@ def verify(store: Store, keys: Keystore, row: ImageRow) -> Verification:
     signature = store.signature(row.id)
     if signature is None:
         return Verification(row, None)
+    from stage0.images.trust.verify import verify_file  # pysequoia: only when an image is verified
+
     verified = verify_file(store.paths.blob(row.id), signature, keys.keys_for(row.name), what=row.short_id)
     return Verification(row, ", ".join(verified.user_ids) or verified.fingerprint)
 
