@@ -95,6 +95,7 @@ def _install_units(data: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cri]:
+    BASELINE.update(_host_state())
     if not CRICTL.exists():
         if STRICT:
             pytest.fail(f"{CRICTL} is missing: bash /work/shared/cri/build-cri-tools.sh {CRICTL.parent}")
@@ -125,13 +126,32 @@ def cri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cri]:
         registry.stop()
 
 
-def _nothing_left() -> None:
-    assert sh("machinectl", "list", "--no-legend").strip() == ""
+def _host_state() -> dict[str, set[str]]:
+    """What a pod leaves on the host if it leaves anything: machines, nspod's units, network
+    namespaces, veths, pod mounts (as sets of lines, to compare with the module's start)."""
     units = sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*.service")
-    assert [u for u in units.splitlines() if not u.startswith("nspod-cri")] == []
-    assert sh("ip", "netns", "list").strip() == ""
-    assert "veth" not in sh("ip", "-o", "link")
-    assert "nspod/pods" not in Path("/proc/self/mountinfo").read_text()
+    return {
+        "machines": set(sh("machinectl", "list", "--no-legend").splitlines()),
+        "units": {u.split()[0] for u in units.splitlines() if u and not u.startswith("nspod-cri")},
+        "netns": set(sh("ip", "netns", "list").splitlines()),
+        "veths": {
+            line.split(":")[1].strip() for line in sh("ip", "-o", "link").splitlines() if "veth" in line
+        },
+        "mounts": {
+            line for line in Path("/proc/self/mountinfo").read_text().splitlines() if "nspod/pods" in line
+        },
+    }
+
+
+# what the session's earlier tests left for their own data dirs (the metadata service they
+# activated, say) is not this module's to answer for
+BASELINE: dict[str, set[str]] = {}
+
+
+def _nothing_left() -> None:
+    now = _host_state()
+    added = {what: sorted(now[what] - BASELINE.get(what, set())) for what in now}
+    assert not any(added.values()), added
 
 
 def _read_port(port: int, timeout: float = 20) -> bytes:
