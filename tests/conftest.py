@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# as `nspod cri` runs (stage0/cri/__init__.py): gRPC's fork handlers break sd-bus's connection to
+# a pod's bus, and a test module that imports grpc before stage0.cri would otherwise have them
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 REPO = Path(__file__).resolve().parent.parent
 ORACLES = Path(os.environ.get("NSPOD_ORACLES", "/var/cache/nspod-tests/appc"))
 # Under `make test` a missing prerequisite is a failure, not a skip.

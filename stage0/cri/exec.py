@@ -17,6 +17,7 @@ import secrets
 import struct
 import termios
 import threading
+import time
 
 from stage0.errors import Error, ErrorKind, InvalidArgumentError
 from stage0.host.executor import enter_command, kill_unit
@@ -100,13 +101,22 @@ class Process:
         return self.popen.wait(timeout)
 
     def kill(self) -> None:
-        """Ends the command inside the pod (its unit, every process in it), then systemd-run."""
+        """Ends the command inside the pod (its unit, every process in it), then systemd-run. On a
+        loaded machine the first kill can come before systemd-run has the unit started: it is
+        killed again while systemd-run waits, and once systemd-run is gone, until it is no more."""
         kill_unit(self.machine, self.unit)
-        try:
-            self.popen.wait(10)
-        except Timeout:
+        for wait in (2, 8):
+            try:
+                self.popen.wait(wait)
+                break
+            except Timeout:
+                kill_unit(self.machine, self.unit)
+        else:
             self.popen.kill()
             self.popen.wait()
+        deadline = time.monotonic() + 10  # a unit being torn down is still there for a moment
+        while kill_unit(self.machine, self.unit) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def close(self) -> None:
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):

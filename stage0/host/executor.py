@@ -112,15 +112,17 @@ def enter_command(
     return command(pod_dir, app, cmd, tty=tty, term=term, unit=unit)
 
 
-def kill_unit(machine: str, unit: str) -> None:
-    """SIGKILL every process of ``unit`` in the pod's systemd; a unit already gone is no error."""
+def kill_unit(machine: str, unit: str) -> bool:
+    """SIGKILL every process of ``unit`` in the pod's systemd; False when there was no such unit
+    (gone already, or not started yet), which is no error."""
     from stage1.systemd import Systemd
 
     try:
         with Systemd(machine) as pod:
             pod.kill(unit, signal.SIGKILL)
     except Error:
-        pass
+        return False
+    return True
 
 
 def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
