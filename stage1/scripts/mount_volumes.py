@@ -18,6 +18,7 @@ O_PATH_FLAGS = os.O_PATH | os.O_CLOEXEC
 RESOLVE_NO_SYMLINKS, RESOLVE_NO_MAGICLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x04, 0x02, 0x08, 0x10
 SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
 MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
+RETRIES = 1000  # openat2's EAGAIN under a busy host's renames and mounts
 MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 KERNEL_DIRS = ("proc", "sys", "dev")  # systemd mounts the app's own over them (MountAPIVFS=)
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -33,11 +34,16 @@ class _OpenHow(ctypes.Structure):
 
 def openat2(dirfd: int, path: str, resolve: int) -> int:
     how = _OpenHow(O_PATH_FLAGS, 0, resolve)
-    fd = _libc.syscall(SYS_OPENAT2, dirfd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
-    if fd < 0:
+    for _ in range(RETRIES):
+        fd = _libc.syscall(SYS_OPENAT2, dirfd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return int(fd)
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return int(fd)
+        # EAGAIN: a rename or mount anywhere on the host while ".." was resolved, so the kernel
+        # could not prove it stayed inside the root (openat2(2): "the caller may choose to retry")
+        if err != errno.EAGAIN:
+            break
+    raise OSError(err, os.strerror(err), path)
 
 
 def inside(rootfd: int, path: str) -> int:
