@@ -4,15 +4,12 @@ part of a kubelet's day that is cristream's — ``crictl exec -s``, ``exec -i``,
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import socket
 import subprocess
-import time
 
 import pytest
 
+from tests.harness.terminal import in_terminal
 from tests.integration.test_cri import CRICTL, SOCKET, Cri, cri, wait_for  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd
@@ -24,23 +21,7 @@ def crictl(*args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
 
 
 def with_terminal(*args: str) -> bytes:
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execv(str(CRICTL), [str(CRICTL), "-r", f"unix://{SOCKET}", "-t", "60s", *args])
-    output = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
-        try:
-            chunk = os.read(master, 65536) if ready else b""
-        except OSError:
-            break
-        if ready and not chunk:
-            break
-        output += chunk
-    os.waitpid(pid, 0)
-    os.close(master)
-    return output
+    return in_terminal([str(CRICTL), "-r", f"unix://{SOCKET}", "-t", "60s", *args])[0]
 
 
 def test_exec_and_port_forward_through_the_service(cri: Cri) -> None:  # noqa: F811

@@ -5,16 +5,10 @@ streaming server through the stub RuntimeService (tests/harness/cri_stub.py)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import select
 import socket
-import struct
 import subprocess
-import termios
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +19,7 @@ from stage0.cri.exec import ExecTimeout, exec_sync
 from stage0.cri.streaming import AttachIO, Container, StreamingServer
 from stage0.errors import Error
 from stage1.run import load
+from tests.harness.terminal import in_terminal
 from tests.integration.test_pods import APPLETS, Nspod, busybox_image
 
 pytestmark = pytest.mark.systemd
@@ -135,25 +130,10 @@ def test_crictl_exec_sync_and_exec(crictl: list[str]) -> None:
 
 
 def test_crictl_exec_with_a_tty(crictl: list[str]) -> None:
-    pid, master = pty.fork()
-    if pid == 0:
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        os.execv(CRICTL, [*crictl, "exec", "-i", "-t", "web", "sh", "-c", "sleep 1; stty size; tty"])
-    output = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
-        try:
-            chunk = os.read(master, 65536) if ready else b""
-        except OSError:
-            break
-        if ready and not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(master)
+    argv = [*crictl, "exec", "-i", "-t", "web", "sh", "-c", "sleep 1; stty size; tty"]
+    output, code = in_terminal(argv, size=(33, 111))
     assert b"33 111" in output and b"/dev/pts/" in output, output
-    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert code == 0, output
 
 
 def test_crictl_port_forward_reaches_the_pods_loopback(crictl: list[str], pod: PodBackend) -> None:

@@ -10,13 +10,11 @@ import http.server
 import os
 import pty
 import re
-import select
 import socket
 import struct
 import subprocess
 import termios
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ import pytest
 
 from stage0.cri.streaming import Container, StreamingServer
 from stage0.cri.streaming.remotecommand import Running
+from tests.harness.terminal import in_terminal
 
 CRICTL = "/var/cache/nspod-tests/cri/crictl"
 
@@ -129,25 +128,10 @@ def test_exec_of_a_stopped_container_fails_with_the_reason(crictl: tuple[list[st
 
 
 def test_exec_with_a_tty_follows_the_terminal_size(crictl: tuple[list[str], object]) -> None:
-    pid, master = pty.fork()
-    if pid == 0:  # crictl with a terminal of 33 rows and 111 columns
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        os.execv(CRICTL, [*crictl[0], "exec", "-i", "-t", "c1", "sh", "-c", "sleep 0.5; stty size; tty"])
-    output = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
-        try:
-            chunk = os.read(master, 65536) if ready else b""
-        except OSError:
-            break
-        if ready and not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(master)
+    argv = [*crictl[0], "exec", "-i", "-t", "c1", "sh", "-c", "sleep 0.5; stty size; tty"]
+    output, code = in_terminal(argv, size=(33, 111), timeout=30)
     assert b"33 111" in output and b"/dev/pts/" in output, output
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert code == 0
 
 
 def test_port_forward_reaches_the_sandboxs_port(crictl: tuple[list[str], object]) -> None:
