@@ -70,6 +70,19 @@ def charged_mib(uuid: str) -> float:
     return cgroups.usage(cgroups.ROOT, group(uuid)).memory_bytes / (1 << 20)
 
 
+def cpu_ms(uuid: str) -> float:
+    """CPU time the pod has used (nspawn and the pod's boot: not the nspod command that made it)."""
+    return cgroups.usage(cgroups.ROOT, group(uuid)).cpu_ns / 1e6
+
+
+def available_mib() -> float:
+    """The host's MemAvailable (the whole machine's: other test hosts move it too)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no MemAvailable in /proc/meminfo")
+
+
 def pod_inotify(uuid: str) -> tuple[int, int]:
     held = [inotify(pid) for pid in cgroups.pids(cgroups.ROOT, group(uuid))]
     return sum(h[0] for h in held), sum(h[1] for h in held)
@@ -89,6 +102,7 @@ def test_many_idle_pods_boot_answer_and_stop(tmp_path: Path) -> None:
     nspod = Nspod(tmp_path / "data")
     before = leftovers(nspod.data)
     uuids: list[str] = []
+    available = available_mib()
     try:
         start = time.monotonic()
         with ThreadPoolExecutor(WORKERS) as pool:
@@ -99,6 +113,8 @@ def test_many_idle_pods_boot_answer_and_stop(tmp_path: Path) -> None:
         assert failed == [], f"{len(failed)} of {PODS} did not boot; the first: {failed[0]}"
 
         idle = {u: charged_mib(u) for u in uuids}
+        boot_cpu = statistics.median(cpu_ms(u) for u in uuids)
+        fell = available - available_mib()
         assert {u: round(c, 2) for u, c in idle.items() if c > IDLE_MIB} == {}
 
         machines = [f"nspod-{u}" for u in uuids]
@@ -126,7 +142,8 @@ def test_many_idle_pods_boot_answer_and_stop(tmp_path: Path) -> None:
 
     print(  # the numbers issue #26 asks for (pytest -s shows them)
         f"\n{PODS} idle pods: booted in {booted:.1f} s, all answered by {answered:.1f} s, stopped and "
-        f"removed in {stopped_in:.1f} s; charged idle {mib(idle)}; after a shell {mib(shelled)}; "
+        f"removed in {stopped_in:.1f} s; CPU per pod's boot median {boot_cpu:.0f} ms; charged idle "
+        f"{mib(idle)} (the host's MemAvailable fell {fell:.0f} MiB); after a shell {mib(shelled)}; "
         f"inotify per pod: instances max {max(h[0] for h in held.values())}, "
         f"watches median {statistics.median(h[1] for h in held.values()):.0f}",
         file=sys.stderr,
