@@ -33,6 +33,8 @@ demo: install
 UNITDIR ?= /usr/local/lib/systemd/system
 TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 SYSUSERSDIR ?= /usr/local/lib/sysusers.d
+# a directory systemd-sysctl reads (/etc, /run, /usr/local/lib or /usr/lib's sysctl.d)
+SYSCTLDIR ?= /usr/local/lib/sysctl.d
 MANDIR ?= /usr/local/share/man
 SYSCONFDIR ?= /etc
 
@@ -43,12 +45,16 @@ install: deb venv
 		units/nspod-cri.socket units/nspod-cri.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
+	install -D -m 0644 units/sysctl.d/60-nspod.conf $(SYSCTLDIR)/60-nspod.conf
 	install -d -m 0755 $(SYSCONFDIR)/nspod/pods
 	install -D -m 0644 -t $(MANDIR)/man1 packaging/man/*.1
 	install -D -m 0644 -t $(MANDIR)/man5 packaging/man/*.5
 	install -D -m 0644 -t $(MANDIR)/man7 packaging/man/*.7
 	systemd-sysusers $(SYSUSERSDIR)/nspod.conf
 	systemd-tmpfiles --create $(TMPFILESDIR)/nspod.conf
+	# the inotify limits now, as the next boot will set them (every sysctl.d file read, a later
+	# file's value winning), and no other key
+	/lib/systemd/systemd-sysctl --prefix=fs.inotify
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 		systemctl enable --now nspod-metadata.socket nspod-metadata-register.socket; fi
 	@$(BINDIR)/nspod version

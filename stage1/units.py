@@ -64,8 +64,8 @@ MASKED = (
     "e2scrub_all.timer",
     "fstrim.timer",
     "man-db.timer",
-    # nothing in a pod asks for passwords; each path unit holds an inotify instance, of which a
-    # host allows root 128 (fs.inotify.max_user_instances) for all its pods together
+    # nothing in a pod asks for passwords; each path unit holds an inotify instance, of which
+    # root may hold 8192 (units/sysctl.d/60-nspod.conf; the kernel's default 128) for all pods
     "systemd-ask-password-console.path",
     "systemd-ask-password-wall.path",
     "proc-sys-fs-binfmt_misc.automount",
