@@ -29,7 +29,7 @@ from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
 from stage1.units import TreeFile, app_files
-from stage1.volumes import staged, volumes_unit_name
+from stage1.volumes import has_volumes_unit, staged, volumes_unit_name
 
 MNT_DETACH = 2
 STARTED = ".started"  # status/<app>.started: when the app's last run started
@@ -180,7 +180,7 @@ def start(pod_dir: str, name: str) -> int:
             started = time.time()
     with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
         file.write(f"{started}\n")
-    if app.mounts and _failed(spec, volumes_unit_name(app.name)):
+    if has_volumes_unit(app) and _failed(spec, volumes_unit_name(app.name)):
         raise Error(
             f"app {app.name} did not start: its volumes cannot be mounted inside its root",
             hint="a mount point, or a link on its way, leads to the app's root itself, its /proc, /sys"

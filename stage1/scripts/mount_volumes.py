@@ -5,18 +5,23 @@
 # stays inside ROOT. The target is held as a file descriptor from resolution to mount, so a tree
 # changing meanwhile (an app's writable layer, a volume another app writes) cannot move the mount
 # out of ROOT. A target in the app's /proc, /sys or /dev (its kernel interfaces) or ROOT itself is
-# refused. mount-volumes --unmount DIR: detach every mount below DIR (but DIR), deepest first.
+# refused. After them, each path after --mask is covered as runc masks it (an empty read-only
+# tmpfs over a directory, /dev/null over anything else): the path itself, a link too (covered, not
+# followed: masking /bin/ls must not hide the /bin/busybox it leads to); a path missing is left.
+# mount-volumes --unmount DIR: detach every mount below DIR (but DIR), deepest first.
 # Runs in the pod (the host's python3 in its /usr), before the app's unit (stage1/volumes.py).
 from __future__ import annotations
 
 import ctypes
 import errno
 import os
+import stat
 import sys
 
 O_PATH_FLAGS = os.O_PATH | os.O_CLOEXEC
 RESOLVE_NO_SYMLINKS, RESOLVE_NO_MAGICLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x04, 0x02, 0x08, 0x10
 SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
 RETRIES = 1000  # openat2's EAGAIN under a busy host's renames and mounts
 MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
@@ -134,6 +139,43 @@ def mount_volume(root: str, staged: str, target: str) -> str:
         os.close(fd)
 
 
+def mask(root: str, target: str) -> str | None:
+    """Cover ``target`` inside ``root`` (its last component not followed); the path covered, None
+    when there is nothing to cover."""
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise Refused("a masked path is absolute, without '..'")
+    rootfd = os.open(root, O_PATH_FLAGS | os.O_DIRECTORY)
+    try:
+        parent = inside(rootfd, "/".join(parts[:-1]))
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(rootfd)
+    try:
+        fd = os.open(parts[-1], O_PATH_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(parent)
+    try:
+        path = where(fd, root)
+        if not path or path.split("/")[1] in KERNEL_DIRS:
+            raise Refused(f"resolves to {path or '/'}, the app's {'root' if not path else 'kernel files'}")
+        on = f"/proc/self/fd/{fd}".encode()  # the link itself, when it is one: O_NOFOLLOW held it
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+            done = _libc.mount(b"tmpfs", on, b"tmpfs", flags, b"size=0,mode=0755")
+        else:
+            done = _libc.mount(b"/dev/null", on, None, MS_BIND, None)
+        if done:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), target)
+        return path
+    finally:
+        os.close(fd)
+
+
 def mounts_below(directory: str) -> list[str]:
     """The mount points below ``directory`` (this mount namespace's), deepest first."""
     prefix = directory.rstrip("/") + "/"
@@ -150,7 +192,9 @@ def main(argv: list[str]) -> int:
         for point in mounts_below(argv[1]):
             _libc.umount2(point.encode(), MNT_DETACH)
         return 0
-    root, pairs = argv[0], argv[1:]
+    root, rest = argv[0], argv[1:]
+    cut = rest.index("--mask") if "--mask" in rest else len(rest)
+    pairs, masked = rest[:cut], rest[cut + 1 :]
     for staged, target in zip(pairs[::2], pairs[1::2], strict=True):
         try:
             path = mount_volume(root, staged, target)
@@ -164,6 +208,12 @@ def main(argv: list[str]) -> int:
             return 1
         if path != target:
             print(f"volume mount point {target} is {path} in the app's root", file=sys.stderr)
+    for target in masked:
+        try:
+            mask(root, target)
+        except (Refused, OSError) as error:
+            print(f"nspod: cannot mask {target} in {root}: {error}", file=sys.stderr)
+            return 1
     return 0
 
 
