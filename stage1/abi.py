@@ -25,8 +25,8 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl; 9: app_filters (the pod), shared (volumes). A stage1 reads specs of every earlier version as well (each only added
-# fields with defaults).
+# capabilities and sysctl; 9: app_filters (the pod), shared (volumes). A stage1 reads specs of
+# every earlier version as well (each only added fields with defaults).
 ABI_VERSION = 9
 READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)

@@ -24,12 +24,13 @@ from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
 from stage1.crilog import log_dir, writer_unit_name
 from stage1.nspawn import spec_limits
+from stage1.propagation import share_into_app, share_into_pod
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
 from stage1.units import TreeFile, app_files
-from stage1.volumes import has_volumes_unit, staged, volumes_unit_name
+from stage1.volumes import has_volumes_unit, shared_volumes, staged, volumes_unit_name
 
 MNT_DETACH = 2
 STARTED = ".started"  # status/<app>.started: when the app's last run started
@@ -105,7 +106,11 @@ def join(
             # which machined would resolve in the pod's (stage1/volumes.py)
             for index, (volume, _, read_only) in enumerate(app.mounts):
                 source, ro = _volume_source(spec, paths, volume)
-                host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
+                if next(v for v in spec.volumes if v.name == volume).shared:
+                    leader = host.machine_leader(spec.machine)
+                    share_into_pod(leader, paths.stage1, source, staged(app.name, index))
+                else:
+                    host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
             if app.log_path:  # a CRI container's log file: its directory, for its writer
                 os.makedirs(os.path.dirname(app.log_path), mode=0o755, exist_ok=True)
                 host.bind_mount(spec.machine, os.path.dirname(app.log_path), log_dir(app))
@@ -180,6 +185,9 @@ def start(pod_dir: str, name: str) -> int:
             started = time.time()
     with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
         file.write(f"{started}\n")
+    if (shared := shared_volumes(spec, app)) and status.main_pid:
+        with Systemd() as host:
+            share_into_app(host.machine_leader(spec.machine), status.main_pid, shared)
     if has_volumes_unit(app) and _failed(spec, volumes_unit_name(app.name)):
         raise Error(
             f"app {app.name} did not start: its volumes cannot be mounted inside its root",

@@ -13,7 +13,7 @@ mounts onto the file descriptor it resolved: a tree changing meanwhile cannot mo
 
 from __future__ import annotations
 
-from stage1.abi import APP_ROOT, AppSpec
+from stage1.abi import APP_ROOT, AppSpec, PodSpec
 from stage1.escape import command, path
 from stage1.unitfile import Entry, section
 
@@ -51,6 +51,12 @@ def image_masks(app: AppSpec) -> tuple[str, ...]:
 
 def has_volumes_unit(app: AppSpec) -> bool:
     return bool(app.mounts or image_masks(app))
+
+
+def shared_volumes(spec: PodSpec, app: AppSpec) -> list[tuple[str, str]]:
+    """(host path, target) of the app's volumes of shared propagation (the CRI's bidirectional)."""
+    sources = {v.name: v.source for v in spec.volumes if v.shared}
+    return [(sources[volume], target) for volume, target, _ in app.mounts if volume in sources]
 
 
 def volumes_unit_name(app: str) -> str:

@@ -147,7 +147,9 @@ def test_a_masked_link_is_covered_itself_not_its_target(
     assert masked(root, "/usr", monkeypatch) == [(f"{root}/usr", b"tmpfs", False)]  # a directory
 
 
-def test_a_masked_path_resolves_inside_the_root(tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_masked_path_resolves_inside_the_root(
+    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, outside = tree
     (root / "data").symlink_to("/nspod")  # the pod's /nspod would be outside: the root's is meant
     (root / "nspod").mkdir()
