@@ -88,7 +88,7 @@ def exec_tries(cri: Cri, ident: str, program: str) -> dict[str, str]:
     return tries(cri("exec", "-s", ident, program, check=False))
 
 
-PROFILES = {
+PROFILES: dict[str, dict[str, object]] = {
     "runtime/default": {"seccomp_profile_path": "runtime/default"},
     "RuntimeDefault": {"seccomp": {"profile_type": 0}},
 }

@@ -80,7 +80,18 @@ def test_a_privileged_apps_command_joins_the_apps_own_mount_namespace() -> None:
     spec = PodSpec(uuid=SPEC.uuid, machine="web", hostname="web", apps=(app,))
     argv = enter_argv(spec, "web", ["ls", "/"], tty=False, hidden=(), main=77)
     command = argv[argv.index("--") + 1 :]
-    assert command == ["/nspod/bin/mount-volumes", "--enter", "77", "1000", "100", "5,6", "/srv", "--", "ls", "/"]
+    assert command == [
+        "/nspod/bin/mount-volumes",
+        "--enter",
+        "77",
+        "1000",
+        "100",
+        "5,6",
+        "/srv",
+        "--",
+        "ls",
+        "/",
+    ]
     keys = {a.removeprefix("--property=").split("=", 1)[0] for a in argv if a.startswith("--property=")}
     assert not keys & {"RootDirectory", "MountAPIVFS", "User", "ProtectSystem", "WorkingDirectory"}
     assert {"MemoryMax", "DevicePolicy", "Environment"} <= keys
