@@ -49,8 +49,6 @@ SKIPPED: dict[str, str] = {
     "runtime should support PodPID": "apps see each other (one PID namespace per pod); the"
     " spec's nginx also fails on its /dev/stderr (below)",
     "runtime should support ContainerPID": "apps share the pod's PID namespace (as in rkt)",
-    "runtime should support MaskedPaths": "the test's busybox (Debian's busybox-static, built"
-    " standalone) runs ls as its own applet and never execs the /bin/ls nspod masks",
     "runtime should support attach": "attach to a container's main process is not built yet",
     "runtime should support port mapping with only container port": "nginx fails to open"
     " /dev/stderr: a container's stdout and stderr are sockets (to the log writer), not pipes",
