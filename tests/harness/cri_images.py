@@ -165,7 +165,8 @@ def debian_busybox(work: Path) -> Path:
     name = f"busybox_{version.replace(':', '%3a')}_{arch.stdout.strip()}.deb"
     deb = APT_CACHE / name
     if not deb.exists():
-        subprocess.run(["apt-get", "download", f"busybox={version}"], cwd=work, check=True, capture_output=True)
+        download = ["apt-get", "download", f"busybox={version}"]
+        subprocess.run(download, cwd=work, check=True, capture_output=True)
         deb = next(work.glob("busybox_*.deb"))
     unpacked = work / "busybox-deb"
     _run("dpkg-deb", "-x", str(deb), str(unpacked))
