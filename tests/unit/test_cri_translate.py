@@ -101,9 +101,10 @@ def test_bidirectional_mounts_need_a_privileged_container_and_a_shared_host_path
         (container(mounts=mounts, linux=privileged), False, grpc.StatusCode.FAILED_PRECONDITION),
     ):
         with pytest.raises(Failure) as failed:
-            translate.host_volumes(config, "c" * 64, lambda p, shared=shared: shared)
+            translate.host_volumes(config, "c" * 64, {"/srv/m": shared}.__getitem__)
         assert failed.value.code is code and "/srv/m" in str(failed.value)
-    slave = [api_pb2.Mount(container_path="/m", host_path="/srv/m", propagation=1)]  # HostToContainer
+    rslave = api_pb2.MountPropagation.PROPAGATION_HOST_TO_CONTAINER
+    slave = [api_pb2.Mount(container_path="/m", host_path="/srv/m", propagation=rslave)]
     volumes, _ = translate.host_volumes(container(mounts=slave), "c" * 64, lambda p: False)
     assert [v.shared for v in volumes] == [False]
 
