@@ -16,7 +16,7 @@ import pytest
 from tests.integration.test_cri import Cri, cri, wait_for  # noqa: F401 (cri: the fixture)
 
 pytestmark = pytest.mark.systemd
-MS_BIND, MS_REC, MS_SHARED, MNT_DETACH = 0x1000, 0x4000, 1 << 20, 2
+MS_BIND, MS_REC, MS_PRIVATE, MS_SHARED, MNT_DETACH = 0x1000, 0x4000, 1 << 18, 1 << 20, 2
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -52,7 +52,7 @@ def test_a_masked_link_is_covered_itself(cri: Cri) -> None:  # noqa: F811 (the f
         wait_for("the app's output", lambda: "ready" in cri("logs", ident))
         assert cri("logs", ident).startswith("c")  # /dev/null over the link, in the container
         assert cri("exec", "-s", ident, "/bin/sh", "-c", "ls -l /bin/ls").startswith("c")  # and its exec
-        assert cri("exec", "-s", ident, "/bin/cat", "/bin/ls") == ""
+        assert cri("exec", "-s", ident, "/bin/cat", "/bin/ls").strip() == ""
         assert int(cri("exec", "-s", ident, "/bin/sh", "-c", "cat /bin/busybox | wc -c")) > 100_000
     finally:
         cri("stopp", pod[0])
@@ -61,15 +61,19 @@ def test_a_masked_link_is_covered_itself(cri: Cri) -> None:  # noqa: F811 (the f
 
 @pytest.fixture
 def host_path(tmp_path: Path) -> Iterator[Path]:
-    """critest's: a directory bound over itself and made rshared."""
+    """critest's: a directory bound over itself and made rshared (and one made private beside it)."""
     mnt = tmp_path / "mnt"
     (mnt / "from-host").mkdir(parents=True)
     (tmp_path / "src").mkdir()
     (tmp_path / "src/flag").write_text("")
     _mount(str(mnt), str(mnt), MS_BIND | MS_REC)
     _mount("none", str(mnt), MS_SHARED | MS_REC)
+    private = tmp_path / "private"
+    private.mkdir()
+    _mount(str(private), str(private), MS_BIND)
+    _mount("none", str(private), MS_PRIVATE)
     yield mnt
-    for point in (mnt / "from-host", mnt / "from-ctr", mnt):
+    for point in (mnt / "from-host", mnt / "from-ctr", mnt, private):
         _libc.umount2(str(point).encode(), MNT_DETACH)
 
 
@@ -81,7 +85,7 @@ def test_a_bidirectional_mount_reaches_the_host_and_back(cri: Cri, host_path: Pa
         refused = container(cri, plain, "plain", "sleep 600", mounts=[both])
         assert "InvalidArgument" in refused and "privileged" in refused, refused
         privileged = {"security_context": {"privileged": True}}
-        unshared = {**both, "host_path": str(host_path.parent / "src"), "container_path": "/src"}
+        unshared = {**both, "host_path": str(host_path.parent / "private"), "container_path": "/private"}
         refused = container(cri, pod, "unshared", "sleep 600", mounts=[unshared], linux=privileged)
         assert "FailedPrecondition" in refused and "shared" in refused, refused
         assert json.loads(cri("ps", "-a", "-o", "json"))["containers"] == []  # nothing half-made
