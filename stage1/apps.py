@@ -24,7 +24,7 @@ from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
 from stage1.crilog import log_dir, writer_unit_name
 from stage1.nspawn import spec_limits
-from stage1.propagation import share_into_app, share_into_pod
+from stage1.propagation import share_into_app
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
@@ -105,12 +105,11 @@ def join(
             # into the pod's own tree: volumes-<app>.service binds them on inside the app's root,
             # which machined would resolve in the pod's (stage1/volumes.py)
             for index, (volume, _, read_only) in enumerate(app.mounts):
+                # a slave of the host's mount, a shared one's too (its peer goes to the app alone,
+                # at its start): the pod unmounts its copies when it removes the app or stops,
+                # and an unmount of a peer's child would unmount the host's own mount there
                 source, ro = _volume_source(spec, paths, volume)
-                if next(v for v in spec.volumes if v.name == volume).shared:
-                    leader = host.machine_leader(spec.machine)
-                    share_into_pod(leader, paths.stage1, source, staged(app.name, index))
-                else:
-                    host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
+                host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
             if app.log_path:  # a CRI container's log file: its directory, for its writer
                 os.makedirs(os.path.dirname(app.log_path), mode=0o755, exist_ok=True)
                 host.bind_mount(spec.machine, os.path.dirname(app.log_path), log_dir(app))

@@ -1,7 +1,11 @@
 """The CRI's bidirectional mounts, on the host's side: a host path's mount cloned into a running
-pod as a peer of the host's (what the app then mounts there reaches the host, and the host's
-mounts there reach the app). machined's BindMountMachine gives a slave copy instead, through
-nspawn's propagation directory, along which nothing travels back to the host.
+app's own mount namespace as a peer of the host's (what the app then mounts there reaches the
+host, and the host's mounts there reach the app). machined's BindMountMachine gives the pod a
+slave copy, through nspawn's propagation directory, along which nothing travels back to the host;
+so does systemd to the app's namespace. The pod's own copies stay slaves: the pod unmounts them
+(and what is mounted below them) when it removes the app or stops, and an unmount of a child of
+a peer would unmount the host's own mount there. The app's namespace is never unmounted, it ends
+with the app's last process, which unmounts nothing anywhere else.
 
 The adapter that runs stage1/scripts/mount_volumes.py on the host: entering another mount
 namespace (setns) takes a process of a single thread, which a threaded server is not.
@@ -34,17 +38,8 @@ def share(pids: tuple[int, ...], pairs: list[tuple[str, str]]) -> None:
         )
 
 
-def share_into_pod(leader: int, pod_root: str, source: str, target: str) -> None:
-    """The host's ``source`` at ``target`` in the pod whose leader is ``leader`` and whose tree is
-    ``pod_root`` on the host: a directory of the pod's own tree, which no app reaches
-    (stage1/volumes.py staged); the app's volumes unit binds it on into the app's root, a peer
-    too, before the app starts."""
-    os.makedirs(pod_root + target, exist_ok=True)
-    share((leader,), [(source, target)])
-
-
 def share_into_app(leader: int, main: int, pairs: list[tuple[str, str]]) -> None:
-    """The app's shared volumes into its own mount namespace (``main``: its main process, as the
-    pod numbers it), over the slave copies systemd's namespace made of them, once it started:
-    what the app mounted there before lies under them."""
+    """The app's shared volumes (host path, target) into its own mount namespace (``main``: its
+    main process, as the pod numbers it), over the slave copies systemd's namespace made of them,
+    once it started: what the app mounted there before lies under them."""
     share((leader, main), pairs)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stage0.host.mounts import mount_points
 from tests.integration.test_cri import Cri, cri, wait_for  # noqa: F401 (cri: the fixture)
 
 pytestmark = pytest.mark.systemd
@@ -99,7 +100,19 @@ def test_a_bidirectional_mount_reaches_the_host_and_back(cri: Cri, host_path: Pa
         assert "busybox" in os.listdir(host_path / "from-ctr")  # the container's /bin, on the host
         status = json.loads(cri("inspect", ident))["status"]
         assert status["mounts"][0]["propagation"] == "PROPAGATION_BIDIRECTIONAL"
+        # that mount alone: what the container mounts elsewhere stays its own
+        cri(
+            "exec",
+            "-s",
+            ident,
+            "/bin/sh",
+            "-c",
+            "mkdir /elsewhere && /bin/busybox mount -t tmpfs x /elsewhere",
+        )
+        assert not [p for p in mount_points(Path("/proc/self/mountinfo").read_text()) if "elsewhere" in p]
     finally:
         for where in (plain, pod):
             cri("stopp", where[0])
             cri("rmp", where[0])
+    # the pod's end unmounted nothing of the host's (an unmount of a peer's child would have)
+    assert (host_path / "from-host/flag").exists()
