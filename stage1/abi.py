@@ -25,10 +25,10 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl. A stage1 reads specs of every earlier version as well (each only added
-# fields with defaults).
-ABI_VERSION = 8
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+# capabilities and sysctl; 9: app_filters (the pod), shared (volumes). A stage1 reads specs of
+# every earlier version as well (each only added fields with defaults).
+ABI_VERSION = 9
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -140,6 +140,9 @@ class VolumeSpec:
     # with --private-users: bound ID-mapped, so the pod's root is host root on it (its files are
     # host root's, its setuid files host root's); by default the pod's root is its own host user
     idmap: bool = False
+    # the host mount's own peer group in the app (the CRI's bidirectional propagation): what the
+    # host mounts under it shows in the app, and what the app mounts there shows on the host
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +246,9 @@ class PodSpec:
     # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
+    # each app's own system call filter is all there is: nspawn loads none over the pod (the CRI's
+    # sandboxes, whose containers ask for theirs: none at all for an unconfined one)
+    app_filters: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -301,6 +307,7 @@ class PodSpec:
             sandbox=data.get("sandbox", False),
             capabilities=tuple(data.get("capabilities", ())),
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
+            app_filters=data.get("app_filters", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

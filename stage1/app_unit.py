@@ -17,7 +17,7 @@ from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
-from stage1.volumes import volumes_unit_name
+from stage1.volumes import has_volumes_unit, image_masks, volumes_unit_name
 
 STATUS_DIR = "/nspod/status"
 USERNS_LAYERS = "/opt/stage2/{app}"  # with --private-users: lower/, layers/{upper,work}/, volumes/N
@@ -227,8 +227,9 @@ def _host_kind(path: str) -> bool | None:
 
 
 def masks(app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind) -> list[tuple[str, str]]:
-    """The CRI's masked and read-only paths. In the image's tree systemd's InaccessiblePaths= and
-    ReadOnlyPaths= do it (named both ways, see read_only_root); under /proc and /sys (mounted
+    """The CRI's masked and read-only paths. In the image's tree the app's volumes unit covers a
+    masked path (under /dev systemd's InaccessiblePaths= does), ReadOnlyPaths= makes one
+    read-only (named both ways, see read_only_root); under /proc and /sys (mounted
     afresh by MountAPIVFS= over those) binds do, as for the hidden kernel paths: an empty file or
     directory over a masked one (``is_dir`` asks the host's, the same kernel's: None, it has none),
     a path read-only over itself."""
@@ -237,7 +238,9 @@ def masks(app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind) -> li
     root = APP_ROOT.format(app=app.name)
     masked = [p for p in app.masked_paths if p not in HIDDEN]
     kernel = [p for p in masked if p.startswith(KERNEL_TREES)]
-    image = [p for p in masked if not p.startswith(KERNEL_TREES)]
+    # the rest are covered in the pod's tree by the app's volumes unit (stage1/volumes.py), each
+    # path itself: systemd would follow a link (/bin/ls -> busybox) and hide its target
+    image = [p for p in masked if not p.startswith(KERNEL_TREES) and p not in image_masks(app)]
     read_only = [p for p in app.readonly_paths if not p.startswith(KERNEL_TREES)]
     kernel_ro = [p for p in app.readonly_paths if p.startswith(KERNEL_TREES)]
 
@@ -329,7 +332,7 @@ def app_unit(
         # its volumes, bound inside its root before it starts (stage1/volumes.py)
         *(
             (("Requires", volumes_unit_name(app.name)), ("After", volumes_unit_name(app.name)))
-            if app.mounts
+            if has_volumes_unit(app)
             else ()
         ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app

@@ -24,12 +24,13 @@ from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
 from stage1.crilog import log_dir, writer_unit_name
 from stage1.nspawn import spec_limits
+from stage1.propagation import share_into_app
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
 from stage1.units import TreeFile, app_files
-from stage1.volumes import staged, volumes_unit_name
+from stage1.volumes import has_volumes_unit, shared_volumes, staged, volumes_unit_name
 
 MNT_DETACH = 2
 STARTED = ".started"  # status/<app>.started: when the app's last run started
@@ -104,6 +105,9 @@ def join(
             # into the pod's own tree: volumes-<app>.service binds them on inside the app's root,
             # which machined would resolve in the pod's (stage1/volumes.py)
             for index, (volume, _, read_only) in enumerate(app.mounts):
+                # a slave of the host's mount, a shared one's too (its peer goes to the app alone,
+                # at its start): the pod unmounts its copies when it removes the app or stops,
+                # and an unmount of a peer's child would unmount the host's own mount there
                 source, ro = _volume_source(spec, paths, volume)
                 host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
             if app.log_path:  # a CRI container's log file: its directory, for its writer
@@ -180,7 +184,10 @@ def start(pod_dir: str, name: str) -> int:
             started = time.time()
     with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
         file.write(f"{started}\n")
-    if app.mounts and _failed(spec, volumes_unit_name(app.name)):
+    if (shared := shared_volumes(spec, app)) and status.main_pid:
+        with Systemd() as host:
+            share_into_app(host.machine_leader(spec.machine), status.main_pid, shared)
+    if has_volumes_unit(app) and _failed(spec, volumes_unit_name(app.name)):
         raise Error(
             f"app {app.name} did not start: its volumes cannot be mounted inside its root",
             hint="a mount point, or a link on its way, leads to the app's root itself, its /proc, /sys"

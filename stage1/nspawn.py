@@ -77,6 +77,10 @@ def nspawn_argv(
     return argv
 
 
+# nspawn's own system call filter over the whole pod off (systemd's switch for every seccomp use
+# of the process it is given to, nspawn alone here: the pod's systemd gets nspawn's --setenv only),
+# so each app's unit loads exactly the filter its request asks for
+NO_POD_FILTER = (("SYSTEMD_SECCOMP", "0"),)
 USEC_PER_PERCENT = 10_000  # CPUQuota=1% is 10 ms of CPU time a second
 
 
@@ -280,6 +284,7 @@ def pod_service(
         stdio_fds=terminal,
         device_allow=POD_DEVICES,
         limits=spec_limits(spec),
+        environment=NO_POD_FILTER if spec.app_filters else (),
         # the pod's network torn down however it ends (stage1/cni.py down_script)
         exec_stop_post=(ExecCommand("/bin/sh", ("/bin/sh", down_path(spec.uuid)), ignore_failure=True),)
         if spec.networks is not None

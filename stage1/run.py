@@ -384,5 +384,13 @@ def enter_command(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
     check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
-    argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit)
+    main = 0
+    if spec.app(app).privileged:  # it joins the app's own mount namespace (stage1/enter.py joined)
+        with Systemd(spec.machine) as pod:
+            main = pod.status(f"{app}.service").main_pid
+        if not main:
+            raise Error(f"app {app} is not running", hint="start it first")
+    argv = enter_argv(
+        spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit, main=main
+    )
     return argv, spec.machine

@@ -27,7 +27,7 @@ from stage1.crilog import WRITER, writer_unit, writer_unit_name
 from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
-from stage1.volumes import MOUNT_VOLUMES, volumes_unit, volumes_unit_name
+from stage1.volumes import MOUNT_VOLUMES, has_volumes_unit, volumes_unit, volumes_unit_name
 
 _APP_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
@@ -231,7 +231,7 @@ def app_files(
     }
     writer = {f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app)))}
     return (
-        (volumes if app.mounts else {})
+        (volumes if has_volumes_unit(app) else {})
         | (writer if app.log_path else {})
         | {
             f"{units}/{app.name}.service": TreeFile(

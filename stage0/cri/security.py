@@ -80,7 +80,8 @@ def pod_security(config: api_pb2.PodSandboxConfig, request: PodRequest) -> PodRe
         if problem := sysctl_problem(key, own_network=not host_network):
             raise invalid(problem)
     nets = ("host",) if host_network else request.nets
-    return dataclasses.replace(request, nets=nets, sysctl=sysctl, capabilities=(ALL,))
+    # each container gets the filter its own request asks for, and no other over it (nspawn's)
+    return dataclasses.replace(request, nets=nets, sysctl=sysctl, capabilities=(ALL,), app_filters=True)
 
 
 def container_security(

@@ -307,6 +307,7 @@ def plan_pod(
         ports=port_specs(request.ports, offered_ports(apps, images), networks),
         sandbox=request.sandbox,
         capabilities=request.capabilities,
+        app_filters=request.app_filters,
         sysctl=pod_sysctl(request.sysctl, own_network=networks is not None),
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]

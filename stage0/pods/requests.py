@@ -104,6 +104,7 @@ class PodRequest:
     # later apps (the CRI's: a container may add any capability)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's own kernel settings (the CRI's sysctls)
+    app_filters: bool = False  # no nspawn filter over the pod: each app's own alone (the CRI's)
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -1,6 +1,12 @@
-"""Every image critest v1.26.1 pulls, built here without network from Debian's packages
-(busybox-static, nginx-light and its libraries, a static C program), pushed once into a registry's
-storage that is cached per machine: a test copies the storage and serves it with docker-registry.
+"""Every image critest v1.26.1 pulls, built here from Debian's packages (busybox, nginx-light and
+their libraries, a static C program), pushed once into a registry's storage that is cached per
+machine: a test copies the storage and serves it with docker-registry.
+
+The busybox is Debian's ``busybox`` package (dynamic), not the host's busybox-static: that one is
+built standalone, its shell runs an applet itself where upstream's busybox image execs it from
+PATH, so critest's MaskedPaths spec (``sh -c ls`` with /bin/ls masked) could never see the mask.
+The two conflict, so the package is not installed: its .deb is taken from apt's cache, or
+downloaded there by ``apt-get download`` (the one step that may need Debian's mirror).
 
 The names are the upstream ones less their registry (``registry.k8s.io/e2e-test-images/…`` and
 ``gcr.io/k8s-staging-cri-tools/…``): nspod's registries.conf mirrors both hosts to the local
@@ -28,7 +34,9 @@ sys.path[0] = str(HERE.parent.parent)
 
 from tests.harness.registry import Registry  # noqa: E402
 
-CACHE = Path("/var/cache/nspod-tests/cri-images")
+# NSPOD_CRI_IMAGES: another cache (a builder trying a change keeps the shared one as it is)
+CACHE = Path(os.environ.get("NSPOD_CRI_IMAGES") or "/var/cache/nspod-tests/cri-images")
+APT_CACHE = Path("/var/cache/apt/archives")
 E2E, CRI = "e2e-test-images", "k8s-staging-cri-tools"
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -109,7 +117,8 @@ def _version(package: str) -> str:
 
 
 def cache_key() -> str:
-    """This file, and the packages whose files the images hold."""
+    """This file, and the packages whose files the images hold (busybox-static's version is the
+    busybox .deb's: one source package)."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
     for package in ("busybox-static", "nginx-light", "libc6"):
         digest.update(f"{package}={_version(package)}".encode())
@@ -149,8 +158,36 @@ class Builder:
             _run("umoci", "config", "--image", f"{self.oci}:{base}", "--tag", tag, *config)
 
 
+def debian_busybox(work: Path) -> Path:
+    """Debian's dynamic busybox, of busybox-static's version (one source package), unpacked."""
+    version = _version("busybox-static")
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)
+    name = f"busybox_{version.replace(':', '%3a')}_{arch.stdout.strip()}.deb"
+    deb = APT_CACHE / name
+    if not deb.exists():
+        download = ["apt-get", "download", f"busybox={version}"]
+        subprocess.run(download, cwd=work, check=True, capture_output=True)
+        deb = next(work.glob("busybox_*.deb"))
+    unpacked = work / "busybox-deb"
+    _run("dpkg-deb", "-x", str(deb), str(unpacked))
+    return unpacked / "bin/busybox"
+
+
+def libraries(binary: Path) -> dict[str, str | Path]:
+    """The shared libraries ``binary`` loads (ldd), at their paths."""
+    files: dict[str, str | Path] = {}
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    for line in ldd.splitlines():
+        words = line.split()
+        path = words[2] if "=>" in words and len(words) > 2 else words[0]
+        if path.startswith("/"):
+            files[path] = Path(path)
+    return files
+
+
 def busybox(builder: Builder) -> None:
-    applets = subprocess.run(["busybox", "--list-full"], capture_output=True, text=True, check=True)
+    binary = debian_busybox(builder.work)
+    applets = subprocess.run([str(binary), "--list-full"], capture_output=True, text=True, check=True)
     bundle = builder.work / "bundle-busybox"
     _run("umoci", "new", "--image", f"{builder.oci}:busybox")
     _run("umoci", "unpack", "--image", f"{builder.oci}:busybox", str(bundle))
@@ -159,7 +196,10 @@ def busybox(builder: Builder) -> None:
         (root / directory).mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(mode=0o1777)
     os.chmod(root / "tmp", 0o1777)
-    shutil.copy("/bin/busybox", root / "bin/busybox")
+    shutil.copy(binary, root / "bin/busybox")
+    for path, source in libraries(binary).items():
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / path.lstrip("/"))
     for path in applets.stdout.split():
         if path != "bin/busybox" and not (root / path).exists():
             (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -174,12 +214,7 @@ def busybox(builder: Builder) -> None:
 def nginx_files() -> dict[str, str | Path]:
     """Debian's nginx with the libraries ldd names, its mime types and a docker-like layout."""
     files: dict[str, str | Path] = {"/usr/sbin/nginx": Path("/usr/sbin/nginx")}
-    ldd = subprocess.run(["ldd", "/usr/sbin/nginx"], capture_output=True, text=True, check=True).stdout
-    for line in ldd.splitlines():
-        words = line.split()
-        path = words[2] if "=>" in words and len(words) > 2 else words[0]
-        if path.startswith("/"):
-            files[path] = Path(path)
+    files |= libraries(Path("/usr/sbin/nginx"))
     files["/etc/nginx/mime.types"] = Path("/etc/nginx/mime.types")
     files["/etc/nginx/nginx.conf"] = NGINX_CONF
     files["/etc/nginx/conf.d/default.conf"] = NGINX_SITE
