@@ -243,6 +243,8 @@ class PodSpec:
     # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
+    # the CRI's hostPID: the sandbox's apps run as host units in the host's PID namespace (stage1/fly)
+    host_pid: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -301,6 +303,7 @@ class PodSpec:
             sandbox=data.get("sandbox", False),
             capabilities=tuple(data.get("capabilities", ())),
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
+            host_pid=data.get("host_pid", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

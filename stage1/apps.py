@@ -23,6 +23,7 @@ import time
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
 from stage1.crilog import log_dir, writer_unit_name
+from stage1.fly import apps as fly
 from stage1.nspawn import spec_limits
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
@@ -64,9 +65,20 @@ def _volume_source(spec: PodSpec, paths: PodPaths, name: str) -> tuple[str, bool
     return paths.volume(name), volume.read_only
 
 
+def _fly_volumes(spec: PodSpec, paths: PodPaths, app: AppSpec) -> fly.Volumes:
+    """A fly app's mounts: (host source, target in its root, read-only)."""
+    for volume, _, _ in app.mounts:
+        _volume_source(spec, paths, volume)  # an empty volume made on first use
+    return fly.volumes(spec, paths, app)
+
+
 def add(pod_dir: str, name: str) -> int:
     """Mount the app's root (and its volumes) into the running pod and give its systemd the units."""
     spec, paths = _sandbox(pod_dir)
+    if spec.host_pid:  # its root on the host, its writer listening (stage1/fly)
+        fly.add(spec, paths, spec.app(name))
+        write_profiles(spec, paths, host_hidden())
+        return 0
     join(spec, paths, name)
     if (app := spec.app(name)).log_path:
         # a CRI container's log writer listens from now on (kubelet creates, then starts): its
@@ -166,6 +178,9 @@ def _recorded(paths: PodPaths, name: str, timeout: float = 10.0) -> int:
 def start(pod_dir: str, name: str) -> int:
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.start(spec, paths, app, _fly_volumes(spec, paths, app), host_hidden())
+        return 0
     last = (os.path.join(paths.status, app.name + end) for end in ("", STARTED))
     for old in (*last, paths.app_signal(app.name)):  # the last run's
         with contextlib.suppress(FileNotFoundError):
@@ -204,6 +219,9 @@ def stop(pod_dir: str, name: str, timeout: float | None = None) -> int:
     StopContainer; 0 kills at once), or after its unit's TimeoutStopSec= when None."""
     spec, _ = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.stop(spec, app, timeout)
+        return 0
     unit = f"{app.name}.service"
     with Systemd(spec.machine) as pod:
         if timeout is None:
@@ -224,6 +242,9 @@ def remove(pod_dir: str, name: str) -> int:
     then drops it from the pod's spec and manifest."""
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.remove(spec, paths, app)
+        return 0
     root = APP_ROOT.format(app=app.name)
     with Systemd(spec.machine) as pod:
         writer = (writer_unit_name(app.name),) if app.log_path else ()  # after the app: it drains it
@@ -266,6 +287,8 @@ def states(pod_dir: str, name: str | None) -> list[dict[str, object]]:
     the reapers recorded: what ``nspod app list`` and ``app status`` show."""
     spec, paths = _sandbox(pod_dir)
     apps: tuple[AppSpec, ...] = (spec.app(name),) if name else spec.apps
+    if spec.host_pid:
+        return fly.states(spec, paths, apps)
     with Systemd(spec.machine) as pod:
         return [_state(pod, paths, app) for app in apps]
 

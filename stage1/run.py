@@ -19,6 +19,7 @@ from stage1.atomic import write_atomic
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
 from stage1.enter import check_command, enter_argv
+from stage1.fly import apps as fly
 from stage1.halt import halt, hearing
 from stage1.heir import spawn
 from stage1.journal import Follower
@@ -349,6 +350,9 @@ def gc(pod_dir: str) -> int:
     """Host-side leftovers of an exited pod: its network, a failed unit. (Mounts live and die in
     nspawn's namespace.)"""
     paths = PodPaths(pod_dir)
+    with contextlib.suppress(OSError, Error):  # a fly sandbox's apps: host units and root mounts
+        if (spec := load(pod_dir)[0]).host_pid:
+            fly.sweep(spec, paths)
     with contextlib.suppress(OSError, Error):  # its network, if its unit could not take it down
         network.down(load(pod_dir)[0].uuid)
     if not os.path.exists(paths.unit):
@@ -384,5 +388,8 @@ def enter_command(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
     check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
+    if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
+        how = {"tty": tty, "term": term, "unit": unit}
+        return fly.enter_argv(spec, paths, spec.app(app), command, host_hidden(), **how), ""
     argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit)
     return argv, spec.machine

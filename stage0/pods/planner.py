@@ -308,6 +308,7 @@ def plan_pod(
         sandbox=request.sandbox,
         capabilities=request.capabilities,
         sysctl=pod_sysctl(request.sysctl, own_network=networks is not None),
+        host_pid=request.host_pid,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

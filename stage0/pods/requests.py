@@ -104,6 +104,8 @@ class PodRequest:
     # later apps (the CRI's: a container may add any capability)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's own kernel settings (the CRI's sysctls)
+    # the CRI's hostPID: the sandbox's apps run as host units in the host's PID namespace (stage1/fly)
+    host_pid: bool = False
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

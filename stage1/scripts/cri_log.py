@@ -136,16 +136,29 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOURNAL) -> int:
-    os.makedirs(sockets, mode=0o755, exist_ok=True)
-    listeners = {listen(os.path.join(sockets, app + end)): stream for end, stream in STREAMS.items()}
+def fifo(path: str) -> int:
+    """A FIFO's read end, open before any writer (non-blocking: select() says nothing of it until
+    a writer came, and EOF once every writer has gone)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.mkfifo(path, 0o600)
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOURNAL, fifos: str = "") -> int:
+    """``fifos``: a directory where the app's stdout and stderr are the FIFOs ``out`` and ``err``
+    (a host unit's, stage1/fly), else ``sockets`` holds the sockets APP.out and APP.err."""
+    os.makedirs(fifos or sockets, mode=0o755, exist_ok=True)
+    listeners = {} if fifos else {listen(os.path.join(sockets, app + end)): s for end, s in STREAMS.items()}
     log = LogFile(path)
     journal = journal_stream(app, journal_socket)
     stopping: list[float] = []
     if threading.current_thread() is threading.main_thread():  # (the tests run it in a thread)
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
     notify_ready()
-    readers: dict[socket.socket, tuple[str, Splitter]] = {}
+    readers: dict[socket.socket | int, tuple[str, Splitter]] = {}
+    for name, stream in (("out", "stdout"), ("err", "stderr")) if fifos else ():
+        readers[fifo(os.path.join(fifos, name))] = (stream, Splitter())
     ended: set[str] = set()
     while len(ended) < len(STREAMS):
         if stopping and (not readers or time.monotonic() - stopping[0] > 2):
@@ -162,11 +175,14 @@ def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOUR
                 readers[connection] = (listeners[sock], Splitter())
                 continue
             stream, splitter = readers[sock]
-            data = sock.recv(65536)
+            try:
+                data = os.read(sock if isinstance(sock, int) else sock.fileno(), 65536)
+            except BlockingIOError:
+                continue
             records = splitter.feed(data) if data else splitter.end()
             batch += [(stream, tag, text) for tag, text in records]
             if not data:
-                sock.close()
+                os.close(sock) if isinstance(sock, int) else sock.close()
                 del readers[sock]
                 ended.add(stream)
         if batch:
@@ -181,6 +197,9 @@ def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOUR
         journal.close()
     if log.fd >= 0:
         os.close(log.fd)
+    for name in ("out", "err") if fifos else ():
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(fifos, name))
     for sock in listeners:  # last: the reaper waits for these to go (the file is whole then)
         with contextlib.suppress(OSError):
             os.unlink(sock.getsockname())
@@ -189,4 +208,6 @@ def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOUR
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--fifo":  # --fifo DIR APP PATH
+        sys.exit(main(sys.argv[3], sys.argv[4], fifos=sys.argv[2]))
     sys.exit(main(sys.argv[1], sys.argv[2]))

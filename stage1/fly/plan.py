@@ -1,0 +1,162 @@
+"""A fly app's host units as data (pure): the app's own unit, its CRI log writer and a command
+entered into it, each as ``systemd-run``'s command line.
+
+The app's settings are the very ones an app inside an nspod pod gets (app_unit.profile: root,
+user, capabilities, seccomp filter, no_new_privs, masked and read-only paths, limits), with the
+host's paths for its root and the pod's /etc files, plus what a host unit needs to be in its
+sandbox: the pod's network and IPC namespaces (those of the pod's leader, its systemd), its
+volumes bound into its root, its stop with the pod's (``BindsTo=``), its exit status recorded
+by an ``ExecStopPost=`` that runs on the host (``+``: outside the app's root and namespaces).
+systemd-run reads these unit-file assignments as a unit file would (``-p``), which is how
+``enter`` gives a command the same profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stage1.abi import AppSpec, PodSpec
+from stage1.app_unit import pod_etc, profile
+from stage1.escape import command, quote
+
+SYSTEMD_RUN = "/usr/bin/systemd-run"
+PYTHON = "/usr/bin/python3"
+# the exit as systemd says it ("exited 3", "killed TERM"), for states() to read
+RECORD = 'echo "$EXIT_CODE $EXIT_STATUS" > "$1.tmp" && mv "$1.tmp" "$1"'
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a fly app's parts are on the host, and the sandbox it joins."""
+
+    root: str  # the app's root: its overlay, mounted on the host
+    etc: str  # the pod's /etc files (resolv.conf, hosts) in the pod's tree
+    stdio: str  # the directory of its stdout and stderr FIFOs (a CRI container's log writer's)
+    exit: str  # the file its exit is recorded in
+    pod_unit: str  # the sandbox pod's host unit
+    leader: int  # the pod's systemd: the namespaces to join are its
+    host_network: bool  # the pod has the host's network (--net=host): none to join
+
+
+def unit_name(spec: PodSpec, app: str) -> str:
+    return f"nspod-fly-{spec.uuid}-{app}.service"
+
+
+def writer_name(spec: PodSpec, app: str) -> str:
+    return f"nspod-fly-{spec.uuid}-{app}-log.service"
+
+
+def fifos(place: Place) -> tuple[str, str]:
+    """The app's stdout and stderr: FIFOs its writer reads (pipes, so /dev/stdout opens)."""
+    return f"{place.stdio}/out", f"{place.stdio}/err"
+
+
+def namespaces(place: Place) -> list[tuple[str, str]]:
+    net = [] if place.host_network else [("NetworkNamespacePath", f"/proc/{place.leader}/ns/net")]
+    return [*net, ("IPCNamespacePath", f"/proc/{place.leader}/ns/ipc")]
+
+
+def binds(volumes: tuple[tuple[str, str, bool], ...]) -> list[tuple[str, str]]:
+    """``volumes``: (host source, target in the app's root, read-only) of each of the app's mounts."""
+    return [
+        ("BindReadOnlyPaths" if read_only else "BindPaths", quote(f"{source}:{target}", expand_dollar=False))
+        for source, target, read_only in volumes
+    ]
+
+
+def settings(
+    spec: PodSpec,
+    app: AppSpec,
+    place: Place,
+    volumes: tuple[tuple[str, str, bool], ...],
+    hidden: tuple[str, ...],
+) -> list[tuple[str, str]]:
+    """The app's profile in its sandbox: what its unit and every command entered into it share."""
+    own = profile(app, hidden, pod_etc(spec), root=place.root, etc_dir=place.etc)
+    return [*own, *namespaces(place), *binds(volumes)]
+
+
+def _properties(values: list[tuple[str, str]]) -> list[str]:
+    # systemd-run's -p reads a unit file's quoting but expands no specifiers: undo their doubling
+    return [f"--property={key}={value.replace('%%', '%')}" for key, value in values]
+
+
+def app_argv(
+    spec: PodSpec,
+    app: AppSpec,
+    place: Place,
+    volumes: tuple[tuple[str, str, bool], ...],
+    hidden: tuple[str, ...],
+) -> list[str]:
+    """Starts the app's unit; returns once it runs (Type=exec) or could not be started."""
+    out, err = fifos(place)
+    stdio = [("StandardOutput", f"file:{out}"), ("StandardError", f"file:{err}")] if app.log_path else []
+    writer = writer_name(spec, app.name)
+    own = [
+        ("BindsTo", place.pod_unit),
+        ("After", place.pod_unit),
+        *((("Requires", writer), ("After", writer)) if app.log_path else ()),
+        *settings(spec, app, place, volumes, hidden),
+        *stdio,
+        ("SyslogIdentifier", app.name),
+        ("TimeoutStopSec", f"{app.stop_timeout:g}s"),  # then SIGKILL
+        *((("KillSignal", app.stop_signal),) if app.stop_signal else ()),
+        ("ExecStopPost", "+" + command(("/bin/sh", "-c", RECORD, "record", place.exit))),
+    ]
+    return [
+        SYSTEMD_RUN,
+        "--quiet",
+        "--collect",
+        "--service-type=exec",
+        f"--unit={unit_name(spec, app.name)}",
+        f"--description=nspod fly app {app.name} of pod {spec.uuid}",
+        *_properties(own),
+        "--",
+        *app.exec,
+    ]
+
+
+def writer_argv(spec: PodSpec, app: AppSpec, place: Place, script: str) -> list[str]:
+    """The app's CRI log writer (stage1/scripts/cri_log.py) on the host, reading its FIFOs: it
+    says READY=1 once it has them open, so the app's writes never block on a missing reader."""
+    return [
+        SYSTEMD_RUN,
+        "--quiet",
+        "--collect",
+        "--service-type=notify",
+        f"--unit={writer_name(spec, app.name)}",
+        f"--description=CRI log of nspod fly app {app.name}",
+        *_properties([("BindsTo", place.pod_unit), ("After", place.pod_unit), ("TimeoutStopSec", "5s")]),
+        "--",
+        *(PYTHON, "-I", "-S", script, "--fifo", place.stdio, app.name, app.log_path),
+    ]
+
+
+def exec_argv(
+    spec: PodSpec,
+    app: AppSpec,
+    place: Place,
+    volumes: tuple[tuple[str, str, bool], ...],
+    hidden: tuple[str, ...],
+    cmd: list[str],
+    *,
+    tty: bool,
+    term: str,
+    unit: str,
+) -> list[str]:
+    """A command run in the app as the app runs (root, namespaces, confinement), as ``enter`` runs
+    one in a pod's app; its exit status is systemd-run's."""
+    return [
+        SYSTEMD_RUN,
+        "--quiet",
+        "--wait",
+        "--collect",
+        "--service-type=exec",
+        "--pty" if tty else "--pipe",
+        f"--description=nspod enter {app.name}",
+        *([f"--unit={unit}"] if unit else []),
+        *_properties([("BindsTo", place.pod_unit), *settings(spec, app, place, volumes, hidden)]),
+        *([f"--setenv=TERM={term}"] if tty else []),
+        "--",
+        *(cmd or ["/bin/sh"]),
+    ]
