@@ -217,10 +217,10 @@ def _failed(spec: PodSpec, unit: str) -> bool:
 def stop(pod_dir: str, name: str, timeout: float | None = None) -> int:
     """Stop the app's service: its KillSignal, then SIGKILL after ``timeout`` seconds (the CRI's
     StopContainer; 0 kills at once), or after its unit's TimeoutStopSec= when None."""
-    spec, _ = _sandbox(pod_dir)
+    spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
     if spec.host_pid:
-        fly.stop(spec, app, timeout)
+        fly.stop(spec, paths, app, timeout)
         return 0
     unit = f"{app.name}.service"
     with Systemd(spec.machine) as pod:

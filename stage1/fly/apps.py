@@ -19,10 +19,10 @@ from typing import Any
 
 from stage1.abi import AppSpec, Error, PodPaths, PodSpec
 from stage1.fly import plan
-from stage1.systemd import Systemd, UnitNotFound, WaitTimeout, run_transient
+from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
 STARTED = ".started"
-EXIT = ".fly"  # status/<app>.fly: "exited 3", "killed TERM" (systemd's $EXIT_CODE $EXIT_STATUS)
+EXIT = ".fly"  # status/<app>.fly: "exited 3", "killed 15" (as systemd says how its main process ended)
 LIVE = {"active": "running", "activating": "starting", "deactivating": "stopping"}
 MNT_DETACH = 2
 WRITER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "cri_log.py")
@@ -110,26 +110,69 @@ def start(spec: PodSpec, paths: PodPaths, app: AppSpec, volumes: Volumes, hidden
         file.write(f"{started}\n")
 
 
-def stop(spec: PodSpec, app: AppSpec, timeout: float | None) -> None:
-    """Its stop signal, then SIGKILL after ``timeout`` seconds (None: its TimeoutStopSec=)."""
+def stop(spec: PodSpec, paths: PodPaths, app: AppSpec, timeout: float | None) -> None:
+    """Its stop signal to its main process, SIGKILL after ``timeout`` seconds (None: its stop
+    timeout; 0: SIGKILL at once, as containerd's), then SIGKILL to whatever else is left in its
+    unit; its exit is recorded. The unit stays (stopped by ``remove``): its exit status with it."""
     unit = plan.unit_name(spec, app.name)
     with Systemd() as host:
         try:
-            host.request_stop(unit)
-            host.wait_gone(unit, timeout=app.stop_timeout + 30 if timeout is None else timeout)
+            if host.status(unit).main_pid:
+                first = signal.SIGKILL if timeout is not None and timeout <= 0 else _signal(app)
+                _kill(host, unit, first, "main")
+                wait = app.stop_timeout if timeout is None else max(timeout, 0)
+                if not _main_ended(host, unit, wait):
+                    _kill(host, unit, signal.SIGKILL, "main")
+                    _main_ended(host, unit, 30)
+            _kill(host, unit, signal.SIGKILL, "all")
+            _record(host, unit, os.path.join(paths.status, app.name + EXIT))
         except UnitNotFound:
             return
-        except WaitTimeout:
-            with contextlib.suppress(UnitNotFound):
-                host.kill(unit, signal.SIGKILL)
-            host.wait_gone(unit, timeout=30)
+
+
+def _signal(app: AppSpec) -> signal.Signals:
+    name = (app.stop_signal or "SIGTERM").upper()
+    try:
+        return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+    except KeyError:
+        return signal.SIGTERM
+
+
+def _kill(host: Systemd, unit: str, number: int, whom: str) -> None:
+    with contextlib.suppress(UnitNotFound, SystemdError):  # (no process of that kind left)
+        host.kill(unit, number, whom=whom)
+
+
+def _main_ended(host: Systemd, unit: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while host.status(unit).main_pid:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _record(host: Systemd, unit: str, path: str) -> None:
+    """The ended main process's exit ("exited 3", "killed 15") into ``path``, stamped with its time."""
+    status = host.status(unit)
+    if status.main_pid or not status.exec_main_code or os.path.exists(path):
+        return
+    ended = host.times(unit)[1] or time.time()
+    with open(path + ".tmp", "w") as file:
+        file.write(f"{status.how} {status.exec_main_status}\n")
+    os.utime(path + ".tmp", (ended, ended))
+    os.replace(path + ".tmp", path)
 
 
 def remove(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
     """Stop the app and its writer, unmount its root, remove its layer and records."""
-    stop(spec, app, 0)
-    with Systemd() as host, contextlib.suppress(UnitNotFound):
-        host.stop(plan.writer_name(spec, app.name), timeout=30)
+    stop(spec, paths, app, 0)
+    with Systemd() as host:
+        for unit in (plan.unit_name(spec, app.name), plan.writer_name(spec, app.name)):
+            with contextlib.suppress(UnitNotFound):
+                host.stop(unit, timeout=30)
+            with contextlib.suppress(Error):  # a failed unit stays until then
+                host.reset_failed(unit)
     where = root(paths, app.name)
     while os.path.ismount(where):  # (a mount stacked by a killed add, too)
         if _libc.umount2(where.encode(), MNT_DETACH) != 0:
@@ -147,14 +190,14 @@ def sweep(spec: PodSpec, paths: PodPaths) -> None:
 
 
 def exit_code(text: str | None) -> tuple[int | None, str | None]:
-    """A recorded exit as the CRI's code and the signal's name: "exited 3" is 3, "killed TERM"
+    """A recorded exit as the CRI's code and the signal's name: "exited 3" is 3, "killed 15"
     128 + 15 (a shell's ``$?``, containerd's exit code of a killed container)."""
     how, _, status = (text or "").strip().partition(" ")
     if how == "exited" and status.isdigit():
         return int(status), None
     if how in ("killed", "dumped"):
-        with contextlib.suppress(KeyError):
-            number = signal.Signals["SIG" + status]
+        with contextlib.suppress(KeyError, ValueError):
+            number = signal.Signals(int(status)) if status.isdigit() else signal.Signals["SIG" + status]
             return 128 + number, number.name
         return 255, None
     return (None, None) if not how else (255, None)
@@ -166,25 +209,31 @@ def states(spec: PodSpec, paths: PodPaths, apps: tuple[AppSpec, ...]) -> list[di
 
 
 def _state(host: Systemd, spec: PodSpec, paths: PodPaths, app: AppSpec) -> dict[str, object]:
+    unit_name = plan.unit_name(spec, app.name)
     record = os.path.join(paths.status, app.name + EXIT)
-    code, named = exit_code(_text(record))
-    exited = os.path.getmtime(record) if code is not None else None
     started_text = _text(os.path.join(paths.status, app.name + STARTED))
     started = float(started_text) if started_text else None
     try:
-        unit = host.status(plan.unit_name(spec, app.name))
-        state, pid = LIVE.get(unit.active_state), unit.main_pid
+        unit = host.status(unit_name)
+        if not unit.main_pid and unit.exec_main_code:
+            _record(host, unit_name, record)  # ended: kept on the host, past the unit
+        state = LIVE.get(unit.active_state) if unit.main_pid else None
+        pid = unit.main_pid
     except UnitNotFound:
         state, pid = None, 0
+    code, named = exit_code(_text(record))
+    if state is None and code is None and started is not None:
+        code = 255  # ended with its unit gone before anyone saw its status (its pod stopped)
+    exited = os.path.getmtime(record) if os.path.exists(record) else None
     if state is None:
-        state = "exited" if code is not None else "stopping" if started is not None else "created"
+        state = "exited" if code is not None else "created"
     return {
         "name": app.name,
         "state": state,
         "exit_code": code if state == "exited" else None,
         "signal": named if state == "exited" else None,
         "started": started,
-        "exited": exited if state == "exited" else None,
+        "exited": (exited or time.time()) if state == "exited" else None,
         "pid": pid or None,
     }
 

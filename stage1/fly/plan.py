@@ -5,8 +5,10 @@ The app's settings are the very ones an app inside an nspod pod gets (app_unit.p
 user, capabilities, seccomp filter, no_new_privs, masked and read-only paths, limits), with the
 host's paths for its root and the pod's /etc files, plus what a host unit needs to be in its
 sandbox: the pod's network and IPC namespaces (those of the pod's leader, its systemd), its
-volumes bound into its root, its stop with the pod's (``BindsTo=``), its exit status recorded
-by an ``ExecStopPost=`` that runs on the host (``+``: outside the app's root and namespaces).
+volumes bound into its root, its stop with the pod's (``BindsTo=``), and its unit kept once its
+process ended (``RemainAfterExit=``; a failed unit stays anyway) so its exit status can be read
+and recorded on the host (stage1/fly/apps.py; an ``ExecStopPost=`` would run in the app's root,
+``+`` or not, and an image may have no shell).
 systemd-run reads these unit-file assignments as a unit file would (``-p``), which is how
 ``enter`` gives a command the same profile.
 """
@@ -17,12 +19,10 @@ from dataclasses import dataclass
 
 from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import pod_etc, profile
-from stage1.escape import command, quote
+from stage1.escape import quote
 
 SYSTEMD_RUN = "/usr/bin/systemd-run"
 PYTHON = "/usr/bin/python3"
-# the exit as systemd says it ("exited 3", "killed TERM"), for states() to read
-RECORD = 'echo "$EXIT_CODE $EXIT_STATUS" > "$1.tmp" && mv "$1.tmp" "$1"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class Place:
     root: str  # the app's root: its overlay, mounted on the host
     etc: str  # the pod's /etc files (resolv.conf, hosts) in the pod's tree
     stdio: str  # the directory of its stdout and stderr FIFOs (a CRI container's log writer's)
-    exit: str  # the file its exit is recorded in
+    exit: str  # the file its exit is recorded in (by stage1/fly/apps.py)
     pod_unit: str  # the sandbox pod's host unit
     leader: int  # the pod's systemd: the namespaces to join are its
     host_network: bool  # the pod has the host's network (--net=host): none to join
@@ -101,12 +101,11 @@ def app_argv(
         ("SyslogIdentifier", app.name),
         ("TimeoutStopSec", f"{app.stop_timeout:g}s"),  # then SIGKILL
         *((("KillSignal", app.stop_signal),) if app.stop_signal else ()),
-        ("ExecStopPost", "+" + command(("/bin/sh", "-c", RECORD, "record", place.exit))),
+        ("RemainAfterExit", "yes"),
     ]
     return [
         SYSTEMD_RUN,
         "--quiet",
-        "--collect",
         "--service-type=exec",
         f"--unit={unit_name(spec, app.name)}",
         f"--description=nspod fly app {app.name} of pod {spec.uuid}",

@@ -1,0 +1,108 @@
+"""A CRI hostPID sandbox (NamespaceOption pid=NODE) against a real systemd, driven by crictl: its
+containers are host units (stage1/fly) that see the host's processes and each other's, in the
+sandbox's network namespace; exec runs there too, their output reaches the CRI log through FIFOs
+(a program can open /dev/stderr), a kill -9 of ``nspod cri`` loses nothing, and nothing is left
+once the sandbox is removed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cri import Cri, _nothing_left, cri, sh, wait_for
+
+pytestmark = pytest.mark.systemd
+__all__ = ["cri"]  # the module's fixture, shared
+NODE = 2  # runtimeapi.NamespaceMode_NODE
+
+
+def host_pid_sandbox(cri: Cri, name: str) -> str:
+    config = json.loads(Path(cri.sandbox_config(name)).read_text())
+    config["linux"] = {"security_context": {"namespace_options": {"pid": NODE}}}
+    return cri.write(f"pod-{name}-hostpid.json", config)
+
+
+def container(cri: Cri, name: str, script: str) -> str:
+    config = json.loads(Path(cri.container_config(name, script)).read_text())
+    config["linux"] = {"security_context": {"namespace_options": {"pid": NODE}}}
+    return cri.write(f"ctr-{name}-hostpid.json", config)
+
+
+def pid_of(cri: Cri, ctr: str) -> int:
+    """The container's main PID as its verbose status says (crictl parses the info it can)."""
+    shown = json.loads(cri("inspect", "-o", "json", ctr))
+    info = shown.get("info", {})
+    info = info.get("info", info) if isinstance(info, dict) else info
+    info = json.loads(info) if isinstance(info, str) else info
+    assert isinstance(info, dict) and info.get("pid"), shown
+    return int(info["pid"])
+
+
+def test_a_host_pid_sandbox(cri: Cri) -> None:
+    sandbox = host_pid_sandbox(cri, "hostpid")
+    pod = cri("runp", sandbox).strip()
+    status = json.loads(cri("inspectp", pod))["status"]
+    assert status["state"] == "SANDBOX_READY" and status["linux"]["namespaces"]["options"]["pid"] == "NODE"
+    assert status["network"]["ip"]  # its own network namespace, from CNI, as every sandbox's
+
+    script = 'echo "$GREETING out"; echo err > /dev/stderr; exec sleep 3600'
+    sleeper = cri("create", pod, container(cri, "sleeper", script), sandbox).strip()
+    cri("start", sleeper)
+    wait_for(
+        "running", lambda: json.loads(cri("inspect", sleeper))["status"]["state"] == "CONTAINER_RUNNING"
+    )
+    unit = f"nspod-fly-{pod}-"
+    assert unit in sh("systemctl", "list-units", "--no-legend", "--plain", "nspod-fly-*")
+    sleeping = pid_of(cri, sleeper)
+
+    other = cri("create", pod, container(cri, "other", "exec sleep 3600"), sandbox).strip()
+    cri("start", other)
+    # the host's processes, this test's among them, and the other container's sleep
+    seen = cri("exec", "-s", other, "/bin/sh", "-c", f"cat /proc/{os.getpid()}/comm /proc/{sleeping}/comm")
+    assert seen.split() == [Path(f"/proc/{os.getpid()}/comm").read_text().strip(), "sleep"], seen
+    assert cri("exec", "-s", other, "/bin/sh", "-c", "echo $GREETING-exec").strip() == "hi-exec"
+    # in the sandbox's network namespace, not the host's
+    own = cri("exec", "-s", other, "/bin/cat", "/proc/self/net/dev")
+    assert "eth0" in own and own != Path("/proc/self/net/dev").read_text()
+    # apart from the host's filesystem: its root is the image's
+    where = "test -e /usr/bin/systemctl -o -e /proc/1/root/usr/bin/systemctl && echo host || echo image"
+    assert cri("exec", "-s", other, "/bin/sh", "-c", where).strip() == "image"
+    wait_for("logs", lambda: "err" in cri("logs", sleeper, check=False))  # (crictl: stderr's to its own)
+    logged = cri("logs", sleeper, check=False)
+    assert "hi out" in logged and "err" in logged
+
+    # the service killed mid-life: restarted by its socket, it finds the sandbox and its containers
+    main_pid = sh("systemctl", "show", "-p", "MainPID", "--value", "nspod-cri.service").strip()
+    os.kill(int(main_pid), 9)
+    wait_for("the kill", lambda: sh("systemctl", "is-active", "nspod-cri.service").strip() != "active")
+    assert json.loads(cri("inspectp", pod))["status"]["state"] == "SANDBOX_READY"
+    states = {c["id"]: c["state"] for c in json.loads(cri("ps", "-a", "-o", "json"))["containers"]}
+    assert states == {sleeper: "CONTAINER_RUNNING", other: "CONTAINER_RUNNING"}
+    assert cri("exec", "-s", sleeper, "/bin/sh", "-c", "echo again").strip() == "again"
+
+    cri("stop", "--timeout", "0", sleeper)
+    done = json.loads(cri("inspect", sleeper))["status"]
+    assert done["state"] == "CONTAINER_EXITED" and done["exitCode"] == 137, done
+    cri("rm", sleeper)
+    cri("stopp", pod)  # the pod's stop stops its host units (BindsTo=)
+    assert json.loads(cri("inspect", other))["status"]["state"] == "CONTAINER_EXITED"
+    cri("rmp", pod)
+    assert json.loads(cri("pods", "-o", "json"))["items"] == []
+    assert unit not in sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-fly-*")
+    _nothing_left()
+
+
+def test_a_container_cannot_ask_for_host_pid_in_a_sandbox_that_did_not(cri: Cri) -> None:
+    pod = cri("runp", cri.sandbox_config("nohostpid")).strip()
+    try:
+        answer = cri(
+            "create", pod, container(cri, "sneaky", "sleep 1"), cri.sandbox_config("nohostpid"), check=False
+        )
+        assert "InvalidArgument" in answer and "hostPID" in answer, answer
+    finally:
+        cri("stopp", pod)
+        cri("rmp", pod)
+    _nothing_left()
