@@ -107,7 +107,8 @@ def test_stdout_and_stderr_are_fifos_to_the_writer_and_the_unit_outlives_its_pro
 @pytest.mark.parametrize(
     ("text", "code", "signal"),
     [("exited 0\n", 0, None), ("exited 3", 3, None), ("killed TERM", 143, "SIGTERM"),
-     ("killed 9", 137, "SIGKILL"), ("dumped SEGV", 139, "SIGSEGV"), ("killed BOGUS", 255, None), (None, None, None), ("", None, None)],
+     ("killed 9", 137, "SIGKILL"), ("dumped SEGV", 139, "SIGSEGV"), ("killed BOGUS", 255, None),
+     (None, None, None), ("", None, None)],
 )  # fmt: skip
 def test_recorded_exits(text: str | None, code: int | None, signal: str | None) -> None:
     assert exit_code(text) == (code, signal)
