@@ -78,8 +78,8 @@ def enter_argv(
 
 
 def add(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
-    """The app's root mounted on the host (its image's layers under its writable one) and, for a
-    CRI container, its log writer listening on its FIFOs."""
+    """The app's root mounted on the host (its image's layers under its writable one) and its
+    output writer listening on its FIFOs."""
     layers = paths.layers(app.name)
     where, work = root(paths, app.name), os.path.join(layers, "work")
     for directory in (paths.upper(app.name), work, where):
@@ -91,11 +91,10 @@ def add(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
             raise Error(f"cannot mount the app's root at {where}: {os.strerror(ctypes.get_errno())}")
     if app.log_path:
         os.makedirs(os.path.dirname(app.log_path), mode=0o755, exist_ok=True)
-        os.makedirs(place(spec, paths, app.name).stdio, mode=0o700, exist_ok=True)
-        run_transient(
-            plan.writer_argv(spec, app, place(spec, paths, app.name), WRITER),
-            f"the log writer of {app.name}",
-        )
+    # its stdout and stderr are FIFOs to its writer, with a CRI log file or not
+    here = place(spec, paths, app.name)
+    os.makedirs(here.stdio, mode=0o700, exist_ok=True)
+    run_transient(plan.writer_argv(spec, app, here, WRITER), f"the output writer of {app.name}")
 
 
 def start(spec: PodSpec, paths: PodPaths, app: AppSpec, volumes: Volumes, hidden: tuple[str, ...]) -> None:

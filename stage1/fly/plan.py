@@ -15,6 +15,7 @@ systemd-run reads these unit-file assignments as a unit file would (``-p``), whi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from stage1.abi import AppSpec, PodSpec
@@ -90,14 +91,17 @@ def app_argv(
 ) -> list[str]:
     """Starts the app's unit; returns once it runs (Type=exec) or could not be started."""
     out, err = fifos(place)
-    stdio = [("StandardOutput", f"file:{out}"), ("StandardError", f"file:{err}")] if app.log_path else []
     writer = writer_name(spec, app.name)
     own = [
         ("BindsTo", place.pod_unit),
         ("After", place.pod_unit),
-        *((("Requires", writer), ("After", writer)) if app.log_path else ()),
+        ("Requires", writer),
+        ("After", writer),
         *settings(spec, app, place, volumes, hidden),
-        *stdio,
+        # pipes, so /dev/stdout and /dev/stderr open (a socket's cannot: ENXIO), to its writer even
+        # without a CRI log file: the journal has its lines then
+        ("StandardOutput", f"file:{out}"),
+        ("StandardError", f"file:{err}"),
         ("SyslogIdentifier", app.name),
         ("TimeoutStopSec", f"{app.stop_timeout:g}s"),  # then SIGKILL
         *((("KillSignal", app.stop_signal),) if app.stop_signal else ()),
@@ -116,8 +120,9 @@ def app_argv(
 
 
 def writer_argv(spec: PodSpec, app: AppSpec, place: Place, script: str) -> list[str]:
-    """The app's CRI log writer (stage1/scripts/cri_log.py) on the host, reading its FIFOs: it
-    says READY=1 once it has them open, so the app's writes never block on a missing reader."""
+    """The app's writer (stage1/scripts/cri_log.py) on the host, reading its FIFOs into its CRI log
+    file (or none) and the journal: it says READY=1 once it has them open, so the app never
+    blocks on a missing reader."""
     return [
         SYSTEMD_RUN,
         "--quiet",
@@ -127,7 +132,7 @@ def writer_argv(spec: PodSpec, app: AppSpec, place: Place, script: str) -> list[
         f"--description=CRI log of nspod fly app {app.name}",
         *_properties([("BindsTo", place.pod_unit), ("After", place.pod_unit), ("TimeoutStopSec", "5s")]),
         "--",
-        *(PYTHON, "-I", "-S", script, "--fifo", place.stdio, app.name, app.log_path),
+        *(PYTHON, "-I", "-S", script, "--fifo", place.stdio, app.name, app.log_path or os.devnull),
     ]
 
 
