@@ -95,13 +95,21 @@ def test_a_host_pid_sandbox(cri: Cri) -> None:
     _nothing_left()
 
 
-def test_a_container_cannot_ask_for_host_pid_in_a_sandbox_that_did_not(cri: Cri) -> None:
+def test_a_default_sandbox_sees_no_host_process_and_cannot_ask_for_host_pid(cri: Cri) -> None:
     pod = cri("runp", cri.sandbox_config("nohostpid")).strip()
     try:
-        answer = cri(
-            "create", pod, container(cri, "sneaky", "sleep 1"), cri.sandbox_config("nohostpid"), check=False
-        )
+        sneaky = container(cri, "sneaky", "sleep 1")
+        answer = cri("create", pod, sneaky, cri.sandbox_config("nohostpid"), check=False)
         assert "InvalidArgument" in answer and "hostPID" in answer, answer
+        plain = cri(
+            "create", pod, cri.container_config("plain", "exec sleep 3600"), cri.sandbox_config("nohostpid")
+        )
+        cri("start", plain.strip())
+        mine = f"/proc/{os.getpid()}/cmdline"
+        seen = cri("exec", "-s", plain.strip(), "/bin/sh", "-c", f"cat {mine} 2>&1; ls /proc", check=False)
+        assert "pytest" not in seen and str(os.getpid()) not in seen.split(), (
+            seen
+        )  # (tests/attacks/test_hostpid.py)
     finally:
         cri("stopp", pod)
         cri("rmp", pod)
