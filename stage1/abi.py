@@ -51,6 +51,7 @@ __all__ = [
     "PodSpec",
     "PortSpec",
     "VolumeSpec",
+    "fly_unit_name",
     "own_unit",
     "signal_name",
     "unit_name",
@@ -338,6 +339,11 @@ def signal_name(text: str | None) -> str | None:
 def unit_name(machine: str) -> str:
     """The host unit of a pod started by ``nspod run`` (``pod@NAME.service`` is the template's)."""
     return f"nspod-{machine}.service" if not machine.startswith("nspod-") else f"{machine}.service"
+
+
+def fly_unit_name(uuid: str, app: str) -> str:
+    """The host unit of an app of a hostPID sandbox (stage1/fly), in the host's system.slice."""
+    return f"nspod-fly-{uuid}-{app}.service"
 
 
 class PodPaths:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from stage1.abi import AppSpec, PodSpec
+from stage1.abi import AppSpec, PodSpec, fly_unit_name
 from stage1.app_unit import pod_etc, profile
 from stage1.escape import quote
 
@@ -40,7 +40,7 @@ class Place:
 
 
 def unit_name(spec: PodSpec, app: str) -> str:
-    return f"nspod-fly-{spec.uuid}-{app}.service"
+    return fly_unit_name(spec.uuid, app)
 
 
 def writer_name(spec: PodSpec, app: str) -> str:

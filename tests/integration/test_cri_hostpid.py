@@ -74,6 +74,14 @@ def test_a_host_pid_sandbox(cri: Cri) -> None:
     logged = cri("logs", sleeper, check=False)
     assert "hi out" in logged and "err" in logged
 
+    # its usage from its host unit's cgroup, its limits set on that unit
+    stats = json.loads(cri("stats", "-o", "json", "--id", sleeper))["stats"]
+    assert int(stats[0]["memory"]["workingSetBytes"]["value"]) > 0, stats
+    cri("update", "--memory", "200000000", other)
+    listed = sh("systemctl", "list-units", "--no-legend", "--plain", f"{unit}*other*").split()
+    app_unit = next(u for u in listed if u.endswith(".service") and not u.endswith("-log.service"))
+    assert sh("systemctl", "show", "-p", "MemoryMax", "--value", app_unit).strip() == "200000000"
+
     # the service killed mid-life: restarted by its socket, it finds the sandbox and its containers
     main_pid = sh("systemctl", "show", "-p", "MainPID", "--value", "nspod-cri.service").strip()
     os.kill(int(main_pid), 9)
