@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cri import Cri, _nothing_left, cri, sh, wait_for
+from tests.harness.terminal import in_terminal
+from tests.integration.test_cri import CRICTL, SOCKET, Cri, _nothing_left, cri, sh, wait_for
 
 pytestmark = pytest.mark.systemd
 __all__ = ["cri"]  # the module's fixture, shared
@@ -73,6 +74,17 @@ def test_a_host_pid_sandbox(cri: Cri) -> None:
     wait_for("logs", lambda: "err" in cri("logs", sleeper, check=False))  # (crictl: stderr's to its own)
     logged = cri("logs", sleeper, check=False)
     assert "hi out" in logged and "err" in logged
+
+    # a command on a terminal (systemd-run --pty on the host), and one past its timeout, killed
+    tty = in_terminal([str(CRICTL), "-r", f"unix://{SOCKET}", "-t", "60s", "exec", "-i", "-t", other,
+                       "sh", "-c", "test -t 0 && echo on-a-tty"])[0]  # fmt: skip
+    assert b"on-a-tty" in tty, tty
+    late = cri("exec", "--sync", "--timeout", "2", other, "/bin/sleep", "30", check=False)
+    assert "DeadlineExceeded" in late or "timed out" in late or "timeout" in late, late
+    wait_for(
+        "the exec's end",
+        lambda: "nspod-exec" not in sh("systemctl", "list-units", "--no-legend", "nspod-exec-*"),
+    )
 
     # its usage from its host unit's cgroup, its limits set on that unit
     stats = json.loads(cri("stats", "-o", "json", "--id", sleeper))["stats"]
