@@ -54,7 +54,9 @@ def fifos(place: Place) -> tuple[str, str]:
 
 def namespaces(place: Place) -> list[tuple[str, str]]:
     net = [] if place.host_network else [("NetworkNamespacePath", f"/proc/{place.leader}/ns/net")]
-    return [*net, ("IPCNamespacePath", f"/proc/{place.leader}/ns/ipc")]
+    # systemd 252 joins IPCNamespacePath= only beside PrivateIPC=yes: alone it is ignored, and the
+    # app would be in the host's IPC namespace
+    return [*net, ("PrivateIPC", "yes"), ("IPCNamespacePath", f"/proc/{place.leader}/ns/ipc")]
 
 
 def binds(volumes: tuple[tuple[str, str, bool], ...]) -> list[tuple[str, str]]:

@@ -68,6 +68,12 @@ def test_a_host_pid_sandbox(cri: Cri) -> None:
     # in the sandbox's network namespace, not the host's
     own = cri("exec", "-s", other, "/bin/cat", "/proc/self/net/dev")
     assert "eth0" in own and own != Path("/proc/self/net/dev").read_text()
+    # the sandbox's IPC namespace (its pod's), shared by its containers, not the host's
+    leader = sh("machinectl", "show", f"nspod-{pod}", "-p", "Leader", "--value").strip()
+    ipc = [
+        cri("exec", "-s", c, "/bin/sh", "-c", "readlink /proc/self/ns/ipc").strip() for c in (sleeper, other)
+    ]
+    assert ipc == [os.readlink(f"/proc/{leader}/ns/ipc")] * 2 != [os.readlink("/proc/self/ns/ipc")] * 2, ipc
     # apart from the host's filesystem: its root is the image's
     where = "test -e /usr/bin/systemctl -o -e /proc/1/root/usr/bin/systemctl && echo host || echo image"
     assert cri("exec", "-s", other, "/bin/sh", "-c", where).strip() == "image"

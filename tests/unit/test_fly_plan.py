@@ -83,7 +83,7 @@ def test_the_unit_and_an_exec_share_the_pods_app_profile_with_the_hosts_paths() 
     assert values["NoNewPrivileges"] == "yes" and values["ProtectSystem"] == "strict"
     assert f"{PLACE.root}/secret" in values["InaccessiblePaths"]
     assert values["NetworkNamespacePath"] == "/proc/4242/ns/net"
-    assert values["IPCNamespacePath"] == "/proc/4242/ns/ipc"
+    assert values["IPCNamespacePath"] == "/proc/4242/ns/ipc" and values["PrivateIPC"] == "yes"
     assert values["BindPaths"] == "/srv/data:/data"
     assert "SystemCallFilter" in values and "CapabilityBoundingSet" in values
 
