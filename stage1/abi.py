@@ -25,10 +25,10 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl. A stage1 reads specs of every earlier version as well (each only added
-# fields with defaults).
-ABI_VERSION = 8
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+# capabilities and sysctl; 9: stdin, stdin_once, tty (a CRI container's). A stage1 reads specs
+# of every earlier version as well (each only added fields with defaults).
+ABI_VERSION = 9
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -211,6 +211,11 @@ class AppSpec:
     # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
     # journal; "": none
     log_path: str = ""
+    # with a log path: a stdin attach can write to; ended when the first attach with stdin ends
+    # (stdin_once); a terminal (tty) the app's stdin, stdout and stderr are, as the CRI asks
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,12 +245,10 @@ class PodSpec:
     # listens; False, never
     mds_register: bool | None = None
     sandbox: bool = False  # an app sandbox: apps are added, started, stopped, removed while it runs
-    # what the pod's bounding set keeps beyond its apps' own ("ALL": nspawn's whole): an app
-    # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
+    # kept in the bounding set beyond its apps' own ("ALL": nspawn's whole): a sandbox's apps come later
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
-    # the CRI's hostPID: the sandbox's apps run as host units in the host's PID namespace (stage1/fly)
-    host_pid: bool = False
+    host_pid: bool = False  # the CRI's hostPID: the apps are host units in its PID namespace (stage1/fly)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

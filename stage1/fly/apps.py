@@ -124,7 +124,9 @@ def stop(spec: PodSpec, paths: PodPaths, app: AppSpec, timeout: float | None) ->
                     _kill(host, unit, signal.SIGKILL, "main")
                     _main_ended(host, unit, 30)
             _kill(host, unit, signal.SIGKILL, "all")
-            _record(host, unit, os.path.join(paths.status, app.name + EXIT))
+            _record(
+                host, unit, os.path.join(paths.status, app.name + EXIT), plan.writer_name(spec, app.name)
+            )
         except UnitNotFound:
             return
 
@@ -151,11 +153,15 @@ def _main_ended(host: Systemd, unit: str, timeout: float) -> bool:
     return True
 
 
-def _record(host: Systemd, unit: str, path: str) -> None:
-    """The ended main process's exit ("exited 3", "killed 15") into ``path``, stamped with its time."""
+def _record(host: Systemd, unit: str, path: str, writer: str) -> None:
+    """The ended main process's exit ("exited 3", "killed 15") into ``path``, stamped with its
+    time, once its writer has drained what it wrote (stopped: it reads the FIFOs to their end), so
+    the log file is whole once the app is "exited", as a pod's reaper makes it."""
     status = host.status(unit)
     if status.main_pid or not status.exec_main_code or os.path.exists(path):
         return
+    with contextlib.suppress(UnitNotFound, SystemdError):
+        host.stop(writer + ".service", timeout=10)
     ended = host.times(unit)[1] or time.time()
     with open(path + ".tmp", "w") as file:
         file.write(f"{status.how} {status.exec_main_status}\n")
@@ -167,7 +173,8 @@ def remove(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
     """Stop the app and its writer, unmount its root, remove its layer and records."""
     stop(spec, paths, app, 0)
     with Systemd() as host:
-        for unit in (plan.unit_name(spec, app.name), plan.writer_name(spec, app.name)):
+        writer = plan.writer_name(spec, app.name)
+        for unit in (plan.unit_name(spec, app.name), f"{writer}.service", f"{writer}.socket"):
             with contextlib.suppress(UnitNotFound):
                 host.stop(unit, timeout=30)
             with contextlib.suppress(Error):  # a failed unit stays until then
@@ -215,7 +222,9 @@ def _state(host: Systemd, spec: PodSpec, paths: PodPaths, app: AppSpec) -> dict[
     try:
         unit = host.status(unit_name)
         if not unit.main_pid and unit.exec_main_code:
-            _record(host, unit_name, record)  # ended: kept on the host, past the unit
+            _record(
+                host, unit_name, record, plan.writer_name(spec, app.name)
+            )  # ended: kept on the host, past the unit
         state = LIVE.get(unit.active_state) if unit.main_pid else None
         pid = unit.main_pid
     except UnitNotFound:

@@ -44,12 +44,15 @@ def unit_name(spec: PodSpec, app: str) -> str:
 
 
 def writer_name(spec: PodSpec, app: str) -> str:
-    return f"nspod-fly-{spec.uuid}-{app}-log.service"
+    """Its output writer's units' name, without the suffix: ``.socket`` holds its FIFOs,
+    ``.service`` is the writer."""
+    return f"nspod-fly-{spec.uuid}-{app}-log"
 
 
-def fifos(place: Place) -> tuple[str, str]:
-    """The app's stdout and stderr: FIFOs its writer reads (pipes, so /dev/stdout opens)."""
-    return f"{place.stdio}/out", f"{place.stdio}/err"
+def fifos(place: Place, app: str) -> tuple[str, str]:
+    """The app's stdout and stderr: FIFOs the host's systemd holds (pipes: /dev/stdout opens),
+    named as the writer tells them apart (cri_log.py role: by the suffix)."""
+    return f"{place.stdio}/{app}.out", f"{place.stdio}/{app}.err"
 
 
 def namespaces(place: Place) -> list[tuple[str, str]]:
@@ -92,8 +95,8 @@ def app_argv(
     hidden: tuple[str, ...],
 ) -> list[str]:
     """Starts the app's unit; returns once it runs (Type=exec) or could not be started."""
-    out, err = fifos(place)
-    writer = writer_name(spec, app.name)
+    out, err = fifos(place, app.name)
+    writer = writer_name(spec, app.name) + ".socket"
     own = [
         ("BindsTo", place.pod_unit),
         ("After", place.pod_unit),
@@ -122,19 +125,34 @@ def app_argv(
 
 
 def writer_argv(spec: PodSpec, app: AppSpec, place: Place, script: str) -> list[str]:
-    """The app's writer (stage1/scripts/cri_log.py) on the host, reading its FIFOs into its CRI log
-    file (or none) and the journal: it says READY=1 once it has them open, so the app never
-    blocks on a missing reader."""
+    """The app's output writer (stage1/scripts/cri_log.py, as in a pod: into its CRI log file, or
+    none, and the journal) on the host: a socket unit holding its FIFOs (started here, so they
+    exist before the app) and the writer, started by their first data; killed, it comes back and
+    reads on, losing nothing (as in a pod, stage1/crilog.py)."""
+    fifo = [("ListenFIFO", path) for path in fifos(place, app.name)]
+    held = [*fifo, ("SocketMode", "0600"), ("RemoveOnStop", "yes"), ("TriggerLimitIntervalSec", "0")]
+    # the socket goes with the pod too: left listening, it would start the writer, which cannot
+    # start without the pod, again and again
+    held += [("BindsTo", place.pod_unit), ("After", place.pod_unit)]
     return [
         SYSTEMD_RUN,
         "--quiet",
         "--collect",
         "--service-type=notify",
         f"--unit={writer_name(spec, app.name)}",
-        f"--description=CRI log of nspod fly app {app.name}",
-        *_properties([("BindsTo", place.pod_unit), ("After", place.pod_unit), ("TimeoutStopSec", "5s")]),
+        f"--description=output of nspod fly app {app.name}",
+        *(f"--socket-property={key}={value}" for key, value in held),
+        *_properties(
+            [
+                ("BindsTo", place.pod_unit),
+                ("After", place.pod_unit),
+                ("Restart", "always"),
+                ("RestartSec", "100ms"),
+                ("TimeoutStopSec", "5s"),
+            ]
+        ),
         "--",
-        *(PYTHON, "-I", "-S", script, "--fifo", place.stdio, app.name, app.log_path or os.devnull),
+        *(PYTHON, "-I", "-S", script, app.name, app.log_path or os.devnull),
     ]
 
 

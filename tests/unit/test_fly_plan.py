@@ -97,8 +97,8 @@ def test_a_host_network_sandbox_joins_no_network_namespace() -> None:
 
 def test_stdout_and_stderr_are_fifos_to_the_writer_and_the_unit_outlives_its_process() -> None:
     argv = plan.app_argv(SPEC, APP, PLACE, (), ())
-    assert f"--property=StandardOutput=file:{PLACE.stdio}/out" in argv
-    assert f"--property=Requires={plan.writer_name(SPEC, 'web')}" in argv
+    assert f"--property=StandardOutput=file:{PLACE.stdio}/web.out" in argv
+    assert f"--property=Requires={plan.writer_name(SPEC, 'web')}.socket" in argv
     assert f"--property=BindsTo={PLACE.pod_unit}" in argv
     # kept once its process ended, for its exit status to be read (a failed unit is kept anyway)
     assert "--property=RemainAfterExit=yes" in argv and "--collect" not in argv
