@@ -25,8 +25,8 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl; 9: stdin, stdin_once, tty (a CRI container's). A stage1 reads specs
-# of every earlier version as well (each only added fields with defaults).
+# capabilities and sysctl; 9: cri_stdio, stdin, stdin_once, tty (a CRI container's), host_pid.
+# A stage1 reads specs of every earlier version as well (each only added fields with defaults).
 ABI_VERSION = 9
 READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
@@ -51,7 +51,6 @@ __all__ = [
     "PodSpec",
     "PortSpec",
     "VolumeSpec",
-    "fly_unit_name",
     "own_unit",
     "signal_name",
     "unit_name",
@@ -211,8 +210,10 @@ class AppSpec:
     # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
     # journal; "": none
     log_path: str = ""
-    # with a log path: a stdin attach can write to; ended when the first attach with stdin ends
-    # (stdin_once); a terminal (tty) the app's stdin, stdout and stderr are, as the CRI asks
+    # a CRI container: its stdout and stderr FIFOs read by its writer (stage1/crilog.py), which
+    # attach reaches (always so with a log_path); a stdin attach can write to; ended when the
+    # first attach with stdin ends (stdin_once); a terminal (tty) its stdin, stdout and stderr are
+    cri_stdio: bool = False
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
@@ -342,11 +343,6 @@ def signal_name(text: str | None) -> str | None:
 def unit_name(machine: str) -> str:
     """The host unit of a pod started by ``nspod run`` (``pod@NAME.service`` is the template's)."""
     return f"nspod-{machine}.service" if not machine.startswith("nspod-") else f"{machine}.service"
-
-
-def fly_unit_name(uuid: str, app: str) -> str:
-    """The host unit of an app of a hostPID sandbox (stage1/fly), in the host's system.slice."""
-    return f"nspod-fly-{uuid}-{app}.service"
 
 
 class PodPaths:

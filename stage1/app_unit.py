@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
-from stage1.crilog import app_log_dependencies, app_log_stdio
+from stage1.crilog import app_log_dependencies, app_log_stdio, has_writer
 from stage1.escape import assignment, command, path, quote
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
@@ -339,7 +339,7 @@ def app_unit(
         ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
         ("Before", "shutdown.target"),
-        *(app_log_dependencies(app) if app.log_path else ()),
+        *(app_log_dependencies(app) if has_writer(app) else ()),
     )
     service = section(
         "Service",
@@ -351,7 +351,7 @@ def app_unit(
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),
         *(("ExecStopPost", command(c)) for c in app.post_stop),
-        *(app_log_stdio(app) if app.log_path else app_stdio(stdio, index)),
+        *(app_log_stdio(app) if has_writer(app) else app_stdio(stdio, index)),
         ("SyslogIdentifier", app.name),
         ("Sockets", " ".join(sockets)) if sockets else None,
         ("Restart", "no"),

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stage1.abi import Error, PodPaths, PodSpec, fly_unit_name
+from stage1.abi import Error, PodPaths, PodSpec
 from stage1.atomic import write_atomic
+from stage1.fly.plan import host_unit
 from stage1.nspawn import limit_properties, pod_limits
 from stage1.systemd import Systemd, SystemdError
 from stage1.transient import Property
@@ -74,7 +75,7 @@ def update(
     try:
         # a hostPID sandbox's app is a unit of the host's systemd (stage1/fly)
         machine, unit = (
-            (None, fly_unit_name(spec.uuid, app)) if spec.host_pid else (spec.machine, f"{app}.service")
+            (None, host_unit(spec.uuid, app)) if spec.host_pid else (spec.machine, f"{app}.service")
         )
         with Systemd(machine=machine) as systemd:
             systemd.set_properties(unit, limit_properties(memory, cpu) + more)

@@ -15,10 +15,9 @@ systemd-run reads these unit-file assignments as a unit file would (``-p``), whi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from stage1.abi import AppSpec, PodSpec, fly_unit_name
+from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import pod_etc, profile
 from stage1.escape import quote
 
@@ -40,7 +39,12 @@ class Place:
 
 
 def unit_name(spec: PodSpec, app: str) -> str:
-    return fly_unit_name(spec.uuid, app)
+    return host_unit(spec.uuid, app)
+
+
+def host_unit(uuid: str, app: str) -> str:
+    """The host unit of app ``app`` of the hostPID sandbox ``uuid``, in the host's system.slice."""
+    return f"nspod-fly-{uuid}-{app}.service"
 
 
 def writer_name(spec: PodSpec, app: str) -> str:
@@ -152,7 +156,7 @@ def writer_argv(spec: PodSpec, app: AppSpec, place: Place, script: str) -> list[
             ]
         ),
         "--",
-        *(PYTHON, "-I", "-S", script, app.name, app.log_path or os.devnull),
+        *(PYTHON, "-I", "-S", script, app.name, app.log_path or "-"),  # "-": the journal alone
     ]
 
 

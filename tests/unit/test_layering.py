@@ -47,7 +47,6 @@ def test_abi_exports() -> None:
         "APP_ROOT",
         "DEFAULT_PATH",
         "ENTRYPOINTS",
-        "fly_unit_name",
         "INTERFACE_VERSION",
         "MDS_PORT",
         "MDS_SOCKET",
