@@ -100,6 +100,27 @@ def test_a_host_pid_sandbox(cri: Cri) -> None:
     app_unit = next(u for u in listed if u.endswith(".service") and not u.endswith("-log.service"))
     assert sh("systemctl", "show", "-p", "MemoryMax", "--value", app_unit).strip() == "200000000"
 
+    # its writer killed mid-output: the host's systemd holds the FIFOs, a new writer reads on
+    talk = "i=0; while [ $i -lt 40 ]; do echo line-$i; i=$((i+1)); sleep 0.05; done; exec sleep 3600"
+    talker = cri("create", pod, container(cri, "talker", talk), sandbox).strip()
+    cri("start", talker)
+    wait_for("output", lambda: "line-5" in cri("logs", talker))
+    writer = next(
+        u
+        for u in sh(
+            "systemctl", "list-units", "--no-legend", "--plain", f"{unit}*talker*-log.service"
+        ).split()
+        if u.endswith(".service")
+    )
+    killed = sh("systemctl", "show", "-p", "MainPID", "--value", writer).strip()
+    assert int(killed) > 0, writer  # (0 would be this test's own process group)
+    os.kill(int(killed), 9)
+    wait_for("every line", lambda: "line-39" in cri("logs", talker))
+    assert [line for line in cri("logs", talker).split() if line.startswith("line-")] == [
+        f"line-{i}" for i in range(40)
+    ]
+    cri("rm", "-f", talker)
+
     # the service killed mid-life: restarted by its socket, it finds the sandbox and its containers
     main_pid = sh("systemctl", "show", "-p", "MainPID", "--value", "nspod-cri.service").strip()
     os.kill(int(main_pid), 9)
