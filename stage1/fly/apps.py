@@ -2,9 +2,11 @@
 the host's systemd (stage1/fly/plan.py), its root an overlay mounted on the host for as long as
 the app is in the sandbox. stage1/apps.py hands every verb here for such a pod.
 
-The exit is recorded on the host by the unit's own ``ExecStopPost=`` (status/<app>.fly), the
-start time by ``start`` (status/<app>.started, as for a pod's app), so ``states`` answers the same
-after a restart of whoever asks, and after the unit is gone.
+The unit outlives its main process (``RemainAfterExit=``; a failed one stays anyway): whoever
+first sees it ended (``stop``, ``states``) records its exit in status/<app>.fly, stamped with its
+time, after its writer drained its output; ``start`` records the start (status/<app>.started, as
+for a pod's app). So ``states`` answers the same after a restart of whoever asks, and after the
+unit is gone (``remove``, or the pod's stop, which stops it: BindsTo=).
 """
 
 from __future__ import annotations
@@ -124,9 +126,8 @@ def stop(spec: PodSpec, paths: PodPaths, app: AppSpec, timeout: float | None) ->
                     _kill(host, unit, signal.SIGKILL, "main")
                     _main_ended(host, unit, 30)
             _kill(host, unit, signal.SIGKILL, "all")
-            _record(
-                host, unit, os.path.join(paths.status, app.name + EXIT), plan.writer_name(spec, app.name)
-            )
+            exit_file = os.path.join(paths.status, app.name + EXIT)
+            _record(host, unit, exit_file, plan.writer_name(spec, app.name))
         except UnitNotFound:
             return
 
@@ -221,10 +222,8 @@ def _state(host: Systemd, spec: PodSpec, paths: PodPaths, app: AppSpec) -> dict[
     started = float(started_text) if started_text else None
     try:
         unit = host.status(unit_name)
-        if not unit.main_pid and unit.exec_main_code:
-            _record(
-                host, unit_name, record, plan.writer_name(spec, app.name)
-            )  # ended: kept on the host, past the unit
+        if not unit.main_pid and unit.exec_main_code:  # ended: recorded, for after the unit
+            _record(host, unit_name, record, plan.writer_name(spec, app.name))
         state = LIVE.get(unit.active_state) if unit.main_pid else None
         pid = unit.main_pid
     except UnitNotFound:

@@ -1,5 +1,6 @@
-"""A fly app's host units as data (pure): the app's own unit, its CRI log writer and a command
-entered into it, each as ``systemd-run``'s command line.
+"""A fly app's host units as data (pure): the app's own unit, its output writer (a socket unit
+holding its FIFOs, and the writer) and a command entered into it, each as ``systemd-run``'s
+command line.
 
 The app's settings are the very ones an app inside an nspod pod gets (app_unit.profile: root,
 user, capabilities, seccomp filter, no_new_privs, masked and read-only paths, limits), with the
@@ -10,7 +11,8 @@ process ended (``RemainAfterExit=``; a failed unit stays anyway) so its exit sta
 and recorded on the host (stage1/fly/apps.py; an ``ExecStopPost=`` would run in the app's root,
 ``+`` or not, and an image may have no shell).
 systemd-run reads these unit-file assignments as a unit file would (``-p``), which is how
-``enter`` gives a command the same profile.
+``enter`` gives a command the same profile; it turns each into the typed D-Bus property of
+StartTransientUnit, for the ~40 kinds the profile uses, which stage1/transient.py does not type.
 """
 
 from __future__ import annotations
