@@ -125,7 +125,6 @@ def stop(spec: PodSpec, paths: PodPaths, app: AppSpec, timeout: float | None) ->
                 if not _main_ended(host, unit, wait):
                     _kill(host, unit, signal.SIGKILL, "main")
                     _main_ended(host, unit, 30)
-            _kill(host, unit, signal.SIGKILL, "all")
             exit_file = os.path.join(paths.status, app.name + EXIT)
             _record(host, unit, exit_file, plan.writer_name(spec, app.name))
         except UnitNotFound:
@@ -161,6 +160,8 @@ def _record(host: Systemd, unit: str, path: str, writer: str) -> None:
     status = host.status(unit)
     if status.main_pid or not status.exec_main_code or os.path.exists(path):
         return
+    # the container ended with its main process (RemainAfterExit= would keep what it left running)
+    _kill(host, unit, signal.SIGKILL, "all")
     with contextlib.suppress(UnitNotFound, SystemdError):
         host.stop(writer + ".service", timeout=10)
     ended = host.times(unit)[1] or time.time()

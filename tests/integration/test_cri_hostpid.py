@@ -42,6 +42,13 @@ def pid_of(cri: Cri, ctr: str) -> int:
     return int(info["pid"])
 
 
+def unit_processes(unit: str) -> list[str]:
+    """The processes in a host unit's control group (none once it is gone)."""
+    group = sh("systemctl", "show", "-p", "ControlGroup", "--value", unit).strip()
+    procs = Path(f"/sys/fs/cgroup{group}/cgroup.procs")
+    return procs.read_text().split() if group and procs.exists() else []
+
+
 def test_a_host_pid_sandbox(cri: Cri) -> None:
     sandbox = host_pid_sandbox(cri, "hostpid")
     pod = cri("runp", sandbox).strip()
@@ -120,6 +127,17 @@ def test_a_host_pid_sandbox(cri: Cri) -> None:
         f"line-{i}" for i in range(40)
     ]
     cri("rm", "-f", talker)
+    # one whose main process ends by itself, leaving a child: exited, its code, the child gone
+    leaver = cri(
+        "create", pod, container(cri, "leaver", "sleep 3600 & echo $! > /child; exit 0"), sandbox
+    ).strip()
+    cri("start", leaver)
+    wait_for("its end", lambda: json.loads(cri("inspect", leaver))["status"]["state"] == "CONTAINER_EXITED")
+    assert json.loads(cri("inspect", leaver))["status"]["exitCode"] == 0
+    listed = sh("systemctl", "list-units", "--all", "--no-legend", "--plain", f"{unit}*leaver*").split()
+    leaver_unit = next(u for u in listed if u.endswith(".service") and not u.endswith("-log.service"))
+    wait_for("no process left", lambda: not unit_processes(leaver_unit))
+    cri("rm", leaver)
 
     # the service killed mid-life: restarted by its socket, it finds the sandbox and its containers
     main_pid = sh("systemctl", "show", "-p", "MainPID", "--value", "nspod-cri.service").strip()
