@@ -21,12 +21,8 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
-# resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
-# images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
-# capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl; 9: app_filters (the pod), shared (volumes). A stage1 reads specs of
-# every earlier version as well (each only added fields with defaults).
+# What each version added: stage1/ABI.md. A stage1 reads specs of every earlier version as well
+# (each only added fields with defaults).
 ABI_VERSION = 9
 READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
@@ -213,6 +209,13 @@ class AppSpec:
     # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
     # journal; "": none
     log_path: str = ""
+    # a CRI container: its stdout and stderr FIFOs read by its writer (stage1/crilog.py), which
+    # attach reaches (always so with a log_path); a stdin attach can write to; ended when the
+    # first attach with stdin ends (stdin_once); a terminal (tty) its stdin, stdout and stderr are
+    cri_stdio: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,13 +245,13 @@ class PodSpec:
     # listens; False, never
     mds_register: bool | None = None
     sandbox: bool = False  # an app sandbox: apps are added, started, stopped, removed while it runs
-    # what the pod's bounding set keeps beyond its apps' own ("ALL": nspawn's whole): an app
-    # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
+    # kept in the bounding set beyond its apps' own ("ALL": nspawn's whole): a sandbox's apps come later
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
     # each app's own system call filter is all there is: nspawn loads none over the pod (the CRI's
     # sandboxes, whose containers ask for theirs: none at all for an unconfined one)
     app_filters: bool = False
+    host_pid: bool = False  # the CRI's hostPID: the apps are host units in its PID namespace (stage1/fly)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -308,6 +311,7 @@ class PodSpec:
             capabilities=tuple(data.get("capabilities", ())),
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
             app_filters=data.get("app_filters", False),
+            host_pid=data.get("host_pid", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

@@ -22,7 +22,8 @@ import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
-from stage1.crilog import log_dir, writer_unit_name
+from stage1.crilog import has_writer, log_dir, socket_unit_name, writer_unit_name
+from stage1.fly import apps as fly
 from stage1.nspawn import spec_limits
 from stage1.propagation import share_into_app
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
@@ -65,16 +66,27 @@ def _volume_source(spec: PodSpec, paths: PodPaths, name: str) -> tuple[str, bool
     return paths.volume(name), volume.read_only
 
 
+def _fly_volumes(spec: PodSpec, paths: PodPaths, app: AppSpec) -> fly.Volumes:
+    """A fly app's mounts: (host source, target in its root, read-only)."""
+    for volume, _, _ in app.mounts:
+        _volume_source(spec, paths, volume)  # an empty volume made on first use
+    return fly.volumes(spec, paths, app)
+
+
 def add(pod_dir: str, name: str) -> int:
     """Mount the app's root (and its volumes) into the running pod and give its systemd the units."""
     spec, paths = _sandbox(pod_dir)
+    if spec.host_pid:  # its root on the host, its writer listening (stage1/fly)
+        fly.add(spec, paths, spec.app(name))
+        write_profiles(spec, paths, host_hidden())
+        return 0
     join(spec, paths, name)
-    if (app := spec.app(name)).log_path:
+    if has_writer(app := spec.app(name)):
         # a CRI container's log writer listens from now on (kubelet creates, then starts): its
         # Python's start was ~50 ms of every container's start→exit (bench/cri.py). Not started
         # here, the app's Requires= starts it, and says why it cannot, as before.
         with contextlib.suppress(Error), Systemd(spec.machine) as pod:
-            pod.start_unit(writer_unit_name(app.name))
+            pod.start_unit(writer_unit_name(app.name))  # its socket unit (the FIFOs) first
     return 0
 
 
@@ -170,6 +182,9 @@ def _recorded(paths: PodPaths, name: str, timeout: float = 10.0) -> int:
 def start(pod_dir: str, name: str) -> int:
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.start(spec, paths, app, _fly_volumes(spec, paths, app), host_hidden())
+        return 0
     last = (os.path.join(paths.status, app.name + end) for end in ("", STARTED))
     for old in (*last, paths.app_signal(app.name)):  # the last run's
         with contextlib.suppress(FileNotFoundError):
@@ -209,8 +224,11 @@ def _failed(spec: PodSpec, unit: str) -> bool:
 def stop(pod_dir: str, name: str, timeout: float | None = None) -> int:
     """Stop the app's service: its KillSignal, then SIGKILL after ``timeout`` seconds (the CRI's
     StopContainer; 0 kills at once), or after its unit's TimeoutStopSec= when None."""
-    spec, _ = _sandbox(pod_dir)
+    spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.stop(spec, paths, app, timeout)
+        return 0
     unit = f"{app.name}.service"
     with Systemd(spec.machine) as pod:
         if timeout is None:
@@ -231,9 +249,13 @@ def remove(pod_dir: str, name: str) -> int:
     then drops it from the pod's spec and manifest."""
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.remove(spec, paths, app)
+        return 0
     root = APP_ROOT.format(app=app.name)
     with Systemd(spec.machine) as pod:
-        writer = (writer_unit_name(app.name),) if app.log_path else ()  # after the app: it drains it
+        # after the app: the writer drains its FIFOs, which the socket holds until then
+        writer = (writer_unit_name(app.name), socket_unit_name(app.name)) if has_writer(app) else ()
         own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
         for unit in (*own, *writer):
             with contextlib.suppress(UnitNotFound):
@@ -273,6 +295,8 @@ def states(pod_dir: str, name: str | None) -> list[dict[str, object]]:
     the reapers recorded: what ``nspod app list`` and ``app status`` show."""
     spec, paths = _sandbox(pod_dir)
     apps: tuple[AppSpec, ...] = (spec.app(name),) if name else spec.apps
+    if spec.host_pid:
+        return fly.states(spec, paths, apps)
     with Systemd(spec.machine) as pod:
         return [_state(pod, paths, app) for app in apps]
 

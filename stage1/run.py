@@ -1,5 +1,4 @@
-"""stage1's ``run`` entry point: start the pod as a transient unit and, in the foreground, show its
-apps' output until it ends, then exit with its exit code."""
+"""stage1's ``run``: the pod as a transient unit; in the foreground its apps' output, its exit code."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from stage1.atomic import write_atomic
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
 from stage1.enter import check_command, enter_argv
+from stage1.fly import apps as fly
 from stage1.halt import halt, hearing
 from stage1.heir import spawn
 from stage1.journal import Follower
@@ -349,6 +349,9 @@ def gc(pod_dir: str) -> int:
     """Host-side leftovers of an exited pod: its network, a failed unit. (Mounts live and die in
     nspawn's namespace.)"""
     paths = PodPaths(pod_dir)
+    with contextlib.suppress(OSError, Error):  # a fly sandbox's apps: host units and root mounts
+        if (spec := load(pod_dir)[0]).host_pid:
+            fly.sweep(spec, paths)
     with contextlib.suppress(OSError, Error):  # its network, if its unit could not take it down
         network.down(load(pod_dir)[0].uuid)
     if not os.path.exists(paths.unit):
@@ -370,9 +373,8 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
 def enter_command(
     pod_dir: str, app: str | None, command: list[str], *, tty: bool, term: str, unit: str = ""
 ) -> tuple[list[str], str]:
-    """The command line that runs ``command`` in the running pod's app as ``enter`` does, and the
-    pod's machine name; the CRI's exec (stage0/cri/exec.py) spawns it. ``unit``: the transient
-    unit's name, to stop it by (systemd-run picks one without)."""
+    """The command line that runs ``command`` in the running pod's app as ``enter`` does, and the pod's
+    machine name (stage0/cri/exec.py spawns it); ``unit``: the transient unit's name, to stop it by."""
     spec, paths = load(pod_dir)
     spec = mds.registered_url(spec, paths)
     app = spec.chosen(app).name
@@ -384,12 +386,14 @@ def enter_command(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
     check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
+    if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
+        how = {"tty": tty, "term": term, "unit": unit}
+        return fly.enter_argv(spec, paths, spec.app(app), command, host_hidden(), **how), ""
     main = 0
     if spec.app(app).privileged:  # it joins the app's own mount namespace (stage1/enter.py joined)
         with Systemd(spec.machine) as pod:
-            main = pod.status(f"{app}.service").main_pid
-        if not main:
-            raise Error(f"app {app} is not running", hint="start it first")
+            if not (main := pod.status(f"{app}.service").main_pid):
+                raise Error(f"app {app} is not running", hint="start it first")
     argv = enter_argv(
         spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit, main=main
     )

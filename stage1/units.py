@@ -23,7 +23,14 @@ from stage1.app_unit import (
     ready_unit,
     reaper_unit,
 )
-from stage1.crilog import WRITER, writer_unit, writer_unit_name
+from stage1.crilog import (
+    WRITER,
+    has_writer,
+    socket_unit_name,
+    stdio_socket_unit,
+    writer_unit,
+    writer_unit_name,
+)
 from stage1.escape import command, path, unit_path
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
@@ -229,10 +236,13 @@ def app_files(
     volumes = {
         f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app, sandbox=spec.sandbox)))
     }
-    writer = {f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app)))}
+    writer = {
+        f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app))),
+        f"{units}/{socket_unit_name(app.name)}": TreeFile(render(stdio_socket_unit(app))),
+    }
     return (
         (volumes if has_volumes_unit(app) else {})
-        | (writer if app.log_path else {})
+        | (writer if has_writer(app) else {})
         | {
             f"{units}/{app.name}.service": TreeFile(
                 render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))

@@ -83,6 +83,7 @@ class Sandboxes:
                 log_directory=config.log_directory,
                 hostname=config.hostname,
                 host_network=translate.host_network(config),
+                host_pid=pod_request.host_pid,
                 pod_dir=pod.path,
                 config=json_format.MessageToJson(config),
             )
@@ -183,8 +184,11 @@ def sandbox_status(
         ip=addresses[0] if addresses else "",
         additional_ips=[api_pb2.PodIP(ip=a) for a in addresses[1:]],
     )
-    mode = api_pb2.NamespaceMode.NODE if record.host_network else api_pb2.NamespaceMode.POD
-    namespaces = api_pb2.Namespace(options=api_pb2.NamespaceOption(network=mode))
+    node, own = api_pb2.NamespaceMode.NODE, api_pb2.NamespaceMode.POD
+    options = api_pb2.NamespaceOption(
+        network=node if record.host_network else own, pid=node if record.host_pid else own
+    )
+    namespaces = api_pb2.Namespace(options=options)
     return api_pb2.PodSandboxStatus(
         id=record.id,
         metadata=metadata(record),

@@ -56,22 +56,28 @@ def _unsupported(what: str) -> Failure:
     )
 
 
-def _namespaces(options: Any) -> None:
-    """The node's PID and IPC namespaces are out of nspawn's reach (it always makes its own); a
-    container's own PID namespace is the pod's (kubelet asks CONTAINER for every pod that does
-    not share its process namespace: refusing it would refuse every pod)."""
-    if options.pid == NODE:
-        raise _unsupported("the node's PID namespace (hostPID)")
+def _namespaces(options: Any, *, host_pid: bool = False) -> None:
+    """The node's IPC namespace is out of nspawn's reach (it always makes its own); the node's PID
+    namespace is a hostPID sandbox's alone (``host_pid``), whose containers run as host units
+    (stage1/fly). A container's own PID namespace is the pod's (kubelet asks CONTAINER for every pod
+    that does not share its process namespace: refusing it would refuse every pod)."""
+    if options.pid == NODE and not host_pid:
+        raise invalid("a container asks for the node's PID namespace in a sandbox that did not (hostPID)")
     if options.ipc == NODE:
         raise _unsupported("the node's IPC namespace (hostIPC)")
     if options.pid == api_pb2.NamespaceMode.TARGET:
         raise _unsupported("another container's PID namespace (TARGET)")
 
 
+def host_pid(config: api_pb2.PodSandboxConfig) -> bool:
+    """The sandbox asks for the node's PID namespace (hostPID): its containers run as host units."""
+    return bool(_linux_security(config).namespace_options.pid == NODE)
+
+
 def pod_security(config: api_pb2.PodSandboxConfig, request: PodRequest) -> PodRequest:
     security = _linux_security(config)
     options = security.namespace_options
-    _namespaces(options)
+    _namespaces(options, host_pid=host_pid(config))
     if security.HasField("run_as_group") and not security.HasField("run_as_user"):
         raise invalid("the sandbox's run_as_group is set without run_as_user")
     host_network = options.network == NODE
@@ -81,7 +87,9 @@ def pod_security(config: api_pb2.PodSandboxConfig, request: PodRequest) -> PodRe
             raise invalid(problem)
     nets = ("host",) if host_network else request.nets
     # each container gets the filter its own request asks for, and no other over it (nspawn's)
-    return dataclasses.replace(request, nets=nets, sysctl=sysctl, capabilities=(ALL,), app_filters=True)
+    return dataclasses.replace(
+        request, nets=nets, sysctl=sysctl, capabilities=(ALL,), app_filters=True, host_pid=host_pid(config)
+    )
 
 
 def container_security(
@@ -95,7 +103,7 @@ def container_security(
     """``image``: the image's configuration, unused (the planner resolves names in the image's
     own tree); ``read``: how a Localhost seccomp profile is read (the node's file by default)."""
     security = _linux_security(config)
-    _namespaces(security.namespace_options)
+    _namespaces(security.namespace_options, host_pid=host_pid(sandbox))
     privileged = security.privileged
     if privileged and not _linux_security(sandbox).privileged:
         raise invalid(

@@ -150,6 +150,10 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         stop_signal=stop_signal(manifest.annotation(STOP_SIGNAL)),
         log_path=request.log_path,
+        cri_stdio=request.cri_stdio,
+        stdin=request.stdin,
+        stdin_once=request.stdin_once,
+        tty=request.tty,
         **isolator_limits(isolators(request, image)),
     )
     return confined(planned, request, tree)
@@ -309,6 +313,7 @@ def plan_pod(
         capabilities=request.capabilities,
         app_filters=request.app_filters,
         sysctl=pod_sysctl(request.sysctl, own_network=networks is not None),
+        host_pid=request.host_pid,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

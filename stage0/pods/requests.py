@@ -78,6 +78,10 @@ class AppRequest:
     app: App | None = None  # a pod manifest's app, replacing the image's whole (--pod-manifest)
     annotations: tuple[tuple[str, str], ...] = ()  # the app's, in the pod manifest
     log_path: str = ""  # a CRI container's log file (absolute host path), besides the journal
+    cri_stdio: bool = False  # a CRI container's stdio, stdin, stdin_once and tty (stage1.abi AppSpec)
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
     confinement: Confinement | None = None  # an orchestrator's (the CRI's), over the image's isolators
 
 
@@ -105,6 +109,8 @@ class PodRequest:
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's own kernel settings (the CRI's sysctls)
     app_filters: bool = False  # no nspawn filter over the pod: each app's own alone (the CRI's)
+    # the CRI's hostPID: the sandbox's apps run as host units in the host's PID namespace (stage1/fly)
+    host_pid: bool = False
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:
