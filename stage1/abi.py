@@ -25,10 +25,10 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl. A stage1 reads specs of every earlier version as well (each only added
-# fields with defaults).
-ABI_VERSION = 8
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+# capabilities and sysctl; 9: host_ipc. A stage1 reads specs of every earlier version as well
+# (each only added fields with defaults).
+ABI_VERSION = 9
+READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
@@ -243,6 +243,7 @@ class PodSpec:
     # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
+    host_ipc: bool = False  # the apps share the host's IPC namespace (the CRI's ipc NODE), not the pod's
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -301,6 +302,7 @@ class PodSpec:
             sandbox=data.get("sandbox", False),
             capabilities=tuple(data.get("capabilities", ())),
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
+            host_ipc=data.get("host_ipc", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

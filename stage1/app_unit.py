@@ -14,6 +14,7 @@ from collections.abc import Callable
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.crilog import app_log_dependencies, app_log_stdio
 from stage1.escape import assignment, command, path, quote
+from stage1.namespaces import ipc_settings
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
@@ -170,11 +171,11 @@ def pod_etc(spec: PodSpec) -> tuple[str, ...]:
 
 
 def profile(
-    app: AppSpec, hidden: tuple[str, ...] = HIDDEN, etc: tuple[str, ...] = ()
+    app: AppSpec, hidden: tuple[str, ...] = HIDDEN, etc: tuple[str, ...] = (), *, host_ipc: bool = False
 ) -> list[tuple[str, str]]:
     """Where and as whom the app runs, and its confinement: the settings its unit and every command
     entered into it (``nspod enter``) share. ``hidden``: the kernel paths to hide that the host has;
-    ``etc``: the files of the pod's /etc the app gets (pod_etc)."""
+    ``etc``: the files of the pod's /etc the app gets (pod_etc); ``host_ipc``: the pod's."""
     env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     return [
         ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
@@ -195,6 +196,7 @@ def profile(
         *masks(app),
         *read_only_root(app),
         *limits(app),
+        *ipc_settings(host_ipc),
     ]
 
 
@@ -310,9 +312,12 @@ def app_unit(
     index: int = 0,
     hidden: tuple[str, ...] = HIDDEN,
     etc: tuple[str, ...] = (),
+    *,
+    host_ipc: bool = False,
 ) -> list[Entry]:
     """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
-    ``hidden``: the kernel paths to hide that the host has; ``etc``: the pod's /etc files it gets."""
+    ``hidden``: the kernel paths to hide that the host has; ``etc``: the pod's /etc files it gets;
+    ``host_ipc``: the pod shares the host's IPC namespace."""
     root = APP_ROOT.format(app=app.name)
     unit = section(
         "Unit",
@@ -342,7 +347,7 @@ def app_unit(
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,
-        *profile(app, hidden, etc),
+        *profile(app, hidden, etc, host_ipc=host_ipc),
         *(("ExecStartPre", command(c)) for c in app.pre_start),
         ("ExecStart", command(app.exec)),
         *(("ExecStopPost", command(c)) for c in app.post_stop),

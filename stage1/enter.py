@@ -49,7 +49,7 @@ def enter_argv(
         # systemd-run's -p reads a unit file's quoting but expands no specifiers: undo their doubling
         *(
             f"--property={key}={value.replace('%%', '%')}"
-            for key, value in profile(spec.app(app), hidden, pod_etc(spec))
+            for key, value in profile(spec.app(app), hidden, pod_etc(spec), host_ipc=spec.host_ipc)
         ),
     ]
     if tty:

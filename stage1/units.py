@@ -235,7 +235,7 @@ def app_files(
         | (writer if app.log_path else {})
         | {
             f"{units}/{app.name}.service": TreeFile(
-                render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
+                render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec), host_ipc=spec.host_ipc))
             ),
             f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
             f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),

@@ -184,7 +184,8 @@ def sandbox_status(
         additional_ips=[api_pb2.PodIP(ip=a) for a in addresses[1:]],
     )
     mode = api_pb2.NamespaceMode.NODE if record.host_network else api_pb2.NamespaceMode.POD
-    namespaces = api_pb2.Namespace(options=api_pb2.NamespaceOption(network=mode))
+    ipc = sandbox_config(record).linux.security_context.namespace_options.ipc
+    namespaces = api_pb2.Namespace(options=api_pb2.NamespaceOption(network=mode, ipc=ipc))
     return api_pb2.PodSandboxStatus(
         id=record.id,
         metadata=metadata(record),
@@ -196,6 +197,14 @@ def sandbox_status(
         annotations=record.annotations,
         runtime_handler=record.runtime_handler,
     )
+
+
+def sandbox_config(record: SandboxRecord) -> api_pb2.PodSandboxConfig:
+    """The config the sandbox was run with (as its record keeps it; empty where none was kept)."""
+    config = api_pb2.PodSandboxConfig()
+    if record.config:
+        json_format.Parse(record.config, config, ignore_unknown_fields=True)
+    return config
 
 
 def labels_match(labels: dict[str, str], selector: Any) -> bool:

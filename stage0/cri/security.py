@@ -16,9 +16,10 @@ cannot give yet). What Kubernetes means, after containerd's and CRI-O's reading 
 * run_as_group needs run_as_user or run_as_username; a user without a group gets its primary
   group from the image's /etc/passwd, and the groups /etc/group lists it in join the
   supplemental ones (the planner reads the image: stage0/confinement.py);
-* a sandbox's host network is --net=host; its sysctls are the pod's own (IPC namespace, and
-  net.* with a network of its own); every CRI sandbox keeps every capability in its bounding
-  set, since its containers may add any, each narrowed by its own unit.
+* a sandbox's host network is --net=host, its host IPC the host's IPC namespace for each of its
+  containers (stage1/namespaces.py); its sysctls are the pod's own (kernel.shm* … with an IPC
+  namespace of its own, net.* with a network of its own); every CRI sandbox keeps every
+  capability in its bounding set, since its containers may add any, each narrowed by its own unit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import grpc
 from stage0.cri.proto import api_pb2
 from stage0.cri.seccomp_profile import profile_filter
 from stage0.cri.status import Failure, invalid
-from stage0.pods.confinement import sysctl_problem
+from stage0.pods.confinement import IPC_SYSCTL, sysctl_problem
 from stage0.pods.requests import AppRequest, Confinement, PodRequest, parse_isolator_flag
 from stage0.schema.isolators import Isolator
 
@@ -57,13 +58,11 @@ def _unsupported(what: str) -> Failure:
 
 
 def _namespaces(options: Any) -> None:
-    """The node's PID and IPC namespaces are out of nspawn's reach (it always makes its own); a
+    """The node's PID namespace is out of nspawn's reach (it always makes its own); a
     container's own PID namespace is the pod's (kubelet asks CONTAINER for every pod that does
     not share its process namespace: refusing it would refuse every pod)."""
     if options.pid == NODE:
         raise _unsupported("the node's PID namespace (hostPID)")
-    if options.ipc == NODE:
-        raise _unsupported("the node's IPC namespace (hostIPC)")
     if options.pid == api_pb2.NamespaceMode.TARGET:
         raise _unsupported("another container's PID namespace (TARGET)")
 
@@ -74,13 +73,15 @@ def pod_security(config: api_pb2.PodSandboxConfig, request: PodRequest) -> PodRe
     _namespaces(options)
     if security.HasField("run_as_group") and not security.HasField("run_as_user"):
         raise invalid("the sandbox's run_as_group is set without run_as_user")
-    host_network = options.network == NODE
+    host_network, host_ipc = options.network == NODE, options.ipc == NODE
     sysctl = tuple(sorted(config.linux.sysctls.items()))
     for key, _ in sysctl:
         if problem := sysctl_problem(key, own_network=not host_network):
             raise invalid(problem)
+        if host_ipc and IPC_SYSCTL.fullmatch(key):
+            raise invalid(f"sysctl {key} is the host's: the sandbox shares the host's IPC namespace")
     nets = ("host",) if host_network else request.nets
-    return dataclasses.replace(request, nets=nets, sysctl=sysctl, capabilities=(ALL,))
+    return dataclasses.replace(request, nets=nets, sysctl=sysctl, capabilities=(ALL,), host_ipc=host_ipc)
 
 
 def container_security(
@@ -95,6 +96,10 @@ def container_security(
     own tree); ``read``: how a Localhost seccomp profile is read (the node's file by default)."""
     security = _linux_security(config)
     _namespaces(security.namespace_options)
+    # a container's IPC namespace is its sandbox's (the host's in a hostIPC sandbox): the host's
+    # for a container alone cannot be given
+    if security.namespace_options.ipc == NODE != _linux_security(sandbox).namespace_options.ipc:
+        raise invalid("a container in the host's IPC namespace needs a sandbox in it (its ipc NODE)")
     privileged = security.privileged
     if privileged and not _linux_security(sandbox).privileged:
         raise invalid(

@@ -104,6 +104,7 @@ class PodRequest:
     # later apps (the CRI's: a container may add any capability)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's own kernel settings (the CRI's sysctls)
+    host_ipc: bool = False  # its apps in the host's IPC namespace (the CRI's ipc NODE)
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

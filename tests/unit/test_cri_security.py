@@ -75,8 +75,8 @@ def test_host_network_is_net_host_and_the_pods_own_is_the_default() -> None:
     assert pod_security(sandbox(), PodRequest(apps=(), nets=("default",))).nets == ("default",)
 
 
-@pytest.mark.parametrize("field", ["pid", "ipc"])
-def test_the_nodes_pid_and_ipc_namespaces_are_refused_clearly(field: str) -> None:
+@pytest.mark.parametrize("field", ["pid"])
+def test_the_nodes_pid_namespace_is_refused_clearly(field: str) -> None:
     options = cri.NamespaceOption(**{field: cri.NamespaceMode.NODE})
     with pytest.raises(Failure) as error:
         pod_security(sandbox(namespace_options=options), PodRequest(apps=()))
