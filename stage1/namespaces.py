@@ -21,5 +21,7 @@ def host_ipc_argv(host_ipc: bool) -> list[str]:
 
 
 def ipc_settings(host_ipc: bool) -> list[tuple[str, str]]:
-    """The app's IPC namespace as unit settings: the pod's (none), or the host's."""
-    return [("IPCNamespacePath", HOST_IPC)] if host_ipc else []
+    """The app's IPC namespace as unit settings: the pod's (none), or the host's. systemd 252 makes
+    the runtime that carries a namespace to join only for PrivateIPC= (IPCNamespacePath= alone is
+    silently ignored); with both, the path is joined, no namespace made."""
+    return [("PrivateIPC", "yes"), ("IPCNamespacePath", HOST_IPC)] if host_ipc else []

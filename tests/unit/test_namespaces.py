@@ -53,7 +53,7 @@ def test_a_container_gets_the_hosts_ipc_namespace_only_in_a_host_ipc_sandbox() -
 def test_only_a_host_ipc_pod_binds_the_hosts_ipc_namespace() -> None:
     assert host_ipc_argv(False) == [] and ipc_settings(False) == []
     assert host_ipc_argv(True) == [f"--bind-ro=/proc/self/ns/ipc:{HOST_IPC}"]
-    assert ipc_settings(True) == [("IPCNamespacePath", HOST_IPC)]
+    assert ipc_settings(True) == [("PrivateIPC", "yes"), ("IPCNamespacePath", HOST_IPC)]
 
 
 def test_the_app_and_what_is_entered_join_the_hosts_ipc_namespace_alike() -> None:
