@@ -15,6 +15,7 @@ from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.crilog import app_log_dependencies, app_log_stdio
 from stage1.escape import assignment, command, path, quote
 from stage1.namespaces import ipc_settings
+from stage1.pidns import widened, wrapped
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
@@ -158,16 +159,11 @@ POD_ETC = "/nspod/etc"  # the pod's own resolv.conf and hosts (--dns, --hosts-en
 
 
 def pod_etc(spec: PodSpec) -> tuple[str, ...]:
-    """The files of /etc the pod gives its apps over their images' own."""
-    return tuple(
-        name
-        for name, given in (
-            # by default stage1 always gives one (stage1/cni.py with_dns)
-            ("resolv.conf", spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default),
-            ("hosts", spec.hosts is not None or spec.hosts_from_host),
-        )
-        if given
-    )
+    """The files of /etc the pod gives its apps over their images' own (by default stage1 always
+    gives a resolv.conf: stage1/cni.py with_dns)."""
+    resolv = spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default
+    hosts = spec.hosts is not None or spec.hosts_from_host
+    return tuple(name for name, given in (("resolv.conf", resolv), ("hosts", hosts)) if given)
 
 
 def profile(
@@ -257,11 +253,10 @@ def masks(app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind) -> li
 
 
 def read_only_root(app: AppSpec) -> list[tuple[str, str]]:
-    """--readonly-rootfs: the app's whole root read-only in its own mount namespace (ProtectSystem=
-    strict under RootDirectory=; /proc, /sys, /dev stay as they are), but for the volumes it mounts
-    writable. (nspawn's --overlay-ro cannot do it: an image without /proc, /sys and /dev could not
-    even be started.) systemd 252 reads ReadWritePaths= outside the root, later versions inside
-    it: each path is named both ways, "-" ignoring the one that does not exist."""
+    """--readonly-rootfs: the app's root read-only in its own mount namespace (ProtectSystem=strict
+    under RootDirectory=; not /proc, /sys, /dev; nspawn's --overlay-ro would need them in every
+    image), but for its writable volumes: systemd 252 reads ReadWritePaths= outside the root,
+    later ones inside: each path is named both ways ("-": whichever exists)."""
     if not app.read_only_rootfs:
         return []
     root = APP_ROOT.format(app=app.name)
@@ -315,10 +310,14 @@ def app_unit(
     *,
     host_ipc: bool = False,
 ) -> list[Entry]:
-    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
-    ``hidden``: the kernel paths to hide that the host has; ``etc``: the pod's /etc files it gets;
-    ``host_ipc``: the pod shares the host's IPC namespace."""
+    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod; the rest
+    as for profile."""
     root = APP_ROOT.format(app=app.name)
+    settings = profile(app, hidden, etc, host_ipc=host_ipc)
+
+    def run(argv: tuple[str, ...]) -> str:  # through nspod-pidns for an app with its own PID namespace
+        return command(wrapped(app, settings, argv))
+
     unit = section(
         "Unit",
         ("Description", f"Application {app.name}"),
@@ -347,10 +346,10 @@ def app_unit(
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,
-        *profile(app, hidden, etc, host_ipc=host_ipc),
-        *(("ExecStartPre", command(c)) for c in app.pre_start),
-        ("ExecStart", command(app.exec)),
-        *(("ExecStopPost", command(c)) for c in app.post_stop),
+        *widened(app, settings),
+        *(("ExecStartPre", run(c)) for c in app.pre_start),
+        ("ExecStart", run(app.exec)),
+        *(("ExecStopPost", run(c)) for c in app.post_stop),
         *(app_log_stdio(app) if app.log_path else app_stdio(stdio, index)),
         ("SyslogIdentifier", app.name),
         ("Sockets", " ".join(sockets)) if sockets else None,

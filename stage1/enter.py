@@ -14,6 +14,7 @@ import os
 
 from stage1.abi import DEFAULT_PATH, AppSpec, Error, PodPaths, PodSpec
 from stage1.app_unit import pod_etc, profile
+from stage1.pidns import widened, wrapped
 
 SYSTEMD_RUN = "/usr/bin/systemd-run"
 
@@ -28,13 +29,17 @@ def enter_argv(
     leader: int = 0,
     term: str = "dumb",
     unit: str = "",
+    main_pid: int = 0,
 ) -> list[str]:
     """systemd-run's command line; the command's exit status is systemd-run's. Without ``tty``
     the caller's stdin, stdout and stderr are the command's, through machined's bus. With it, the
     caller's terminal is relayed to a pty the pod allocates: systemd-run --pty --machine= ends at
     once in systemd 252 (silently, exit 1), so systemd-run itself runs in the pod's namespaces
-    (those of ``leader``, the pod's systemd) and asks the pod's systemd locally."""
+    (those of ``leader``, the pod's systemd) and asks the pod's systemd locally. ``main_pid``: the
+    app's main process, in the pod, whose PID namespace an app with its own has the command join."""
     where = ["/usr/bin/nsenter", f"--target={leader}", "--all"] if tty else []
+    chosen = spec.app(app)
+    settings = profile(chosen, hidden, pod_etc(spec), host_ipc=spec.host_ipc)
     argv = [
         *where,
         SYSTEMD_RUN,
@@ -47,14 +52,11 @@ def enter_argv(
         f"--description=nspod enter {app}",
         *([f"--unit={unit}"] if unit else []),
         # systemd-run's -p reads a unit file's quoting but expands no specifiers: undo their doubling
-        *(
-            f"--property={key}={value.replace('%%', '%')}"
-            for key, value in profile(spec.app(app), hidden, pod_etc(spec), host_ipc=spec.host_ipc)
-        ),
+        *(f"--property={key}={value.replace('%%', '%')}" for key, value in widened(chosen, settings)),
     ]
     if tty:
         argv.append(f"--setenv=TERM={term}")
-    return [*argv, "--", *(command or ["/bin/sh"])]
+    return [*argv, "--", *wrapped(chosen, settings, tuple(command or ["/bin/sh"]), join=main_pid)]
 
 
 def check_command(paths: PodPaths, app: AppSpec, name: str) -> None:
@@ -68,3 +70,14 @@ def check_command(paths: PodPaths, app: AppSpec, name: str) -> None:
         f"app {app.name} has no command {name!r}",
         hint="give a program in the app's image (absolute, or found on its PATH)",
     )
+
+
+def app_main_pid(machine: str, app: str) -> int:
+    """The app's main process in the pod (nspod-pidns, whose children are in the app's PID namespace)."""
+    from stage1.systemd import Systemd  # the bus: only for a running pod's commands
+
+    with Systemd(machine) as pod:
+        pid = pod.status(f"{app}.service").main_pid
+    if not pid:
+        raise Error(f"app {app} is not running", hint="start it first: a command joins its PID namespace")
+    return pid

@@ -18,11 +18,12 @@ from stage1.app_unit import HIDDEN, described
 from stage1.atomic import write_atomic
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
-from stage1.enter import check_command, enter_argv
+from stage1.enter import app_main_pid, check_command, enter_argv
 from stage1.halt import halt, hearing
 from stage1.heir import spawn
 from stage1.journal import Follower
 from stage1.nspawn import pod_command, pod_service, spec_limits, stale_limit_drop_ins
+from stage1.pidns import own_pid
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
 from stage1.transient import TransientService
@@ -383,6 +384,17 @@ def enter_command(
         raise Error(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
+    main_pid = app_main_pid(spec.machine, app) if own_pid(spec.app(app)) else 0
     check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
-    argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit)
+    argv = enter_argv(
+        spec,
+        app,
+        command,
+        tty=tty,
+        hidden=host_hidden(),
+        leader=leader,
+        term=term,
+        unit=unit,
+        main_pid=main_pid,
+    )
     return argv, spec.machine

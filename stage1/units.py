@@ -8,7 +8,7 @@ has ended, ``shutdown.service`` ends the pod.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from stage1.abi import APP_ROOT, Error, PodSpec
@@ -25,6 +25,7 @@ from stage1.app_unit import (
 )
 from stage1.crilog import WRITER, writer_unit, writer_unit_name
 from stage1.escape import command, path, unit_path
+from stage1.pidns import BUILT, HELPER_IN_POD, own_pid
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
 from stage1.volumes import MOUNT_VOLUMES, volumes_unit, volumes_unit_name
@@ -135,6 +136,7 @@ class Tree:
     files: dict[str, TreeFile]
     links: dict[str, str]
     dirs: tuple[str, ...]
+    programs: dict[str, str] = field(default_factory=dict)  # copies of the host's built ones (if built)
 
 
 # The pod's journal is what `journalctl -M` reads; everything in it also reaches the host's journal
@@ -318,4 +320,6 @@ def tree(
         GENERATORS.lstrip("/"),
         *(APP_ROOT.format(app=a.name).lstrip("/") for a in spec.apps),
     )
-    return Tree(files, links, dirs)
+    # a sandbox's apps may need it later
+    wants_helper = spec.sandbox or any(own_pid(app) for app in spec.apps)
+    return Tree(files, links, dirs, {HELPER_IN_POD.lstrip("/"): BUILT} if wants_helper else {})

@@ -33,6 +33,7 @@ import grpc
 from stage0.cri.proto import api_pb2
 from stage0.cri.seccomp_profile import profile_filter
 from stage0.cri.status import Failure, invalid
+from stage0.host.executor import pidns_helper_built
 from stage0.pods.confinement import IPC_SYSCTL, sysctl_problem
 from stage0.pods.requests import AppRequest, Confinement, PodRequest, parse_isolator_flag
 from stage0.schema.isolators import Isolator
@@ -59,8 +60,8 @@ def _unsupported(what: str) -> Failure:
 
 def _namespaces(options: Any) -> None:
     """The node's PID namespace is out of nspawn's reach (it always makes its own); a
-    container's own PID namespace is the pod's (kubelet asks CONTAINER for every pod that does
-    not share its process namespace: refusing it would refuse every pod)."""
+    container's own (CONTAINER, what kubelet asks for every pod that does not share its process
+    namespace) is given by nspod-pidns (stage1/pidns.py)."""
     if options.pid == NODE:
         raise _unsupported("the node's PID namespace (hostPID)")
     if options.pid == api_pb2.NamespaceMode.TARGET:
@@ -91,9 +92,11 @@ def container_security(
     request: AppRequest,
     *,
     read: Callable[[str], str] | None = None,
+    helper: Callable[[], bool] | None = None,
 ) -> AppRequest:
     """``image``: the image's configuration, unused (the planner resolves names in the image's
-    own tree); ``read``: how a Localhost seccomp profile is read (the node's file by default)."""
+    own tree); ``read``: how a Localhost seccomp profile is read (the node's file by default);
+    ``helper``: whether nspod-pidns is built (asked of the disk by default)."""
     security = _linux_security(config)
     _namespaces(security.namespace_options)
     # a container's IPC namespace is its sandbox's (the host's in a hostIPC sandbox): the host's
@@ -104,6 +107,13 @@ def container_security(
     if privileged and not _linux_security(sandbox).privileged:
         raise invalid(
             "a privileged container needs a privileged sandbox (its security context's privileged)"
+        )
+    own_pid = security.namespace_options.pid == CONTAINER
+    if own_pid and not (helper or pidns_helper_built)():
+        raise Failure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "a PID namespace of the container's own needs nspod-pidns, which is not built here",
+            hint="make helpers (stage1/helpers/pidns.c)",
         )
     user, group = _identity(security)
     added, dropped = _capabilities(security.capabilities)
@@ -116,6 +126,7 @@ def container_security(
         masked_paths=tuple(_absolute(p, "masked path") for p in security.masked_paths),
         readonly_paths=tuple(_absolute(p, "read-only path") for p in security.readonly_paths),
         image_groups=True,
+        own_pid_namespace=own_pid,
     )
     return dataclasses.replace(
         request,

@@ -53,6 +53,7 @@ class Confinement:
     # the groups the image's /etc/group gives the user join its supplementary ones, and a user
     # without a group gets its primary one from the image's /etc/passwd (what docker and the CRI do)
     image_groups: bool = False
+    own_pid_namespace: bool = False  # the app PID 1 of a PID namespace of its own (the CRI's pid CONTAINER)
 
 
 @dataclass(frozen=True, slots=True)

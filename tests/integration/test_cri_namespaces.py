@@ -82,3 +82,52 @@ def test_a_host_ipc_container_needs_a_host_ipc_sandbox(cri: Cri) -> None:  # noq
         assert "InvalidArgument" in answer, answer
     finally:
         gone(cri, pod)
+
+
+def status_field(cri: Cri, ctr: str, pid: str, field: str) -> str:  # noqa: F811
+    script = f'while read -r k v; do [ "$k" = {field}: ] && echo "$v"; done < /proc/{pid}/status; true'
+    return cri("exec", "-s", ctr, "sh", "-c", script).strip()
+
+
+def cmdlines(cri: Cri, ctr: str) -> str:  # noqa: F811
+    """Every process's command line the container sees, NULs as spaces, one a line."""
+    script = 'for p in /proc/[0-9]*; do echo "${p#/proc/}: $(cat $p/cmdline)"; done'
+    return cri("exec", "-s", ctr, "sh", "-c", script).replace("\0", " ")
+
+
+def test_a_container_with_a_pid_namespace_of_its_own_is_its_pid_1(cri: Cri) -> None:  # noqa: F811
+    pod_config = sandbox(cri, "ownpid", pid=CONTAINER)
+    pod, first = running(cri, pod_config, container(cri, "first", "sleep 601", pid=CONTAINER))
+    second = cri("create", pod, container(cri, "second", "sleep 602", pid=CONTAINER), pod_config).strip()
+    cri("start", second)
+    wait_for("second", lambda: json.loads(cri("inspect", second))["status"]["state"] == "CONTAINER_RUNNING")
+    try:
+        assert "601" in cri("exec", "-s", first, "cat", "/proc/1/cmdline").replace("\0", " ")
+        assert "602" in cri("exec", "-s", second, "cat", "/proc/1/cmdline").replace("\0", " ")
+        seen = cmdlines(cri, first)
+        # its own processes alone: not the other container's, not the pod's systemd or log writers
+        assert "602" not in seen and "systemd" not in seen and "cri-log" not in seen, seen
+        assert len(seen.splitlines()) <= 4, seen  # sleep, and the exec's sh and its cat
+        # the app's confinement as before: no CAP_SYS_ADMIN (bit 21) or CAP_SETPCAP beyond
+        # nspod's default set, the kernel's paths read-only and hidden under the fresh /proc
+        default_set = "00000000a80425fb"
+        assert status_field(cri, first, "1", "CapBnd") == default_set
+        assert status_field(cri, first, "self", "CapEff") == default_set
+        assert status_field(cri, first, "self", "NoNewPrivs") == status_field(cri, first, "1", "NoNewPrivs")
+        wrote = cri("exec", "-s", first, "sh", "-c", "echo 1 > /proc/sys/kernel/ns_last_pid", check=False)
+        assert "Read-only" in wrote, wrote
+        assert cri("exec", "-s", first, "cat", "/proc/kallsyms").strip() == ""
+        assert cri("exec", "-s", first, "ls", "/proc/acpi").strip() == ""
+    finally:
+        gone(cri, pod)
+    _nothing_left()
+
+
+def test_a_container_in_the_pods_pid_namespace_sees_the_pod(cri: Cri) -> None:  # noqa: F811
+    pod_config = sandbox(cri, "podpid")
+    pod, ctr = running(cri, pod_config, container(cri, "podpid", "sleep 603"))
+    try:
+        assert "systemd" in cri("exec", "-s", ctr, "cat", "/proc/1/cmdline")
+        assert "603" in cmdlines(cri, ctr)
+    finally:
+        gone(cri, pod)
