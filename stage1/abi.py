@@ -25,8 +25,9 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl; 9: host_ipc, pid_namespace. A stage1 reads specs of every earlier version as well
-# (each only added fields with defaults).
+# capabilities and sysctl; 9: stdin, stdin_once, tty (a CRI container's), host_ipc,
+# pid_namespace. A stage1 reads specs of every earlier version as well (each only added fields
+# with defaults).
 ABI_VERSION = 9
 READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
@@ -210,6 +211,11 @@ class AppSpec:
     # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
     # journal; "": none
     log_path: str = ""
+    # with a log path: a stdin attach can write to; ended when the first attach with stdin ends
+    # (stdin_once); a terminal (tty) the app's stdin, stdout and stderr are, as the CRI asks
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
     pid_namespace: str = ""  # "container": a PID namespace of the app's own (stage1/pidns.py); "": the pod's
 
 

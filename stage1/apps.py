@@ -22,7 +22,7 @@ import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
-from stage1.crilog import log_dir, writer_unit_name
+from stage1.crilog import log_dir, socket_unit_name, writer_unit_name
 from stage1.nspawn import spec_limits
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
@@ -73,7 +73,7 @@ def add(pod_dir: str, name: str) -> int:
         # Python's start was ~50 ms of every container's start→exit (bench/cri.py). Not started
         # here, the app's Requires= starts it, and says why it cannot, as before.
         with contextlib.suppress(Error), Systemd(spec.machine) as pod:
-            pod.start_unit(writer_unit_name(app.name))
+            pod.start_unit(writer_unit_name(app.name))  # its socket unit (the FIFOs) first
     return 0
 
 
@@ -226,7 +226,8 @@ def remove(pod_dir: str, name: str) -> int:
     app = spec.app(name)
     root = APP_ROOT.format(app=app.name)
     with Systemd(spec.machine) as pod:
-        writer = (writer_unit_name(app.name),) if app.log_path else ()  # after the app: it drains it
+        # after the app: the writer drains its FIFOs, which the socket holds until then
+        writer = (writer_unit_name(app.name), socket_unit_name(app.name)) if app.log_path else ()
         own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
         for unit in (*own, *writer):
             with contextlib.suppress(UnitNotFound):

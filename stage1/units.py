@@ -23,7 +23,7 @@ from stage1.app_unit import (
     ready_unit,
     reaper_unit,
 )
-from stage1.crilog import WRITER, writer_unit, writer_unit_name
+from stage1.crilog import WRITER, socket_unit_name, stdio_socket_unit, writer_unit, writer_unit_name
 from stage1.escape import command, path, unit_path
 from stage1.pidns import BUILT, HELPER_IN_POD, own_pid
 from stage1.stdio import Stdio
@@ -231,7 +231,10 @@ def app_files(
     volumes = {
         f"{units}/{volumes_unit_name(app.name)}": TreeFile(render(volumes_unit(app, sandbox=spec.sandbox)))
     }
-    writer = {f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app)))}
+    writer = {
+        f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app))),
+        f"{units}/{socket_unit_name(app.name)}": TreeFile(render(stdio_socket_unit(app))),
+    }
     return (
         (volumes if app.mounts else {})
         | (writer if app.log_path else {})

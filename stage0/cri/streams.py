@@ -57,12 +57,15 @@ class Streams:
         return f"/proc/{machine_leader(pod.machine)}/ns/net"
 
     def attach(self, container_id: str, io: AttachIO) -> None:
-        self.container(container_id)
-        raise Failure(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "attach to a container's main process is not supported yet",
-            hint="use exec; a container's output is in its log",
-        )
+        from stage0.cri.attach import connect, relay
+
+        found = self.container(container_id)
+        pod = find_view(self.options, self.state.container(container_id).sandbox_id)  # type: ignore[union-attr]
+        if pod is None or not pod.machine:
+            raise Failure(
+                grpc.StatusCode.FAILED_PRECONDITION, f"container {container_id[:13]} is not running"
+            )
+        relay(connect(machine_leader(pod.machine), found.app), io)
 
 
 class Streaming:

@@ -150,6 +150,9 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         stop_signal=stop_signal(manifest.annotation(STOP_SIGNAL)),
         log_path=request.log_path,
+        stdin=request.stdin,
+        stdin_once=request.stdin_once,
+        tty=request.tty,
         **isolator_limits(isolators(request, image)),
     )
     return confined(planned, request, tree)

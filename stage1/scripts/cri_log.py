@@ -1,32 +1,47 @@
 #!/usr/bin/python3
-# cri-log APP PATH: the log writer of app APP, a container of `nspod cri` (runs in the pod, as
-# cri-log-APP.service). The app's stdout and stderr connect to its sockets (systemd's file: on
-# /run/nspod/crilog/APP.out and .err); every line goes to PATH in the format kubelet reads,
-# "<RFC3339Nano> stdout|stderr F|P <text>" (P: a part of a line longer than MAX_LINE, or its
-# last part before the stream ended without a newline is F, as containerd writes), and to the
-# pod's journal as the app's, and through the pod's console the host's (so `nspod logs` and
-# `journalctl -M` keep showing it).
-# Living in the pod, it outlives a restart of the CRI service. Kubelet rotates the file by
-# renaming it and asking for a new one (ReopenContainerLog, which creates it): the writer
-# writes on to the file it has open until a file at PATH is another one, then moves to it.
-# It ends when both streams have ended (the app and every child holding them), having removed
-# its sockets: the app's reaper waits for that, so the file is whole once the app is "exited".
+# cri-log APP PATH [--stdin-once] [--tty]: the log writer of app APP, a container of `nspod cri`
+# (runs in the pod, as cri-log-APP.service). The app's stdout and stderr are FIFOs, as under
+# containerd: /run/nspod/crilog/APP.out and .err, which the pod's systemd made and holds open
+# (cri-log-APP.socket, ListenFIFO=) and hands to this writer. Since PID 1 holds them, a writer that
+# dies (even of SIGKILL) loses nothing the app writes meanwhile and gives it no SIGPIPE: systemd
+# starts it again (Restart=always, or the FIFO's data triggers the socket) and it reads on.
+# Every line goes to PATH in the format kubelet reads, "<RFC3339Nano> stdout|stderr F|P <text>"
+# (P: a part of a line longer than MAX_LINE, or its last part before the end without a newline is
+# F, as containerd writes), and to the pod's journal as the app's, and through the pod's console
+# the host's (so `nspod logs` and `journalctl -M` keep showing it).
+# Kubelet rotates the file by renaming it and asking for a new one (ReopenContainerLog, which
+# creates it): the writer writes on to the file it has open until a file at PATH is another one.
+# Attach (stage0/cri/attach.py) connects to APP.attach: it gets a copy of the output, and what it
+# sends goes to the app's stdin (APP.in, a socket the app's stdin is connected to; its connection
+# is kept in systemd's fd store across restarts); with --stdin-once the app's stdin ends when the
+# first attach that brought stdin ends. With --tty the app's terminal is a pty whose master this
+# writer holds (in the fd store too): APP.tty links to its other end, the app's TTYPath=.
+# The writer never sees an end of the FIFOs (PID 1 holds them): it is stopped once the app has
+# ended (the reaper stops it), and drains them then; the file is whole once the app is "exited".
 # Only the standard library: it runs with the host's /usr/bin/python3, which every pod sees.
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import os
 import select
 import signal
 import socket
+import stat
+import struct
 import sys
-import threading
+import termios
 import time
 
 SOCKETS = "/run/nspod/crilog"
 MAX_LINE = 16 * 1024  # containerd's max_container_log_line_size
+CHUNK = 65536  # a FIFO's whole default capacity: lines written at once are read at once
 JOURNAL = "/run/systemd/journal/stdout"
-STREAMS = {".out": "stdout", ".err": "stderr"}
+# attach frames (stage0/cri/attach.py): a kind, the payload's length, the payload
+FRAME = struct.Struct(">cI")
+HELLO, STDIN, STDOUT, STDERR, RESIZE = b"h", b"0", b"1", b"2", b"r"
+OUTPUT = {"stdout": STDOUT, "stderr": STDERR}
 
 
 def timestamp(ns: int) -> str:
@@ -66,6 +81,28 @@ class Splitter:
         """The stream ended: what is left is a last line without its newline."""
         rest, self.pending = self.pending, b""
         return [("F", rest)] if rest else []
+
+
+class Frames:
+    """Attach frames out of a byte stream, as they complete."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        self.pending += data
+        out = []
+        while len(self.pending) >= FRAME.size:
+            kind, size = FRAME.unpack_from(self.pending)
+            if len(self.pending) < FRAME.size + size:
+                break
+            out.append((kind, self.pending[FRAME.size : FRAME.size + size]))
+            self.pending = self.pending[FRAME.size + size :]
+        return out
+
+
+def frame(kind: bytes, payload: bytes = b"") -> bytes:
+    return FRAME.pack(kind, len(payload)) + payload
 
 
 def journal_header(app: str) -> bytes:
@@ -117,76 +154,228 @@ class LogFile:
                 os.write(self.fd, data)
 
 
-def notify_ready() -> None:
+def notify(message: bytes, fds: tuple[int, ...] = ()) -> None:
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return
     if address.startswith("@"):
         address = "\0" + address[1:]
+    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-        sock.sendto(b"READY=1", address)
+        sock.sendmsg([message], rights, 0, address)
 
 
-def listen(path: str) -> socket.socket:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    sock.listen(4)
-    return sock
+def role(fd: int) -> str:
+    """What a passed descriptor is, by the suffix of its path: out, err (FIFOs), attach, in."""
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        where = os.readlink(f"/proc/self/fd/{fd}")
+    else:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            where = sock.getsockname()
+    return str(where).rpartition(".")[2]
 
 
-def main(app: str, path: str, sockets: str = SOCKETS, journal_socket: str = JOURNAL) -> int:
-    os.makedirs(sockets, mode=0o755, exist_ok=True)
-    listeners = {listen(os.path.join(sockets, app + end)): stream for end, stream in STREAMS.items()}
-    log = LogFile(path)
-    journal = journal_stream(app, journal_socket)
-    stopping: list[float] = []
-    if threading.current_thread() is threading.main_thread():  # (the tests run it in a thread)
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
-    notify_ready()
-    readers: dict[socket.socket, tuple[str, Splitter]] = {}
-    ended: set[str] = set()
-    while len(ended) < len(STREAMS):
-        if stopping and (not readers or time.monotonic() - stopping[0] > 2):
-            break  # stopped: what the app wrote is drained (or it never started)
-        watched = [*listeners, *readers]
-        try:
-            ready, _, _ = select.select(watched, [], [], 0.5)
-        except InterruptedError:
-            continue
-        batch: list[tuple[str, str, bytes]] = []
-        for sock in ready:
-            if sock in listeners:
-                connection, _ = sock.accept()
-                readers[connection] = (listeners[sock], Splitter())
+def passed(environ: dict[str, str] | os._Environ[str]) -> dict[str, int]:
+    """The descriptors systemd passed (sd_listen_fds), by role; stored ones by their name."""
+    if environ.get("LISTEN_PID") != str(os.getpid()):
+        return {}
+    names = environ.get("LISTEN_FDNAMES", "").split(":")
+    found = {}
+    for index in range(int(environ.get("LISTEN_FDS", "0"))):
+        fd, name = 3 + index, names[index] if index < len(names) else ""
+        os.set_inheritable(fd, False)
+        found[name if name in ("stdin", "tty") else role(fd)] = fd
+    return found
+
+
+class Writer:
+    def __init__(self, app: str, path: str, fds: dict[str, int], *, once: bool, tty: bool,
+                 sockets: str = SOCKETS, journal_socket: str = JOURNAL) -> None:  # fmt: skip
+        self.app, self.once = app, once
+        self.log = LogFile(path)
+        self.journal = journal_stream(app, journal_socket)
+        self.outputs: dict[int, tuple[str, Splitter]] = {}
+        for name, stream in (("out", "stdout"), ("err", "stderr")):
+            if name in fds:
+                os.set_blocking(fds[name], False)
+                self.outputs[fds[name]] = (stream, Splitter())
+        self.tty, self.slave = fds.get("tty", -1), -1
+        if tty and self.tty < 0:
+            self.tty = self.make_tty(os.path.join(sockets, app + ".tty"))
+        if self.tty >= 0:
+            os.set_blocking(self.tty, False)
+            self.outputs[self.tty] = ("stdout", Splitter())
+        self.listeners = {n: socket.socket(fileno=fds[n]) for n in ("attach", "in") if n in fds}
+        self.clients: dict[socket.socket, tuple[Frames, list[bool]]] = {}
+        self.stdin = socket.socket(fileno=fds["stdin"]) if "stdin" in fds else None
+        self.stdin_buffer, self.stdin_ending, self.stdin_done = b"", False, False
+        self.wake = -1  # readable once a signal came (signal.set_wakeup_fd)
+
+    def make_tty(self, link: str) -> int:
+        master, slave = os.openpty()  # the slave stays open here: the master never reads EIO
+        self.slave = slave
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        os.symlink(os.ttyname(slave), link)
+        notify(b"FDSTORE=1\nFDNAME=tty", (master,))
+        return master
+
+    def serve(self, stopping: list[float]) -> None:
+        while not stopping:
+            watched: list[socket.socket | int] = [*self.outputs, *self.listeners.values(), *self.clients]
+            watched += [self.wake] if self.wake >= 0 else []
+            writable = [self.stdin] if self.stdin is not None and self.stdin_buffer else []
+            try:
+                ready, ready_out, _ = select.select(watched, writable, [], 0.5)
+            except InterruptedError:
                 continue
-            stream, splitter = readers[sock]
-            data = sock.recv(65536)
-            records = splitter.feed(data) if data else splitter.end()
-            batch += [(stream, tag, text) for tag, text in records]
-            if not data:
-                sock.close()
-                del readers[sock]
-                ended.add(stream)
-        if batch:
-            ns = time.time_ns()
-            log.write(b"".join(record(ns, stream, tag, text) for stream, tag, text in batch))
-            if journal is not None:
-                try:
-                    journal.sendall(b"".join(text + b"\n" for _, _, text in batch))
-                except OSError:
-                    journal = None
-    if journal is not None:
-        journal.close()
-    if log.fd >= 0:
-        os.close(log.fd)
-    for sock in listeners:  # last: the reaper waits for these to go (the file is whole then)
-        with contextlib.suppress(OSError):
-            os.unlink(sock.getsockname())
-        sock.close()
+            for item in ready:
+                if item == self.wake:
+                    with contextlib.suppress(OSError):
+                        os.read(self.wake, 64)
+                elif isinstance(item, int):
+                    self.read(item)
+                elif item in self.clients:
+                    self.from_client(item)
+                else:
+                    self.accept(item)
+            if ready_out:
+                self.feed_stdin()
+        for fd in list(self.outputs):  # stopped once the app ended: what it wrote is drained
+            while self.read(fd):
+                pass
+            self.emit(self.outputs[fd][0], self.outputs[fd][1].end())
+
+    def read(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:  # a pty whose app is gone (EIO)
+            return False
+        stream, splitter = self.outputs[fd]
+        self.emit(stream, splitter.feed(data))
+        for client in list(self.clients):
+            try:
+                client.sendall(frame(OUTPUT[stream], data))
+            except OSError:  # a client that does not keep up or went away is dropped
+                self.drop(client)
+        return bool(data)
+
+    def emit(self, stream: str, records: list[tuple[str, bytes]]) -> None:
+        if not records:
+            return
+        ns = time.time_ns()
+        self.log.write(b"".join(record(ns, stream, tag, text) for tag, text in records))
+        if self.journal is not None:
+            try:
+                self.journal.sendall(b"".join(text + b"\n" for _, text in records))
+            except OSError:
+                self.journal = None
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        if listener is self.listeners.get("attach"):
+            conn.settimeout(5)
+            self.clients[conn] = (Frames(), [False])
+            return
+        if self.stdin is not None:  # a new exec of the app (its stdin connects anew)
+            self.stdin.close()
+        self.stdin, self.stdin_buffer, self.stdin_ending = conn, b"", False
+        conn.setblocking(False)
+        notify(b"FDSTORE=1\nFDNAME=stdin", (conn.fileno(),))
+
+    def from_client(self, client: socket.socket) -> None:
+        try:
+            data = client.recv(CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(client)
+            return
+        frames, brought_stdin = self.clients[client]
+        for kind, payload in frames.feed(data):
+            if kind == HELLO:
+                brought_stdin[0] = b"i" in payload
+            elif kind == STDIN and payload:
+                if self.tty >= 0:
+                    with contextlib.suppress(OSError):
+                        os.write(self.tty, payload)
+                elif not self.stdin_done:
+                    self.stdin_buffer += payload
+            elif kind == STDIN:
+                self.session_ended(brought_stdin)
+            elif kind == RESIZE and self.tty >= 0:
+                columns, rows = (int(n) for n in payload.split())
+                with contextlib.suppress(OSError):
+                    fcntl.ioctl(self.tty, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        if self.stdin_buffer:
+            self.feed_stdin()
+
+    def drop(self, client: socket.socket) -> None:
+        if client in self.clients:
+            self.session_ended(self.clients.pop(client)[1])
+            client.close()
+
+    def session_ended(self, brought_stdin: list[bool]) -> None:
+        """--stdin-once: the first attach that brought stdin ends the app's stdin as it ends."""
+        if self.once and brought_stdin[0] and not self.stdin_done:
+            self.stdin_ending = self.stdin_done = True
+            self.feed_stdin()
+        brought_stdin[0] = False
+
+    def feed_stdin(self) -> None:
+        if self.stdin is None:
+            return
+        try:
+            sent = self.stdin.send(self.stdin_buffer) if self.stdin_buffer else 0
+            self.stdin_buffer = self.stdin_buffer[sent:]
+        except BlockingIOError:
+            return
+        except OSError:  # the app no longer reads its stdin
+            self.stdin_buffer = b""
+        if self.stdin_ending and not self.stdin_buffer:
+            with contextlib.suppress(OSError):
+                self.stdin.shutdown(socket.SHUT_WR)
+            notify(b"FDSTOREREMOVE=1\nFDNAME=stdin")
+            self.stdin_ending = False
+
+    def close(self) -> None:
+        for client in list(self.clients):  # attach ends with the app
+            client.close()
+        if self.journal is not None:
+            self.journal.close()
+        if self.log.fd >= 0:
+            os.close(self.log.fd)
+
+
+def main(argv: list[str], fds: dict[str, int] | None = None, stopping: list[float] | None = None,
+         **where: str) -> int:  # fmt: skip
+    """``fds`` and ``stopping`` (set to stop): the tests', which run it in a thread."""
+    app, path, flags = argv[0], argv[1], argv[2:]
+    writer = Writer(
+        app,
+        path,
+        passed(os.environ) if fds is None else fds,
+        once="--stdin-once" in flags,
+        tty="--tty" in flags,
+        **where,
+    )
+    if stopping is None:
+        stopping = []
+        wake, writer.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)[::-1]
+        signal.set_wakeup_fd(wake)
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
+    notify(b"READY=1")
+    try:
+        writer.serve(stopping)
+    finally:
+        writer.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1:]))

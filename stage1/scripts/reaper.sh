@@ -23,11 +23,15 @@ case $code in
     ;;
 *) /usr/bin/rm -f "$signal" ;;
 esac
-# and a CRI container's log writer finish its file (it removes its sockets when done)
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-    /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || [ -S "/run/nspod/crilog/$1.out" ] || break
+    /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
     /usr/bin/sleep 0.05
 done
+# and a CRI container's log writer finish its file: it never sees its FIFOs end (the pod's systemd
+# holds them), so it is stopped, and drains them, now that the app and all its processes are gone
+if [ -p "/run/nspod/crilog/$1.out" ]; then
+    /usr/bin/systemctl stop "cri-log-$1.service" 2>/dev/null
+fi
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"
 [ "$status" = 0 ] || [ -n "$keep" ] && exit 0
 # an app stopped because the pod is shutting down (systemctl stop, another app's failure) has not failed

@@ -43,20 +43,11 @@ DIGEST = "public image with digest should be pulled and removed"
 SKIPPED: dict[str, str] = {
     DIGEST: "the image is pinned by a digest only gcr.io's bytes have; no network here",
     "runtime should support HostPID": "nspawn always makes the pod's own PID namespace",
-    "runtime should support PodPID": "apps see each other (one PID namespace per pod); the"
-    " spec's nginx also fails on its /dev/stderr (below)",
-    "runtime should support ContainerPID": "apps share the pod's PID namespace (as in rkt)",
     "runtime should support MaskedPaths": "a masked path is not yet hidden from a container's shell",
     "should support seccomp unconfined on the container": "an unconfined container still has"
     " the pod's seccomp filter (nspawn's)",
     "should support seccomp default which is unconfined on the container": "as the one above",
     "mount with 'rshared' should support propagation": "a container's mounts do not reach the host",
-    "runtime should support attach": "attach to a container's main process is not built yet",
-    "runtime should support port mapping with only container port": "nginx fails to open"
-    " /dev/stderr: a container's stdout and stderr are sockets (to the log writer), not pipes",
-    "runtime should support port mapping with host port and container port": "as the one above",
-    "runtime should support portforward [Conformance]": "as the one above (its nginx)",
-    "runtime should support portforward in host network": "as the one above (its nginx)",
 }
 TIMEOUT = 40 * 60
 

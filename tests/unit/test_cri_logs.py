@@ -1,5 +1,5 @@
-"""CRI container logs: the in-pod writer's format, partial lines, rotation, and the host's side
-(stage0/cri/logs.py); the writer's units (stage1/crilog.py)."""
+"""CRI container logs: the in-pod writer's format, partial lines, and the host's side
+(stage0/cri/logs.py). The writer at work and its units: tests/unit/test_cri_stdio.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import importlib.util
 import os
 import socket
 import stat
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -16,9 +14,7 @@ from types import ModuleType
 import pytest
 
 from stage0.cri import logs
-from stage1.abi import AppSpec, Error
-from stage1.app_unit import app_unit
-from stage1.crilog import writer_unit
+from stage1.abi import Error
 
 
 def _writer() -> ModuleType:
@@ -79,56 +75,6 @@ def test_journal_stream(tmp_path: Path) -> None:
     assert W.journal_stream("web", str(tmp_path / "missing")) is None
 
 
-def _connect(path: str) -> socket.socket:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            client.connect(path)
-            return client
-        except (FileNotFoundError, ConnectionRefusedError):
-            client.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def test_the_writer_end_to_end(tmp_path: Path) -> None:
-    """What systemd does to it: connect the app's stdout and stderr, write, end; then the file is
-    whole and the sockets gone (what the reaper waits for). A rename with a new file at the path
-    (kubelet's rotation, ReopenContainerLog) moves the writer to the new file."""
-    sockets, path = tmp_path / "sockets", tmp_path / "logs" / "0.log"
-    path.parent.mkdir()
-    writer = threading.Thread(
-        target=W.main, args=("web", str(path), str(sockets), str(tmp_path / "no-journal"))
-    )
-    writer.start()
-    out, err = _connect(str(sockets / "web.out")), _connect(str(sockets / "web.err"))
-    out.sendall(b"first\n")
-    err.sendall(b"oops\n")
-    deadline = time.monotonic() + 5
-    while len(logs.read_lines(str(path))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert sorted(logs.read_lines(str(path))) == [("stderr", b"oops"), ("stdout", b"first")]
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    os.rename(path, str(path) + ".1")
-    out.sendall(b"to the old file\n")  # renamed, not reopened yet: the old file takes it
-    while len(logs.read_lines(str(path) + ".1")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    logs.reopen(str(path), running=True)
-    assert path.exists()
-    out.sendall(b"x" * 20000 + b"\nlast")
-    out.close()
-    err.close()
-    writer.join(5)
-    assert not writer.is_alive()
-    assert not (sockets / "web.out").exists() and not (sockets / "web.err").exists()
-    assert logs.read_lines(str(path) + ".1")[-1] == ("stdout", b"to the old file")
-    assert logs.read_lines(str(path)) == [("stdout", b"x" * 20000), ("stdout", b"last")]
-    tags = [line.split(b" ")[2] for line in path.read_bytes().splitlines()]
-    assert tags == [b"P", b"F", b"F"]  # 16 KiB, then the rest of the long line, then the last
-
-
 def test_container_log_path() -> None:
     assert logs.container_log_path("/var/log/pods/a", "web/0.log") == "/var/log/pods/a/web/0.log"
     assert logs.container_log_path("/var/log/pods/a", "/var/log/pods/a/web.log") == "/var/log/pods/a/web.log"
@@ -155,26 +101,3 @@ def test_log_file_made_and_reopened(tmp_path: Path) -> None:
         logs.create_log_file(str(tmp_path / "link.log"))  # a planted link is never followed
     logs.remove_log_file(str(path))
     assert not path.exists()
-
-
-APP = AppSpec(name="web", rootfs="/r", exec=("/bin/sh",), log_path="/var/log/pods/a/web/0.log")
-
-
-def test_the_app_writes_to_its_writer() -> None:
-    settings = {k: v for _, k, v in app_unit(APP) if k.startswith("Standard")}
-    assert settings == {
-        "StandardOutput": "file:/run/nspod/crilog/web.out",
-        "StandardError": "file:/run/nspod/crilog/web.err",
-    }
-    unit = app_unit(APP)
-    assert ("Unit", "Requires", "cri-log-web.service") in unit
-    assert ("Unit", "After", "cri-log-web.service") in unit
-    plain = {k: v for _, k, v in app_unit(AppSpec(name="web", rootfs="/r", exec=("/bin/sh",)))}
-    assert plain["StandardOutput"] == "journal+console"  # no log path: as before
-
-
-def test_writer_unit() -> None:
-    unit = {k: v for _, k, v in writer_unit(APP)}
-    assert unit["Type"] == "notify"
-    assert unit["ExecStart"] == "/usr/bin/python3 -I -S /nspod/bin/cri-log web /nspod/crilog/web/0.log"
-    assert unit["RequiresMountsFor"] == "/nspod/crilog/web"
