@@ -131,3 +131,16 @@ def test_a_container_in_the_pods_pid_namespace_sees_the_pod(cri: Cri) -> None:  
         assert "603" in cmdlines(cri, ctr)
     finally:
         gone(cri, pod)
+
+
+def test_a_read_only_container_of_its_own_pid_namespace_runs_too(cri: Cri) -> None:  # noqa: F811
+    pod_config = sandbox(cri, "ownpid-ro", pid=CONTAINER)
+    config: dict[str, Any] = json.loads(Path(container(cri, "ro", "sleep 604", pid=CONTAINER)).read_text())
+    config["linux"]["security_context"] |= {"readonly_rootfs": True, "run_as_user": {"value": 1000}}
+    pod, ctr = running(cri, pod_config, cri.write("ctr-ro-own.json", config))
+    try:
+        assert "604" in cri("exec", "-s", ctr, "cat", "/proc/1/cmdline")
+        assert "Read-only" in cri("exec", "-s", ctr, "sh", "-c", "echo > /x", check=False)
+        assert status_field(cri, ctr, "self", "CapEff") == "0000000000000000"
+    finally:
+        gone(cri, pod)
