@@ -97,14 +97,14 @@ def test_an_exec_joins_the_apps_namespace_through_its_main_process() -> None:
     assert argv[:2] == (HELPER, "--join=42") and argv[-3:] == ("--", "cat", "/proc/1/cmdline")
 
 
-def _container(mode: int) -> cri.ContainerConfig:
+def _container(mode: cri.NamespaceMode) -> cri.ContainerConfig:
     options = cri.NamespaceOption(pid=mode)
     security = cri.LinuxContainerSecurityContext(namespace_options=options)
     return cri.ContainerConfig(linux=cri.LinuxContainerConfig(security_context=security))
 
 
 def test_the_cri_asks_for_it_with_pid_container_and_is_refused_without_the_helper() -> None:
-    def given(mode: int, built: bool = True) -> bool:
+    def given(mode: cri.NamespaceMode, built: bool = True) -> bool:
         request = container_security(
             _container(mode), cri.PodSandboxConfig(), None, AppRequest("b"), helper=lambda: built
         )
