@@ -25,7 +25,7 @@ from typing import Any
 # resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
 # images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
 # capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl; 9: stdin, stdin_once, tty (a CRI container's), host_ipc,
+# capabilities and sysctl; 9: cri_stdio, stdin, stdin_once, tty (a CRI container's), host_ipc,
 # pid_namespace. A stage1 reads specs of every earlier version as well (each only added fields
 # with defaults).
 ABI_VERSION = 9
@@ -211,8 +211,10 @@ class AppSpec:
     # a CRI container's log file on the host (kubelet's format, stage1/crilog.py), besides the
     # journal; "": none
     log_path: str = ""
-    # with a log path: a stdin attach can write to; ended when the first attach with stdin ends
-    # (stdin_once); a terminal (tty) the app's stdin, stdout and stderr are, as the CRI asks
+    # a CRI container: its stdout and stderr FIFOs read by its writer (stage1/crilog.py), which
+    # attach reaches (always so with a log_path); a stdin attach can write to; ended when the
+    # first attach with stdin ends (stdin_once); a terminal (tty) its stdin, stdout and stderr are
+    cri_stdio: bool = False
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False

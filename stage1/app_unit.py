@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
-from stage1.crilog import app_log_dependencies, app_log_stdio
+from stage1.crilog import app_log_dependencies, app_log_stdio, has_writer
 from stage1.escape import assignment, command, path, quote
 from stage1.namespaces import ipc_settings
 from stage1.pidns import widened, wrapped
@@ -338,7 +338,7 @@ def app_unit(
         ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
         ("Before", "shutdown.target"),
-        *(app_log_dependencies(app) if app.log_path else ()),
+        *(app_log_dependencies(app) if has_writer(app) else ()),
     )
     service = section(
         "Service",
@@ -350,7 +350,7 @@ def app_unit(
         *(("ExecStartPre", run(c)) for c in app.pre_start),
         ("ExecStart", run(app.exec)),
         *(("ExecStopPost", run(c)) for c in app.post_stop),
-        *(app_log_stdio(app) if app.log_path else app_stdio(stdio, index)),
+        *(app_log_stdio(app) if has_writer(app) else app_stdio(stdio, index)),
         ("SyslogIdentifier", app.name),
         ("Sockets", " ".join(sockets)) if sockets else None,
         ("Restart", "no"),

@@ -22,7 +22,7 @@ import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
-from stage1.crilog import log_dir, socket_unit_name, writer_unit_name
+from stage1.crilog import has_writer, log_dir, socket_unit_name, writer_unit_name
 from stage1.nspawn import spec_limits
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
@@ -68,7 +68,7 @@ def add(pod_dir: str, name: str) -> int:
     """Mount the app's root (and its volumes) into the running pod and give its systemd the units."""
     spec, paths = _sandbox(pod_dir)
     join(spec, paths, name)
-    if (app := spec.app(name)).log_path:
+    if has_writer(app := spec.app(name)):
         # a CRI container's log writer listens from now on (kubelet creates, then starts): its
         # Python's start was ~50 ms of every container's start→exit (bench/cri.py). Not started
         # here, the app's Requires= starts it, and says why it cannot, as before.
@@ -227,7 +227,7 @@ def remove(pod_dir: str, name: str) -> int:
     root = APP_ROOT.format(app=app.name)
     with Systemd(spec.machine) as pod:
         # after the app: the writer drains its FIFOs, which the socket holds until then
-        writer = (writer_unit_name(app.name), socket_unit_name(app.name)) if app.log_path else ()
+        writer = (writer_unit_name(app.name), socket_unit_name(app.name)) if has_writer(app) else ()
         own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
         for unit in (*own, *writer):
             with contextlib.suppress(UnitNotFound):

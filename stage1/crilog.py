@@ -1,5 +1,5 @@
-"""The log file of a CRI container (an app with ``log_path``), its stdio and attach, as units of
-its pod (pure).
+"""A CRI container's stdio (an app with ``cri_stdio``): its log file (with a ``log_path``), the
+FIFOs its stdout and stderr are, attach, as units of its pod (pure).
 
 kubelet reads a container's output from a file in its own format (``<RFC3339Nano> stdout|stderr
 F|P <line>``), beside which nspod keeps the journal. The writer lives in the pod, one small
@@ -26,6 +26,11 @@ from stage1.unitfile import Entry, section
 SOCKETS = "/run/nspod/crilog"  # the writer's sockets, in the pod (cri_log.py SOCKETS)
 FILES = "/nspod/crilog/{app}"  # the log file's host directory, bound into the pod
 WRITER = "/nspod/bin/cri-log"
+
+
+def has_writer(app: AppSpec) -> bool:
+    """A CRI container's (an ABI 8 spec's with a log path too)."""
+    return app.cri_stdio or bool(app.log_path)
 
 
 def writer_unit_name(app: str) -> str:
@@ -94,14 +99,15 @@ def stdio_socket_unit(app: AppSpec) -> list[Entry]:
 
 
 def writer_unit(app: AppSpec) -> list[Entry]:
-    target = os.path.join(log_dir(app), os.path.basename(app.log_path))
+    # no log file ("-"): the journal and attach only
+    target = os.path.join(log_dir(app), os.path.basename(app.log_path)) if app.log_path else "-"
     flags = (*(("--stdin-once",) if app.stdin_once else ()), *(("--tty",) if app.tty else ()))
     unit = section(
         "Unit",
         ("Description", f"CRI log of {app.name}"),
         ("DefaultDependencies", "no"),
         ("After", "systemd-journald.service"),
-        ("RequiresMountsFor", log_dir(app)),
+        ("RequiresMountsFor", log_dir(app)) if app.log_path else None,
         ("Requires", socket_unit_name(app.name)),
         ("After", socket_unit_name(app.name)),
         ("StartLimitIntervalSec", "0"),

@@ -23,7 +23,14 @@ from stage1.app_unit import (
     ready_unit,
     reaper_unit,
 )
-from stage1.crilog import WRITER, socket_unit_name, stdio_socket_unit, writer_unit, writer_unit_name
+from stage1.crilog import (
+    WRITER,
+    has_writer,
+    socket_unit_name,
+    stdio_socket_unit,
+    writer_unit,
+    writer_unit_name,
+)
 from stage1.escape import command, path, unit_path
 from stage1.pidns import BUILT, HELPER_IN_POD, own_pid
 from stage1.stdio import Stdio
@@ -237,7 +244,7 @@ def app_files(
     }
     return (
         (volumes if app.mounts else {})
-        | (writer if app.log_path else {})
+        | (writer if has_writer(app) else {})
         | {
             f"{units}/{app.name}.service": TreeFile(
                 render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec), host_ipc=spec.host_ipc))

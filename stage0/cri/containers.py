@@ -66,10 +66,15 @@ class Containers(Sandboxes):
             log_path = logs.container_log_path(sandbox.log_directory, config.log_path)
             if log_path:
                 logs.create_log_file(log_path)
-                # its stdio: FIFOs to its writer, a stdin attach writes to, a pty (stage1/crilog.py)
-                app = dataclasses.replace(
-                    app, log_path=log_path, stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty
-                )
+            # its stdio: FIFOs to its writer, a stdin attach writes to, a pty (stage1/crilog.py)
+            app = dataclasses.replace(
+                app,
+                log_path=log_path,
+                cri_stdio=True,
+                stdin=config.stdin,
+                stdin_once=config.stdin_once,
+                tty=config.tty,
+            )
             created = time.time_ns()
             name = add_app(self.options, pod.uuid, app, pull_policy="never", volumes=volumes)
             record = ContainerRecord(

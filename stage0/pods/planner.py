@@ -150,6 +150,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         stop_timeout=DEFAULT_STOP_TIMEOUT if request.stop_timeout is None else request.stop_timeout,
         stop_signal=stop_signal(manifest.annotation(STOP_SIGNAL)),
         log_path=request.log_path,
+        cri_stdio=request.cri_stdio,
         stdin=request.stdin,
         stdin_once=request.stdin_once,
         tty=request.tty,

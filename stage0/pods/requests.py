@@ -79,7 +79,8 @@ class AppRequest:
     app: App | None = None  # a pod manifest's app, replacing the image's whole (--pod-manifest)
     annotations: tuple[tuple[str, str], ...] = ()  # the app's, in the pod manifest
     log_path: str = ""  # a CRI container's log file (absolute host path), besides the journal
-    stdin: bool = False  # a CRI container's stdin, stdin_once and tty (stage1.abi AppSpec)
+    cri_stdio: bool = False  # a CRI container's stdio, stdin, stdin_once and tty (stage1.abi AppSpec)
+    stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
     confinement: Confinement | None = None  # an orchestrator's (the CRI's), over the image's isolators

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# cri-log APP PATH [--stdin-once] [--tty]: the log writer of app APP, a container of `nspod cri`
+# cri-log APP PATH|- [--stdin-once] [--tty]: the log writer of app APP, a container of `nspod cri`
 # (runs in the pod, as cri-log-APP.service). The app's stdout and stderr are FIFOs, as under
 # containerd: /run/nspod/crilog/APP.out and .err, which the pod's systemd made and holds open
 # (cri-log-APP.socket, ListenFIFO=) and hands to this writer. Since PID 1 holds them, a writer that
@@ -130,7 +130,8 @@ class LogFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = -1
-        self.open()
+        if path != "-":  # none: the journal and attach only
+            self.open()
 
     def open(self) -> None:
         try:
@@ -143,6 +144,8 @@ class LogFile:
         self.fd = fd
 
     def write(self, data: bytes) -> None:
+        if self.path == "-":
+            return
         try:
             now, current = os.stat(self.path), os.fstat(self.fd) if self.fd >= 0 else None
             if current is None or (now.st_dev, now.st_ino) != (current.st_dev, current.st_ino):

@@ -43,9 +43,6 @@ DIGEST = "public image with digest should be pulled and removed"
 SKIPPED: dict[str, str] = {
     DIGEST: "the image is pinned by a digest only gcr.io's bytes have; no network here",
     "runtime should support HostPID": "nspawn always makes the pod's own PID namespace",
-    "runtime should support PodPID": "its nginx has no log path, so its stderr is the journal's"
-    " socket, which it cannot open as /dev/stderr (the namespaces: test_cri_namespaces.py)",
-    "runtime should support ContainerPID": "as the one above",
     "runtime should support MaskedPaths": "a masked path is not yet hidden from a container's shell",
     "should support seccomp unconfined on the container": "an unconfined container still has"
     " the pod's seccomp filter (nspawn's)",

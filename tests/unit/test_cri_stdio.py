@@ -250,3 +250,36 @@ def test_units() -> None:
     assert ("Socket", "ListenFIFO", "/run/nspod/crilog/web.err") in socket_unit
     assert ("Socket", "SocketMode", "0600") in socket_unit  # the pod's root alone
     assert ("Socket", "DirectoryMode", "0700") in socket_unit
+
+
+def test_a_container_without_a_log_file_has_its_fifos_too() -> None:
+    """critest's containers have no log path, and nginx opens /dev/stderr all the same."""
+    bare = AppSpec(name="web", rootfs="/r", exec=("/bin/sh",), cri_stdio=True, stdin=True, stdin_once=True)
+    assert crilog.has_writer(bare) and not crilog.has_writer(AppSpec(name="web", rootfs="/r", exec=("/x",)))
+    writer = {k: v for _, k, v in crilog.writer_unit(bare)}
+    assert writer["ExecStart"] == "/usr/bin/python3 -I -S /nspod/bin/cri-log web - --stdin-once"
+    assert "RequiresMountsFor" not in writer
+    assert dict(crilog.app_log_stdio(bare))["StandardError"] == "file:/run/nspod/crilog/web.err"
+
+
+def test_the_writer_without_a_file(pod: Pod, tmp_path: Path) -> None:
+    writer, stopping = pod.start(Path("-"))
+    client = _attached(tmp_path)
+    client.sendall(attach.frame(attach.HELLO))
+    time.sleep(0.2)  # accepted before the app writes
+    os.write(pod.out, b"seen by attach\n")
+    client.settimeout(5)
+    assert attach.Frames().feed(client.recv(100)) == [(attach.STDOUT, b"seen by attach\n")]
+    stopping.append(0.0)
+    writer.join(5)
+    assert not Path("-").exists()
+
+
+def test_relay_ends_when_the_client_is_gone() -> None:
+    """A quiet container and a client gone: the relay does not wait for the container's end."""
+    ours, writers = socket.socketpair()
+    io = AttachIO(None, _Sink(), _Sink(), tty=False, sizes=iter(()), gone=lambda: True)
+    started = time.monotonic()
+    attach.relay(ours, io)
+    assert time.monotonic() - started < 3
+    assert attach.Frames().feed(writers.recv(100)) == [(attach.HELLO, b"")]
