@@ -80,7 +80,7 @@ def widened(app: AppSpec, settings: list[tuple[str, str]]) -> list[tuple[str, st
         out.append((key, value))
     if _filter_lines(settings):
         out.append(("SystemCallFilter", " ".join(CALLS)))  # out of a deny-list, into an allow-list
-    if app.user != 0 and not app.privileged:
+    if app.user != 0:  # (privileged or not: exec gives a user that is not root no capability)
         out.append(("AmbientCapabilities", " ".join(NEEDED)))
     out.append(("BindReadOnlyPaths", f"{HELPER_IN_POD}:{HELPER}"))
     return out

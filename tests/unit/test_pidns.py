@@ -62,6 +62,9 @@ def test_an_app_that_is_not_root_gets_the_two_as_ambient_ones_and_keeps_no_other
     user = dataclasses.replace(OWN_APP, user=1000, group=1000)
     assert settings(user)["AmbientCapabilities"] == ["CAP_SETPCAP CAP_SYS_ADMIN"]
     assert given_back(user, profile(user))[0] == "--drop=21"  # CAP_SETPCAP: nspod's default set has it
+    privileged_user = dataclasses.replace(user, privileged=True)
+    assert settings(privileged_user)["AmbientCapabilities"] == ["CAP_SETPCAP CAP_SYS_ADMIN"]
+    assert given_back(privileged_user, profile(privileged_user)) == []  # ambient ones: always cleared
 
 
 def test_what_an_app_already_has_is_not_taken() -> None:
