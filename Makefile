@@ -18,12 +18,12 @@ CRI_TOOLS ?= /var/cache/nspod-tests/cri
 # The runtime list is the package's Depends (packaging/debian/control) less the Python libraries,
 # which the venv gets from PyPI, plus what the venv itself needs.
 DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)) python3-venv
-DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
+DEB_BUILD := gcc libc6-dev pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
-.PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull bench-cri clean fresh-check
+.PHONY: demo install test package deb deb-test venv dev-venv helpers lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull bench-cri clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -65,13 +65,20 @@ deb:
 deb-test:
 	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_TEST)
 
-venv:
+# nspod-pidns (stage1/helpers/pidns.c): a CRI container's PID namespace of its own; static, since it
+# runs in the container's root
+HELPERS := stage1/helpers/nspod-pidns
+helpers: $(HELPERS)
+stage1/helpers/nspod-pidns: stage1/helpers/pidns.c
+	gcc -static -Os -Wall -Werror -o $@ $<
+
+venv: helpers
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check .
 	# same version number, new code: make sure the checkout's code is what gets installed
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 
-dev-venv: deb-test
+dev-venv: deb-test helpers
 	@test -x $(DEV_VENV)/bin/python || $(PYTHON) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
@@ -122,7 +129,7 @@ bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod
 
 # The Debian package: build/deb/nspod_<version>_<arch>.deb (lintian must show no errors)
-package:
+package: helpers
 	packaging/build-deb.sh build/deb
 
 # The README's two commands in a clean clone on a freshly debootstrapped Debian 12 root (cached).

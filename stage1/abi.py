@@ -216,6 +216,7 @@ class AppSpec:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    pid_namespace: str = ""  # "container": a PID namespace of the app's own (stage1/pidns.py); "": the pod's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,10 +249,9 @@ class PodSpec:
     # kept in the bounding set beyond its apps' own ("ALL": nspawn's whole): a sandbox's apps come later
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
-    # each app's own system call filter is all there is: nspawn loads none over the pod (the CRI's
-    # sandboxes, whose containers ask for theirs: none at all for an unconfined one)
-    app_filters: bool = False
+    app_filters: bool = False  # nspawn loads no filter over the pod: each app's own alone (the CRI's)
     host_pid: bool = False  # the CRI's hostPID: the apps are host units in its PID namespace (stage1/fly)
+    host_ipc: bool = False  # the apps share the host's IPC namespace (the CRI's ipc NODE), not the pod's
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -312,6 +312,7 @@ class PodSpec:
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
             app_filters=data.get("app_filters", False),
             host_pid=data.get("host_pid", False),
+            host_ipc=data.get("host_ipc", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.crilog import app_log_dependencies, app_log_stdio, has_writer
 from stage1.escape import assignment, command, path, quote
+from stage1.namespaces import ipc_settings
+from stage1.pidns import widened, wrapped
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
@@ -149,16 +151,11 @@ POD_ETC = "/nspod/etc"  # the pod's own resolv.conf and hosts (--dns, --hosts-en
 
 
 def pod_etc(spec: PodSpec) -> tuple[str, ...]:
-    """The files of /etc the pod gives its apps over their images' own."""
-    return tuple(
-        name
-        for name, given in (
-            # by default stage1 always gives one (stage1/cni.py with_dns)
-            ("resolv.conf", spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default),
-            ("hosts", spec.hosts is not None or spec.hosts_from_host),
-        )
-        if given
-    )
+    """The files of /etc the pod gives its apps over their images' own (by default stage1 always
+    gives a resolv.conf: stage1/cni.py with_dns)."""
+    resolv = spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default
+    hosts = spec.hosts is not None or spec.hosts_from_host
+    return tuple(name for name, given in (("resolv.conf", resolv), ("hosts", hosts)) if given)
 
 
 def profile(
@@ -168,11 +165,11 @@ def profile(
     *,
     root: str = "",
     etc_dir: str = POD_ETC,
+    host_ipc: bool = False,
 ) -> list[tuple[str, str]]:
-    """Where and as whom the app runs, and its confinement: the settings its unit and every command
-    entered into it (``nspod enter``) share. ``hidden``: the kernel paths to hide that the host has;
-    ``etc``: the files of the pod's /etc the app gets (pod_etc); ``root``, ``etc_dir``: where those
-    are for the systemd running it (the pod's by default; the host's for stage1/fly's host units)."""
+    """Where and as whom the app runs, and its confinement, which its unit and every command entered
+    into it share. ``hidden``: the kernel paths to hide the host has; ``etc``: the pod's /etc files
+    it gets; ``root``, ``etc_dir``: those for the systemd running it (the host's for stage1/fly)."""
     root = root or APP_ROOT.format(app=app.name)
     env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     return [
@@ -194,6 +191,7 @@ def profile(
         *masks(app, root=root),
         *read_only_root(app, root=root),
         *limits(app),
+        *ipc_settings(host_ipc),
     ]
 
 
@@ -228,12 +226,10 @@ def _host_kind(path: str) -> bool | None:
 def masks(
     app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind, *, root: str = ""
 ) -> list[tuple[str, str]]:
-    """The CRI's masked and read-only paths. In the image's tree the app's volumes unit covers a
-    masked path (under /dev systemd's InaccessiblePaths= does), ReadOnlyPaths= makes one
-    read-only (named both ways, see read_only_root); under /proc and /sys (mounted
-    afresh by MountAPIVFS= over those) binds do, as for the hidden kernel paths: an empty file or
-    directory over a masked one (``is_dir`` asks the host's, the same kernel's: None, it has none),
-    a path read-only over itself."""
+    """The CRI's masked and read-only paths: in the image's tree the app's volumes unit covers a
+    masked one (InaccessiblePaths= under /dev), ReadOnlyPaths= makes one read-only (named both
+    ways, see read_only_root); under /proc and /sys (MountAPIVFS='s) binds do, as for the hidden
+    kernel paths (``is_dir`` asks the host's, the same kernel's: None, it has none)."""
     if app.privileged:
         return []
     # the rest are covered in the pod's tree by the app's volumes unit (stage1/volumes.py), each
@@ -260,18 +256,15 @@ def masks(
 
 
 def read_only_root(app: AppSpec, *, root: str = "") -> list[tuple[str, str]]:
-    """--readonly-rootfs: the app's whole root read-only in its own mount namespace (ProtectSystem=
-    strict under RootDirectory=; /proc, /sys, /dev stay as they are), but for the volumes it mounts
-    writable. (nspawn's --overlay-ro cannot do it: an image without /proc, /sys and /dev could not
-    even be started.) systemd 252 reads ReadWritePaths= outside the root, later versions inside
-    it: each path is named both ways, "-" ignoring the one that does not exist."""
+    """--readonly-rootfs: the app's root read-only in its own mount namespace (ProtectSystem=strict
+    under RootDirectory=; not /proc, /sys, /dev; nspawn's --overlay-ro would need them in every
+    image), but for its rw volumes: systemd 252 reads ReadWritePaths= outside the root,
+    later ones inside: each path is named both ways ("-": whichever exists)."""
     if not app.read_only_rootfs:
         return []
     root = root or APP_ROOT.format(app=app.name)
-    writable = [
-        quote(f"-{p}", expand_dollar=False) for _, t, ro in app.mounts if not ro for p in (root + t, t)
-    ]
-    return [("ProtectSystem", "strict"), *((("ReadWritePaths", " ".join(writable)),) if writable else ())]
+    rw = [quote(f"-{p}", expand_dollar=False) for _, t, ro in app.mounts if not ro for p in (root + t, t)]
+    return [("ProtectSystem", "strict"), *((("ReadWritePaths", " ".join(rw)),) if rw else ())]
 
 
 def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, object]:
@@ -315,10 +308,17 @@ def app_unit(
     index: int = 0,
     hidden: tuple[str, ...] = HIDDEN,
     etc: tuple[str, ...] = (),
+    *,
+    host_ipc: bool = False,
 ) -> list[Entry]:
-    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
-    ``hidden``: the kernel paths to hide that the host has; ``etc``: the pod's /etc files it gets."""
+    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod; the rest
+    as for profile."""
     root = APP_ROOT.format(app=app.name)
+    settings = profile(app, hidden, etc, host_ipc=host_ipc)
+
+    def run(argv: tuple[str, ...]) -> str:  # through nspod-pidns for an app with its own PID namespace
+        return command(wrapped(app, settings, argv))
+
     unit = section(
         "Unit",
         ("Description", f"Application {app.name}"),
@@ -347,10 +347,10 @@ def app_unit(
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,
-        *profile(app, hidden, etc),
-        *(("ExecStartPre", command(c)) for c in app.pre_start),
-        ("ExecStart", command(app.exec)),
-        *(("ExecStopPost", command(c)) for c in app.post_stop),
+        *widened(app, settings),
+        *(("ExecStartPre", run(c)) for c in app.pre_start),
+        ("ExecStart", run(app.exec)),
+        *(("ExecStopPost", run(c)) for c in app.post_stop),
         *(app_log_stdio(app) if has_writer(app) else app_stdio(stdio, index)),
         ("SyslogIdentifier", app.name),
         ("Sockets", " ".join(sockets)) if sockets else None,

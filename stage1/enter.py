@@ -14,6 +14,7 @@ import os
 
 from stage1.abi import DEFAULT_PATH, AppSpec, Error, PodPaths, PodSpec
 from stage1.app_unit import pod_etc, profile
+from stage1.pidns import widened, wrapped
 from stage1.volumes import MOUNT_VOLUMES
 
 SYSTEMD_RUN = "/usr/bin/systemd-run"
@@ -60,12 +61,15 @@ def enter_argv(
     the caller's stdin, stdout and stderr are the command's, through machined's bus. With it, the
     caller's terminal is relayed to a pty the pod allocates: systemd-run --pty --machine= ends at
     once in systemd 252 (silently, exit 1), so systemd-run itself runs in the pod's namespaces
-    (those of ``leader``, the pod's systemd) and asks the pod's systemd locally. ``main``: a
-    privileged app's main process, whose mount namespace the command joins (:func:`joined`)."""
-    settings = profile(spec.app(app), hidden, pod_etc(spec))
-    command = command or ["/bin/sh"]
-    if main:
-        settings, command = joined(spec.app(app), main, command, settings)
+    (those of ``leader``, the pod's systemd) and asks the pod's systemd locally. ``main``: the app's
+    main process in the pod, whose PID namespace an app with its own has the command join, and
+    whose mount namespace a privileged app's command joins (:func:`joined`)."""
+    chosen = spec.app(app)
+    settings = profile(chosen, hidden, pod_etc(spec), host_ipc=spec.host_ipc)
+    command = list(wrapped(chosen, settings, tuple(command or ["/bin/sh"]), join=main))
+    settings = widened(chosen, settings)
+    if main and chosen.privileged:
+        settings, command = joined(chosen, main, command, settings)
     where = ["/usr/bin/nsenter", f"--target={leader}", "--all"] if tty else []
     argv = [
         *where,
@@ -97,3 +101,14 @@ def check_command(paths: PodPaths, app: AppSpec, name: str) -> None:
         f"app {app.name} has no command {name!r}",
         hint="give a program in the app's image (absolute, or found on its PATH)",
     )
+
+
+def app_main_pid(machine: str, app: str) -> int:
+    """The app's main process in the pod (nspod-pidns, whose children are in the app's PID namespace)."""
+    from stage1.systemd import Systemd  # the bus: only for a running pod's commands
+
+    with Systemd(machine) as pod:
+        pid = pod.status(f"{app}.service").main_pid
+    if not pid:
+        raise Error(f"app {app} is not running", hint="start it first: a command joins its PID namespace")
+    return pid

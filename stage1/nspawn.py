@@ -6,6 +6,7 @@ from stage1.abi import APP_ROOT, USERNS_SIZE, AppSpec, Error, PodPaths, PodSpec,
 from stage1.app_unit import ALL, DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
 from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
+from stage1.namespaces import host_ipc_argv
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
 from stage1.units import GENERATORS, HOST_NOTIFY
@@ -55,6 +56,7 @@ def nspawn_argv(
         bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
     ]
     argv += capability_argv(spec)
+    argv += host_ipc_argv(spec.host_ipc)
     for name, from_host in (("resolv.conf", spec.resolv_conf_from_host), ("hosts", spec.hosts_from_host)):
         if from_host:  # the host's own, as it is when the pod starts, read-only
             argv.append(bind("--bind-ro", f"/etc/{name}", f"{POD_ETC}/{name}"))

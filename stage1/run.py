@@ -17,12 +17,13 @@ from stage1.app_unit import HIDDEN, described
 from stage1.atomic import write_atomic
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
-from stage1.enter import check_command, enter_argv
+from stage1.enter import app_main_pid, check_command, enter_argv
 from stage1.fly import apps as fly
 from stage1.halt import halt, hearing
 from stage1.heir import spawn
 from stage1.journal import Follower
 from stage1.nspawn import pod_command, pod_service, spec_limits, stale_limit_drop_ins
+from stage1.pidns import own_pid
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
 from stage1.transient import TransientService
@@ -385,15 +386,13 @@ def enter_command(
         raise Error(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
-    check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
+    chosen = spec.app(app)
+    check_command(paths, chosen, (command or ["/bin/sh"])[0])
     if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
         how = {"tty": tty, "term": term, "unit": unit}
-        return fly.enter_argv(spec, paths, spec.app(app), command, host_hidden(), **how), ""
-    main = 0
-    if spec.app(app).privileged:  # it joins the app's own mount namespace (stage1/enter.py joined)
-        with Systemd(spec.machine) as pod:
-            if not (main := pod.status(f"{app}.service").main_pid):
-                raise Error(f"app {app} is not running", hint="start it first")
+        return fly.enter_argv(spec, paths, chosen, command, host_hidden(), **how), ""
+    # a privileged app's command joins its mount namespace, an app's of its own PID namespace that
+    main = app_main_pid(spec.machine, app) if chosen.privileged or own_pid(chosen) else 0
     argv = enter_argv(
         spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit, main=main
     )

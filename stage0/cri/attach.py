@@ -116,8 +116,17 @@ def relay(sock: socket.socket, io: AttachIO) -> None:
             threading.Thread(target=target, daemon=True).start()
     frames = Frames()
     outputs = {STDOUT: io.stdout, STDERR: io.stdout if io.tty else io.stderr}
+    sock.settimeout(1.0)  # to notice a client gone while the container is quiet
     try:
-        while data := sock.recv(CHUNK):
+        while True:
+            try:
+                data = sock.recv(CHUNK)
+            except TimeoutError:
+                if io.gone():
+                    return
+                continue
+            if not data:
+                return
             for kind, payload in frames.feed(data):
                 sink = outputs.get(kind)
                 if sink is not None:

@@ -185,8 +185,9 @@ def sandbox_status(
         additional_ips=[api_pb2.PodIP(ip=a) for a in addresses[1:]],
     )
     node, own = api_pb2.NamespaceMode.NODE, api_pb2.NamespaceMode.POD
+    ipc = sandbox_config(record).linux.security_context.namespace_options.ipc
     options = api_pb2.NamespaceOption(
-        network=node if record.host_network else own, pid=node if record.host_pid else own
+        network=node if record.host_network else own, pid=node if record.host_pid else own, ipc=ipc
     )
     namespaces = api_pb2.Namespace(options=options)
     return api_pb2.PodSandboxStatus(
@@ -200,6 +201,14 @@ def sandbox_status(
         annotations=record.annotations,
         runtime_handler=record.runtime_handler,
     )
+
+
+def sandbox_config(record: SandboxRecord) -> api_pb2.PodSandboxConfig:
+    """The config the sandbox was run with (as its record keeps it; empty where none was kept)."""
+    config = api_pb2.PodSandboxConfig()
+    if record.config:
+        json_format.Parse(record.config, config, ignore_unknown_fields=True)
+    return config
 
 
 def labels_match(labels: dict[str, str], selector: Any) -> bool:

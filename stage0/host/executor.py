@@ -119,6 +119,13 @@ def fly_unit(uuid: str, app: str) -> str:
     return host_unit(uuid, app)
 
 
+def pidns_helper_built() -> bool:
+    """Whether nspod-pidns, which gives an app a PID namespace of its own, is built here."""
+    from stage1.pidns import BUILT
+
+    return os.path.exists(BUILT)
+
+
 def kill_unit(machine: str, unit: str) -> bool:
     """SIGKILL every process of ``unit`` in the pod's systemd; False when there was no such unit
     (gone already, or not started yet), which is no error."""

@@ -61,8 +61,10 @@ def fifos(place: Place, app: str) -> tuple[str, str]:
     return f"{place.stdio}/{app}.out", f"{place.stdio}/{app}.err"
 
 
-def namespaces(place: Place) -> list[tuple[str, str]]:
+def namespaces(place: Place, *, host_ipc: bool = False) -> list[tuple[str, str]]:
     net = [] if place.host_network else [("NetworkNamespacePath", f"/proc/{place.leader}/ns/net")]
+    if host_ipc:  # the host's, a host unit's own (the CRI's ipc NODE)
+        return net
     # systemd 252 joins IPCNamespacePath= only beside PrivateIPC=yes: alone it is ignored, and the
     # app would be in the host's IPC namespace
     return [*net, ("PrivateIPC", "yes"), ("IPCNamespacePath", f"/proc/{place.leader}/ns/ipc")]
@@ -85,7 +87,7 @@ def settings(
 ) -> list[tuple[str, str]]:
     """The app's profile in its sandbox: what its unit and every command entered into it share."""
     own = profile(app, hidden, pod_etc(spec), root=place.root, etc_dir=place.etc)
-    return [*own, *namespaces(place), *binds(volumes)]
+    return [*own, *namespaces(place, host_ipc=spec.host_ipc), *binds(volumes)]
 
 
 def _properties(values: list[tuple[str, str]]) -> list[str]:

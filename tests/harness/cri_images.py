@@ -98,6 +98,48 @@ HTTPD_FOREGROUND = """#!/bin/sh
 echo "[core:notice] [pid $$] AH00094: Command line: 'httpd -D FOREGROUND'" >&2
 exec httpd -f -v -p 80 -h /usr/local/apache2/htdocs
 """
+# Upstream busybox has ipcs and pgrep; Debian's busybox-static has neither. These two behave as
+# its applets do for what critest runs (`ipcs -m`, `pgrep PATTERN`), read from the caller's /proc.
+IPCS = r"""#!/bin/sh
+# ipcs [-m]: the shared memory segments of the caller's IPC namespace, as busybox prints them
+case "${1:--m}" in -m) ;; *) echo "ipcs: this image's ipcs knows -m alone" >&2; exit 1 ;; esac
+printf '\n------ Shared Memory Segments --------\n'
+printf '%-10s %-10s %-10s %-10s %-10s %-10s %-12s\n' key shmid owner perms bytes nattch status
+while read -r key shmid perms size cpid lpid nattch uid rest; do
+	[ "$key" = key ] && continue
+	printf '0x%08x %-10s %-10s %-10s %-10s %-10s\n' "$key" "$shmid" "$uid" "$perms" "$size" "$nattch"
+done < /proc/sysvipc/shm
+"""
+# the process list is taken before awk starts (a glob of the shell's own), so only the script's
+# own shell could match itself: it is left out, as busybox's pgrep leaves itself out
+PGREP = r"""#!/bin/sh
+# pgrep [-flx] PATTERN: the PIDs whose name (-f: command line) matches the extended regex
+full=0 long=0 exact=0
+while getopts flx opt; do
+	case $opt in f) full=1 ;; l) long=1 ;; x) exact=1 ;; *) exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 1 ] || { echo "usage: pgrep [-flx] PATTERN" >&2; exit 2; }
+set -- "$1" /proc/[0-9]*
+exec awk -v self=$$ -v full=$full -v long=$long -v exact=$exact -v re="$1" '
+BEGIN {
+	if (exact) re = "^(" re ")$"
+	found = 1
+	for (i = 2; i < ARGC; i++) {
+		pid = substr(ARGV[i], 7)
+		if (pid == self) continue
+		line = ""
+		if (full) {
+			cmd = "tr \"\\000\" \" \" < " ARGV[i] "/cmdline 2>/dev/null"
+			cmd | getline line
+			close(cmd)
+			sub(/ $/, "", line)
+		} else if ((getline line < (ARGV[i] "/comm")) <= 0) continue
+		if (line ~ re) { print (long ? pid " " line : pid); found = 0 }
+	}
+	exit found
+}' "$@"
+"""
 IT_WORKS = "<html><body><h1>It works!</h1></body></html>\n"
 # what k8s' test/images/nonewprivs runs: a set-uid-root program printing its effective uid
 NNP_C = (
@@ -204,6 +246,10 @@ def busybox(builder: Builder) -> None:
         if path != "bin/busybox" and not (root / path).exists():
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             os.symlink("/bin/busybox", root / path)
+    for name, script in (("ipcs", IPCS), ("pgrep", PGREP)):
+        if not (root / "bin" / name).exists():
+            (root / "bin" / name).write_text(script)
+            (root / "bin" / name).chmod(0o755)
     (root / "etc/passwd").write_text(PASSWD)
     (root / "etc/group").write_text(GROUP)
     _run("umoci", "repack", "--image", f"{builder.oci}:busybox", str(bundle))

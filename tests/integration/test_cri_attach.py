@@ -97,6 +97,8 @@ def test_stdio_attach_and_a_killed_writer(cri: Cri) -> None:  # noqa: F811
         wait_for("exit", lambda: _state(cri, counted)["state"] == "CONTAINER_EXITED", timeout=60)
         assert _state(cri, counted)["exitCode"] == 0  # no SIGPIPE
         assert [text for _, text in _log(cri, "counted")] == [b"line-%d" % i for i in range(3000)]
+        journal = cri.nspod("logs", pod)  # the writer passes every line on to the journal as the app's
+        assert "hello from hi" in journal and "to-stderr" in journal and "line-2999" in journal
         for ctr in (opened, shell, tty, counted):
             cri("rm", ctr)
     finally:

@@ -42,11 +42,6 @@ RUNTIME_UNITS = Path("/run/systemd/system")
 DIGEST = "public image with digest should be pulled and removed"
 SKIPPED: dict[str, str] = {
     DIGEST: "the image is pinned by a digest only gcr.io's bytes have; no network here",
-    "runtime should support HostIpc is true": "nspawn always makes the pod's own IPC namespace",
-    "runtime should support HostIpc is false": "the test's busybox (Debian's) has no ipcs",
-    "runtime should support execSync with timeout": "the test's busybox (Debian's) has no pgrep",
-    "runtime should support PodPID": "apps see each other (one PID namespace per pod)",
-    "runtime should support ContainerPID": "apps share the pod's PID namespace (as in rkt)",
 }
 TIMEOUT = 40 * 60
 

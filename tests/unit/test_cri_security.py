@@ -75,13 +75,6 @@ def test_host_network_is_net_host_and_the_pods_own_is_the_default() -> None:
     assert pod_security(sandbox(), PodRequest(apps=(), nets=("default",))).nets == ("default",)
 
 
-def test_the_nodes_ipc_namespace_is_refused_clearly() -> None:
-    options = cri.NamespaceOption(ipc=cri.NamespaceMode.NODE)
-    with pytest.raises(Failure) as error:
-        pod_security(sandbox(namespace_options=options), PodRequest(apps=()))
-    assert code(error) is grpc.StatusCode.UNIMPLEMENTED and "host" in error.value.message
-
-
 def test_host_pid_is_a_fly_sandbox_and_the_pods_own_pid_namespace_is_the_default() -> None:
     node = cri.NamespaceOption(pid=cri.NamespaceMode.NODE)
     assert pod_security(sandbox(namespace_options=node), PodRequest(apps=())).host_pid

@@ -273,3 +273,13 @@ def test_the_writer_without_a_file(pod: Pod, tmp_path: Path) -> None:
     stopping.append(0.0)
     writer.join(5)
     assert not Path("-").exists()
+
+
+def test_relay_ends_when_the_client_is_gone() -> None:
+    """A quiet container and a client gone: the relay does not wait for the container's end."""
+    ours, writers = socket.socketpair()
+    io = AttachIO(None, _Sink(), _Sink(), tty=False, sizes=iter(()), gone=lambda: True)
+    started = time.monotonic()
+    attach.relay(ours, io)
+    assert time.monotonic() - started < 3
+    assert attach.Frames().feed(writers.recv(100)) == [(attach.HELLO, b"")]

@@ -8,7 +8,7 @@ connects the backend says where that container or sandbox is now. Errors the bac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,6 +58,10 @@ class Sink(Protocol):
     def write(self, data: bytes) -> None: ...
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class AttachIO:
     """The client's ends of an attach: each is None when the client did not ask for it. ``sizes``
@@ -68,6 +72,7 @@ class AttachIO:
     stderr: Sink | None
     tty: bool
     sizes: Iterator[tuple[int, int]]
+    gone: Callable[[], bool] = _never  # the client went away (its connection ended)
 
 
 class Backend(Protocol):

@@ -11,6 +11,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -228,7 +229,7 @@ def _serve(streaming: StreamingServer, sock: socket.socket, request: Request) ->
     reader.start()
     try:
         if channels.wait():
-            _run(streaming, channels, request)
+            _run(streaming, channels, request, gone=lambda: not reader.is_alive())
         reader.join(5.0)  # the client closes once it has read every stream to its end
     finally:
         session.close()
@@ -236,7 +237,10 @@ def _serve(streaming: StreamingServer, sock: socket.socket, request: Request) ->
 
 
 def _run(
-    streaming: StreamingServer, channels: remotecommand.Channels, request: ExecRequest | AttachRequest
+    streaming: StreamingServer,
+    channels: remotecommand.Channels,
+    request: ExecRequest | AttachRequest,
+    gone: Callable[[], bool],
 ) -> None:
     backend = streaming.backend
     try:
@@ -249,6 +253,7 @@ def _run(
                 channels.get("stderr"),
                 request.tty,
                 remotecommand.sizes(resize),
+                gone,
             )
             backend.attach(request.container_id, io)
             channels.finish(remotecommand.status(0))
