@@ -9,9 +9,11 @@ Each round runs, in a rotated order, exec to exit of a ``/bin/true`` app (image 
 * floor: a pod's own nspawn line booting straight to ``exit.target`` (no app, no journald);
 * cold: ``nspod run IMAGE`` with the pool out of the way (``NSPOD_POOL=0``);
 * pooled: ``nspod run IMAGE`` served by the keeper (``nspod pool keep --size 1``), a spare ready;
-* app start: ``nspod app start`` of an app added to a running sandbox, to its exit (the
-  command returns when the start job is done; /bin/true has ended by then or very soon after:
-  the exit is awaited by polling ``app status`` in-process, not timed beyond it).
+* app start: ``nspod app start`` of an app added to a running sandbox (the command returns when
+  the start job is done; /bin/true has ended by then or very soon after), served by the keeper:
+  the command is its thin client, as a pooled run's is;
+* app cold: the same ``nspod app start`` with no keeper (``NSPOD_POOL=0``): the command line's own
+  start-up and imports in the path (no target; what the keeper saves).
 
 After every command the pool is refilled and the machine left to settle, so no command runs on
 another's heels. Then the memory charged to 20 idle pods (``run --detach`` of ``sleep``), per pod:
@@ -112,9 +114,12 @@ def main() -> int:
             "cold": [*base, "run", image_id],
             "pooled": [*base, "run", image_id],
             "app start": [*base, "app", "start", sandbox, "--app", "t"],
+            "app cold": [*base, "app", "start", sandbox, "--app", "t"],  # no keeper: the command's own
         }
-        envs = {name: {**env, "NSPOD_POOL": "0"} if name == "cold" else env for name in commands}
+        unpooled = {**env, "NSPOD_POOL": "0"}
+        envs = {name: unpooled if name in ("cold", "app cold") else env for name in commands}
         samples: dict[str, list[float]] = {name: [] for name in commands}
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())  # shared machines: how quiet the run was
         names = list(commands)
         for round_ in range(args.runs + 2):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
@@ -125,7 +130,9 @@ def main() -> int:
                 if round_ >= 2:
                     samples[name].append(elapsed)
         medians = {name: statistics.median(values) for name, values in samples.items()}
-        print(f"runs: {args.runs} each, interleaved, rotated, after 2 warm-up rounds (ms)")
+        after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"runs: {args.runs} each, interleaved, rotated, after 2 warm-up rounds (ms);"
+              f" load average {load} before, {after} after")  # fmt: skip
         for name, values in samples.items():
             raw, floor = medians[name] / medians["raw"], medians[name] / medians["floor"]
             print(f"  {name:10} median {medians[name]:7.1f}  min {min(values):7.1f}  max {max(values):7.1f}"

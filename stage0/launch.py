@@ -1,6 +1,6 @@
-"""The ``nspod`` command's first step: a ``run`` goes to the warm pool when there is one
-(stage0/pool/client.py, the standard library only), everything else — and a run the pool cannot
-take — to the command line proper (stage0/cli)."""
+"""The ``nspod`` command's first step: a ``run`` or an ``app start`` goes to the warm pool's keeper
+when there is one (stage0/pool/client.py, the standard library only), everything else — and a
+command the keeper cannot take — to the command line proper (stage0/cli)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import NoReturn
 
 
 def entry() -> NoReturn:
-    if "run" in sys.argv[1:]:
+    if "run" in sys.argv[1:] or ("app" in sys.argv[1:] and "start" in sys.argv[1:]):
         from stage0.pool.client import try_pool
 
         code = try_pool(sys.argv[1:])

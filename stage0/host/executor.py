@@ -160,6 +160,19 @@ def start_app(pod_dir: str, name: str, stopping: threading.Event | None) -> int:
     return run_app(spec, paths, name, stopping)
 
 
+def start_in_place(pod_dir: str, name: str, err_fd: int) -> int:
+    """``nspod app start`` served by a long-lived process (the pool keeper): stage1's start of an
+    added app in this process, its error written to ``err_fd`` as stage1's own command prints it."""
+    from stage1 import apps
+    from stage1.abi import ExitCode
+
+    try:
+        return apps.start(pod_dir, name)
+    except Error as error:
+        os.write(err_fd, f"nspod: {error.diagnostics()}\n".encode())
+        return int(ExitCode.FAILURE)
+
+
 def relay(pod_dir: str, app: str, fields: dict[str, str], out: BinaryIO, err: BinaryIO) -> Any:
     """A foreground run's output relay (stage1/attach.py), listening before the app starts."""
     from stage1.attach import Relay

@@ -1,10 +1,13 @@
-"""The first thing ``nspod run`` tries: hand the command to the pool keeper (stage0/pool/keeper.py).
+"""The first thing ``nspod run`` (and ``nspod app start``) tries: hand the command to the pool keeper
+(stage0/pool/keeper.py).
 
 Imports only the standard library's socket layer, so a pooled run starts no more Python than
 it needs. The keeper runs as root with everything loaded, a booted spare pod at hand; it gets
 this command line, the working directory and our stdin, stdout and stderr (SCM_RIGHTS), runs
 the app with its output relayed to them, and answers with the exit code — or says "cold", and
 ``nspod run`` goes on as it would without a pool. Ctrl-C here asks the keeper to stop the pod.
+An ``app start`` is served the same way (stage0/pool/app_start.py): the keeper starts the app
+and answers with the command's exit code.
 """
 
 from __future__ import annotations
@@ -22,10 +25,16 @@ SOCKET = "/run/nspod/pool.sock"
 MESSAGE_MAX = 1 << 16
 
 
+def served(argv: list[str]) -> bool:
+    """Whether the keeper may serve this command line: a ``run``, or an ``app start`` (the keeper
+    parses it with the real parser and says "cold" to anything else)."""
+    return "run" in argv or ("app" in argv and "start" in argv)
+
+
 def try_pool(argv: list[str]) -> int | None:
-    """The run's exit code, or None when the pool cannot take it (then run it cold)."""
+    """The command's exit code, or None when the pool cannot take it (then run it cold)."""
     path = os.environ.get("NSPOD_POOL_SOCKET", SOCKET)  # NSPOD_POOL=0: never
-    if "run" not in argv or os.environ.get("NSPOD_POOL") == "0" or not os.path.exists(path):
+    if not served(argv) or os.environ.get("NSPOD_POOL") == "0" or not os.path.exists(path):
         return None
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)

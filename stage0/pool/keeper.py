@@ -115,7 +115,14 @@ class Keeper:
 
         if len(fds) != 3:
             raise Cold("no stdio")
-        code = run_pooled(self, argv, fds, conn)
+        command = self.parse(argv)
+        if command is None:
+            raise Cold("usage")  # the command line says so itself, cold
+        if command.args.verb == "app":
+            from stage0.pool.app_start import serve_app_start
+
+            return serve_app_start(self.options, command, fds[2], conn)
+        code = run_pooled(self, command, fds, conn)
         self.used.set()
         return code
 

@@ -43,7 +43,7 @@ class Keeping(Protocol):
 Parse = Callable[[list[str]], Command | None]
 
 
-def run_pooled(keeper: Keeping, argv: list[str], fds: list[int], conn: socket.socket) -> int:
+def run_pooled(keeper: Keeping, command: Command, fds: list[int], conn: socket.socket) -> int:
     from stage0 import context
     from stage0.api.pods import relaxing
     from stage0.errors import Error
@@ -53,9 +53,6 @@ def run_pooled(keeper: Keeping, argv: list[str], fds: list[int], conn: socket.so
     from stage0.pods.sandbox import plan_app, sandbox_spec, written
     from stage0.pool.spares import Cold, claim, cold_reason
 
-    command = keeper.parse(argv)
-    if command is None:
-        raise Cold("usage")  # the command line says so itself, cold
     args, options = command.args, command.options
     if reason := cold_reason(args, options, keeper.options):
         raise Cold(reason)

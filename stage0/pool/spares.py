@@ -131,13 +131,18 @@ def make_spare(options: GlobalOptions) -> str:
     return os.path.basename(pod.path)
 
 
+def same_host(options: GlobalOptions, keeper: GlobalOptions) -> bool:
+    """Whether the keeper's store, configuration and stage1 are the command's own (else its
+    command runs where it was given, not in the keeper)."""
+    same = all(getattr(options, f) == getattr(keeper, f) for f in global_fields(Pooling.SAME))
+    return same and not any(getattr(options, f) for f in global_fields(Pooling.COLD))
+
+
 def cold_reason(args: argparse.Namespace, options: GlobalOptions, keeper: GlobalOptions) -> str | None:
     """Why a spare cannot serve this ``run`` (None: it can)."""
     if args.verb != "run":
         return "not a run"
-    if any(getattr(options, f) != getattr(keeper, f) for f in global_fields(Pooling.SAME)) or any(
-        getattr(options, f) for f in global_fields(Pooling.COLD)
-    ):
+    if not same_host(options, keeper):
         return "another store, configuration or stage1"
     given = [o for o in cold_pod_options() if getattr(args, o, None) not in (None, False, [], (), "")]
     if given:

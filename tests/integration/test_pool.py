@@ -1,6 +1,7 @@
 """The warm pool against a real systemd: a keeper keeping spares booted, ``nspod run`` served by
 one (output, exit code, the pod as list/status/logs show any pod), refills, runs it cannot serve
-going cold, back-to-back and parallel runs, and a keeper killed half-way leaving nothing after gc."""
+going cold, back-to-back and parallel runs, a keeper killed half-way leaving nothing after gc,
+and ``nspod app start`` served by the keeper as the command would do it."""
 
 from __future__ import annotations
 
@@ -199,3 +200,35 @@ def test_a_keeper_restarted_while_spares_boot_keeps_its_size(pool: Pool, tmp_pat
     pool.wait_spares()
     time.sleep(6)  # a keeper's round: every half-made spare stopped, no second spare made
     assert running(pool.nspod) == set(pool.spares()) and len(pool.spares()) == 1
+
+
+def test_the_keeper_serves_app_start_as_the_command_would(pool: Pool, bb: Path) -> None:  # noqa: F811
+    sandbox = pool.nspod("app", "sandbox", env={"NSPOD_POOL": "0"}).stdout.strip().splitlines()[-1]
+    try:
+        image = pool.nspod("fetch", str(bb)).stdout.strip()
+        added = pool.nspod("app", "add", sandbox, image, "--name", "t", "--exec", "/bin/sh", "--", "-c",
+                           "echo started-$$; exit 4")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        imports = {"PYTHONPROFILEIMPORTTIME": "1"}  # which modules the command line itself loaded
+        for env in ({"NSPOD_POOL_SOCKET": pool.socket}, {"NSPOD_POOL": "0"}):
+            started = pool.nspod("app", "start", sandbox, "--app", "t", env={**env, **imports})
+            assert started.returncode == 0, started.stderr
+            # served: the client alone, no CLI (stage0.cli) and no stage1 in this process
+            assert ("stage0.cli" in started.stderr) == (env.get("NSPOD_POOL") == "0"), env
+            deadline = time.monotonic() + 20
+            while (app := json.loads(pool.nspod("app", "status", sandbox, "--app", "t",
+                                                "--format=json").stdout))["state"] != "exited":  # fmt: skip
+                assert time.monotonic() < deadline, app
+                time.sleep(0.05)
+            assert app["exit_code"] == 4, app
+        # what goes wrong is said as the command says it, with its exit code
+        for args in (("no-such-pod", "--app", "t"), (sandbox, "--app", "nope")):
+            served = pool.run("app", "start", *args)
+            cold = pool.nspod("app", "start", *args, env={"NSPOD_POOL": "0"})
+            assert served.returncode == cold.returncode != 0, (served.stderr, cold.stderr)
+            assert served.stderr == cold.stderr, (served.stderr, cold.stderr)
+        # other app verbs stay the command line's own
+        listed = pool.run("app", "list", sandbox, "--format=json")
+        assert listed.returncode == 0 and json.loads(listed.stdout)[0]["name"] == "t", listed.stderr
+    finally:
+        pool.nspod("stop", sandbox)
