@@ -72,6 +72,11 @@ def test_stdio_attach_and_a_killed_writer(cri: Cri) -> None:  # noqa: F811
         # attach -i to a shell with stdin_once: what we type runs; our stdin's end is the shell's
         shell = _container(cri, pod, "shell", "exec /bin/sh", stdin=True, stdin_once=True)
         wait_for("start", lambda: _state(cri, shell)["state"] == "CONTAINER_RUNNING")
+        # its writer killed first: the app's stdin connection waits in the writer's fd store
+        killed = _writer_pid("shell.log")
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        wait_for("a new writer", lambda: _writer_pid("shell.log") not in (None, killed))
         done = crictl("attach", "-i", shell, data=b"echo hello from $GREETING\necho oops >&2\n")
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"hello from hi\n" and b"oops" in done.stderr, done
