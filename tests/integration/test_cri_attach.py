@@ -1,7 +1,8 @@
 """A CRI container's stdio through ``nspod cri`` itself: its stdout and stderr are FIFOs (an app
 opens /dev/stderr, as nginx does), ``crictl attach -i`` to a shell with stdin_once, ``attach -i
--t`` to one on a terminal, and a log writer killed with SIGKILL in the middle of the output,
-which loses no line and gives the app no SIGPIPE."""
+-t`` to one on a terminal, a writer killed before attach (the app's stdin waits in its fd
+store), and a log writer killed with SIGKILL in the middle of the output, which loses no line
+and gives the app no SIGPIPE; the journal (``nspod logs``) has every line too."""
 
 from __future__ import annotations
 
