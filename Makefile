@@ -18,12 +18,12 @@ CRI_TOOLS ?= /var/cache/nspod-tests/cri
 # The runtime list is the package's Depends (packaging/debian/control) less the Python libraries,
 # which the venv gets from PyPI, plus what the venv itself needs.
 DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)) python3-venv
-DEB_BUILD := gcc pkg-config libsystemd-dev python3-dev
+DEB_BUILD := gcc libc6-dev pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
 DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
-.PHONY: demo install test package deb deb-test venv dev-venv lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull bench-cri clean fresh-check
+.PHONY: demo install test package deb deb-test venv dev-venv helpers lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull bench-cri clean fresh-check
 
 # Build a small image and run it as a real pod (in a test host when PID 1 is not systemd).
 demo: install
@@ -33,6 +33,8 @@ demo: install
 UNITDIR ?= /usr/local/lib/systemd/system
 TMPFILESDIR ?= /usr/local/lib/tmpfiles.d
 SYSUSERSDIR ?= /usr/local/lib/sysusers.d
+# a directory systemd-sysctl reads (/etc, /run, /usr/local/lib or /usr/lib's sysctl.d)
+SYSCTLDIR ?= /usr/local/lib/sysctl.d
 MANDIR ?= /usr/local/share/man
 SYSCONFDIR ?= /etc
 
@@ -43,12 +45,16 @@ install: deb venv
 		units/nspod-cri.socket units/nspod-cri.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf
 	install -D -m 0644 units/sysusers.d/nspod.conf $(SYSUSERSDIR)/nspod.conf
+	install -D -m 0644 units/sysctl.d/60-nspod.conf $(SYSCTLDIR)/60-nspod.conf
 	install -d -m 0755 $(SYSCONFDIR)/nspod/pods
 	install -D -m 0644 -t $(MANDIR)/man1 packaging/man/*.1
 	install -D -m 0644 -t $(MANDIR)/man5 packaging/man/*.5
 	install -D -m 0644 -t $(MANDIR)/man7 packaging/man/*.7
 	systemd-sysusers $(SYSUSERSDIR)/nspod.conf
 	systemd-tmpfiles --create $(TMPFILESDIR)/nspod.conf
+	# the inotify limits now, as the next boot will set them (every sysctl.d file read, a later
+	# file's value winning), and no other key
+	/lib/systemd/systemd-sysctl --prefix=fs.inotify
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 		systemctl enable --now nspod-metadata.socket nspod-metadata-register.socket; fi
 	@$(BINDIR)/nspod version
@@ -59,13 +65,20 @@ deb:
 deb-test:
 	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_TEST)
 
-venv:
+# nspod-pidns (stage1/helpers/pidns.c): a CRI container's PID namespace of its own; static, since it
+# runs in the container's root
+HELPERS := stage1/helpers/nspod-pidns
+helpers: $(HELPERS)
+stage1/helpers/nspod-pidns: stage1/helpers/pidns.c
+	gcc -static -Os -Wall -Werror -o $@ $<
+
+venv: helpers
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check .
 	# same version number, new code: make sure the checkout's code is what gets installed
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 
-dev-venv: deb-test
+dev-venv: deb-test helpers
 	@test -x $(DEV_VENV)/bin/python || $(PYTHON) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
@@ -116,7 +129,7 @@ bench-startup: install
 	$(VENV)/bin/python bench/startup.py --nspod $(BINDIR)/nspod
 
 # The Debian package: build/deb/nspod_<version>_<arch>.deb (lintian must show no errors)
-package:
+package: helpers
 	packaging/build-deb.sh build/deb
 
 # The README's two commands in a clean clone on a freshly debootstrapped Debian 12 root (cached).

@@ -21,13 +21,8 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# 2: cpu_shares, oom_score_adj, relaxed; 3: seccomp_*, selinux_context, sysctl, private_users,
-# resolv_conf*, hosts*; 4: networks, ports, dns_default, mds_register; 5: lower, stop_signal (OCI
-# images); 6: sandbox (nspod app); 7: idmap (volumes); 8 (the CRI): log_path, privileged,
-# capabilities_added, masked_paths, readonly_paths, seccomp_mode "unconfined", the pod's
-# capabilities and sysctl; 9: cri_stdio, stdin, stdin_once, tty (a CRI
-# container's). A stage1 reads specs
-# of every earlier version as well (each only added fields with defaults).
+# What each version added: stage1/ABI.md. A stage1 reads specs of every earlier version as well
+# (each only added fields with defaults).
 ABI_VERSION = 9
 READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
@@ -141,6 +136,9 @@ class VolumeSpec:
     # with --private-users: bound ID-mapped, so the pod's root is host root on it (its files are
     # host root's, its setuid files host root's); by default the pod's root is its own host user
     idmap: bool = False
+    # the host mount's own peer group in the app (the CRI's bidirectional propagation): what the
+    # host mounts under it shows in the app, and what the app mounts there shows on the host
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +216,7 @@ class AppSpec:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    pid_namespace: str = ""  # "container": a PID namespace of the app's own (stage1/pidns.py); "": the pod's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,10 +246,12 @@ class PodSpec:
     # listens; False, never
     mds_register: bool | None = None
     sandbox: bool = False  # an app sandbox: apps are added, started, stopped, removed while it runs
-    # what the pod's bounding set keeps beyond its apps' own ("ALL": nspawn's whole): an app
-    # sandbox's apps come later, each narrowed by its unit (the CRI's sandboxes)
+    # kept in the bounding set beyond its apps' own ("ALL": nspawn's whole): a sandbox's apps come later
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's namespaced kernel settings (the CRI's sysctls)
+    app_filters: bool = False  # nspawn loads no filter over the pod: each app's own alone (the CRI's)
+    host_pid: bool = False  # the CRI's hostPID: the apps are host units in its PID namespace (stage1/fly)
+    host_ipc: bool = False  # the apps share the host's IPC namespace (the CRI's ipc NODE), not the pod's
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -309,6 +310,9 @@ class PodSpec:
             sandbox=data.get("sandbox", False),
             capabilities=tuple(data.get("capabilities", ())),
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
+            app_filters=data.get("app_filters", False),
+            host_pid=data.get("host_pid", False),
+            host_ipc=data.get("host_ipc", False),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

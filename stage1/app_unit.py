@@ -1,10 +1,6 @@
-"""An app's units inside the pod, as entries (stage1/unitfile.py): ``<app>.service`` itself, its
-reaper (records the exit status) and its readiness report.
-
-Each app is ``<app>.service`` with ``RootDirectory=/opt/stage2/<app>/rootfs``;
-``reaper-<app>.service`` records the app's exit status in ``/nspod/status/<app>`` when it ends, and
-the first app to fail ends the pod with its exit code (rkt's rule).
-"""
+"""An app's units inside the pod (entries, stage1/unitfile.py): ``<app>.service`` with
+``RootDirectory=/opt/stage2/<app>/rootfs``, its reaper (its exit status to ``/nspod/status/<app>``;
+the first app to fail ends the pod with its code, rkt's rule) and its readiness report."""
 
 from __future__ import annotations
 
@@ -14,37 +10,35 @@ from collections.abc import Callable
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.crilog import app_log_dependencies, app_log_stdio, has_writer
 from stage1.escape import assignment, command, path, quote
+from stage1.namespaces import ipc_settings
+from stage1.pidns import widened, wrapped
 from stage1.seccomp import syscall_filter
 from stage1.stdio import Stdio, app_stdio
 from stage1.unitfile import Entry, section
-from stage1.volumes import volumes_unit_name
+from stage1.volumes import has_volumes_unit, image_masks, volumes_unit_name
 
 STATUS_DIR = "/nspod/status"
 USERNS_LAYERS = "/opt/stage2/{app}"  # with --private-users: lower/, layers/{upper,work}/, volumes/N
 
-# The host kernel is out of every app's reach, whatever mounts its /proc and /sys: systemd's
-# MountAPIVFS= gives the app a fresh procfs, writable unless these make /proc/sys, /sys and the other
-# kernel knobs read-only (or inaccessible) in the app's own mount namespace.
+# The host kernel is out of every app's reach: MountAPIVFS='s fresh procfs is writable unless
+# these make /proc/sys, /sys and the other knobs read-only (or hidden) in the app's mount namespace.
 KERNEL_PROTECTION = (
     ("ProtectKernelTunables", "yes"),  # /proc/sys, /proc/sysrq-trigger, /sys, … read-only
     ("ProtectKernelModules", "yes"),  # no module loading, /usr/lib/modules hidden
     ("ProtectKernelLogs", "yes"),  # no /dev/kmsg, /proc/kmsg, syslog(2)
     ("ProtectControlGroups", "yes"),  # /sys/fs/cgroup read-only
 )
-# rkt's default bounding set (14): what an app keeps unless an isolator retains or removes more.
-# CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_TIME, CAP_SYS_BOOT … are out, so
-# no app can undo the read-only mounts above, load modules, set the clock or reboot.
+# rkt's default bounding set (14), unless an isolator retains or removes more: without CAP_SYS_ADMIN,
+# _MODULE, _RAWIO, _PTRACE, _TIME, _BOOT… no app undoes the mounts above, loads modules or reboots.
 DEFAULT_CAPABILITIES = (
     "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_KILL", "CAP_MKNOD",
     "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETFCAP",
     "CAP_SYS_CHROOT",
 )  # fmt: skip
-# rkt's hidden kernel paths and runc's and podman's masked paths (ProtectKernelTunables= already
-# makes /proc/sys, /sys and the rest read-only): files covered by an empty /dev/null, directories
-# by an empty read-only tmpfs. (InaccessiblePaths= does not hold under RootDirectory= with
-# MountAPIVFS=: the fresh /proc and /sys are mounted over it, without the masks nspawn put on the
-# pod's own /proc.) Only those the host's kernel has are named: a mount over a missing /proc file
-# would fail the app's start.
+# rkt's hidden kernel paths, runc's and podman's masked ones: files under /dev/null, directories
+# under an empty read-only tmpfs (InaccessiblePaths= does not hold under RootDirectory= with
+# MountAPIVFS=, whose fresh /proc and /sys go over it). Only those the host's kernel has are
+# named: a mount over a missing /proc file would fail the app's start.
 HIDDEN_FILES = (
     "/proc/config.gz",
     "/proc/interrupts",  # per-CPU interrupt counts: a side channel on the host's activity
@@ -157,30 +151,32 @@ POD_ETC = "/nspod/etc"  # the pod's own resolv.conf and hosts (--dns, --hosts-en
 
 
 def pod_etc(spec: PodSpec) -> tuple[str, ...]:
-    """The files of /etc the pod gives its apps over their images' own."""
-    return tuple(
-        name
-        for name, given in (
-            # by default stage1 always gives one (stage1/cni.py with_dns)
-            ("resolv.conf", spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default),
-            ("hosts", spec.hosts is not None or spec.hosts_from_host),
-        )
-        if given
-    )
+    """The files of /etc the pod gives its apps over their images' own (by default stage1 always
+    gives a resolv.conf: stage1/cni.py with_dns)."""
+    resolv = spec.resolv_conf is not None or spec.resolv_conf_from_host or spec.dns_default
+    hosts = spec.hosts is not None or spec.hosts_from_host
+    return tuple(name for name, given in (("resolv.conf", resolv), ("hosts", hosts)) if given)
 
 
 def profile(
-    app: AppSpec, hidden: tuple[str, ...] = HIDDEN, etc: tuple[str, ...] = ()
+    app: AppSpec,
+    hidden: tuple[str, ...] = HIDDEN,
+    etc: tuple[str, ...] = (),
+    *,
+    root: str = "",
+    etc_dir: str = POD_ETC,
+    host_ipc: bool = False,
 ) -> list[tuple[str, str]]:
-    """Where and as whom the app runs, and its confinement: the settings its unit and every command
-    entered into it (``nspod enter``) share. ``hidden``: the kernel paths to hide that the host has;
-    ``etc``: the files of the pod's /etc the app gets (pod_etc)."""
+    """Where and as whom the app runs, and its confinement, which its unit and every command entered
+    into it share. ``hidden``: the kernel paths to hide the host has; ``etc``: the pod's /etc files
+    it gets; ``root``, ``etc_dir``: those for the systemd running it (the host's for stage1/fly)."""
+    root = root or APP_ROOT.format(app=app.name)
     env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     return [
         ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
         # the standard pseudo-devices alone (the pod's own unit holds the whole pod to nspawn's list)
         ("DevicePolicy", "auto" if app.privileged else "closed"),
-        ("RootDirectory", APP_ROOT.format(app=app.name)),
+        ("RootDirectory", root),
         ("WorkingDirectory", path(app.working_directory)),
         ("User", str(app.user)),
         ("Group", str(app.group)),
@@ -190,11 +186,12 @@ def profile(
             else ()
         ),
         *(("Environment", assignment(k, v)) for k, v in env.items()),
-        *((("BindReadOnlyPaths", " ".join(f"{POD_ETC}/{n}:/etc/{n}" for n in etc)),) if etc else ()),
+        *((("BindReadOnlyPaths", " ".join(f"{etc_dir}/{n}:/etc/{n}" for n in etc)),) if etc else ()),
         *kernel_protection(app, hidden),
-        *masks(app),
-        *read_only_root(app),
+        *masks(app, root=root),
+        *read_only_root(app, root=root),
         *limits(app),
+        *ipc_settings(host_ipc),
     ]
 
 
@@ -226,18 +223,22 @@ def _host_kind(path: str) -> bool | None:
     return os.path.isdir(path) if os.path.lexists(path) else None
 
 
-def masks(app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind) -> list[tuple[str, str]]:
-    """The CRI's masked and read-only paths. In the image's tree systemd's InaccessiblePaths= and
-    ReadOnlyPaths= do it (named both ways, see read_only_root); under /proc and /sys (mounted
-    afresh by MountAPIVFS= over those) binds do, as for the hidden kernel paths: an empty file or
-    directory over a masked one (``is_dir`` asks the host's, the same kernel's: None, it has none),
-    a path read-only over itself."""
+def masks(
+    app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind, *, root: str = ""
+) -> list[tuple[str, str]]:
+    """The CRI's masked and read-only paths: in the image's tree the app's volumes unit covers a
+    masked one (InaccessiblePaths= under /dev), ReadOnlyPaths= makes one read-only (named both
+    ways, see read_only_root); under /proc and /sys (MountAPIVFS='s) binds do, as for the hidden
+    kernel paths (``is_dir`` asks the host's, the same kernel's: None, it has none)."""
     if app.privileged:
         return []
-    root = APP_ROOT.format(app=app.name)
+    # the rest are covered in the pod's tree by the app's volumes unit (stage1/volumes.py), each
+    # path itself (systemd would follow /bin/ls -> busybox); a fly app's (root given) systemd hides
+    covered = () if root else image_masks(app)
+    root = root or APP_ROOT.format(app=app.name)
     masked = [p for p in app.masked_paths if p not in HIDDEN]
     kernel = [p for p in masked if p.startswith(KERNEL_TREES)]
-    image = [p for p in masked if not p.startswith(KERNEL_TREES)]
+    image = [p for p in masked if not p.startswith(KERNEL_TREES) and p not in covered]
     read_only = [p for p in app.readonly_paths if not p.startswith(KERNEL_TREES)]
     kernel_ro = [p for p in app.readonly_paths if p.startswith(KERNEL_TREES)]
 
@@ -254,19 +255,16 @@ def masks(app: AppSpec, is_dir: Callable[[str], bool | None] = _host_kind) -> li
     ]
 
 
-def read_only_root(app: AppSpec) -> list[tuple[str, str]]:
-    """--readonly-rootfs: the app's whole root read-only in its own mount namespace (ProtectSystem=
-    strict under RootDirectory=; /proc, /sys, /dev stay as they are), but for the volumes it mounts
-    writable. (nspawn's --overlay-ro cannot do it: an image without /proc, /sys and /dev could not
-    even be started.) systemd 252 reads ReadWritePaths= outside the root, later versions inside
-    it: each path is named both ways, "-" ignoring the one that does not exist."""
+def read_only_root(app: AppSpec, *, root: str = "") -> list[tuple[str, str]]:
+    """--readonly-rootfs: the app's root read-only in its own mount namespace (ProtectSystem=strict
+    under RootDirectory=; not /proc, /sys, /dev; nspawn's --overlay-ro would need them in every
+    image), but for its rw volumes: systemd 252 reads ReadWritePaths= outside the root,
+    later ones inside: each path is named both ways ("-": whichever exists)."""
     if not app.read_only_rootfs:
         return []
-    root = APP_ROOT.format(app=app.name)
-    writable = [
-        quote(f"-{p}", expand_dollar=False) for _, t, ro in app.mounts if not ro for p in (root + t, t)
-    ]
-    return [("ProtectSystem", "strict"), *((("ReadWritePaths", " ".join(writable)),) if writable else ())]
+    root = root or APP_ROOT.format(app=app.name)
+    rw = [quote(f"-{p}", expand_dollar=False) for _, t, ro in app.mounts if not ro for p in (root + t, t)]
+    return [("ProtectSystem", "strict"), *((("ReadWritePaths", " ".join(rw)),) if rw else ())]
 
 
 def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, object]:
@@ -310,10 +308,17 @@ def app_unit(
     index: int = 0,
     hidden: tuple[str, ...] = HIDDEN,
     etc: tuple[str, ...] = (),
+    *,
+    host_ipc: bool = False,
 ) -> list[Entry]:
-    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod;
-    ``hidden``: the kernel paths to hide that the host has; ``etc``: the pod's /etc files it gets."""
+    """``<app>.service``; ``sockets``: its socket units; ``index``: its place in the pod; the rest
+    as for profile."""
     root = APP_ROOT.format(app=app.name)
+    settings = profile(app, hidden, etc, host_ipc=host_ipc)
+
+    def run(argv: tuple[str, ...]) -> str:  # through nspod-pidns for an app with its own PID namespace
+        return command(wrapped(app, settings, argv))
+
     unit = section(
         "Unit",
         ("Description", f"Application {app.name}"),
@@ -329,7 +334,7 @@ def app_unit(
         # its volumes, bound inside its root before it starts (stage1/volumes.py)
         *(
             (("Requires", volumes_unit_name(app.name)), ("After", volumes_unit_name(app.name)))
-            if app.mounts
+            if has_volumes_unit(app)
             else ()
         ),
         ("Conflicts", "shutdown.target"),  # what DefaultDependencies would add: the pod's end stops the app
@@ -342,10 +347,10 @@ def app_unit(
         # the app's READY=1 goes to the pod's systemd through its socket, bound into the app's root
         ("NotifyAccess", "main") if app.notify else None,
         ("BindPaths", "/run/systemd/notify") if app.notify else None,
-        *profile(app, hidden, etc),
-        *(("ExecStartPre", command(c)) for c in app.pre_start),
-        ("ExecStart", command(app.exec)),
-        *(("ExecStopPost", command(c)) for c in app.post_stop),
+        *widened(app, settings),
+        *(("ExecStartPre", run(c)) for c in app.pre_start),
+        ("ExecStart", run(app.exec)),
+        *(("ExecStopPost", run(c)) for c in app.post_stop),
         *(app_log_stdio(app) if has_writer(app) else app_stdio(stdio, index)),
         ("SyslogIdentifier", app.name),
         ("Sockets", " ".join(sockets)) if sockets else None,

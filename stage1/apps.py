@@ -23,13 +23,15 @@ import time
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
 from stage1.crilog import has_writer, log_dir, socket_unit_name, writer_unit_name
+from stage1.fly import apps as fly
 from stage1.nspawn import spec_limits
+from stage1.propagation import share_into_app
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files
 from stage1.units import TreeFile, app_files
-from stage1.volumes import staged, volumes_unit_name
+from stage1.volumes import has_volumes_unit, shared_volumes, staged, volumes_unit_name
 
 MNT_DETACH = 2
 STARTED = ".started"  # status/<app>.started: when the app's last run started
@@ -64,9 +66,20 @@ def _volume_source(spec: PodSpec, paths: PodPaths, name: str) -> tuple[str, bool
     return paths.volume(name), volume.read_only
 
 
+def _fly_volumes(spec: PodSpec, paths: PodPaths, app: AppSpec) -> fly.Volumes:
+    """A fly app's mounts: (host source, target in its root, read-only)."""
+    for volume, _, _ in app.mounts:
+        _volume_source(spec, paths, volume)  # an empty volume made on first use
+    return fly.volumes(spec, paths, app)
+
+
 def add(pod_dir: str, name: str) -> int:
     """Mount the app's root (and its volumes) into the running pod and give its systemd the units."""
     spec, paths = _sandbox(pod_dir)
+    if spec.host_pid:  # its root on the host, its writer listening (stage1/fly)
+        fly.add(spec, paths, spec.app(name))
+        write_profiles(spec, paths, host_hidden())
+        return 0
     join(spec, paths, name)
     if has_writer(app := spec.app(name)):
         # a CRI container's log writer listens from now on (kubelet creates, then starts): its
@@ -104,6 +117,9 @@ def join(
             # into the pod's own tree: volumes-<app>.service binds them on inside the app's root,
             # which machined would resolve in the pod's (stage1/volumes.py)
             for index, (volume, _, read_only) in enumerate(app.mounts):
+                # a slave of the host's mount, a shared one's too (its peer goes to the app alone,
+                # at its start): the pod unmounts its copies when it removes the app or stops,
+                # and an unmount of a peer's child would unmount the host's own mount there
                 source, ro = _volume_source(spec, paths, volume)
                 host.bind_mount(spec.machine, source, staged(app.name, index), read_only=read_only or ro)
             if app.log_path:  # a CRI container's log file: its directory, for its writer
@@ -166,6 +182,9 @@ def _recorded(paths: PodPaths, name: str, timeout: float = 10.0) -> int:
 def start(pod_dir: str, name: str) -> int:
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.start(spec, paths, app, _fly_volumes(spec, paths, app), host_hidden())
+        return 0
     last = (os.path.join(paths.status, app.name + end) for end in ("", STARTED))
     for old in (*last, paths.app_signal(app.name)):  # the last run's
         with contextlib.suppress(FileNotFoundError):
@@ -180,7 +199,10 @@ def start(pod_dir: str, name: str) -> int:
             started = time.time()
     with open(os.path.join(paths.status, app.name + STARTED), "w") as file:
         file.write(f"{started}\n")
-    if app.mounts and _failed(spec, volumes_unit_name(app.name)):
+    if (shared := shared_volumes(spec, app)) and status.main_pid:
+        with Systemd() as host:
+            share_into_app(host.machine_leader(spec.machine), status.main_pid, shared)
+    if has_volumes_unit(app) and _failed(spec, volumes_unit_name(app.name)):
         raise Error(
             f"app {app.name} did not start: its volumes cannot be mounted inside its root",
             hint="a mount point, or a link on its way, leads to the app's root itself, its /proc, /sys"
@@ -202,8 +224,11 @@ def _failed(spec: PodSpec, unit: str) -> bool:
 def stop(pod_dir: str, name: str, timeout: float | None = None) -> int:
     """Stop the app's service: its KillSignal, then SIGKILL after ``timeout`` seconds (the CRI's
     StopContainer; 0 kills at once), or after its unit's TimeoutStopSec= when None."""
-    spec, _ = _sandbox(pod_dir)
+    spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.stop(spec, paths, app, timeout)
+        return 0
     unit = f"{app.name}.service"
     with Systemd(spec.machine) as pod:
         if timeout is None:
@@ -224,6 +249,9 @@ def remove(pod_dir: str, name: str) -> int:
     then drops it from the pod's spec and manifest."""
     spec, paths = _sandbox(pod_dir)
     app = spec.app(name)
+    if spec.host_pid:
+        fly.remove(spec, paths, app)
+        return 0
     root = APP_ROOT.format(app=app.name)
     with Systemd(spec.machine) as pod:
         # after the app: the writer drains its FIFOs, which the socket holds until then
@@ -267,6 +295,8 @@ def states(pod_dir: str, name: str | None) -> list[dict[str, object]]:
     the reapers recorded: what ``nspod app list`` and ``app status`` show."""
     spec, paths = _sandbox(pod_dir)
     apps: tuple[AppSpec, ...] = (spec.app(name),) if name else spec.apps
+    if spec.host_pid:
+        return fly.states(spec, paths, apps)
     with Systemd(spec.machine) as pod:
         return [_state(pod, paths, app) for app in apps]
 

@@ -6,6 +6,7 @@ from stage1.abi import APP_ROOT, USERNS_SIZE, AppSpec, Error, PodPaths, PodSpec,
 from stage1.app_unit import ALL, DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
 from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
+from stage1.namespaces import host_ipc_argv
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
 from stage1.units import GENERATORS, HOST_NOTIFY
@@ -55,6 +56,7 @@ def nspawn_argv(
         bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
     ]
     argv += capability_argv(spec)
+    argv += host_ipc_argv(spec.host_ipc)
     for name, from_host in (("resolv.conf", spec.resolv_conf_from_host), ("hosts", spec.hosts_from_host)):
         if from_host:  # the host's own, as it is when the pod starts, read-only
             argv.append(bind("--bind-ro", f"/etc/{name}", f"{POD_ETC}/{name}"))
@@ -77,6 +79,10 @@ def nspawn_argv(
     return argv
 
 
+# nspawn's own system call filter over the whole pod off (systemd's switch for every seccomp use
+# of the process it is given to, nspawn alone here: the pod's systemd gets nspawn's --setenv only),
+# so each app's unit loads exactly the filter its request asks for
+NO_POD_FILTER = (("SYSTEMD_SECCOMP", "0"),)
 USEC_PER_PERCENT = 10_000  # CPUQuota=1% is 10 ms of CPU time a second
 
 
@@ -280,6 +286,7 @@ def pod_service(
         stdio_fds=terminal,
         device_allow=POD_DEVICES,
         limits=spec_limits(spec),
+        environment=NO_POD_FILTER if spec.app_filters else (),
         # the pod's network torn down however it ends (stage1/cni.py down_script)
         exec_stop_post=(ExecCommand("/bin/sh", ("/bin/sh", down_path(spec.uuid)), ignore_failure=True),)
         if spec.networks is not None

@@ -1,5 +1,4 @@
-"""stage1's ``run`` entry point: start the pod as a transient unit and, in the foreground, show its
-apps' output until it ends, then exit with its exit code."""
+"""stage1's ``run``: the pod as a transient unit; in the foreground its apps' output, its exit code."""
 
 from __future__ import annotations
 
@@ -18,11 +17,13 @@ from stage1.app_unit import HIDDEN, described
 from stage1.atomic import write_atomic
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
-from stage1.enter import check_command, enter_argv
+from stage1.enter import app_main_pid, check_command, enter_argv
+from stage1.fly import apps as fly
 from stage1.halt import halt, hearing
 from stage1.heir import spawn
 from stage1.journal import Follower
 from stage1.nspawn import pod_command, pod_service, spec_limits, stale_limit_drop_ins
+from stage1.pidns import own_pid
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
 from stage1.transient import TransientService
@@ -349,6 +350,9 @@ def gc(pod_dir: str) -> int:
     """Host-side leftovers of an exited pod: its network, a failed unit. (Mounts live and die in
     nspawn's namespace.)"""
     paths = PodPaths(pod_dir)
+    with contextlib.suppress(OSError, Error):  # a fly sandbox's apps: host units and root mounts
+        if (spec := load(pod_dir)[0]).host_pid:
+            fly.sweep(spec, paths)
     with contextlib.suppress(OSError, Error):  # its network, if its unit could not take it down
         network.down(load(pod_dir)[0].uuid)
     if not os.path.exists(paths.unit):
@@ -370,9 +374,8 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
 def enter_command(
     pod_dir: str, app: str | None, command: list[str], *, tty: bool, term: str, unit: str = ""
 ) -> tuple[list[str], str]:
-    """The command line that runs ``command`` in the running pod's app as ``enter`` does, and the
-    pod's machine name; the CRI's exec (stage0/cri/exec.py) spawns it. ``unit``: the transient
-    unit's name, to stop it by (systemd-run picks one without)."""
+    """The command line that runs ``command`` in the running pod's app as ``enter`` does, and the pod's
+    machine name (stage0/cri/exec.py spawns it); ``unit``: the transient unit's name, to stop it by."""
     spec, paths = load(pod_dir)
     spec = mds.registered_url(spec, paths)
     app = spec.chosen(app).name
@@ -383,6 +386,14 @@ def enter_command(
         raise Error(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
-    check_command(paths, spec.app(app), (command or ["/bin/sh"])[0])
-    argv = enter_argv(spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit)
+    chosen = spec.app(app)
+    check_command(paths, chosen, (command or ["/bin/sh"])[0])
+    if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
+        how = {"tty": tty, "term": term, "unit": unit}
+        return fly.enter_argv(spec, paths, chosen, command, host_hidden(), **how), ""
+    # a privileged app's command joins its mount namespace, an app's of its own PID namespace that
+    main = app_main_pid(spec.machine, app) if chosen.privileged or own_pid(chosen) else 0
+    argv = enter_argv(
+        spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit, main=main
+    )
     return argv, spec.machine

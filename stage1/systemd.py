@@ -357,3 +357,14 @@ class Systemd:
     def unref(self, name: str) -> None:
         """Let go of the AddRef we hold, so systemd may unload the finished unit."""
         self._call(self._unit_path(name), UNIT, b"Unref", [])
+
+
+def run_transient(argv: list[str], what: str) -> None:
+    """A transient unit whose settings are unit-file assignments (``systemd-run -p``, as
+    stage1/fly/plan.py writes them): systemd-run translates them to D-Bus properties, every kind
+    systemd knows, and returns once the start job is done."""
+    import subprocess
+
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemdError(f"{what} failed: {done.stderr.strip() or done.returncode}")

@@ -28,6 +28,15 @@ def write_tree(root: str, tree: Tree) -> None:
     for directory in tree.dirs:
         os.makedirs(os.path.join(root, directory), mode=0o755, exist_ok=True)
     write_files(root, tree.files)
+    for path, source in tree.programs.items():
+        try:
+            with open(source, "rb") as file:
+                program = file.read()
+        except FileNotFoundError:
+            continue  # not built here: what needs it is refused before (stage1/pidns.py)
+        target = os.path.join(root, path)
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        write_atomic(target, program, mode=0o755, sync=False)
     for path, destination in tree.links.items():
         link = os.path.join(root, path)
         os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)

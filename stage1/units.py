@@ -8,7 +8,7 @@ has ended, ``shutdown.service`` ends the pod.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from stage1.abi import APP_ROOT, Error, PodSpec
@@ -32,9 +32,10 @@ from stage1.crilog import (
     writer_unit_name,
 )
 from stage1.escape import command, path, unit_path
+from stage1.pidns import BUILT, HELPER_IN_POD, own_pid
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
-from stage1.volumes import MOUNT_VOLUMES, volumes_unit, volumes_unit_name
+from stage1.volumes import MOUNT_VOLUMES, has_volumes_unit, volumes_unit, volumes_unit_name
 
 _APP_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
@@ -71,8 +72,8 @@ MASKED = (
     "e2scrub_all.timer",
     "fstrim.timer",
     "man-db.timer",
-    # nothing in a pod asks for passwords; each path unit holds an inotify instance, of which a
-    # host allows root 128 (fs.inotify.max_user_instances) for all its pods together
+    # nothing in a pod asks for passwords; each path unit holds an inotify instance, of which
+    # root may hold 8192 (units/sysctl.d/60-nspod.conf; the kernel's default 128) for all pods
     "systemd-ask-password-console.path",
     "systemd-ask-password-wall.path",
     "proc-sys-fs-binfmt_misc.automount",
@@ -142,6 +143,7 @@ class Tree:
     files: dict[str, TreeFile]
     links: dict[str, str]
     dirs: tuple[str, ...]
+    programs: dict[str, str] = field(default_factory=dict)  # copies of the host's built ones (if built)
 
 
 # The pod's journal is what `journalctl -M` reads; everything in it also reaches the host's journal
@@ -241,11 +243,11 @@ def app_files(
         f"{units}/{socket_unit_name(app.name)}": TreeFile(render(stdio_socket_unit(app))),
     }
     return (
-        (volumes if app.mounts else {})
+        (volumes if has_volumes_unit(app) else {})
         | (writer if has_writer(app) else {})
         | {
             f"{units}/{app.name}.service": TreeFile(
-                render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec)))
+                render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec), host_ipc=spec.host_ipc))
             ),
             f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
             f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
@@ -328,4 +330,6 @@ def tree(
         GENERATORS.lstrip("/"),
         *(APP_ROOT.format(app=a.name).lstrip("/") for a in spec.apps),
     )
-    return Tree(files, links, dirs)
+    # a sandbox's apps may need it later
+    wants_helper = spec.sandbox or any(own_pid(app) for app in spec.apps)
+    return Tree(files, links, dirs, {HELPER_IN_POD.lstrip("/"): BUILT} if wants_helper else {})

@@ -11,6 +11,7 @@ from typing import Any
 
 from stage1.abi import Error, PodPaths, PodSpec
 from stage1.atomic import write_atomic
+from stage1.fly.plan import host_unit
 from stage1.nspawn import limit_properties, pod_limits
 from stage1.systemd import Systemd, SystemdError
 from stage1.transient import Property
@@ -72,8 +73,12 @@ def update(
     if memory is None and cpu is None and not more:
         raise Error("nothing to update", hint="give --memory, --cpu or both")
     try:
-        with Systemd(machine=spec.machine) as systemd:
-            systemd.set_properties(f"{app}.service", limit_properties(memory, cpu) + more)
+        # a hostPID sandbox's app is a unit of the host's systemd (stage1/fly)
+        machine, unit = (
+            (None, host_unit(spec.uuid, app)) if spec.host_pid else (spec.machine, f"{app}.service")
+        )
+        with Systemd(machine=machine) as systemd:
+            systemd.set_properties(unit, limit_properties(memory, cpu) + more)
     except SystemdError as error:
         raise Error(
             f"cannot update app {app} of pod {spec.uuid}: {error.message}",

@@ -13,7 +13,7 @@ mounts onto the file descriptor it resolved: a tree changing meanwhile cannot mo
 
 from __future__ import annotations
 
-from stage1.abi import APP_ROOT, AppSpec
+from stage1.abi import APP_ROOT, AppSpec, PodSpec
 from stage1.escape import command, path
 from stage1.unitfile import Entry, section
 
@@ -36,6 +36,29 @@ def staged(app: str, index: int) -> str:
     return _STAGED.format(app=app, index=index)
 
 
+# masked paths under these are the app unit's (stage1/app_unit.py masks): systemd mounts the app's
+# own /proc, /sys and /dev over whatever the pod's tree has there
+UNIT_MASKED = ("/proc/", "/sys/", "/dev/")
+
+
+def image_masks(app: AppSpec) -> tuple[str, ...]:
+    """The app's masked paths in its image's tree, which its volumes unit covers in the pod's own
+    mount namespace, before the app's start: the app and every command entered into it see them."""
+    if app.privileged:
+        return ()
+    return tuple(p for p in app.masked_paths if not p.startswith(UNIT_MASKED))
+
+
+def has_volumes_unit(app: AppSpec) -> bool:
+    return bool(app.mounts or image_masks(app))
+
+
+def shared_volumes(spec: PodSpec, app: AppSpec) -> list[tuple[str, str]]:
+    """(host path, target) of the app's volumes of shared propagation (the CRI's bidirectional)."""
+    sources = {v.name: v.source for v in spec.volumes if v.shared}
+    return [(sources[volume], target) for volume, target, _ in app.mounts if volume in sources]
+
+
 def volumes_unit_name(app: str) -> str:
     return f"volumes-{app}.service"
 
@@ -53,11 +76,12 @@ REFUSED = 254
 
 
 def volumes_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
-    """``volumes-<app>.service``: the app's volumes onto their targets inside its root, once, before
-    the app's first start (a restarted app finds them in place); they are detached when it stops
-    (an app sandbox's ``app rm``, the pod's end)."""
+    """``volumes-<app>.service``: the app's volumes onto their targets inside its root, then its
+    masked paths covered, once, before the app's first start (a restarted app finds them in
+    place); they are detached when it stops (an app sandbox's ``app rm``, the pod's end)."""
     root = APP_ROOT.format(app=app.name)
     pairs = [word for index, target in mount_order(app) for word in (staged(app.name, index), target)]
+    masks = ("--mask", *image_masks(app)) if image_masks(app) else ()
     return section(
         "Unit",
         ("Description", f"{app.name}'s volumes"),
@@ -71,6 +95,6 @@ def volumes_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
         ("Type", "oneshot"),
         ("RemainAfterExit", "yes"),
         ("StandardError", "journal+console"),
-        ("ExecStart", command((MOUNT_VOLUMES, root, *pairs))),
+        ("ExecStart", command((MOUNT_VOLUMES, root, *pairs, *masks))),
         ("ExecStop", command((MOUNT_VOLUMES, "--unmount", root))),
     )

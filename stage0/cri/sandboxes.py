@@ -83,6 +83,7 @@ class Sandboxes:
                 log_directory=config.log_directory,
                 hostname=config.hostname,
                 host_network=translate.host_network(config),
+                host_pid=pod_request.host_pid,
                 pod_dir=pod.path,
                 config=json_format.MessageToJson(config),
             )
@@ -183,8 +184,12 @@ def sandbox_status(
         ip=addresses[0] if addresses else "",
         additional_ips=[api_pb2.PodIP(ip=a) for a in addresses[1:]],
     )
-    mode = api_pb2.NamespaceMode.NODE if record.host_network else api_pb2.NamespaceMode.POD
-    namespaces = api_pb2.Namespace(options=api_pb2.NamespaceOption(network=mode))
+    node, own = api_pb2.NamespaceMode.NODE, api_pb2.NamespaceMode.POD
+    ipc = sandbox_config(record).linux.security_context.namespace_options.ipc
+    options = api_pb2.NamespaceOption(
+        network=node if record.host_network else own, pid=node if record.host_pid else own, ipc=ipc
+    )
+    namespaces = api_pb2.Namespace(options=options)
     return api_pb2.PodSandboxStatus(
         id=record.id,
         metadata=metadata(record),
@@ -196,6 +201,14 @@ def sandbox_status(
         annotations=record.annotations,
         runtime_handler=record.runtime_handler,
     )
+
+
+def sandbox_config(record: SandboxRecord) -> api_pb2.PodSandboxConfig:
+    """The config the sandbox was run with (as its record keeps it; empty where none was kept)."""
+    config = api_pb2.PodSandboxConfig()
+    if record.config:
+        json_format.Parse(record.config, config, ignore_unknown_fields=True)
+    return config
 
 
 def labels_match(labels: dict[str, str], selector: Any) -> bool:

@@ -16,9 +16,10 @@ cannot give yet). What Kubernetes means, after containerd's and CRI-O's reading 
 * run_as_group needs run_as_user or run_as_username; a user without a group gets its primary
   group from the image's /etc/passwd, and the groups /etc/group lists it in join the
   supplemental ones (the planner reads the image: stage0/confinement.py);
-* a sandbox's host network is --net=host; its sysctls are the pod's own (IPC namespace, and
-  net.* with a network of its own); every CRI sandbox keeps every capability in its bounding
-  set, since its containers may add any, each narrowed by its own unit.
+* a sandbox's host network is --net=host, its host IPC the host's IPC namespace for each of its
+  containers (stage1/namespaces.py); its sysctls are the pod's own (kernel.shm* … with an IPC
+  namespace of its own, net.* with a network of its own); every CRI sandbox keeps every
+  capability in its bounding set, since its containers may add any, each narrowed by its own unit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import grpc
 from stage0.cri.proto import api_pb2
 from stage0.cri.seccomp_profile import profile_filter
 from stage0.cri.status import Failure, invalid
-from stage0.pods.confinement import sysctl_problem
+from stage0.host.executor import pidns_helper_built
+from stage0.pods.confinement import IPC_SYSCTL, sysctl_problem
 from stage0.pods.requests import AppRequest, Confinement, PodRequest, parse_isolator_flag
 from stage0.schema.isolators import Isolator
 
@@ -56,31 +58,40 @@ def _unsupported(what: str) -> Failure:
     )
 
 
-def _namespaces(options: Any) -> None:
-    """The node's PID and IPC namespaces are out of nspawn's reach (it always makes its own); a
-    container's own PID namespace is the pod's (kubelet asks CONTAINER for every pod that does
-    not share its process namespace: refusing it would refuse every pod)."""
-    if options.pid == NODE:
-        raise _unsupported("the node's PID namespace (hostPID)")
-    if options.ipc == NODE:
-        raise _unsupported("the node's IPC namespace (hostIPC)")
+def _namespaces(options: Any, *, host_pid: bool = False) -> None:
+    """The node's PID namespace is a hostPID sandbox's alone (``host_pid``), whose containers run as
+    host units (stage1/fly); a container's own (CONTAINER, what kubelet asks for every pod that does
+    not share its process namespace) is given by nspod-pidns (stage1/pidns.py)."""
+    if options.pid == NODE and not host_pid:
+        raise invalid("a container asks for the node's PID namespace in a sandbox that did not (hostPID)")
     if options.pid == api_pb2.NamespaceMode.TARGET:
         raise _unsupported("another container's PID namespace (TARGET)")
+
+
+def host_pid(config: api_pb2.PodSandboxConfig) -> bool:
+    """The sandbox asks for the node's PID namespace (hostPID): its containers run as host units."""
+    return bool(_linux_security(config).namespace_options.pid == NODE)
 
 
 def pod_security(config: api_pb2.PodSandboxConfig, request: PodRequest) -> PodRequest:
     security = _linux_security(config)
     options = security.namespace_options
-    _namespaces(options)
+    _namespaces(options, host_pid=host_pid(config))
     if security.HasField("run_as_group") and not security.HasField("run_as_user"):
         raise invalid("the sandbox's run_as_group is set without run_as_user")
-    host_network = options.network == NODE
+    host_network, host_ipc = options.network == NODE, options.ipc == NODE
     sysctl = tuple(sorted(config.linux.sysctls.items()))
     for key, _ in sysctl:
         if problem := sysctl_problem(key, own_network=not host_network):
             raise invalid(problem)
+        if host_ipc and IPC_SYSCTL.fullmatch(key):
+            raise invalid(f"sysctl {key} is the host's: the sandbox shares the host's IPC namespace")
     nets = ("host",) if host_network else request.nets
-    return dataclasses.replace(request, nets=nets, sysctl=sysctl, capabilities=(ALL,))
+    # each container gets the filter its own request asks for, and no other over it (nspawn's)
+    return dataclasses.replace(
+        request, nets=nets, sysctl=sysctl, capabilities=(ALL,), app_filters=True,
+        host_pid=host_pid(config), host_ipc=host_ipc,
+    )  # fmt: skip
 
 
 def container_security(
@@ -90,15 +101,28 @@ def container_security(
     request: AppRequest,
     *,
     read: Callable[[str], str] | None = None,
+    helper: Callable[[], bool] | None = None,
 ) -> AppRequest:
     """``image``: the image's configuration, unused (the planner resolves names in the image's
-    own tree); ``read``: how a Localhost seccomp profile is read (the node's file by default)."""
+    own tree); ``read``: how a Localhost seccomp profile is read (the node's file by default);
+    ``helper``: whether nspod-pidns is built (asked of the disk by default)."""
     security = _linux_security(config)
-    _namespaces(security.namespace_options)
+    _namespaces(security.namespace_options, host_pid=host_pid(sandbox))
+    # a container's IPC namespace is its sandbox's (the host's in a hostIPC sandbox): the host's
+    # for a container alone cannot be given
+    if security.namespace_options.ipc == NODE != _linux_security(sandbox).namespace_options.ipc:
+        raise invalid("a container in the host's IPC namespace needs a sandbox in it (its ipc NODE)")
     privileged = security.privileged
     if privileged and not _linux_security(sandbox).privileged:
         raise invalid(
             "a privileged container needs a privileged sandbox (its security context's privileged)"
+        )
+    own_pid = security.namespace_options.pid == CONTAINER
+    if own_pid and not (helper or pidns_helper_built)():
+        raise Failure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "a PID namespace of the container's own needs nspod-pidns, which is not built here",
+            hint="make helpers (stage1/helpers/pidns.c)",
         )
     user, group = _identity(security)
     added, dropped = _capabilities(security.capabilities)
@@ -111,6 +135,7 @@ def container_security(
         masked_paths=tuple(_absolute(p, "masked path") for p in security.masked_paths),
         readonly_paths=tuple(_absolute(p, "read-only path") for p in security.readonly_paths),
         image_groups=True,
+        own_pid_namespace=own_pid,
     )
     return dataclasses.replace(
         request,

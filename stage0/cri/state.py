@@ -36,6 +36,7 @@ class SandboxRecord:
     log_directory: str = ""
     hostname: str = ""
     host_network: bool = False
+    host_pid: bool = False  # its containers are host units in the node's PID namespace (stage1/fly)
     pod_dir: str = ""  # where it was at creation; runtime.py finds it again by UUID
     config: str = ""  # the PodSandboxConfig as JSON (protobuf's), for later containers' rules
     stopped: bool = False  # StopPodSandbox answered: NOTREADY even if the pod was not found

@@ -19,6 +19,7 @@ from typing import Any
 
 from stage0.cri import cgroups
 from stage0.cri.cgroups import DiskUsage, Interface, Usage
+from stage0.host.executor import fly_unit
 from stage1.abi import PodPaths
 
 
@@ -90,6 +91,9 @@ def container_stats(
     paths = PodPaths(pod_dir)
     pod = pod_group(paths, root)
     group = cgroups.find_group(root, f"{app}.service", below=pod) if pod else None
+    if pod and group is None:  # an app of a hostPID sandbox: a unit of the host's (stage1/fly)
+        unit = fly_unit(os.path.basename(pod_dir.rstrip("/")), app)
+        group = cgroups.find_group(root, unit, below="/system.slice", depth=0)
     layer = paths.upper(app)
     return ContainerSample(sample(group, root, proc), cgroups.disk_usage(layer), layer)
 

@@ -5,11 +5,15 @@ for its security context and resources."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
+
+import grpc
 
 from stage0.cri import security
 from stage0.cri.proto import api_pb2
-from stage0.cri.status import invalid
+from stage0.cri.status import Failure, invalid
+from stage0.host.mounts import host_shared
 from stage0.pods.dns import DnsRequest
 from stage0.pods.network import PortRequest
 from stage0.pods.requests import AppRequest, PodRequest
@@ -110,8 +114,22 @@ def argv(config: api_pb2.ContainerConfig) -> tuple[str | None, tuple[str, ...] |
     return None, None
 
 
+def bidirectional(config: api_pb2.ContainerConfig, host_path: str, shared: Callable[[str], bool]) -> None:
+    """A mount whose container's mounts reach the host asks for the host's root (what kubelet
+    allows a privileged container alone), from a host path mounted shared (what containerd asks:
+    else nothing the container mounts could reach the host)."""
+    if not config.linux.security_context.privileged:
+        raise invalid(f"mount {host_path!r}: bidirectional propagation is for a privileged container alone")
+    if not shared(host_path):
+        raise Failure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"mount {host_path!r}: bidirectional propagation needs a host path on a shared mount",
+            hint=f"make it one: mount --bind {host_path} {host_path}; mount --make-rshared {host_path}",
+        )
+
+
 def host_volumes(
-    config: api_pb2.ContainerConfig, container_id: str
+    config: api_pb2.ContainerConfig, container_id: str, is_shared: Callable[[str], bool] = host_shared
 ) -> tuple[tuple[VolumeSpec, ...], tuple[tuple[str, str, bool], ...]]:
     """The container's host-path mounts as pod volumes (named for the container) and app mounts."""
     volumes, mounts = [], []
@@ -121,7 +139,14 @@ def host_volumes(
                 f"mount {mount.host_path!r} → {mount.container_path!r}: both paths must be absolute"
             )
         name = f"cri-{container_id[:12]}-{index}"
-        volumes.append(VolumeSpec(name=name, kind="host", source=mount.host_path, read_only=mount.readonly))
+        shared = mount.propagation == api_pb2.MountPropagation.PROPAGATION_BIDIRECTIONAL
+        if shared:
+            bidirectional(config, mount.host_path, is_shared)
+        volumes.append(
+            VolumeSpec(
+                name=name, kind="host", source=mount.host_path, read_only=mount.readonly, shared=shared
+            )
+        )
         mounts.append((name, mount.container_path, bool(mount.readonly)))
     return tuple(volumes), tuple(mounts)
 

@@ -112,6 +112,20 @@ def enter_command(
     return command(pod_dir, app, cmd, tty=tty, term=term, unit=unit)
 
 
+def fly_unit(uuid: str, app: str) -> str:
+    """The host unit an app of a hostPID sandbox runs as (stage1/fly), for its cgroup's stats."""
+    from stage1.fly.plan import host_unit
+
+    return host_unit(uuid, app)
+
+
+def pidns_helper_built() -> bool:
+    """Whether nspod-pidns, which gives an app a PID namespace of its own, is built here."""
+    from stage1.pidns import BUILT
+
+    return os.path.exists(BUILT)
+
+
 def kill_unit(machine: str, unit: str) -> bool:
     """SIGKILL every process of ``unit`` in the pod's systemd; False when there was no such unit
     (gone already, or not started yet), which is no error."""

@@ -31,6 +31,30 @@ def mount_points(mountinfo: str) -> list[str]:
     return points
 
 
+def shared_at(mountinfo: str, path: str) -> bool:
+    """Whether the mount ``path`` lies on (the last one mounted at the deepest point above or at
+    it) has shared propagation: what containerd asks of a bidirectional mount's host path."""
+    found = False
+    best = -1
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 7:
+            continue
+        point = _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+        if path == point or path.startswith(point.rstrip("/") + "/"):
+            depth = len(point.rstrip("/"))
+            if depth >= best:  # a later line at the same point is mounted over the earlier
+                best = depth
+                optional = fields[6 : fields.index("-")] if "-" in fields else []
+                found = any(o.startswith("shared:") for o in optional)
+    return found
+
+
+def host_shared(path: str) -> bool:
+    with open(MOUNTINFO) as file:
+        return shared_at(file.read(), os.path.realpath(path))
+
+
 def below(points: list[str], path: str) -> list[str]:
     """The points at or below ``path``, deepest first (so that each can be detached in turn)."""
     path = path.rstrip("/") or "/"

@@ -70,6 +70,7 @@ def _fields(app: AppSpec, given: Confinement) -> dict[str, Any]:
         "masked_paths": given.masked_paths,
         "readonly_paths": given.readonly_paths,
         "relaxed": tuple(dict.fromkeys(relaxed)),
+        "pid_namespace": "container" if given.own_pid_namespace else "",
     }
     if given.privileged or given.seccomp_mode:  # else the image's isolator or nspod's default filter
         mode = "unconfined" if given.privileged else given.seccomp_mode

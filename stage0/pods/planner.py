@@ -288,6 +288,11 @@ def plan_pod(
         apps.append(app_spec(app_request, image, request, name))
     apps, volumes = oci_volumes(apps, images, request.volumes)
     check_volumes(volumes, apps)
+    if request.host_ipc and request.private_users:  # the pod's root could not join the host's
+        raise UsageError(
+            "the host's IPC namespace and a user namespace of the pod's own cannot go together",
+            hint="drop one of them",
+        )
     settings: dict[str, str] = {}
     for key, value in (s for app in apps for s in app.sysctl):  # one IPC namespace for the whole pod
         if settings.setdefault(key, value) != value:
@@ -311,7 +316,10 @@ def plan_pod(
         ports=port_specs(request.ports, offered_ports(apps, images), networks),
         sandbox=request.sandbox,
         capabilities=request.capabilities,
+        app_filters=request.app_filters,
         sysctl=pod_sysctl(request.sysctl, own_network=networks is not None),
+        host_pid=request.host_pid,
+        host_ipc=request.host_ipc,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

@@ -53,6 +53,7 @@ class Confinement:
     # the groups the image's /etc/group gives the user join its supplementary ones, and a user
     # without a group gets its primary one from the image's /etc/passwd (what docker and the CRI do)
     image_groups: bool = False
+    own_pid_namespace: bool = False  # the app PID 1 of a PID namespace of its own (the CRI's pid CONTAINER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,10 @@ class PodRequest:
     # later apps (the CRI's: a container may add any capability)
     capabilities: tuple[str, ...] = ()
     sysctl: tuple[tuple[str, str], ...] = ()  # the pod's own kernel settings (the CRI's sysctls)
+    app_filters: bool = False  # no nspawn filter over the pod: each app's own alone (the CRI's)
+    # the CRI's hostPID: the sandbox's apps run as host units in the host's PID namespace (stage1/fly)
+    host_pid: bool = False
+    host_ipc: bool = False  # its apps in the host's IPC namespace (the CRI's ipc NODE)
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -1,6 +1,12 @@
-"""Every image critest v1.26.1 pulls, built here without network from Debian's packages
-(busybox-static, nginx-light and its libraries, a static C program), pushed once into a registry's
-storage that is cached per machine: a test copies the storage and serves it with docker-registry.
+"""Every image critest v1.26.1 pulls, built here from Debian's packages (busybox, nginx-light and
+their libraries, a static C program), pushed once into a registry's storage that is cached per
+machine: a test copies the storage and serves it with docker-registry.
+
+The busybox is Debian's ``busybox`` package (dynamic), not the host's busybox-static: that one is
+built standalone, its shell runs an applet itself where upstream's busybox image execs it from
+PATH, so critest's MaskedPaths spec (``sh -c ls`` with /bin/ls masked) could never see the mask.
+The two conflict, so the package is not installed: its .deb is taken from apt's cache, or
+downloaded there by ``apt-get download`` (the one step that may need Debian's mirror).
 
 The names are the upstream ones less their registry (``registry.k8s.io/e2e-test-images/…`` and
 ``gcr.io/k8s-staging-cri-tools/…``): nspod's registries.conf mirrors both hosts to the local
@@ -28,7 +34,9 @@ sys.path[0] = str(HERE.parent.parent)
 
 from tests.harness.registry import Registry  # noqa: E402
 
-CACHE = Path("/var/cache/nspod-tests/cri-images")
+# NSPOD_CRI_IMAGES: another cache (a builder trying a change keeps the shared one as it is)
+CACHE = Path(os.environ.get("NSPOD_CRI_IMAGES") or "/var/cache/nspod-tests/cri-images")
+APT_CACHE = Path("/var/cache/apt/archives")
 E2E, CRI = "e2e-test-images", "k8s-staging-cri-tools"
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -90,6 +98,48 @@ HTTPD_FOREGROUND = """#!/bin/sh
 echo "[core:notice] [pid $$] AH00094: Command line: 'httpd -D FOREGROUND'" >&2
 exec httpd -f -v -p 80 -h /usr/local/apache2/htdocs
 """
+# Upstream busybox has ipcs and pgrep; Debian's busybox-static has neither. These two behave as
+# its applets do for what critest runs (`ipcs -m`, `pgrep PATTERN`), read from the caller's /proc.
+IPCS = r"""#!/bin/sh
+# ipcs [-m]: the shared memory segments of the caller's IPC namespace, as busybox prints them
+case "${1:--m}" in -m) ;; *) echo "ipcs: this image's ipcs knows -m alone" >&2; exit 1 ;; esac
+printf '\n------ Shared Memory Segments --------\n'
+printf '%-10s %-10s %-10s %-10s %-10s %-10s %-12s\n' key shmid owner perms bytes nattch status
+while read -r key shmid perms size cpid lpid nattch uid rest; do
+	[ "$key" = key ] && continue
+	printf '0x%08x %-10s %-10s %-10s %-10s %-10s\n' "$key" "$shmid" "$uid" "$perms" "$size" "$nattch"
+done < /proc/sysvipc/shm
+"""
+# the process list is taken before awk starts (a glob of the shell's own), so only the script's
+# own shell could match itself: it is left out, as busybox's pgrep leaves itself out
+PGREP = r"""#!/bin/sh
+# pgrep [-flx] PATTERN: the PIDs whose name (-f: command line) matches the extended regex
+full=0 long=0 exact=0
+while getopts flx opt; do
+	case $opt in f) full=1 ;; l) long=1 ;; x) exact=1 ;; *) exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 1 ] || { echo "usage: pgrep [-flx] PATTERN" >&2; exit 2; }
+set -- "$1" /proc/[0-9]*
+exec awk -v self=$$ -v full=$full -v long=$long -v exact=$exact -v re="$1" '
+BEGIN {
+	if (exact) re = "^(" re ")$"
+	found = 1
+	for (i = 2; i < ARGC; i++) {
+		pid = substr(ARGV[i], 7)
+		if (pid == self) continue
+		line = ""
+		if (full) {
+			cmd = "tr \"\\000\" \" \" < " ARGV[i] "/cmdline 2>/dev/null"
+			cmd | getline line
+			close(cmd)
+			sub(/ $/, "", line)
+		} else if ((getline line < (ARGV[i] "/comm")) <= 0) continue
+		if (line ~ re) { print (long ? pid " " line : pid); found = 0 }
+	}
+	exit found
+}' "$@"
+"""
 IT_WORKS = "<html><body><h1>It works!</h1></body></html>\n"
 # what k8s' test/images/nonewprivs runs: a set-uid-root program printing its effective uid
 NNP_C = (
@@ -109,7 +159,8 @@ def _version(package: str) -> str:
 
 
 def cache_key() -> str:
-    """This file, and the packages whose files the images hold."""
+    """This file, and the packages whose files the images hold (busybox-static's version is the
+    busybox .deb's: one source package)."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
     for package in ("busybox-static", "nginx-light", "libc6"):
         digest.update(f"{package}={_version(package)}".encode())
@@ -149,8 +200,36 @@ class Builder:
             _run("umoci", "config", "--image", f"{self.oci}:{base}", "--tag", tag, *config)
 
 
+def debian_busybox(work: Path) -> Path:
+    """Debian's dynamic busybox, of busybox-static's version (one source package), unpacked."""
+    version = _version("busybox-static")
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)
+    name = f"busybox_{version.replace(':', '%3a')}_{arch.stdout.strip()}.deb"
+    deb = APT_CACHE / name
+    if not deb.exists():
+        download = ["apt-get", "download", f"busybox={version}"]
+        subprocess.run(download, cwd=work, check=True, capture_output=True)
+        deb = next(work.glob("busybox_*.deb"))
+    unpacked = work / "busybox-deb"
+    _run("dpkg-deb", "-x", str(deb), str(unpacked))
+    return unpacked / "bin/busybox"
+
+
+def libraries(binary: Path) -> dict[str, str | Path]:
+    """The shared libraries ``binary`` loads (ldd), at their paths."""
+    files: dict[str, str | Path] = {}
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    for line in ldd.splitlines():
+        words = line.split()
+        path = words[2] if "=>" in words and len(words) > 2 else words[0]
+        if path.startswith("/"):
+            files[path] = Path(path)
+    return files
+
+
 def busybox(builder: Builder) -> None:
-    applets = subprocess.run(["busybox", "--list-full"], capture_output=True, text=True, check=True)
+    binary = debian_busybox(builder.work)
+    applets = subprocess.run([str(binary), "--list-full"], capture_output=True, text=True, check=True)
     bundle = builder.work / "bundle-busybox"
     _run("umoci", "new", "--image", f"{builder.oci}:busybox")
     _run("umoci", "unpack", "--image", f"{builder.oci}:busybox", str(bundle))
@@ -159,11 +238,18 @@ def busybox(builder: Builder) -> None:
         (root / directory).mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(mode=0o1777)
     os.chmod(root / "tmp", 0o1777)
-    shutil.copy("/bin/busybox", root / "bin/busybox")
+    shutil.copy(binary, root / "bin/busybox")
+    for path, source in libraries(binary).items():
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / path.lstrip("/"))
     for path in applets.stdout.split():
         if path != "bin/busybox" and not (root / path).exists():
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             os.symlink("/bin/busybox", root / path)
+    for name, script in (("ipcs", IPCS), ("pgrep", PGREP)):
+        if not (root / "bin" / name).exists():
+            (root / "bin" / name).write_text(script)
+            (root / "bin" / name).chmod(0o755)
     (root / "etc/passwd").write_text(PASSWD)
     (root / "etc/group").write_text(GROUP)
     _run("umoci", "repack", "--image", f"{builder.oci}:busybox", str(bundle))
@@ -174,12 +260,7 @@ def busybox(builder: Builder) -> None:
 def nginx_files() -> dict[str, str | Path]:
     """Debian's nginx with the libraries ldd names, its mime types and a docker-like layout."""
     files: dict[str, str | Path] = {"/usr/sbin/nginx": Path("/usr/sbin/nginx")}
-    ldd = subprocess.run(["ldd", "/usr/sbin/nginx"], capture_output=True, text=True, check=True).stdout
-    for line in ldd.splitlines():
-        words = line.split()
-        path = words[2] if "=>" in words and len(words) > 2 else words[0]
-        if path.startswith("/"):
-            files[path] = Path(path)
+    files |= libraries(Path("/usr/sbin/nginx"))
     files["/etc/nginx/mime.types"] = Path("/etc/nginx/mime.types")
     files["/etc/nginx/nginx.conf"] = NGINX_CONF
     files["/etc/nginx/conf.d/default.conf"] = NGINX_SITE

@@ -30,6 +30,10 @@ apt-get install -y -qq ./nspod_*.deb busybox-static >/tmp/apt.log 2>&1 || { cat 
 cd /
 nspod version >&2
 dpkg -L nspod >/tmp/nspod.files
+grep -qx /usr/lib/sysctl.d/60-nspod.conf /tmp/nspod.files || fail "no sysctl.d/60-nspod.conf in the package"
+# the postinst applied it (the kernel's limit, shared with the machine the root runs on)
+[ "$(cat /proc/sys/fs/inotify/max_user_instances)" -ge 8192 ] ||
+	fail "fs.inotify.max_user_instances is $(cat /proc/sys/fs/inotify/max_user_instances) after the install"
 
 step "nspod run of the example image"
 sh /usr/share/doc/nspod/examples/hello-image.sh /var/tmp/hello.aci

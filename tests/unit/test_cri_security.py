@@ -75,12 +75,21 @@ def test_host_network_is_net_host_and_the_pods_own_is_the_default() -> None:
     assert pod_security(sandbox(), PodRequest(apps=(), nets=("default",))).nets == ("default",)
 
 
-@pytest.mark.parametrize("field", ["pid", "ipc"])
-def test_the_nodes_pid_and_ipc_namespaces_are_refused_clearly(field: str) -> None:
-    options = cri.NamespaceOption(**{field: cri.NamespaceMode.NODE})
+def test_host_pid_is_a_fly_sandbox_and_the_pods_own_pid_namespace_is_the_default() -> None:
+    node = cri.NamespaceOption(pid=cri.NamespaceMode.NODE)
+    assert pod_security(sandbox(namespace_options=node), PodRequest(apps=())).host_pid
+    assert not pod_security(sandbox(), PodRequest(apps=())).host_pid
+
+
+def test_a_container_asking_for_host_pid_in_a_sandbox_that_did_not_is_refused() -> None:
+    node = cri.NamespaceOption(pid=cri.NamespaceMode.NODE)
     with pytest.raises(Failure) as error:
-        pod_security(sandbox(namespace_options=options), PodRequest(apps=()))
-    assert code(error) is grpc.StatusCode.UNIMPLEMENTED and "host" in error.value.message
+        container_security(container(namespace_options=node), sandbox(), None, AppRequest(image="x"))
+    assert code(error) is grpc.StatusCode.INVALID_ARGUMENT and "hostPID" in error.value.message
+    request = container_security(
+        container(namespace_options=node), sandbox(namespace_options=node), None, AppRequest(image="x")
+    )
+    assert request.image == "x"
 
 
 def test_a_containers_own_pid_namespace_is_taken_as_the_pods() -> None:

@@ -88,6 +88,27 @@ def test_container_request() -> None:
     assert app.mounts == ((volumes[0].name, "/data", True),)
 
 
+def test_bidirectional_mounts_need_a_privileged_container_and_a_shared_host_path() -> None:
+    both = api_pb2.MountPropagation.PROPAGATION_BIDIRECTIONAL
+    mounts = [api_pb2.Mount(container_path="/m", host_path="/srv/m", propagation=both)]
+    privileged = api_pb2.LinuxContainerConfig(
+        security_context=api_pb2.LinuxContainerSecurityContext(privileged=True)
+    )
+    volumes, _ = translate.host_volumes(container(mounts=mounts, linux=privileged), "c" * 64, lambda p: True)
+    assert [v.shared for v in volumes] == [True]
+    for config, shared, code in (
+        (container(mounts=mounts), True, grpc.StatusCode.INVALID_ARGUMENT),  # kubelet's rule
+        (container(mounts=mounts, linux=privileged), False, grpc.StatusCode.FAILED_PRECONDITION),
+    ):
+        with pytest.raises(Failure) as failed:
+            translate.host_volumes(config, "c" * 64, {"/srv/m": shared}.__getitem__)
+        assert failed.value.code is code and "/srv/m" in str(failed.value)
+    rslave = api_pb2.MountPropagation.PROPAGATION_HOST_TO_CONTAINER
+    slave = [api_pb2.Mount(container_path="/m", host_path="/srv/m", propagation=rslave)]
+    volumes, _ = translate.host_volumes(container(mounts=slave), "c" * 64, lambda p: False)
+    assert [v.shared for v in volumes] == [False]
+
+
 @pytest.mark.parametrize(
     ("image", "argument"),
     [

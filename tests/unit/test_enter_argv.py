@@ -69,3 +69,32 @@ def test_stage1_enter_takes_app_before_the_command(argv: list[str], monkeypatch:
     monkeypatch.setattr(run, "enter", enter)
     assert stage1_main.main(argv) == 0
     assert called == [("/pods/x", "web", ["/bin/ls", "--app", "-l"])]
+
+
+def test_a_privileged_apps_command_joins_the_apps_own_mount_namespace() -> None:
+    """Nothing that sets up a namespace of the command's own, the identity handed to mount-volumes
+    --enter (the app's main process 77 as the pod numbers it), the rest of the profile kept."""
+    app = AppSpec(name="web", rootfs="/r", exec=("/bin/server",), user=1000, group=100,
+                  supplementary_gids=(5, 6), working_directory="/srv", privileged=True,
+                  read_only_rootfs=True, memory_max=1 << 20)  # fmt: skip
+    spec = PodSpec(uuid=SPEC.uuid, machine="web", hostname="web", apps=(app,))
+    argv = enter_argv(spec, "web", ["ls", "/"], tty=False, hidden=(), main=77)
+    command = argv[argv.index("--") + 1 :]
+    assert command == [
+        "/nspod/bin/mount-volumes",
+        "--enter",
+        "77",
+        "1000",
+        "100",
+        "5,6",
+        "/srv",
+        "--",
+        "ls",
+        "/",
+    ]
+    keys = {a.removeprefix("--property=").split("=", 1)[0] for a in argv if a.startswith("--property=")}
+    assert not keys & {"RootDirectory", "MountAPIVFS", "User", "ProtectSystem", "WorkingDirectory"}
+    assert {"MemoryMax", "DevicePolicy", "Environment"} <= keys
+    # without a main process (an app not privileged) the profile is whole, as before
+    plain = enter_argv(spec, "web", ["ls"], tty=False, hidden=())
+    assert "--property=RootDirectory=/opt/stage2/web/rootfs" in plain and plain[-1] == "ls"

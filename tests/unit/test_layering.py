@@ -76,8 +76,9 @@ def test_every_entry_point_is_documented() -> None:
     assert all(f"| `{verb}` |" in text for verb in ENTRYPOINTS)
 
 
-# the command runner, the D-Bus adapter and the network adapter (ip, CNI plugins, nft)
-RUNNERS = {"stage0/host/runner.py", "stage1/systemd.py", "stage1/network.py"}
+# the command runner, the D-Bus adapter, the network adapter (ip, CNI plugins, nft) and the
+# propagation adapter (mount_volumes.py --share-host: setns wants a single thread)
+RUNNERS = {"stage0/host/runner.py", "stage1/systemd.py", "stage1/network.py", "stage1/propagation.py"}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ root): what the target's fd resolves to is checked (tests/attacks/test_mount_lin
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from pathlib import Path
@@ -12,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from stage1.abi import AppSpec
-from stage1.volumes import mount_order, volumes_unit
+from stage1.volumes import has_volumes_unit, mount_order, volumes_unit
 from tests.conftest import REPO
 
 
@@ -112,3 +113,62 @@ def test_outer_mounts_go_first() -> None:
         f"{staged}/0",
         "/data/logs",
     ]
+
+
+class FakeLibc:
+    """Records what each mount would cover (the fd's path, and whether it is a link) instead of
+    mounting (which needs root)."""
+
+    def __init__(self) -> None:
+        self.covered: list[tuple[str, bytes | None, bool]] = []
+        self.syscall = MV._libc.syscall  # openat2 is the real one
+
+    def mount(self, source: bytes, target: bytes, kind: bytes | None, flags: int, data: bytes | None) -> int:
+        held = target.decode()
+        self.covered.append((os.readlink(held), kind, os.path.islink(os.readlink(held))))
+        return 0
+
+
+def masked(root: Path, target: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bytes | None, bool]]:
+    libc = FakeLibc()
+    monkeypatch.setattr(MV, "_libc", libc)
+    MV.mask(str(root), target)
+    return libc.covered
+
+
+def test_a_masked_link_is_covered_itself_not_its_target(
+    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = tree
+    (root / "bin").mkdir()
+    (root / "bin/busybox").write_text("")
+    (root / "bin/ls").symlink_to("busybox")
+    assert masked(root, "/bin/ls", monkeypatch) == [(f"{root}/bin/ls", None, True)]  # a /dev/null bind
+    assert masked(root, "/usr", monkeypatch) == [(f"{root}/usr", b"tmpfs", False)]  # a directory
+
+
+def test_a_masked_path_resolves_inside_the_root(
+    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tree
+    (root / "data").symlink_to("/nspod")  # the pod's /nspod would be outside: the root's is meant
+    (root / "nspod").mkdir()
+    (root / "nspod/bin").write_text("")
+    assert masked(root, "/data/bin", monkeypatch) == [(f"{root}/nspod/bin", None, False)]
+    assert masked(root, "/missing/file", monkeypatch) == [] and masked(root, "/data/gone", monkeypatch) == []
+    for bad in ("/", "/usr/../bin", "/proc/x"):
+        (root / "proc").mkdir(exist_ok=True)
+        (root / "proc/x").write_text("")
+        with pytest.raises(MV.Refused):
+            masked(root, bad, monkeypatch)
+    assert (outside / "nspod/bin").is_dir()
+
+
+def test_masks_follow_the_volumes() -> None:
+    app = AppSpec(name="a", rootfs="/r", exec=("/x",), mounts=(("v", "/data", False),),
+                  masked_paths=("/bin/ls", "/proc/kcore", "/dev/x"))  # fmt: skip
+    exec_start = next(v for _, k, v in volumes_unit(app) if k == "ExecStart")
+    assert exec_start.split()[2:] == ["/opt/stage2/a/volumes/0", "/data", "--mask", "/bin/ls"]
+    privileged = AppSpec(name="a", rootfs="/r", exec=("/x",), masked_paths=("/bin/ls",), privileged=True)
+    assert not has_volumes_unit(privileged)
+    assert has_volumes_unit(dataclasses.replace(privileged, privileged=False))
