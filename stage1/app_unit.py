@@ -170,13 +170,12 @@ def profile(
     """Where and as whom the app runs, and its confinement, which its unit and every command entered
     into it share. ``hidden``: the kernel paths to hide the host has; ``etc``: the pod's /etc files
     it gets; ``root``, ``etc_dir``: those for the systemd running it (the host's for stage1/fly)."""
-    root = root or APP_ROOT.format(app=app.name)
     env = dict([("PATH", DEFAULT_PATH), ("AC_APP_NAME", app.name), *app.env])
     return [
         ("MountAPIVFS", "yes"),  # /proc, /sys, /dev in the app's root (appc's OS-SPEC)
         # the standard pseudo-devices alone (the pod's own unit holds the whole pod to nspawn's list)
         ("DevicePolicy", "auto" if app.privileged else "closed"),
-        ("RootDirectory", root),
+        ("RootDirectory", root or APP_ROOT.format(app=app.name)),
         ("WorkingDirectory", path(app.working_directory)),
         ("User", str(app.user)),
         ("Group", str(app.group)),
