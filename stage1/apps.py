@@ -233,14 +233,18 @@ def stop(pod_dir: str, name: str, timeout: float | None = None) -> int:
     with Systemd(spec.machine) as pod:
         if timeout is None:
             pod.stop(unit, timeout=app.stop_timeout + 30)
-            return 0
-        pod.request_stop(unit)
-        try:
-            pod.wait_gone(unit, timeout=timeout)
-        except WaitTimeout:
-            with contextlib.suppress(UnitNotFound):
-                pod.kill(unit, signal.SIGKILL)
-            pod.wait_gone(unit, timeout=30)
+        else:
+            pod.request_stop(unit)
+            try:
+                pod.wait_gone(unit, timeout=timeout)
+            except WaitTimeout:
+                with contextlib.suppress(UnitNotFound):
+                    pod.kill(unit, signal.SIGKILL)
+                pod.wait_gone(unit, timeout=30)
+        # stopped once its exit is recorded: its reaper (which first has a CRI container's writer
+        # drain its FIFOs) runs as the app ends, and its state until then still reads "running"
+        with contextlib.suppress(WaitTimeout):
+            pod.wait_gone(f"reaper-{app.name}.service", timeout=30)
     return 0
 
 

@@ -203,8 +203,12 @@ class Writer:
                 os.set_blocking(fds[name], False)
                 self.outputs[fds[name]] = (stream, Splitter())
         self.tty, self.slave = fds.get("tty", -1), -1
+        link = os.path.join(sockets, app + ".tty")
         if tty and self.tty < 0:
-            self.tty = self.make_tty(os.path.join(sockets, app + ".tty"))
+            self.tty = self.make_tty(link)
+        elif self.tty >= 0:  # a restart: the slave is held again, so the master never reads EIO
+            with contextlib.suppress(OSError):
+                self.slave = os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if self.tty >= 0:
             os.set_blocking(self.tty, False)
             self.outputs[self.tty] = ("stdout", Splitter())

@@ -28,8 +28,10 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/sleep 0.05
 done
 # and a CRI container's log writer finish its file: it never sees its FIFOs end (the pod's systemd
-# holds them), so it is stopped, and drains them, now that the app and all its processes are gone
+# holds them), so it is stopped, and drains them, now that the app and all its processes are gone;
+# started first in case it is between a death and its restart (a stop would cancel that)
 if [ -p "/run/nspod/crilog/$1.out" ]; then
+    /usr/bin/systemctl start "cri-log-$1.service" 2>/dev/null
     /usr/bin/systemctl stop "cri-log-$1.service" 2>/dev/null
 fi
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"

@@ -1,7 +1,8 @@
 """A CRI container's stdio through ``nspod cri`` itself: its stdout and stderr are FIFOs (an app
 opens /dev/stderr, as nginx does), ``crictl attach -i`` to a shell with stdin_once, ``attach -i
--t`` to one on a terminal, and a log writer killed with SIGKILL in the middle of the output,
-which loses no line and gives the app no SIGPIPE."""
+-t`` to one on a terminal, a writer killed before attach (the app's stdin waits in its fd
+store), and a log writer killed with SIGKILL in the middle of the output, which loses no line
+and gives the app no SIGPIPE; the journal (``nspod logs``) has every line too."""
 
 from __future__ import annotations
 
@@ -72,6 +73,11 @@ def test_stdio_attach_and_a_killed_writer(cri: Cri) -> None:  # noqa: F811
         # attach -i to a shell with stdin_once: what we type runs; our stdin's end is the shell's
         shell = _container(cri, pod, "shell", "exec /bin/sh", stdin=True, stdin_once=True)
         wait_for("start", lambda: _state(cri, shell)["state"] == "CONTAINER_RUNNING")
+        # its writer killed first: the app's stdin connection waits in the writer's fd store
+        killed = _writer_pid("shell.log")
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        wait_for("a new writer", lambda: _writer_pid("shell.log") not in (None, killed))
         done = crictl("attach", "-i", shell, data=b"echo hello from $GREETING\necho oops >&2\n")
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"hello from hi\n" and b"oops" in done.stderr, done

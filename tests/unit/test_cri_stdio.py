@@ -4,10 +4,13 @@ attach frames of nspod's side (stage0/cri/attach.py), and the units (stage1/cril
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import socket
 import stat
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -283,3 +286,34 @@ def test_relay_ends_when_the_client_is_gone() -> None:
     attach.relay(ours, io)
     assert time.monotonic() - started < 3
     assert attach.Frames().feed(writers.recv(100)) == [(attach.HELLO, b"")]
+
+
+def test_the_writers_pty(pod: Pod, tmp_path: Path) -> None:
+    """--tty: the app's terminal is a pty the writer made (web.tty links to it); attach types into
+    it and sets its size; what the app writes there is its stdout in the log."""
+    path = tmp_path / "logs" / "0.log"
+    writer, stopping = pod.start(path, "--tty")
+    _wait_for(lambda: (tmp_path / "web.tty").is_symlink())
+    app = os.open(tmp_path / "web.tty", os.O_RDWR | os.O_NOCTTY)
+    client = _attached(tmp_path)
+    client.sendall(
+        attach.frame(attach.HELLO, b"i") + attach.resize(100, 30) + attach.frame(attach.STDIN, b"ls\n")
+    )
+    assert os.read(app, 100) == b"ls\n"
+    rows, columns, _, _ = struct.unpack("HHHH", fcntl.ioctl(app, termios.TIOCGWINSZ, b"\0" * 8))
+    assert (columns, rows) == (100, 30)
+    os.write(app, b"on the tty\n")
+    _wait_for(lambda: ("stdout", b"on the tty") in _lines(path))
+    stopping.append(0.0)
+    writer.join(5)
+    os.close(app)
+
+
+def test_what_systemd_passed(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "web.out")
+    fifo = os.open(tmp_path / "web.out", os.O_RDWR | os.O_NONBLOCK)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(tmp_path / "web.attach"))
+        assert (W.role(fifo), W.role(listener.fileno())) == ("out", "attach")
+    os.close(fifo)
+    assert W.passed({"LISTEN_PID": "1", "LISTEN_FDS": "2"}) == {}  # not ours
