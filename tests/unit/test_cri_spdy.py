@@ -175,6 +175,9 @@ def test_a_peer_that_keeps_windows_is_not_sent_past_them() -> None:
     client.send(f.Settings(((0, f.SETTINGS_INITIAL_WINDOW_SIZE, 10),)))
     client.open("data")
     client.frames_until(lambda got: any(isinstance(x, f.SynReply) for x in got))
+    deadline = time.monotonic() + 10  # the reply may leave before the session hands the stream on
+    while not streams and time.monotonic() < deadline:
+        time.sleep(0.01)
     writer = threading.Thread(target=streams[0].write, args=(b"y" * 25,), daemon=True)
     writer.start()
     got = client.frames_until(lambda got: sum(len(x.data) for x in got if isinstance(x, f.Data)) >= 10)
