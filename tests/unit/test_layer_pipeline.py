@@ -242,3 +242,19 @@ def test_a_good_layer_passes_both_checks_and_a_wrong_diff_id_is_refused(tmp_path
             diff_id=sha256(tar + b"x"), limits=Limits(),
         )  # fmt: skip
     assert no_pipeline_threads()
+
+
+def test_a_write_that_fails_stops_every_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tar = tar_of(20, 300_000)
+    blob = gzip.compress(tar, compresslevel=1)
+
+    def full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(layer_module.LayerWriter, "add", full)
+    with pytest.raises(OSError, match="No space left"):
+        extract_layer(
+            io.BytesIO(blob), compression="gzip", root=str(tmp_path), digest=sha256(blob),
+            diff_id=sha256(tar), limits=Limits(),
+        )  # fmt: skip
+    assert no_pipeline_threads()

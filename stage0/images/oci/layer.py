@@ -135,19 +135,22 @@ def extract_layer(
             tree_line.fail(error)
             raise error
 
-    blob_line.start("download", lambda: fan_out(source.read, CHUNK, (to_digest, to_inflate)))
-    blob_line.start("blob-digest", check_blob)
+    # made before any thread starts (nothing is read yet): a compression that cannot be read
+    # leaves no thread behind
     inflated = Bounded(open_reader(PipeReader(to_inflate), Compression(compression)), limits.max_bytes)  # type: ignore[arg-type]
-    tree_line.start("inflate", lambda: fan_out(inflated.read, CHUNK, (to_tar, to_diff)))
-    tree_line.start("diff-id", tree.run)
     writer = LayerWriter(root)
     try:
+        blob_line.start("download", lambda: fan_out(source.read, CHUNK, (to_digest, to_inflate)))
+        blob_line.start("blob-digest", check_blob)
+        tree_line.start("inflate", lambda: fan_out(inflated.read, CHUNK, (to_tar, to_diff)))
+        tree_line.start("diff-id", tree.run)
         stream = PipeReader(to_tar)
         reader = TarReader(stream, limits, lenient_end=True)
         for entry in reader:
             writer.add(entry, reader.chunks() if entry.type is EntryType.FILE else ())
         while stream.read(CHUNK):  # the end blocks: part of the diff ID
             pass
+        writer.finish()
     except BaseException as error:
         tree_line.stop()
         if not isinstance(error, TarError | Stopped):  # the transfer, a write, an interrupt
@@ -156,7 +159,6 @@ def extract_layer(
         # the rest of the blob is read for its digest: an altered blob says so, rather than
         # what broke in it
         raise (blob_line.wait() or _stopped(tree_line) or error) from None
-    writer.finish()
     tree_line.wait()
     if (altered := blob_line.wait()) is not None or not blob.matches(digest):
         raise altered or _altered(digest)
