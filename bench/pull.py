@@ -77,6 +77,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--nspod", default=None, help="nspod command (default: this checkout's)")
     parser.add_argument("--no-prepare", action="store_true", help="the pulls only")
+    parser.add_argument("--baseline", default=None,
+                        help="another nspod command (an older tree's), in the same rounds")  # fmt: skip
     args = parser.parse_args()
     nspod = args.nspod.split() if args.nspod else [sys.executable, "-m", "stage0"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -94,7 +96,9 @@ def main() -> int:
             layout.push(tag, f"{registry.host}/bench/{tag}:1")
         base = [*nspod, "--insecure-options=image,http"]
         print(f"before: {load()}", flush=True)
-        speeds = pull_rounds(args.rounds, base, env, work, registry.host, layout.dir / "policy.json")
+        baseline = [*args.baseline.split(), *base[len(nspod) :]] if args.baseline else None
+        where = (registry.host, layout.dir / "policy.json")
+        speeds = pull_rounds(args.rounds, base, env, work, where, baseline)
         print(f"after: {load()}", flush=True)
         if args.no_prepare:
             return 0 if min(speeds) >= SPEED_TARGET else 1
@@ -131,12 +135,13 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path, host: str,
-                policy: Path) -> list[float]:  # fmt: skip
+def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path,
+                registry: tuple[str, Path], baseline: list[str] | None) -> list[float]:  # fmt: skip
     """Each shape pulled by nspod into an empty store and copied by skopeo, alternating (which tool
     goes first too), one warm-up round first; prints the medians, returns skopeo / nspod by shape."""
     samples: dict[tuple[str, str], list[float]] = {}
     store, copy = work / "store", work / "copy"
+    host, policy = registry
     for round_ in range(rounds + 1):  # the first warms the page cache and the registry
         for shape, tag in SHAPES.items():
             ref = f"docker://{host}/bench/{tag}:1"
@@ -145,12 +150,14 @@ def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path, h
                 "skopeo copy": (["skopeo", "--policy", str(policy), "copy", "-q",
                                  "--src-tls-verify=false", ref, f"dir:{copy}"], None),
             }  # fmt: skip
+            if baseline:
+                runs["baseline fetch"] = ([*baseline, "--dir", str(store), "fetch", ref], None)
             for tool in sorted(runs, reverse=bool(round_ % 2)):
                 took = timed(*runs[tool])
                 if round_:
                     samples.setdefault((shape, tool), []).append(took)
-            shutil.rmtree(store)
-            shutil.rmtree(copy)
+                for left in (store, copy):  # each run starts from nothing
+                    shutil.rmtree(left, ignore_errors=True)
         if round_:
             print(f"round {round_}: " + ", ".join(f"{s} {t} {v[-1]:.0f}" for (s, t), v in samples.items())
                   + f" ms ({load()})", flush=True)  # fmt: skip
@@ -162,6 +169,9 @@ def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path, h
         print(f"pull, {shape} (~100 MB), median of {rounds} (ms): nspod fetch {nspod_ms:.0f}, "
               f"skopeo copy {skopeo_ms:.0f}; skopeo / nspod = {speed:.2f}× "
               f"(target ≥ {SPEED_TARGET}): {'meets' if speed >= SPEED_TARGET else 'MISSES'}")  # fmt: skip
+        if baseline:
+            before = statistics.median(samples[(shape, "baseline fetch")])
+            print(f"  baseline fetch {before:.0f} ms: skopeo / baseline = {skopeo_ms / before:.2f}×")
     return speeds
 
 
