@@ -31,8 +31,6 @@ def pull(
     dependencies fetched and its tree rendered now, so a later run needs no network. ``auth``: the
     credentials for the image's registry (over auth.d's); ``unsigned_without_key``: an OCI image
     no trusted key covers is taken unsigned (the CRI's pull policy, stage0/cri/images.py)."""
-    from stage0.images.render import rendered_rootfs
-
     with context.open_store(options) as store:
         fetcher = context.fetcher(
             options,
@@ -44,6 +42,9 @@ def pull(
         )
         row = fetcher.fetch(reference, signature=signature)
         if not row.is_oci:  # an OCI image has no dependencies: its layers are its tree
+            # imported here: it loads the appc schema (~15 ms), which an OCI pull never needs
+            from stage0.images.render import rendered_rootfs
+
             rendered_rootfs(store, row, fetcher.resolve_dependency)
         return ImageView.of(store.by_id(row.id))
 

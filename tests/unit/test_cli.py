@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -99,6 +100,64 @@ def test_version_imports_nothing_heavy() -> None:
     loaded = set(json.loads(out.splitlines()[-1]))
     for heavy in ("jsonschema", "cryptography", "pystemd", "dbus_fast", "zstandard", "tarfile"):
         assert heavy not in loaded, heavy
+
+
+def _oci_layout(path: Path) -> None:
+    """A one-layer OCI image layout, tagged 1, made by hand."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    def blob(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (path / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+        (path / "blobs/sha256" / digest).write_bytes(data)
+        return "sha256:" + digest
+
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"hi"))
+    layer = gzip.compress(tar.getvalue())
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello"]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar.getvalue()).hexdigest()]},
+    }).encode()  # fmt: skip
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob(layer),
+                    "size": len(layer)}],
+    }).encode()  # fmt: skip
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": blob(manifest),
+        "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": "1"},
+    }]}  # fmt: skip
+    (path / "index.json").write_text(json.dumps(index))
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+def test_an_oci_fetch_loads_no_appc_schema(tmp_path: Path) -> None:
+    """`nspod fetch` of an OCI image leaves the appc schema unloaded (~15 ms a command, issue #26)."""
+    _oci_layout(tmp_path / "layout")
+    probe = (
+        "import sys, json, contextlib, io; from stage0.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['--dir', {str(tmp_path / 'data')!r}, '--insecure-options=image', 'fetch',"
+        f" 'oci:{tmp_path / 'layout'}:1']) == 0\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
+        env={"PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert "stage0.images.oci.pull" in loaded
+    assert not {"stage0.schema.image", "stage0.schema.pod", "stage0.images.render"} & loaded
 
 
 def test_insecure_options_expand() -> None:

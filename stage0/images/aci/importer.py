@@ -48,12 +48,12 @@ class Tee:
         return data
 
 
-class Hasher:
-    """Hashes the decompressed stream as it is read, and bounds it (the decompression-bomb limit)."""
+class Bounded:
+    """The decompressed stream, bounded (the decompression-bomb limit); what breaks in the
+    decompression is a TarError."""
 
-    def __init__(self, source: Readable, limit: int, algorithm: str = "sha512") -> None:
+    def __init__(self, source: Readable, limit: int) -> None:
         self._source, self._limit = source, limit
-        self.hash = hashlib.new(algorithm)
         self.size = 0
 
     def read(self, size: int = -1, /) -> bytes:
@@ -75,8 +75,22 @@ class Hasher:
                 f"image is larger than the limit of {self._limit} bytes once decompressed",
                 hint="a decompression bomb, or raise the image size limit",
             )
-        self.hash.update(data)
+        self._seen(data)
         return data
+
+    def _seen(self, data: bytes) -> None:
+        pass
+
+
+class Hasher(Bounded):
+    """The bounded decompressed stream, hashed as it is read."""
+
+    def __init__(self, source: Readable, limit: int, algorithm: str = "sha512") -> None:
+        super().__init__(source, limit)
+        self.hash = hashlib.new(algorithm)
+
+    def _seen(self, data: bytes) -> None:
+        self.hash.update(data)
 
 
 class Prefetch:

@@ -10,32 +10,20 @@ Everything else goes through the ACI extractor's rules (stage0/images/aci/extrac
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from stage0.images.aci.compression import Compression, open_reader
 from stage0.images.aci.extract import TreeWriter, check_placement
-from stage0.images.aci.importer import Hasher, Prefetch
+from stage0.images.aci.importer import Bounded
 from stage0.images.aci.tarstream import CHUNK, Entry, EntryType, Limits, Readable, TarError, TarReader
+from stage0.images.oci.pipeline import Line, Pipe, PipeReader, Stopped, Summed, fan_out
 
 WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-
-class Digested:
-    """Hashes what passes (the compressed blob, against the manifest's digest); errors pass through."""
-
-    def __init__(self, source: Readable, algorithm: str) -> None:
-        self._source, self.hash, self.size = source, hashlib.new(algorithm), 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._source.read(size)
-        self.hash.update(data)
-        self.size += len(data)
-        return data
 
 
 class Chunks:
@@ -116,15 +104,6 @@ class LayerWriter:
         self.tree.finish()
 
 
-def _check_digest(raw: Digested, digest: str) -> None:
-    while raw.read(CHUNK):  # whatever follows the compressed stream is part of the blob
-        pass
-    if f"{digest.split(':')[0]}:{raw.hash.hexdigest()}" != digest:
-        raise TarError(
-            f"layer {digest} does not match its digest", hint="the blob was altered; nothing was stored"
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class Layer:
     digest: str  # of the compressed blob (sha256:…)
@@ -137,29 +116,66 @@ def extract_layer(
     source: Readable, *, compression: str, root: str, digest: str, diff_id: str, limits: Limits
 ) -> Layer:
     """Extract a layer's blob from ``source`` into the empty directory ``root`` and check both
-    digests; a mismatch raises TarError (the caller removes ``root``)."""
-    raw = Digested(source, digest.split(":")[0])
-    reader_ = open_reader(raw, Compression(compression))  # type: ignore[arg-type]
-    unpacked = Hasher(reader_, limits.max_bytes, diff_id.split(":")[0])
-    stream = Prefetch(unpacked)
+    digests; a mismatch raises TarError (the caller removes ``root``).
+
+    Five threads share the work (stage0/images/oci/pipeline.py): on the blob's line the download
+    (``source`` read to its end: whatever follows the compressed stream is part of the blob) and
+    the blob's digest; on the tree's line the inflation, the diff ID and, in this thread, the tar
+    read into ``root``. A blob that is not what its digest says stops the tree's line at once."""
+    lock = threading.Lock()
+    blob_line, tree_line = Line(lock), Line(lock)
+    to_digest, to_inflate = Pipe(blob_line, blob_line), Pipe(blob_line, tree_line)
+    to_tar, to_diff = Pipe(tree_line, tree_line), Pipe(tree_line, tree_line)
+    blob, tree = Summed(to_digest, digest.split(":")[0]), Summed(to_diff, diff_id.split(":")[0])
+
+    def check_blob() -> None:
+        blob.run()
+        if blob.complete and not blob.matches(digest):
+            error = _altered(digest)
+            tree_line.fail(error)
+            raise error
+
+    # made before any thread starts (nothing is read yet): a compression that cannot be read
+    # leaves no thread behind
+    inflated = Bounded(open_reader(PipeReader(to_inflate), Compression(compression)), limits.max_bytes)  # type: ignore[arg-type]
     writer = LayerWriter(root)
     try:
+        blob_line.start("download", lambda: fan_out(source.read, CHUNK, (to_digest, to_inflate)))
+        blob_line.start("blob-digest", check_blob)
+        tree_line.start("inflate", lambda: fan_out(inflated.read, CHUNK, (to_tar, to_diff)))
+        tree_line.start("diff-id", tree.run)
+        stream = PipeReader(to_tar)
         reader = TarReader(stream, limits, lenient_end=True)
         for entry in reader:
             writer.add(entry, reader.chunks() if entry.type is EntryType.FILE else ())
         while stream.read(CHUNK):  # the end blocks: part of the diff ID
             pass
-    except TarError:
-        stream.close()
-        _check_digest(raw, digest)  # an altered blob says so, rather than what broke in it
-        raise
-    finally:
-        stream.close()
-    writer.finish()
-    _check_digest(raw, digest)
-    if f"{diff_id.split(':')[0]}:{unpacked.hash.hexdigest()}" != diff_id:
+        writer.finish()
+    except BaseException as error:
+        tree_line.stop()
+        if not isinstance(error, TarError | Stopped):  # the transfer, a write, an interrupt
+            blob_line.stop()
+            raise
+        # the rest of the blob is read for its digest: an altered blob says so, rather than
+        # what broke in it
+        raise (blob_line.wait() or _stopped(tree_line) or error) from None
+    tree_line.wait()
+    if (altered := blob_line.wait()) is not None or not blob.matches(digest):
+        raise altered or _altered(digest)
+    if not tree.matches(diff_id):
         raise TarError(
             f"layer {digest} does not match its diff ID {diff_id}",
             hint="the image is inconsistent; nothing was stored",
         )
-    return Layer(digest, diff_id, raw.size, writer.bytes)
+    return Layer(digest, diff_id, blob.size, writer.bytes)
+
+
+def _altered(digest: str) -> TarError:
+    return TarError(
+        f"layer {digest} does not match its digest", hint="the blob was altered; nothing was stored"
+    )
+
+
+def _stopped(line: Line) -> BaseException | None:
+    """What stopped ``line`` from outside, if it was not this thread's own leaving."""
+    return None if isinstance(line.error, Stopped) else line.error
