@@ -22,6 +22,7 @@ import time
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
+from stage1.atomic import read_text
 from stage1.crilog import has_writer, log_dir, socket_unit_name, writer_unit_name
 from stage1.fly import apps as fly
 from stage1.nspawn import spec_limits
@@ -329,7 +330,7 @@ def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
         "name": app.name,
         "state": state,
         "exit_code": int(code) if state == "exited" and code is not None else None,
-        "signal": signal_name(_text(paths.app_signal(app.name))) if state == "exited" else None,
+        "signal": signal_name(read_text(paths.app_signal(app.name))) if state == "exited" else None,
         "started": started,
         "exited": exited if state == "exited" else None,
         "pid": pid or None,
@@ -337,14 +338,6 @@ def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
 
 
 LIVE = {"active": "running", "activating": "starting", "deactivating": "stopping"}
-
-
-def _text(path: str) -> str | None:
-    try:
-        with open(path) as file:
-            return file.read()
-    except OSError:
-        return None
 
 
 def _read(path: str) -> float | None:

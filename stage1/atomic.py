@@ -29,3 +29,12 @@ def write_atomic(path: str, data: bytes | str, *, mode: int = 0o644, sync: bool 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def read_text(path: str) -> str | None:
+    """A small status file's text; None where it is not (yet) there or cannot be read."""
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return None

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from stage1.abi import AppSpec, Error, PodPaths, PodSpec
+from stage1.atomic import read_text
 from stage1.fly import plan
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
@@ -219,7 +220,7 @@ def states(spec: PodSpec, paths: PodPaths, apps: tuple[AppSpec, ...]) -> list[di
 def _state(host: Systemd, spec: PodSpec, paths: PodPaths, app: AppSpec) -> dict[str, object]:
     unit_name = plan.unit_name(spec, app.name)
     record = os.path.join(paths.status, app.name + EXIT)
-    started_text = _text(os.path.join(paths.status, app.name + STARTED))
+    started_text = read_text(os.path.join(paths.status, app.name + STARTED))
     started = float(started_text) if started_text else None
     try:
         unit = host.status(unit_name)
@@ -229,7 +230,7 @@ def _state(host: Systemd, spec: PodSpec, paths: PodPaths, app: AppSpec) -> dict[
         pid = unit.main_pid
     except UnitNotFound:
         state, pid = None, 0
-    code, named = exit_code(_text(record))
+    code, named = exit_code(read_text(record))
     if state is None and code is None and started is not None:
         code = 255  # ended with its unit gone before anyone saw its status (its pod stopped)
     exited = os.path.getmtime(record) if os.path.exists(record) else None
@@ -244,11 +245,3 @@ def _state(host: Systemd, spec: PodSpec, paths: PodPaths, app: AppSpec) -> dict[
         "exited": (exited or time.time()) if state == "exited" else None,
         "pid": pid or None,
     }
-
-
-def _text(path: str) -> str | None:
-    try:
-        with open(path) as file:
-            return file.read()
-    except OSError:
-        return None
