@@ -155,7 +155,7 @@ class Containers(Sandboxes):
         code = seen.exit_code
         reason = ""
         if state == EXITED:
-            reason = "Completed" if code == 0 else "Error"
+            reason = "OOMKilled" if seen.reason == "oom-kill" else "Completed" if code == 0 else "Error"
         status = api_pb2.ContainerStatus(
             id=record.id,
             metadata=api_pb2.ContainerMetadata(name=record.name, attempt=record.attempt),
