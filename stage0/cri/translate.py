@@ -62,10 +62,9 @@ _SLICE = re.compile(r"[A-Za-z0-9_:.]+(?:-[A-Za-z0-9_:.]+)*\.slice")
 def cgroup_parent(name: str) -> str:
     """The host slice the sandbox's pod unit runs in ("": machine.slice), checked."""
     if name.startswith("/"):  # kubelet's cgroupfs driver: a path no systemd unit can be put at
-        raise Failure(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"cgroup parent {name!r} is a cgroupfs path: nspod runs pods in systemd slices",
-            hint="run kubelet with --cgroup-driver=systemd (parents such as kubepods-pod<uid>.slice)",
+        raise invalid(
+            f"cgroup parent {name!r} is a cgroupfs path: nspod runs pods in systemd slices"
+            " (run kubelet with --cgroup-driver=systemd: parents such as kubepods-pod<uid>.slice)"
         )
     if name and (len(name) > 255 or ".." in name or not _SLICE.fullmatch(name)):
         raise invalid(f"cgroup parent {name!r} is not a systemd slice name (kubepods-pod<uid>.slice)")
