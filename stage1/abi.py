@@ -252,6 +252,7 @@ class PodSpec:
     app_filters: bool = False  # nspawn loads no filter over the pod: each app's own alone (the CRI's)
     host_pid: bool = False  # the CRI's hostPID: the apps are host units in its PID namespace (stage1/fly)
     host_ipc: bool = False  # the apps share the host's IPC namespace (the CRI's ipc NODE), not the pod's
+    slice: str = ""  # the host slice the pod's unit runs in (the CRI's cgroup parent); "": machine.slice
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -302,9 +303,7 @@ class PodSpec:
             hosts=data.get("hosts"),
             hosts_from_host=data.get("hosts_from_host", False),
             dns_default=data.get("dns_default", False),
-            networks=None
-            if data.get("networks") is None
-            else tuple(NetworkSpec(**n) for n in data["networks"]),
+            networks=None if (raw := data.get("networks")) is None else tuple(NetworkSpec(**n) for n in raw),
             ports=tuple(PortSpec(**p) for p in data.get("ports", ())),
             mds_register=data.get("mds_register"),
             sandbox=data.get("sandbox", False),
@@ -313,6 +312,7 @@ class PodSpec:
             app_filters=data.get("app_filters", False),
             host_pid=data.get("host_pid", False),
             host_ipc=data.get("host_ipc", False),
+            slice=data.get("slice", ""),
         )
 
     def chosen(self, name: str | None) -> AppSpec:

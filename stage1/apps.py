@@ -187,7 +187,7 @@ def start(pod_dir: str, name: str) -> int:
         fly.start(spec, paths, app, _fly_volumes(spec, paths, app), host_hidden())
         return 0
     last = (os.path.join(paths.status, app.name + end) for end in ("", STARTED))
-    for old in (*last, paths.app_signal(app.name)):  # the last run's
+    for old in (*last, paths.app_signal(app.name), _reason(paths, app)):  # the last run's
         with contextlib.suppress(FileNotFoundError):
             os.unlink(old)
     with Systemd(spec.machine) as pod:
@@ -283,7 +283,7 @@ def remove(pod_dir: str, name: str) -> int:
                 pod.reset_failed(unit)
     _detach(os.path.join(paths.layers(app.name), "root"))  # a killed add left it (#23 item 18)
     shutil.rmtree(paths.layers(app.name), ignore_errors=True)
-    for recorded in (os.path.join(paths.status, app.name), paths.app_signal(app.name)):
+    for recorded in (os.path.join(paths.status, app.name), paths.app_signal(app.name), _reason(paths, app)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(recorded)
     return 0
@@ -331,6 +331,8 @@ def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
         "state": state,
         "exit_code": int(code) if state == "exited" and code is not None else None,
         "signal": signal_name(read_text(paths.app_signal(app.name))) if state == "exited" else None,
+        # what ended it beyond its code: "oom-kill" (systemd's Result, the reaper's record) or None
+        "reason": (read_text(_reason(paths, app)) or "").strip() or None if state == "exited" else None,
         "started": started,
         "exited": exited if state == "exited" else None,
         "pid": pid or None,
@@ -338,6 +340,10 @@ def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
 
 
 LIVE = {"active": "running", "activating": "starting", "deactivating": "stopping"}
+
+
+def _reason(paths: PodPaths, app: AppSpec) -> str:
+    return os.path.join(paths.status, app.name + ".reason")  # status/<app>.reason, by its reaper
 
 
 def _read(path: str) -> float | None:

@@ -278,7 +278,7 @@ def pod_service(
         exec_start=(ExecCommand(argv[0], tuple(argv)),),
         type=ServiceType.NOTIFY,
         notify_access="all",  # nspawn says READY=1; the pod's ready units say STATUS= (see units.py)
-        slice="machine.slice",
+        slice=spec.slice or "machine.slice",
         delegate=True,
         kill_mode=KillMode.MIXED,
         collect_mode=CollectMode.INACTIVE_OR_FAILED,

@@ -88,6 +88,7 @@ class AppView:
     started: float | None
     exited: float | None
     pid: int | None
+    reason: str | None = None  # "oom-kill": the kernel's OOM killer ended it (systemd's Result)
 
     @classmethod
     def of(cls, state: Mapping[str, Any]) -> AppView:
@@ -100,6 +101,7 @@ class AppView:
             started=_seconds(state.get("started")),  # stage1 gives the recorded text
             exited=_seconds(state.get("exited")),
             pid=state.get("pid"),
+            reason=state.get("reason"),
         )
 
 
@@ -124,7 +126,14 @@ def recorded_app(pod: Pod, name: str) -> AppView:
         return AppView(name, AppState.CREATED, None, None, None, None, None)
     exited = os.path.getmtime(status) if code is not None else None
     signal = pod.app_signals().get(name)
-    return AppView(name, AppState.EXITED, 255 if code is None else code, signal, started, exited, None)
+    try:
+        with open(status + ".reason") as file:
+            reason = file.read().strip() or None
+    except OSError:
+        reason = None
+    return AppView(
+        name, AppState.EXITED, 255 if code is None else code, signal, started, exited, None, reason
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,13 +69,20 @@ def flat_keyed(text: str | None) -> dict[str, int]:
     return values
 
 
-def find_group(root: str, unit: str, below: str = "", depth: int = 5) -> str | None:
+def slice_group(name: str) -> str:
+    """The group of slice ``name``: systemd nests a dash-named slice in its prefixes' slices
+    (``kubepods-pod1.slice`` is ``/kubepods.slice/kubepods-pod1.slice``)."""
+    parts = name.removesuffix(".slice").split("-")
+    return "".join(f"/{'-'.join(parts[: i + 1])}.slice" for i in range(len(parts)))
+
+
+def find_group(root: str, unit: str, below: str = "", depth: int = 5, slice_: str = SLICE) -> str | None:
     """The path (relative to the systemd tree, "/"-led) of the group named ``unit`` under ``below``
-    (a pod's host unit under its slice first; an app's service under its pod's group)."""
+    (a pod's host unit under its slice, ``slice_``, first; an app's service under its pod's group)."""
     tree = _systemd_tree(root)
     start = os.path.join(tree, below.lstrip("/"))
-    if not below and os.path.isdir(os.path.join(tree, SLICE, unit)):
-        return f"/{SLICE}/{unit}"
+    if not below and os.path.isdir(os.path.join(tree, slice_group(slice_).lstrip("/"), unit)):
+        return f"{slice_group(slice_)}/{unit}"
     base = start.rstrip("/").count("/")
     for directory, subdirs, _ in os.walk(start):
         if unit in subdirs:

@@ -153,9 +153,7 @@ class Containers(Sandboxes):
         seen = app_state(self.options, find_view(self.options, record.sandbox_id), record.app)
         state = STATES.get(seen.state, UNKNOWN)
         code = seen.exit_code
-        reason = ""
-        if state == EXITED:
-            reason = "Completed" if code == 0 else "Error"
+        reason = exit_reason(seen) if state == EXITED else ""
         status = api_pb2.ContainerStatus(
             id=record.id,
             metadata=api_pb2.ContainerMetadata(name=record.name, attempt=record.attempt),
@@ -224,3 +222,9 @@ def _json(value: object) -> str:
     import json
 
     return json.dumps(value)
+
+
+def exit_reason(seen: AppView) -> str:
+    """Why an exited container ended, in kubelet's words: the OOM killer's (systemd's Result, as the
+    pod's reaper recorded it), else by its code."""
+    return "OOMKilled" if seen.reason == "oom-kill" else "Completed" if seen.exit_code == 0 else "Error"

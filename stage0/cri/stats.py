@@ -20,7 +20,7 @@ from typing import Any
 from stage0.cri import cgroups
 from stage0.cri.cgroups import DiskUsage, Interface, Usage
 from stage0.host.executor import fly_unit
-from stage1.abi import PodPaths
+from stage1.abi import Error, PodPaths, PodSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,16 @@ def _pod_unit(paths: PodPaths) -> str | None:
 def pod_group(paths: PodPaths, root: str = cgroups.ROOT) -> str | None:
     """The pod's host unit's group; None when the pod does not run."""
     unit = _pod_unit(paths)
-    return cgroups.find_group(root, unit) if unit else None
+    return cgroups.find_group(root, unit, slice_=_pod_slice(paths)) if unit else None
+
+
+def _pod_slice(paths: PodPaths) -> str:
+    """The slice the pod's unit was put in (its spec's cgroup parent), else machine.slice."""
+    try:
+        with open(paths.spec) as file:
+            return PodSpec.from_json(file.read()).slice or cgroups.SLICE
+    except (OSError, ValueError, Error):
+        return cgroups.SLICE
 
 
 def sample(group: str | None, root: str = cgroups.ROOT, proc: str = cgroups.PROC) -> Sample:

@@ -49,8 +49,26 @@ def sandbox_request(config: api_pb2.PodSandboxConfig) -> PodRequest:
         nets=("host",) if host_network(config) else (),
         ports=() if host_network(config) else port_requests(config),
         annotations=tuple(sorted(_appc_annotations(config.annotations))),
+        cgroup_parent=cgroup_parent(config.linux.cgroup_parent),
     )
     return security.pod_security(config, request)
+
+
+# a systemd slice name (kubelet's systemd cgroup driver: kubepods-burstable-pod<uid>.slice), whose
+# parents (one per dash) systemd makes itself; no "/", escapes, empty dash parts or "..": it reaches systemd
+_SLICE = re.compile(r"[A-Za-z0-9_:.]+(?:-[A-Za-z0-9_:.]+)*\.slice")
+
+
+def cgroup_parent(name: str) -> str:
+    """The host slice the sandbox's pod unit runs in ("": machine.slice), checked."""
+    if name.startswith("/"):  # kubelet's cgroupfs driver: a path no systemd unit can be put at
+        raise invalid(
+            f"cgroup parent {name!r} is a cgroupfs path: nspod runs pods in systemd slices"
+            " (run kubelet with --cgroup-driver=systemd: parents such as kubepods-pod<uid>.slice)"
+        )
+    if name and (len(name) > 255 or ".." in name or not _SLICE.fullmatch(name)):
+        raise invalid(f"cgroup parent {name!r} is not a systemd slice name (kubepods-pod<uid>.slice)")
+    return name
 
 
 PROTOCOLS = {api_pb2.Protocol.TCP: "tcp", api_pb2.Protocol.UDP: "udp"}

@@ -81,7 +81,8 @@ class Spares:
         return hashlib.sha256(repr(self.shape).encode()).hexdigest()
 
     def claim(self, request: PodRequest) -> PodView | None:
-        """A ready spare, now this sandbox's, when the request is a spare's; None: boot cold."""
+        """A ready spare, now this sandbox's, when the request is a spare's; None: boot cold (a
+        request with a cgroup parent too: spares run in machine.slice, and a unit's slice is fixed)."""
         if (
             not self.size
             or os.environ.get("NSPOD_POOL") == "0"

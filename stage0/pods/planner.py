@@ -320,6 +320,7 @@ def plan_pod(
         sysctl=pod_sysctl(request.sysctl, own_network=networks is not None),
         host_pid=request.host_pid,
         host_ipc=request.host_ipc,
+        slice=request.cgroup_parent,
     )
     effective = [isolators(r, i) for r, i in zip(request.apps, images, strict=True)]
     return spec, pod_manifest(spec, images, request, effective)

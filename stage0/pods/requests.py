@@ -113,6 +113,7 @@ class PodRequest:
     # the CRI's hostPID: the sandbox's apps run as host units in the host's PID namespace (stage1/fly)
     host_pid: bool = False
     host_ipc: bool = False  # its apps in the host's IPC namespace (the CRI's ipc NODE)
+    cgroup_parent: str = ""  # the host slice the pod's unit runs in ("": machine.slice; the CRI's)
 
 
 def parse_env(text: str, what: str) -> tuple[str, str]:

@@ -7,7 +7,7 @@ if [ "$1" = --keep-pod ]; then keep=1; shift; fi
 # --sync makes it handle what is pending (a stream it has not accepted yet), then it drops each
 # stream's file once read to the end.
 /usr/bin/journalctl --sync 2>/dev/null &
-main=$(/usr/bin/systemctl show --property=ExecMainCode --property=ExecMainStatus "$1.service")
+main=$(/usr/bin/systemctl show --property=ExecMainCode --property=ExecMainStatus --property=Result "$1.service")
 wait
 code=${main#*ExecMainCode=}
 code=${code%%[!0-9]*}
@@ -22,6 +22,13 @@ case $code in
     status=$((128 + status))
     ;;
 *) /usr/bin/rm -f "$signal" ;;
+esac
+# the kernel's OOM killer ended it (systemd's Result; cgroup v2 alone reports it): status/APP.reason,
+# written before status/APP as the signal is
+reason="/nspod/status/$1.reason"
+case $main in
+*Result=oom-kill*) echo oom-kill > "$reason.tmp" && /usr/bin/mv "$reason.tmp" "$reason" ;;
+*) /usr/bin/rm -f "$reason" ;;
 esac
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break

@@ -3,6 +3,7 @@ serves, and that exactly one claim wins a spare. Booting spares is seen in bench
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ def test_a_sandbox_of_another_shape_boots_cold(tmp_path: Path, monkeypatch: pyte
     dns = api_pb2.DNSConfig(servers=["10.0.0.10"], searches=["svc.cluster.local"])
     assert spares.claim(sandbox_request(spares.options, dns_config=dns)) is None
     assert spares.claim(sandbox_request(spares.options, annotations={"team": "web"})) is None
+    # a cgroup parent: spares run in machine.slice, and a unit's slice is fixed
+    parent = dataclasses.replace(sandbox_request(spares.options), cgroup_parent="kubepods-pod1.slice")
+    assert spares.claim(parent) is None
     assert spares.claim(sandbox_request(spares.options)) is not None
 
 
