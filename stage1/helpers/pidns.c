@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +72,10 @@ static int proc_mounts(char *paths[], int max) {
 	while (fgets(line, sizeof line, file)) /* the top mount at /proc */
 		if (sscanf(line, "%d %d %*s %*s %4095s", &id, &parent, point) == 3 && !strcmp(point, "/proc"))
 			proc = id;
+	/* an image whose /proc is a link has systemd mount proc and its guards where the link leads:
+	 * a proc mounted on the link would be unguarded, so there must be a mount on /proc itself */
+	if (proc == -1)
+		fail("no mount on /proc itself (is the image's /proc a link?): refusing to mount one");
 	rewind(file);
 	while (fgets(line, sizeof line, file)) {
 		if (sscanf(line, "%d %d %*s %*s %4095s", &id, &parent, point) != 3 || parent != proc)
@@ -92,13 +97,16 @@ static int proc_mounts(char *paths[], int max) {
 static void fresh_proc(void) {
 	char *paths[MAX_MOUNTS];
 	int trees[MAX_MOUNTS];
+	struct stat st;
+	if (lstat("/proc", &st) || !S_ISDIR(st.st_mode))
+		fail("/proc is not a directory (an image's /proc must be one)");
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL))
 		die("making the mounts slaves");
 	int n = proc_mounts(paths, MAX_MOUNTS);
 	for (int i = 0; i < n; i++)
 		if ((trees[i] = syscall(SYS_open_tree, AT_FDCWD, paths[i], 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | AT_RECURSIVE)) < 0)
 			die_at("cloning the mount at", paths[i]);
-	if (umount2("/proc", MNT_DETACH))
+	if (umount2("/proc", MNT_DETACH | UMOUNT_NOFOLLOW))
 		die("unmounting the old /proc");
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
 		die("mounting /proc");

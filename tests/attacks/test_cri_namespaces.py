@@ -153,3 +153,42 @@ def test_a_container_of_its_own_pid_namespace_reaches_no_other_and_stays_in_its_
     finally:
         cri("stopp", pod)
         cri("rmp", pod)
+
+
+@pytest.fixture(scope="module")
+def proc_link_image(cri: Cri, tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: F811
+    """busybox whose /proc is a link (proc -> .p): systemd mounts proc and its guards where it
+    leads, so a helper that mounted a fresh proc on the link would hand the app an unguarded one."""
+    layout = Layout(tmp_path_factory.mktemp("proclink-image"))
+    layout.busybox("base", applets=("sh", "echo", "sleep"))
+    bundle = layout.dir / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{layout.path}:base", str(bundle)], check=True)
+    root = bundle / "rootfs"
+    shutil.rmtree(root / "proc", ignore_errors=True)
+    (root / ".p").mkdir()
+    (root / "proc").symlink_to(".p")
+    subprocess.run(["umoci", "repack", "--image", f"{layout.path}:proclink", str(bundle)], check=True)
+    layout.config("proclink", "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin")
+    name = f"{cri.image.split('/')[0]}/proclink:latest"
+    layout.push("proclink", name)
+    cri.nspod("--insecure-options=image,http", "fetch", f"docker://{name}")
+    return name
+
+
+def test_an_image_whose_proc_is_a_link_gets_no_pid_namespace_of_its_own(
+    cri: Cri,  # noqa: F811
+    proc_link_image: str,
+) -> None:
+    """nspod-pidns refuses (the container ends at once) rather than mount proc on the link."""
+    pod_config = sandbox(cri, "proclink-attack", pid=CONTAINER)
+    pod = cri("runp", pod_config).strip()
+    try:
+        config = container(cri, proc_link_image, "proclink", "echo ESCAPED; sleep 600", pid=CONTAINER)
+        ctr = cri("create", pod, config, pod_config).strip()
+        cri("start", ctr, check=False)
+        state = lambda: json.loads(cri("inspect", ctr))["status"]  # noqa: E731
+        wait_for("the container's end", lambda: state()["state"] == "CONTAINER_EXITED")
+        assert state()["exitCode"] != 0, state()
+    finally:
+        cri("stopp", pod)
+        cri("rmp", pod)
