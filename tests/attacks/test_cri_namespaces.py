@@ -186,7 +186,11 @@ def test_an_image_whose_proc_is_a_link_gets_no_pid_namespace_of_its_own(
         config = container(cri, proc_link_image, "proclink", "echo ESCAPED; sleep 600", pid=CONTAINER)
         ctr = cri("create", pod, config, pod_config).strip()
         cri("start", ctr, check=False)
-        state = lambda: json.loads(cri("inspect", ctr))["status"]  # noqa: E731
+
+        def state() -> dict[str, Any]:
+            status: dict[str, Any] = json.loads(cri("inspect", ctr))["status"]
+            return status
+
         wait_for("the container's end", lambda: state()["state"] == "CONTAINER_EXITED")
         assert state()["exitCode"] != 0, state()
     finally:
