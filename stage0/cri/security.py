@@ -25,6 +25,7 @@ cannot give yet). What Kubernetes means, after containerd's and CRI-O's reading 
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 from collections.abc import Callable
 from typing import Any
 
@@ -261,9 +262,15 @@ def _effective(added: tuple[str, ...], dropped: tuple[str, ...]) -> frozenset[st
     return (DEFAULT_SET | set(added)) - set(dropped)
 
 
+# what a unit setting's value would read as more than one path, a specifier, or a quote
+_UNSAFE = frozenset(" \t\n\r\"'\\:%;")
+
+
 def _absolute(path: str, what: str) -> str:
-    if not path.startswith("/") or "\n" in path or ":" in path:
-        raise invalid(f"{what} {path!r} is not an absolute path without ':'")
+    """A path that reaches unit settings as it is: absolute, normal (no '..', '.', '//'), and none
+    of what systemd would split, expand or unquote in it."""
+    if not path.startswith("/") or posixpath.normpath(path) != path or "//" in path or _UNSAFE & set(path):
+        raise invalid(f"{what} {path!r} is not a normal absolute path (no '..', spaces, quotes, ':' or '%')")
     return path
 
 

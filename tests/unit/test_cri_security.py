@@ -286,6 +286,20 @@ def test_no_new_privs_masked_and_readonly_paths() -> None:
         app(container(masked_paths=["relative"]))
 
 
+@pytest.mark.parametrize(
+    "path", ["/proc/../etc/shadow", "/sys/./x", "//etc", "/a b", "/x%n", "/a'b", "/a\\b", "/a:b", "/a;b"]
+)
+@pytest.mark.parametrize("field", ["masked_paths", "readonly_paths"])
+def test_a_path_unit_settings_would_read_otherwise_is_refused(field: str, path: str) -> None:
+    given: dict[str, Any] = {field: [path]}
+    with pytest.raises(Failure) as error:
+        app(container(**given))
+    assert code(error) is grpc.StatusCode.INVALID_ARGUMENT
+    # kubelet's own lists pass
+    given = {field: ["/proc/acpi", "/proc/kcore", "/proc/timer_list", "/sys/firmware", "/proc/sys"]}
+    assert confinement(container(**given)) is not None
+
+
 def test_resources_at_create_are_isolators() -> None:
     resources = cri.LinuxContainerResources(
         memory_limit_in_bytes=64 << 20,
