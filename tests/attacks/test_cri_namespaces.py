@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +26,33 @@ CONTAINER = 1  # the CRI's NamespaceMode
 RUNTIME_DEFAULT = {"profile_type": 0}
 
 
-@pytest.fixture(scope="module")
-def image(cri: Cri, programs: Mapping[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: F811
-    """busybox with /bin/nsreach and /bin/userns, in the fixture's registry and nspod's store."""
-    layout = Layout(tmp_path_factory.mktemp("nsreach-image"))
-    layout.busybox("base", applets=("sh", "cat", "sleep", "ls"))
+def pushed(cri: Cri, tmp: Path, name: str, applets: tuple[str, ...], shape: Callable[[Path], None]) -> str:  # noqa: F811
+    """A busybox image with ``applets``, its root shaped by ``shape``, in the fixture's registry
+    and nspod's store, as ``name``."""
+    layout = Layout(tmp)
+    layout.busybox("base", applets=applets)
     bundle = layout.dir / "bundle"
     subprocess.run(["umoci", "unpack", "--image", f"{layout.path}:base", str(bundle)], check=True)
-    for name in ("nsreach", "userns"):
-        shutil.copy(programs[name], bundle / "rootfs/bin" / name)
+    shape(bundle / "rootfs")
     subprocess.run(["umoci", "repack", "--image", f"{layout.path}:attack", str(bundle)], check=True)
     layout.config("attack", "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin")
-    name = f"{cri.image.split('/')[0]}/nsreach:latest"
-    layout.push("attack", name)
-    cri.nspod("--insecure-options=image,http", "fetch", f"docker://{name}")
-    return name
+    ref = f"{cri.image.split('/')[0]}/{name}:latest"
+    layout.push("attack", ref)
+    cri.nspod("--insecure-options=image,http", "fetch", f"docker://{ref}")
+    return ref
+
+
+@pytest.fixture(scope="module")
+def image(cri: Cri, programs: Mapping[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: F811
+    """busybox with /bin/nsreach and /bin/userns."""
+
+    def tools(root: Path) -> None:
+        for name in ("nsreach", "userns"):
+            shutil.copy(programs[name], root / "bin" / name)
+
+    return pushed(
+        cri, tmp_path_factory.mktemp("nsreach-image"), "nsreach", ("sh", "cat", "sleep", "ls"), tools
+    )
 
 
 def sandbox(cri: Cri, name: str, **namespaces: int) -> str:  # noqa: F811
@@ -159,20 +171,15 @@ def test_a_container_of_its_own_pid_namespace_reaches_no_other_and_stays_in_its_
 def proc_link_image(cri: Cri, tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: F811
     """busybox whose /proc is a link (proc -> .p): systemd mounts proc and its guards where it
     leads, so a helper that mounted a fresh proc on the link would hand the app an unguarded one."""
-    layout = Layout(tmp_path_factory.mktemp("proclink-image"))
-    layout.busybox("base", applets=("sh", "echo", "sleep"))
-    bundle = layout.dir / "bundle"
-    subprocess.run(["umoci", "unpack", "--image", f"{layout.path}:base", str(bundle)], check=True)
-    root = bundle / "rootfs"
-    shutil.rmtree(root / "proc", ignore_errors=True)
-    (root / ".p").mkdir()
-    (root / "proc").symlink_to(".p")
-    subprocess.run(["umoci", "repack", "--image", f"{layout.path}:proclink", str(bundle)], check=True)
-    layout.config("proclink", "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin")
-    name = f"{cri.image.split('/')[0]}/proclink:latest"
-    layout.push("proclink", name)
-    cri.nspod("--insecure-options=image,http", "fetch", f"docker://{name}")
-    return name
+
+    def linked(root: Path) -> None:
+        shutil.rmtree(root / "proc", ignore_errors=True)
+        (root / ".p").mkdir()
+        (root / "proc").symlink_to(".p")
+
+    return pushed(
+        cri, tmp_path_factory.mktemp("proclink-image"), "proclink", ("sh", "echo", "sleep"), linked
+    )
 
 
 def test_an_image_whose_proc_is_a_link_gets_no_pid_namespace_of_its_own(
