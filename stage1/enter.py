@@ -71,10 +71,25 @@ def enter_argv(
     if main and chosen.privileged:
         settings, command = joined(chosen, main, command, settings)
     where = ["/usr/bin/nsenter", f"--target={leader}", "--all"] if tty else []
+    machine = "" if tty else spec.machine
+    return [*where, *entered_argv(app, settings, command, tty=tty, term=term, unit=unit, machine=machine)]
+
+
+def entered_argv(
+    app: str,
+    settings: list[tuple[str, str]],
+    command: list[str],
+    *,
+    tty: bool,
+    term: str,
+    unit: str,
+    machine: str,
+) -> list[str]:
+    """systemd-run waiting on ``command`` in a transient unit of ``settings`` (a pod's app's, through
+    machined's bus to ``machine``; or a fly app's, on the host's systemd)."""
     argv = [
-        *where,
         SYSTEMD_RUN,
-        *([] if tty else [f"--machine={spec.machine}"]),
+        *([f"--machine={machine}"] if machine else []),
         "--quiet",
         "--wait",
         "--collect",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import pod_etc, profile
+from stage1.enter import entered_argv
 from stage1.escape import quote
 
 SYSTEMD_RUN = "/usr/bin/systemd-run"
@@ -178,17 +179,5 @@ def exec_argv(
 ) -> list[str]:
     """A command run in the app as the app runs (root, namespaces, confinement), as ``enter`` runs
     one in a pod's app; its exit status is systemd-run's."""
-    return [
-        SYSTEMD_RUN,
-        "--quiet",
-        "--wait",
-        "--collect",
-        "--service-type=exec",
-        "--pty" if tty else "--pipe",
-        f"--description=nspod enter {app.name}",
-        *([f"--unit={unit}"] if unit else []),
-        *_properties([("BindsTo", place.pod_unit), *settings(spec, app, place, volumes, hidden)]),
-        *([f"--setenv=TERM={term}"] if tty else []),
-        "--",
-        *(cmd or ["/bin/sh"]),
-    ]
+    own = [("BindsTo", place.pod_unit), *settings(spec, app, place, volumes, hidden)]
+    return entered_argv(app.name, own, cmd or ["/bin/sh"], tty=tty, term=term, unit=unit, machine="")
