@@ -19,9 +19,9 @@ import pytest
 from stage0.images.aci.tarstream import Limits, TarError
 from stage0.images.fetch.http import FetchError
 from stage0.images.oci import layer as layer_module
-from stage0.images.oci.layer import Chunks, extract_layer
+from stage0.images.oci.layer import extract_layer
 from stage0.images.oci.manifest import Descriptor
-from stage0.images.oci.pipeline import Line, Pipe, PipeReader, Stopped, Summed, fan_out
+from stage0.images.oci.pipeline import Chunks, Line, Pipe, Stopped, Summed, fan_out, pipe_reader
 from stage0.images.oci.pull import Progress, _layer
 from stage0.images.store.store import Store
 
@@ -56,7 +56,7 @@ def test_a_pipe_carries_chunks_in_order_and_reads_any_size() -> None:
     line = Line(threading.Lock())
     pipe = Pipe(line, line, depth=2)
     line.start("write", lambda: fan_out(Chunks([b"abc", b"defg", b"h"]).read, 3, (pipe,)))
-    reader = PipeReader(pipe)
+    reader = pipe_reader(pipe)
     assert [reader.read(2), reader.read(2), reader.read(-1), reader.read(10), reader.read(1)] == [
         b"ab", b"c", b"def", b"g", b"h"
     ]  # fmt: skip
@@ -75,7 +75,7 @@ def test_an_error_of_the_source_is_raised_where_each_reader_meets_it() -> None:
     line = Line(threading.Lock())
     one, two = Pipe(line, line), Pipe(line, line)
     fan_out(broken, 5, (one, two))
-    reader = PipeReader(one)
+    reader = pipe_reader(one)
     assert reader.read() == b"first"
     with pytest.raises(FetchError, match="broke off"):
         reader.read()

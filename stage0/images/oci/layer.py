@@ -13,38 +13,17 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from stage0.images.aci.compression import Compression, open_reader
 from stage0.images.aci.extract import TreeWriter, check_placement
 from stage0.images.aci.importer import Bounded
 from stage0.images.aci.tarstream import CHUNK, Entry, EntryType, Limits, Readable, TarError, TarReader
-from stage0.images.oci.pipeline import Line, Pipe, PipeReader, Stopped, Summed, fan_out
+from stage0.images.oci.pipeline import Line, Pipe, Stopped, Summed, fan_out, pipe_reader
 
 WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-
-class Chunks:
-    """A Readable over an iterator of byte strings (an HTTP body)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._buffer, self._at = b"", 0  # an offset: slicing off the rest would copy it every read
-
-    def read(self, size: int = -1, /) -> bytes:
-        while self._at >= len(self._buffer):
-            try:
-                self._buffer, self._at = next(self._chunks), 0
-            except StopIteration:
-                return b""
-        if self._at == 0 and (size < 0 or size >= len(self._buffer)):
-            self._at = len(self._buffer)
-            return self._buffer
-        end = len(self._buffer) if size < 0 else min(len(self._buffer), self._at + size)
-        data, self._at = self._buffer[self._at : end], end
-        return data
 
 
 def layer_path(name: str) -> str:
@@ -137,14 +116,14 @@ def extract_layer(
 
     # made before any thread starts (nothing is read yet): a compression that cannot be read
     # leaves no thread behind
-    inflated = Bounded(open_reader(PipeReader(to_inflate), Compression(compression)), limits.max_bytes)  # type: ignore[arg-type]
+    inflated = Bounded(open_reader(pipe_reader(to_inflate), Compression(compression)), limits.max_bytes)  # type: ignore[arg-type]
     writer = LayerWriter(root)
     try:
         blob_line.start("download", lambda: fan_out(source.read, CHUNK, (to_digest, to_inflate)))
         blob_line.start("blob-digest", check_blob)
         tree_line.start("inflate", lambda: fan_out(inflated.read, CHUNK, (to_tar, to_diff)))
         tree_line.start("diff-id", tree.run)
-        stream = PipeReader(to_tar)
+        stream = pipe_reader(to_tar)
         reader = TarReader(stream, limits, lenient_end=True)
         for entry in reader:
             writer.add(entry, reader.chunks() if entry.type is EntryType.FILE else ())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 DEPTH = 4  # chunks of 1 MiB waiting in a pipe: enough to ride out a step's hiccup
 
@@ -105,32 +105,41 @@ class Pipe:
             return chunk
 
 
-class PipeReader:
-    """A Readable over a pipe: whole chunks, or parts of one for a smaller read."""
+class Chunks:
+    """A Readable over an iterator of byte strings (an HTTP body)."""
 
-    def __init__(self, pipe: Pipe) -> None:
-        self._pipe = pipe
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
         self._buffer, self._at = b"", 0  # an offset: slicing off the rest would copy it every read
-        self._ended = False
 
     def read(self, size: int = -1, /) -> bytes:
         while self._at >= len(self._buffer):
-            if self._ended:
+            try:
+                self._buffer, self._at = next(self._chunks), 0
+            except StopIteration:
                 return b""
-            chunk = self._pipe.get()
-            if isinstance(chunk, BaseException):
-                self._ended = True
-                raise chunk
-            if not chunk:
-                self._ended = True
-                return b""
-            self._buffer, self._at = chunk, 0
         if self._at == 0 and (size < 0 or size >= len(self._buffer)):
             self._at = len(self._buffer)
             return self._buffer
         end = len(self._buffer) if size < 0 else min(len(self._buffer), self._at + size)
         data, self._at = self._buffer[self._at : end], end
         return data
+
+
+def _chunks_of(pipe: Pipe) -> Iterator[bytes]:
+    """A pipe's chunks to its end; an exception that came down it is raised."""
+    while True:
+        chunk = pipe.get()
+        if isinstance(chunk, BaseException):
+            raise chunk
+        if not chunk:
+            return
+        yield chunk
+
+
+def pipe_reader(pipe: Pipe) -> Chunks:
+    """A Readable over a pipe: whole chunks, or parts of one for a smaller read."""
+    return Chunks(_chunks_of(pipe))
 
 
 class Summed:

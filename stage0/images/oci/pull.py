@@ -26,7 +26,7 @@ from stage0.images.fetch.http import FetchError
 from stage0.images.fetch.policy import Progress as Told
 from stage0.images.fetch.policy import Transfer
 from stage0.images.oci.convert import image_manifest
-from stage0.images.oci.layer import Chunks, extract_layer
+from stage0.images.oci.layer import extract_layer
 from stage0.images.oci.manifest import (
     LAYERS,
     Descriptor,
@@ -37,6 +37,7 @@ from stage0.images.oci.manifest import (
     parse_config,
     parse_document,
 )
+from stage0.images.oci.pipeline import Chunks
 from stage0.images.oci.reference import OciRef
 from stage0.images.store.locks import Workspace, remove_tree
 from stage0.images.store.rows import ImageRow, LayerRow, RemoteRow
