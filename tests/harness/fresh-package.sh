@@ -6,7 +6,7 @@
 # systemctl start pod@demo, man nspod-run, Tab completion, a member of group nspod and a
 # non-member reading, and a purge that leaves nothing the package installed. vagrant/provision.sh
 # runs the --inside part on a real systemd host.
-set -euo pipefail
+set -euo pipefail  # so a pipe reads with `grep >/dev/null`, not `grep -q`: its early exit SIGPIPEs the writer
 here=$(cd "$(dirname "$0")" && pwd)
 
 if [ "${1:-}" != --inside ]; then
@@ -46,13 +46,13 @@ cp /usr/share/doc/nspod/examples/demo.toml /etc/nspod/pods/demo.toml
 nspod pod install demo >/dev/null  # its [service] table (the README says so)
 systemctl start pod@demo
 [ "$(systemctl is-active pod@demo)" = active ] || fail "pod@demo is $(systemctl is-active pod@demo)"
-for _ in $(seq 50); do journalctl -u pod@demo -o cat | grep -q 'Hello from pod demo' && break; sleep 0.2; done
-journalctl -u pod@demo -o cat | grep -q 'Hello from pod demo' || fail "no hello from pod@demo in the journal"
-machinectl list --no-legend | grep -q '^demo ' || fail "machinectl does not list demo"
+for _ in $(seq 50); do journalctl -u pod@demo -o cat | grep 'Hello from pod demo' >/dev/null && break; sleep 0.2; done
+journalctl -u pod@demo -o cat | grep 'Hello from pod demo' >/dev/null || fail "no hello from pod@demo in the journal"
+machinectl list --no-legend | grep '^demo ' >/dev/null || fail "machinectl does not list demo"
 
 step "man nspod-run, Tab completion of options and image names"
-man nspod-run 2>/dev/null | grep -q -- '--pull-policy' || fail "man nspod-run"
-man 5 nspod.pod 2>/dev/null | grep -q 'working-directory' || fail "man nspod.pod"
+man nspod-run 2>/dev/null | grep -- '--pull-policy' >/dev/null || fail "man nspod-run"
+man 5 nspod.pod 2>/dev/null | grep 'working-directory' >/dev/null || fail "man nspod.pod"
 completes() { # WORDS... — what bash's completion offers for the last word
 	bash -c 'source /usr/share/bash-completion/bash_completion
 		_completion_loader nspod # what bash-completion does at the first Tab after "nspod"
@@ -60,18 +60,25 @@ completes() { # WORDS... — what bash's completion offers for the last word
 		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
 		_shtab_nspod; printf "%s\n" "${COMPREPLY[@]}"' completes "$@"
 }
-completes nspod run -- | grep -qx -- --pull-policy || fail "Tab after 'nspod run --'"
-completes nspod image rm exa | grep -qx 'example.com/hello:1.0' || fail "Tab of image names: $(completes nspod image rm exa)"
-completes nspod st | grep -qx status || fail "Tab of verbs"
-completes nspod status de | grep -qx demo || fail "Tab of pod names: $(completes nspod status de)"
-completes nspod pod show de | grep -qx demo || fail "Tab of pod files: $(completes nspod pod show de)"
+offers() { # WANTED WORDS... — whether Tab offers WANTED (read whole: `grep -q` in a pipe would
+	# leave the writer a SIGPIPE, which pipefail counts as a failure)
+	local wanted=$1 offered
+	shift
+	offered=$(completes "$@")
+	grep -qx -- "$wanted" <<<"$offered" || { echo "offered: ${offered//$'\n'/ }" >&2; return 1; }
+}
+offers --pull-policy nspod run -- || fail "Tab after 'nspod run --'"
+offers example.com/hello:1.0 nspod image rm exa || fail "Tab of image names"
+offers status nspod st || fail "Tab of verbs"
+offers demo nspod status de || fail "Tab of pod names"
+offers demo nspod pod show de || fail "Tab of pod files"
 
 step "a member of group nspod reads; a non-member is told the group; neither changes anything"
 id alice >/dev/null 2>&1 || useradd --create-home --groups nspod alice
 id bob >/dev/null 2>&1 || useradd --create-home bob
 listed=$(runuser -u alice -- nspod list --no-legend)
 [[ $listed == *demo*running* ]] || fail "alice's nspod list: $listed"
-runuser -u alice -- nspod image list --no-legend | grep -q example.com/hello || fail "alice's image list"
+runuser -u alice -- nspod image list --no-legend | grep example.com/hello >/dev/null || fail "alice's image list"
 if runuser -u alice -- nspod stop demo 2>/tmp/refused; then fail "alice stopped a pod"; fi
 grep -q "needs root" /tmp/refused || fail "alice's stop: $(cat /tmp/refused)"
 if runuser -u bob -- nspod list 2>/tmp/refused; then fail "bob listed pods"; fi
