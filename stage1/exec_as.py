@@ -60,6 +60,36 @@ def applied(spec: PodSpec, app: str, overrides: Overrides) -> tuple[PodSpec, App
     return dataclasses.replace(spec, apps=apps), chosen
 
 
+def account_lines(passwd: str, group: str, uid: int, gid: int) -> tuple[str, str]:
+    """The pod's passwd and group texts with ``uid`` and ``gid`` in them (pure): its systemd
+    resolves User= and Group= there and fails the command (217/USER) for an ID it lacks."""
+
+    def has(text: str, number: int) -> bool:
+        return any(line.split(":")[2:3] == [str(number)] for line in text.splitlines())
+
+    if not has(passwd, uid):
+        passwd += f"nspod-uid-{uid}:x:{uid}:{gid}::/:/usr/sbin/nologin\n"
+    if not has(group, gid):
+        group += f"nspod-gid-{gid}:x:{gid}:\n"
+    return passwd, group
+
+
+def admit(stage1_root: str, uid: int, gid: int) -> None:
+    """Add the IDs to the running pod's accounts, where missing (as an added app's are)."""
+    import os
+
+    from stage1.tree import write_files
+    from stage1.units import TreeFile
+
+    texts = []
+    for name in ("etc/passwd", "etc/group"):
+        with open(os.path.join(stage1_root, name)) as file:
+            texts.append(file.read())
+    passwd, group = account_lines(texts[0], texts[1], uid, gid)
+    if (passwd, group) != tuple(texts):
+        write_files(stage1_root, {"etc/passwd": TreeFile(passwd), "etc/group": TreeFile(group)})
+
+
 def exec_command(
     pod_dir: str, app: str | None, command: list[str], overrides: Overrides, *, tty: bool, term: str
 ) -> list[str]:
@@ -83,6 +113,8 @@ def exec_command(
             f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
         ) from None
     spec, chosen = applied(spec, name, overrides)
+    if overrides.user is not None:
+        admit(paths.stage1, chosen.user, chosen.group)
     check_command(paths, chosen, command[0])
     if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
         return fly.enter_argv(spec, paths, chosen, command, host_hidden(), tty=tty, term=term, unit="")
