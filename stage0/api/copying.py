@@ -65,13 +65,15 @@ def in_root(path: str) -> tuple[str, str]:
 
 
 def _refused(error: OSError, where: str) -> Exception:
+    inside = "a path of the app is resolved inside its root, its links too"
     if error.errno in (errno.ENOENT, errno.ENOTDIR):
-        return NotFoundError(f"{where}: no such file or directory in the app")
+        return NotFoundError(f"{where}: no such file or directory in the app", hint=inside)
     if error.errno == errno.ELOOP:
         return FailedPreconditionError(
-            f"{where}: a symbolic link was met where none may be followed (changed while copying?)"
+            f"{where}: a symbolic link was met where none may be followed",
+            hint="/proc's links lead nowhere from here; else the app changed the path while it was copied",
         )
-    return FailedPreconditionError(f"{where}: {error.strerror}")
+    return FailedPreconditionError(f"{where}: {error.strerror}", hint=inside)
 
 
 # --- out of the app ---
