@@ -60,7 +60,7 @@ def copy_sides(source: str, dest: str) -> tuple[Location, Location]:
 def in_root(path: str) -> tuple[str, str]:
     """(the parent directory, the last name) of ``path`` inside the root, lexically tidied; the
     root itself is ("/", ".")."""
-    tidy = posixpath.normpath("/" + path)
+    tidy = posixpath.normpath("/" + path.lstrip("/"))
     return (posixpath.dirname(tidy), posixpath.basename(tidy)) if tidy != "/" else ("/", ".")
 
 
