@@ -33,7 +33,9 @@ def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nspod, str]]
         "group": "0",
         "ports": [{"name": "http", "protocol": "tcp", "port": 80}],
     }
-    image = busybox_image(base, app=app, applets=("sh", "sleep", "cat", "id", "pwd", "env", "stat", "ls"))
+    image = busybox_image(
+        base, app=app, applets=("sh", "sleep", "cat", "id", "pwd", "env", "stat", "ls", "tty")
+    )
     nspod = Nspod(base / "data")
     ran = nspod("run", "--detach", "--name=verbs-a", f"--port=http:{PORT}", str(image))
     assert ran.returncode == 0, ran.stderr
@@ -92,6 +94,23 @@ def test_exec_reads_stdin_only_with_i(pod: tuple[Nspod, str]) -> None:
     argv = nspod.argv("exec", "-i", name, "--", "cat")
     opened = subprocess.run(argv, input="hello\n", capture_output=True, text=True, timeout=60, env=env)
     assert (opened.returncode, opened.stdout) == (0, "hello\n"), opened.stderr
+
+
+def test_exec_t_gives_a_terminal_and_without_it_none(pod: tuple[Nspod, str]) -> None:
+    import pty
+
+    nspod, name = pod
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    main, sub = pty.openpty()
+    try:
+        argv = nspod.argv("exec", "-t", name, "--", "tty")
+        ran = subprocess.run(argv, stdin=sub, capture_output=True, timeout=60, env=env)
+    finally:
+        os.close(sub)
+        os.close(main)
+    assert ran.returncode == 0 and b"/dev/pts/" in ran.stdout, ran.stdout + ran.stderr
+    plain = nspod("exec", name, "--", "tty")
+    assert plain.stdout.strip() == "not a tty", plain.stdout + plain.stderr
 
 
 def test_exec_keeps_the_confinement_enter_has(pod: tuple[Nspod, str]) -> None:
