@@ -36,13 +36,14 @@ def links(secret: Path) -> dict[str, str]:
         "hop2": str(secret),
         "tree/inner": f"{secret}/shadow",
         "victim": f"{secret}/shadow",
+        "bin/mkfifo": "busybox",
     }
 
 
 # the app: idle until /go, then swaps /race/d between a directory and a link to the secret's
 # directory (its decoy in the app) until /stop
 RACE = (
-    "while [ ! -e /go ]; do sleep 0.2; done; mkdir -p /race; "
+    "mkfifo /fifo; while [ ! -e /go ]; do sleep 0.2; done; mkdir -p /race; "
     "while [ ! -e /stop ]; do rm -rf /race/d; mkdir /race/d; echo race > /race/d/f; "
     "rm -rf /race/d; ln -s {secret} /race/d; done; sleep 600"
 )
@@ -129,6 +130,19 @@ def test_copy_in_through_links_stays_in_the_app(
     untouched(secret)
     seen = nspod("exec", name, "--", "cat", target)
     assert seen.stdout == "planted\n", seen.stderr
+
+
+def test_an_apps_fifo_is_never_opened(pod: tuple[Nspod, str], tmp_path: Path) -> None:
+    """A FIFO would hang a reader (out) or a writer (in) with no other end: it is skipped going
+    out, and replaced by the file coming in (a device node would be the host's to open)."""
+    nspod, name = pod
+    out = nspod("cp", f"{name}:/fifo", str(tmp_path / "got"), timeout=30)
+    assert out.returncode == 0 and not (tmp_path / "got").exists(), out.stderr
+    (tmp_path / "file").write_text("file\n")
+    put = nspod("cp", str(tmp_path / "file"), f"{name}:/fifo", timeout=30)
+    assert put.returncode == 0, put.stderr
+    kind = nspod("exec", name, "--", "stat", "-c", "%F", "/fifo")
+    assert kind.stdout.strip() == "regular file", kind.stdout + kind.stderr
 
 
 def test_a_directory_swapped_for_a_link_never_leads_out(
