@@ -152,6 +152,7 @@ def test_a_directory_swapped_for_a_link_never_leads_out(
     (tmp_path / "payload").mkdir()
     (tmp_path / "payload/pl").write_text("payload\n")
     assert nspod("exec", name, "--", "touch", "/go").returncode == 0
+    shapes: set[str] = set()  # what the copies met at /race/d: the directory, the link, or a refusal
     try:
         for round_ in range(6):
             out = tmp_path / f"out{round_}"
@@ -160,8 +161,11 @@ def test_a_directory_swapped_for_a_link_never_leads_out(
             assert copied.returncode in (0, 254), copied.stderr
             found = [p.read_text() for p in out.rglob("*") if p.is_file() and not p.is_symlink()]
             assert SECRET not in found, found
+            d = out / "race/d"
+            shapes.add("refused" if copied.returncode else "link" if d.is_symlink() else "dir")
             put = nspod("cp", str(tmp_path / "payload"), f"{name}:/race/d")
             assert put.returncode in (0, 254), put.stderr
             untouched(secret)
     finally:
         nspod("exec", name, "--", "touch", "/stop")
+    assert shapes - {"refused"}, shapes  # the app's loop ran: some copies found /race
