@@ -34,6 +34,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_stats(options: GlobalOptions, args: argparse.Namespace) -> int:
+    try:
+        return _stats(options, args)
+    except KeyboardInterrupt:  # Ctrl-C is how a stream of stats ends: not a failure
+        return 0
+
+
+def _stats(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.api.stats import pod_usage, running
     from stage0.cli.format import table
     from stage0.host.cgroupfs import host_memory
