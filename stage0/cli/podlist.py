@@ -13,8 +13,9 @@ from stage0.api.views import PodView
 from stage0.cli.output import networks_text, rfc3339
 from stage0.pods.dirs import PodState
 
-# the compact table's widest cells (the name is never cut: it is what other verbs take)
-IMAGE_WIDTH, APPS_WIDTH = 18, 16
+# the compact table's image cell at its widest (the name is never cut: it is what other verbs take;
+# nor are the apps, the last column, whose exit codes and signals matter whole)
+IMAGE_WIDTH = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,5 +211,5 @@ def compact_cells(row: Row, now: float) -> list[str]:
         str(view.state),
         age(now - view.created),
         ip(view) or "-",
-        clip(apps_text(view), APPS_WIDTH) or "-",
+        apps_text(view) or "-",
     ]
