@@ -60,7 +60,14 @@ def running(options: GlobalOptions, refs: list[str]) -> list[PodView]:
     """The pods named (each must run), or every running pod."""
     pods = Pods(options.dir)
     if not refs:
-        return [pod_view(p) for p in pods.all() if p.state() is PodState.RUNNING]
+        views = []
+        for pod in pods.all():
+            try:
+                if pod.state() is PodState.RUNNING:
+                    views.append(pod_view(pod))
+            except FileNotFoundError:  # it ended and went meanwhile
+                continue
+        return views
     views = []
     for ref in refs:
         pod = pods.find(ref)
