@@ -73,7 +73,7 @@ def test_v_writes_to_the_host_and_ro_stays_read_only(host: Host) -> None:
 
 
 def test_d_and_p_by_number(host: Host) -> None:
-    by_name = host.tool("run", "-d", "--name=pm-web", "-p", "18090:80", str(host.image))
+    by_name = host.tool("run", "-d", "--name=pm-web", "-p", "18090:80", "-p", "18093:80", str(host.image))
     assert by_name.returncode == 0, by_name.stderr
     made_up = host.tool(
         "run", "-d", "--name=pm-web81", "-p", "127.0.0.1:18091:81/tcp", str(host.image),
@@ -84,12 +84,12 @@ def test_d_and_p_by_number(host: Host) -> None:
         uuid = by_name.stdout.strip()
         assert uuid and any(p["uuid"] == uuid for p in host.pods())  # -d printed the pod it started
         for url in ("http://127.0.0.1:18090/index.html", "http://[::1]:18090/index.html",
-                    "http://127.0.0.1:18091/index.html"):  # fmt: skip
+                    "http://127.0.0.1:18093/index.html", "http://127.0.0.1:18091/index.html"):  # fmt: skip
             assert fetch(url) == "hello-from-pod\n", url
         manifest = json.loads(host.tool("cat-manifest", "pm-web81").stdout)
         assert [p["name"] for p in manifest["ports"]] == ["tcp-81"]
         manifest = json.loads(host.tool("cat-manifest", "pm-web").stdout)
-        assert [p["name"] for p in manifest["ports"]] == ["http"]  # the image's name for port 80
+        assert [p["name"] for p in manifest["ports"]] == ["http", "tcp-80-18093"]  # the image's name first
     finally:
         host.tool("stop", "pm-web", "pm-web81")
 

@@ -91,6 +91,8 @@ def test_a_port_by_number_is_the_apps_port_of_that_number_else_made_up() -> None
         ("dns", "udp", 53, 5353),
         ("tcp-90", "tcp", 90, 9090),
     ]
+    twice = port_specs((parse_publish("8080:80"), parse_publish("8081:80")), offered, nets)
+    assert [(s.name, s.port, s.host_port) for s in twice] == [("http", 80, 8080), ("tcp-80-8081", 80, 8081)]
     with pytest.raises(UsageError, match="forwarded twice"):
         port_specs((parse_publish("8080:80"), parse_publish("8080:90")), offered, nets)
     with pytest.raises(UsageError, match="has none"):
