@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def add_podman_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("podman's flags (for every app; after an image: that app's)")
+    group = parser.add_argument_group("podman's flags (for every app; -u, -w after an image: that app's)")
     group.add_argument(
         "-p",
         "--publish",

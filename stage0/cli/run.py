@@ -3,6 +3,7 @@
     nspod run [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS… [---]] [IMAGE [APP FLAGS] …]
 
 Flags after an image apply to that image; ``--`` starts its arguments, ``---`` ends them.
+podman's ``run [-d -e -v -p -u -w] IMAGE /COMMAND ARGS`` works too (stage0/cli/podman_flags.py).
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         "--volume",
         action="append",
         default=[],
-        metavar="NAME,kind=host|empty,…|/HOST:/PATH[:ro]",
+        metavar="NAME,kind=…|/HOST:/PATH[:ro]",
         help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty; with"
-        " --private-users, idmap=true makes the pod's root host root on it (default: the pod's own user)",
+        " --private-users, idmap=true makes the pod's root host root on it (default: the pod's own user);"
+        " podman's /HOST:/PATH[:ro] is a host volume mounted in every app",
     )
     parser.add_argument(
         "--mount",
@@ -167,7 +169,7 @@ def _request(args: argparse.Namespace) -> PodRequest:
         apps=base.apps or tuple(parse_apps(args.images)),
         name=args.pod_name,
         hostname=args.hostname,
-        set_env=tuple(parse_env(e, "--set-env") for e in args.set_env),
+        set_env=tuple(parse_env(e, "-e/--set-env") for e in args.set_env),
         env_file=read_env_file(args.set_env_file) if args.set_env_file else (),
         inherit_env=dict(os.environ) if args.inherit_env else {},
         volumes=base.volumes or tuple(parse_volume(v) for v in args.volume if not is_podman_volume(v)),

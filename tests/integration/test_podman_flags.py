@@ -99,7 +99,7 @@ def test_d_and_p_by_number(host: Host) -> None:
     [
         (["-p", "http:18092"], "bad -p 'http:18092'"),
         (["-v", "data:/data"], "'data' is a named volume"),
-        (["-e", "NAME"], "bad --set-env 'NAME'"),
+        (["-e", "NAME"], "bad -e/--set-env 'NAME'"),
         (["-d", "--rm"], "--rm needs a foreground run"),
     ],
 )

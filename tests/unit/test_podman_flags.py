@@ -164,7 +164,7 @@ def test_an_existing_archive_is_an_image_a_program_is_not(tmp_path: Path) -> Non
     [
         (["-p", "http:8080"], "bad -p 'http:8080'"),
         (["-v", "rel:/a"], "bad -v 'rel:/a'"),
-        (["-e", "NAME"], "bad --set-env 'NAME'"),
+        (["-e", "NAME"], "bad -e/--set-env 'NAME'"),
         (["-u", "a:"], "bad -u"),
         (["-d", "--save-as=x", "-p", "8080:80"], "-p cannot be saved"),
     ],
