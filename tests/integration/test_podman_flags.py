@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_network import fetch, web_image
-from tests.integration.test_pods import Nspod
+from tests.integration.test_pods import Nspod, bb  # noqa: F401 (a fixture)
+from tests.integration.test_pool import Pool, pool  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.systemd
 
@@ -115,3 +116,16 @@ def test_a_bare_word_after_the_image_is_refused(host: Host) -> None:
     done = host.tool("run", str(host.image), "echo", "hi")
     assert done.returncode == 2 and "a command or another image?" in done.stderr, done.stderr
     assert "/bin/echo" in done.stderr
+
+
+def test_the_pool_serves_podmans_habits(pool: Pool, bb: Path) -> None:  # noqa: F811
+    image = pool.nspod("fetch", str(bb)).stdout.strip()
+    spare = pool.wait_spares()[0]
+    ran = pool.run("run", "-e", "K=pooled", "-w", "/etc", image, "/bin/sh", "-c", 'echo "$K $PWD"; exit 7')
+    assert ran.returncode == 7, ran.stderr
+    assert "pooled /etc" in ran.stdout and spare not in pool.spares()  # a spare served it
+    spare = pool.wait_spares()[0]
+    detached = pool.run("run", "-d", image, "/bin/sleep", "30")
+    assert detached.returncode == 0, detached.stderr
+    assert detached.stdout.strip() == spare  # served by the spare, its UUID printed
+    pool.nspod("stop", spare)
