@@ -174,3 +174,20 @@ def test_bad_input_is_a_usage_error_before_anything(argv: list[str], message: st
     assert ran.returncode == 2, ran.stderr
     assert message in ran.stderr and "no such" not in ran.stderr.lower(), ran.stderr
     assert ran.stderr.splitlines()[0].startswith("nspod: ")
+
+
+def test_podmans_flags_save_as_a_pod_file_that_reads_back() -> None:
+    from stage0.pods.podfile import parse, render
+
+    _, pod = request(
+        "-e", "A=1", "-v", "/srv:/srv:ro", "-u", "1:2", "-w", "/w", "img.aci", "/bin/sh", "-c", "x"
+    )
+    (app,) = parse(render(pod), "web.toml", "web").request.apps  # type: ignore[arg-type]
+    assert (app.exec, app.args, app.user, app.group, app.working_dir) == (
+        "/bin/sh",
+        ("-c", "x"),
+        "1",
+        "2",
+        "/w",
+    )
+    assert app.mounts == (("vol-1", "/srv", True),)
