@@ -242,8 +242,6 @@ def run_run(options: GlobalOptions, args: argparse.Namespace) -> int:
             )
         if args.pod_manifest:
             raise UsageError("a --pod-manifest pod cannot be saved as a pod file", hint="run it as it is")
-        if args.publish:  # a pod file names its ports; -p's are named once the images are read
-            raise UsageError("-p cannot be saved in a pod file", hint="use --port=NAME:HOSTPORT")
         print(
             save(relaxing(options, _request(args)), args.save_as, os.path.join(options.local_config, "pods"))
         )

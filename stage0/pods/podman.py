@@ -98,6 +98,12 @@ def parse_publish(text: str) -> PortRequest:
     return PortRequest("", host_port, address, port=port, protocol=protocol or "tcp")
 
 
+def publish_text(port: PortRequest) -> str:
+    """A forward by number as ``-p`` writes it (a pod file's ``publish``)."""
+    address = f"[{port.host_ip}]:" if ":" in port.host_ip else f"{port.host_ip}:" if port.host_ip else ""
+    return f"{address}{port.host_port}:{port.port}/{port.protocol}"
+
+
 def split_user(text: str) -> tuple[str, str | None]:
     """``-u USER[:GROUP]`` (names or numbers, resolved in the image) → user and group."""
     user, colon, group = text.partition(":")

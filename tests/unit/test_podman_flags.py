@@ -166,7 +166,6 @@ def test_an_existing_archive_is_an_image_a_program_is_not(tmp_path: Path) -> Non
         (["-v", "rel:/a"], "bad -v 'rel:/a'"),
         (["-e", "NAME"], "bad -e/--set-env 'NAME'"),
         (["-u", "a:"], "bad -u"),
-        (["-d", "--save-as=x", "-p", "8080:80"], "-p cannot be saved"),
     ],
 )
 def test_bad_input_is_a_usage_error_before_anything(argv: list[str], message: str) -> None:
@@ -191,3 +190,12 @@ def test_podmans_flags_save_as_a_pod_file_that_reads_back() -> None:
         "/w",
     )
     assert app.mounts == (("vol-1", "/srv", True),)
+
+
+def test_p_saves_as_publish_and_reads_back() -> None:
+    from stage0.pods.podfile import parse, render
+
+    _, pod = request("-p", "8080:80", "-p", "[::1]:5353:53/udp", "--port=http:9090", "img.aci")
+    text = render(pod)  # type: ignore[arg-type]
+    assert 'port = ["http:9090"]' in text and 'publish = ["8080:80/tcp", "[::1]:5353:53/udp"]' in text
+    assert parse(text, "web.toml", "web").request.ports == pod.ports  # type: ignore[attr-defined]
