@@ -101,7 +101,7 @@ def parse_apps(tokens: list[str], is_image: Callable[[str], bool] = is_image_fil
             i = end + 1
             continue
         if token == "---" and apps and "args" not in apps[-1]:
-            apps[-1]["args"] = apps[-1].get("args", None)  # IMAGE --- IMAGE: the app ends here
+            apps[-1]["args"] = None  # IMAGE --- IMAGE: the app ends here, with the image's arguments
             i += 1
             continue
         no_command = bool(apps) and "args" not in apps[-1] and "exec" not in apps[-1]
