@@ -8,6 +8,7 @@ system config (``/usr/lib/nspod/pods``), first found wins. Checked against the s
     environment = { TZ = "UTC" }           # for every app (like --set-env)
     net = ["default"]                      # like --net (the default)
     port = ["http:8080"]                   # like --port=NAME:[HOSTIP:]HOSTPORT
+    publish = ["8443:443"]                 # like -p [HOSTIP:]HOSTPORT:PORT[/udp]
 
     [[app]]
     image = "example.com/web:1.0"          # name[:version][,labels], URL, file or image ID
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 from stage0.errors import Error, ErrorKind, SchemaError
 from stage0.host.atomic import write_atomic
 from stage0.pods.network import net_words, parse_port
+from stage0.pods.podman import parse_publish, publish_text
 from stage0.pods.requests import PROFILE_FLAGS, AppRequest, PodRequest, check_pod_name, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
@@ -220,7 +222,8 @@ def parse(text: str, path: str, name: str) -> PodFile:
         relaxed=tuple(sorted(doc.get("insecure-options", []))),
         private_users=doc.get("private-users", False),
         nets=_checked(path, "net", lambda: net_words(doc.get("net", []))),
-        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", []))),
+        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", [])))
+        + _checked(path, "publish", lambda: tuple(parse_publish(p) for p in doc.get("publish", []))),
         mds_register=doc.get("mds-register"),
     )
     return PodFile(name, path, request, tuple(service))
@@ -286,8 +289,10 @@ def render(request: PodRequest) -> str:
         lines.append("private-users = true")
     if request.nets:
         lines.append(f"net = {_toml(list(request.nets))}")
-    if request.ports:
-        lines.append(f"port = {_toml([p.flag() for p in request.ports])}")
+    if named := [p.flag() for p in request.ports if p.name]:
+        lines.append(f"port = {_toml(named)}")
+    if numbered := [publish_text(p) for p in request.ports if not p.name]:  # podman's -p
+        lines.append(f"publish = {_toml(numbered)}")
     if request.mds_register is not None:
         lines.append(f"mds-register = {_toml(request.mds_register)}")
     for volume in request.volumes:
