@@ -28,18 +28,25 @@ APP_FLAG_HELP = {
     "--seccomp": "mode=retain|remove[,errno=E],CALL|@SET,…: the app's system call filter",
     "--supplementary-gids": "G1,G2: the app's supplementary groups (instead of the image's)",
     "--readonly-rootfs": "[=true|false]: the app's root read-only (its writable volumes stay writable)",
+    "--health-cmd": "the app's health check: a shell command, a JSON array, or none (podman's)",
+    "--health-interval": "time between checks, e.g. 30s (default), 1m, 500ms",
+    "--health-timeout": "a check's time limit (default 30s)",
+    "--health-retries": "failures in a row that make the app unhealthy (default 3)",
+    "--health-start-period": "time after the app's start whose failures do not count (default 0s)",
+    "--health-on-failure": "none|restart|kill: what an unhealthy app gets (default none)",
 }
 SWITCHES = ("--readonly-rootfs",)  # app flags that need no value
 APP_FLAGS = tuple(APP_FLAG_HELP)
 APP_EPILOG = (
     "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
-    + "\n".join(f"  {flag:<21}{text}" for flag, text in APP_FLAG_HELP.items())
+    + "\n".join(f"  {flag:<22}{text}" for flag, text in APP_FLAG_HELP.items())
 )
 
 
 def parse_apps(tokens: list[str]) -> list[AppRequest]:
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
     from stage0.errors import UsageError
+    from stage0.pods.health import checked
     from stage0.pods.requests import (
         PROFILE_FLAGS,
         AppRequest,
@@ -88,6 +95,9 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
                 apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
             elif field == "stop_timeout":
                 apps[-1]["stop_timeout"] = parse_seconds(value, key)
+            elif field.startswith("health_"):
+                health = (key[len("--health-") :], checked(key[len("--health-") :], value))
+                apps[-1]["health"] = (*apps[-1].get("health", ()), health)
             elif key in PROFILE_FLAGS:
                 profile_option(apps[-1], key, value)
             else:
