@@ -195,14 +195,14 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.format == "json":
         from stage0.cli.output import dump, pod_json
 
-        health = {name: h.as_json() for name, h in health_of(view).items()}
+        checks = {name: h.as_json() for name, h in health_of(view).items()}
         dump(
             {
                 **pod_json(view),
                 "pid": view.pid,
                 "exited": view.exited,
                 "profile": profile(view),
-                "health": health,
+                "health": checks,
             }
         )
         return 0
