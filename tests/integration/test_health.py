@@ -1,0 +1,117 @@
+"""Health checks (issue #27, item 3), against a real systemd: a check runs in the pod with the app's
+confinement, status shows starting/healthy/unhealthy, an app turned unhealthy is restarted
+(on-failure=restart) and the journal records each change (NSPOD_EVENT=health_status)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import assert_output_schema
+from tests.integration.test_pods import APPLETS, Nspod, busybox_image
+
+pytestmark = pytest.mark.systemd
+POD = "healthprobe"
+# healthy at first, unhealthy 2 s later on its first run alone: the restart makes it healthy for good
+APP = (
+    'echo x >> /starts; touch /ok; if [ "$(wc -l < /starts)" = 1 ]; then sleep 2; rm /ok; fi; exec sleep 600'
+)
+CHECK = "grep CapBnd /proc/self/status; test -e /ok"
+CAP_NET_BIND_SERVICE = 1 << 10
+
+
+def wait_for(what: str, test: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := test():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What status and the journal said of a pod whose app turned unhealthy once."""
+    base = tmp_path_factory.mktemp("health")
+    app = {"exec": ["/bin/sh", "-c", APP], "user": "0", "group": "0"}
+    image = busybox_image(base, app=app, applets=(*APPLETS, "rm", "touch", "grep", "test"))
+    nspod = Nspod(base / "data")
+    since = time.strftime("%Y-%m-%d %H:%M:%S")
+    flags = ["--health-cmd", CHECK, "--health-interval=1s", "--health-retries=2", "--health-timeout=5s"]
+    ran = nspod("run", "--detach", f"--name={POD}", str(image), "--caps-retain=CAP_NET_BIND_SERVICE",
+                *flags, "--health-on-failure=restart")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    out: dict[str, Any] = {}
+    try:
+
+        def status() -> dict[str, Any]:
+            shown = nspod("status", "--format=json", POD)
+            assert shown.returncode == 0, shown.stderr
+            return dict(json.loads(shown.stdout))
+
+        out["first"] = status()
+        out["unhealthy"] = wait_for(
+            "unhealthy", lambda: (s := status())["health"]["bb"]["status"] == "unhealthy" and s
+        )
+        out["restarted"] = wait_for(
+            "healthy after the restart",
+            lambda: (
+                (s := status())["health"]["bb"]["status"] == "healthy"
+                and s["health"]["bb"]["last_check"]
+                and nspod("enter", POD, "--", "/bin/wc", "-l", "/starts").stdout.split()[0] == "2"
+                and s
+            ),
+        )
+        out["text"] = nspod("status", POD).stdout
+        out["list"] = json.loads(nspod("list", "--format=json").stdout)
+        journal = subprocess.run(
+            ["journalctl", "--since", since, "-o", "json", "NSPOD_EVENT=health_status", f"NSPOD_POD={POD}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        out["events"] = [json.loads(line) for line in journal.stdout.splitlines() if line.strip()]
+    finally:
+        nspod("stop", POD)
+    return out
+
+
+def test_status_shows_starting_then_unhealthy_then_healthy(seen: dict[str, Any]) -> None:
+    assert seen["first"]["health"]["bb"]["status"] in ("starting", "healthy"), seen["first"]
+    assert seen["unhealthy"]["health"]["bb"]["failing_streak"] >= 2, seen["unhealthy"]
+    assert_output_schema("pod-status", seen["restarted"])
+    assert "health-bb=healthy\n" in seen["text"], seen["text"]
+    assert [a["health"] for p in seen["list"] if p["name"] == POD for a in p["apps"]] == ["healthy"]
+
+
+def test_the_check_runs_with_the_apps_confinement(seen: dict[str, Any]) -> None:
+    output = seen["restarted"]["health"]["bb"]["last_output"]
+    capbnd = next(line.split()[1] for line in output.splitlines() if line.startswith("CapBnd"))
+    assert int(capbnd, 16) == CAP_NET_BIND_SERVICE, output
+
+
+def test_an_unhealthy_app_is_restarted_and_the_journal_shows_it(seen: dict[str, Any]) -> None:
+    changes = [(e["NSPOD_APP"], e["NSPOD_HEALTH"]) for e in seen["events"]]
+    assert ("bb", "unhealthy") in changes, changes
+    after = changes[changes.index(("bb", "unhealthy")) :]
+    assert ("bb", "healthy") in after, changes  # the restarted app passes again
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--health-interval=soon", "bad --health-interval 'soon'"),
+        ("--health-on-failure=explode", "bad --health-on-failure 'explode'"),
+        ("--health-retries=0", "bad --health-retries '0'"),
+    ],
+)
+def test_bad_health_flags_are_refused_in_one_line(tmp_path: Path, flag: str, said: str) -> None:
+    image = busybox_image(tmp_path)
+    nspod = Nspod(tmp_path / "data")
+    ran = nspod("run", str(image), "--health-cmd=true", flag)
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr.startswith(f"nspod: {said}"), ran.stderr
+    assert json.loads(nspod("list", "--format=json").stdout or "[]") == []
