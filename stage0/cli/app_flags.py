@@ -106,3 +106,24 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
             apps.append({"image": token})
         i += 1
     return [AppRequest(**app) for app in apps]
+
+
+# podman's habit: the health flags before the image (``nspod run --health-cmd=… IMAGE``), for every
+# app of the command line; an app's own flag after its image wins, key by key
+HEALTH_FLAGS = tuple(flag for flag in APP_FLAGS if flag.startswith("--health-"))
+
+
+def add_health_arguments(parser: Any) -> None:
+    for flag in HEALTH_FLAGS:
+        parser.add_argument(flag, metavar="VALUE", help=APP_FLAG_HELP[flag] + " (every app; podman's)")
+
+
+def with_pod_health(apps: list[AppRequest], args: Any) -> list[AppRequest]:
+    """``apps`` with the health flags given before the images under each app's own."""
+    import dataclasses
+
+    from stage0.pods.health import checked
+
+    given = [(f[len("--health-") :], getattr(args, f[2:].replace("-", "_"), None)) for f in HEALTH_FLAGS]
+    pod = tuple((key, checked(key, value)) for key, value in given if value is not None)
+    return [dataclasses.replace(app, health=tuple((dict(pod) | dict(app.health)).items())) for app in apps]
