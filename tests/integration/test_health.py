@@ -42,9 +42,15 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     image = busybox_image(base, app=app, applets=(*APPLETS, "rm", "touch", "grep", "test"))
     nspod = Nspod(base / "data")
     since = time.strftime("%Y-%m-%d %H:%M:%S")
-    flags = ["--health-cmd", CHECK, "--health-interval=1s", "--health-retries=2", "--health-timeout=5s"]
-    ran = nspod("run", "--detach", f"--name={POD}", str(image), "--caps-retain=CAP_NET_BIND_SERVICE",
-                *flags, "--health-on-failure=restart")  # fmt: skip
+    # the command podman's way, before the image; the rest rkt's way, after it
+    flags = [
+        "--health-interval=1s",
+        "--health-retries=2",
+        "--health-timeout=5s",
+        "--health-on-failure=restart",
+    ]
+    ran = nspod("run", "--detach", f"--name={POD}", "--health-cmd", CHECK, str(image),
+                "--caps-retain=CAP_NET_BIND_SERVICE", *flags)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     out: dict[str, Any] = {}
     try:
@@ -67,6 +73,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 and s
             ),
         )
+        out["host journal"] = nspod("enter", POD, "--", "/bin/ls", "/run/nspod/host-journal").returncode
         out["text"] = nspod("status", POD).stdout
         out["list"] = json.loads(nspod("list", "--format=json").stdout)
         journal = subprocess.run(
@@ -93,6 +100,10 @@ def test_the_check_runs_with_the_apps_confinement(seen: dict[str, Any]) -> None:
     assert int(capbnd, 16) == CAP_NET_BIND_SERVICE, output
 
 
+def test_the_app_cannot_reach_the_host_journal_socket(seen: dict[str, Any]) -> None:
+    assert seen["host journal"] != 0  # bound into the pod's own root, not into the app's
+
+
 def test_an_unhealthy_app_is_restarted_and_the_journal_shows_it(seen: dict[str, Any]) -> None:
     changes = [(e["NSPOD_APP"], e["NSPOD_HEALTH"]) for e in seen["events"]]
     assert ("bb", "unhealthy") in changes, changes
@@ -115,3 +126,14 @@ def test_bad_health_flags_are_refused_in_one_line(tmp_path: Path, flag: str, sai
     assert ran.returncode == 2, ran.stderr
     assert ran.stderr.startswith(f"nspod: {said}"), ran.stderr
     assert json.loads(nspod("list", "--format=json").stdout or "[]") == []
+
+
+def test_on_failure_kill_ends_the_pod_with_137(tmp_path: Path) -> None:
+    app = {"exec": ["/bin/sleep", "600"], "user": "0", "group": "0"}
+    image = busybox_image(tmp_path, app=app)
+    nspod = Nspod(tmp_path / "data")
+    flags = ["--health-cmd=false", "--health-interval=1s", "--health-retries=1", "--health-on-failure=kill"]
+    started = time.monotonic()
+    ran = nspod("run", "--name=healthkill", str(image), *flags, timeout=60)
+    assert ran.returncode == 137, ran.stderr
+    assert time.monotonic() - started < 30
