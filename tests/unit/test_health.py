@@ -145,3 +145,29 @@ def test_recorded_state_is_read_and_garbage_ignored(tmp_path: Path) -> None:
     assert read_health(str(tmp_path), "web") is not None
     assert read_health(str(tmp_path), "db") is None
     assert read_health(str(tmp_path), "none") is None
+
+
+def test_an_oci_config_healthcheck_reaches_the_appc_manifest_and_the_plan() -> None:
+    from stage0.images.oci.convert import image_manifest
+    from stage0.images.oci.manifest import parse_config
+    from stage0.pods.health import declared_health
+    from stage0.pods.requests import AppRequest
+    from stage0.schema.boundary import parse_image_manifest
+
+    check = {"Test": ["CMD-SHELL", "test -e /ok"], "Interval": 5_000_000_000, "Retries": 2}
+    digest = "sha256:" + "0" * 64
+    config = parse_config(json.dumps({
+        "os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [digest]},
+        "config": {"Cmd": ["/bin/sleep", "600"], "Healthcheck": check},
+    }).encode())  # fmt: skip
+    data = image_manifest(
+        config, name="example.com/web", version="1", digest=digest, primary_group=lambda u: None
+    )
+    manifest = parse_image_manifest(json.dumps(data).encode(), "converted")
+    assert declared_health(AppRequest(image="web"), manifest) == HealthSpec(
+        command=("/bin/sh", "-c", "test -e /ok"), interval=5.0, retries=2
+    )
+    over = AppRequest(image="web", health=(("on-failure", "restart"), ("interval", "1s")))
+    assert declared_health(over, manifest) == HealthSpec(
+        command=("/bin/sh", "-c", "test -e /ok"), interval=1.0, retries=2, on_failure="restart"
+    )
