@@ -219,9 +219,9 @@ def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
 def idmapped(option: str) -> str:
     """A bind into a pod with its own user namespace, ID-mapped: host files keep their owners
     inside (root's stay root's) instead of all showing as nobody's. Not the host manager's notify
-    socket (anyone may write to it) nor the host's /etc files (anyone may read them): both may
-    live on file systems that cannot be ID-mapped (tmpfs before Linux 6.3, overlayfs)."""
-    plain = option.endswith(HOST_NOTIFY) or f":{POD_ETC}/" in option
+    socket or the journal's (anyone may write to them) nor the host's /etc files (anyone may read
+    them): they may live on file systems that cannot be ID-mapped (tmpfs before Linux 6.3, overlayfs)."""
+    plain = option.endswith((HOST_NOTIFY, HOST_JOURNAL)) or f":{POD_ETC}/" in option
     return option + ":idmap" if option.startswith("--bind") and not plain else option
 
 

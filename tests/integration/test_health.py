@@ -129,11 +129,17 @@ def test_bad_health_flags_are_refused_in_one_line(tmp_path: Path, flag: str, sai
 
 
 def test_on_failure_kill_ends_the_pod_with_137(tmp_path: Path) -> None:
+    """In a pod with its own user namespace, too (the host journal's socket is bound as it is)."""
     app = {"exec": ["/bin/sleep", "600"], "user": "0", "group": "0"}
     image = busybox_image(tmp_path, app=app)
     nspod = Nspod(tmp_path / "data")
     flags = ["--health-cmd=false", "--health-interval=1s", "--health-retries=1", "--health-on-failure=kill"]
     started = time.monotonic()
-    ran = nspod("run", "--name=healthkill", str(image), *flags, timeout=60)
+    ran = nspod("run", "--name=healthkill", "--private-users", str(image), *flags, timeout=60)
     assert ran.returncode == 137, ran.stderr
     assert time.monotonic() - started < 30
+    journal = subprocess.run(
+        ["journalctl", "-o", "json", "NSPOD_EVENT=health_status", "NSPOD_POD=healthkill"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert [json.loads(line)["NSPOD_HEALTH"] for line in journal.stdout.splitlines()] == ["unhealthy"]
