@@ -143,3 +143,33 @@ def test_on_failure_kill_ends_the_pod_with_137(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert [json.loads(line)["NSPOD_HEALTH"] for line in journal.stdout.splitlines()] == ["unhealthy"]
+
+
+def test_a_sandbox_apps_check_comes_and_goes_with_it(tmp_path: Path) -> None:
+    image = busybox_image(tmp_path, app={"exec": ["/bin/sleep", "600"], "user": "0", "group": "0"})
+    nspod = Nspod(tmp_path / "data")
+    made = nspod("app", "sandbox", "--name=healthbox")
+    assert made.returncode == 0, made.stderr
+    box = made.stdout.strip().splitlines()[-1]
+    try:
+        added = nspod(
+            "app", "add", box, str(image), "--name=web", "--health-cmd=true", "--health-interval=1s"
+        )
+        assert added.returncode == 0, added.stderr
+        assert nspod("app", "start", box, "--app", "web").returncode == 0
+
+        def health() -> dict[str, Any]:
+            return dict(json.loads(nspod("status", "--format=json", box).stdout)["health"])
+
+        wait_for("healthy", lambda: health().get("web", {}).get("status") == "healthy")
+        removed = nspod("app", "rm", box, "--app", "web")
+        assert removed.returncode == 0, removed.stderr
+        assert health() == {}
+        again = nspod("app", "add", box, str(image), "--name=web")  # the name again, with no check
+        assert again.returncode == 0, again.stderr
+        assert nspod("app", "start", box, "--app", "web").returncode == 0
+        time.sleep(1.5)  # a check left behind would have run by now
+        assert health() == {}
+        assert not (tmp_path / "data/pods/run" / box / "status/web.health").exists()
+    finally:
+        nspod("stop", box)
