@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stage0.errors import UsageError
-from stage1.abi import HealthSpec
+from stage1.abi import AppSpec, HealthSpec
 
 if TYPE_CHECKING:
     from stage0.pods.requests import AppRequest
@@ -204,3 +204,23 @@ def declared_health(request: AppRequest, manifest: ImageManifest) -> HealthSpec 
             ("--health-", dict(request.health)),
         )
     )
+
+
+def health_fields(app: AppSpec | None, recorded: HealthView | None, running: bool) -> dict[str, Any]:
+    """``inspect``'s: the app's declared check (``healthcheck``, null: none) and what it last found
+    (``health``: starting before its first check; null without a check or once the pod ended)."""
+    declared = app.health if app is not None else None
+    if declared is None:
+        return {"healthcheck": None, "health": None}
+    found = recorded or HealthView("starting", 0, None, "", None)
+    return {
+        "healthcheck": {
+            "command": list(declared.command),
+            "interval": declared.interval,
+            "timeout": declared.timeout,
+            "retries": declared.retries,
+            "start_period": declared.start_period,
+            "on_failure": declared.on_failure,
+        },
+        "health": found.as_json() if running else None,
+    }

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import assert_output_schema
 from tests.integration.test_pods import APPLETS, Nspod, busybox_image
+from tests.integration.test_verbs_b import schema
 
 pytestmark = pytest.mark.systemd
 POD = "healthprobe"
@@ -76,6 +77,8 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         out["host journal"] = nspod("enter", POD, "--", "/bin/ls", "/run/nspod/host-journal").returncode
         out["text"] = nspod("status", POD).stdout
         out["list"] = json.loads(nspod("list", "--format=json").stdout)
+        out["ps"] = nspod("ps").stdout
+        out["inspect"] = json.loads(nspod("inspect", POD).stdout)
         journal = subprocess.run(
             ["journalctl", "--since", since, "-o", "json", "NSPOD_EVENT=health_status", f"NSPOD_POD={POD}"],
             capture_output=True, text=True, check=False,
@@ -92,6 +95,11 @@ def test_status_shows_starting_then_unhealthy_then_healthy(seen: dict[str, Any])
     assert_output_schema("pod-status", seen["restarted"])
     assert "health-bb=healthy\n" in seen["text"], seen["text"]
     assert [a["health"] for p in seen["list"] if p["name"] == POD for a in p["apps"]] == ["healthy"]
+    assert "bb(healthy)" in seen["ps"], seen["ps"]
+    assert schema("inspect").is_valid(seen["inspect"]), list(schema("inspect").iter_errors(seen["inspect"]))
+    (app,) = seen["inspect"][0]["apps"]
+    assert app["health"]["status"] == "healthy" and app["healthcheck"]["retries"] == 2, app
+    assert app["healthcheck"]["on_failure"] == "restart" and app["healthcheck"]["interval"] == 1.0, app
 
 
 def test_the_check_runs_with_the_apps_confinement(seen: dict[str, Any]) -> None:
