@@ -24,7 +24,7 @@ if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	python=$2 log=$3
 	lane2=(tests/unit tests/test_linters.py tests/net)
 	# (each session numbers its own temporary directory under pytest-of-root, as any two pytests
-	# at once do; tests/net's stores hold 10^5 files: no rm of them at the end, pytest keeps 3)
+	# at once do, in the run's own root: PYTEST_DEBUG_TEMPROOT, removed with it)
 	nice -n 10 "$python" -m pytest "${lane2[@]}" >"$log" 2>&1 &
 	pure=$!
 	trap 'kill -TERM "$pure" 2>/dev/null || true' EXIT
@@ -67,10 +67,15 @@ if [ $# -gt 0 ]; then
 fi
 
 work=$(mktemp -d /tmp/nspod-suite.XXXXXX)
+# the lanes' temporary directories under this run's own root, not the machine's shared
+# /tmp/pytest-of-root: pytest cleans old sessions there at exit, and one left by another run (a
+# tree deeper than Python's recursion limit, say) failed a session whose tests all passed
+mkdir "$work/tmp"
+export PYTEST_DEBUG_TEMPROOT=$work/tmp
 fresh=""
 cleanup() {
 	if [ -n "$fresh" ]; then kill -TERM "$fresh" 2>/dev/null || true; wait "$fresh" 2>/dev/null || true; fi
-	rm -rf "$work"
+	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
