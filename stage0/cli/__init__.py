@@ -33,6 +33,7 @@ VERBS: dict[str, str] = {
     "enter": "stage0.cli.pods",
     "cat-manifest": "stage0.cli.pods",
     "logs": "stage0.cli.pods",
+    "events": "stage0.cli.events",
     "update": "stage0.cli.update",
     "app": "stage0.cli.app",
     "pool": "stage0.cli.pool",
