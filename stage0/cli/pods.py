@@ -325,9 +325,9 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import NotFoundError
     from stage0.pods.dirs import Pods
 
+    window = _window(args)  # bad times are said before anything is looked up
     pod = Pods(options.dir).find(uuids(args)[0])
-    follow = ["--follow"] if args.follow else []
-    follow += _window(args)
+    follow = ["--follow", *window] if args.follow else window
     app = []
     if args.app:
         with open(pod.paths.spec) as file:
