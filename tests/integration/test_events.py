@@ -16,6 +16,7 @@ import pytest
 
 from stage0.events import message_id
 from tests.conftest import REPO
+from tests.integration.test_pod_units import Host, host, image, prop  # noqa: F401 (fixtures)
 from tests.integration.test_pods import Nspod, busybox_image, sh
 
 pytestmark = pytest.mark.systemd
@@ -118,8 +119,8 @@ def test_events_stream_as_they_happen(nspod: Nspod, bb: Path) -> None:
 
 
 def test_image_events(nspod: Nspod, tmp_path: Path) -> None:
-    image = busybox_image(tmp_path, name=f"example.com/ev{uuidlib.uuid4().hex[:8]}")
-    pulled = nspod("fetch", str(image))
+    aci = busybox_image(tmp_path, name=f"example.com/ev{uuidlib.uuid4().hex[:8]}")
+    pulled = nspod("fetch", str(aci))
     assert pulled.returncode == 0, pulled.stderr
     image_id = pulled.stdout.strip()
     assert nspod("image", "rm", image_id).returncode == 0
@@ -146,3 +147,20 @@ def test_logs_bad_time(nspod: Nspod) -> None:
     assert result.returncode == 2 and result.stderr.startswith("nspod: bad time 'soon'"), result.stderr
     count = nspod("logs", "--tail=-1", "no-such-pod")
     assert count.returncode == 2 and "bad line count" in count.stderr
+
+
+def test_a_pod_at_units_life(host: Host, image: Path) -> None:  # noqa: F811
+    name = f"ev{uuidlib.uuid4().hex[:6]}"
+    shell = "echo at-unit; sleep 1; exit 7"  # ends once started: the unit stops on its own
+    host.pod_file(name, f'[[app]]\nimage = "{image}"\nexec = "/bin/sh"\nargs = ["-c", "{shell}"]\n')
+    started = subprocess.run(["systemctl", "start", f"pod@{name}.service"], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 30
+    while prop(f"pod@{name}.service", "ActiveState") not in ("inactive", "failed"):
+        assert time.monotonic() < deadline, "the pod did not end"
+        time.sleep(0.1)
+    listed = host.nspod("events", "--no-stream", "--format=json", f"--filter=pod={name}")
+    seen = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [e["event"] for e in seen][-3:] == ["start", "exited", "stop"], listed.stderr
+    assert seen[-2]["exit_code"] == "7" and seen[-3]["unit"] == f"pod@{name}.service"
+    subprocess.run(["systemctl", "reset-failed", f"pod@{name}.service"], check=False)
