@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,9 @@ from stage0 import events as stage0_events
 from stage0.cli.events import matches, parse_filters, point_in_time, record, text_line
 from stage0.errors import UsageError
 from stage1 import events as stage1_events
-from stage1.abi import PodPaths
+from stage1.abi import AppSpec, PodPaths, PodSpec
 from stage1.journal import stamp
-from stage1.lifecycle import app_ends, end_script, stop_post
+from stage1.lifecycle import end_script, stop_post
 
 NOW = 1_765_141_200.0  # 2025-12-07T21:00:00Z
 
@@ -139,23 +140,47 @@ def test_log_stamp() -> None:
     assert stamp(1_765_141_200_000_042) == b"2025-12-07T21:00:00.000042Z "
 
 
-def test_app_ends_from_the_reapers_records(tmp_path: Path) -> None:
-    paths = PodPaths(str(tmp_path))
+def test_the_end_script_logs_each_apps_exit_in_order_then_the_stop(tmp_path: Path) -> None:
+    paths = PodPaths(str(tmp_path / "pod"))
     os.makedirs(paths.status)
-    (tmp_path / "status" / "web").write_text("143\n")
-    (tmp_path / "status" / "web.signal").write_text("15\n")
-    (tmp_path / "status" / "db").write_text("0\n")
-    ends = app_ends(paths, ["web", "db", "never"])
-    assert [(e["app"], e["exit_code"], e["signal"]) for e in ends] == [
-        ("web", 143, "SIGTERM"),
-        ("db", 0, None),
+    spec = PodSpec(uuid="0f1e", machine="web", hostname="web", apps=(_app("web"), _app("db"), _app("never")))
+    (tmp_path / "pod/status/db").write_text("0\n")
+    os.utime(tmp_path / "pod/status/db", (1000.0, 1000.0))  # ended first
+    (tmp_path / "pod/status/web.signal").write_text("15\n")
+    (tmp_path / "pod/status/web").write_text("143\n")
+    logger = tmp_path / "logger"
+    logger.write_text(f"#!/bin/sh\ncat >> {tmp_path}/entries; echo >> {tmp_path}/entries\n")
+    logger.chmod(0o755)
+    script = tmp_path / "end"
+    script.write_text(end_script(spec, paths, logger=str(logger)))
+    env = {"PATH": "/usr/bin:/bin", "SERVICE_RESULT": "success", "EXIT_STATUS": "0"}
+    subprocess.run(["/bin/sh", str(script)], check=True, env=env, timeout=30)
+    entries = [
+        dict(line.split("=", 1) for line in block.splitlines())
+        for block in (tmp_path / "entries").read_text().split("\n\n")
+        if block.strip()
     ]
+    assert [(e["NSPOD_EVENT"], e.get("NSPOD_APP")) for e in entries] == [
+        ("exited", "db"),
+        ("exited", "web"),
+        ("stop", None),
+    ]
+    assert entries[0]["NSPOD_EXITED"] == "1000.000000" and "NSPOD_SIGNAL" not in entries[0]
+    assert (entries[1]["NSPOD_EXIT_CODE"], entries[1]["NSPOD_SIGNAL"]) == ("143", "SIGTERM")
+    assert (
+        entries[1]["MESSAGE_ID"] == stage1_events.message_id("exited") and entries[1]["NSPOD_POD"] == "0f1e"
+    )
+    assert (
+        entries[2]["NSPOD_RESULT"] == "success" and entries[2]["MESSAGE"] == "nspod pod web: stop (success)"
+    )
+    assert not script.exists()  # logged once
+
+
+def _app(name: str) -> AppSpec:
+    return AppSpec(name=name, rootfs="/r", exec=("/bin/true",))
 
 
 def test_the_end_is_logged_through_a_script() -> None:
     command = stop_post("nspod-web.service")
     assert command.ignore_failure and command.argv[:2] == ("/bin/sh", "-c")
     assert "/run/nspod/events/nspod-web.service" in command.argv[2]
-    assert end_script("/pods/run/x", "nspod-web.service").endswith(
-        "-I -m stage1.lifecycle /pods/run/x nspod-web.service\n"
-    )
