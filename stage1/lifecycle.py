@@ -79,16 +79,30 @@ done
     [ -z "$SERVICE_RESULT" ] || printf 'NSPOD_RESULT=%s\\n' "$SERVICE_RESULT"
     [ -z "$EXIT_STATUS" ] || printf 'NSPOD_EXIT_STATUS=%s\\n' "$EXIT_STATUS"
 }} | log
-rm -f "$0"  # logged once: the unit's next run writes its own
+rm -f "$0" "$0.ready"  # logged once: the unit's next run writes its own
 """
 
 
-def mark_started(spec: PodSpec, paths: PodPaths, unit: str) -> None:
-    """The pod's start time (``started``), the script that will log its end, and ``start``."""
+def ready_script(spec: PodSpec, logger: str = LOGGER) -> str:
+    """What pod@'s ``ExecStartPost=`` runs once nspawn said READY=1 (a transient pod's ``run
+    --detach`` waits for that itself and calls :func:`ready`)."""
+    fields = " ".join(shlex.quote(f"{k}={v.decode()}") for k, v in entry("ready", _pod(spec)).items())
+    return f"printf '%s\\n' {fields} | {shlex.quote(logger)} --journald\n"
+
+
+def _pod(spec: PodSpec) -> dict[str, object]:
+    return {"pod": spec.uuid, "pod_name": spec.machine}
+
+
+def mark_started(spec: PodSpec, paths: PodPaths, unit: str, *, at_unit: bool = False) -> None:
+    """The pod's start time (``started``), the script that will log its end (and for a pod@ unit,
+    ``at_unit``, the one that logs its readiness), and ``start``."""
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     os.makedirs(EVENTS_DIR, mode=0o755, exist_ok=True)
     write_atomic(script_path(unit), end_script(spec, paths).encode(), mode=0o644, sync=False)
+    if at_unit:
+        write_atomic(script_path(unit) + ".ready", ready_script(spec).encode(), mode=0o644, sync=False)
     emit("start", pod=spec.uuid, pod_name=spec.machine, unit=unit)
 
 

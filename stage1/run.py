@@ -279,7 +279,7 @@ def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
         file.write(unit + "\n")
     with open(paths.invocation, "w") as file:  # what 'logs' follows (units/pod@.service has no UUID)
         file.write(os.environ.get("INVOCATION_ID", "") + "\n")
-    mark_started(spec, paths, unit)
+    mark_started(spec, paths, unit, at_unit=True)
     limits = spec_limits(spec)
     stale = [path for path in stale_limit_drop_ins(unit, limits) if os.path.exists(path)]
     if limits or spec.ports or stale:

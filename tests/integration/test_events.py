@@ -161,6 +161,6 @@ def test_a_pod_at_units_life(host: Host, image: Path) -> None:  # noqa: F811
         time.sleep(0.1)
     listed = host.nspod("events", "--no-stream", "--format=json", f"--filter=pod={name}")
     seen = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert [e["event"] for e in seen][-3:] == ["start", "exited", "stop"], listed.stderr
-    assert seen[-2]["exit_code"] == "7" and seen[-3]["unit"] == f"pod@{name}.service"
+    assert [e["event"] for e in seen][-4:] == ["start", "ready", "exited", "stop"], listed.stderr
+    assert seen[-2]["exit_code"] == "7" and seen[-4]["unit"] == f"pod@{name}.service"
     subprocess.run(["systemctl", "reset-failed", f"pod@{name}.service"], check=False)

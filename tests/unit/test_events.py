@@ -16,7 +16,7 @@ from stage0.errors import UsageError
 from stage1 import events as stage1_events
 from stage1.abi import AppSpec, PodPaths, PodSpec
 from stage1.journal import stamp
-from stage1.lifecycle import end_script, stop_post
+from stage1.lifecycle import end_script, ready_script, stop_post
 
 NOW = 1_765_141_200.0  # 2025-12-07T21:00:00Z
 
@@ -174,6 +174,18 @@ def test_the_end_script_logs_each_apps_exit_in_order_then_the_stop(tmp_path: Pat
         entries[2]["NSPOD_RESULT"] == "success" and entries[2]["MESSAGE"] == "nspod pod web: stop (success)"
     )
     assert not script.exists()  # logged once
+
+
+def test_the_ready_script_sends_one_entry(tmp_path: Path) -> None:
+    logger = tmp_path / "logger"
+    logger.write_text(f"#!/bin/sh\ncat > {tmp_path}/entry\n")
+    logger.chmod(0o755)
+    script = ready_script(PodSpec(uuid="0f1e", machine="web", hostname="web", apps=()), logger=str(logger))
+    subprocess.run(["/bin/sh", "-c", script], check=True, timeout=30)
+    sent = dict(line.split("=", 1) for line in (tmp_path / "entry").read_text().splitlines())
+    assert sent == {
+        k: v.decode() for k, v in stage1_events.entry("ready", {"pod": "0f1e", "pod_name": "web"}).items()
+    }
 
 
 def _app(name: str) -> AppSpec:
