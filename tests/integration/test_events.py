@@ -118,6 +118,16 @@ def test_events_stream_as_they_happen(nspod: Nspod, bb: Path) -> None:
     assert (seen[2]["exit_code"], seen[2]["signal"]) == ("143", "SIGTERM")
 
 
+def test_a_stream_ends_at_its_until(nspod: Nspod, life: dict[str, object]) -> None:
+    began = time.monotonic()
+    until = f"{time.time() + 2:.3f}"  # in the future: a stream, from --since, up to then
+    shown = nspod("events", "--since=10m", f"--until={until}", f"--filter=pod={life['name']}", timeout=30)
+    assert shown.returncode == 0 and 1.5 < time.monotonic() - began < 20, shown.stderr
+    assert " pod create " in shown.stdout.splitlines()[0] and str(life["name"]) in shown.stdout
+    past = nspod("events", "--since=10m", "--until=1s", f"--filter=pod={life['name']}")
+    assert past.returncode == 0 and past.stdout.splitlines() == shown.stdout.splitlines()
+
+
 def test_image_events(nspod: Nspod, tmp_path: Path) -> None:
     aci = busybox_image(tmp_path, name=f"example.com/ev{uuidlib.uuid4().hex[:8]}")
     pulled = nspod("fetch", str(aci))
