@@ -31,6 +31,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 IDENTIFIER = "nspod-event"
+# the health checks' entries, written inside a pod (stage1/scripts/health.py) through the host
+# journal's socket bound in: its own fields (NSPOD_POD is the pod's name, NSPOD_POD_UUID its UUID)
+HEALTH_IDENTIFIER = "nspod-health"
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 IMAGE_EVENTS = frozenset({"pull", "verify", "image-remove"})
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -96,6 +99,8 @@ class Event:
     @classmethod
     def of(cls, record: dict[str, object]) -> Event | None:
         """An event from one ``journalctl --output=json`` record; None for what is not one."""
+        if record.get("SYSLOG_IDENTIFIER") == HEALTH_IDENTIFIER:
+            record = _health(record)
         name, kind = record.get("NSPOD_EVENT"), record.get("NSPOD_TYPE")
         stamp = record.get("__REALTIME_TIMESTAMP")
         if not isinstance(name, str) or not isinstance(kind, str) or not isinstance(stamp, str):
@@ -112,6 +117,11 @@ class Event:
         return cls(int(stamp) / 1e6, name, kind, fields)
 
 
+def _health(record: dict[str, object]) -> dict[str, object]:
+    renamed = {"NSPOD_POD": "NSPOD_POD_NAME", "NSPOD_POD_UUID": "NSPOD_POD"}
+    return {"NSPOD_TYPE": "pod", **{renamed.get(k, k): v for k, v in record.items()}}
+
+
 def journalctl_argv(since: float | None, follow: bool) -> list[str]:
     argv = ["journalctl", "--output=json", "--no-pager", "--quiet", "--all"]
     if since is not None:
@@ -120,7 +130,14 @@ def journalctl_argv(since: float | None, follow: bool) -> list[str]:
         argv.append("--follow")
         if since is None:
             argv.append("--lines=0")  # podman's stream: from now on unless --since says otherwise
-    return [*argv, f"SYSLOG_IDENTIFIER={IDENTIFIER}", "_UID=0"]
+    # root's entries alone, or a pod's health checks' (in a pod's unit: machine.slice, which journald
+    # derives from the sender's cgroup itself, so no user's process can claim it)
+    health = [
+        f"SYSLOG_IDENTIFIER={HEALTH_IDENTIFIER}",
+        "NSPOD_EVENT=health_status",
+        "_SYSTEMD_SLICE=machine.slice",
+    ]
+    return [*argv, f"SYSLOG_IDENTIFIER={IDENTIFIER}", "_UID=0", "+", *health]
 
 
 def read(since: float | None, until: float | None, *, follow: bool) -> Iterator[Event]:

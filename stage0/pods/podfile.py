@@ -8,6 +8,7 @@ system config (``/usr/lib/nspod/pods``), first found wins. Checked against the s
     environment = { TZ = "UTC" }           # for every app (like --set-env)
     net = ["default"]                      # like --net (the default)
     port = ["http:8080"]                   # like --port=NAME:[HOSTIP:]HOSTPORT
+    publish = ["8443:443"]                 # like -p [HOSTIP:]HOSTPORT:PORT[/udp]
 
     [[app]]
     image = "example.com/web:1.0"          # name[:version][,labels], URL, file or image ID
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 from stage0.errors import Error, ErrorKind, SchemaError
 from stage0.host.atomic import write_atomic
 from stage0.pods.network import net_words, parse_port
+from stage0.pods.podman import parse_publish, publish_text
 from stage0.pods.requests import PROFILE_FLAGS, AppRequest, PodRequest, check_pod_name, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
@@ -190,6 +192,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
             mounts=tuple((m["volume"], m["path"], m.get("read-only", False)) for m in app.get("mounts", [])),
             isolators=_isolators(app, i, path),
             stop_timeout=app.get("stop-timeout"),
+            health=_health(app, i, path),
         )
         for i, app in enumerate(doc["app"])
     )
@@ -220,10 +223,24 @@ def parse(text: str, path: str, name: str) -> PodFile:
         relaxed=tuple(sorted(doc.get("insecure-options", []))),
         private_users=doc.get("private-users", False),
         nets=_checked(path, "net", lambda: net_words(doc.get("net", []))),
-        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", []))),
+        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", [])))
+        + _checked(path, "publish", lambda: tuple(parse_publish(p) for p in doc.get("publish", []))),
         mds_register=doc.get("mds-register"),
     )
     return PodFile(name, path, request, tuple(service))
+
+
+def _health(app: dict[str, Any], index: int, path: str) -> tuple[tuple[str, str], ...]:
+    """The [[app]]'s health keys (stage0/pods/health.py), checked as the flags are."""
+    from functools import partial
+
+    from stage0.pods.health import checked
+
+    given = {k[len("health-") :]: v for k, v in app.items() if k.startswith("health-")}
+    text = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in given.items()}
+    return tuple(
+        (k, _checked(path, f"app/{index}/health-{k}", partial(checked, k, v, ""))) for k, v in text.items()
+    )
 
 
 def _checked(path: str, key: str, parse: Callable[[], T]) -> T:
@@ -286,8 +303,10 @@ def render(request: PodRequest) -> str:
         lines.append("private-users = true")
     if request.nets:
         lines.append(f"net = {_toml(list(request.nets))}")
-    if request.ports:
-        lines.append(f"port = {_toml([p.flag() for p in request.ports])}")
+    if named := [p.flag() for p in request.ports if p.name]:
+        lines.append(f"port = {_toml(named)}")
+    if numbered := [publish_text(p) for p in request.ports if not p.name]:  # podman's -p
+        lines.append(f"publish = {_toml(numbered)}")
     if request.mds_register is not None:
         lines.append(f"mds-register = {_toml(request.mds_register)}")
     for volume in request.volumes:
@@ -321,6 +340,8 @@ def render(request: PodRequest) -> str:
                 text.split(",") if key.startswith("caps-") else int(text) if key in INTEGER_KEYS else text
             )
             lines.append(f"{key} = {_toml(typed)}")
+        for key, text in app.health:
+            lines.append(f"health-{key} = {_toml(int(text) if key == 'retries' else text)}")
         if app.supplementary_gids is not None:
             lines.append(f"supplementary-gids = {_toml(list(app.supplementary_gids))}")
         if app.read_only_rootfs is not None:

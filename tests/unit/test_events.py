@@ -129,9 +129,26 @@ def test_event_read_back() -> None:
     assert line == "2025-12-07 21:00:00.123456 UTC pod exited web (exit_code=0)"
 
 
+def test_a_health_checks_entry_reads_as_an_event() -> None:
+    found = stage0_events.Event.of(
+        {
+            "__REALTIME_TIMESTAMP": "1765141200000000",
+            "SYSLOG_IDENTIFIER": "nspod-health",
+            "NSPOD_EVENT": "health_status",
+            "NSPOD_POD": "web",
+            "NSPOD_POD_UUID": "0f1e",
+            "NSPOD_APP": "srv",
+            "NSPOD_HEALTH": "unhealthy",
+        }
+    )
+    assert found is not None and (found.event, found.type) == ("health_status", "pod")
+    assert (found.get("pod"), found.get("pod_name"), found.get("health")) == ("0f1e", "web", "unhealthy")
+
+
 def test_journalctl_reads_roots_events_alone() -> None:
     argv = stage0_events.journalctl_argv(NOW, follow=False)
-    assert argv[-2:] == ["SYSLOG_IDENTIFIER=nspod-event", "_UID=0"]
+    assert argv[-6:-3] == ["SYSLOG_IDENTIFIER=nspod-event", "_UID=0", "+"]
+    assert "_SYSTEMD_SLICE=machine.slice" in argv[-3:]
     assert f"--since=@{NOW:.6f}" in argv and "--follow" not in argv
     assert "--lines=0" in stage0_events.journalctl_argv(None, follow=True)
 
