@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("pod_dir")
     logs.add_argument("--follow", action="store_true")
     logs.add_argument("--app")
+    logs.add_argument("--tail", type=int, help="the last N lines of what is there (then new ones)")
+    logs.add_argument("--since", type=float, help="seconds since the epoch")
+    logs.add_argument("--until", type=float, help="seconds since the epoch")
+    logs.add_argument("--timestamps", action="store_true")
     gc = verbs.add_parser("gc")
     gc.add_argument("pod_dir")
     sweep = verbs.add_parser("sweep")  # POD_DIR: the pods directory (stage1/orphans.py)
@@ -94,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                 return entry.halt_in_place(args.pod_dir)
             case "logs":
                 from stage1 import logs as journal_logs
+                from stage1.journal import Window
 
-                return journal_logs.logs(args.pod_dir, follow=args.follow, app=args.app)
+                window = Window(args.since, args.until, args.tail, args.timestamps)
+                return journal_logs.logs(args.pod_dir, follow=args.follow, app=args.app, window=window)
             case "app":
                 from stage1 import apps
 

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import zlib
+from dataclasses import dataclass
 from typing import BinaryIO
 
 STREAMS = "/run/systemd/journal/streams"
@@ -46,6 +47,8 @@ def _library() -> ctypes.CDLL:
     lib.sd_journal_process.argtypes = [journal_p]
     lib.sd_journal_close.argtypes = [journal_p]
     lib.sd_journal_close.restype = None
+    lib.sd_journal_seek_realtime_usec.argtypes = [journal_p, ctypes.c_uint64]
+    lib.sd_journal_get_realtime_usec.argtypes = [journal_p, ctypes.POINTER(ctypes.c_uint64)]
     return lib
 
 
@@ -99,6 +102,23 @@ def send(fields: dict[str, bytes], socket_path: str = JOURNAL_SOCKET) -> None:
         sock.sendto(datagram, socket_path)
 
 
+@dataclass(frozen=True)
+class Window:
+    """Which of a pod's lines ``logs`` shows: those from ``since`` to ``until`` (seconds since the
+    epoch), the last ``tail`` of what is there already; ``timestamps``: each after its time."""
+
+    since: float | None = None
+    until: float | None = None
+    tail: int | None = None
+    timestamps: bool = False
+
+
+def stamp(usec: int) -> bytes:
+    """An entry's time as podman's ``--timestamps`` shows it: RFC 3339, UTC, in microseconds."""
+    seconds, micro = divmod(usec, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)).encode() + b".%06dZ " % micro
+
+
 class Follower:
     """Prints the MESSAGE of every journal entry with ``FIELD=VALUE`` as it arrives (``journalctl
     --follow --output=cat FIELD=VALUE``, from the first entry on), until :meth:`finish`."""
@@ -112,14 +132,19 @@ class Follower:
         *,
         relayed: bool = True,
         app: str | None = None,
+        window: Window | None = None,
     ) -> None:
         """``relayed``: print the lines a foreground nspod relayed (stage1/attach.py) too (False
-        where that nspod prints them itself); ``app``: only that app's lines, without the label."""
+        where that nspod prints them itself); ``app``: only that app's lines, without the label;
+        ``window``: which lines, and with their times (``nspod logs``'s options)."""
         self._out = out or sys.stdout.buffer
         self._err = err or sys.stderr.buffer
         self._color = self._out.isatty()
         self._relayed = relayed
         self._app = app.encode() if app is not None else None
+        self._window = window or Window()
+        self._tail = self._window.tail  # for the first pass alone: what is there already
+        self.past = False  # an entry after the window's end was seen: nothing more to show
         self._lib = _library()
         self._journal = ctypes.c_void_p()
         self._thread: threading.Thread | None = None
@@ -134,6 +159,8 @@ class Follower:
         match = f"{field}={value}".encode()
         self._lib.sd_journal_add_match(self._journal, match, len(match))
         self._lib.sd_journal_set_data_threshold(self._journal, 0)  # whole messages, however long
+        if self._window.since is not None:
+            self._lib.sd_journal_seek_realtime_usec(self._journal, int(self._window.since * 1e6))
         self._changes = self._lib.sd_journal_get_fd(self._journal)  # inotify on the journal files
         self._wake_read, self._wake = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)
@@ -148,6 +175,8 @@ class Follower:
 
     def _line(self, message: bytes) -> tuple[bool, bytes] | None:
         """The current entry as (to stderr?, line), or None when it is not shown."""
+        if self._field(b"NSPOD_EVENT") is not None:  # an event of the pod's (stage1/events.py)
+            return None
         app = self._field(b"NSPOD_APP")
         if app is not None:  # relayed by a foreground nspod, one stream apart from the other
             if not self._relayed or (self._app is not None and app != self._app):
@@ -161,11 +190,18 @@ class Follower:
 
     def _print_new(self) -> None:
         shown = []
-        while self._lib.sd_journal_next(self._journal) > 0:
+        while not self.past and self._lib.sd_journal_next(self._journal) > 0:
+            usec = ctypes.c_uint64()
+            self._lib.sd_journal_get_realtime_usec(self._journal, ctypes.byref(usec))
+            if self._window.until is not None and usec.value > self._window.until * 1e6:
+                self.past = True
+                break
             message = self._field(b"MESSAGE")
             line = None if message is None else self._line(message)
             if line is not None:
-                shown.append(line)
+                shown.append(line if not self._window.timestamps else (line[0], stamp(usec.value) + line[1]))
+        if self._tail is not None:
+            shown, self._tail = shown[len(shown) - self._tail :] if self._tail else [], None
         try:
             # in order, and each stream's run of lines in one write
             for to_err, run in itertools.groupby(shown, key=lambda item: item[0]):

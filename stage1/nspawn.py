@@ -7,6 +7,7 @@ from stage1.app_unit import ALL, DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USER
 from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
 from stage1.health import HOST_JOURNAL, wants_host_journal
+from stage1.lifecycle import stop_post
 from stage1.namespaces import host_ipc_argv
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
@@ -291,8 +292,13 @@ def pod_service(
         device_allow=POD_DEVICES,
         limits=spec_limits(spec),
         environment=NO_POD_FILTER if spec.app_filters else (),
-        # the pod's network torn down however it ends (stage1/cni.py down_script)
-        exec_stop_post=(ExecCommand("/bin/sh", ("/bin/sh", down_path(spec.uuid)), ignore_failure=True),)
-        if spec.networks is not None
-        else (),
+        # the pod's network torn down however it ends (stage1/cni.py down_script); its end logged
+        exec_stop_post=(
+            *(
+                (ExecCommand("/bin/sh", ("/bin/sh", down_path(spec.uuid)), ignore_failure=True),)
+                if spec.networks is not None
+                else ()
+            ),
+            stop_post(unit_name(spec.machine)),
+        ),
     )

@@ -22,6 +22,7 @@ from stage1.fly import apps as fly
 from stage1.halt import halt, hearing
 from stage1.heir import spawn
 from stage1.journal import Follower
+from stage1.lifecycle import mark_started, ready
 from stage1.nspawn import pod_command, pod_service, spec_limits, stale_limit_drop_ins
 from stage1.pidns import own_pid
 from stage1.stdio import Stdio
@@ -168,8 +169,7 @@ def _start(
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH):
             signal.signal(sig, on_signal)
     with Systemd() as systemd:
-        with open(paths.started, "w") as file:
-            file.write(f"{time.time()}\n")
+        mark_started(spec, paths, service.name)
         relay = heir = None
         if stdio.relayed:  # listening before the pod starts: its apps connect as they start
             fields = {"POD_UUID": spec.uuid, "POD_NAME": spec.machine}
@@ -185,6 +185,7 @@ def _start(
         if detach:
             status = systemd.wait(service.name, until="active", timeout=READY_TIMEOUT)
             if status.active_state == "active":
+                ready(spec.uuid, spec.machine)
                 return 0
             code = exit_code(status) or 1  # an app's own code, when one failed first
             print(
@@ -278,8 +279,7 @@ def exec_in_place(pod_dir: str, *, debug: bool = False) -> int:
         file.write(unit + "\n")
     with open(paths.invocation, "w") as file:  # what 'logs' follows (units/pod@.service has no UUID)
         file.write(os.environ.get("INVOCATION_ID", "") + "\n")
-    with open(paths.started, "w") as file:
-        file.write(f"{time.time()}\n")
+    mark_started(spec, paths, unit, at_unit=True)
     limits = spec_limits(spec)
     stale = [path for path in stale_limit_drop_ins(unit, limits) if os.path.exists(path)]
     if limits or spec.ports or stale:

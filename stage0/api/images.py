@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from stage0 import context
 from stage0.api.views import ImageView
+from stage0.events import emit
 from stage0.images.catalog import remove_images, resolve, resolve_one
 from stage0.images.fetch.policy import QUIET, PullPolicy, Report
 from stage0.options import GlobalOptions
@@ -46,7 +47,11 @@ def pull(
             from stage0.images.render import rendered_rootfs
 
             rendered_rootfs(store, row, fetcher.resolve_dependency)
-        return ImageView.of(store.by_id(row.id))
+        view = ImageView.of(store.by_id(row.id))
+    if row.signer:  # verified on its way into the store (now or when it was first fetched)
+        emit("verify", image=row.id, image_name=view.name, signer=row.signer, reference=reference)
+    emit("pull", image=row.id, image_name=view.name, reference=reference)
+    return view
 
 
 def _auth_for(options: GlobalOptions, reference: str, auth: Credentials | None) -> dict[str, Credentials]:
@@ -79,4 +84,7 @@ def remove_image(options: GlobalOptions, *references: str) -> list[str]:
     a prepared or running pod uses is not removed (an error says which)."""
     with context.open_store(options) as store:
         rows = {row.id: row for text in references for row in resolve(store, text, options.config_dirs)}
-        return remove_images(store, options.dir, list(rows.values()))
+        removed = remove_images(store, options.dir, list(rows.values()))
+    for image in removed:
+        emit("image-remove", image=image, image_name=rows[image].name if image in rows else None)
+    return removed

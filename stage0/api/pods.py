@@ -14,6 +14,7 @@ from typing import Any
 
 from stage0.api.views import PodView, pod_view
 from stage0.errors import FailedPreconditionError, NotFoundError, UnavailableError
+from stage0.events import emit
 from stage0.host.executor import call_stage1
 from stage0.images.fetch.policy import QUIET, Report
 from stage0.options import GlobalOptions
@@ -85,6 +86,7 @@ def prepare(
             write_pod(pod.path, dataclasses.replace(built, spec=spec))
             starting = pods.starting(pod) if to_run else None
             pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
+    emit("create", pod=uuid, pod_name=spec.machine, image=",".join(pod.image_ids()) or None)
     return Prepared(pod.path, starting)
 
 
@@ -191,11 +193,13 @@ def remove_dir(options: GlobalOptions, pod: Pod) -> bool:
     """Clean up after ``pod`` and remove its directory; False when another nspod got there first."""
     if not os.path.isdir(pod.path):
         return False
+    name = pod.machine()
     # only a pod stage1 began to start has host state to clean up (a unit, its network), but a
     # start can be cut short anywhere (kill -9 of nspod run) once the unit's name is written
     if os.path.exists(pod.paths.started) or os.path.exists(pod.paths.unit):
         call_stage1(options, "gc", pod.path)
     Pods(options.dir).remove(pod)
+    emit("remove", pod=pod.uuid, pod_name=name)
     return True
 
 

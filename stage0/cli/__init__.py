@@ -36,6 +36,7 @@ VERBS: dict[str, str] = {
     "enter": "stage0.cli.pods",
     "cat-manifest": "stage0.cli.pods",
     "logs": "stage0.cli.pods",
+    "events": "stage0.cli.events",
     "exec": "stage0.cli.exec",
     "kill": "stage0.cli.kill",
     "restart": "stage0.cli.restart",

@@ -82,7 +82,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     logs = verbs.add_parser("logs", help="print a pod's output (from the journal)")
     uuid_args(logs, many=False)
     logs.add_argument("--app", help="one app's lines alone")
-    logs.add_argument("-f", "--follow", action="store_true", help="go on printing new lines until Ctrl-C")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="go on printing new lines until the pod ends (or Ctrl-C)"
+    )
+    logs.add_argument("--tail", type=_count, metavar="N", help="the last N lines (then new ones with -f)")
+    logs.add_argument(
+        "--since", metavar="TIME", help="lines from TIME: RFC 3339, unix seconds, or 10m/2h ago"
+    )
+    logs.add_argument("--until", metavar="TIME", help="lines up to TIME (as --since)")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="each line after its time (RFC 3339)")
     logs.set_defaults(handler=run_logs)
 
 
@@ -264,8 +272,9 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.errors import NotFoundError
     from stage0.pods.dirs import Pods
 
+    window = _window(args)  # bad times are said before anything is looked up
     pod = Pods(options.dir).find(uuids(args)[0])
-    follow = ["--follow"] if args.follow else []
+    follow = ["--follow", *window] if args.follow else window
     app = []
     if args.app:
         with open(pod.paths.spec) as file:
@@ -274,3 +283,21 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
             raise NotFoundError(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
         app = [f"--app={args.app}"]
     return call_stage1(options, "logs", pod.path, *follow, *app)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"bad line count {text!r} (a number, 0 or more)")
+    return int(text)
+
+
+def _window(args: argparse.Namespace) -> list[str]:
+    """``logs``'s --tail, --since, --until and --timestamps as stage1 reads them (times in seconds)."""
+    from stage0.cli.events import point_in_time
+
+    now = time.time()
+    window = [f"--tail={args.tail}"] if args.tail is not None else []
+    for flag in ("since", "until"):
+        if (text := getattr(args, flag)) is not None:
+            window.append(f"--{flag}={point_in_time(text, now):.6f}")
+    return window + (["--timestamps"] if args.timestamps else [])

@@ -19,7 +19,7 @@ from stage0.errors import Error, ErrorKind
 # sysusers.d also makes nspod-admin, for sites that grant more: nspod grants it nothing yet
 GROUP = "nspod"
 JOURNAL_GROUPS = ("systemd-journal", "adm", "wheel")  # whom journald lets read the system journal
-READERS = ("list", "ps", "status", "cat-manifest", "logs", "image list", "image cat-manifest")
+READERS = ("list", "ps", "status", "cat-manifest", "logs", "image list", "image cat-manifest", "events")
 # verbs that touch no data dir: anyone may run them
 ANYONE = ("version", "image build", "image validate", "pod validate", "pod list", "pod show")
 
@@ -64,7 +64,7 @@ def check(verb: str, data_dir: str) -> None:
                 hint=f"reading pods and images without root needs group {GROUP}: "
                 f"usermod -aG {GROUP} {_user()}, then log in again",
             )
-        if verb == "logs" and not _in_group(JOURNAL_GROUPS):
+        if verb in ("logs", "events") and not _in_group(JOURNAL_GROUPS):
             raise AccessError(
                 "reading a pod's journal needs root or group systemd-journal",
                 hint=f"usermod -aG systemd-journal {_user()}, then log in again",

@@ -84,6 +84,8 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         out["events"] = [json.loads(line) for line in journal.stdout.splitlines() if line.strip()]
+        listed = nspod("events", "--no-stream", "--format=json", f"--filter=pod={POD}", "--filter=app=bb")
+        out["nspod events"] = [json.loads(line) for line in listed.stdout.splitlines()]
     finally:
         nspod("stop", POD)
     return out
@@ -117,6 +119,12 @@ def test_an_unhealthy_app_is_restarted_and_the_journal_shows_it(seen: dict[str, 
     assert ("bb", "unhealthy") in changes, changes
     after = changes[changes.index(("bb", "unhealthy")) :]
     assert ("bb", "healthy") in after, changes  # the restarted app passes again
+
+
+def test_nspod_events_lists_the_health_changes_in_the_pods_life(seen: dict[str, Any]) -> None:
+    shown = [(e["event"], e.get("health")) for e in seen["nspod events"]]
+    assert ("health_status", "unhealthy") in shown, shown
+    assert ("health_status", "healthy") in shown[shown.index(("health_status", "unhealthy")) :], shown
 
 
 BAD = (
