@@ -34,6 +34,7 @@ VERBS: dict[str, str] = {
     "cat-manifest": "stage0.cli.pods",
     "logs": "stage0.cli.pods",
     "update": "stage0.cli.update",
+    "auto-update": "stage0.cli.autoupdate",
     "app": "stage0.cli.app",
     "pool": "stage0.cli.pool",
     "pod": "stage0.cli.podfiles",

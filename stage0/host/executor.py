@@ -207,3 +207,25 @@ def systemd_version() -> str:
     except Error:
         return "not found"
     return version if os.path.isdir("/run/systemd/system") else f"{version}, not running as init"
+
+
+def unit_watch(unit: str) -> tuple[str, str, str, str, str]:
+    """(ActiveState, SubState, StatusText, Result, InvocationID) of a host service, for watching a
+    restart (stage0/api/autoupdate.py); empty strings when systemd cannot say (not loaded)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd() as systemd:
+            status = systemd.status(unit)
+            text = systemd.status_text(unit)
+    except Error:
+        return "", "", "", "", ""
+    return status.active_state, status.sub_state, text, status.result, status.invocation_id
+
+
+def restart_unit(unit: str) -> None:
+    """Queue a restart of a host unit (raises when systemd refuses it)."""
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        systemd.restart_unit(unit)

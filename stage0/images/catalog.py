@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import json
 import os
 import shutil
 import time
@@ -73,7 +74,17 @@ def images_in_use(data_dir: str) -> set[str]:
         if state in ("embryo", "prepare", "prepared", "run"):
             with open(listing) as file:
                 used.update(line.strip() for line in file if line.strip())
-    return used
+    return used | _kept_by_auto_update(data_dir)
+
+
+def _kept_by_auto_update(data_dir: str) -> set[str]:
+    """The current and previous images of pods that follow their tags (stage0/pods/autoupdate.py):
+    the previous one is what a rollback starts."""
+    kept: set[str] = set()
+    for path in glob.glob(os.path.join(data_dir, "auto-update", "*.json")):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError), open(path) as file:
+            kept.update(str(i) for i in json.load(file).get("keep", []))
+    return kept
 
 
 # -- removal and gc ------------------------------------------------------------------------------------
