@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from stage0.api.images import pull
 from stage0.errors import Error, ErrorKind, FailedPreconditionError, kind_of
 from stage0.host import journal_entry
-from stage0.host.executor import restart_unit, unit_watch
+from stage0.host.executor import apps_active, restart_unit, unit_watch
 from stage0.images.fetch.policy import QUIET, PullPolicy, Report
 from stage0.options import GlobalOptions, InsecureOption
 from stage0.pods import autoupdate as plan
@@ -96,23 +97,31 @@ def _update_pod(
     return outcomes
 
 
-def _current(options: GlobalOptions, record: Record, image: str) -> str:
-    """The image ID the pod runs for ``image``: the pinned one, else what the reference names."""
+def _current(options: GlobalOptions, unit: str, record: Record, image: str) -> str:
+    """The image ID the pod runs for ``image``: the pinned one, else the one of those the reference
+    names in the store that the unit's running pod uses (a dry run may have fetched a newer one)."""
     if image in record.pins:
         return record.pins[image]
-    from stage0.api.images import image_status
+    from stage0 import context
+    from stage0.images.catalog import resolve
+    from stage0.pods.dirs import Pods, PodState
 
+    used = {
+        i for p in Pods(options.dir).of_unit(unit) if p.state() is PodState.RUNNING for i in p.image_ids()
+    }
     try:
-        return image_status(options, image).id
+        with context.open_store(options) as store:
+            rows = resolve(store, image, options.config_dirs)
     except Error:
         return ""
+    return next((row.id for row in rows if row.id in used), rows[0].id)
 
 
 def _update_image(
     options: GlobalOptions, pod: str, unit: str, image: str, dry_run: bool, timeout: float, report: Report
 ) -> Outcome:
     before = plan.load_record(options.dir, pod)
-    old = _current(options, before, image)
+    old = _current(options, unit, before, image)
     try:
         new = pull(options, image, policy=PullPolicy.UPDATE, report=report).id
     except Error as error:
@@ -125,19 +134,19 @@ def _update_image(
         return Outcome(pod, image, Result.PENDING, old, new)
     switched = plan.switched(before, image, old, new)
     plan.save_record(options.dir, pod, switched)  # kept, and pinned for pod exec, before the restart
-    ready, why = _restart_ready(unit, pod, timeout)
+    ready, why = _restart_ready(options, unit, pod, timeout)
     if ready:
         _remove_quietly(options, plan.superseded(before, switched))
         return Outcome(pod, image, Result.UPDATED, old, new)
     back = plan.rolled_back(before, image, old)
     plan.save_record(options.dir, pod, back)
-    again, why_again = _restart_ready(unit, pod, timeout)
+    again, why_again = _restart_ready(options, unit, pod, timeout)
     _remove_quietly(options, plan.superseded(switched, back))
     reason = why if again else f"{why}; the previous image is not ready either: {why_again}"
     return Outcome(pod, image, Result.ROLLED_BACK, old, new, reason=reason)
 
 
-def _restart_ready(unit: str, pod: str, timeout: float) -> tuple[bool, str]:
+def _restart_ready(options: GlobalOptions, unit: str, pod: str, timeout: float) -> tuple[bool, str]:
     """Restart ``unit`` and watch its new run: (ready, why not)."""
     before = unit_watch(unit)[4]
     started = time.time()
@@ -147,14 +156,33 @@ def _restart_ready(unit: str, pod: str, timeout: float) -> tuple[bool, str]:
         return False, error.message
     deadline = time.monotonic() + timeout
     while True:
-        active, sub, status, result, invocation = unit_watch(unit)
+        active, sub, _, result, invocation = unit_watch(unit)
         fresh = invocation not in ("", before)
-        seen = plan.readiness(active, status, fresh, _health(pod, started))
+        apps = _apps(options, unit, invocation) if fresh and active == "active" else ()
+        seen = plan.readiness(active, apps, fresh, _health(pod, started))
         if seen is Readiness.READY:
             return True, ""
         if seen is Readiness.FAILED or time.monotonic() > deadline:
-            return False, plan.why_not_ready(active, sub, status, result, timeout)
+            return False, plan.why_not_ready(active, sub, apps, result, timeout)
         time.sleep(POLL)
+
+
+def _apps(options: GlobalOptions, unit: str, invocation: str) -> tuple[str, ...]:
+    """The states of the apps of the unit's run ``invocation`` (its pod's directory says which)."""
+    from stage0.pods.dirs import Pods
+
+    for pod in Pods(options.dir).of_unit(unit):
+        try:
+            with open(pod.paths.invocation) as file:
+                if file.read().strip() != invocation:
+                    continue
+            with open(pod.paths.spec) as file:
+                names = [str(app["name"]) for app in json.load(file)["apps"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        machine = pod.machine()
+        return tuple(apps_active(machine, names)) if machine else ()
+    return ()
 
 
 def _health(pod: str, since: float) -> str | None:

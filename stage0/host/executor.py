@@ -211,7 +211,9 @@ def systemd_version() -> str:
 
 def unit_watch(unit: str) -> tuple[str, str, str, str, str]:
     """(ActiveState, SubState, StatusText, Result, InvocationID) of a host service, for watching a
-    restart (stage0/api/autoupdate.py); empty strings when systemd cannot say (not loaded)."""
+    restart (stage0/api/autoupdate.py); empty strings when systemd cannot say (not loaded). While a
+    job is queued for it, ActiveState is "pending" (between a restart's stop and start it is
+    inactive, with the new run's InvocationID already)."""
     from stage1.systemd import Systemd
 
     try:
@@ -220,7 +222,8 @@ def unit_watch(unit: str) -> tuple[str, str, str, str, str]:
             text = systemd.status_text(unit)
     except Error:
         return "", "", "", "", ""
-    return status.active_state, status.sub_state, text, status.result, status.invocation_id
+    active = "pending" if status.job_queued else status.active_state
+    return active, status.sub_state, text, status.result, status.invocation_id
 
 
 def restart_unit(unit: str) -> None:
@@ -229,3 +232,21 @@ def restart_unit(unit: str) -> None:
 
     with Systemd() as systemd:
         systemd.restart_unit(unit)
+
+
+def apps_active(machine: str, apps: list[str]) -> list[str]:
+    """The ActiveState of each app's unit in a running pod (its systemd, over the machine's bus); ""
+    for one it cannot say (not started yet, or the pod's bus not up)."""
+    from stage1.systemd import Systemd
+
+    states = []
+    try:
+        with Systemd(machine) as pod:
+            for app in apps:
+                try:
+                    states.append(pod.status(f"{app}.service").active_state)
+                except Error:
+                    states.append("")
+    except Error:
+        return [""] * len(apps)
+    return states

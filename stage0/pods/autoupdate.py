@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +25,6 @@ DEFAULT_TIMEOUT = 60.0  # seconds a restarted pod has to become ready before it 
 # where a pod's health state is read, when it declares a health check ("healthy", "unhealthy" or
 # "starting", as text or as {"status": …} JSON); absent: the pod's readiness alone decides
 HEALTH_DIR = "/run/nspod/health"
-_READY = re.compile(r"^(\d+)/(\d+) apps ready$")
 
 
 class Result(enum.StrEnum):
@@ -148,15 +146,14 @@ def followed(request: PodRequest) -> tuple[str, ...]:
     return tuple(dict.fromkeys(app.image for app in request.apps))
 
 
-def readiness(active: str, status: str, new_invocation: bool, health: str | None) -> Readiness:
+def readiness(active: str, apps: tuple[str, ...], new_invocation: bool, health: str | None) -> Readiness:
     """Whether a restarted pod@ unit is ready: a new run of it, active (nspawn said READY=1), every
-    app ready (the pod's own STATUS=, stage1/scripts/report.py), and healthy when it has a check."""
+    app's unit active in the pod (a notify app's once it said READY=1), healthy when it has a check."""
     if not new_invocation:
         return Readiness.WAITING  # the restart job has not started the new run yet
-    if active in ("failed", "inactive"):
+    if active in ("failed", "inactive") or "failed" in apps:
         return Readiness.FAILED
-    ready = _READY.match(status)
-    if active != "active" or not ready or ready.group(1) != ready.group(2):
+    if active != "active" or not apps or any(state != "active" for state in apps):
         return Readiness.WAITING
     if health is None or health == "healthy":
         return Readiness.READY
@@ -175,9 +172,12 @@ def parse_health(text: str) -> str | None:
     return word if word in ("healthy", "unhealthy", "starting") else None
 
 
-def why_not_ready(active: str, sub: str, status: str, result: str, timeout: float) -> str:
+def why_not_ready(active: str, sub: str, apps: tuple[str, ...], result: str, timeout: float) -> str:
     """The one line the journal and the output give for a rollback."""
     if active in ("failed", "inactive"):
         return f"the pod ended ({active}, result {result or 'unknown'}) before it was ready"
-    shown = f", {status}" if status else ""
-    return f"not ready within {timeout:g}s ({active}/{sub}{shown})"
+    if "failed" in apps:
+        return "an app failed before the pod was ready"
+    ready = sum(1 for state in apps if state == "active")
+    shown = f", {ready}/{len(apps)} apps ready" if apps else ""
+    return f"not ready within {timeout:g}s (pod {active}/{sub}{shown})"

@@ -57,15 +57,17 @@ def test_pinned_replaces_only_the_pinned_references() -> None:
     assert [a.image for a in out.apps] == ["sha512-b", "other:1"]
 
 
-def test_readiness_needs_a_new_run_every_app_ready_and_health() -> None:
-    assert readiness("active", "1/1 apps ready", False, None) is Readiness.WAITING
-    assert readiness("active", "1/1 apps ready", True, None) is Readiness.READY
-    assert readiness("active", "1/2 apps ready", True, None) is Readiness.WAITING
-    assert readiness("activating", "", True, None) is Readiness.WAITING
-    assert readiness("failed", "", True, None) is Readiness.FAILED
-    assert readiness("active", "2/2 apps ready", True, "starting") is Readiness.WAITING
-    assert readiness("active", "2/2 apps ready", True, "unhealthy") is Readiness.FAILED
-    assert readiness("active", "2/2 apps ready", True, "healthy") is Readiness.READY
+def test_readiness_needs_a_new_run_every_app_active_and_health() -> None:
+    assert readiness("active", ("active",), False, None) is Readiness.WAITING
+    assert readiness("active", ("active",), True, None) is Readiness.READY
+    assert readiness("active", ("active", "activating"), True, None) is Readiness.WAITING
+    assert readiness("active", (), True, None) is Readiness.WAITING
+    assert readiness("activating", (), True, None) is Readiness.WAITING
+    assert readiness("failed", (), True, None) is Readiness.FAILED
+    assert readiness("active", ("active", "failed"), True, None) is Readiness.FAILED
+    assert readiness("active", ("active",), True, "starting") is Readiness.WAITING
+    assert readiness("active", ("active",), True, "unhealthy") is Readiness.FAILED
+    assert readiness("active", ("active",), True, "healthy") is Readiness.READY
 
 
 def test_health_words() -> None:
@@ -76,13 +78,17 @@ def test_health_words() -> None:
 
 def test_why_not_ready_is_one_line() -> None:
     assert "before it was ready" in why_not_ready("failed", "failed", "", "exit-code", 5)
-    text = why_not_ready("activating", "start", "0/1 apps ready", "", 5)
-    assert text == "not ready within 5s (activating/start, 0/1 apps ready)"
+    text = why_not_ready("active", "running", ("active", "activating"), "", 5)
+    assert text == "not ready within 5s (pod active/running, 1/2 apps ready)"
 
 
 def test_pod_file_keys() -> None:
-    for bad in ('[[app]]\nimage = "x"\nauto-update = "registry"\n', 'auto-update = "always"\n[[app]]\nimage = "x"\n',
-                'auto-update-timeout = 0\n[[app]]\nimage = "x"\n'):  # fmt: skip
+    app = '[[app]]\nimage = "x"\n'
+    for bad in (
+        app + 'auto-update = "registry"\n',
+        'auto-update = "always"\n' + app,
+        "auto-update-timeout = 0\n" + app,
+    ):
         with pytest.raises(PodFileError):
             parse(bad, "/p/web.toml", "web")
     head = 'auto-update = "registry"\nauto-update-timeout = 5\n[[app]]\nimage = "x"\n'
