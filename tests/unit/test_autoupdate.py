@@ -77,7 +77,7 @@ def test_health_words() -> None:
 
 
 def test_why_not_ready_is_one_line() -> None:
-    assert "before it was ready" in why_not_ready("failed", "failed", "", "exit-code", 5)
+    assert "before it was ready" in why_not_ready("failed", "failed", (), "exit-code", 5)
     text = why_not_ready("active", "running", ("active", "activating"), "", 5)
     assert text == "not ready within 5s (pod active/running, 1/2 apps ready)"
 
