@@ -76,12 +76,26 @@ def auto_update(
     pods = followed_pods(options, names)
     outcomes: list[Outcome] = []
     with _exclusive(options.dir):
+        if not names and not dry_run:
+            _forget_others(options.dir, {pod.name for pod in pods})
         for pod in pods:
+            record = plan.load_record(options.dir, pod.name)
+            if not dry_run and (kept := plan.pruned(record, plan.followed(pod.request))) != record:
+                plan.save_record(options.dir, pod.name, kept)
             outcomes += _update_pod(options, pod, dry_run, timeout or pod.auto_update_timeout, report)
     for outcome in outcomes:
         if not dry_run:
             _log(outcome)
     return outcomes
+
+
+def _forget_others(data_dir: str, followed: set[str]) -> None:
+    """Records of pods no pod file makes follow a tag any more: their images are no longer kept."""
+    directory = os.path.join(data_dir, plan.RECORD_DIR)
+    for entry in os.listdir(directory):
+        if entry.endswith(".json") and entry.removesuffix(".json") not in followed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, entry))
 
 
 def _update_pod(

@@ -95,8 +95,13 @@ def _in_use(data_dir: str, image_id: str) -> bool:
 
 
 def remove_images(store: Store, data_dir: str, rows: list[ImageRow]) -> list[str]:
-    in_use = images_in_use(data_dir)
+    in_use, kept = images_in_use(data_dir), _kept_by_auto_update(data_dir)
     for row in rows:
+        if row.id in kept:
+            raise FailedPreconditionError(
+                f"image {row.short_id} ({row.name}) is kept by auto-update (a pod's current or previous)",
+                hint="the next update of its tag lets the older one go; see 'nspod auto-update --dry-run'",
+            )
         if row.id in in_use:
             raise FailedPreconditionError(
                 f"image {row.short_id} ({row.name}) is used by a prepared or running pod",

@@ -131,6 +131,15 @@ def superseded(before: Record, after: Record) -> list[str]:
     return [i for i in before.keep if i not in after.keep]
 
 
+def pruned(record: Record, followed: tuple[str, ...]) -> Record:
+    """The record of the references the pod file still follows (an image line edited or removed
+    lets go of the images auto-update kept for the old one)."""
+    pins = {k: v for k, v in record.pins.items() if k in followed}
+    previous = {k: v for k, v in record.previous.items() if k in followed}
+    keep = tuple(i for i in record.keep if i in pins.values() or i in previous.values())
+    return Record(pins, keep, previous)
+
+
 def pinned(request: PodRequest, record: Record) -> PodRequest:
     """The pod request ``pod exec`` starts: each app whose reference the record pins runs on the
     pinned image ID (not on whatever the name resolves to now)."""

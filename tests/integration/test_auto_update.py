@@ -182,7 +182,8 @@ def test_a_new_signed_image_is_pulled_verified_and_the_pod_restarted_on_it(env: 
     ids = {i["id"] for i in json.loads(env.nspod("image", "list", "--format=json").stdout)}
     assert {v1, v2} <= ids
     refused = env.nspod("image", "rm", v1)
-    assert refused.returncode == 254 and len(refused.stderr.strip().splitlines()) <= 2, refused.stderr
+    assert refused.returncode == 254 and "kept by auto-update" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 2, refused.stderr  # the line and its hint
 
 
 def test_an_unsigned_new_image_is_refused_and_the_pod_left_alone(env: Env) -> None:

@@ -13,6 +13,7 @@ from stage0.pods.autoupdate import (
     parse_health,
     parse_record,
     pinned,
+    pruned,
     readiness,
     rolled_back,
     save_record,
@@ -94,3 +95,10 @@ def test_pod_file_keys() -> None:
     head = 'auto-update = "registry"\nauto-update-timeout = 5\n[[app]]\nimage = "x"\n'
     pod = parse(head, "/p/web.toml", "web")
     assert pod.auto_update == "registry" and pod.auto_update_timeout == 5.0
+
+
+def test_pruned_lets_go_of_references_no_longer_followed() -> None:
+    record = switched(switched(Record(), REF, "sha512-a", "sha512-b"), "old:1", "sha512-x", "sha512-y")
+    kept = pruned(record, (REF,))
+    assert kept.pins == {REF: "sha512-b"} and kept.keep == ("sha512-a", "sha512-b")
+    assert pruned(kept, (REF,)) == kept
