@@ -80,7 +80,7 @@ def prop(unit: str, name: str) -> str:
     return done.stdout.decode().strip()
 
 
-def journal(result: str, timeout: float = 5.0) -> list[dict[str, str]]:
+def journal(result: str, at_least: int = 1, timeout: float = 5.0) -> list[dict[str, str]]:
     """The auto-update entries of the pod with that result (journald takes a moment to store them)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -97,7 +97,7 @@ def journal(result: str, timeout: float = 5.0) -> list[dict[str, str]]:
             text=True,
         )
         entries = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-        if entries or time.monotonic() > deadline:
+        if len(entries) >= at_least or time.monotonic() > deadline:
             return entries
         time.sleep(0.1)
 
@@ -240,6 +240,27 @@ def test_twenty_update_cycles_leak_nothing(env: Env) -> None:
     assert _mounts() == mounts and prop("machine.slice", "Names") == units
     record = json.loads((env.root / "data/auto-update/au.json").read_text())
     assert len(record["keep"]) == 2 and record["pins"] == {env.ref: env.running_image()}
+
+
+def test_the_shipped_service_runs_it(env: Env) -> None:
+    nspod = " ".join([sys.executable, "-m", "stage0", *env.globals()])
+    text = (REPO / "units/nspod-auto-update.service").read_text()
+    assert "ExecStart=/usr/local/bin/nspod auto-update\n" in text
+    text = text.replace(
+        "ExecStart=/usr/local/bin/nspod ", f"Environment=PYTHONPATH={REPO}\nExecStart={nspod} "
+    )
+    (UNIT_DIR / "nspod-auto-update.service").write_text(text)
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    try:
+        since = len(journal("unchanged", at_least=0))
+        ran = subprocess.run(
+            ["systemctl", "start", "nspod-auto-update.service"], capture_output=True, timeout=120
+        )
+        assert ran.returncode == 0 and prop("nspod-auto-update.service", "Result") == "success", ran.stderr
+        assert len(journal("unchanged", at_least=since + 1)) > since  # the tag still names what the pod runs
+    finally:
+        (UNIT_DIR / "nspod-auto-update.service").unlink()
+        subprocess.run(["systemctl", "daemon-reload"], check=True)
 
 
 def test_bad_input_is_one_line_and_changes_nothing(env: Env) -> None:
