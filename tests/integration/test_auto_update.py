@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_output_schema
 from tests.harness.registry import Layout, Registry, cosign_sign
 
 pytestmark = pytest.mark.systemd
@@ -72,7 +72,9 @@ class Env:
 
     def update(self, *args: str) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
         done = self.nspod("auto-update", "--format", "json", *args)
-        return done, (json.loads(done.stdout) if done.stdout.strip() else [])
+        outcomes = json.loads(done.stdout) if done.stdout.strip() else []
+        assert_output_schema("auto-update", outcomes)
+        return done, outcomes
 
 
 def prop(unit: str, name: str) -> str:
