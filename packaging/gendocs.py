@@ -49,7 +49,7 @@ NAMESPACES = (
 )
 # Completion of stored images and pods: what the read-only verbs print (members of group nspod may)
 IMAGES = "nspod image list --no-legend --fields=name 2>/dev/null"
-PODS = "nspod list --no-legend 2>/dev/null | awk '{print $1; print $2}'"  # short UUIDs and names
+PODS = "nspod list -q 2>/dev/null"  # each pod's name (its UUID when it has none)
 PODFILES = "nspod pod list 2>/dev/null | awk 'NR > 1 {print $1}'"
 PREAMBLE = {
     "bash": f'_nspod_images() {{ compgen -W "$({IMAGES})" -- "$1"; }}\n'

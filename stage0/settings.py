@@ -74,6 +74,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("--port", "port", P, True, COLD, "port"),
     Setting("--mds-register", "mds_register", P, False, CHECKED, "mds-register"),
     Setting("--pod-manifest", "pod_manifest", P, True, COLD),
+    # podman's own (stage0/cli/podman_flags.py); its aliases of rkt's flags are rkt's settings
+    Setting("--publish", "publish", P, True, COLD, "publish"),
+    Setting("--user", "user", P, True, SAFE),  # app flags, as those after the image
+    Setting("--workdir", "workdir", P, True, SAFE),
     # how the command runs it (run only)
     Setting("--detach", "detach", P, False, SAFE),
     Setting("--interactive", "interactive", P, False, COLD),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     enter = verbs.add_parser("enter")
     enter.add_argument("pod_dir")
     enter.add_argument("--app")
+    # nspod exec's: more environment, another user (UID:GID) or working directory, a pty or none
+    enter.add_argument("--env", action="append", default=[])
+    enter.add_argument("--user")
+    enter.add_argument("--workdir")
+    enter.add_argument("--tty", choices=["auto", "yes", "no"], default="auto")
     enter.add_argument("command", nargs="*")  # without "--": words that look like no option
     args = parser.parse_args(argv)
     from stage1 import run as entry
@@ -113,7 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return update(*entry.load(args.pod_dir), args.app, args.memory, args.cpu, more)
             case _:
-                return entry.enter(args.pod_dir, args.app, [*args.command, *command])
+                if not (args.env or args.user or args.workdir) and args.tty == "auto":
+                    return entry.enter(args.pod_dir, args.app, [*args.command, *command])
+                from stage1.exec_as import Overrides, exec_command  # nspod exec's
+
+                overrides = Overrides.parse(args.env, args.user, args.workdir)
+                term = os.environ.get("TERM", "dumb")
+                cmd = [*args.command, *command] or ["/bin/sh"]
+                argv = exec_command(args.pod_dir, args.app, cmd, overrides, tty=args.tty == "yes", term=term)
+                os.execv(argv[0], argv)
     except Error as error:
         if args.debug:
             traceback.print_exc()

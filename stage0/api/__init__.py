@@ -43,6 +43,12 @@ Images (:mod:`stage0.api.images`)::
     image_status(options, reference) -> ImageView         # ImageNotFound (kind not-found)
     remove_image(options, *references) -> list[str]       # the removed IDs
 
+Reading more of a pod (:mod:`stage0.api.inspect`, :mod:`stage0.api.stats`)::
+
+    pod_details(options, pod_id) -> PodDetails            # view, apps' AppViews, spec, finished
+    running(options, refs) -> list[PodView]               # the pods named (each must run), or all running
+    pod_usage(view) -> PodUsage                           # CPU ns, memory, limit, PIDs, block and net I/O
+
 The read model (:mod:`stage0.api.views`): ``PodView`` (uuid, path, state, machine, unit, created,
 started, apps: ``PodApp`` with image, exit code and signal, networks: ``NetView`` with addresses
 and gateways, pid; ``addresses()``), ``AppView`` (name, state: ``AppState``, exit code, signal,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,15 +32,54 @@ APP_FLAG_HELP = {
 }
 SWITCHES = ("--readonly-rootfs",)  # app flags that need no value
 APP_FLAGS = tuple(APP_FLAG_HELP)
+# podman's spellings of app flags, after an image as before it (stage0/cli/podman_flags.py)
+PODMAN_APP_FLAGS = {"-e": "--environment", "--env": "--environment", "-u": "--user",
+                    "-w": "--working-dir", "--workdir": "--working-dir"}  # fmt: skip
 APP_EPILOG = (
     "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
     + "\n".join(f"  {flag:<21}{text}" for flag, text in APP_FLAG_HELP.items())
+    + "\n  -e, -u USER[:GROUP], -w: podman's --environment, --user (and --group), --working-dir"
+    + "\n\npodman's IMAGE COMMAND ARGS: after an image, a word starting with '/' that is not an image"
+    + "\nfile (*.aci, or an existing archive) is the app's command and every word after it (up to"
+    + "\n'---') an argument; a bare word there (no '/', '.' or ':') is refused as ambiguous."
 )
+ARCHIVES = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd
 
 
-def parse_apps(tokens: list[str]) -> list[AppRequest]:
-    """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` into AppRequests."""
+def is_image_file(word: str) -> bool:
+    """Whether ``/word`` names an image (rkt's) rather than a command (podman's): an ``.aci``, or an
+    existing file that is an archive (an ACI, compressed or a plain tar), never a program or script."""
+    if word.endswith(".aci"):
+        return True
+    try:
+        with open(word, "rb") as file:
+            head = file.read(512)
+    except OSError:  # missing, a directory, unreadable: a path inside the image
+        return False
+    return head.startswith(ARCHIVES) or head[257:262] == b"ustar"
+
+
+def command_word(word: str, is_image: Callable[[str], bool]) -> bool:
+    """After an image with no command yet: whether ``word`` is its command (podman's IMAGE CMD ARGS)
+    and not a second image (rkt's IMAGE IMAGE); a bare word could be either, so it is refused."""
     from stage0.errors import UsageError
+
+    if word.startswith("/"):
+        return not word.endswith(".aci") and not is_image(word)
+    if not any(c in word for c in "/.:,") and not word.startswith("sha512-"):
+        raise UsageError(
+            f"{word!r} after an image: a command or another image?",
+            hint=f"a command by its absolute path (/bin/{word}) or --exec={word};"
+            f" another image after '---' (IMAGE --- {word})",
+        )
+    return False
+
+
+def parse_apps(tokens: list[str], is_image: Callable[[str], bool] = is_image_file) -> list[AppRequest]:
+    """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` (or ``IMAGE [APP FLAGS] /COMMAND ARGS… [---] …``)
+    into AppRequests."""
+    from stage0.errors import UsageError
+    from stage0.pods.podman import split_user
     from stage0.pods.requests import (
         PROFILE_FLAGS,
         AppRequest,
@@ -60,8 +100,19 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
             apps[-1]["args"] = tuple(tokens[i + 1 : end])
             i = end + 1
             continue
-        if token.startswith("--"):
+        if token == "---" and apps and "args" not in apps[-1]:
+            apps[-1]["args"] = None  # IMAGE --- IMAGE: the app ends here, with the image's arguments
+            i += 1
+            continue
+        no_command = bool(apps) and "args" not in apps[-1] and "exec" not in apps[-1]
+        if no_command and not token.startswith("-") and command_word(token, is_image):
+            end = tokens.index("---", i + 1) if "---" in tokens[i + 1 :] else len(tokens)
+            apps[-1]["exec"], apps[-1]["args"] = token, tuple(tokens[i + 1 : end])  # podman's IMAGE CMD ARGS
+            i = end + 1
+            continue
+        if token.startswith("-") and token != "-":
             key, equals, value = token.partition("=")
+            user_group, key = key == "-u", PODMAN_APP_FLAGS.get(key, key)  # -u USER[:GROUP] is podman's
             if key not in APP_FLAGS:
                 raise UsageError(
                     f"unknown option {key} after an image",
@@ -90,6 +141,9 @@ def parse_apps(tokens: list[str]) -> list[AppRequest]:
                 apps[-1]["stop_timeout"] = parse_seconds(value, key)
             elif key in PROFILE_FLAGS:
                 profile_option(apps[-1], key, value)
+            elif user_group:
+                apps[-1]["user"], group = split_user(value)
+                apps[-1].update({"group": group} if group else {})
             else:
                 apps[-1][field] = value
         else:

@@ -1,4 +1,4 @@
-"""``nspod list|status|stop|rm|gc|enter|cat-manifest|logs``: pods after they were made."""
+"""``nspod status|stop|rm|gc|enter|cat-manifest|logs``: pods after they were made."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from stage0.cli.args import duration, uuid_args, uuids, wait_timeout
-from stage0.cli.format import moment
 from stage0.cli.output import add_format
 from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
@@ -20,12 +19,6 @@ if TYPE_CHECKING:
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-
-    listing = verbs.add_parser("list", help="list pods")
-    listing.add_argument("--full", action="store_true", help="whole UUIDs and image IDs, absolute times")
-    listing.add_argument("--no-legend", action="store_true", help="leave out the header line")
-    add_format(listing)
-    listing.set_defaults(handler=run_list)
 
     status = verbs.add_parser("status", help="show a pod's state and its apps' exit codes")
     uuid_args(status, many=False)
@@ -89,75 +82,6 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     logs.add_argument("--app", help="one app's lines alone")
     logs.add_argument("-f", "--follow", action="store_true", help="go on printing new lines until Ctrl-C")
     logs.set_defaults(handler=run_logs)
-
-
-def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.api.pods import list_pods
-    from stage0.cli.format import table
-    from stage0.cli.output import dump, networks_text, pod_json
-
-    views = list_pods(options)
-    rows = [(pod_json(view), view.created, view.started, view.networks) for view in views]
-    if args.format == "json":
-        dump([row for row, _, _, _ in rows])
-        return 0
-    names = _image_names(options, {a["image"]["id"] for r, _, _, _ in rows for a in r["apps"]})
-    cells = [
-        [
-            r["uuid"] if args.full else r["uuid"][:8],
-            r["name"] or "-",
-            r["unit"] or "-",
-            ",".join(_app_cell(a) for a in r["apps"]) or "-",
-            ",".join(names.get(a["image"]["id"]) or _image_cell(a["image"]) for a in r["apps"]) or "-",
-            r["state"],
-            moment(created, full=args.full),
-            moment(started, full=args.full),
-            networks_text(networks) or "-",
-        ]
-        for r, created, started, networks in rows
-    ]
-    legend = (
-        None
-        if args.no_legend
-        else ["UUID", "NAME", "UNIT", "APPS", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
-    )
-    sys.stdout.write(table(cells, legend))
-    return 0
-
-
-def _app_cell(app: dict[str, Any]) -> str:
-    """``web`` while it runs, ``web=0`` once it has ended with that code, ``web=143(SIGTERM)``
-    once a signal ended it."""
-    if app["exit_code"] is None:
-        return str(app["name"])
-    return f"{app['name']}={app['exit_code']}" + (f"({app['signal']})" if app.get("signal") else "")
-
-
-def _image_cell(image: dict[str, Any]) -> str:
-    return f"{image['name']}:{image['version']}" if image["version"] else image["name"]
-
-
-def _image_names(options: GlobalOptions, ids: set[str]) -> dict[str, str]:
-    """Each stored image's name as ``image list`` shows it (an OCI image's REGISTRY/REPO:TAG), read
-    without writing (list is a reader's verb); an image no longer stored keeps its manifest's."""
-    import sqlite3
-
-    from stage0.images.catalog import display_name
-    from stage0.images.store.index import Index, StoreError
-
-    path = os.path.join(options.dir, "images", "index.db")
-    if not ids or not os.access(path, os.R_OK):
-        return {}
-    try:
-        index = Index(path, read_only=True)
-    except StoreError:
-        return {}
-    try:
-        return {i: display_name(row) for i in ids if (row := index.image(i)) is not None}
-    except sqlite3.Error:  # a listing does without the store's names rather than fail
-        return {}
-    finally:
-        index.close()
 
 
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
     nspod run [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS… [---]] [IMAGE [APP FLAGS] …]
 
 Flags after an image apply to that image; ``--`` starts its arguments, ``---`` ends them.
+podman's ``run [-d -e -v -p -u -w] IMAGE /COMMAND ARGS`` works too (stage0/cli/podman_flags.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from stage0.api.pods import Prepared, prepare, relaxing
 from stage0.cli.app_flags import APP_EPILOG, parse_apps
+from stage0.cli.podman_flags import add_podman_arguments
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
@@ -30,9 +32,22 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
     parser.add_argument("--name", dest="pod_name", help="machine name (default: nspod-UUID)")
     parser.add_argument("--hostname", help="the pod's host name (default: its machine name)")
     parser.add_argument(
-        "--set-env", action="append", default=[], metavar="NAME=VALUE", help="env for every app"
+        "-e",
+        "--env",
+        "--set-env",
+        dest="set_env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="env for every app",
     )
-    parser.add_argument("--set-env-file", metavar="FILE", help="NAME=VALUE lines for every app")
+    parser.add_argument(
+        "--env-file",
+        "--set-env-file",
+        dest="set_env_file",
+        metavar="FILE",
+        help="NAME=VALUE lines for every app",
+    )
     parser.add_argument("--inherit-env", action="store_true", help="start from nspod's own environment")
     parser.add_argument("--uuid-file-save", metavar="FILE", help="write the pod's UUID here, first thing")
     parser.add_argument(
@@ -42,12 +57,14 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
         help="never: the store only; new (default): the store, else fetch; update: ask the remote",
     )
     parser.add_argument(
+        "-v",
         "--volume",
         action="append",
         default=[],
-        metavar="NAME,kind=host|empty,…",
+        metavar="NAME,kind=…|/HOST:/PATH[:ro]",
         help="a pod volume: NAME,kind=host,source=/path[,readOnly=true] or NAME,kind=empty; with"
-        " --private-users, idmap=true makes the pod's root host root on it (default: the pod's own user)",
+        " --private-users, idmap=true makes the pod's root host root on it (default: the pod's own user);"
+        " podman's /HOST:/PATH[:ro] is a host volume mounted in every app",
     )
     parser.add_argument(
         "--mount",
@@ -81,7 +98,7 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
 
 
 def _start_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detach", action="store_true", help="return once the pod is ready")
+    parser.add_argument("-d", "--detach", action="store_true", help="return once the pod is ready")
     parser.add_argument(
         "-i", "--interactive", action="store_true", help="the app reads nspod's stdin (a pod of one app)"
     )
@@ -121,6 +138,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _pod_arguments(run, runtime=True)
+    add_podman_arguments(run)
     run.set_defaults(handler=run_run)
     prepare = verbs.add_parser(
         "prepare",
@@ -129,6 +147,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _pod_arguments(prepare, runtime=False)
+    add_podman_arguments(prepare)
     prepare.add_argument("--quiet", action="store_true", help="print only the UUID")
     prepare.set_defaults(handler=run_prepare)
     prepared = verbs.add_parser("run-prepared", help="run a prepared pod")
@@ -138,20 +157,22 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _request(args: argparse.Namespace) -> PodRequest:
+    from stage0.cli.podman_flags import apply
     from stage0.pods.dns import dns_request
     from stage0.pods.network import net_words, parse_port
+    from stage0.pods.podman import is_podman_volume
     from stage0.pods.requests import PodRequest, parse_env, parse_mount, parse_volume, read_env_file
 
     base = _from_manifest(args) if args.pod_manifest else PodRequest(apps=())
-    return dataclasses.replace(
+    request = dataclasses.replace(
         base,
         apps=base.apps or tuple(parse_apps(args.images)),
         name=args.pod_name,
         hostname=args.hostname,
-        set_env=tuple(parse_env(e, "--set-env") for e in args.set_env),
+        set_env=tuple(parse_env(e, "-e/--set-env") for e in args.set_env),
         env_file=read_env_file(args.set_env_file) if args.set_env_file else (),
         inherit_env=dict(os.environ) if args.inherit_env else {},
-        volumes=base.volumes or tuple(parse_volume(v) for v in args.volume),
+        volumes=base.volumes or tuple(parse_volume(v) for v in args.volume if not is_podman_volume(v)),
         mounts=tuple(parse_mount(m) for m in args.mount),
         private_users=args.private_users,
         dns=dns_request(args),
@@ -159,6 +180,7 @@ def _request(args: argparse.Namespace) -> PodRequest:
         ports=tuple(parse_port(p) for p in args.port) or base.ports,
         mds_register=args.mds_register,
     )
+    return apply(args, request)  # podman's -v, -p, -u, -w
 
 
 def pooled_command(argv: list[str]) -> Command | None:

@@ -19,7 +19,7 @@ from stage0.errors import Error, ErrorKind
 # sysusers.d also makes nspod-admin, for sites that grant more: nspod grants it nothing yet
 GROUP = "nspod"
 JOURNAL_GROUPS = ("systemd-journal", "adm", "wheel")  # whom journald lets read the system journal
-READERS = ("list", "status", "cat-manifest", "logs", "image list", "image cat-manifest")
+READERS = ("list", "ps", "status", "cat-manifest", "logs", "image list", "image cat-manifest")
 # verbs that touch no data dir: anyone may run them
 ANYONE = ("version", "image build", "image validate", "pod validate", "pod list", "pod show")
 

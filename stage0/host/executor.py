@@ -250,3 +250,28 @@ def apps_active(machine: str, apps: list[str]) -> list[str]:
     except Error:
         return [""] * len(apps)
     return states
+
+
+def signal_unit(machine: str | None, unit: str, signum: int) -> bool:
+    """Send ``signum`` to every process of ``unit`` (KillUnit): one of the pod's systemd, or
+    with no ``machine`` the host's; False when there is no such unit (not running)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd(machine) as systemd:
+            if not systemd.exists(unit) or systemd.status(unit).active_state not in ("active", "reloading"):
+                return False
+            systemd.kill(unit, signum)
+    except Error:
+        return False
+    return True
+
+
+def restart_host_unit(unit: str, timeout: float = 120.0) -> str:
+    """``systemctl restart UNIT`` of a host unit (pod@NAME.service): stopped, then started again;
+    its ActiveState once the start job ended."""
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        systemd.stop(unit, timeout=timeout)
+        return systemd.start_unit(unit, timeout=timeout).active_state

@@ -16,6 +16,7 @@ host-local addresses from ``172.16.28.0/24`` (``default``) and ``172.31.0.0/16``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import ipaddress
 import json
@@ -176,6 +177,8 @@ def port_specs(
         )
     specs: list[PortSpec] = []
     for asked in ports:
+        if asked.port is not None and not asked.name:  # podman's -p: by number
+            asked = by_number(asked, offered, {s.name for s in specs})
         if asked.port is not None:
             offered = {**offered, asked.name: (asked.protocol, asked.port)}
         if asked.name not in offered:
@@ -198,3 +201,15 @@ def port_specs(
             )
         )
     return tuple(specs)
+
+
+def by_number(asked: PortRequest, offered: dict[str, tuple[str, int]], taken: set[str]) -> PortRequest:
+    """A forward by number named for the app's port of that number and protocol, else for itself
+    (``tcp-80``: as the CRI's, a port the image does not declare is forwarded all the same); a port
+    forwarded again, from another host port, gets the CRI's name (``tcp-80-8081``): names are unique."""
+    assert asked.port is not None
+    wanted = (asked.protocol, asked.port)
+    name = next((n for n, p in sorted(offered.items()) if p == wanted), f"{asked.protocol}-{asked.port}")
+    if name in taken:
+        name = f"{asked.protocol}-{asked.port}-{asked.host_port}"
+    return dataclasses.replace(asked, name=name)

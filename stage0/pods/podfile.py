@@ -9,6 +9,7 @@ system config (``/usr/lib/nspod/pods``), first found wins. Checked against the s
     net = ["default"]                      # like --net (the default)
     port = ["http:8080"]                   # like --port=NAME:[HOSTIP:]HOSTPORT
     auto-update = "registry"               # follow the images' tags: nspod auto-update
+    publish = ["8443:443"]                 # like -p [HOSTIP:]HOSTPORT:PORT[/udp]
 
     [[app]]
     image = "example.com/web:1.0"          # name[:version][,labels], URL, file or image ID
@@ -38,6 +39,7 @@ from typing import Any, TypeVar
 from stage0.errors import Error, ErrorKind, SchemaError
 from stage0.host.atomic import write_atomic
 from stage0.pods.network import net_words, parse_port
+from stage0.pods.podman import parse_publish, publish_text
 from stage0.pods.requests import PROFILE_FLAGS, AppRequest, PodRequest, check_pod_name, profile_option
 from stage0.schema.isolators import Isolator, parse_isolators
 from stage1.abi import VolumeSpec
@@ -223,7 +225,8 @@ def parse(text: str, path: str, name: str) -> PodFile:
         relaxed=tuple(sorted(doc.get("insecure-options", []))),
         private_users=doc.get("private-users", False),
         nets=_checked(path, "net", lambda: net_words(doc.get("net", []))),
-        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", []))),
+        ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", [])))
+        + _checked(path, "publish", lambda: tuple(parse_publish(p) for p in doc.get("publish", []))),
         mds_register=doc.get("mds-register"),
     )
     timeout = doc.get("auto-update-timeout", 60.0)
@@ -290,8 +293,10 @@ def render(request: PodRequest) -> str:
         lines.append("private-users = true")
     if request.nets:
         lines.append(f"net = {_toml(list(request.nets))}")
-    if request.ports:
-        lines.append(f"port = {_toml([p.flag() for p in request.ports])}")
+    if named := [p.flag() for p in request.ports if p.name]:
+        lines.append(f"port = {_toml(named)}")
+    if numbered := [publish_text(p) for p in request.ports if not p.name]:  # podman's -p
+        lines.append(f"publish = {_toml(numbered)}")
     if request.mds_register is not None:
         lines.append(f"mds-register = {_toml(request.mds_register)}")
     for volume in request.volumes:

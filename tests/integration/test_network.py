@@ -141,7 +141,7 @@ def test_a_pod_gets_an_address_on_the_default_net(net: Net, web: dict[str, objec
     assert web["networks"][0]["interface"] == "eth0"  # type: ignore[index]
     machine = subprocess.run(["machinectl", "status", "netweb"], capture_output=True, text=True).stdout
     assert f"Address: {pod}" in machine
-    assert f"default:ip4={pod}" in net("list", "--no-legend").stdout
+    assert f"default:ip4={pod}" in net("list", "--no-legend", "--full").stdout
     assert f"networks=default:ip4={pod}" in net("status", "netweb").stdout
 
 

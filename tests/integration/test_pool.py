@@ -68,7 +68,7 @@ def pool(tmp_path: Path) -> Iterator[Pool]:
     for uuid in made.spares():
         nspod("stop", uuid)
     nspod("gc", "--grace-period=0s")
-    for pod in json.loads(nspod("list", "--format=json").stdout or "[]"):
+    for pod in json.loads(nspod("list", "--all", "--format=json").stdout or "[]"):
         if pod["state"] == "running":
             nspod("stop", pod["uuid"], "--force")
 
@@ -138,7 +138,7 @@ def test_a_keeper_killed_half_way_leaves_nothing_after_gc(pool: Pool, bb: Path) 
     time.sleep(1)
     gc = pool.nspod("gc", "--grace-period=0s")
     assert gc.returncode == 0, gc.stderr
-    for pod in json.loads(pool.nspod("list", "--format=json").stdout):
+    for pod in json.loads(pool.nspod("list", "--all", "--format=json").stdout):
         assert pod["state"] != "running" or pod["uuid"] in pool.spares(), pod  # no half-made spare runs
     assert not [d for d in data.iterdir() if (d / "pool.filling").exists()]
 
@@ -156,7 +156,11 @@ def booting_spare(pool: Pool, timeout: float = 30) -> str:
 
 
 def running(nspod: Nspod) -> set[str]:
-    return {p["uuid"] for p in json.loads(nspod("list", "--format=json").stdout) if p["state"] == "running"}
+    return {
+        p["uuid"]
+        for p in json.loads(nspod("list", "--all", "--format=json").stdout)
+        if p["state"] == "running"
+    }
 
 
 def test_a_keeper_stopped_while_a_spare_boots_leaves_no_hidden_spare(pool: Pool) -> None:

@@ -31,7 +31,9 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.parametrize("line", examples())
 def test_example_means_what_it_says(line: str) -> None:
-    argv = shlex.split(line)[1:]
+    words = shlex.split(line)[1:]
+    # the shell's redirections are not nspod's words
+    argv = words[: next((i for i, w in enumerate(words) if w in ("<", ">", "|")), len(words))]
     parser = build_parser(argv)
     verbs = subparsers(parser)
     assert verbs is not None

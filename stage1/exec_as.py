@@ -1,0 +1,123 @@
+"""``enter``'s podman-style overrides (``nspod exec -e -u -w``): the app as the entered command
+runs it — another user, working directory or more environment — with the rest of its confinement
+unchanged. Pure: an :class:`AppSpec` in, an :class:`AppSpec` out, which ``enter_argv`` then turns
+into the same profile the app's own unit has."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from stage1.abi import AppSpec, Error, PodSpec
+from stage1.app_unit import profile
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    env: tuple[tuple[str, str], ...] = ()
+    user: tuple[int, int] | None = None  # (uid, gid) in the pod
+    workdir: str = ""  # absolute, in the app's root
+
+    @classmethod
+    def parse(cls, env: list[str], user: str | None, workdir: str | None) -> Overrides:
+        """From stage1's ``enter --env K=V --user UID:GID --workdir DIR`` (ABI.md)."""
+        pairs = []
+        for item in env:
+            key, sep, value = item.partition("=")
+            if not sep or not key or "\0" in item:
+                raise Error(f"bad environment assignment {item!r}", hint="give KEY=VALUE")
+            pairs.append((key, value))
+        ids = None
+        if user is not None:
+            uid, _, gid = user.partition(":")
+            if not uid.isdigit() or not (gid or uid).isdigit():
+                raise Error(f"bad user {user!r}", hint="stage1 takes UID[:GID], numbers")
+            ids = (int(uid), int(gid or uid))
+        if workdir is not None and not workdir.startswith("/"):
+            raise Error(f"bad working directory {workdir!r}", hint="give an absolute path in the app")
+        return cls(tuple(pairs), ids, workdir or "")
+
+
+def overridden(app: AppSpec, overrides: Overrides) -> AppSpec:
+    """The app with ``overrides`` applied. NoNewPrivileges stays what the app itself has: a command
+    run as root (``-u 0``) in an app that is not root gets the app's bounding set, as podman's
+    exec does, but never gains privileges through setuid files the app could not gain them by."""
+    if overrides == Overrides():
+        return app
+    kept = ("NoNewPrivileges", "yes") in profile(app)
+    changes: dict[str, object] = {"env": (*app.env, *overrides.env), "no_new_privileges": kept}
+    if overrides.user is not None and overrides.user != (app.user, app.group):
+        changes |= {"user": overrides.user[0], "group": overrides.user[1], "supplementary_gids": ()}
+    if overrides.workdir:
+        changes["working_directory"] = overrides.workdir
+    return dataclasses.replace(app, **changes)  # type: ignore[arg-type]
+
+
+def applied(spec: PodSpec, app: str, overrides: Overrides) -> tuple[PodSpec, AppSpec]:
+    """The pod with its app ``app`` overridden, and that app."""
+    chosen = overridden(spec.app(app), overrides)
+    apps = tuple(chosen if a.name == app else a for a in spec.apps)
+    return dataclasses.replace(spec, apps=apps), chosen
+
+
+def account_lines(passwd: str, group: str, uid: int, gid: int) -> tuple[str, str]:
+    """The pod's passwd and group texts with ``uid`` and ``gid`` in them (pure): its systemd
+    resolves User= and Group= there and fails the command (217/USER) for an ID it lacks."""
+
+    def has(text: str, number: int) -> bool:
+        return any(line.split(":")[2:3] == [str(number)] for line in text.splitlines())
+
+    if not has(passwd, uid):
+        passwd += f"nspod-uid-{uid}:x:{uid}:{gid}::/:/usr/sbin/nologin\n"
+    if not has(group, gid):
+        group += f"nspod-gid-{gid}:x:{gid}:\n"
+    return passwd, group
+
+
+def admit(stage1_root: str, uid: int, gid: int) -> None:
+    """Add the IDs to the running pod's accounts, where missing (as an added app's are)."""
+    import os
+
+    from stage1.tree import write_files
+    from stage1.units import TreeFile
+
+    texts = []
+    for name in ("etc/passwd", "etc/group"):
+        with open(os.path.join(stage1_root, name)) as file:
+            texts.append(file.read())
+    passwd, group = account_lines(texts[0], texts[1], uid, gid)
+    if (passwd, group) != tuple(texts):
+        write_files(stage1_root, {"etc/passwd": TreeFile(passwd), "etc/group": TreeFile(group)})
+
+
+def exec_command(
+    pod_dir: str, app: str | None, command: list[str], overrides: Overrides, *, tty: bool, term: str
+) -> list[str]:
+    """stage1/run.py's ``enter_command`` for an app overridden (the same steps: that one is the
+    CRI's too, and stays as it is)."""
+    from stage1 import mds
+    from stage1.enter import app_main_pid, check_command, enter_argv
+    from stage1.fly import apps as fly
+    from stage1.pidns import own_pid
+    from stage1.run import host_hidden, load
+    from stage1.systemd import Systemd
+
+    spec, paths = load(pod_dir)
+    spec = mds.registered_url(spec, paths)
+    name = spec.chosen(app).name
+    try:
+        with Systemd() as systemd:
+            leader = systemd.machine_leader(spec.machine)
+    except Error:
+        raise Error(
+            f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
+        ) from None
+    spec, chosen = applied(spec, name, overrides)
+    if overrides.user is not None:
+        admit(paths.stage1, chosen.user, chosen.group)
+    check_command(paths, chosen, command[0])
+    if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
+        return fly.enter_argv(spec, paths, chosen, command, host_hidden(), tty=tty, term=term, unit="")
+    main = app_main_pid(spec.machine, name) if chosen.privileged or own_pid(chosen) else 0
+    hidden = host_hidden()
+    return enter_argv(spec, name, command, tty=tty, hidden=hidden, leader=leader, term=term, main=main)
