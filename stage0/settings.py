@@ -78,6 +78,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("--publish", "publish", P, True, COLD, "publish"),
     Setting("--user", "user", P, True, SAFE),  # app flags, as those after the image
     Setting("--workdir", "workdir", P, True, SAFE),
+    # podman's health flags before the image, for every app (stage0/cli/app_flags.py): a spare has no check
+    *(
+        Setting(f"--health-{k}", f"health_{k.replace('-', '_')}", P, True, COLD)
+        for k in ("cmd", "interval", "timeout", "retries", "start-period", "on-failure")
+    ),
     # how the command runs it (run only)
     Setting("--detach", "detach", P, False, SAFE),
     Setting("--interactive", "interactive", P, False, COLD),

@@ -23,34 +23,25 @@ from typing import Any
 
 # What each version added: stage1/ABI.md. A stage1 reads specs of every earlier version as well
 # (each only added fields with defaults).
-ABI_VERSION = 9
-READABLE_ABI_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+ABI_VERSION = 10
+READABLE_ABI_VERSIONS = tuple(range(1, 11))
+_FLAGS = (  # the pod's switches, false when missing
+    "resolv_conf_from_host",
+    "hosts_from_host",
+    "dns_default",
+    "sandbox",
+    "app_filters",
+    "host_pid",
+    "host_ipc",
+)
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an app has to end after SIGTERM (docker's and podman's 10)
 
 __all__ = [
-    "ABI_VERSION",
-    "APP_ROOT",
-    "DEFAULT_PATH",
-    "ENTRYPOINTS",
-    "INTERFACE_VERSION",
-    "MDS_PORT",
-    "MDS_SOCKET",
-    "SECCOMP_ALL",
-    "SECCOMP_EMPTY",
-    "SECCOMP_WILDCARDS",
-    "USERNS_SIZE",
-    "AppSpec",
-    "Error",
-    "ExitCode",
-    "NetworkSpec",
-    "PodPaths",
-    "PodSpec",
-    "PortSpec",
-    "VolumeSpec",
-    "own_unit",
-    "signal_name",
-    "unit_name",
-]
+    "ABI_VERSION", "APP_ROOT", "DEFAULT_PATH", "ENTRYPOINTS", "INTERFACE_VERSION", "MDS_PORT",
+    "MDS_SOCKET", "SECCOMP_ALL", "SECCOMP_EMPTY", "SECCOMP_WILDCARDS", "USERNS_SIZE", "AppSpec",
+    "Error", "ExitCode", "HealthSpec", "NetworkSpec", "PodPaths", "PodSpec", "PortSpec", "VolumeSpec",
+    "own_unit", "signal_name", "unit_name",
+]  # fmt: skip
 
 
 class ExitCode(enum.IntEnum):
@@ -163,6 +154,18 @@ class PortSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HealthSpec:
+    """An app's health check, run in the app's root as the app runs (stage1/health.py, ABI.md)."""
+
+    command: tuple[str, ...]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    on_failure: str = "none"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppSpec:
     """One app, resolved: stage1 does no image lookups, name resolution or PATH searches."""
 
@@ -217,6 +220,7 @@ class AppSpec:
     stdin_once: bool = False
     tty: bool = False
     pid_namespace: str = ""  # "container": a PID namespace of the app's own (stage1/pidns.py); "": the pod's
+    health: HealthSpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,26 +271,17 @@ class PodSpec:
             )
 
         def app(raw: dict[str, Any]) -> AppSpec:
-            values: dict[str, Any]
-            tuples = {
-                "exec",
-                "supplementary_gids",
-                "sockets",
-                "capabilities_removed",
-                "relaxed",
-                "seccomp_set",
-                "lower",
-                "capabilities_added",
-                "masked_paths",
-                "readonly_paths",
-            }
+            tuples = {"exec", "supplementary_gids", "sockets", "capabilities_removed", "relaxed", "lower"}
+            tuples |= {"seccomp_set", "capabilities_added", "masked_paths", "readonly_paths"}
             nested = {"env", "pre_start", "post_stop", "mounts", "sysctl"}
-            values = {
+            values: dict[str, Any] = {
                 k: tuple(tuple(x) for x in v) if k in nested else tuple(v) if k in tuples else v
                 for k, v in raw.items()
             }
             if values.get("capabilities") is not None:
                 values["capabilities"] = tuple(values["capabilities"])
+            if (health := values.get("health")) is not None:
+                values["health"] = HealthSpec(**(health | {"command": tuple(health["command"])}))
             return AppSpec(**values)
 
         return cls(
@@ -299,20 +294,14 @@ class PodSpec:
             volumes=tuple(VolumeSpec(**v) for v in data.get("volumes", ())),
             private_users=data.get("private_users"),
             resolv_conf=data.get("resolv_conf"),
-            resolv_conf_from_host=data.get("resolv_conf_from_host", False),
             hosts=data.get("hosts"),
-            hosts_from_host=data.get("hosts_from_host", False),
-            dns_default=data.get("dns_default", False),
             networks=None if (raw := data.get("networks")) is None else tuple(NetworkSpec(**n) for n in raw),
             ports=tuple(PortSpec(**p) for p in data.get("ports", ())),
             mds_register=data.get("mds_register"),
-            sandbox=data.get("sandbox", False),
             capabilities=tuple(data.get("capabilities", ())),
             sysctl=tuple(tuple(s) for s in data.get("sysctl", ())),
-            app_filters=data.get("app_filters", False),
-            host_pid=data.get("host_pid", False),
-            host_ipc=data.get("host_ipc", False),
             slice=data.get("slice", ""),
+            **{k: data.get(k, False) for k in _FLAGS},
         )
 
     def chosen(self, name: str | None) -> AppSpec:

@@ -25,6 +25,7 @@ from stage1.accounts import group, passwd
 from stage1.atomic import read_text
 from stage1.crilog import has_writer, log_dir, socket_unit_name, writer_unit_name
 from stage1.fly import apps as fly
+from stage1.health import CONFIG
 from stage1.nspawn import spec_limits
 from stage1.propagation import share_into_app
 from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
@@ -261,7 +262,12 @@ def remove(pod_dir: str, name: str) -> int:
     with Systemd(spec.machine) as pod:
         # after the app: the writer drains its FIFOs, which the socket holds until then
         writer = (writer_unit_name(app.name), socket_unit_name(app.name)) if has_writer(app) else ()
-        own = (f"{app.name}.service", f"reaper-{app.name}.service", f"ready-{app.name}.service")
+        own: tuple[str, ...] = (
+            f"{app.name}.service",
+            f"reaper-{app.name}.service",
+            f"ready-{app.name}.service",
+        )
+        own += (f"health-{app.name}.timer", f"health-{app.name}.service")  # its check's, if any
         for unit in (*own, *writer):
             with contextlib.suppress(UnitNotFound):
                 pod.stop(unit, timeout=app.stop_timeout + 30)
@@ -274,7 +280,7 @@ def remove(pod_dir: str, name: str) -> int:
             with contextlib.suppress(UnitNotFound):
                 pod.stop(_mount_unit(where))
         units = os.path.join(paths.stage1, "etc/systemd/system")
-        for unit in (*own, *writer, volumes_unit_name(app.name)):
+        for unit in (*own, *writer, volumes_unit_name(app.name), f"{app.name}.service.d/health.conf"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(units, unit))
         pod.reload()
@@ -283,7 +289,13 @@ def remove(pod_dir: str, name: str) -> int:
                 pod.reset_failed(unit)
     _detach(os.path.join(paths.layers(app.name), "root"))  # a killed add left it (#23 item 18)
     shutil.rmtree(paths.layers(app.name), ignore_errors=True)
-    for recorded in (os.path.join(paths.status, app.name), paths.app_signal(app.name), _reason(paths, app)):
+    health = (os.path.join(paths.status, f"{app.name}.health"), paths.stage1 + CONFIG.format(app=app.name))
+    for recorded in (
+        os.path.join(paths.status, app.name),
+        paths.app_signal(app.name),
+        _reason(paths, app),
+        *health,
+    ):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(recorded)
     return 0

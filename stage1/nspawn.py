@@ -6,6 +6,7 @@ from stage1.abi import APP_ROOT, USERNS_SIZE, AppSpec, Error, PodPaths, PodSpec,
 from stage1.app_unit import ALL, DEFAULT_CAPABILITIES, POD_ETC, STATUS_DIR, USERNS_LAYERS
 from stage1.cni import down_path, netns_path
 from stage1.escape import nspawn_bind as bind
+from stage1.health import HOST_JOURNAL, wants_host_journal
 from stage1.namespaces import host_ipc_argv
 from stage1.stdio import Stdio, nspawn_stdio
 from stage1.transient import CollectMode, ExecCommand, KillMode, Property, ServiceType, TransientService
@@ -16,6 +17,7 @@ NSPAWN = "/usr/bin/systemd-nspawn"
 FLOCK = "/usr/bin/flock"
 NSENTER = "/usr/bin/nsenter"
 HOST_MANAGER_NOTIFY = "/run/systemd/notify"
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
 # The devices a pod may open, the list nspawn gives the scope it makes itself (with --keep-unit it
 # sets none, and this unit is the pod's): the standard pseudo-devices and ptys, and none may be
 # created but those; mknod of any other node, a disk's above all, is refused.
@@ -54,6 +56,8 @@ def nspawn_argv(
         bind("--bind", paths.status, STATUS_DIR),
         # the host manager's notify socket: the pod reports its apps' readiness as the unit's STATUS=
         bind("--bind", HOST_MANAGER_NOTIFY, HOST_NOTIFY),
+        # the host journal's socket for the health checks' events (stage1/health.py), only then
+        *([bind("--bind", JOURNAL_SOCKET, HOST_JOURNAL)] if wants_host_journal(spec) else []),
     ]
     argv += capability_argv(spec)
     argv += host_ipc_argv(spec.host_ipc)
@@ -215,9 +219,9 @@ def apps_argv(spec: PodSpec, paths: PodPaths) -> list[str]:
 def idmapped(option: str) -> str:
     """A bind into a pod with its own user namespace, ID-mapped: host files keep their owners
     inside (root's stay root's) instead of all showing as nobody's. Not the host manager's notify
-    socket (anyone may write to it) nor the host's /etc files (anyone may read them): both may
-    live on file systems that cannot be ID-mapped (tmpfs before Linux 6.3, overlayfs)."""
-    plain = option.endswith(HOST_NOTIFY) or f":{POD_ETC}/" in option
+    socket or the journal's (anyone may write to them) nor the host's /etc files (anyone may read
+    them): they may live on file systems that cannot be ID-mapped (tmpfs before Linux 6.3, overlayfs)."""
+    plain = option.endswith((HOST_NOTIFY, HOST_JOURNAL)) or f":{POD_ETC}/" in option
     return option + ":idmap" if option.startswith("--bind") and not plain else option
 
 

@@ -32,6 +32,7 @@ from stage1.crilog import (
     writer_unit_name,
 )
 from stage1.escape import command, path, unit_path
+from stage1.health import health_files
 from stage1.pidns import BUILT, HELPER_IN_POD, own_pid
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
@@ -242,8 +243,10 @@ def app_files(
         f"{units}/{writer_unit_name(app.name)}": TreeFile(render(writer_unit(app))),
         f"{units}/{socket_unit_name(app.name)}": TreeFile(render(stdio_socket_unit(app))),
     }
+    health = {name: TreeFile(text, mode) for name, (text, mode) in health_files(spec, app, hidden).items()}
     return (
-        (volumes if has_volumes_unit(app) else {})
+        health
+        | (volumes if has_volumes_unit(app) else {})
         | (writer if has_writer(app) else {})
         | {
             f"{units}/{app.name}.service": TreeFile(

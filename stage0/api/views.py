@@ -16,6 +16,7 @@ from stage0.images.catalog import display_name
 from stage0.images.oci.convert import oci_digest
 from stage0.images.store.rows import ImageRow
 from stage0.pods.dirs import Pod, PodState
+from stage0.pods.health import HealthView, read_health
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class PodApp:
     image: AppImage
     exit_code: int | None
     signal: str | None  # "SIGTERM" when a signal ended it (exit code 128 + N)
+    health: HealthView | None = None  # what its health check last found (stage0/pods/health.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,7 @@ def pod_apps(pod: Pod) -> tuple[PodApp, ...]:
                 ),
                 exit_code=codes.get(app["name"]),
                 signal=signals.get(app["name"]),
+                health=read_health(pod.paths.status, app["name"]),
             )
             for app in apps
         )

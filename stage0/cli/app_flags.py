@@ -29,6 +29,12 @@ APP_FLAG_HELP = {
     "--seccomp": "mode=retain|remove[,errno=E],CALL|@SET,…: the app's system call filter",
     "--supplementary-gids": "G1,G2: the app's supplementary groups (instead of the image's)",
     "--readonly-rootfs": "[=true|false]: the app's root read-only (its writable volumes stay writable)",
+    "--health-cmd": "the app's health check: a shell command, a JSON array, or none (podman's)",
+    "--health-interval": "time between checks, e.g. 30s (default), 1m, 500ms",
+    "--health-timeout": "a check's time limit (default 30s)",
+    "--health-retries": "failures in a row that make the app unhealthy (default 3)",
+    "--health-start-period": "time after the app's start whose failures do not count (default 0s)",
+    "--health-on-failure": "none|restart|kill: what an unhealthy app gets (default none)",
 }
 SWITCHES = ("--readonly-rootfs",)  # app flags that need no value
 APP_FLAGS = tuple(APP_FLAG_HELP)
@@ -37,7 +43,7 @@ PODMAN_APP_FLAGS = {"-e": "--environment", "--env": "--environment", "-u": "--us
                     "-w": "--working-dir", "--workdir": "--working-dir"}  # fmt: skip
 APP_EPILOG = (
     "app flags (after an image, for its app only; '--' starts the app's arguments, '---' ends them):\n"
-    + "\n".join(f"  {flag:<21}{text}" for flag, text in APP_FLAG_HELP.items())
+    + "\n".join(f"  {flag:<22}{text}" for flag, text in APP_FLAG_HELP.items())
     + "\n  -e, -u USER[:GROUP], -w: podman's --environment, --user (and --group), --working-dir"
     + "\n\npodman's IMAGE COMMAND ARGS: after an image, a word starting with '/' that is not an image"
     + "\nfile (*.aci, or an existing archive) is the app's command and every word after it (up to"
@@ -79,6 +85,7 @@ def parse_apps(tokens: list[str], is_image: Callable[[str], bool] = is_image_fil
     """Split ``IMAGE [APP FLAGS] [-- ARGS ---] …`` (or ``IMAGE [APP FLAGS] /COMMAND ARGS… [---] …``)
     into AppRequests."""
     from stage0.errors import UsageError
+    from stage0.pods.health import checked
     from stage0.pods.podman import split_user
     from stage0.pods.requests import (
         PROFILE_FLAGS,
@@ -139,6 +146,9 @@ def parse_apps(tokens: list[str], is_image: Callable[[str], bool] = is_image_fil
                 apps[-1]["mounts"] = (*apps[-1].get("mounts", ()), parse_mount(value))
             elif field == "stop_timeout":
                 apps[-1]["stop_timeout"] = parse_seconds(value, key)
+            elif field.startswith("health_"):
+                health = (key[len("--health-") :], checked(key[len("--health-") :], value))
+                apps[-1]["health"] = (*apps[-1].get("health", ()), health)
             elif key in PROFILE_FLAGS:
                 profile_option(apps[-1], key, value)
             elif user_group:
@@ -150,3 +160,24 @@ def parse_apps(tokens: list[str], is_image: Callable[[str], bool] = is_image_fil
             apps.append({"image": token})
         i += 1
     return [AppRequest(**app) for app in apps]
+
+
+# podman's habit: the health flags before the image (``nspod run --health-cmd=… IMAGE``), for every
+# app of the command line; an app's own flag after its image wins, key by key
+HEALTH_FLAGS = tuple(flag for flag in APP_FLAGS if flag.startswith("--health-"))
+
+
+def add_health_arguments(parser: Any) -> None:
+    for flag in HEALTH_FLAGS:
+        parser.add_argument(flag, metavar="VALUE", help=APP_FLAG_HELP[flag] + " (every app; podman's)")
+
+
+def with_pod_health(apps: list[AppRequest], args: Any) -> list[AppRequest]:
+    """``apps`` with the health flags given before the images under each app's own."""
+    import dataclasses
+
+    from stage0.pods.health import checked
+
+    given = [(f[len("--health-") :], getattr(args, f[2:].replace("-", "_"), None)) for f in HEALTH_FLAGS]
+    pod = tuple((key, checked(key, value)) for key, value in given if value is not None)
+    return [dataclasses.replace(app, health=tuple((dict(pod) | dict(app.health)).items())) for app in apps]

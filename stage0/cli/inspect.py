@@ -16,6 +16,7 @@ from stage0.options import GlobalOptions
 if TYPE_CHECKING:
     from stage0.api.inspect import PodDetails
     from stage0.api.views import ImageView
+    from stage1.abi import AppSpec, PodSpec
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +57,14 @@ def lookup(options: GlobalOptions, name: str, kind: str) -> dict[str, Any]:
     raise NotFoundError(f"no pod or image {name}", hint="see 'nspod list' and 'nspod image list'")
 
 
+def _declared(spec: PodSpec | None, name: str) -> AppSpec | None:
+    return next((a for a in spec.apps if a.name == name), None) if spec else None
+
+
 def pod_json(details: PodDetails) -> dict[str, Any]:
+    from stage0.pods.dirs import PodState
+    from stage0.pods.health import health_fields
+
     view, spec = details.view, details.spec
     return {
         "kind": "pod",
@@ -80,6 +88,7 @@ def pod_json(details: PodDetails) -> dict[str, Any]:
                 "signal": app.signal,
                 "started": rfc3339(app.started),
                 "finished": rfc3339(app.exited),
+                **health_fields(_declared(spec, app.name), listed.health, view.state is PodState.RUNNING),
             }
             for app, listed in zip(details.apps, view.apps, strict=True)
         ],

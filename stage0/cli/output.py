@@ -64,6 +64,7 @@ def pod_json(view: PodView) -> dict[str, Any]:
                 "image": {"name": app.image.name, "version": app.image.version, "id": app.image.id},
                 "exit_code": app.exit_code,
                 "signal": app.signal,
+                "health": app.health.status if app.health else None,
             }
             for app in view.apps
         ],

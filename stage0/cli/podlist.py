@@ -68,7 +68,12 @@ def app_cell(name: str, code: int | None, signal: str | None) -> str:
 
 
 def apps_text(view: PodView) -> str:
-    return ",".join(app_cell(a.name, a.exit_code, a.signal) for a in view.apps)
+    # a running app's health beside it, as podman's STATUS has it: web(healthy)
+    running = view.state is PodState.RUNNING
+    health = {
+        a.name: f"({a.health.status})" for a in view.apps if a.health and a.exit_code is None and running
+    }
+    return ",".join(app_cell(a.name, a.exit_code, a.signal) + health.get(a.name, "") for a in view.apps)
 
 
 def ip(view: PodView) -> str:

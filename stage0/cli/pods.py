@@ -15,7 +15,9 @@ from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
+    from stage0.api.views import PodView
     from stage0.pods.dirs import Pods
+    from stage0.pods.health import HealthView
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,6 +86,16 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     logs.set_defaults(handler=run_logs)
 
 
+def health_of(view: PodView) -> dict[str, HealthView]:
+    """A running pod's checked apps' health (stage0/pods/health.py); none once it ended."""
+    from stage0.pods.dirs import PodState
+    from stage0.pods.health import pod_health
+    from stage1.abi import PodPaths
+
+    paths = PodPaths(view.path)
+    return pod_health(paths.spec, paths.status) if view.state is PodState.RUNNING else {}
+
+
 def run_status(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.pods.dirs import PodNotFound
 
@@ -107,7 +119,16 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     if args.format == "json":
         from stage0.cli.output import dump, pod_json
 
-        dump({**pod_json(view), "pid": view.pid, "exited": view.exited, "profile": profile(view)})
+        checks = {name: h.as_json() for name, h in health_of(view).items()}
+        dump(
+            {
+                **pod_json(view),
+                "pid": view.pid,
+                "exited": view.exited,
+                "profile": profile(view),
+                "health": checks,
+            }
+        )
         return 0
     from stage0.cli.output import key_values, networks_text, rfc3339
 
@@ -129,6 +150,8 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     for app in ended:  # not app-<app>-signal: that could be an app's own code line
         if app.signal:
             info[f"signal-{app.name}"] = app.signal
+    for name, health in health_of(view).items():
+        info[f"health-{name}"] = health.status
     sys.stdout.write(key_values(info))
     return 0
 

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from stage0.api.pods import Prepared, prepare, relaxing
-from stage0.cli.app_flags import APP_EPILOG, parse_apps
+from stage0.cli.app_flags import APP_EPILOG, add_health_arguments, parse_apps, with_pod_health
 from stage0.cli.podman_flags import add_podman_arguments
 from stage0.options import GlobalOptions
 
@@ -94,6 +94,7 @@ def _pod_arguments(parser: argparse.ArgumentParser, *, runtime: bool) -> None:
             metavar="NAME",
             help="write the pod file NAME.toml for this command line (for pod@NAME) and exit",
         )
+    add_health_arguments(parser)
     parser.add_argument("images", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS ---]")
 
 
@@ -166,7 +167,7 @@ def _request(args: argparse.Namespace) -> PodRequest:
     base = _from_manifest(args) if args.pod_manifest else PodRequest(apps=())
     request = dataclasses.replace(
         base,
-        apps=base.apps or tuple(parse_apps(args.images)),
+        apps=base.apps or tuple(with_pod_health(parse_apps(args.images), args)),
         name=args.pod_name,
         hostname=args.hostname,
         set_env=tuple(parse_env(e, "-e/--set-env") for e in args.set_env),

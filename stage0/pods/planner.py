@@ -22,6 +22,7 @@ from stage0.images.oci.plan import oci_argv, oci_volumes, stop_signal
 from stage0.images.tree import ImageTree, PlannedImage
 from stage0.pods.confinement import IPC_SYSCTL, confined, pod_sysctl
 from stage0.pods.dns import hosts_file, resolv_conf
+from stage0.pods.health import declared_health
 from stage0.pods.network import port_specs
 from stage0.pods.requests import AppRequest, PodRequest
 from stage0.schema.app import App, NameValue
@@ -154,6 +155,7 @@ def app_spec(request: AppRequest, image: PlannedImage, pod: PodRequest, name: st
         stdin=request.stdin,
         stdin_once=request.stdin_once,
         tty=request.tty,
+        health=declared_health(request, manifest),
         **isolator_limits(isolators(request, image)),
     )
     return confined(planned, request, tree)

@@ -195,6 +195,7 @@ def parse(text: str, path: str, name: str) -> PodFile:
             mounts=tuple((m["volume"], m["path"], m.get("read-only", False)) for m in app.get("mounts", [])),
             isolators=_isolators(app, i, path),
             stop_timeout=app.get("stop-timeout"),
+            health=_health(app, i, path),
         )
         for i, app in enumerate(doc["app"])
     )
@@ -231,6 +232,19 @@ def parse(text: str, path: str, name: str) -> PodFile:
     )
     timeout = doc.get("auto-update-timeout", 60.0)
     return PodFile(name, path, request, tuple(service), doc.get("auto-update"), float(timeout))
+
+
+def _health(app: dict[str, Any], index: int, path: str) -> tuple[tuple[str, str], ...]:
+    """The [[app]]'s health keys (stage0/pods/health.py), checked as the flags are."""
+    from functools import partial
+
+    from stage0.pods.health import checked
+
+    given = {k[len("health-") :]: v for k, v in app.items() if k.startswith("health-")}
+    text = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in given.items()}
+    return tuple(
+        (k, _checked(path, f"app/{index}/health-{k}", partial(checked, k, v, ""))) for k, v in text.items()
+    )
 
 
 def _checked(path: str, key: str, parse: Callable[[], T]) -> T:
@@ -330,6 +344,8 @@ def render(request: PodRequest) -> str:
                 text.split(",") if key.startswith("caps-") else int(text) if key in INTEGER_KEYS else text
             )
             lines.append(f"{key} = {_toml(typed)}")
+        for key, text in app.health:
+            lines.append(f"health-{key} = {_toml(int(text) if key == 'retries' else text)}")
         if app.supplementary_gids is not None:
             lines.append(f"supplementary-gids = {_toml(list(app.supplementary_gids))}")
         if app.read_only_rootfs is not None:

@@ -84,6 +84,9 @@ class AppRequest:
     stdin_once: bool = False
     tty: bool = False
     confinement: Confinement | None = None  # an orchestrator's (the CRI's), over the image's isolators
+    health: tuple[
+        tuple[str, str], ...
+    ] = ()  # health-cmd …: (key without "health-", value), stage0/pods/health.py
 
 
 @dataclass(frozen=True, slots=True)

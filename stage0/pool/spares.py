@@ -151,6 +151,8 @@ def cold_reason(args: argparse.Namespace, options: GlobalOptions, keeper: Global
         return "--net"
     if args.mds_register is not None:
         return "--mds-register"
+    if any(str(t).startswith("--health-") for t in args.images or ()):
+        return "a health check"  # the spare booted without its units (and the host journal's socket)
     if args.pull_policy == "update":
         return "--pull-policy=update asks the remote"
     return None

@@ -44,9 +44,9 @@ def generate(case: dict[str, Any]) -> str:
     sockets = assign_sockets(pod, [tuple(s) for s in run.get("sockets", [])]) if "sockets" in run else None
     files = tree(pod, sockets, stdio=stdio).files
     text = "".join(
-        f"### {path[len(UNITS) :]}\n{files[path].content}\n"
+        f"### {path.removeprefix(UNITS)}\n{files[path].content}\n"
         for path in sorted(files)
-        if path.startswith(UNITS)
+        if path.startswith((UNITS, "nspod/health/"))  # a health check's configuration too
     )
     argv = nspawn_argv(pod, PATHS, debug=run.get("debug", False), stdio=stdio)
     text += "### nspawn\n" + "".join(shlex.quote(a) + "\n" for a in argv)

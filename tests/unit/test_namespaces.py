@@ -66,5 +66,5 @@ def test_the_app_and_what_is_entered_join_the_hosts_ipc_namespace_alike() -> Non
 def test_a_pod_spec_keeps_host_ipc_and_reads_older_specs_without_it() -> None:
     spec = PodSpec(uuid="u", machine="m", hostname="h", apps=(), host_ipc=True)
     assert PodSpec.from_json(spec.to_json()).host_ipc
-    older = spec.to_json().replace('"host_ipc": true', '"host_ipc": false').replace('"abi": 9', '"abi": 8')
+    older = spec.to_json().replace('"host_ipc": true', '"host_ipc": false').replace('"abi": 10', '"abi": 8')
     assert not PodSpec.from_json(older).host_ipc

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stage0.images.oci.manifest import ImageConfig
+from stage0.pods.health import oci_annotations
 
 if TYPE_CHECKING:
     from stage0.images.store.rows import ImageRow
@@ -94,6 +95,8 @@ def image_manifest(
     if config.stop_signal:
         annotations.append({"name": STOP_SIGNAL, "value": config.stop_signal})
     annotations += [{"name": k, "value": v} for k, v in config.labels if _IDENTIFIER.match(k)]
+    if config.healthcheck:
+        annotations += [{"name": k, "value": v} for k, v in oci_annotations(json.loads(config.healthcheck))]
     labels = [{"name": "version", "value": version}, {"name": "os", "value": config.os or "linux"}]
     labels.append({"name": "arch", "value": appc_arch(config.architecture, variant)})
     return {

@@ -82,6 +82,7 @@ class ImageConfig:
     volumes: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     stop_signal: str = ""
+    healthcheck: str = ""  # the config's Healthcheck, as JSON (stage0/pods/health.py oci_annotations)
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
@@ -242,4 +243,5 @@ def parse_config(data: bytes) -> ImageConfig:
         volumes=_keys(config.get("Volumes"), "Volumes"),
         labels=tuple(sorted(labels.items())),
         stop_signal=text["StopSignal"],
+        healthcheck=json.dumps(check) if isinstance(check := config.get("Healthcheck"), dict) else "",
     )
