@@ -163,7 +163,6 @@ def _update_image(
 def _restart_ready(options: GlobalOptions, unit: str, pod: str, timeout: float) -> tuple[bool, str]:
     """Restart ``unit`` and watch its new run: (ready, why not)."""
     before = unit_watch(unit)[4]
-    started = time.time()
     try:
         restart_unit(unit)
     except Error as error:
@@ -172,18 +171,21 @@ def _restart_ready(options: GlobalOptions, unit: str, pod: str, timeout: float) 
     while True:
         active, sub, _, result, invocation = unit_watch(unit)
         fresh = invocation not in ("", before)
-        apps = _apps(options, unit, invocation) if fresh and active == "active" else ()
-        seen = plan.readiness(active, apps, fresh, _health(pod, started))
+        apps, health = _apps(options, unit, invocation) if fresh and active == "active" else ((), None)
+        final = time.monotonic() > deadline
+        seen = plan.readiness(active, apps, fresh, health, final=final)
         if seen is Readiness.READY:
             return True, ""
-        if seen is Readiness.FAILED or time.monotonic() > deadline:
-            return False, plan.why_not_ready(active, sub, apps, result, timeout)
+        if seen is Readiness.FAILED or final:
+            return False, plan.why_not_ready(active, sub, apps, result, timeout, health)
         time.sleep(POLL)
 
 
-def _apps(options: GlobalOptions, unit: str, invocation: str) -> tuple[str, ...]:
-    """The states of the apps of the unit's run ``invocation`` (its pod's directory says which)."""
+def _apps(options: GlobalOptions, unit: str, invocation: str) -> tuple[tuple[str, ...], str | None]:
+    """The states of the apps of the unit's run ``invocation`` (its pod's directory says which),
+    and the pod's health (stage0/pods/health.py: what the apps' checks last found)."""
     from stage0.pods.dirs import Pods
+    from stage0.pods.health import pod_health
 
     for pod in Pods(options.dir).of_unit(unit):
         try:
@@ -195,20 +197,9 @@ def _apps(options: GlobalOptions, unit: str, invocation: str) -> tuple[str, ...]
         except (OSError, ValueError, KeyError, TypeError):
             continue
         machine = pod.machine()
-        return tuple(apps_active(machine, names)) if machine else ()
-    return ()
-
-
-def _health(pod: str, since: float) -> str | None:
-    """The pod's health state, when its health check wrote one during this run."""
-    path = os.path.join(plan.HEALTH_DIR, pod)
-    try:
-        if os.stat(path).st_mtime < since:
-            return None  # the previous run's
-        with open(path) as file:
-            return plan.parse_health(file.read())
-    except OSError:
-        return None
+        health = plan.worst_health([h.status for h in pod_health(pod.paths.spec, pod.paths.status).values()])
+        return (tuple(apps_active(machine, names)) if machine else ()), health
+    return (), None
 
 
 def _remove_quietly(options: GlobalOptions, ids: list[str]) -> None:

@@ -22,9 +22,6 @@ from stage0.pods.requests import PodRequest
 RECORD_DIR = "auto-update"  # under nspod's data directory
 POLICY_REGISTRY = "registry"
 DEFAULT_TIMEOUT = 60.0  # seconds a restarted pod has to become ready before it is rolled back
-# where a pod's health state is read, when it declares a health check ("healthy", "unhealthy" or
-# "starting", as text or as {"status": …} JSON); absent: the pod's readiness alone decides
-HEALTH_DIR = "/run/nspod/health"
 
 
 class Result(enum.StrEnum):
@@ -155,38 +152,42 @@ def followed(request: PodRequest) -> tuple[str, ...]:
     return tuple(dict.fromkeys(app.image for app in request.apps))
 
 
-def readiness(active: str, apps: tuple[str, ...], new_invocation: bool, health: str | None) -> Readiness:
+def readiness(
+    active: str, apps: tuple[str, ...], new_invocation: bool, health: str | None, *, final: bool = False
+) -> Readiness:
     """Whether a restarted pod@ unit is ready: a new run of it, active (nspawn said READY=1), every
-    app's unit active in the pod (a notify app's once it said READY=1), healthy when it has a check."""
+    app's unit active in the pod (a notify app's once it said READY=1), and its health checks, if
+    any, healthy. A check that has found nothing yet (``starting``) is waited for, not blocked on:
+    at the deadline (``final``) it does not count against the pod; ``unhealthy`` always does."""
     if not new_invocation:
         return Readiness.WAITING  # the restart job has not started the new run yet
-    if active in ("failed", "inactive") or "failed" in apps:
+    if active in ("failed", "inactive") or "failed" in apps or health == "unhealthy":
         return Readiness.FAILED
     if active != "active" or not apps or any(state != "active" for state in apps):
         return Readiness.WAITING
-    if health is None or health == "healthy":
-        return Readiness.READY
-    return Readiness.FAILED if health == "unhealthy" else Readiness.WAITING
+    if health == "starting" and not final:
+        return Readiness.WAITING
+    return Readiness.READY
 
 
-def parse_health(text: str) -> str | None:
-    """A health state file's word: plain text or ``{"status": …}``; None when it says none."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            text = str(json.loads(text).get("status", ""))
-        except (ValueError, AttributeError):
-            return None
-    word = text.split()[0].lower() if text.split() else ""
-    return word if word in ("healthy", "unhealthy", "starting") else None
+def worst_health(states: list[str]) -> str | None:
+    """The pod's health from its checked apps' (stage0/pods/health.py): None when none has a check."""
+    for state in ("unhealthy", "starting", "healthy"):
+        if state in states:
+            return state
+    return None
 
 
-def why_not_ready(active: str, sub: str, apps: tuple[str, ...], result: str, timeout: float) -> str:
+def why_not_ready(
+    active: str, sub: str, apps: tuple[str, ...], result: str, timeout: float, health: str | None = None
+) -> str:
     """The one line the journal and the output give for a rollback."""
     if active in ("failed", "inactive"):
         return f"the pod ended ({active}, result {result or 'unknown'}) before it was ready"
     if "failed" in apps:
         return "an app failed before the pod was ready"
+    if health == "unhealthy":
+        return "its health check found it unhealthy"
     ready = sum(1 for state in apps if state == "active")
     shown = f", {ready}/{len(apps)} apps ready" if apps else ""
     return f"not ready within {timeout:g}s (pod {active}/{sub}{shown})"

@@ -1,4 +1,4 @@
-"""Auto-update's pure part (stage0/pods/autoupdate.py): records, pins, readiness, health words."""
+"""Auto-update's pure part (stage0/pods/autoupdate.py): records, pins, readiness, health."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from stage0.pods.autoupdate import (
     Readiness,
     Record,
     load_record,
-    parse_health,
     parse_record,
     pinned,
     pruned,
@@ -20,6 +19,7 @@ from stage0.pods.autoupdate import (
     superseded,
     switched,
     why_not_ready,
+    worst_health,
 )
 from stage0.pods.podfile import PodFileError, parse
 from stage0.pods.requests import AppRequest, PodRequest
@@ -71,10 +71,16 @@ def test_readiness_needs_a_new_run_every_app_active_and_health() -> None:
     assert readiness("active", ("active",), True, "healthy") is Readiness.READY
 
 
-def test_health_words() -> None:
-    assert parse_health("healthy\n") == "healthy"
-    assert parse_health('{"status": "unhealthy"}') == "unhealthy"
-    assert parse_health("bogus") is None and parse_health("") is None and parse_health("{") is None
+def test_health_is_the_worst_checked_apps_and_starting_is_not_blocked_on() -> None:
+    assert worst_health([]) is None and worst_health(["healthy", "starting"]) == "starting"
+    assert worst_health(["healthy", "unhealthy", "starting"]) == "unhealthy"
+    assert readiness("active", ("active",), True, "starting", final=True) is Readiness.READY
+    assert readiness("active", ("activating",), True, "starting", final=True) is Readiness.WAITING
+    assert readiness("active", ("activating",), True, "unhealthy") is Readiness.FAILED
+    assert (
+        why_not_ready("active", "running", ("active",), "", 5, "unhealthy")
+        == "its health check found it unhealthy"
+    )
 
 
 def test_why_not_ready_is_one_line() -> None:
