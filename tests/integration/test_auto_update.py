@@ -24,6 +24,7 @@ pytestmark = pytest.mark.systemd
 UNIT_DIR = Path("/etc/systemd/system")  # inside the test host: an overlay that vanishes with it
 POD, UNIT = "au", "pod@au.service"
 CYCLES = int(os.environ.get("NSPOD_AUTO_UPDATE_CYCLES", "20"))  # each a pod restart (~2-4 s)
+SICK = ("cmd=false", "interval=1s", "retries=1")  # an image whose health check always fails
 NOTIFY = "appc.io/executor/supports-systemd-notify"  # the app must say READY=1 itself: it never does
 
 
@@ -118,10 +119,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         layout.config("base", "--config.entrypoint", "/bin/sh", "--config.cmd", "-c",
                       "--config.cmd", "cat /version; exec sleep 1000")  # fmt: skip
         env = Env(registry, layout, base / "root")
-        for name in ("v1", "v2", "v3", "v4", "unsigned", "stuck"):
+        for name in ("v1", "v2", "v3", "v4", "unsigned", "stuck", "sick"):
             layout.layer("base", name, {"version": f"{name}\n"})
         layout.config("stuck", "--config.label", f"{NOTIFY}=true")
-        for name in ("v1", "v2", "v3", "v4", "stuck"):  # each signed once: its signature tag stays
+        layout.config("sick", *(f"--config.label=nspod.io/health-{key}" for key in SICK))
+        for name in ("v1", "v2", "v3", "v4", "stuck", "sick"):  # each signed once: its signature tag stays
             env.tag(name)
             cosign_sign(layout, registry, "au/app", "latest", key)
         (env.root / "etc/pods").mkdir(parents=True)
@@ -214,6 +216,18 @@ def test_a_new_image_that_never_becomes_ready_is_rolled_back(env: Env) -> None:
     assert "not ready within 6s" in entry["NSPOD_REASON"] and entry["PRIORITY"] == "4", entry
     listed = {i["id"] for i in json.loads(env.nspod("image", "list", "--format=json").stdout)}
     assert outcomes[0]["new"] not in listed  # the image that failed is gone, the previous stays
+
+
+def test_a_new_image_found_unhealthy_is_rolled_back_at_once(env: Env) -> None:
+    before = env.running_image()
+    env.tag("sick")
+    done, outcomes = env.update()
+    assert done.returncode == 1, done.stderr
+    assert [(o["result"], o["reason"]) for o in outcomes] == [
+        ("rolled-back", "its health check found it unhealthy")
+    ], outcomes
+    assert env.running_image() == before
+    assert journal("rolled-back", at_least=2)[-1]["NSPOD_REASON"] == "its health check found it unhealthy"
 
 
 def _mounts() -> int:
