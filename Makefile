@@ -41,6 +41,7 @@ SYSCONFDIR ?= /etc
 install: deb venv
 	ln -sfn $(VENV)/bin/nspod $(BINDIR)/nspod
 	install -D -m 0644 -t $(UNITDIR) units/pod@.service units/nspod-gc.service units/nspod-gc.timer units/nspod-pool.service \
+		units/nspod-auto-update.service units/nspod-auto-update.timer \
 		units/nspod-metadata.socket units/nspod-metadata-register.socket units/nspod-metadata.service \
 		units/nspod-cri.socket units/nspod-cri.service
 	install -D -m 0644 units/tmpfiles.d/nspod.conf $(TMPFILESDIR)/nspod.conf

@@ -94,6 +94,8 @@ SETTINGS: tuple[Setting, ...] = (
 
 # pod-file keys that are tables of their own, not flags: the apps (IMAGE …) and the unit's settings
 PODFILE_TABLES = ("app", "service")
+# pod-file keys no flag has: how nspod auto-update treats the pod
+PODFILE_ONLY = ("auto-update", "auto-update-timeout")
 
 
 def global_flags_with_values() -> tuple[str, ...]:
@@ -113,4 +115,4 @@ def global_fields(pool: Pooling) -> tuple[str, ...]:
 
 def podfile_keys() -> tuple[str, ...]:
     """The pod file's top-level keys: the settings' own, then its tables."""
-    return tuple(s.podfile for s in SETTINGS if s.podfile) + PODFILE_TABLES
+    return tuple(s.podfile for s in SETTINGS if s.podfile) + PODFILE_TABLES + PODFILE_ONLY

@@ -354,6 +354,16 @@ class Systemd:
         path = self._call(MACHINED_PATH, MACHINED_MANAGER, b"GetMachine", args, dest=MACHINED)
         return int(self._get(path, MACHINE, b"Leader", b"u", dest=MACHINED))
 
+    def status_text(self, name: str) -> str:
+        """A service's STATUS= (sd_notify), e.g. a pod@ unit's "2/2 apps ready"."""
+        return str(self._get(self._unit_path(name), SERVICE, b"StatusText", b"s").decode())
+
+    def restart_unit(self, name: str) -> None:
+        """``systemctl restart --no-block``: returns once systemd has queued the restart job."""
+        from pystemd.dbuslib import apply_signature
+
+        self._call(SD_PATH, MANAGER, b"RestartUnit", apply_signature(b"ss", [name.encode(), b"replace"]))
+
     def unref(self, name: str) -> None:
         """Let go of the AddRef we hold, so systemd may unload the finished unit."""
         self._call(self._unit_path(name), UNIT, b"Unref", [])

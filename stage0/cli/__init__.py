@@ -44,6 +44,7 @@ VERBS: dict[str, str] = {
     "top": "stage0.cli.top",
     "cp": "stage0.cli.cp",
     "update": "stage0.cli.update",
+    "auto-update": "stage0.cli.autoupdate",
     "app": "stage0.cli.app",
     "pool": "stage0.cli.pool",
     "pod": "stage0.cli.podfiles",

@@ -18,6 +18,7 @@ from stage1.abi import own_unit
 
 if TYPE_CHECKING:
     from stage0.pods.podfile import PodFile
+    from stage0.pods.requests import PodRequest
 
 DROPIN_ROOT = "/etc/systemd/system"
 
@@ -144,9 +145,18 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     # half-made pod, marked with this unit from its first moment, goes at the next start or gc
     # fetching images may outlast the unit's start timeout: keep pushing it out while we prepare
     with keep_alive(f"preparing pod {pod.name} (fetching images)"):
-        prepared = prepare(options, pod.request, to_run=True, unit=unit, report=stderr_report())
+        prepared = prepare(options, _pinned(options, pod), to_run=True, unit=unit, report=stderr_report())
     notify(f"STATUS=starting pod {pod.name}")
     return prepared.start(options, verb="exec")
+
+
+def _pinned(options: GlobalOptions, pod: PodFile) -> PodRequest:
+    """The request with the images 'nspod auto-update' chose (or rolled back to), by ID."""
+    if not pod.auto_update:
+        return pod.request
+    from stage0.pods.autoupdate import load_record, pinned
+
+    return pinned(pod.request, load_record(options.dir, pod.name))
 
 
 def uninstalled_service(pod: PodFile) -> str | None:

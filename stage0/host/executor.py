@@ -209,6 +209,49 @@ def systemd_version() -> str:
     return version if os.path.isdir("/run/systemd/system") else f"{version}, not running as init"
 
 
+def unit_watch(unit: str) -> tuple[str, str, str, str, str]:
+    """(ActiveState, SubState, StatusText, Result, InvocationID) of a host service, for watching a
+    restart (stage0/api/autoupdate.py); empty strings when systemd cannot say (not loaded). While a
+    job is queued for it, ActiveState is "pending" (between a restart's stop and start it is
+    inactive, with the new run's InvocationID already)."""
+    from stage1.systemd import Systemd
+
+    try:
+        with Systemd() as systemd:
+            status = systemd.status(unit)
+            text = systemd.status_text(unit)
+    except Error:
+        return "", "", "", "", ""
+    active = "pending" if status.job_queued else status.active_state
+    return active, status.sub_state, text, status.result, status.invocation_id
+
+
+def restart_unit(unit: str) -> None:
+    """Queue a restart of a host unit (raises when systemd refuses it)."""
+    from stage1.systemd import Systemd
+
+    with Systemd() as systemd:
+        systemd.restart_unit(unit)
+
+
+def apps_active(machine: str, apps: list[str]) -> list[str]:
+    """The ActiveState of each app's unit in a running pod (its systemd, over the machine's bus); ""
+    for one it cannot say (not started yet, or the pod's bus not up)."""
+    from stage1.systemd import Systemd
+
+    states = []
+    try:
+        with Systemd(machine) as pod:
+            for app in apps:
+                try:
+                    states.append(pod.status(f"{app}.service").active_state)
+                except Error:
+                    states.append("")
+    except Error:
+        return [""] * len(apps)
+    return states
+
+
 def signal_unit(machine: str | None, unit: str, signum: int) -> bool:
     """Send ``signum`` to every process of ``unit`` (KillUnit): one of the pod's systemd, or
     with no ``machine`` the host's; False when there is no such unit (not running)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import json
 import os
 import shutil
 import time
@@ -73,7 +74,17 @@ def images_in_use(data_dir: str) -> set[str]:
         if state in ("embryo", "prepare", "prepared", "run"):
             with open(listing) as file:
                 used.update(line.strip() for line in file if line.strip())
-    return used
+    return used | _kept_by_auto_update(data_dir)
+
+
+def _kept_by_auto_update(data_dir: str) -> set[str]:
+    """The current and previous images of pods that follow their tags (stage0/pods/autoupdate.py):
+    the previous one is what a rollback starts."""
+    kept: set[str] = set()
+    for path in glob.glob(os.path.join(data_dir, "auto-update", "*.json")):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError), open(path) as file:
+            kept.update(str(i) for i in json.load(file).get("keep", []))
+    return kept
 
 
 # -- removal and gc ------------------------------------------------------------------------------------
@@ -84,8 +95,13 @@ def _in_use(data_dir: str, image_id: str) -> bool:
 
 
 def remove_images(store: Store, data_dir: str, rows: list[ImageRow]) -> list[str]:
-    in_use = images_in_use(data_dir)
+    in_use, kept = images_in_use(data_dir), _kept_by_auto_update(data_dir)
     for row in rows:
+        if row.id in kept:
+            raise FailedPreconditionError(
+                f"image {row.short_id} ({row.name}) is kept by auto-update (a pod's current or previous)",
+                hint="the next update of its tag lets the older one go; see 'nspod auto-update --dry-run'",
+            )
         if row.id in in_use:
             raise FailedPreconditionError(
                 f"image {row.short_id} ({row.name}) is used by a prepared or running pod",

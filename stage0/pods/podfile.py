@@ -8,6 +8,7 @@ system config (``/usr/lib/nspod/pods``), first found wins. Checked against the s
     environment = { TZ = "UTC" }           # for every app (like --set-env)
     net = ["default"]                      # like --net (the default)
     port = ["http:8080"]                   # like --port=NAME:[HOSTIP:]HOSTPORT
+    auto-update = "registry"               # follow the images' tags: nspod auto-update
     publish = ["8443:443"]                 # like -p [HOSTIP:]HOSTPORT:PORT[/udp]
 
     [[app]]
@@ -95,6 +96,8 @@ class PodFile:
     path: str
     request: PodRequest
     service: tuple[tuple[str, str, str], ...]  # (section, key, value) for the drop-in
+    auto_update: str | None = None  # "registry": follow the images' tags (nspod auto-update)
+    auto_update_timeout: float = 60.0  # seconds an updated pod has to be ready, else rolled back
 
 
 def search_path(local_config: str, system_config: str) -> list[str]:
@@ -227,7 +230,8 @@ def parse(text: str, path: str, name: str) -> PodFile:
         + _checked(path, "publish", lambda: tuple(parse_publish(p) for p in doc.get("publish", []))),
         mds_register=doc.get("mds-register"),
     )
-    return PodFile(name, path, request, tuple(service))
+    timeout = doc.get("auto-update-timeout", 60.0)
+    return PodFile(name, path, request, tuple(service), doc.get("auto-update"), float(timeout))
 
 
 def _health(app: dict[str, Any], index: int, path: str) -> tuple[tuple[str, str], ...]:
