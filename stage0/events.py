@@ -49,7 +49,7 @@ def event_type(event: str) -> str:
     return "image" if event in IMAGE_EVENTS else "pod"
 
 
-def entry(event: str, fields: dict[str, object]) -> dict[str, bytes]:
+def entry(event: str, fields: dict[str, object], priority: int = 6) -> dict[str, bytes]:
     """The journal fields of one event (keywords with a None value are left out)."""
     if not _NAME.fullmatch(event):
         raise ValueError(f"bad event name {event!r}")
@@ -63,7 +63,7 @@ def entry(event: str, fields: dict[str, object]) -> dict[str, bytes]:
     result = {
         "MESSAGE": message,
         "MESSAGE_ID": message_id(event),
-        "PRIORITY": "6",
+        "PRIORITY": str(priority),
         "SYSLOG_IDENTIFIER": IDENTIFIER,
         "NSPOD_EVENT": event,
         "NSPOD_TYPE": event_type(event),
@@ -72,12 +72,12 @@ def entry(event: str, fields: dict[str, object]) -> dict[str, bytes]:
     return {k: v.encode() for k, v in result.items()}
 
 
-def emit(event: str, **fields: object) -> None:
-    """Log ``event`` to the host's journal; lost quietly when journald is not there (an event
-    never fails what it reports)."""
+def emit(event: str, *, priority: int = 6, **fields: object) -> None:
+    """Log ``event`` to the host's journal (``priority``: syslog's, 4 for a warning); lost quietly
+    when journald is not there (an event never fails what it reports)."""
     datagram = b"".join(
         key.encode() + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
-        for key, value in entry(event, fields).items()
+        for key, value in entry(event, fields, priority).items()
     )
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.sendto(datagram, JOURNAL_SOCKET)

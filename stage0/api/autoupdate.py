@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from stage0.api.images import pull
 from stage0.errors import Error, ErrorKind, FailedPreconditionError, kind_of
-from stage0.host import journal_entry
+from stage0.events import emit
 from stage0.host.executor import apps_active, restart_unit, unit_watch
 from stage0.images.fetch.policy import QUIET, PullPolicy, Report
 from stage0.options import GlobalOptions, InsecureOption
@@ -214,22 +214,7 @@ def _remove_quietly(options: GlobalOptions, ids: list[str]) -> None:
 
 def _log(outcome: Outcome) -> None:
     result = outcome.result
-    text = {
-        Result.UPDATED: f"updated to {outcome.new[:19]}",
-        Result.ROLLED_BACK: f"rolled back to {outcome.old[:19]}: {outcome.reason}",
-        Result.REFUSED: f"refused the new image: {outcome.reason}",
-        Result.UNCHANGED: "unchanged" + (f" ({outcome.reason})" if outcome.reason else ""),
-        Result.PENDING: f"update to {outcome.new[:19]} pending",
-        Result.FAILED: f"failed: {outcome.reason}",
-    }[result]
-    fields = {
-        "NSPOD_EVENT": "auto-update",
-        "NSPOD_POD": outcome.pod,
-        "NSPOD_IMAGE": outcome.image,
-        "NSPOD_RESULT": str(result),
-        "NSPOD_IMAGE_ID": outcome.new,
-        "NSPOD_PREVIOUS_IMAGE_ID": outcome.old,
-        "NSPOD_REASON": outcome.reason,
-    }
     priority = 4 if result in FAILED_RESULTS else 6
-    journal_entry.send(f"auto-update pod {outcome.pod} ({outcome.image}): {text}", fields, priority=priority)
+    # NSPOD_POD_NAME: the pod@ unit's name (events' NSPOD_POD is a pod's UUID, which a restart changes)
+    emit("auto-update", priority=priority, pod_name=outcome.pod, image=outcome.image, result=str(result),
+         image_id=outcome.new, previous_image_id=outcome.old, reason=outcome.reason or None)  # fmt: skip

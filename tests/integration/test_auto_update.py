@@ -92,7 +92,7 @@ def journal(result: str, at_least: int = 1, timeout: float = 5.0) -> list[dict[s
                 "journalctl",
                 "-o",
                 "json",
-                f"NSPOD_POD={POD}",
+                f"NSPOD_POD_NAME={POD}",
                 "NSPOD_EVENT=auto-update",
                 f"NSPOD_RESULT={result}",
             ],
