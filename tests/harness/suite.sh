@@ -11,6 +11,9 @@
 #      shell linter), and the store's against real servers in a private network namespace
 #      (tests/net: its 1,000 parallel fetches are a fifth of the suite), beside lane 1 in the same
 #      test host, so they see what they saw before; their output follows lane 1's;
+#   1b. the systemd tests of whole verbs that need only pods of their own (BESIDE below), in a
+#      test host of their own beside lane 1 (a host's machines, units, mounts and veths are its
+#      own, so lane 1's leak counts do not see theirs); output after lane 2's;
 #   3. fresh-check.sh package, then demo (each in a debootstrapped root and test host of its own),
 #      unless NSPOD_FRESH_ROOT says this is that root already; output in one piece at the end.
 # Exit status: 0 when every lane passed, else the first failing lane's.
@@ -19,6 +22,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cd "$repo"
+
+BESIDE=(tests/integration/test_verbs_a.py tests/integration/test_verbs_b.py tests/integration/test_events.py
+	tests/integration/test_health.py tests/integration/test_auto_update.py tests/integration/test_podman_flags.py
+	tests/attacks/test_cp_links.py tests/attacks/test_publish_loopback.py)
 
 if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	python=$2 log=$3
@@ -29,7 +36,7 @@ if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	pure=$!
 	trap 'kill -TERM "$pure" 2>/dev/null || true' EXIT
 	rc=0
-	"$python" -m pytest "${lane2[@]/#/--ignore=}" || rc=$?
+	"$python" -m pytest "${lane2[@]/#/--ignore=}" "${BESIDE[@]/#/--ignore=}" || rc=$?
 	# lane 1 interrupted (pytest's 2, or a signal): lane 2 goes too, as a background job ignores
 	# the terminal's SIGINT
 	if [ "$rc" -eq 2 ] || [ "$rc" -gt 128 ]; then kill -TERM "$pure" 2>/dev/null || true; fi
@@ -72,9 +79,9 @@ work=$(mktemp -d /tmp/nspod-suite.XXXXXX)
 # tree deeper than Python's recursion limit, say) failed a session whose tests all passed
 mkdir "$work/tmp"
 export PYTEST_DEBUG_TEMPROOT=$work/tmp
-fresh=""
+fresh="" beside=""
 cleanup() {
-	if [ -n "$fresh" ]; then kill -TERM "$fresh" 2>/dev/null || true; wait "$fresh" 2>/dev/null || true; fi
+	for lane in $fresh $beside; do kill -TERM "$lane" 2>/dev/null || true; wait "$lane" 2>/dev/null || true; done
 	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -83,8 +90,17 @@ if [ -z "${NSPOD_FRESH_ROOT:-}" ]; then
 	nice -n 10 "$here/suite.sh" --fresh >"$work/fresh.log" 2>&1 &
 	fresh=$!
 fi
+nice -n 10 "$here/in-testhost.sh" "$python" -m pytest "${BESIDE[@]}" >"$work/beside.log" 2>&1 &
+beside=$!
 rc=0
 "$here/in-testhost.sh" "$here/suite.sh" --inside "$python" "$work/pure.log" || rc=$?
+beside_rc=0
+wait "$beside" || beside_rc=$?
+beside=""
+echo
+echo "suite: ${BESIDE[*]} (in a test host of their own, beside the tests above):"
+cat "$work/beside.log"
+[ "$rc" -ne 0 ] || rc=$beside_rc
 if [ -n "$fresh" ]; then
 	fresh_rc=0
 	wait "$fresh" || fresh_rc=$?
