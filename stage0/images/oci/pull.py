@@ -26,6 +26,7 @@ from stage0.images.fetch.http import FetchError
 from stage0.images.fetch.policy import Progress as Told
 from stage0.images.fetch.policy import Transfer
 from stage0.images.oci.convert import image_manifest
+from stage0.images.oci.kept import KeptCopy, resume_offset
 from stage0.images.oci.layer import extract_layer
 from stage0.images.oci.manifest import (
     LAYERS,
@@ -120,13 +121,13 @@ class Resumable:
 
     def __init__(self, registry: Source, digest: str, part: str, progress: Progress) -> None:
         self._progress = progress
-        have = os.path.getsize(part) if os.path.exists(part) else 0
+        have = resume_offset(part)
         self._reply = registry.blob(digest, have)
         if have and self._reply.status != 206:  # the server starts over: so do we
             have = 0
         self._kept: BinaryIO | None = open(part, "rb") if have else None  # noqa: SIM115
         self._limit = have
-        self._out = open(part, "ab" if have else "wb")  # noqa: SIM115
+        self._out = KeptCopy(part, have)
         self._rest = Chunks(self._reply.chunks())
 
     def read(self, size: int = -1, /) -> bytes:
@@ -145,8 +146,10 @@ class Resumable:
     def close(self) -> None:
         if self._kept is not None:
             self._kept.close()
-        self._out.close()
-        self._reply.close()
+        try:
+            self._out.close()
+        finally:
+            self._reply.close()
 
 
 def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, progress: Progress) -> LayerRow:
