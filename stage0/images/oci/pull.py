@@ -25,6 +25,7 @@ from stage0.images.aci.tarstream import Readable
 from stage0.images.fetch.http import FetchError
 from stage0.images.fetch.policy import Progress as Told
 from stage0.images.fetch.policy import Transfer
+from stage0.images.oci.allocator import buffers_kept
 from stage0.images.oci.convert import image_manifest
 from stage0.images.oci.kept import KeptCopy, resume_offset
 from stage0.images.oci.layer import extract_layer
@@ -243,7 +244,7 @@ def pull(
         verb = "Downloading" if registry.remote else "Importing"
         say(f"{verb} {len(missing)} of {len(document.layers)} layers of {url}")
         shown = Progress(url, sum(layer.size for layer, _ in missing), progress if registry.remote else None)
-        with ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
+        with buffers_kept(), ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
             # largest first: the small ones fill the gaps instead of one big layer running alone at the end
             largest = sorted(missing, key=lambda pair: -pair[0].size)
             futures = [pool.submit(_layer, store, registry, layer, diff, shown) for layer, diff in largest]
