@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stage0.images.oci import kept
 from stage0.images.oci.kept import ALIGN, BUFFER, KeptCopy, resume_offset
 from stage0.images.oci.manifest import Descriptor
 from stage0.images.oci.pull import Progress, _layer
@@ -31,7 +32,8 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_every_byte_is_kept_whatever_the_chunks(tmp_path: Path) -> None:
+def test_every_byte_is_kept_whatever_the_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kept, "DEPTH", 1000)  # written in a burst, faster than a disk: all waits
     data = os.urandom(3 * BUFFER + 12345)
     sizes = [1, ALIGN - 1, BUFFER, 5000, BUFFER + 7, 3 * ALIGN]
     copy, at = KeptCopy(str(tmp_path / "part"), 0), 0
@@ -75,6 +77,27 @@ def test_a_failed_write_is_raised_where_the_download_meets_it(
         copy.close()
     copy.close()  # once is enough
     assert no_pipeline_threads()
+
+
+def test_a_disk_behind_the_network_never_holds_the_pull_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = os.write
+
+    def slow(fd: int, data: memoryview) -> int:
+        time.sleep(0.1)
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", slow)
+    data = os.urandom(30 * BUFFER)
+    copy = KeptCopy(str(tmp_path / "part"), 0)
+    start = time.monotonic()
+    for at in range(0, len(data), BUFFER):
+        copy.write(data[at : at + BUFFER])
+    assert time.monotonic() - start < 1.0 and copy.behind  # 30 writes of the disk take 3 s
+    copy.close()
+    kept = (tmp_path / "part").read_bytes()
+    assert 0 < len(kept) < len(data) and kept == data[: len(kept)]  # a prefix: resumable
 
 
 class Blob:

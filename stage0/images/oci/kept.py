@@ -8,8 +8,10 @@ virtual machine whose free memory goes back to the host (virtio-balloon's free p
 a page touched for the first time costs several times its copy (bench/RESULTS.md, pull). Written
 directly, the copy costs one memcpy into a reused buffer, and the disk's time in this thread.
 
-What survives a kill -9 is a prefix of the blob, up to the last whole buffer written; the next
-pull resumes from a multiple of :data:`ALIGN` and checks the whole blob against its digest.
+The copy never holds the pull back: when the disk falls behind the network (DEPTH chunks
+waiting), keeping stops there and the file stays what it must be, a prefix of the blob. What
+survives a kill -9 is such a prefix, up to the last whole buffer written; the next pull resumes
+from a multiple of :data:`ALIGN` and checks the whole blob against its digest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from stage0.images.oci.pipeline import Line, Pipe, Stopped
 
 ALIGN = 4096  # O_DIRECT's offsets, lengths and addresses: a page covers every device's block
 BUFFER = 1 << 20  # a multiple of ALIGN: written whole, so the file's end stays aligned
+DEPTH = 8  # chunks waiting for the disk before keeping stops: rides out the disk's hiccups
 
 
 def resume_offset(path: str) -> int:
@@ -40,22 +43,25 @@ def resume_offset(path: str) -> int:
 
 
 class KeptCopy:
-    """Chunks appended to ``path`` (at ``offset``, a multiple of ALIGN) as a thread writes them;
-    an error of the writing thread is raised once: by the next ``write``, or else by ``close``,
-    which writes what is left and waits."""
+    """Chunks appended to ``path`` (at ``offset``, a multiple of ALIGN) as a thread writes them,
+    until the disk is ``behind``; an error of the writing thread is raised once: by the next
+    ``write``, or else by ``close``, which writes what is queued and waits."""
 
     def __init__(self, path: str, offset: int) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if offset else os.O_TRUNC)
         self._fd = os.open(path, flags, 0o666)
         self._direct = _set_direct(self._fd, True)
         self._line = Line(threading.Lock())
-        self._pipe = Pipe(self._line, self._line)
-        self._closed = self._told = False
+        self._pipe = Pipe(self._line, self._line, DEPTH)
+        self._closed = self._told = self.behind = False
         self._line.start("kept-copy", self._run)
 
     def write(self, data: bytes) -> None:
+        """Queue ``data``; once the disk is behind, nothing more (the file stays a prefix)."""
+        if self.behind:
+            return
         try:
-            self._pipe.put(data)
+            self.behind = not self._pipe.offer(data)
         except Stopped:
             self._told = True
             raise self._line.error or OSError("the kept copy stopped") from None
