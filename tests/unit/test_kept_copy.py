@@ -100,6 +100,29 @@ def test_a_disk_behind_the_network_never_holds_the_pull_back(
     assert 0 < len(kept) < len(data) and kept == data[: len(kept)]  # a prefix: resumable
 
 
+def test_a_discarded_copy_stops_at_the_write_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = os.write
+
+    def slow(fd: int, data: memoryview) -> int:
+        time.sleep(0.1)
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", slow)
+    data = os.urandom(8 * BUFFER)
+    copy = KeptCopy(str(tmp_path / "part"), 0)
+    for at in range(0, len(data), BUFFER):
+        copy.write(data[at : at + BUFFER])
+    start = time.monotonic()
+    copy.discard()
+    copy.close()  # nothing more
+    assert time.monotonic() - start < 0.5  # not the 0.8 s of all eight
+    kept = (tmp_path / "part").read_bytes()
+    assert len(kept) < len(data) and kept == data[: len(kept)]
+    assert no_pipeline_threads()
+
+
 class Blob:
     def __init__(self, data: bytes, status: int, pause: threading.Event | None = None) -> None:
         self.data, self.status, self.pause = data, status, pause

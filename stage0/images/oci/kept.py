@@ -78,6 +78,17 @@ class KeptCopy:
         finally:
             os.close(self._fd)
 
+    def discard(self) -> None:
+        """Stop at the write under way, dropping what is queued: the copy is about to be deleted
+        (its layer stored, or refused), so the rest is not worth the disk's time."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._line.stop()
+        finally:
+            os.close(self._fd)
+
     def _run(self) -> None:
         buffer = mmap.mmap(-1, BUFFER)  # page-aligned, as O_DIRECT wants; reused for every chunk
         view, fill = memoryview(buffer), 0  # freed with this frame (closing it could mask an error)

@@ -144,6 +144,10 @@ class Resumable:
         self._progress.add(len(data))
         return data
 
+    def drop(self) -> None:
+        """The kept copy is about to be deleted: what is queued for it is not written."""
+        self._out.discard()
+
     def close(self) -> None:
         if self._kept is not None:
             self._kept.close()
@@ -175,7 +179,9 @@ def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, prog
                     source, compression=LAYERS[layer.media_type], root=root, digest=layer.digest,
                     diff_id=diff_id, limits=store.limits,
                 )  # fmt: skip
+                source.drop()  # stored: the kept copy goes below, unfinished writes with it
             except Error:
+                source.drop()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(part)  # what was kept is what failed: start over next time
                 raise
@@ -194,6 +200,9 @@ class Streamed(Chunks):
     def __init__(self, blob: Blob) -> None:
         super().__init__(blob.chunks())
         self.close = blob.close
+
+    def drop(self) -> None:
+        """Nothing is kept from a local source."""
 
 
 def _primary_group(layers: list[str]) -> Callable[[str], str | None]:
