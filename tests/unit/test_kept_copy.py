@@ -79,6 +79,25 @@ def test_a_failed_write_is_raised_where_the_download_meets_it(
     assert no_pipeline_threads()
 
 
+def test_a_device_refusing_the_alignment_gets_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write, refused = os.write, list[int]()
+
+    def picky(fd: int, data: memoryview) -> int:
+        if not refused:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", picky)
+    data = os.urandom(2 * BUFFER + 5)
+    copy = KeptCopy(str(tmp_path / "part"), 0)
+    copy.write(data)
+    copy.close()
+    assert refused and (tmp_path / "part").read_bytes() == data
+
+
 def test_a_disk_behind_the_network_never_holds_the_pull_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

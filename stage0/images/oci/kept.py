@@ -17,6 +17,7 @@ from a multiple of :data:`ALIGN` and checks the whole blob against its digest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import mmap
 import os
@@ -110,7 +111,14 @@ class KeptCopy:
 
     def _write(self, data: memoryview) -> None:
         while data:
-            written = os.write(self._fd, data)
+            try:
+                written = os.write(self._fd, data)
+            except OSError as error:
+                if error.errno != errno.EINVAL or not self._direct:
+                    raise
+                _set_direct(self._fd, False)  # a device that wants more than ALIGN: the page cache
+                self._direct = False
+                continue
             data = data[written:]
             if data and self._direct:  # a short write leaves the rest unaligned
                 _set_direct(self._fd, False)
