@@ -21,13 +21,14 @@ starts, so nothing is copied).
 
 Targets: nspod ≥ 1.5× faster than skopeo on both shapes; prepare of the 1 GiB image ≤ 50 ms.
 The machine's load (``uptime``) is printed before and after: other work on the 2 cores moves
-every number.
+every number; each tool's CPU time (user and system) is printed beside, as it moves less.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,10 +65,15 @@ def random_layers(layout: Layout, base: str, tag: str, count: int, size: int) ->
         previous = name
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Milliseconds of wall clock and of CPU (user and system, all its threads) of one command:
+    the CPU moves less with other work on the machine than the wall clock does."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    return (time.perf_counter() - start) * 1000
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
 
 
 def main() -> int:
@@ -138,8 +144,10 @@ def main() -> int:
 def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path,
                 registry: tuple[str, Path], baseline: list[str] | None) -> list[float]:  # fmt: skip
     """Each shape pulled by nspod into an empty store and copied by skopeo, alternating (which tool
-    goes first too), one warm-up round first; prints the medians, returns skopeo / nspod by shape."""
+    goes first too), one warm-up round first; prints the medians (wall clock, and CPU beside it),
+    returns skopeo / nspod by shape."""
     samples: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     store, copy = work / "store", work / "copy"
     host, policy = registry
     for round_ in range(rounds + 1):  # the first warms the page cache and the registry
@@ -153,9 +161,10 @@ def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path,
             if baseline:
                 runs["baseline fetch"] = ([*baseline, "--dir", str(store), "fetch", ref], None)
             for tool in sorted(runs, reverse=bool(round_ % 2)):
-                took = timed(*runs[tool])
+                took, used = timed(*runs[tool])
                 if round_:
                     samples.setdefault((shape, tool), []).append(took)
+                    cpu.setdefault((shape, tool), []).append(used)
                 for left in (store, copy):  # each run starts from nothing
                     shutil.rmtree(left, ignore_errors=True)
         if round_:
@@ -169,6 +178,8 @@ def pull_rounds(rounds: int, base: list[str], env: dict[str, str], work: Path,
         print(f"pull, {shape} (~100 MB), median of {rounds} (ms): nspod fetch {nspod_ms:.0f}, "
               f"skopeo copy {skopeo_ms:.0f}; skopeo / nspod = {speed:.2f}× "
               f"(target ≥ {SPEED_TARGET}): {'meets' if speed >= SPEED_TARGET else 'MISSES'}")  # fmt: skip
+        spent = {tool: statistics.median(v) for (s, tool), v in cpu.items() if s == shape}
+        print("  CPU, median (ms): " + ", ".join(f"{tool} {ms:.0f}" for tool, ms in spent.items()))
         if baseline:
             before = statistics.median(samples[(shape, "baseline fetch")])
             print(f"  baseline fetch {before:.0f} ms: skopeo / baseline = {skopeo_ms / before:.2f}×")

@@ -94,6 +94,18 @@ class Pipe:
                 self._chunks.append(chunk)
                 self._changed.notify_all()
 
+    def offer(self, chunk: bytes) -> bool:
+        """Put ``chunk`` if there is room now; False, and nothing put, if the pipe is full."""
+        with self._changed:
+            if self._writer.error is not None:
+                raise Stopped
+            if len(self._chunks) >= self._depth:
+                return False
+            if self._reader.error is None:
+                self._chunks.append(chunk)
+                self._changed.notify_all()
+            return True
+
     def get(self) -> bytes | BaseException:
         with self._changed:
             while not self._chunks and self._reader.error is None:

@@ -25,7 +25,9 @@ from stage0.images.aci.tarstream import Readable
 from stage0.images.fetch.http import FetchError
 from stage0.images.fetch.policy import Progress as Told
 from stage0.images.fetch.policy import Transfer
+from stage0.images.oci.allocator import buffers_kept
 from stage0.images.oci.convert import image_manifest
+from stage0.images.oci.kept import KeptCopy, resume_offset
 from stage0.images.oci.layer import extract_layer
 from stage0.images.oci.manifest import (
     LAYERS,
@@ -120,13 +122,13 @@ class Resumable:
 
     def __init__(self, registry: Source, digest: str, part: str, progress: Progress) -> None:
         self._progress = progress
-        have = os.path.getsize(part) if os.path.exists(part) else 0
+        have = resume_offset(part)
         self._reply = registry.blob(digest, have)
         if have and self._reply.status != 206:  # the server starts over: so do we
             have = 0
         self._kept: BinaryIO | None = open(part, "rb") if have else None  # noqa: SIM115
         self._limit = have
-        self._out = open(part, "ab" if have else "wb")  # noqa: SIM115
+        self._out = KeptCopy(part, have)
         self._rest = Chunks(self._reply.chunks())
 
     def read(self, size: int = -1, /) -> bytes:
@@ -142,11 +144,17 @@ class Resumable:
         self._progress.add(len(data))
         return data
 
+    def drop(self) -> None:
+        """The kept copy is about to be deleted: what is queued for it is not written."""
+        self._out.discard()
+
     def close(self) -> None:
         if self._kept is not None:
             self._kept.close()
-        self._out.close()
-        self._reply.close()
+        try:
+            self._out.close()
+        finally:
+            self._reply.close()
 
 
 def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, progress: Progress) -> LayerRow:
@@ -171,7 +179,9 @@ def _layer(store: Store, registry: Source, layer: Descriptor, diff_id: str, prog
                     source, compression=LAYERS[layer.media_type], root=root, digest=layer.digest,
                     diff_id=diff_id, limits=store.limits,
                 )  # fmt: skip
+                source.drop()  # stored: the kept copy goes below, unfinished writes with it
             except Error:
+                source.drop()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(part)  # what was kept is what failed: start over next time
                 raise
@@ -190,6 +200,9 @@ class Streamed(Chunks):
     def __init__(self, blob: Blob) -> None:
         super().__init__(blob.chunks())
         self.close = blob.close
+
+    def drop(self) -> None:
+        """Nothing is kept from a local source."""
 
 
 def _primary_group(layers: list[str]) -> Callable[[str], str | None]:
@@ -240,7 +253,7 @@ def pull(
         verb = "Downloading" if registry.remote else "Importing"
         say(f"{verb} {len(missing)} of {len(document.layers)} layers of {url}")
         shown = Progress(url, sum(layer.size for layer, _ in missing), progress if registry.remote else None)
-        with ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
+        with buffers_kept(), ThreadPoolExecutor(min(PARALLEL, max(1, len(missing)))) as pool:
             # largest first: the small ones fill the gaps instead of one big layer running alone at the end
             largest = sorted(missing, key=lambda pair: -pair[0].size)
             futures = [pool.submit(_layer, store, registry, layer, diff, shown) for layer, diff in largest]
