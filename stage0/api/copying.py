@@ -129,7 +129,11 @@ def _out(parentfd: int, name: str, target: str) -> int:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
         try:
             os.makedirs(target, mode=0o700, exist_ok=True)
-            count = 1 + sum(_out(fd, entry, os.path.join(target, entry)) for entry in sorted(os.listdir(fd)))
+            if os.path.islink(target):  # made here for a link of the same name: never followed
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), target)
+            # a name once: a directory the app renames in while it is read may list one twice
+            entries = sorted(set(os.listdir(fd)))
+            count = 1 + sum(_out(fd, entry, os.path.join(target, entry)) for entry in entries)
             os.chmod(target, stat.S_IMODE(os.fstat(fd).st_mode) & KEPT_BITS)
         finally:
             os.close(fd)
@@ -142,15 +146,41 @@ def _out(parentfd: int, name: str, target: str) -> int:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # swapped meanwhile
             return 0
-        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            _pump(fd, out)
+            _pump_sparse(fd, out, info.st_size)
             os.fchmod(out, stat.S_IMODE(info.st_mode) & KEPT_BITS)
         finally:
             os.close(out)
     finally:
         os.close(fd)
     return 1
+
+
+def _pump_sparse(source: int, dest: int, size: int) -> None:
+    """The app's file's first ``size`` bytes (its size once opened: an app that keeps appending
+    does not make the copy endless), its holes left holes (a sparse file of the app's, terabytes
+    of nothing, takes no room on the host)."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(source, offset, os.SEEK_DATA)
+            end = min(os.lseek(source, start, os.SEEK_HOLE), size)
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: no data after offset
+                raise
+            break
+        while start < end:
+            chunk = os.pread(source, min(CHUNK, end - start), start)
+            if not chunk:  # truncated meanwhile
+                end = size
+                break
+            view = memoryview(chunk)
+            while view:
+                written = os.pwrite(dest, view, start)
+                view, start = view[written:], start + written
+        offset = end
+    os.ftruncate(dest, size)
 
 
 def _pump(source: int, dest: int) -> None:
