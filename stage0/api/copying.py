@@ -4,9 +4,9 @@ chain of ``..``, a linked parent directory — never leads out of the app's root
 
 Each step below the resolved start opens relative to a descriptor already held, and never follows
 a link (O_NOFOLLOW): a directory swapped for a link while the copy runs fails the copy, it does not
-move it. A file in the app is written only once it is known to be a regular file (opened as
+move it. A file in the app is read or written only once it is known to be a regular file (opened as
 O_PATH, checked, then reopened through that descriptor), so a FIFO or device node the app made is
-never opened for writing. Modes are kept (the set-user-ID and set-group-ID bits are dropped both
+never opened, either way. Modes are kept (the set-user-ID and set-group-ID bits are dropped both
 ways); what lands in the app belongs to the app's user, what lands on the host to the caller."""
 
 from __future__ import annotations
@@ -140,20 +140,22 @@ def _out(parentfd: int, name: str, target: str) -> int:
         return count
     if not stat.S_ISREG(mode):
         return 0  # a FIFO, socket or device node of the app's: not copied out
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    fd = os.open(name, flags, dir_fd=parentfd)
+    from stage0.host.inroot import opened_if_regular
+
+    pathfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
+    source = opened_if_regular(pathfd, os.O_RDONLY | os.O_NOCTTY)
+    if source is None:  # swapped meanwhile for a FIFO or device node: never opened
+        return 0
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):  # swapped meanwhile
-            return 0
+        info = os.fstat(source)
         out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            _pump_sparse(fd, out, info.st_size)
+            _pump_sparse(source, out, info.st_size)
             os.fchmod(out, stat.S_IMODE(info.st_mode) & KEPT_BITS)
         finally:
             os.close(out)
     finally:
-        os.close(fd)
+        os.close(source)
     return 1
 
 

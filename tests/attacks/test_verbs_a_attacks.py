@@ -22,6 +22,7 @@ DEPTH = 1500  # deeper than Python's recursion limit
 
 APP = (
     "sh /tmp/*.sh & "  # a process whose command line holds escape sequences
+    "mkfifo /wake; (echo x > /wake; touch /woken) & "  # tells whether anyone opened /wake
     "truncate -s {sparse} /sparse; printf data >> /sparse; "
     "mkdir -p /deep; cd /deep; i=0; while [ $i -lt {depth} ]; do mkdir a; cd a; i=$((i+1)); done; cd /; "
     "mkdir -p /suid; cp /bin/busybox /suid/sh; chmod 4755 /suid/sh; "
@@ -118,14 +119,17 @@ def test_exec_u_refuses_ids_systemd_reserves(pod: tuple[Nspod, str]) -> None:
 
 
 def test_exec_u_of_the_apps_crafted_passwd(pod: tuple[Nspod, str]) -> None:
-    """The app's /etc/passwd names users for ``-u``: a FIFO or a link to /proc there is not read
-    (nor hangs exec), and a name resolves to the IDs the app itself gives it, nothing more."""
+    """The app's /etc/passwd and /etc/group name users for ``-u``, read by root on the host: a
+    FIFO there is never opened (its open would wake the app's writer; a device node's would be the
+    host driver's), nor a link to /proc read, and a name resolves to the IDs the app gives it."""
     nspod, name = pod
     assert nspod("exec", "-u", "worker", name, "--", "id", "-u").stdout == "1000\n"
-    made = nspod("exec", name, "--", "sh", "-c", "rm /etc/group; mkfifo /etc/group")
+    made = nspod("exec", name, "--", "sh", "-c", "rm /etc/group; ln -s /wake /etc/group")
     assert made.returncode == 0, made.stderr
     ran = nspod("exec", "-u", "worker:wheel", name, "--", "id", timeout=30)
     assert ran.returncode == 254 and "no group" in ran.stderr, ran.stderr
+    woken = nspod("exec", name, "--", "sh", "-c", "sleep 0.3; test -e /woken")
+    assert woken.returncode == 1, "nspod opened the app's FIFO"
     made = nspod("exec", name, "--", "sh", "-c", "rm /etc/group; ln -s /proc/1/status /etc/group")
     assert made.returncode == 0, made.stderr
     ran = nspod("exec", "-u", "worker:Uid", name, "--", "id", timeout=30)
