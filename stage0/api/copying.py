@@ -68,6 +68,10 @@ def _refused(error: OSError, where: str) -> Exception:
     inside = "a path of the app is resolved inside its root, its links too"
     if error.errno in (errno.ENOENT, errno.ENOTDIR):
         return NotFoundError(f"{where}: no such file or directory in the app", hint=inside)
+    if error.errno == errno.EWOULDBLOCK:
+        return FailedPreconditionError(
+            f"{where}: the app holds a lease on a file there", hint="copy it once the app lets it go"
+        )
     if error.errno == errno.ELOOP:
         return FailedPreconditionError(
             f"{where}: a symbolic link was met where none may be followed",
@@ -143,7 +147,7 @@ def _out(parentfd: int, name: str, target: str) -> int:
     from stage0.host.inroot import opened_if_regular
 
     pathfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
-    source = opened_if_regular(pathfd, os.O_RDONLY | os.O_NOCTTY)
+    source = opened_if_regular(pathfd, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     if source is None:  # swapped meanwhile for a FIFO or device node: never opened
         return 0
     try:
@@ -276,7 +280,8 @@ def _in(source: str, parentfd: int, name: str, owner: Owner) -> int:
         return 0  # the host's FIFOs, sockets and device nodes are not copied in
     if held is not None:  # a regular file of the app's: reopened through the checked descriptor
         try:
-            out = os.open(f"/proc/self/fd/{held}", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            # O_NONBLOCK: a lease the app holds on its file fails the open, not stalls it (45 s a file)
+            out = os.open(f"/proc/self/fd/{held}", os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC)
         finally:
             os.close(held)
     else:

@@ -46,7 +46,8 @@ def open_root(pid: int, proc: str = "/proc") -> int:
 def opened_if_regular(pathfd: int, flags: int) -> int | None:
     """``pathfd`` (O_PATH, closed here) reopened with ``flags`` when it is a regular file; anything
     else is never opened: a FIFO's open wakes the app's writer, and a device node's open is the
-    host's driver's (a watchdog's starts it), whatever device policy confines the app itself."""
+    host's driver's (a watchdog's starts it), whatever device policy confines the app itself. Give
+    O_NONBLOCK: a write lease the app holds would stall the open until the kernel breaks it."""
     try:
         if not stat.S_ISREG(os.fstat(pathfd).st_mode):
             return None
@@ -59,7 +60,9 @@ def read_in_root(rootfd: int, path: str, limit: int = 1 << 20) -> bytes | None:
     """A regular file's first ``limit`` bytes (its /etc/passwd), None when there is none (or a
     FIFO or device node is there: not opened)."""
     try:
-        fd = opened_if_regular(open_in_root(rootfd, path, os.O_PATH), os.O_RDONLY | os.O_NOCTTY)
+        fd = opened_if_regular(
+            open_in_root(rootfd, path, os.O_PATH), os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK
+        )
     except OSError:
         return None
     if fd is None:

@@ -26,6 +26,7 @@ APP = (
     "truncate -s {sparse} /sparse; printf data >> /sparse; "
     "mkdir -p /deep; cd /deep; i=0; while [ $i -lt {depth} ]; do mkdir a; cd a; i=$((i+1)); done; cd /; "
     "mkdir -p /suid; cp /bin/busybox /suid/sh; chmod 4755 /suid/sh; "
+    "echo leased > /leased-out; echo leased > /leased-in; leasehold /leased-out /leased-in > /leases & "
     "touch /ready; sleep 600"
 )
 
@@ -38,11 +39,14 @@ def secret(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pod(tmp_path_factory: pytest.TempPathFactory, secret: Path) -> Iterator[tuple[Nspod, str]]:
+def pod(
+    tmp_path_factory: pytest.TempPathFactory, secret: Path, programs: dict[str, Path]
+) -> Iterator[tuple[Nspod, str]]:
     base = tmp_path_factory.mktemp("verbsattack")
     image = attack_image(
         base,
         ["/bin/sh", "-c", APP.format(sparse=SPARSE, depth=DEPTH)],
+        programs={"leasehold": programs["leasehold"]},
         files={
             f"/tmp/{ESC}x.sh": "sleep 600\n",
             "/etc/passwd": f"{ESC}evil:x:0:0::/:/bin/sh\nworker:x:1000:1000::/:/bin/sh\n",
@@ -87,6 +91,21 @@ def test_a_tree_too_deep_is_refused_in_one_line(pod: tuple[Nspod, str], tmp_path
     copied = nspod("cp", f"{name}:/deep", str(tmp_path / "deep"), timeout=60)
     assert copied.returncode == 254, copied.stderr
     assert copied.stderr.startswith("nspod: ") and "Traceback" not in copied.stderr, copied.stderr
+
+
+def test_a_leased_file_never_stalls_a_copy(pod: tuple[Nspod, str], tmp_path: Path) -> None:
+    """The app holds write leases on its files (an owner may): a copy either way fails at once
+    (O_NONBLOCK's EWOULDBLOCK) instead of waiting out each lease's break (45 s a file)."""
+    nspod, name = pod
+    leases = nspod(
+        "exec", name, "--", "sh", "-c", "while [ $(wc -l < /leases) -lt 2 ]; do sleep 0.1; done; cat /leases"
+    )
+    assert leases.stdout == "lease:/leased-out HELD\nlease:/leased-in HELD\n", leases.stdout + leases.stderr
+    out = nspod("cp", f"{name}:/leased-out", str(tmp_path / "got"), timeout=20)
+    assert out.returncode in (0, 254) and "Traceback" not in out.stderr, out.stderr
+    (tmp_path / "file").write_text("file\n")
+    put = nspod("cp", str(tmp_path / "file"), f"{name}:/leased-in", timeout=20)
+    assert put.returncode in (0, 254) and "Traceback" not in put.stderr, put.stderr
 
 
 def test_set_id_bits_never_reach_the_host(pod: tuple[Nspod, str], tmp_path: Path) -> None:
