@@ -12,6 +12,7 @@ ways); what lands in the app belongs to the app's user, what lands on the host t
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import posixpath
@@ -22,6 +23,8 @@ from stage0.errors import FailedPreconditionError, NotFoundError, UsageError
 
 KEPT_BITS = 0o1777  # permissions and the sticky bit; never set-ID bits across the boundary
 CHUNK = 1 << 20
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = 0x1000, 0x100
+MAX_DEPTH = 256  # directories within directories the app may make a copy out walk down
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,7 @@ def _host_target(dest: str, name: str, directory: bool) -> str:
     return dest
 
 
-def _out(parentfd: int, name: str, target: str) -> int:
+def _out(parentfd: int, name: str, target: str, depth: int = 0) -> int:
     mode = os.stat(name, dir_fd=parentfd, follow_symlinks=False).st_mode
     if stat.S_ISLNK(mode):
         link = os.readlink(name, dir_fd=parentfd)
@@ -130,6 +133,11 @@ def _out(parentfd: int, name: str, target: str) -> int:
         os.symlink(link, target)
         return 1
     if stat.S_ISDIR(mode):
+        if depth >= MAX_DEPTH:  # a descriptor a level: an app's endless tree would exhaust them
+            raise FailedPreconditionError(
+                f"{target}: the app's tree is more than {MAX_DEPTH} directories deep there",
+                hint="copy a directory further down",
+            )
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
         try:
             os.makedirs(target, mode=0o700, exist_ok=True)
@@ -137,7 +145,7 @@ def _out(parentfd: int, name: str, target: str) -> int:
                 raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), target)
             # a name once: a directory the app renames in while it is read may list one twice
             entries = sorted(set(os.listdir(fd)))
-            count = 1 + sum(_out(fd, entry, os.path.join(target, entry)) for entry in entries)
+            count = 1 + sum(_out(fd, entry, os.path.join(target, entry), depth + 1) for entry in entries)
             os.chmod(target, stat.S_IMODE(os.fstat(fd).st_mode) & KEPT_BITS)
         finally:
             os.close(fd)
@@ -203,6 +211,15 @@ def _pump(source: int, dest: int) -> None:
 class Owner:
     uid: int  # host IDs: the app's user as the host sees it (shifted by --private-users)
     gid: int
+
+
+def chown_held(pathfd: int, uid: int, gid: int) -> None:
+    """fchownat(2) of an O_PATH descriptor itself (AT_EMPTY_PATH): a link's owner, by no name."""
+    from stage0.host.inroot import libc
+
+    if libc().fchownat(pathfd, b"", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
 
 
 def copy_in(rootfd: int, source: str, path: str, owner: Owner) -> int:
@@ -274,7 +291,14 @@ def _in(source: str, parentfd: int, name: str, owner: Owner) -> int:
             os.close(held)
             os.unlink(name, dir_fd=parentfd)
         os.symlink(os.readlink(source), name, dir_fd=parentfd)
-        os.chown(name, owner.uid, owner.gid, dir_fd=parentfd, follow_symlinks=False)
+        # by a descriptor of the link made, not its name: the app could put a hard link to another
+        # file there meanwhile, and gain that file
+        link = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
+        try:
+            if stat.S_ISLNK(os.fstat(link).st_mode):
+                chown_held(link, owner.uid, owner.gid)
+        finally:
+            os.close(link)
         return 1
     if not stat.S_ISREG(info.st_mode):
         return 0  # the host's FIFOs, sockets and device nodes are not copied in

@@ -18,6 +18,10 @@ RETRIES = 1000  # EAGAIN: a rename or mount elsewhere raced the ``..`` check; th
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def libc() -> ctypes.CDLL:
+    return _libc
+
+
 class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
 

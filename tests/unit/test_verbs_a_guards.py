@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stage0.api.copying import copy_out
+from stage0.api.copying import MAX_DEPTH, Owner, copy_in, copy_out
 from stage0.cli.top import shown
+from stage0.errors import FailedPreconditionError
 from stage1.abi import Error
 from stage1.exec_as import Overrides, admit, valid_id
 
@@ -80,3 +81,31 @@ def test_a_host_link_below_the_destination_is_never_written_through(tmp_path: Pa
         copied_out(tmp_path / "root", "/d", tmp_path / "dest")
     assert list((tmp_path / "outside").iterdir()) == []
     assert (tmp_path / "outside").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_tree_too_deep_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "root/deep"
+    deep.mkdir(parents=True)
+    fd = os.open(deep, os.O_PATH)
+    try:  # deeper than a path can name at once: made a level at a time
+        for _ in range(MAX_DEPTH + 1):
+            os.mkdir("a", dir_fd=fd)
+            fd, old = os.open("a", os.O_PATH, dir_fd=fd), fd
+            os.close(old)
+    finally:
+        os.close(fd)
+    with pytest.raises(FailedPreconditionError, match="directories deep"):
+        copied_out(tmp_path / "root", "/deep", tmp_path / "got")
+
+
+def test_a_link_copied_in_is_the_apps_by_its_descriptor(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    (tmp_path / "link").symlink_to("/nowhere")
+    owner = Owner(1234, 4321) if os.getuid() == 0 else Owner(os.getuid(), os.getgid())
+    fd = os.open(tmp_path / "root", os.O_PATH | os.O_DIRECTORY)
+    try:
+        copy_in(fd, str(tmp_path / "link"), "/link", owner)
+    finally:
+        os.close(fd)
+    info = (tmp_path / "root/link").lstat()
+    assert os.readlink(tmp_path / "root/link") == "/nowhere" and (info.st_uid, info.st_gid) == (owner.uid, owner.gid)
