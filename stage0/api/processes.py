@@ -146,6 +146,26 @@ def app_root(pod: Pod, app: str) -> int:
     )
 
 
+def check_workdir(pod: Pod, app: str, path: str) -> None:
+    """``exec -w``'s directory, resolved now as the app itself would resolve it. systemd changes to
+    WorkingDirectory= before it drops the command's privileges: a magic link of /proc on the way
+    (/proc/1/root: the pod's own tree, which the app cannot enter itself) would lead the command
+    out of the app's root. Such a path is refused here; a link the app swaps in after this check
+    is not seen (the chdir belongs after the drop: a helper in the app's root would do it)."""
+    from stage0.host.inroot import open_in_root
+
+    rootfd = app_root(pod, app)
+    try:
+        os.close(open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY))
+    except OSError as error:
+        raise FailedPreconditionError(
+            f"{path}: no directory of app {app} ({error.strerror})",
+            hint="give a directory of the app's own, reached without /proc's links",
+        ) from None
+    finally:
+        os.close(rootfd)
+
+
 def processes(pod: Pod, apps: tuple[str, ...]) -> list[tuple[str, Process]]:
     """Each app's processes now, app by app, oldest first."""
     running(pod)

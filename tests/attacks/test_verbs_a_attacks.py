@@ -52,7 +52,11 @@ def pod(
             "/etc/passwd": f"{ESC}evil:x:0:0::/:/bin/sh\nworker:x:1000:1000::/:/bin/sh\n",
             f"{secret}/shadow": DECOY,
         },
-        links={"bin/truncate": "busybox", "out": "../" * 12 + str(secret).lstrip("/")},
+        links={
+            "bin/truncate": "busybox",
+            "pod": "/proc/1/root",
+            "out": "../" * 12 + str(secret).lstrip("/"),
+        },
     )
     nspod = Nspod(base / "data")
     ran = nspod("run", "--detach", "--name=verbs-attack", str(image))
@@ -117,9 +121,17 @@ def test_set_id_bits_never_reach_the_host(pod: tuple[Nspod, str], tmp_path: Path
 
 
 def test_exec_w_through_a_link_stays_in_the_app(pod: tuple[Nspod, str]) -> None:
+    """-w resolves in the app's root, as its own chdir would: a link out lands on the decoy, /proc's
+    magic links lead nowhere the app could not go itself, and a path is never unit-file text."""
     nspod, name = pod
     seen = nspod("exec", "-w", "/out", name, "--", "cat", "shadow")
     assert seen.stdout == DECOY, seen.stdout + seen.stderr
+    for workdir in ("/proc/1/root", "/pod", "/proc/self/cwd/proc/1/cwd"):  # the pod's tree
+        seen = nspod("exec", "-w", workdir, name, "--", "ls", "opt")
+        assert seen.returncode == 254 and "stage2" not in seen.stdout, seen.stdout + seen.stderr
+    for workdir in ("/tmp\nUser=0", "/tmp\n[Service]\nUser=0"):
+        ran = nspod("exec", "-w", workdir, name, "--", "id", "-u")
+        assert ran.returncode == 254 and ran.stderr.startswith("nspod: "), ran.stdout + ran.stderr
 
 
 def test_exec_e_values_never_become_more_variables(pod: tuple[Nspod, str]) -> None:
