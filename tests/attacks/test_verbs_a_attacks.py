@@ -176,3 +176,29 @@ def test_concurrent_exec_u_each_get_their_user(pod: tuple[Nspod, str]) -> None:
     with concurrent.futures.ThreadPoolExecutor(len(users)) as pool:
         runs = list(pool.map(lambda u: nspod("exec", "-u", u, name, "--", "id", "-u"), users))
     assert [r.stdout for r in runs] == [f"{u}\n" for u in users], [r.stderr for r in runs]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open, outside the verbs: an image's workingDirectory is the app unit's WorkingDirectory=, "
+    "which systemd enters before dropping privileges (a chdir of the app's own would be refused)",
+)
+def test_an_images_working_directory_never_leads_out(tmp_path: Path) -> None:
+    """The image's workingDirectory is a link to /proc/1/root: the app (and every command entered
+    into it) would start in the pod's own tree, relative paths reaching what its root hides."""
+    image = attack_image(
+        tmp_path,
+        ["/bin/sh", "-c", "ls opt > /seen 2>&1; sleep 600"],
+        links={"pod": "/proc/1/root"},
+        app={"workingDirectory": "/pod"},
+    )
+    nspod = Nspod(tmp_path / "data")
+    ran = nspod("run", "--detach", "--name=workdir-attack", str(image))
+    try:
+        assert ran.returncode == 0, ran.stderr
+        seen = nspod(
+            "exec", "workdir-attack", "--", "sh", "-c", "while [ ! -s /seen ]; do sleep 0.1; done; cat /seen"
+        )
+        assert "stage2" not in seen.stdout, seen.stdout
+    finally:
+        nspod("stop", "--force", "workdir-attack")
