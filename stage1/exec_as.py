@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from stage1.abi import AppSpec, Error, PodSpec
 from stage1.app_unit import profile
 
+RESERVED_IDS = "65535 and 4294967295 are no IDs to run as (-1 means 'unchanged' to setresuid(2))"
+
+
+def valid_id(number: int) -> bool:
+    """A UID or GID a command may run as: systemd refuses (uid_t)-1 and its 16-bit twin."""
+    return 0 <= number < 0xFFFFFFFF and number != 0xFFFF
+
 
 @dataclass(frozen=True, slots=True)
 class Overrides:
@@ -33,6 +40,8 @@ class Overrides:
             if not uid.isdigit() or not (gid or uid).isdigit():
                 raise Error(f"bad user {user!r}", hint="stage1 takes UID[:GID], numbers")
             ids = (int(uid), int(gid or uid))
+            if not all(valid_id(n) for n in ids):
+                raise Error(f"bad user {user!r}", hint=RESERVED_IDS)
         if workdir is not None and not workdir.startswith("/"):
             raise Error(f"bad working directory {workdir!r}", hint="give an absolute path in the app")
         return cls(tuple(pairs), ids, workdir or "")
@@ -75,19 +84,27 @@ def account_lines(passwd: str, group: str, uid: int, gid: int) -> tuple[str, str
 
 
 def admit(stage1_root: str, uid: int, gid: int) -> None:
-    """Add the IDs to the running pod's accounts, where missing (as an added app's are)."""
+    """Add the IDs to the running pod's accounts, where missing (as an added app's are). Read, then
+    rewritten: concurrent ``exec -u`` take turns (an flock on the pod's /etc), or one would write
+    back a passwd without the other's line and the other's command fail 217/USER."""
+    import fcntl
     import os
 
     from stage1.tree import write_files
     from stage1.units import TreeFile
 
-    texts = []
-    for name in ("etc/passwd", "etc/group"):
-        with open(os.path.join(stage1_root, name)) as file:
-            texts.append(file.read())
-    passwd, group = account_lines(texts[0], texts[1], uid, gid)
-    if (passwd, group) != tuple(texts):
-        write_files(stage1_root, {"etc/passwd": TreeFile(passwd), "etc/group": TreeFile(group)})
+    lock = os.open(os.path.join(stage1_root, "etc"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        texts = []
+        for name in ("etc/passwd", "etc/group"):
+            with open(os.path.join(stage1_root, name)) as file:
+                texts.append(file.read())
+        passwd, group = account_lines(texts[0], texts[1], uid, gid)
+        if (passwd, group) != tuple(texts):
+            write_files(stage1_root, {"etc/passwd": TreeFile(passwd), "etc/group": TreeFile(group)})
+    finally:
+        os.close(lock)  # the lock goes with it
 
 
 def exec_command(

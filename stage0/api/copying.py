@@ -4,14 +4,15 @@ chain of ``..``, a linked parent directory — never leads out of the app's root
 
 Each step below the resolved start opens relative to a descriptor already held, and never follows
 a link (O_NOFOLLOW): a directory swapped for a link while the copy runs fails the copy, it does not
-move it. A file in the app is written only once it is known to be a regular file (opened as
+move it. A file in the app is read or written only once it is known to be a regular file (opened as
 O_PATH, checked, then reopened through that descriptor), so a FIFO or device node the app made is
-never opened for writing. Modes are kept (the set-user-ID and set-group-ID bits are dropped both
+never opened, either way. Modes are kept (the set-user-ID and set-group-ID bits are dropped both
 ways); what lands in the app belongs to the app's user, what lands on the host to the caller."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import posixpath
@@ -22,6 +23,8 @@ from stage0.errors import FailedPreconditionError, NotFoundError, UsageError
 
 KEPT_BITS = 0o1777  # permissions and the sticky bit; never set-ID bits across the boundary
 CHUNK = 1 << 20
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = 0x1000, 0x100
+MAX_DEPTH = 256  # directories within directories the app may make a copy out walk down
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,10 @@ def _refused(error: OSError, where: str) -> Exception:
     inside = "a path of the app is resolved inside its root, its links too"
     if error.errno in (errno.ENOENT, errno.ENOTDIR):
         return NotFoundError(f"{where}: no such file or directory in the app", hint=inside)
+    if error.errno == errno.EWOULDBLOCK:
+        return FailedPreconditionError(
+            f"{where}: the app holds a lease on a file there", hint="copy it once the app lets it go"
+        )
     if error.errno == errno.ELOOP:
         return FailedPreconditionError(
             f"{where}: a symbolic link was met where none may be followed",
@@ -117,7 +124,7 @@ def _host_target(dest: str, name: str, directory: bool) -> str:
     return dest
 
 
-def _out(parentfd: int, name: str, target: str) -> int:
+def _out(parentfd: int, name: str, target: str, depth: int = 0) -> int:
     mode = os.stat(name, dir_fd=parentfd, follow_symlinks=False).st_mode
     if stat.S_ISLNK(mode):
         link = os.readlink(name, dir_fd=parentfd)
@@ -126,31 +133,68 @@ def _out(parentfd: int, name: str, target: str) -> int:
         os.symlink(link, target)
         return 1
     if stat.S_ISDIR(mode):
+        if depth >= MAX_DEPTH:  # a descriptor a level: an app's endless tree would exhaust them
+            raise FailedPreconditionError(
+                f"{target}: the app's tree is more than {MAX_DEPTH} directories deep there",
+                hint="copy a directory further down",
+            )
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
         try:
             os.makedirs(target, mode=0o700, exist_ok=True)
-            count = 1 + sum(_out(fd, entry, os.path.join(target, entry)) for entry in sorted(os.listdir(fd)))
+            if os.path.islink(target):  # made here for a link of the same name: never followed
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), target)
+            # a name once: a directory the app renames in while it is read may list one twice
+            entries = sorted(set(os.listdir(fd)))
+            count = 1 + sum(_out(fd, entry, os.path.join(target, entry), depth + 1) for entry in entries)
             os.chmod(target, stat.S_IMODE(os.fstat(fd).st_mode) & KEPT_BITS)
         finally:
             os.close(fd)
         return count
     if not stat.S_ISREG(mode):
         return 0  # a FIFO, socket or device node of the app's: not copied out
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    fd = os.open(name, flags, dir_fd=parentfd)
+    from stage0.host.inroot import opened_if_regular
+
+    pathfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
+    source = opened_if_regular(pathfd, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    if source is None:  # swapped meanwhile for a FIFO or device node: never opened
+        return 0
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):  # swapped meanwhile
-            return 0
-        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        info = os.fstat(source)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            _pump(fd, out)
+            _pump_sparse(source, out, info.st_size)
             os.fchmod(out, stat.S_IMODE(info.st_mode) & KEPT_BITS)
         finally:
             os.close(out)
     finally:
-        os.close(fd)
+        os.close(source)
     return 1
+
+
+def _pump_sparse(source: int, dest: int, size: int) -> None:
+    """The app's file's first ``size`` bytes (its size once opened: an app that keeps appending
+    does not make the copy endless), its holes left holes (a sparse file of the app's, terabytes
+    of nothing, takes no room on the host)."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(source, offset, os.SEEK_DATA)
+            end = min(os.lseek(source, start, os.SEEK_HOLE), size)
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: no data after offset
+                raise
+            break
+        while start < end:
+            chunk = os.pread(source, min(CHUNK, end - start), start)
+            if not chunk:  # truncated meanwhile
+                end = size
+                break
+            view = memoryview(chunk)
+            while view:
+                written = os.pwrite(dest, view, start)
+                view, start = view[written:], start + written
+        offset = end
+    os.ftruncate(dest, size)
 
 
 def _pump(source: int, dest: int) -> None:
@@ -167,6 +211,15 @@ def _pump(source: int, dest: int) -> None:
 class Owner:
     uid: int  # host IDs: the app's user as the host sees it (shifted by --private-users)
     gid: int
+
+
+def chown_held(pathfd: int, uid: int, gid: int) -> None:
+    """fchownat(2) of an O_PATH descriptor itself (AT_EMPTY_PATH): a link's owner, by no name."""
+    from stage0.host.inroot import libc
+
+    if libc().fchownat(pathfd, b"", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
 
 
 def copy_in(rootfd: int, source: str, path: str, owner: Owner) -> int:
@@ -238,13 +291,21 @@ def _in(source: str, parentfd: int, name: str, owner: Owner) -> int:
             os.close(held)
             os.unlink(name, dir_fd=parentfd)
         os.symlink(os.readlink(source), name, dir_fd=parentfd)
-        os.chown(name, owner.uid, owner.gid, dir_fd=parentfd, follow_symlinks=False)
+        # by a descriptor of the link made, not its name: the app could put a hard link to another
+        # file there meanwhile, and gain that file
+        link = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
+        try:
+            if stat.S_ISLNK(os.fstat(link).st_mode):
+                chown_held(link, owner.uid, owner.gid)
+        finally:
+            os.close(link)
         return 1
     if not stat.S_ISREG(info.st_mode):
         return 0  # the host's FIFOs, sockets and device nodes are not copied in
     if held is not None:  # a regular file of the app's: reopened through the checked descriptor
         try:
-            out = os.open(f"/proc/self/fd/{held}", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            # O_NONBLOCK: a lease the app holds on its file fails the open, not stalls it (45 s a file)
+            out = os.open(f"/proc/self/fd/{held}", os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC)
         finally:
             os.close(held)
     else:

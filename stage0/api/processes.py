@@ -112,6 +112,60 @@ def main_process(pod: Pod, app: str) -> Process:
     return min(found, key=lambda p: (p.start_ticks, p.pid))
 
 
+def app_root(pod: Pod, app: str) -> int:
+    """A directory descriptor of the app's root: its oldest process's ``/proc/PID/root``, that
+    process held by a pidfd meanwhile. A PID read from the app's group may be reused by then (the
+    app's process ended): the process is checked in the group once held, and still alive once its
+    root is open, so the root is never another process's (a host one's: the host's root)."""
+    import signal
+
+    from stage0.host.inroot import open_root
+
+    for _ in range(3):
+        pid = main_process(pod, app).pid
+        try:
+            held = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            if pid not in app_pids(pod, app):
+                continue
+            rootfd = open_root(pid)
+            try:
+                signal.pidfd_send_signal(held, 0)  # still that process: the root opened was its
+            except ProcessLookupError:
+                os.close(rootfd)
+                continue
+            return rootfd
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        finally:
+            os.close(held)
+    raise FailedPreconditionError(
+        f"app {app} of pod {pod.uuid} ended while its root was sought", hint="is it restarting? try again"
+    )
+
+
+def check_workdir(pod: Pod, app: str, path: str) -> None:
+    """``exec -w``'s directory, resolved now as the app itself would resolve it. systemd changes to
+    WorkingDirectory= before it drops the command's privileges: a magic link of /proc on the way
+    (/proc/1/root: the pod's own tree, which the app cannot enter itself) would lead the command
+    out of the app's root. Such a path is refused here; a link the app swaps in after this check
+    is not seen (the chdir belongs after the drop: a helper in the app's root would do it)."""
+    from stage0.host.inroot import open_in_root
+
+    rootfd = app_root(pod, app)
+    try:
+        os.close(open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY))
+    except OSError as error:
+        raise FailedPreconditionError(
+            f"{path}: no directory of app {app} ({error.strerror})",
+            hint="give a directory of the app's own, reached without /proc's links",
+        ) from None
+    finally:
+        os.close(rootfd)
+
+
 def processes(pod: Pod, apps: tuple[str, ...]) -> list[tuple[str, Process]]:
     """Each app's processes now, app by app, oldest first."""
     running(pod)
@@ -146,9 +200,9 @@ def parse_ids(text: str) -> dict[str, tuple[int, int]]:
 
 def app_accounts(pod: Pod, app: str, file: str) -> dict[str, tuple[int, int]]:
     """The running app's own /etc/passwd or /etc/group (``file``), read inside its root."""
-    from stage0.host.inroot import open_root, read_in_root
+    from stage0.host.inroot import read_in_root
 
-    rootfd = open_root(main_process(pod, app).pid)
+    rootfd = app_root(pod, app)
     try:
         data = read_in_root(rootfd, f"/etc/{file}")
     finally:
@@ -177,4 +231,9 @@ def resolve_user(pod: Pod, app: str, text: str) -> tuple[int, int]:
                 f"app {app} has no group {group!r}", hint="give a number, or a group of its /etc/group"
             )
         gid = int(group) if group.isdigit() else groups[group][0]
+    # systemd refuses (uid_t)-1 ("unchanged" to setresuid(2)) and its 16-bit twin (stage1 too)
+    if not all(0 <= n < 0xFFFFFFFF and n != 0xFFFF for n in (uid, gid)):
+        raise InvalidArgumentError(
+            f"bad user {text!r}: {uid}:{gid} are no IDs to run as", hint="65535 and 4294967295 are reserved"
+        )
     return uid, gid

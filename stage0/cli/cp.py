@@ -20,15 +20,14 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run_cp(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.api.copying import Owner, copy_in, copy_out, copy_sides
-    from stage0.api.processes import main_process, one_app, spec_of
-    from stage0.host.inroot import open_root
+    from stage0.api.processes import app_root, one_app, spec_of
     from stage0.pods.dirs import Pods
 
     source, dest = copy_sides(args.source, args.dest)
     inside = source if source.pod else dest
     pod = Pods(options.dir).find(inside.pod)
     app = one_app(pod, inside.app)
-    rootfd = open_root(main_process(pod, app).pid)
+    rootfd = app_root(pod, app)
     try:
         if source.pod:
             copy_out(rootfd, source.path, dest.path)

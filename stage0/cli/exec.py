@@ -52,7 +52,7 @@ def environment(given: list[str], host: dict[str, str]) -> list[str]:
 
 
 def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
-    from stage0.api.processes import one_app, resolve_user, running
+    from stage0.api.processes import check_workdir, one_app, resolve_user, running
     from stage0.errors import UsageError
     from stage0.pods.dirs import Pods
 
@@ -70,6 +70,7 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
         uid, gid = resolve_user(pod, app, args.user)
         flags.append(f"--user={uid}:{gid}")
     if args.workdir:
+        check_workdir(pod, app, args.workdir)
         flags.append(f"--workdir={args.workdir}")
     if not args.interactive:  # podman's: the command reads nothing unless asked to
         devnull = os.open(os.devnull, os.O_RDONLY)

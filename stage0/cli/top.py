@@ -26,6 +26,13 @@ def cpu_time(ticks: int) -> str:
     return f"{days}-{text}" if days else text
 
 
+def shown(text: str) -> str:
+    """An app's own text (a command line, a user name of its passwd) as the terminal may print it:
+    a control character escaped (``\\x1b``), never obeyed (a title set, the screen cleared, a line
+    forged)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def run_top(options: GlobalOptions, args: argparse.Namespace) -> int:
     from stage0.api.processes import app_accounts, chosen_apps, processes
     from stage0.cli.format import table
@@ -45,9 +52,9 @@ def run_top(options: GlobalOptions, args: argparse.Namespace) -> int:
         [
             *([app] if args.app is None else []),
             str(p.pod_pid),
-            names[app].get(p.uid, str(p.uid)),
+            shown(names[app].get(p.uid, str(p.uid))),
             cpu_time(p.cpu_ticks),
-            p.command,
+            shown(p.command),
         ]
         for app, p in rows
     ]

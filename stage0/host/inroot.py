@@ -10,11 +10,16 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 
 RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 SYS_OPENAT2 = 437  # the unified system call table: the same number on every architecture
 RETRIES = 1000  # EAGAIN: a rename or mount elsewhere raced the ``..`` check; the kernel asks to retry
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def libc() -> ctypes.CDLL:
+    return _libc
 
 
 class _OpenHow(ctypes.Structure):
@@ -42,18 +47,31 @@ def open_root(pid: int, proc: str = "/proc") -> int:
     return os.open(os.path.join(proc, str(pid), "root"), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def read_in_root(rootfd: int, path: str, limit: int = 1 << 20) -> bytes | None:
-    """A regular file's first ``limit`` bytes (its /etc/passwd), None when there is none; a FIFO
-    or device there is not read (O_NONBLOCK, then refused by its type)."""
+def opened_if_regular(pathfd: int, flags: int) -> int | None:
+    """``pathfd`` (O_PATH, closed here) reopened with ``flags`` when it is a regular file; anything
+    else is never opened: a FIFO's open wakes the app's writer, and a device node's open is the
+    host's driver's (a watchdog's starts it), whatever device policy confines the app itself. Give
+    O_NONBLOCK: a write lease the app holds would stall the open until the kernel breaks it."""
     try:
-        fd = open_in_root(rootfd, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        if not stat.S_ISREG(os.fstat(pathfd).st_mode):
+            return None
+        return os.open(f"/proc/self/fd/{pathfd}", flags | os.O_CLOEXEC)  # that very inode
+    finally:
+        os.close(pathfd)
+
+
+def read_in_root(rootfd: int, path: str, limit: int = 1 << 20) -> bytes | None:
+    """A regular file's first ``limit`` bytes (its /etc/passwd), None when there is none (or a
+    FIFO or device node is there: not opened)."""
+    try:
+        fd = opened_if_regular(
+            open_in_root(rootfd, path, os.O_PATH), os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK
+        )
     except OSError:
         return None
+    if fd is None:
+        return None
     try:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return os.read(fd, limit)
     finally:
         os.close(fd)
