@@ -6,6 +6,7 @@ into the same profile the app's own unit has."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from stage1.abi import AppSpec, Error, PodSpec
@@ -115,9 +116,10 @@ def exec_command(
     from stage1 import mds
     from stage1.enter import app_main_pid, check_command, enter_argv
     from stage1.fly import apps as fly
-    from stage1.pidns import own_pid
+    from stage1.pidns import BUILT, HELPER_IN_POD, own_directory, own_pid
     from stage1.run import host_hidden, load
     from stage1.systemd import Systemd
+    from stage1.tree import write_programs
 
     spec, paths = load(pod_dir)
     spec = mds.registered_url(spec, paths)
@@ -132,6 +134,8 @@ def exec_command(
     spec, chosen = applied(spec, name, overrides)
     if overrides.user is not None:
         admit(paths.stage1, chosen.user, chosen.group)
+    if own_directory(chosen) and not os.path.exists(os.path.join(paths.stage1, HELPER_IN_POD.lstrip("/"))):
+        write_programs(paths.stage1, {HELPER_IN_POD.lstrip("/"): BUILT})  # it enters -w as the app
     check_command(paths, chosen, command[0])
     if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
         return fly.enter_argv(spec, paths, chosen, command, host_hidden(), tty=tty, term=term, unit="")

@@ -33,6 +33,18 @@ def own_pid(app: AppSpec) -> bool:
     return app.pid_namespace == OWN
 
 
+def own_directory(app: AppSpec) -> bool:
+    """Whether the helper enters the app's working directory (any but its root): as the app, after
+    systemd has dropped its privileges, since systemd 252 enters WorkingDirectory= with all of them
+    and so follows what the app could not (an image's link to /proc/1/root: the pod's own tree).
+    Not for a privileged app: it holds every capability itself."""
+    return not app.privileged and (app.working_directory or "/") != "/"
+
+
+def needs_helper(app: AppSpec) -> bool:
+    return own_pid(app) or own_directory(app)
+
+
 def _filter_lines(settings: list[tuple[str, str]]) -> list[str]:
     return [value for key, value in settings if key == "SystemCallFilter"]
 
@@ -68,15 +80,20 @@ def _denied_after(call: str, lines: list[str]) -> bool:
 
 def widened(app: AppSpec, settings: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The app's unit settings (stage1/app_unit.py profile) with what the helper needs; the
-    same settings for an app in the pod's PID namespace."""
+    same settings for an app in the pod's PID namespace (its working directory the helper's, if any)."""
     if not own_pid(app):
-        return settings
+        if not own_directory(app):
+            return settings
+        chdir = [(k, "/" if k == "WorkingDirectory" else v) for k, v in settings]
+        return [*chdir, ("BindReadOnlyPaths", f"{HELPER_IN_POD}:{HELPER}")]
     out = []
     for key, value in settings:
         if key == "CapabilityBoundingSet":
             value = " ".join(dict.fromkeys((*value.split(), *NEEDED)))
         elif key == "RestrictNamespaces" and value == "yes":
             value = "pid mnt"  # the helper's own two; stacked filter restricts them again
+        elif key == "WorkingDirectory":
+            value = "/"  # entered by the helper (--chdir), as the app
         out.append((key, value))
     if _filter_lines(settings):
         out.append(("SystemCallFilter", " ".join(CALLS)))  # out of a deny-list, into an allow-list
@@ -109,6 +126,7 @@ def wrapped(
 ) -> tuple[str, ...]:
     """``argv`` run through the helper (``join``: the app's main PID, for a command entered into
     it); ``argv`` itself for an app in the pod's PID namespace."""
+    chdir = (f"--chdir={app.working_directory}",) if own_directory(app) else ()
     if not own_pid(app):
-        return argv
-    return (HELPER, *([f"--join={join}"] if join else []), *given_back(app, settings), "--", *argv)
+        return (HELPER, "--no-pidns", *chdir, "--", *argv) if chdir else argv
+    return (HELPER, *([f"--join={join}"] if join else []), *given_back(app, settings), *chdir, "--", *argv)

@@ -28,7 +28,19 @@ def write_tree(root: str, tree: Tree) -> None:
     for directory in tree.dirs:
         os.makedirs(os.path.join(root, directory), mode=0o755, exist_ok=True)
     write_files(root, tree.files)
-    for path, source in tree.programs.items():
+    write_programs(root, tree.programs)
+    for path, destination in tree.links.items():
+        link = os.path.join(root, path)
+        os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
+        if os.path.islink(link) or os.path.exists(link):
+            os.unlink(link)
+        os.symlink(destination, link)
+
+
+def write_programs(root: str, programs: dict[str, str]) -> None:
+    """Copies of the host's built programs (path in the tree → where built); also into a running
+    pod's tree, where a command entered with a working directory of its own needs nspod-pidns."""
+    for path, source in programs.items():
         try:
             with open(source, "rb") as file:
                 program = file.read()
@@ -37,12 +49,6 @@ def write_tree(root: str, tree: Tree) -> None:
         target = os.path.join(root, path)
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
         write_atomic(target, program, mode=0o755, sync=False)
-    for path, destination in tree.links.items():
-        link = os.path.join(root, path)
-        os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
-        if os.path.islink(link) or os.path.exists(link):
-            os.unlink(link)
-        os.symlink(destination, link)
 
 
 def write_files(root: str, files: dict[str, TreeFile]) -> None:

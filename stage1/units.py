@@ -33,7 +33,7 @@ from stage1.crilog import (
 )
 from stage1.escape import command, path, unit_path
 from stage1.health import health_files
-from stage1.pidns import BUILT, HELPER_IN_POD, own_pid
+from stage1.pidns import BUILT, HELPER_IN_POD, needs_helper
 from stage1.stdio import Stdio
 from stage1.unitfile import Entry, render, section
 from stage1.volumes import MOUNT_VOLUMES, has_volumes_unit, volumes_unit, volumes_unit_name
@@ -334,5 +334,5 @@ def tree(
         *(APP_ROOT.format(app=a.name).lstrip("/") for a in spec.apps),
     )
     # a sandbox's apps may need it later
-    wants_helper = spec.sandbox or any(own_pid(app) for app in spec.apps)
+    wants_helper = spec.sandbox or any(needs_helper(app) for app in spec.apps)
     return Tree(files, links, dirs, {HELPER_IN_POD.lstrip("/"): BUILT} if wants_helper else {})

@@ -2,7 +2,13 @@
  * confinement its unit gave it (stage1/pidns.py plans the unit; this is the part systemd 252 has no
  * setting for: PrivatePIDs= came with 257).
  *
- *   nspod-pidns [--join=PID] [--drop=CAP,...] [--deny=CALL,...] [--errno=N] [--restrict] -- CMD...
+ *   nspod-pidns [--join=PID] [--drop=CAP,...] [--deny=CALL,...] [--errno=N] [--restrict] [--chdir=DIR] -- CMD...
+ *   nspod-pidns --no-pidns --chdir=DIR -- CMD...
+ *
+ * --chdir: the app's working directory, entered last, as the app itself (its user, capabilities
+ * and filter), never by systemd: systemd 252 enters WorkingDirectory= while it still holds every
+ * capability, so an image's directory that is a link to /proc/1/root led the app into the pod's
+ * own tree (a magic link the app's own chdir may not follow). --no-pidns: only that.
  *
  * It runs as the unit's main process, already in the app's root, user, seccomp filter and bounding
  * set, which the unit widened by just what this needs (CAP_SYS_ADMIN, CAP_SETPCAP, the calls
@@ -182,6 +188,18 @@ static void drop_capabilities(unsigned long long dropped) {
 		die("capset");
 }
 
+/* the working directory entered, then the command (systemd's exit status for a directory it cannot
+ * enter: 200, CHDIR) */
+static void run(char *command[], const char *directory) {
+	if (directory && chdir(directory)) {
+		fprintf(stderr, "nspod-pidns: changing to the working directory %s: %s\n", directory, strerror(errno));
+		_exit(200);
+	}
+	execvp(command[0], command);
+	fprintf(stderr, "nspod-pidns: %s: %s\n", command[0], strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
 static pid_t child;
 
 static void pass_on(int signal_number) {
@@ -209,7 +227,8 @@ int main(int argc, char *argv[]) {
 	int deny[N_CALLS] = {0}, restrict_ns = 0, i;
 	unsigned errno_value = EPERM;
 	unsigned long long dropped = 0;
-	const char *join = NULL;
+	const char *join = NULL, *directory = NULL;
+	int pidns = 1;
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		char *value = strchr(argv[i], '=');
 		value = value ? value + 1 : "";
@@ -219,6 +238,10 @@ int main(int argc, char *argv[]) {
 			errno_value = (unsigned)atoi(value) & SECCOMP_RET_DATA;
 		else if (!strcmp(argv[i], "--restrict"))
 			restrict_ns = 1;
+		else if (!strncmp(argv[i], "--chdir=", 8))
+			directory = value;
+		else if (!strcmp(argv[i], "--no-pidns"))
+			pidns = 0;
 		else if (!strncmp(argv[i], "--drop=", 7))
 			for (char *c = strtok(value, ","); c; c = strtok(NULL, ","))
 				dropped |= 1ULL << (atoi(c) & 63);
@@ -232,10 +255,12 @@ int main(int argc, char *argv[]) {
 				deny[k] = 1;
 			}
 		else
-			fail("usage: nspod-pidns [--join=PID] [--drop=CAP,...] [--deny=CALL,...] [--errno=N] [--restrict] -- CMD...");
+			fail("usage: nspod-pidns [--join=PID] [--drop=CAP,...] [--deny=CALL,...] [--errno=N] [--restrict] [--chdir=DIR] -- CMD...");
 	}
 	if (i + 1 >= argc)
 		fail("no command");
+	if (!pidns)
+		run(argv + i + 1, directory);
 	if (join) {
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%d/ns/pid_for_children", atoi(join));
@@ -257,7 +282,5 @@ int main(int argc, char *argv[]) {
 	fresh_proc();
 	refilter(deny, errno_value, restrict_ns);
 	drop_capabilities(dropped);
-	execvp(argv[i + 1], argv + i + 1);
-	fprintf(stderr, "nspod-pidns: %s: %s\n", argv[i + 1], strerror(errno));
-	_exit(errno == ENOENT ? 127 : 126);
+	run(argv + i + 1, directory);
 }

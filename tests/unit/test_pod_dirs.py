@@ -74,3 +74,21 @@ def test_removing_a_pod_removed_meanwhile_is_quiet(tmp_path: Path) -> None:
     pods.remove(pod)
     pods.remove(pod)
     assert pods.all() == []
+
+
+def test_a_tree_deeper_than_pythons_stack_is_removed(tmp_path: Path) -> None:
+    """An app may make its root's tree as deep as it likes (3,000 levels here): shutil.rmtree
+    recurses and gave up (RecursionError, the pod never removed); what it leaves, rm removes."""
+    from stage0.images.store.locks import remove_tree
+
+    top = tmp_path / "pod"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(3000):
+        os.mkdir("a", dir_fd=fd)
+        deeper = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.close(fd)
+    remove_tree(str(top))
+    assert not top.exists()

@@ -158,10 +158,17 @@ def remove_tree(path: str) -> None:
                 failed
             )
 
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=retry) if os.path.isdir(path) and not os.path.islink(
-            path
-        ) else os.unlink(path)
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+    try:
+        shutil.rmtree(path, onerror=retry)
+    except RecursionError:  # a tree an app made deeper than Python's stack (shutil recurses): rm's own
+        from stage0.host.runner import run
+
+        run(["rm", "-rf", "--one-file-system", "--", path], what=f"removing {path}")
 
 
 def _create_locked(path: str) -> int:
