@@ -221,9 +221,7 @@ class Writer:
         self.stdin = socket.socket(fileno=fds["stdin"]) if "stdin" in fds else None
         self.stdin_buffer, self.stdin_ending, self.stdin_done = b"", False, False
         self.wake = -1  # readable once a signal came (signal.set_wakeup_fd)
-        self.ctl, self.ack = fds.get("ctl", -1), fds.get("ack", -1)
-        if self.ctl >= 0:
-            os.set_blocking(self.ctl, False)
+        self.ctl, self.ack = fds.get("ctl", -1), fds.get("ack", -1)  # non-blocking, as systemd opens FIFOs
 
     def make_tty(self, link: str) -> int:
         master, slave = os.openpty()  # the slave stays open here: the master never reads EIO
@@ -270,6 +268,8 @@ class Writer:
             asked = os.read(self.ctl, 4096).split()[1::2]
             self.drain()
             os.write(self.ack, answers(asked, self.app))
+        for client in list(self.clients):  # attach ends with the app
+            self.drop(client)
 
     def read(self, fd: int) -> bool:
         try:

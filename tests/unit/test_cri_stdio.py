@@ -117,6 +117,9 @@ def test_the_reaper_has_the_writer_drain(pod: Pod, tmp_path: Path) -> None:
     the app wrote is in the file, its last line without a newline too; the writer writes on."""
     path = tmp_path / "logs" / "0.log"
     writer, stopping = pod.start(path)
+    client = _attached(tmp_path)
+    client.sendall(attach.frame(attach.HELLO))
+    time.sleep(0.2)  # accepted before the app writes
     os.write(pod.out, b"a line\n" * 1000 + b"the last, no newline")
     ctl = os.open(tmp_path / "web.ctl", os.O_WRONLY)
     os.write(ctl, b"drain 41\ndrain 42\n")  # two reapers' (one gave up): each is answered
@@ -127,6 +130,11 @@ def test_the_reaper_has_the_writer_drain(pod: Pod, tmp_path: Path) -> None:
     assert [line.split()[0] for line in answer.splitlines()] == [b"41", b"42"]  # and how it ended
     assert logs.read_lines(str(path))[-1] == ("stdout", b"the last, no newline")
     assert len(logs.read_lines(str(path))) == 1001
+    client.settimeout(5)
+    received = b""
+    while chunk := client.recv(65536):  # then its end: attach ends with the app
+        received += chunk
+    assert received.endswith(b"the last, no newline")
     os.write(pod.out, b"after\n")  # the app started again
     _wait_for(lambda: len(_lines(path)) == 1002)
     stopping.append(0.0)
