@@ -322,7 +322,9 @@ def app_unit(
         "Unit",
         ("Description", f"Application {app.name}"),
         ("DefaultDependencies", "no"),
-        ("Wants", f"reaper-{app.name}.service ready-{app.name}.service"),
+        # a CRI container's readiness is its probes' (kubelet's): no report, whose Python would
+        # run beside the app's start
+        ("Wants", f"reaper-{app.name}.service" + ("" if has_writer(app) else f" ready-{app.name}.service")),
         ("Requires", " ".join(sockets)) if sockets else None,
         ("After", " ".join(sockets)) if sockets else None,
         *((("Requires", "sysctl.service"), ("After", "sysctl.service")) if app.sysctl else ()),
@@ -379,8 +381,7 @@ def reaper_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
     service = section(
         "Service",
         ("Type", "oneshot"),
-        ("RemainAfterExit", "yes"),
-        ("ExecStart", "/usr/bin/true"),
+        ("RemainAfterExit", "yes"),  # active without a process: nothing spawned before the app's start
         ("ExecStop", f"/nspod/bin/reaper {'--keep-pod ' if sandbox else ''}{app.name}"),
     )
     return unit + service

@@ -19,6 +19,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
@@ -307,15 +308,24 @@ def _mount_unit(where: str) -> str:
     return f"{unit_path(where)}.mount"
 
 
-def states(pod_dir: str, name: str | None) -> list[dict[str, object]]:
+def states(pod_dir: str, name: str | None, *, recorded: bool = False) -> list[dict[str, object]]:
     """The apps' states (every app, or the one named), from the pod's systemd and the exit codes
-    the reapers recorded: what ``nspod app list`` and ``app status`` show."""
+    the reapers recorded: what ``nspod app list`` and ``app status`` show. ``recorded``: from the
+    records alone (created, running or exited; no PID), without a round trip to the pod's systemd:
+    the CRI's, whose states are those three."""
     spec, paths = _sandbox(pod_dir)
     apps: tuple[AppSpec, ...] = (spec.app(name),) if name else spec.apps
     if spec.host_pid:
         return fly.states(spec, paths, apps)
-    with Systemd(spec.machine) as pod:
-        return [_state(pod, paths, app) for app in apps]
+    with contextlib.ExitStack() as stack:
+        bus: list[Systemd] = []
+
+        def pod() -> Systemd:  # connected only when an app's end is not recorded yet
+            if not bus:
+                bus.append(stack.enter_context(Systemd(spec.machine)))
+            return bus[0]
+
+        return [_state(None if recorded else pod, paths, app) for app in apps]
 
 
 def status(pod_dir: str, name: str | None) -> int:
@@ -325,17 +335,23 @@ def status(pod_dir: str, name: str | None) -> int:
     return 0
 
 
-def _state(pod: Systemd, paths: PodPaths, app: AppSpec) -> dict[str, object]:
+def _state(pod: Callable[[], Systemd] | None, paths: PodPaths, app: AppSpec) -> dict[str, object]:
     code_file = os.path.join(paths.status, app.name)
     code, exited = _read(code_file), None
     if code is not None:
         exited = os.path.getmtime(code_file)
     started = _read(os.path.join(paths.status, app.name + STARTED))
+    state: str | None = None
+    pid = 0
     try:
-        unit = pod.status(f"{app.name}.service")
-        state, pid = LIVE.get(unit.active_state), unit.main_pid
+        # a recorded end is the last run's (a start removes it first): no need to ask the pod
+        if code is None and pod is not None:
+            unit = pod().status(f"{app.name}.service")
+            state, pid = LIVE.get(unit.active_state), unit.main_pid
+        elif code is None and started is not None:
+            state = "running"  # or starting, or stopping: its end is not recorded yet
     except UnitNotFound:  # never started, or ended and forgotten
-        state, pid = None, 0
+        pass
     if state is None:
         state = "exited" if code is not None else "stopping" if started is not None else "created"
     return {

@@ -42,7 +42,7 @@ def socket_unit_name(app: str) -> str:
 
 
 def stream_path(app: str, stream: str) -> str:
-    """``out``, ``err`` (FIFOs), ``in``, ``attach`` (sockets), ``tty`` (a link to the pty)."""
+    """``out``, ``err``, ``ctl``, ``ack`` (FIFOs), ``in``, ``attach`` (sockets), ``tty`` (the pty's link)."""
     return f"{SOCKETS}/{app}.{stream}"
 
 
@@ -75,7 +75,8 @@ def app_log_dependencies(app: AppSpec) -> list[tuple[str, str]]:
 
 
 def stdio_socket_unit(app: AppSpec) -> list[Entry]:
-    streams = ("out", "err", "attach", *(("in",) if app.stdin and not app.tty else ()))
+    # ctl and ack: the reaper asks the writer to drain the output FIFOs and waits for its answer
+    streams = ("out", "err", "attach", *(("in",) if app.stdin and not app.tty else ()), "ctl", "ack")
     unit = section(
         "Unit",
         ("Description", f"CRI stdio of {app.name}"),
@@ -83,8 +84,8 @@ def stdio_socket_unit(app: AppSpec) -> list[Entry]:
         ("Conflicts", "shutdown.target"),
         ("Before", "shutdown.target"),
     )
-    kinds = {"out": "ListenFIFO", "err": "ListenFIFO", "attach": "ListenStream", "in": "ListenStream"}
-    listen = [(kinds[s], stream_path(app.name, s)) for s in streams]
+    kinds = {"attach": "ListenStream", "in": "ListenStream"}
+    listen = [(kinds.get(s, "ListenFIFO"), stream_path(app.name, s)) for s in streams]
     socket = section(
         "Socket",
         *listen,
@@ -112,7 +113,7 @@ def writer_unit(app: AppSpec) -> list[Entry]:
         ("After", socket_unit_name(app.name)),
         ("StartLimitIntervalSec", "0"),
         ("Conflicts", "shutdown.target"),
-        ("Before", "shutdown.target"),
+        ("Before", f"shutdown.target reaper-{app.name}.service"),  # it stops after the reaper it answers
     )
     service = section(
         "Service",
@@ -125,7 +126,7 @@ def writer_unit(app: AppSpec) -> list[Entry]:
         ("Restart", "always"),
         ("RestartSec", "100ms"),
         ("FileDescriptorStoreMax", "2"),
-        # stopped once the app has ended (the reaper stops it): it drains the FIFOs and ends
+        # stopped with its app's removal or the pod's end: it drains the FIFOs and ends
         ("TimeoutStopSec", "5s"),
         ("StandardOutput", "journal"),
     )

@@ -253,8 +253,12 @@ def app_files(
                 render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec), host_ipc=spec.host_ipc))
             ),
             f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
-            f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps)))),
         }
+        | (
+            {}
+            if has_writer(app)
+            else {f"{units}/ready-{app.name}.service": TreeFile(render(ready_unit(app, len(spec.apps))))}
+        )
     )
 
 
@@ -289,6 +293,7 @@ def tree(
         "nspod/bin/reaper": TreeFile(script("reaper.sh"), 0o755),
         "nspod/bin/report": TreeFile(script("report.py"), 0o755),
         WRITER.lstrip("/"): TreeFile(script("cri_log.py"), 0o755),  # an app sandbox's apps may need it later
+        "nspod/bin/unit_exit.py": TreeFile(script("unit_exit.py"), 0o644),  # the writer's module
         MOUNT_VOLUMES.lstrip("/"): TreeFile(script("mount_volumes.py"), 0o755),
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),

@@ -131,9 +131,12 @@ def remove_app(options: GlobalOptions, pod_id: str, app: str) -> None:
             remove_app_files(pod, app)
 
 
-def app_views(options: GlobalOptions, pod_id: str, app: str | None = None) -> list[AppView]:
+def app_views(
+    options: GlobalOptions, pod_id: str, app: str | None = None, *, recorded: bool = False
+) -> list[AppView]:
     """The sandbox's apps (or the one named) as the pod's systemd and their reapers say; once the
-    pod ended, as the reapers recorded (exited, or still created if it never started)."""
+    pod ended, as the reapers recorded (exited, or still created if it never started).
+    ``recorded``: a running pod's from the records alone (created, running, exited; no PID)."""
     pod = find(options, pod_id)
     if pod.state() in (PodState.EXITED, PodState.EXITED_GARBAGE):
         names = [a.name for a in pod_apps(pod)]
@@ -143,4 +146,4 @@ def app_views(options: GlobalOptions, pod_id: str, app: str | None = None) -> li
     spec = sandbox_spec(pod)
     if app is not None:
         spec.app(app)
-    return [AppView.of(state) for state in app_states(pod.path, app)]
+    return [AppView.of(state) for state in app_states(pod.path, app, recorded=recorded)]

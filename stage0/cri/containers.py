@@ -39,8 +39,8 @@ class Containers(Sandboxes):
         pod = find_view(self.options, record.sandbox_id)
         return pod if running(pod) else None
 
-    def live_state(self, pod: PodView, app: str) -> AppState | None:
-        seen = live_apps(self.options, pod).get(app)
+    def live_state(self, pod: PodView, app: str, *, recorded: bool = False) -> AppState | None:
+        seen = live_apps(self.options, pod, recorded=recorded).get(app)
         return seen.state if seen is not None else None
 
     @answering
@@ -111,7 +111,7 @@ class Containers(Sandboxes):
             raise Failure(
                 grpc.StatusCode.FAILED_PRECONDITION, f"the sandbox of container {record.id} is not running"
             )
-        state = self.live_state(pod, record.app)
+        state = self.live_state(pod, record.app, recorded=True)  # created or not: the records say
         if state is not AppState.CREATED:
             raise Failure(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -150,7 +150,9 @@ class Containers(Sandboxes):
         self, request: api_pb2.ContainerStatusRequest, context: grpc.ServicerContext
     ) -> api_pb2.ContainerStatusResponse:
         record = self.container_record(request.container_id)
-        seen = app_state(self.options, find_view(self.options, record.sandbox_id), record.app)
+        # the records say created, running or exited (all it answers): the PID needs the pod's systemd
+        view = find_view(self.options, record.sandbox_id)
+        seen = app_state(self.options, view, record.app, recorded=not request.verbose)
         state = STATES.get(seen.state, UNKNOWN)
         code = seen.exit_code
         reason = exit_reason(seen) if state == EXITED else ""

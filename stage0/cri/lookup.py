@@ -33,23 +33,24 @@ def running(view: PodView | None) -> bool:
     return view is not None and view.state is PodState.RUNNING
 
 
-def live_apps(options: GlobalOptions, view: PodView | None) -> dict[str, AppView]:
+def live_apps(options: GlobalOptions, view: PodView | None, *, recorded: bool = False) -> dict[str, AppView]:
     """The apps of a running sandbox by name, as its systemd says; {} once it ended (or when its
-    systemd cannot say: the pod is going away)."""
+    systemd cannot say: the pod is going away). ``recorded``: as the records say (the CRI's
+    created, running, exited), without asking the pod's systemd."""
     if view is None or not running(view):
         return {}
     try:
-        return {app.name: app for app in app_views(options, view.uuid)}
+        return {app.name: app for app in app_views(options, view.uuid, recorded=recorded)}
     except Error as error:
         log.warning("cannot read the apps of pod %s: %s", view.uuid, error)
         return {}
 
 
-def app_state(options: GlobalOptions, view: PodView | None, app: str) -> AppView:
+def app_state(options: GlobalOptions, view: PodView | None, app: str, *, recorded: bool = False) -> AppView:
     """The app as it is now: from its running pod, else as its reaper recorded it (an ended
     sandbox's apps have all exited; one that never started is still created). An app whose pod is
     gone is gone too: exited, 255."""
-    live = live_apps(options, view).get(app)
+    live = live_apps(options, view, recorded=recorded).get(app)
     if live is not None:
         return live
     if view is not None:

@@ -94,11 +94,12 @@ def machine_registered(name: str) -> bool:
     return True
 
 
-def app_states(pod_dir: str, app: str | None) -> list[dict[str, object]]:
-    """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1."""
+def app_states(pod_dir: str, app: str | None, *, recorded: bool = False) -> list[dict[str, object]]:
+    """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1
+    (``recorded``: from its records alone, stage1.apps.states)."""
     from stage1.apps import states
 
-    return states(pod_dir, app)
+    return states(pod_dir, app, recorded=recorded)
 
 
 def enter_command(

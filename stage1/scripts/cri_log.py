@@ -16,8 +16,9 @@
 # is kept in systemd's fd store across restarts); with --stdin-once the app's stdin ends when the
 # first attach that brought stdin ends. With --tty the app's terminal is a pty whose master this
 # writer holds (in the fd store too): APP.tty links to its other end, the app's TTYPath=.
-# The writer never sees an end of the FIFOs (PID 1 holds them): it is stopped once the app has
-# ended (the reaper stops it), and drains them then; the file is whole once the app is "exited".
+# The writer never sees an end of the FIFOs (PID 1 holds them): once the app has ended, its reaper
+# writes "drain ID" to APP.ctl (a FIFO too); the writer drains the output FIFOs and writes "ID" to
+# APP.ack, and only then is the exit recorded: the file is whole once the app is "exited".
 # Only the standard library: it runs with the host's /usr/bin/python3, which every pod sees.
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ import struct
 import sys
 import termios
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # its sibling, in the pod too (-I)
+from unit_exit import answers  # type: ignore[import-not-found]  # checked as stage1.scripts.unit_exit
 
 SOCKETS = "/run/nspod/crilog"
 MAX_LINE = 16 * 1024  # containerd's max_container_log_line_size
@@ -217,6 +221,7 @@ class Writer:
         self.stdin = socket.socket(fileno=fds["stdin"]) if "stdin" in fds else None
         self.stdin_buffer, self.stdin_ending, self.stdin_done = b"", False, False
         self.wake = -1  # readable once a signal came (signal.set_wakeup_fd)
+        self.ctl, self.ack = fds.get("ctl", -1), fds.get("ack", -1)  # non-blocking, as systemd opens FIFOs
 
     def make_tty(self, link: str) -> int:
         master, slave = os.openpty()  # the slave stays open here: the master never reads EIO
@@ -230,7 +235,7 @@ class Writer:
     def serve(self, stopping: list[float]) -> None:
         while not stopping:
             watched: list[socket.socket | int] = [*self.outputs, *self.listeners.values(), *self.clients]
-            watched += [self.wake] if self.wake >= 0 else []
+            watched += [fd for fd in (self.wake, self.ctl) if fd >= 0]
             writable = [self.stdin] if self.stdin is not None and self.stdin_buffer else []
             try:
                 ready, ready_out, _ = select.select(watched, writable, [], 0.5)
@@ -240,6 +245,8 @@ class Writer:
                 if item == self.wake:
                     with contextlib.suppress(OSError):
                         os.read(self.wake, 64)
+                elif item == self.ctl:
+                    self.answer()
                 elif isinstance(item, int):
                     self.read(item)
                 elif item in self.clients:
@@ -248,10 +255,21 @@ class Writer:
                     self.accept(item)
             if ready_out:
                 self.feed_stdin()
-        for fd in list(self.outputs):  # stopped once the app ended: what it wrote is drained
+        self.drain()  # stopped: the app has ended
+
+    def drain(self) -> None:  # everything the app wrote, a last line without its newline too
+        for fd in list(self.outputs):
             while self.read(fd):
                 pass
             self.emit(self.outputs[fd][0], self.outputs[fd][1].end())
+
+    def answer(self) -> None:  # the reapers' "drain ID" (the app ended): drained, then answered
+        with contextlib.suppress(OSError):  # EAGAIN: nothing there after all
+            asked = os.read(self.ctl, 4096).split()[1::2]
+            self.drain()
+            os.write(self.ack, answers(asked, self.app))
+        for client in list(self.clients):  # attach ends with the app
+            self.drop(client)
 
     def read(self, fd: int) -> bool:
         try:
@@ -363,14 +381,8 @@ def main(argv: list[str], fds: dict[str, int] | None = None, stopping: list[floa
          **where: str) -> int:  # fmt: skip
     """``fds`` and ``stopping`` (set to stop): the tests', which run it in a thread."""
     app, path, flags = argv[0], argv[1], argv[2:]
-    writer = Writer(
-        app,
-        path,
-        passed(os.environ) if fds is None else fds,
-        once="--stdin-once" in flags,
-        tty="--tty" in flags,
-        **where,
-    )
+    given = passed(os.environ) if fds is None else fds
+    writer = Writer(app, path, given, once="--stdin-once" in flags, tty="--tty" in flags, **where)
     if stopping is None:
         stopping = []
         wake, writer.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)[::-1]

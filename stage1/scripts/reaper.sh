@@ -3,12 +3,30 @@
 # code, unless the pod is an app sandbox (--keep-pod), where apps come and go.
 keep=
 if [ "$1" = --keep-pod ]; then keep=1; shift; fi
-# Let journald finish reading the app's output before the pod may end (alongside the status query):
-# --sync makes it handle what is pending (a stream it has not accepted yet), then it drops each
-# stream's file once read to the end.
-/usr/bin/journalctl --sync 2>/dev/null &
-main=$(/usr/bin/systemctl show --property=ExecMainCode --property=ExecMainStatus --property=Result "$1.service")
-wait
+crilog=/run/nspod/crilog/$1
+main='' sync=''
+if [ -p "$crilog.ctl" ]; then
+    # A CRI container: its output went to its log writer through FIFOs, not to journald. The writer
+    # never sees their end (the pod's systemd holds them), so it is asked to drain them now that the
+    # app and all its processes are gone: the log file is whole once the app is "exited". It answers
+    # with our PID and how the app ended, which it asks the pod's systemd over its bus (no systemctl
+    # spawned; other lines are answers to reapers that gave up). A writer that died is started again
+    # by the request's data; one that hangs is given up after 5 s.
+    (/usr/bin/sleep 5 && echo "$$" > "$crilog.ack") &
+    guard=$!
+    echo "drain $$" > "$crilog.ctl"
+    while read -r answer code status result < "$crilog.ack"; do [ "$answer" = "$$" ] && break; done
+    kill "$guard" 2>/dev/null
+    [ -z "$result" ] || main="ExecMainCode=$code ExecMainStatus=$status Result=$result"
+else
+    # Let journald finish reading the app's output before the pod may end (alongside the status
+    # query): --sync makes it handle what is pending (a stream it has not accepted yet), then it
+    # drops each stream's file once read to the end.
+    /usr/bin/journalctl --sync 2>/dev/null &
+    sync=$!
+fi
+[ -n "$main" ] || main=$(/usr/bin/systemctl show --property=ExecMainCode --property=ExecMainStatus --property=Result "$1.service")
+[ -z "$sync" ] || wait "$sync"
 code=${main#*ExecMainCode=}
 code=${code%%[!0-9]*}
 status=${main#*ExecMainStatus=}
@@ -21,25 +39,20 @@ case $code in
     echo "$status" > "$signal.tmp" && /usr/bin/mv "$signal.tmp" "$signal"
     status=$((128 + status))
     ;;
-*) /usr/bin/rm -f "$signal" ;;
+*) [ ! -e "$signal" ] || /usr/bin/rm -f "$signal" ;;
 esac
 # the kernel's OOM killer ended it (systemd's Result; cgroup v2 alone reports it): status/APP.reason,
 # written before status/APP as the signal is
 reason="/nspod/status/$1.reason"
 case $main in
 *Result=oom-kill*) echo oom-kill > "$reason.tmp" && /usr/bin/mv "$reason.tmp" "$reason" ;;
-*) /usr/bin/rm -f "$reason" ;;
+*) [ ! -e "$reason" ] || /usr/bin/rm -f "$reason" ;;
 esac
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-    /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
-    /usr/bin/sleep 0.05
-done
-# and a CRI container's log writer finish its file: it never sees its FIFOs end (the pod's systemd
-# holds them), so it is stopped, and drains them, now that the app and all its processes are gone;
-# started first in case it is between a death and its restart (a stop would cancel that)
-if [ -p "/run/nspod/crilog/$1.out" ]; then
-    /usr/bin/systemctl start "cri-log-$1.service" 2>/dev/null
-    /usr/bin/systemctl stop "cri-log-$1.service" 2>/dev/null
+if [ -n "$sync" ]; then
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+        /usr/bin/grep -qs "^UNIT=$1.service$" /run/systemd/journal/streams/* || break
+        /usr/bin/sleep 0.05
+    done
 fi
 echo "$status" > "/nspod/status/$1.tmp" && /usr/bin/mv "/nspod/status/$1.tmp" "/nspod/status/$1"
 [ "$status" = 0 ] || [ -n "$keep" ] && exit 0

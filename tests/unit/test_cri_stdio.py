@@ -45,7 +45,7 @@ class Pod:
     def __init__(self, where: Path, *, stdin: bool) -> None:
         self.where = where
         self.fds: dict[str, int] = {}
-        for name in ("out", "err"):
+        for name in ("out", "err", "ctl", "ack"):
             os.mkfifo(where / f"web.{name}", 0o600)
             self.fds[name] = os.open(where / f"web.{name}", os.O_RDWR | os.O_NONBLOCK)
         self.listeners = []
@@ -110,6 +110,36 @@ def test_the_writer_reads_fifos_and_follows_rotation(pod: Pod, tmp_path: Path) -
     assert logs.read_lines(str(path)) == [("stdout", b"x" * 20000), ("stdout", b"last")]
     tags = [line.split(b" ")[2] for line in path.read_bytes().splitlines()]
     assert tags == [b"P", b"F", b"F"]  # 16 KiB, then the rest of the long line, then the last
+
+
+def test_the_reaper_has_the_writer_drain(pod: Pod, tmp_path: Path) -> None:
+    """The app ended: the reaper's "drain ID" on ctl, answered with "ID" on ack once everything
+    the app wrote is in the file, its last line without a newline too; the writer writes on."""
+    path = tmp_path / "logs" / "0.log"
+    writer, stopping = pod.start(path)
+    client = _attached(tmp_path)
+    client.sendall(attach.frame(attach.HELLO))
+    time.sleep(0.2)  # accepted before the app writes
+    os.write(pod.out, b"a line\n" * 1000 + b"the last, no newline")
+    ctl = os.open(tmp_path / "web.ctl", os.O_WRONLY)
+    os.write(ctl, b"drain 41\ndrain 42\n")  # two reapers' (one gave up): each is answered
+    ack = os.open(tmp_path / "web.ack", os.O_RDONLY)
+    answer = b""
+    while answer.count(b"\n") < 2:
+        answer += os.read(ack, 100)
+    assert [line.split()[0] for line in answer.splitlines()] == [b"41", b"42"]  # and how it ended
+    assert logs.read_lines(str(path))[-1] == ("stdout", b"the last, no newline")
+    assert len(logs.read_lines(str(path))) == 1001
+    client.settimeout(5)
+    received = b""
+    while chunk := client.recv(65536):  # then its end: attach ends with the app
+        received += chunk
+    assert received.endswith(b"the last, no newline")
+    os.write(pod.out, b"after\n")  # the app started again
+    _wait_for(lambda: len(_lines(path)) == 1002)
+    stopping.append(0.0)
+    writer.join(5)
+    assert not writer.is_alive()
 
 
 def test_a_writer_gone_loses_nothing(pod: Pod, tmp_path: Path) -> None:
@@ -239,7 +269,7 @@ def test_stdin_and_tty() -> None:
     ]
     assert "--tty" in dict((k, v) for _, k, v in crilog.writer_unit(tty))["ExecStart"]
     listen = [v for _, k, v in crilog.stdio_socket_unit(tty) if k.startswith("Listen")]
-    assert listen == [f"/run/nspod/crilog/web.{s}" for s in ("out", "err", "attach")]
+    assert listen == [f"/run/nspod/crilog/web.{s}" for s in ("out", "err", "attach", "ctl", "ack")]
 
 
 def test_units() -> None:
@@ -251,6 +281,8 @@ def test_units() -> None:
     socket_unit = crilog.stdio_socket_unit(APP)
     assert ("Socket", "ListenFIFO", "/run/nspod/crilog/web.out") in socket_unit
     assert ("Socket", "ListenFIFO", "/run/nspod/crilog/web.err") in socket_unit
+    assert ("Socket", "ListenFIFO", "/run/nspod/crilog/web.ctl") in socket_unit  # the reaper's
+    assert ("Unit", "Before", "shutdown.target reaper-web.service") in crilog.writer_unit(APP)
     assert ("Socket", "SocketMode", "0600") in socket_unit  # the pod's root alone
     assert ("Socket", "DirectoryMode", "0700") in socket_unit
 
