@@ -1,0 +1,65 @@
+"""The fly flavor (issue #25, ``--stage1=fly``): each app a host unit in its own root, the host's
+network and PID namespace; asked for with all-run; exit codes, stop and gc as for any pod, and a
+pod's later verbs run the stage1 that prepared it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_pods import Nspod, bb, nspod, sh  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.systemd
+FLY = ("--stage1=fly", "--insecure-options=all-run")
+
+
+def pods(nspod: Nspod) -> list[dict[str, object]]:
+    return list(json.loads(nspod("list", "--full", "--format", "json").stdout))
+
+
+@pytest.mark.parametrize("code", [0, 3, 7])
+def test_fly_passes_the_exit_code_through(nspod: Nspod, bb: Path, code: int) -> None:
+    result = nspod(*FLY, "run", str(bb), "--exec=/bin/sh", "--", "-c", f"echo out-{code}; exit {code}")
+    assert result.returncode == code, result.stderr
+    [pod] = pods(nspod)
+    assert pod["state"] == "exited"
+    status = nspod.status(str(pod["uuid"]))
+    assert status["app-bb"] == str(code)
+    assert status.get("stage1") == "fly"
+    assert f"out-{code}" in nspod("logs", str(pod["uuid"])).stdout
+
+
+def test_fly_is_refused_without_all_run(nspod: Nspod, bb: Path) -> None:
+    result = nspod("--stage1=fly", "run", str(bb), "--exec=/bin/true")
+    assert result.returncode == 254 and "all-run" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 2  # the error and its hint
+    assert pods(nspod) == []
+
+
+def test_a_fly_pod_is_stopped_and_collected_by_plain_verbs(nspod: Nspod, bb: Path) -> None:
+    started = nspod(*FLY, "run", "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "sleep 600")
+    assert started.returncode == 0, started.stderr
+    [pod] = pods(nspod)
+    uuid = str(pod["uuid"])
+    assert pod["state"] == "running"
+    units = sh("systemctl", "list-units", "--no-legend", "--plain", f"nspod-fly-{uuid}-*")
+    assert "running" in units  # the app: a unit of the host's
+    assert sh("machinectl", "list", "--no-legend").strip() == ""  # no machine registered
+    # the host's PID namespace: the app's sleep is a process of the host's
+    assert "sleep 600" in sh("ps", "-eo", "args")
+    stopped = nspod("stop", uuid)  # no --stage1: the pod's own is fly
+    assert stopped.returncode == 0, stopped.stderr
+    [pod] = pods(nspod)
+    assert pod["state"] == "exited"
+    assert nspod("gc", "--grace=0s").returncode == 0
+    assert pods(nspod) == []
+    assert str(nspod.data) not in Path("/proc/self/mountinfo").read_text()
+    assert sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*").strip() == ""
+
+
+@pytest.mark.parametrize("value", ["kvm", "nope", "/no/such/stage1"])
+def test_a_stage1_that_is_no_flavor_nor_path_is_a_usage_error(nspod: Nspod, bb: Path, value: str) -> None:
+    result = nspod(f"--stage1={value}", "run", str(bb), "--exec=/bin/true")
+    assert result.returncode == 2 and result.stderr.startswith("nspod: --stage1="), result.stderr
