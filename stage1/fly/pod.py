@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -22,10 +23,11 @@ import time
 from types import FrameType
 
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, own_unit
+from stage1.app_unit import pod_etc
 from stage1.cni import with_dns
 from stage1.fly import apps as fly
 from stage1.fly import plan, podplan
-from stage1.journal import Follower
+from stage1.journal import Follower, stream_open
 from stage1.run import HOST_RESOLV, host_hidden, load, prepare_dirs
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
@@ -60,6 +62,22 @@ def _record(paths: PodPaths, app: str, how: str, status: int) -> int:
     return code
 
 
+def _etc_targets(root: str, names: tuple[str, ...], etc: str) -> None:
+    """The pod's /etc files (the host's where the spec writes none: an nspawn pod binds those at
+    its boot), and the files they are bound over, made in the app's writable layer when its image
+    has none (systemd binds onto what exists)."""
+    os.makedirs(os.path.join(root, "etc"), exist_ok=True)
+    os.makedirs(etc, exist_ok=True)
+    for name in names:
+        if not os.path.exists(os.path.join(etc, name)):
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(os.path.join("/etc", name), os.path.join(etc, name))
+            open(os.path.join(etc, name), "a").close()
+        target = os.path.join(root, "etc", name)
+        if not os.path.lexists(target):
+            open(target, "a").close()
+
+
 def supervise(pod_dir: str) -> int:
     """The pod's main process (see the module's docstring)."""
     spec, paths = load(pod_dir)
@@ -81,12 +99,16 @@ def supervise(pod_dir: str) -> int:
     prepare_dirs(spec, paths)  # the pod's /etc files (resolv.conf, hosts) among them
     hidden = host_hidden()
     ended: list[int] = []
+    # ready before the apps start: their units are ordered After= ours (they stop first), so a
+    # start of theirs would wait for ours to finish starting
+    _notify("READY=1")
     with Systemd() as host:
         running = []
         for app in spec.apps:
             if stopping:
                 break
             fly.mount_root(paths, app)
+            _etc_targets(fly.root(paths, app.name), pod_etc(spec), fly.place(spec, paths, app.name).etc)
             place = dataclasses.replace(fly.place(spec, paths, app.name), pod_unit=unit)
             argv = podplan.app_argv(spec, app, place, fly.volumes(spec, paths, app), hidden)
             started = time.time()
@@ -94,7 +116,6 @@ def supervise(pod_dir: str) -> int:
             with open(os.path.join(paths.status, app.name + fly.STARTED), "w") as file:
                 file.write(f"{started}\n")
             running.append(app.name)
-        _notify("READY=1")
         while running:
             if stopping:
                 _notify("STOPPING=1")
@@ -139,9 +160,11 @@ def run(pod_dir: str, *, detach: bool) -> int:
     with Systemd() as host:
         host.start(service)
         status = host.wait(service.name, until="active" if detach else "finished", timeout=3600 * 24 * 365)
-        if follower is not None:
-            for app in spec.apps:
-                follower.finish(plan.unit_name(spec, app.name), limit=1.0)
+        if follower is not None:  # every app's stream closed: its lines are in the journal
+            deadline = time.monotonic() + 5.0
+            names = [plan.unit_name(spec, app.name) for app in spec.apps]
+            while time.monotonic() < deadline and any(stream_open(name) for name in names):
+                time.sleep(0.005)
             follower.finish(service.name)
         host.unref(service.name)
         if detach and status.active_state == "active":

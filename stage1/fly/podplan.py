@@ -41,7 +41,7 @@ def app_argv(
     own = [
         ("BindsTo", place.pod_unit),
         ("After", place.pod_unit),
-        *profile(app, hidden, pod_etc(spec), root=place.root, etc_dir=place.etc, host_ipc=True),
+        *profile(app, hidden, pod_etc(spec), root=place.root, etc_dir=place.etc),  # the host IPC namespace
         *plan.binds(volumes),
         ("StandardOutput", "journal"),
         ("StandardError", "journal"),

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.test_pods import Nspod, bb, nspod, sh  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.systemd
-FLY = ("--stage1=fly", "--insecure-options=all-run")
+FLY = ("--stage1=fly", "run", "--insecure-options=all-run")  # (after the verb: adds to image)
 
 
 def pods(nspod: Nspod) -> list[dict[str, object]]:
@@ -21,8 +21,8 @@ def pods(nspod: Nspod) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("code", [0, 3, 7])
 def test_fly_passes_the_exit_code_through(nspod: Nspod, bb: Path, code: int) -> None:
-    result = nspod(*FLY, "run", str(bb), "--exec=/bin/sh", "--", "-c", f"echo out-{code}; exit {code}")
-    assert result.returncode == code, result.stderr
+    result = nspod(*FLY, str(bb), "--exec=/bin/sh", "--", "-c", f"echo out-{code}; exit {code}")
+    assert result.returncode == code, (result.stdout, result.stderr)
     [pod] = pods(nspod)
     assert pod["state"] == "exited"
     status = nspod.status(str(pod["uuid"]))
@@ -39,7 +39,7 @@ def test_fly_is_refused_without_all_run(nspod: Nspod, bb: Path) -> None:
 
 
 def test_a_fly_pod_is_stopped_and_collected_by_plain_verbs(nspod: Nspod, bb: Path) -> None:
-    started = nspod(*FLY, "run", "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "sleep 600")
+    started = nspod(*FLY, "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "sleep 600")
     assert started.returncode == 0, started.stderr
     [pod] = pods(nspod)
     uuid = str(pod["uuid"])
@@ -53,7 +53,7 @@ def test_a_fly_pod_is_stopped_and_collected_by_plain_verbs(nspod: Nspod, bb: Pat
     assert stopped.returncode == 0, stopped.stderr
     [pod] = pods(nspod)
     assert pod["state"] == "exited"
-    assert nspod("gc", "--grace=0s").returncode == 0
+    assert nspod("gc", "--grace-period=0s").returncode == 0
     assert pods(nspod) == []
     assert str(nspod.data) not in Path("/proc/self/mountinfo").read_text()
     assert sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*").strip() == ""
