@@ -70,7 +70,7 @@ def prepare(
     from stage0.pods.userns import allocate
 
     stage1 = parse(request.stage1) if request.stage1 else options.stage1  # a pod file's own first
-    check_consent(stage1, options.insecure, request.relaxed)
+    check_consent(stage1, frozenset(o.value for o in options.insecure), request.relaxed)
     with (pods := Pods(options.dir)).naming(request.name, starting=to_run):  # held until it is in run/
         uuid = str(uuidlib.uuid4())
         if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID

@@ -13,7 +13,6 @@ import os
 import shlex
 
 from stage0.errors import FailedPreconditionError, UsageError
-from stage0.options import InsecureOption
 
 RECORD = "flavor"  # in the pod directory: the flavor's name, or a third-party stage1's command line
 
@@ -62,14 +61,16 @@ def name(stage1: str) -> str:
     return stage1 or Flavor.NSPAWN.value
 
 
-def check_consent(stage1: str, insecure: frozenset[InsecureOption], relaxed: tuple[str, ...]) -> None:
+# what --insecure-options=all-run stands for (stage0/options.py InsecureOption.ALL_RUN)
+ALL_RUN = frozenset({"capabilities", "namespaces", "paths", "seccomp"})
+
+
+def check_consent(stage1: str, insecure: frozenset[str], relaxed: tuple[str, ...]) -> None:
     """fly is no isolation boundary: a pod gets it only when asked with all-run (the flag, or a
     pod file's ``insecure-options``), as rkt's fly asked."""
     if stage1 != Flavor.FLY:
         return
-    if {option.value for option in InsecureOption.ALL_RUN.expand()} <= {o.value for o in insecure} | set(
-        relaxed
-    ):
+    if (insecure | set(relaxed)) >= ALL_RUN:
         return
     raise FailedPreconditionError(
         "--stage1=fly runs apps with no isolation from the host; it needs --insecure-options=all-run",

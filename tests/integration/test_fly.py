@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_pods import Nspod, bb, nspod, sh  # noqa: F401  (fixtures)
+from tests.integration import test_pods
+from tests.integration.test_pods import Nspod, sh
 
 pytestmark = pytest.mark.systemd
+bb, nspod = test_pods.bb, test_pods.nspod  # fixtures
 FLY = ("--stage1=fly", "run", "--insecure-options=all-run")  # (after the verb: adds to image)
 
 
