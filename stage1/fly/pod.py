@@ -33,6 +33,7 @@ from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
 POLL = 0.05
 STOP_TIMEOUT = 120.0
+YEAR = 365 * 24 * 3600.0  # a foreground run waits as long as its pod runs
 
 
 def _notify(message: str) -> None:
@@ -122,6 +123,7 @@ def supervise(pod_dir: str) -> int:
                 for name in running:
                     with contextlib.suppress(UnitNotFound, SystemdError):
                         host.request_stop(plan.unit_name(spec, name))
+            before = len(ended)
             for name in list(running):
                 try:
                     status = host.status(plan.unit_name(spec, name))
@@ -134,9 +136,13 @@ def supervise(pod_dir: str) -> int:
                 ):
                     running.remove(name)
                     ended.append(_record(paths, name, status.how, status.exec_main_status))
+            # a stop of our unit stops the apps first (they are ordered After= it): theirs is
+            # then a stop asked for, before our SIGTERM says so
+            if len(ended) > before and not stopping and host.status(unit).active_state == "deactivating":
+                stopping.append(0)
             time.sleep(POLL)
         _clean(host, spec, paths)
-    return 130 if stopping and not ended else podplan.pod_code(ended)
+    return 0 if stopping else podplan.pod_code(ended)  # a stop asked for is no failure
 
 
 def _clean(host: Systemd, spec: PodSpec, paths: PodPaths) -> None:
@@ -159,7 +165,12 @@ def run(pod_dir: str, *, detach: bool) -> int:
     follower = None if detach else Follower("POD_UUID", spec.uuid, relayed=False)
     with Systemd() as host:
         host.start(service)
-        status = host.wait(service.name, until="active" if detach else "finished", timeout=3600 * 24 * 365)
+        try:
+            status = host.wait(service.name, until="active" if detach else "finished", timeout=YEAR)
+        except KeyboardInterrupt:  # Ctrl-C of a foreground run: the pod stops, as an nspawn pod does
+            host.stop(service.name, timeout=STOP_TIMEOUT)
+            host.unref(service.name)
+            return 130
         if follower is not None:  # every app's stream closed: its lines are in the journal
             deadline = time.monotonic() + 5.0
             names = [plan.unit_name(spec, app.name) for app in spec.apps]

@@ -5,15 +5,17 @@ pod's later verbs run the stage1 that prepared it."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration import test_pods
+from tests.integration import test_pod_units, test_pods
+from tests.integration.test_pod_units import Host, prop
 from tests.integration.test_pods import Nspod, sh
 
 pytestmark = pytest.mark.systemd
-bb, nspod = test_pods.bb, test_pods.nspod  # fixtures
+bb, nspod, host = test_pods.bb, test_pods.nspod, test_pod_units.host  # fixtures
 FLY = ("--stage1=fly", "run", "--insecure-options=all-run")  # (after the verb: adds to image)
 
 
@@ -65,3 +67,39 @@ def test_a_fly_pod_is_stopped_and_collected_by_plain_verbs(nspod: Nspod, bb: Pat
 def test_a_stage1_that_is_no_flavor_nor_path_is_a_usage_error(nspod: Nspod, bb: Path, value: str) -> None:
     result = nspod(f"--stage1={value}", "run", str(bb), "--exec=/bin/true")
     assert result.returncode == 2 and result.stderr.startswith("nspod: --stage1="), result.stderr
+
+
+def test_a_prepared_fly_pod_runs_with_its_own_stage1(nspod: Nspod, bb: Path) -> None:
+    prepared = nspod("--stage1=fly", "prepare", "--insecure-options=all-run", str(bb), "--exec=/bin/sh",
+                     "--", "-c", "exit 5")  # fmt: skip
+    assert prepared.returncode == 0, prepared.stderr
+    uuid = prepared.stdout.strip().splitlines()[-1]
+    ran = nspod("run-prepared", uuid)  # no --stage1: the pod's own
+    assert ran.returncode == 5, (ran.stdout, ran.stderr)
+    assert nspod.status(uuid)["stage1"] == "fly"
+
+
+def test_pod_unit_with_stage1_fly(host: Host, bb: Path) -> None:
+    host.pod_file(
+        "flier",
+        f"""
+stage1 = "fly"
+insecure-options = ["all-run"]
+[[app]]
+image = "{bb}"
+exec = "/bin/sh"
+args = ["-c", "echo flying; exec sleep 300"]
+""",
+    )
+    started = subprocess.run(["systemctl", "start", "pod@flier"], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr + sh("journalctl", "-u", "pod@flier", "--no-pager")
+    assert prop("pod@flier.service", "ActiveState") == "active"
+    [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
+    assert pod["state"] == "running"
+    assert sh("machinectl", "list", "--no-legend").strip() == ""
+    stopped = subprocess.run(["systemctl", "stop", "pod@flier"], capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0
+    assert prop("pod@flier.service", "Result") == "success", sh("journalctl", "-u", "pod@flier", "--no-pager")
+    [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
+    assert pod["state"] == "exited"
+    assert sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-fly-*").strip() == ""
