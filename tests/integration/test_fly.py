@@ -99,7 +99,7 @@ args = ["-c", "echo flying; exec sleep 300"]
     assert sh("machinectl", "list", "--no-legend").strip() == ""
     stopped = subprocess.run(["systemctl", "stop", "pod@flier"], capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0
-    assert prop("pod@flier.service", "Result") == "success", sh("journalctl", "-u", "pod@flier", "--no-pager")
+    assert prop("pod@flier.service", "Result") == "success", sh("journalctl", "-u", "pod@flier")
     [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
     assert pod["state"] == "exited"
     assert sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-fly-*").strip() == ""
