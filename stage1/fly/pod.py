@@ -117,8 +117,10 @@ def supervise(pod_dir: str) -> int:
             with open(os.path.join(paths.status, app.name + fly.STARTED), "w") as file:
                 file.write(f"{started}\n")
             running.append(app.name)
+        asked = False
         while running:
-            if stopping:
+            if stopping and not asked:
+                asked = True
                 _notify("STOPPING=1")
                 for name in running:
                     with contextlib.suppress(UnitNotFound, SystemdError):
