@@ -14,6 +14,7 @@ import shlex
 
 from stage0.errors import FailedPreconditionError, UsageError
 
+STAGE1_ANNOTATION = "nspod.io/stage1"  # in the pod manifest of a pod whose stage1 is not nspawn
 RECORD = "flavor"  # in the pod directory: the flavor's name, or a third-party stage1's command line
 
 

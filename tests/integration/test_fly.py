@@ -32,6 +32,7 @@ def test_fly_passes_the_exit_code_through(nspod: Nspod, bb: Path, code: int) -> 
     status = nspod.status(str(pod["uuid"]))
     assert status["app-bb"] == str(code)
     assert status.get("stage1") == "fly"
+    assert nspod("list", "--format", "{{.Stage1}}").stdout == "fly\n"
     assert f"out-{code}" in nspod("logs", str(pod["uuid"])).stdout
 
 
@@ -77,6 +78,8 @@ def test_a_prepared_fly_pod_runs_with_its_own_stage1(nspod: Nspod, bb: Path) -> 
     ran = nspod("run-prepared", uuid)  # no --stage1: the pod's own
     assert ran.returncode == 5, (ran.stdout, ran.stderr)
     assert nspod.status(uuid)["stage1"] == "fly"
+    annotations = json.loads(nspod("cat-manifest", uuid).stdout)["annotations"]
+    assert {"name": "nspod.io/stage1", "value": "fly"} in annotations
 
 
 def test_pod_unit_with_stage1_fly(host: Host, bb: Path) -> None:
