@@ -64,13 +64,14 @@ def prepare(
     prepared/)."""
     from stage0 import context
     from stage0.images.fetch.policy import PullPolicy
-    from stage0.pods.flavor import STAGE1_ANNOTATION, check_consent, parse, record
+    from stage0.pods.flavor import STAGE1_ANNOTATION, check_consent, check_request, parse, record
     from stage0.pods.network import load_nets, networks
     from stage0.pods.prepare import build_pod, write_pod
     from stage0.pods.userns import allocate
 
     stage1 = parse(request.stage1) if request.stage1 else options.stage1  # a pod file's own first
     check_consent(stage1, frozenset(o.value for o in options.insecure), request.relaxed)
+    check_request(stage1, request)
     if stage1:  # cat-manifest says which; none: nspawn, as every pod before flavors
         request = dataclasses.replace(
             request, annotations=(*request.annotations, (STAGE1_ANNOTATION, stage1))

@@ -12,7 +12,8 @@ import enum
 import os
 import shlex
 
-from stage0.errors import FailedPreconditionError, UsageError
+from stage0.errors import FailedPreconditionError, InvalidArgumentError, UsageError
+from stage0.pods.requests import PodRequest
 
 STAGE1_ANNOTATION = "nspod.io/stage1"  # in the pod manifest of a pod whose stage1 is not nspawn
 RECORD = "flavor"  # in the pod directory: the flavor's name, or a third-party stage1's command line
@@ -77,6 +78,24 @@ def check_consent(stage1: str, insecure: frozenset[str], relaxed: tuple[str, ...
         "--stage1=fly runs apps with no isolation from the host; it needs --insecure-options=all-run",
         hint='add --insecure-options=all-run (in a pod file: insecure-options = ["all-run"])',
     )
+
+
+def check_request(stage1: str, request: PodRequest) -> None:
+    """What a fly pod cannot have: its apps are in the host's network (no CNI net, no port
+    forwarding) and user namespace, and it is no app sandbox. Refused, not silently dropped."""
+    if stage1 != Flavor.FLY:
+        return
+    asked = [
+        *(["--net=" + ",".join(request.nets)] if request.nets and request.nets != ("host",) else []),
+        *(["--port"] if request.ports else []),
+        *(["--private-users"] if request.private_users else []),
+        *(["an app sandbox"] if request.sandbox else []),
+    ]
+    if asked:
+        raise InvalidArgumentError(
+            f"a fly pod cannot have {', '.join(asked)}: its apps are in the host's namespaces",
+            hint="drop it, or use --stage1=nspawn",
+        )
 
 
 def record(pod_dir: str, stage1: str) -> None:

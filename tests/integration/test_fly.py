@@ -5,7 +5,10 @@ pod's later verbs run the stage1 that prepared it."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,21 @@ args = ["-c", "echo flying; exec sleep 300"]
     [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
     assert pod["state"] == "exited"
     assert sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-fly-*").strip() == ""
+
+
+def test_gc_takes_away_what_a_killed_fly_pod_left(nspod: Nspod, bb: Path) -> None:
+    started = nspod(*FLY, "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "sleep 600")
+    assert started.returncode == 0, started.stderr
+    [pod] = pods(nspod)
+    unit = str(pod["unit"])
+    main = int(prop(unit, "MainPID"))
+    assert main > 0 and str(nspod.data) in Path("/proc/self/mountinfo").read_text()  # the app's root
+    os.kill(main, signal.SIGKILL)  # the supervisor: its apps go with its unit (BindsTo=)
+    deadline = time.monotonic() + 10
+    while pods(nspod)[0]["state"] != "exited" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pods(nspod)[0]["state"] == "exited"
+    assert nspod("gc", "--grace-period=0s").returncode == 0
+    assert pods(nspod) == []
+    assert str(nspod.data) not in Path("/proc/self/mountinfo").read_text()
+    assert sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*").strip() == ""

@@ -4,12 +4,14 @@ is an absolute path that exists, and fly needs all-run."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from stage0.errors import FailedPreconditionError, UsageError
+from stage0.errors import FailedPreconditionError, InvalidArgumentError, UsageError
 from stage0.options import InsecureOption
-from stage0.pods.flavor import ALL_RUN, check_consent, name, parse, record, recorded
+from stage0.pods.flavor import ALL_RUN, check_consent, check_request, name, parse, record, recorded
+from stage0.pods.requests import PodRequest
 
 
 @pytest.mark.parametrize(("text", "parsed"), [("", ""), ("nspawn", ""), ("fly", "fly"), (" fly ", "fly")])
@@ -37,10 +39,23 @@ def test_fly_needs_all_run() -> None:
     check_consent("", frozenset(), ())
 
 
-def test_the_recorded_stage1_is_the_pods(tmp_path: pytest.TempPathFactory) -> None:
+def test_the_recorded_stage1_is_the_pods(tmp_path: Path) -> None:
     pod = str(tmp_path)
     assert recorded(pod) is None  # no pod here
-    (tmp_path / "pod.json").write_text("{}")  # type: ignore[operator]
+    (tmp_path / "pod.json").write_text("{}")
     assert recorded(pod) == "" and name("") == "nspawn"
     record(pod, "fly")
     assert recorded(pod) == "fly"
+
+
+@pytest.mark.parametrize(
+    ("asked", "said"),
+    [({"nets": ("default",)}, "--net=default"), ({"private_users": True}, "--private-users"),
+     ({"sandbox": True}, "an app sandbox")],
+)  # fmt: skip
+def test_a_fly_pod_refuses_what_needs_namespaces_of_its_own(asked: dict[str, object], said: str) -> None:
+    request = PodRequest(apps=(), **asked)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match=said):
+        check_request("fly", request)
+    check_request("", request)
+    check_request("fly", PodRequest(apps=(), nets=("host",)))
