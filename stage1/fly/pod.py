@@ -22,9 +22,11 @@ import sys
 import time
 from types import FrameType
 
+from stage1.__main__ import split_command
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, own_unit
 from stage1.app_unit import pod_etc
 from stage1.cni import with_dns
+from stage1.enter import check_command, entered_argv
 from stage1.fly import apps as fly
 from stage1.fly import plan, podplan
 from stage1.journal import Follower, stream_open
@@ -217,6 +219,30 @@ def gc(pod_dir: str) -> int:
     return 0
 
 
+def enter(pod_dir: str, app_name: str | None, command: list[str]) -> int:
+    """A command in a running app's root and profile, as a host unit (systemd-run waits on it)."""
+    spec, paths = load(pod_dir)
+    spec = _host_spec(spec)
+    app = spec.app(spec.chosen(app_name).name)
+    try:
+        with open(paths.unit) as file:
+            unit = file.read().strip()
+        with Systemd() as host:
+            running = host.status(unit).active_state == "active"
+    except (FileNotFoundError, Error):
+        running = False
+    if not running:
+        raise Error(f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state")
+    command = command or ["/bin/sh"]
+    check_command(paths, app, command[0])
+    place = dataclasses.replace(fly.place(spec, paths, app.name), pod_unit=unit)
+    own = podplan.settings(spec, app, place, fly.volumes(spec, paths, app), host_hidden())
+    term = os.environ.get("TERM", "dumb")
+    argv = entered_argv(app.name, own, command, tty=os.isatty(0), term=term, unit="", machine="")
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
 def logs(pod_dir: str, *, follow: bool, app: str | None) -> int:
     spec, _ = load(pod_dir)
     follower = Follower("POD_UUID", spec.uuid)
@@ -239,7 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--follow", action="store_true")
     parser.add_argument("--app")
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    # nspod exec's (not built for fly pods yet: refused below)
+    parser.add_argument("--env", action="append", default=[])
+    parser.add_argument("--user")
+    parser.add_argument("--workdir")
+    parser.add_argument("--tty", default="auto")
+    options, command = split_command(sys.argv[1:] if argv is None else argv)
+    args, more = parser.parse_known_args(options)
     try:
         match args.verb:
             case "run":
@@ -254,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                 return gc(args.pod_dir)
             case "logs":
                 return logs(args.pod_dir, follow=args.follow, app=args.app)
+            case "enter" if not (more or args.env or args.user or args.workdir or args.tty != "auto"):
+                return enter(args.pod_dir, args.app, command)
             case "sweep":
                 from stage1 import orphans
 

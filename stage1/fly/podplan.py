@@ -34,15 +34,25 @@ def pod_service(spec: PodSpec, pod_dir: str, python: str) -> TransientService:
     )
 
 
+def settings(
+    spec: PodSpec, app: AppSpec, place: plan.Place, volumes: Volumes, hidden: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """What the app's unit and every command entered into it share: bound to the pod's unit, its
+    root and profile, in the host's namespaces (IPC too), its volumes."""
+    return [
+        ("BindsTo", place.pod_unit),
+        *profile(app, hidden, pod_etc(spec), root=place.root, etc_dir=place.etc),
+        *plan.binds(volumes),
+    ]
+
+
 def app_argv(
     spec: PodSpec, app: AppSpec, place: plan.Place, volumes: Volumes, hidden: tuple[str, ...]
 ) -> list[str]:
     """``systemd-run``'s command line that starts the app's host unit; returns once it runs."""
     own = [
-        ("BindsTo", place.pod_unit),
         ("After", place.pod_unit),
-        *profile(app, hidden, pod_etc(spec), root=place.root, etc_dir=place.etc),  # the host IPC namespace
-        *plan.binds(volumes),
+        *settings(spec, app, place, volumes, hidden),
         ("StandardOutput", "journal"),
         ("StandardError", "journal"),
         ("SyslogIdentifier", app.name),

@@ -57,6 +57,9 @@ def test_a_fly_pod_is_stopped_and_collected_by_plain_verbs(nspod: Nspod, bb: Pat
     assert sh("machinectl", "list", "--no-legend").strip() == ""  # no machine registered
     # the host's PID namespace: the app's sleep is a process of the host's
     assert "sleep 600" in sh("ps", "-eo", "args")
+    # enter: a command in the app's root and profile, its exit status passed through
+    entered = nspod("enter", uuid, "--", "/bin/sh", "-c", "test -e /bin/busybox && echo inside; exit 4")
+    assert (entered.returncode, entered.stdout) == (4, "inside\n"), entered.stderr
     stopped = nspod("stop", uuid)  # no --stage1: the pod's own is fly
     assert stopped.returncode == 0, stopped.stderr
     [pod] = pods(nspod)
