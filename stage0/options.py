@@ -68,12 +68,15 @@ class GlobalOptions:
     insecure: frozenset[InsecureOption] = frozenset()
     trust_keys_from_https: bool = False
     platform: str = ""  # OS/ARCH[/VARIANT] of OCI images to fetch; "": this machine's
-    # stage1 as an external command (its argv before VERB POD_DIR ARGS…); empty: the built-in one,
-    # run in this process (stage0/host/executor.py)
+    # stage1 as an external command (its argv before VERB POD_DIR ARGS…), or "fly"; empty: the
+    # built-in nspawn flavor, run in this process (stage0/host/executor.py, stage0/pods/flavor.py)
     stage1: str = os.environ.get("NSPOD_STAGE1", "")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> GlobalOptions:
+        """Raises UsageError for a --stage1 that is no flavor nor an absolute path (pods/flavor.py)."""
+        from stage0.pods.flavor import parse
+
         return cls(
             dir=os.path.abspath(args.dir),
             local_config=os.path.abspath(args.local_config),
@@ -82,7 +85,7 @@ class GlobalOptions:
             insecure=args.insecure_options | getattr(args, AFTER_VERB, frozenset()),
             trust_keys_from_https=args.trust_keys_from_https,
             platform=args.platform,
-            stage1=args.stage1,
+            stage1=parse(args.stage1),
         )
 
     @property
@@ -158,8 +161,9 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stage1",
         default=defaults.stage1,
-        metavar="COMMAND",
-        help="run pods with this stage1 command instead of the built-in one (default: $NSPOD_STAGE1)",
+        metavar="FLAVOR|PATH",
+        help="the stage1 new pods get: nspawn (the default), fly (no isolation, needs "
+        "--insecure-options=all-run), kvm, or a third-party stage1's absolute path (default: $NSPOD_STAGE1)",
     )
     parser.add_argument(
         "--platform",

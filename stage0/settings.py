@@ -50,7 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("--system-config", "system_config", G, True, SAME),
     Setting("--debug", "debug", G, False, COLD),
     Setting("--insecure-options", "insecure_options", G, True, SAFE, field="insecure"),
-    Setting("--stage1", "stage1", G, True, COLD),
+    Setting("--stage1", "stage1", G, True, COLD, "stage1"),
     Setting("--platform", "platform", G, True, SAFE),
     Setting("--trust-keys-from-https", "trust_keys_from_https", G, False, SAFE),
     # after the verb: what a pod is

@@ -65,10 +65,18 @@ def prepare(
     prepared/)."""
     from stage0 import context
     from stage0.images.fetch.policy import PullPolicy
+    from stage0.pods.flavor import STAGE1_ANNOTATION, check_consent, check_request, parse, record
     from stage0.pods.network import load_nets, networks
     from stage0.pods.prepare import build_pod, write_pod
     from stage0.pods.userns import allocate
 
+    stage1 = parse(request.stage1) if request.stage1 else options.stage1  # a pod file's own first
+    check_consent(stage1, frozenset(o.value for o in options.insecure), request.relaxed)
+    check_request(stage1, request)
+    if stage1:  # cat-manifest says which; none: nspawn, as every pod before flavors
+        request = dataclasses.replace(
+            request, annotations=(*request.annotations, (STAGE1_ANNOTATION, stage1))
+        )
     with (pods := Pods(options.dir)).naming(request.name, starting=to_run):  # held until it is in run/
         uuid = str(uuidlib.uuid4())
         if uuid_file:  # first thing, so a failed prepare can still be cleaned up by UUID
@@ -84,6 +92,7 @@ def prepare(
             built = build_pod(uuid, relaxing(options, request), fetcher, nets)
             spec = dataclasses.replace(built.spec, private_users=shift)
             write_pod(pod.path, dataclasses.replace(built, spec=spec))
+            record(pod.path, stage1)  # every later verb runs this stage1 (stage0/host/executor.py)
             starting = pods.starting(pod) if to_run else None
             pod = pods.move(pod, DirState.RUN if to_run else DirState.PREPARED)
     emit("create", pod=uuid, pod_name=spec.machine, image=",".join(pod.image_ids()) or None)

@@ -113,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)  # usage errors exit 2 here
     if extra:  # said by the verb's own parser, with its usage
         leaf(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
-    options = GlobalOptions.from_args(args)
+    try:
+        options = GlobalOptions.from_args(args)
+    except Error as error:  # a --stage1 that is no flavor nor a path
+        print(f"nspod: {error.diagnostics()}", file=sys.stderr)
+        return EXIT_CODES[kind_of(error)]
     from stage0.log import log_setup
 
     log_setup(options.debug)

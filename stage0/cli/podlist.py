@@ -76,6 +76,12 @@ def apps_text(view: PodView) -> str:
     return ",".join(app_cell(a.name, a.exit_code, a.signal) + health.get(a.name, "") for a in view.apps)
 
 
+def stage1_name(pod_dir: str) -> str:
+    from stage0.pods.flavor import name, recorded
+
+    return name(recorded(pod_dir) or "")
+
+
 def ip(view: PodView) -> str:
     """The pod's first address (the CRI's pod IP); none once it exited (its address went with it)."""
     addresses = () if view.exited else view.addresses()
@@ -99,6 +105,7 @@ FIELDS: dict[str, Callable[[Row, float], str]] = {
     "Networks": lambda r, _: "" if r.view.exited else networks_text(r.view.networks),
     "Unit": lambda r, _: r.view.unit or "",
     "Machine": lambda r, _: r.view.machine or "",
+    "Stage1": lambda r, _: stage1_name(r.view.path),  # nspawn, fly, or a stage1's path (issue #25)
 }
 _PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
 

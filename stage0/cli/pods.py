@@ -150,6 +150,7 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
     if view.state is PodState.RUNNING:
         info["unit"] = view.unit or "-"
     info["exited"] = view.exited
+    info["stage1"] = _stage1_of(options, view.uuid)
     if networks := networks_text(view.networks):
         info["networks"] = networks
     ended = sorted((app for app in view.apps if app.exit_code is not None), key=lambda app: app.name)
@@ -162,6 +163,14 @@ def _status(options: GlobalOptions, args: argparse.Namespace) -> int:
         info[f"health-{name}"] = health.status
     sys.stdout.write(key_values(info))
     return 0
+
+
+def _stage1_of(options: GlobalOptions, uuid: str) -> str:
+    """The stage1 that prepared the pod (stage0/pods/flavor.py): nspawn, fly, or a stage1's path."""
+    from stage0.api.pods import find
+    from stage0.pods.flavor import name, recorded
+
+    return name(recorded(find(options, uuid).path) or "")
 
 
 def run_stop(options: GlobalOptions, args: argparse.Namespace) -> int:

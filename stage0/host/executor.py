@@ -35,11 +35,21 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
     caller's to pass on. The caller holds no store or pod lock by then."""
     assert verb in ENTRYPOINTS, verb
     argv = [*(["--debug"] if options.debug else []), verb, pod_dir, *args]
-    stage1 = options.stage1
-    if not stage1 and THREADED.is_set() and verb not in THREAD_SAFE:
-        stage1 = shlex.join([sys.executable, "-m", "stage1"])
+    from stage0.pods.flavor import Flavor, recorded
+
+    # the stage1 that prepared the pod, whatever this invocation's --stage1 (issue #25)
+    stage1 = recorded(pod_dir)
+    if stage1 is None:  # no pod (sweep's pods directory): the invocation's; fly has no sweep of its own
+        stage1 = "" if options.stage1 == Flavor.FLY else options.stage1
+    module = "stage1.fly.pod" if stage1 == Flavor.FLY else "stage1"
+    if stage1 in ("", Flavor.FLY) and THREADED.is_set() and verb not in THREAD_SAFE:
+        stage1 = shlex.join([sys.executable, "-m", module])
     sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
     sys.stderr.flush()
+    if stage1 == Flavor.FLY:
+        from stage1.fly.pod import main as fly
+
+        return fly(argv)
     if not stage1:
         from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
 

@@ -223,7 +223,8 @@ def parse(text: str, path: str, name: str) -> PodFile:
         hostname=doc.get("hostname") or name,
         set_env=tuple(doc.get("environment", {}).items()),
         volumes=tuple(volumes),
-        relaxed=tuple(sorted(doc.get("insecure-options", []))),
+        relaxed=_relaxed(doc.get("insecure-options", [])),
+        stage1=doc.get("stage1", ""),
         private_users=doc.get("private-users", False),
         nets=_checked(path, "net", lambda: net_words(doc.get("net", []))),
         ports=_checked(path, "port", lambda: tuple(parse_port(p) for p in doc.get("port", [])))
@@ -245,6 +246,12 @@ def _health(app: dict[str, Any], index: int, path: str) -> tuple[tuple[str, str]
     return tuple(
         (k, _checked(path, f"app/{index}/health-{k}", partial(checked, k, v, ""))) for k, v in text.items()
     )
+
+
+def _relaxed(words: list[str]) -> tuple[str, ...]:
+    """The parts of the profile a pod file lifts; ``all-run`` is all four (stage0/api/pods.py RELAXABLE)."""
+    every = ("capabilities", "namespaces", "paths", "seccomp")
+    return tuple(sorted({w for word in words for w in (every if word == "all-run" else (word,))}))
 
 
 def _checked(path: str, key: str, parse: Callable[[], T]) -> T:

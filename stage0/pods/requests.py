@@ -102,6 +102,7 @@ class PodRequest:
     # parts of the default confinement lifted on purpose (--insecure-options=capabilities,paths,seccomp)
     relaxed: tuple[str, ...] = ()
     private_users: bool = False  # a user namespace of the pod's own (stage0/pods/userns.py)
+    stage1: str = ""  # a pod file's ``stage1 =`` (stage0/pods/flavor.py); "": the invocation's --stage1
     annotations: tuple[tuple[str, str], ...] = ()  # the pod's, in the pod manifest
     dns: DnsRequest = field(default_factory=DnsRequest)  # --dns…, --hosts-entry
     nets: tuple[str, ...] = ()  # --net words (stage0/pods/network.py); () is the default net

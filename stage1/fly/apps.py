@@ -83,6 +83,17 @@ def enter_argv(
 def add(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
     """The app's root mounted on the host (its image's layers under its writable one) and its
     output writer listening on its FIFOs."""
+    mount_root(paths, app)
+    if app.log_path:
+        os.makedirs(os.path.dirname(app.log_path), mode=0o755, exist_ok=True)
+    # its stdout and stderr are FIFOs to its writer, with a CRI log file or not
+    here = place(spec, paths, app.name)
+    os.makedirs(here.stdio, mode=0o700, exist_ok=True)
+    run_transient(plan.writer_argv(spec, app, here, WRITER), f"the output writer of {app.name}")
+
+
+def mount_root(paths: PodPaths, app: AppSpec) -> None:
+    """The app's root: its image's layers under its writable one (as in an nspawn pod)."""
     layers = paths.layers(app.name)
     where, work = root(paths, app.name), os.path.join(layers, "work")
     for directory in (paths.upper(app.name), work, where):
@@ -92,12 +103,13 @@ def add(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
         options = f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}"
         if _libc.mount(b"overlay", where.encode(), b"overlay", 0, options.encode()) != 0:
             raise Error(f"cannot mount the app's root at {where}: {os.strerror(ctypes.get_errno())}")
-    if app.log_path:
-        os.makedirs(os.path.dirname(app.log_path), mode=0o755, exist_ok=True)
-    # its stdout and stderr are FIFOs to its writer, with a CRI log file or not
-    here = place(spec, paths, app.name)
-    os.makedirs(here.stdio, mode=0o700, exist_ok=True)
-    run_transient(plan.writer_argv(spec, app, here, WRITER), f"the output writer of {app.name}")
+
+
+def unmount_root(paths: PodPaths, app: str) -> None:
+    where = root(paths, app)
+    while os.path.ismount(where):  # (a mount stacked by a killed add, too)
+        if _libc.umount2(where.encode(), MNT_DETACH) != 0:
+            raise Error(f"cannot unmount the app's root {where}: {os.strerror(ctypes.get_errno())}")
 
 
 def start(spec: PodSpec, paths: PodPaths, app: AppSpec, volumes: Volumes, hidden: tuple[str, ...]) -> None:
@@ -182,10 +194,7 @@ def remove(spec: PodSpec, paths: PodPaths, app: AppSpec) -> None:
                 host.stop(unit, timeout=30)
             with contextlib.suppress(Error):  # a failed unit stays until then
                 host.reset_failed(unit)
-    where = root(paths, app.name)
-    while os.path.ismount(where):  # (a mount stacked by a killed add, too)
-        if _libc.umount2(where.encode(), MNT_DETACH) != 0:
-            raise Error(f"cannot unmount the app's root {where}: {os.strerror(ctypes.get_errno())}")
+    unmount_root(paths, app.name)
     shutil.rmtree(paths.layers(app.name), ignore_errors=True)
     for end in (EXIT, STARTED):
         with contextlib.suppress(FileNotFoundError):

@@ -139,6 +139,7 @@ def test_signal_handlers_live_in_one_place() -> None:
         "stage0/cri/server.py",
         "stage0/pool/client.py",
         "stage0/pool/keeper.py",
+        "stage1/fly/pod.py",  # the fly supervisor (a flag, as run.py's)
         "stage1/run.py",
         "stage1/scripts/cri_log.py",
     ]
