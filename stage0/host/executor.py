@@ -9,6 +9,7 @@ one as a program instead, as rkt swapped stage1 images. ``exec`` replaces this p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -238,10 +239,14 @@ def unit_watch(unit: str) -> tuple[str, str, str, str, str]:
 
 
 def restart_unit(unit: str) -> None:
-    """Queue a restart of a host unit (raises when systemd refuses it)."""
+    """Queue a restart of a host unit (raises when systemd refuses it). Its start rate limit is reset
+    first, as ``systemctl reset-failed`` does: a restart asked for (auto-update's, a rollback's) is
+    no crash loop, and the sixth in ten seconds would be refused (start-limit-hit)."""
     from stage1.systemd import Systemd
 
     with Systemd() as systemd:
+        with contextlib.suppress(Error):  # nothing failed to reset: systemd says so
+            systemd.reset_failed(unit)
         systemd.restart_unit(unit)
 
 
