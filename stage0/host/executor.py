@@ -285,9 +285,12 @@ def signal_unit(machine: str | None, unit: str, signum: int) -> bool:
 
 def restart_host_unit(unit: str, timeout: float = 120.0) -> str:
     """``systemctl restart UNIT`` of a host unit (pod@NAME.service): stopped, then started again;
-    its ActiveState once the start job ended."""
+    its ActiveState once the start job ended. Asked for, so never a crash loop: the unit's start
+    rate limit is reset first, as ``systemctl reset-failed`` does (see :func:`restart_unit`)."""
     from stage1.systemd import Systemd
 
     with Systemd() as systemd:
+        with contextlib.suppress(Error):
+            systemd.reset_failed(unit)
         systemd.stop(unit, timeout=timeout)
         return systemd.start_unit(unit, timeout=timeout).active_state

@@ -243,3 +243,11 @@ def test_restart_restarts_a_pod_unit(template: Path, tmp_path: Path) -> None:
     assert nspod.status("again")["state"] == "running"
     uuid = restarted.stdout.strip()
     assert uuid not in first and uuid in nspod("list", "--full", "--format=json").stdout  # a new pod
+    # restarts in a loop: each a new pod, running, one machine; none refused by the unit's start
+    # rate limit (5 in 10 s), which a restart asked for resets
+    for cycle in range(int(os.environ.get("NSPOD_RESTART_CYCLES", "20"))):
+        again = nspod("restart", "again")
+        assert again.returncode == 0, (cycle, again.stderr)
+        assert nspod.status("again")["state"] == "running", cycle
+    machines = sh("machinectl", "list", "--no-legend").strip().splitlines()
+    assert [m.split()[0] for m in machines].count("again") == 1, machines
