@@ -206,10 +206,16 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def targets(name: str) -> dict[str, float]:
+    """The targets a runtime's row is held to: a sandbox booted cold is the reference the pool
+    (the issue's lever: a RunPodSandbox claims a booted spare) is measured against, not a target."""
+    return {s: t for s, t in TARGETS.items() if name != "nspod cold" or s != "sandbox start"}
+
+
 def met(samples: dict[str, dict[str, list[float]]], name: str) -> bool:
     return all(
         statistics.median(samples[name][step]) <= target * statistics.median(samples["containerd"][step])
-        for step, target in TARGETS.items()
+        for step, target in targets(name).items()
         if samples[name][step]
     )
 
@@ -234,6 +240,8 @@ def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
             if step not in ratios:
                 continue
             verdict = "meets" if ratios[step] <= target else "MISSES"
+            if step not in targets(name):
+                verdict = "no target (a cold boot: the reference for the pool's)"
             print(f"    {step}: {ratios[step]:.2f}× (target ≤ {target:.1f}×): {verdict}")
 
 
