@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from stage0.cri import cgroups
 from stage0.cri.stats import pod_group
 from stage0.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from stage0.host import cgroups
 from stage0.host.executor import fly_unit
 from stage0.pods.dirs import Pod, PodState
 from stage1.abi import PodSpec

@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 
 from stage0.api.views import PodView, pod_view
-from stage0.cri import cgroups
 from stage0.cri.stats import pod_group
 from stage0.errors import FailedPreconditionError
-from stage0.host import cgroupfs
+from stage0.host import cgroupfs, cgroups
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import Pods, PodState
 from stage1.abi import PodPaths

@@ -14,9 +14,9 @@ import contextlib
 import os
 from typing import Any
 
-from stage0.cri import cgroups
 from stage0.cri.stats import pod_group
 from stage0.errors import Error, ErrorKind
+from stage0.host import cgroups
 from stage0.host.executor import call_stage1
 from stage0.options import GlobalOptions
 from stage1.abi import PodPaths

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stage0.cri import cgroups
-from stage0.cri.cgroups import DiskUsage, Interface, Usage
+from stage0.host import cgroups
+from stage0.host.cgroups import DiskUsage, Interface, Usage
 from stage0.host.executor import fly_unit
 from stage1.abi import Error, PodPaths, PodSpec
 

@@ -1,5 +1,5 @@
 """What ``nspod stats`` reads from a control group beyond CPU time and memory use
-(stage0/cri/cgroups.py reads those): the memory limit, the process count the pids controller keeps,
+(stage0/host/cgroups.py reads those): the memory limit, the process count the pids controller keeps,
 and the bytes read and written on block devices; from cgroup v2 (``memory.max``, ``pids.current``,
 ``io.stat``) or v1 (``memory.limit_in_bytes``, ``pids.current``, ``blkio.*io_service_bytes*`` in each
 controller's own hierarchy). Each reader takes the cgroup file system's root, so the tests feed it
@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-ROOT = "/sys/fs/cgroup"
+from stage0.host.cgroups import read, unified
+
 # v1's "no limit" is the largest page-aligned long; anything this large limits nothing
 UNLIMITED = 1 << 62
 # v1's byte counters, best first: the scheduler's own (CFQ/BFQ), then the throttle layer's, which
@@ -33,18 +34,6 @@ class Limits:
     memory_limit: int | None  # bytes; None: none set (the host's memory is the limit)
     pids: int | None  # tasks the pids controller counts (threads too); None: no pids controller
     block: BlockIO | None  # None: no I/O accounting for the group
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as file:
-            return file.read()
-    except OSError:
-        return None
-
-
-def unified(root: str = ROOT) -> bool:
-    return os.path.exists(os.path.join(root, "cgroup.controllers"))
 
 
 def limit(text: str | None) -> int | None:
@@ -93,17 +82,17 @@ def limits(root: str, group: str) -> Limits:
     if unified(root):
         path = os.path.join(root, relative)
         return Limits(
-            limit(_read(os.path.join(path, "memory.max"))),
-            count(_read(os.path.join(path, "pids.current"))),
-            io_stat(_read(os.path.join(path, "io.stat"))),
+            limit(read(os.path.join(path, "memory.max"))),
+            count(read(os.path.join(path, "pids.current"))),
+            io_stat(read(os.path.join(path, "io.stat"))),
         )
     block = None
     for name in BLKIO_FILES:
-        if (block := service_bytes(_read(os.path.join(root, "blkio", relative, name)))) is not None:
+        if (block := service_bytes(read(os.path.join(root, "blkio", relative, name)))) is not None:
             break
     return Limits(
-        limit(_read(os.path.join(root, "memory", relative, "memory.limit_in_bytes"))),
-        count(_read(os.path.join(root, "pids", relative, "pids.current"))),
+        limit(read(os.path.join(root, "memory", relative, "memory.limit_in_bytes"))),
+        count(read(os.path.join(root, "pids", relative, "pids.current"))),
         block,
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stage0.cri import cgroups
+from stage0.host import cgroups
 from stage1.abi import unit_name
 from tests.integration.test_cri import Cri, cri, sh, wait_for  # noqa: F401 (the fixture)
 from tests.integration.test_cri_namespaces import gone

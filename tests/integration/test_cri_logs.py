@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from stage0.api.sandbox import add_app, remove_app
-from stage0.cri import cgroups, logs, resources, stats
+from stage0.cri import logs, resources, stats
+from stage0.host import cgroups
 from stage0.options import GlobalOptions, InsecureOption
 from stage0.pods.dirs import Pods
 from stage0.pods.requests import AppRequest

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stage0.cri import cgroups
+from stage0.host import cgroups
 from tests.integration.test_kill_storm import added, leftovers
 from tests.integration.test_pods import Nspod
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from stage0.api.views import AppState, AppView, recorded_app
-from stage0.cri import cgroups, stats
+from stage0.cri import stats
 from stage0.cri.containers import exit_reason
 from stage0.cri.proto import api_pb2
 from stage0.cri.status import Failure
 from stage0.cri.translate import cgroup_parent, sandbox_request
+from stage0.host import cgroups
 from stage0.pods.dirs import DirState, Pod
 from stage1.abi import PodPaths, PodSpec
 from stage1.nspawn import pod_service

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from stage0.cri import cgroups, resources, stats
+from stage0.cri import resources, stats
+from stage0.host import cgroups
 from stage1.abi import Error
 from stage1.transient import Property
 from stage1.update import INFINITY, cpu_list, cri_properties

@@ -43,7 +43,7 @@ def _systemd_tree(root: str) -> str:
     return root if unified(root) else os.path.join(root, "systemd")
 
 
-def _read(path: str) -> str | None:
+def read(path: str) -> str | None:
     try:
         with open(path) as file:
             return file.read()
@@ -52,7 +52,7 @@ def _read(path: str) -> str | None:
 
 
 def _int(path: str) -> int | None:
-    text = _read(path)
+    text = read(path)
     try:
         return int(text.split()[0]) if text else None
     except ValueError:
@@ -97,7 +97,7 @@ def pids(root: str, group: str) -> list[int]:
     found: list[int] = []
     for directory, _, files in os.walk(os.path.join(_systemd_tree(root), group.lstrip("/"))):
         if "cgroup.procs" in files:
-            text = _read(os.path.join(directory, "cgroup.procs")) or ""
+            text = read(os.path.join(directory, "cgroup.procs")) or ""
             found += [int(p) for p in text.split()]
     return found
 
@@ -109,8 +109,8 @@ def usage(root: str, group: str, proc: str = PROC) -> Usage:
 
 def _v2(root: str, group: str) -> Usage:
     path = os.path.join(root, group.lstrip("/"))
-    cpu = flat_keyed(_read(os.path.join(path, "cpu.stat")))
-    memory = flat_keyed(_read(os.path.join(path, "memory.stat")))
+    cpu = flat_keyed(read(os.path.join(path, "cpu.stat")))
+    memory = flat_keyed(read(os.path.join(path, "memory.stat")))
     current = _int(os.path.join(path, "memory.current")) or 0
     processes = _int(os.path.join(path, "pids.current"))
     return Usage(
@@ -151,7 +151,7 @@ def _v1(root: str, group: str, proc: str) -> Usage:
             major_page_faults=counted.major_page_faults,
             processes=len(members),
         )
-    memory = flat_keyed(_read(os.path.join(memory_dir, "memory.stat")))
+    memory = flat_keyed(read(os.path.join(memory_dir, "memory.stat")))
     return Usage(
         cpu_ns=cpu if cpu is not None else counted.cpu_ns if counted else 0,
         memory_bytes=current,
@@ -167,7 +167,7 @@ def from_processes(members: list[int], proc: str = PROC) -> Usage:
     """The sum over live processes (what ended with its CPU time is not counted: a v1 fallback)."""
     cpu = rss = faults = major = 0
     for pid in members:
-        stat = _read(os.path.join(proc, str(pid), "stat"))
+        stat = read(os.path.join(proc, str(pid), "stat"))
         if stat is None:
             continue
         fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
