@@ -244,11 +244,11 @@ def met(samples: dict[str, dict[str, list[float]]], name: str) -> bool:
 
 def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
     print(f"CRI lifecycle, medians of {rounds} rounds, rotated, after 1 warm-up (ms)")
-    print("  " + f"{'':12}" + "".join(f"{step:>15}" for step in STEPS + DETAIL))
+    print("  " + f"{'':12}" + "".join(f"{step:>16}" for step in STEPS + DETAIL))
     for name, steps in samples.items():
         print(
             f"  {name:12}"
-            + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:15.1f}" for s in STEPS + DETAIL)
+            + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:16.1f}" for s in STEPS + DETAIL)
         )
     if "containerd" not in samples:
         return
