@@ -107,11 +107,16 @@ def dress(pod: Pod, dress: Dressing) -> None:
         for path, text in etc_files(new).items():
             # a rename: the file the pod's mount namespace may have bound over (the host's
             # resolv.conf, read-only) is detached there by the kernel, not written through
-            write_atomic(os.path.join(pod.paths.stage1, path), text)
+            target = os.path.join(pod.paths.stage1, path)
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            write_atomic(target, text, sync=False)
         with open(pod.paths.manifest) as file:
             manifest = json.load(file)
-        write_atomic(pod.paths.manifest, json.dumps(dressed_manifest(manifest, dress)))
-        write_atomic(pod.paths.spec, new.to_json())
+        # as prepare writes them (stage0/pods/prepare.py write_pod)
+        write_atomic(
+            pod.paths.manifest, json.dumps(dressed_manifest(manifest, dress), indent=2) + "\n", sync=False
+        )
+        write_atomic(pod.paths.spec, new.to_json(), sync=False)
 
 
 def set_hostname(leader: int, hostname: str) -> None:
