@@ -154,6 +154,15 @@ def seen(server: Server, sandbox: str, image: str) -> tuple[str, str, str]:
     return done.stdout.decode() + done.stderr.decode(), info["hostname"], info["resolv_conf"]
 
 
+def on_disk(work: Path, sandbox: str) -> tuple[dict[str, Any], list[Any]]:
+    """The pod's spec (but its apps) and its manifest's annotations, but for what names the pod."""
+    pod = work / "data/pods/run" / sandbox
+    spec = json.loads((pod / "pod.json").read_text())
+    spec = {k: v for k, v in spec.items() if k not in ("uuid", "machine", "apps")}
+    annotations = json.loads((pod / "pod").read_text())["annotations"]
+    return spec, [a for a in annotations if a["name"] != "nspod.io/machine"]
+
+
 def test_a_kubelets_sandbox_is_a_dressed_spare(work: Path) -> None:
     registry = Registry.start(work / "registry")
     try:
@@ -187,6 +196,7 @@ def test_a_kubelets_sandbox_is_a_dressed_spare(work: Path) -> None:
         assert server.marked("cri.taken") == [spare]
         assert claimed_in < 2.0, claimed_in
         assert seen(server, warm, image) == expected
+        assert on_disk(work, warm) == on_disk(work, cold)  # what app add, list and inspect read
     finally:
         server.stop()
     server = Server(work, spares=0)  # its state reloaded from disk: as claimed
