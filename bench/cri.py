@@ -12,6 +12,9 @@ Each round times, per runtime and in a rotated order, the calls kubelet makes fo
 pod, from one gRPC client in this process:
 
 * sandbox start: ``RunPodSandbox`` (critest's benchmark config: metadata, ``linux {}``);
+* kubelet sandbox: ``RunPodSandbox`` of what a kubelet sends for every pod (a host name, the
+  cluster's DNS servers, searches and options, labels, annotations), then its teardown, after
+  the machine settled again (a pool's spare is claimed by it too, stage0/cri/claim.py);
 * create: ``CreateContainer`` of busybox running ``/bin/true``;
 * start to exit: ``StartContainer``, then ``ContainerStatus`` polled every 2 ms until EXITED;
 * teardown: ``StopPodSandbox`` + ``RemovePodSandbox``.
@@ -40,10 +43,10 @@ from cri_runtimes import Containerd, Images, Nspod
 
 from stage0.cri.proto import api_pb2, api_pb2_grpc
 
-STEPS = ("sandbox start", "create", "start to exit", "teardown", "total")
+STEPS = ("sandbox start", "kubelet sandbox", "create", "start to exit", "teardown", "total")
 # inside "start to exit": the StartContainer call, and the last ContainerStatus call (that saw EXITED)
 DETAIL = ("start call", "status call")
-TARGETS = {"sandbox start": 1.0, "start to exit": 1.0}
+TARGETS = {"sandbox start": 1.0, "kubelet sandbox": 1.0, "start to exit": 1.0}
 POLL = 0.002
 
 
@@ -62,6 +65,29 @@ class Client:
         reply = self.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)),
                                       timeout=300)  # fmt: skip
         return str(reply.image_ref)
+
+    def kubelet_sandbox(self, logs: Path) -> dict[str, float]:
+        """A sandbox as a kubelet asks for one (host name, DNS, labels, annotations) started and
+        torn down; its start's time (ms)."""
+        name = uuid.uuid4().hex[:12]
+        metadata = api_pb2.PodSandboxMetadata(name=f"web-{name}", uid=name, namespace="bench", attempt=0)
+        searches = ["bench.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+        dns = api_pb2.DNSConfig(servers=["10.96.0.10"], searches=searches, options=["ndots:5"])
+        sandbox = api_pb2.PodSandboxConfig(
+            metadata=metadata, hostname=f"web-{name}", dns_config=dns, log_directory=str(logs / name),
+            labels={"io.kubernetes.pod.name": f"web-{name}", "io.kubernetes.pod.namespace": "bench"},
+            annotations={"kubernetes.io/config.source": "api"}, linux=api_pb2.LinuxPodSandboxConfig(),
+        )  # fmt: skip
+        start = time.perf_counter()
+        reply = self.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=sandbox), timeout=120)
+        took = time.perf_counter() - start
+        self.runtime.StopPodSandbox(
+            api_pb2.StopPodSandboxRequest(pod_sandbox_id=reply.pod_sandbox_id), timeout=120
+        )
+        self.runtime.RemovePodSandbox(
+            api_pb2.RemovePodSandboxRequest(pod_sandbox_id=reply.pod_sandbox_id), timeout=120
+        )
+        return {"kubelet sandbox": took * 1000}
 
     def lifecycle(self, image: str, logs: Path, containers: bool = True) -> dict[str, float]:
         """One pod with one ``/bin/true`` container, start to gone; the steps' times (ms)."""
@@ -183,6 +209,8 @@ def main() -> int:
                 settle(runtimes)
                 logs = work / "logs" / name.replace(" ", "-")
                 times = clients[name].lifecycle(images.busybox, logs, not args.sandboxes_only)
+                settle(runtimes)  # the pool refilled: a kubelet's pod finds its spare too
+                times |= clients[name].kubelet_sandbox(logs)
                 line = ", ".join(f"{k} {v:.0f}" for k, v in times.items())
                 print(f"{round_} {name}: {line}", file=sys.stderr)
                 for step, value in times.items():
@@ -222,11 +250,11 @@ def met(samples: dict[str, dict[str, list[float]]], name: str) -> bool:
 
 def report(samples: dict[str, dict[str, list[float]]], rounds: int) -> None:
     print(f"CRI lifecycle, medians of {rounds} rounds, rotated, after 1 warm-up (ms)")
-    print("  " + f"{'':12}" + "".join(f"{step:>15}" for step in STEPS + DETAIL))
+    print("  " + f"{'':12}" + "".join(f"{step:>16}" for step in STEPS + DETAIL))
     for name, steps in samples.items():
         print(
             f"  {name:12}"
-            + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:15.1f}" for s in STEPS + DETAIL)
+            + "".join(f"{statistics.median(steps[s]) if steps[s] else 0:16.1f}" for s in STEPS + DETAIL)
         )
     if "containerd" not in samples:
         return

@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from stage0.api.pods import find, list_pods, remove, stop
 from stage0.api.sandbox import create_sandbox
 from stage0.api.views import PodView
-from stage0.cri import translate, warm
+from stage0.cri import claim, translate, warm
 from stage0.cri.lookup import find_view, running
 from stage0.cri.proto import api_pb2
 from stage0.cri.state import SandboxRecord, State
@@ -130,7 +130,11 @@ class Sandboxes:
         info = {}
         if request.verbose:
             info["info"] = _json(
-                {"pod_dir": pod.path if pod else None, "machine": pod.machine if pod else None}
+                {
+                    "pod_dir": pod.path if pod else None,
+                    "machine": pod.machine if pod else None,
+                    **claim.named(pod.path if pod else None),
+                }
             )
         return api_pb2.PodSandboxStatusResponse(status=status, info=info)
 

@@ -3,8 +3,11 @@
 ``[cri] spares = N`` in nspod.conf (default 0: none) has ``nspod cri`` keep N sandboxes booted in
 the shape a plain CRI sandbox has (metadata only: no host name, DNS, ports, annotations, the
 node's namespaces unshared; the CRI's pod-wide confinement, e.g. its bounding set). A
-RunPodSandbox whose request is exactly that request claims one: the pod it gets is the pod it
-would have booted, only sooner. Anything else boots cold. These are not ``nspod pool``'s spares
+RunPodSandbox whose request differs from that one only in metadata, labels, annotations, host
+name, DNS and log directory (what a kubelet always sends) claims one, dressed in those before the
+answer (stage0/cri/claim.py): the pod it gets is the pod it would have booted, only sooner.
+Anything else (ports, the node's namespaces, a cgroup parent, sysctls, ...) boots cold.
+These are not ``nspod pool``'s spares
 (``pool.ready``, booted as ``nspod run`` boots, a narrower bounding set): a CRI spare carries
 ``cri.ready``, renamed to ``cri.taken`` by the one call that claims it (rename: exactly one
 wins), and ``cri.filling`` while it boots; each holds the fingerprint of the shape it was booted
@@ -21,9 +24,10 @@ import logging
 import os
 import threading
 
-from stage0.api.pods import list_pods, relaxing, remove
+from stage0.api.pods import find, list_pods, relaxing, remove
 from stage0.api.sandbox import create_sandbox
-from stage0.api.views import PodView
+from stage0.api.views import PodView, pod_view
+from stage0.cri import claim
 from stage0.errors import Error
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import PodState
@@ -81,12 +85,15 @@ class Spares:
         return hashlib.sha256(repr(self.shape).encode()).hexdigest()
 
     def claim(self, request: PodRequest) -> PodView | None:
-        """A ready spare, now this sandbox's, when the request is a spare's; None: boot cold (a
-        request with a cgroup parent too: spares run in machine.slice, and a unit's slice is fixed)."""
+        """A ready spare, now this sandbox's and dressed as the request asks, when the request is
+        a spare's but for what a spare can be dressed in; None: boot cold (a request with a cgroup
+        parent too: spares run in machine.slice, and a unit's slice is fixed)."""
+        dressing = claim.dressing(request)
         if (
             not self.size
             or os.environ.get("NSPOD_POOL") == "0"
-            or shaped(self.options, request) != self.shape
+            or dressing is None
+            or shaped(self.options, claim.core(request)) != self.shape
         ):
             return None
         for pod in ready(self.options):
@@ -97,7 +104,12 @@ class Spares:
             except FileNotFoundError:
                 continue  # another call took it first
             self.claimed.set()
-            return pod
+            try:
+                return dressed(self.options, pod, dressing)
+            except (Error, OSError, ValueError) as error:  # it serves no one now: a cold boot does
+                log.warning("a claimed spare sandbox could not be dressed: %s", error)
+                self._discard(pod, "undressed")
+                return None
         return None
 
     def _fill(self) -> None:
@@ -135,6 +147,12 @@ class Spares:
         log.info("stopping the %s spare sandbox %s", why, pod.uuid)
         with contextlib.suppress(Error):
             remove(self.options, pod.uuid, force=True)
+
+
+def dressed(options: GlobalOptions, pod: PodView, dressing: claim.Dressing) -> PodView:
+    """The claimed spare given the request's host name, DNS and annotations; its view then."""
+    claim.dress(find(options, pod.uuid), dressing)
+    return pod_view(find(options, pod.uuid))
 
 
 def _text(path: str) -> str | None:
