@@ -34,7 +34,7 @@ SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_OPENAT2, SYS_SETNS = 428, 429, 437, 308
 OPEN_TREE_CLONE, AT_RECURSIVE, AT_EMPTY_PATH = 0x1, 0x8000, 0x1000
 MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, CLONE_NEWNS = 0x4, 0x40, 0x20000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
-MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
+MS_BIND, MS_REC, MNT_DETACH, UMOUNT_NOFOLLOW = 0x1000, 0x4000, 2, 8
 RETRIES = 1000  # openat2's EAGAIN under a busy host's renames and mounts
 MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 KERNEL_DIRS = ("proc", "sys", "dev")  # systemd mounts the app's own over them (MountAPIVFS=)
@@ -293,8 +293,13 @@ def main(argv: list[str]) -> int:
             print(f"nspod: cannot share a volume's mounts with the app: {error}", file=sys.stderr)
             return 1
     if argv[:1] == ["--unmount"]:
+        # never through a link (another app sharing a volume may have swapped a directory on the
+        # way for one); a mount whose point it renamed or removed meanwhile (".../sub//deleted")
+        # no path reaches: what is left goes with DIR itself, detached whole
         for point in mounts_below(argv[1]):
-            _libc.umount2(point.encode(), MNT_DETACH)
+            _libc.umount2(point.encode(), MNT_DETACH | UMOUNT_NOFOLLOW)
+        if mounts_below(argv[1]):
+            _libc.umount2(argv[1].encode(), MNT_DETACH | UMOUNT_NOFOLLOW)
         return 0
     root, rest = argv[0], argv[1:]
     cut = rest.index("--mask") if "--mask" in rest else len(rest)

@@ -253,6 +253,9 @@ def test_stats_streams_until_ctrl_c(pods: Pods) -> None:
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        # as from a terminal: the suite may run as a shell's background job, which ignores SIGINT
+        # (then so would Python, and no Ctrl-C would ever reach the stream)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert stats.stdout is not None
     headers, deadline = 0, time.monotonic() + 30
