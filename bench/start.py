@@ -110,8 +110,8 @@ def measure_units(
     """systemctl start pod@bench vs an nspawn@-style unit of the same tree: time until active."""
     sys.path.insert(0, str(REPO))
     from stage1.abi import PodPaths, PodSpec
-    from stage1.nspawn import nspawn_argv
-    from stage1.run import prepare_dirs
+    from stage1.nspawn.service import nspawn_argv
+    from stage1.poddir import prepare_dirs
 
     etc = work / "etc"
     (etc / "pods").mkdir(parents=True)
@@ -216,8 +216,8 @@ def main() -> int:
         # the same pod, booted by hand: prepare one, let stage1 write its tree, then reuse its argv
         sys.path.insert(0, str(REPO))
         from stage1.abi import PodPaths, PodSpec
-        from stage1.nspawn import nspawn_argv
-        from stage1.run import prepare_dirs
+        from stage1.nspawn.service import nspawn_argv
+        from stage1.poddir import prepare_dirs
 
         uuid = subprocess.run(
             [*base, "prepare", image_id], capture_output=True, text=True, check=True, env=env

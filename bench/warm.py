@@ -46,8 +46,8 @@ def floor_command(base: list[str], image_id: str, env: dict[str, str], work: Pat
     """The nspawn line of a prepared pod of the image, booting to exit.target (bench/start's floor)."""
     sys.path.insert(0, str(REPO))
     from stage1.abi import PodPaths, PodSpec
-    from stage1.nspawn import nspawn_argv
-    from stage1.run import prepare_dirs
+    from stage1.nspawn.service import nspawn_argv
+    from stage1.poddir import prepare_dirs
 
     uuid = subprocess.run([*base, "prepare", image_id], capture_output=True, text=True, check=True,
                           env=env).stdout.strip()  # fmt: skip

@@ -69,7 +69,7 @@ class Relay:
     ) -> None:
         """Listens at once (before the pod starts); ``fields``: the journal fields of every line;
         ``raw``: output unlabelled, as it comes (one app). ``listeners`` (from :func:`listen`) and
-        ``adopted`` output connections: another relay's, taken over (stage1/heir.py);
+        ``adopted`` output connections: another relay's, taken over (stage1/nspawn/heir.py);
         ``on_accept``: told of each output connection accepted."""
         self._apps = apps
         self._raw = raw and len(apps) == 1

@@ -127,3 +127,12 @@ def app_main_pid(machine: str, app: str) -> int:
     if not pid:
         raise Error(f"app {app} is not running", hint="start it first: a command joins its PID namespace")
     return pid
+
+
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``enter``'s options and its command, split at the first ``--`` (ABI.md): argparse's REMAINDER
+    after a positional would take ``--app NAME`` for the command's first words."""
+    if "--" not in argv or "enter" not in argv[: argv.index("--")]:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]

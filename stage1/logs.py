@@ -9,7 +9,7 @@ import time
 
 from stage1.abi import PodPaths, PodSpec
 from stage1.journal import Follower, Window
-from stage1.run import load
+from stage1.poddir import load
 
 POLL = 0.2  # seconds between looks at whether the pod still runs
 

@@ -371,7 +371,7 @@ class Systemd:
 
 def run_transient(argv: list[str], what: str) -> None:
     """A transient unit whose settings are unit-file assignments (``systemd-run -p``, as
-    stage1/fly/plan.py writes them): systemd-run translates them to D-Bus properties, every kind
+    stage1/hostplan.py writes them): systemd-run translates them to D-Bus properties, every kind
     systemd knows, and returns once the start job is done."""
     import subprocess
 

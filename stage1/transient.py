@@ -78,7 +78,7 @@ class TransientService:
     stdio_fds: tuple[int, int, int] | None = None
     # DevicePolicy=closed with these (device, access) pairs allowed; None: systemd's default (all)
     device_allow: tuple[tuple[str, str], ...] | None = None
-    limits: tuple[Property, ...] = ()  # resource limits (stage1/nspawn.py pod_limits)
+    limits: tuple[Property, ...] = ()  # resource limits (stage1/nspawn/service.py pod_limits)
     exec_stop_post: tuple[ExecCommand, ...] = ()  # run however the service ends
     binds_to: tuple[str, ...] = ()  # units whose stop stops this one (BindsTo=)
 

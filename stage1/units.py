@@ -186,7 +186,7 @@ def sysctl_unit(spec: PodSpec) -> list[Entry]:
 
 def userns_mounts(spec: PodSpec) -> dict[str, list[Entry]]:
     """With --private-users, the pod's systemd mounts each app's root itself, an overlay of the
-    ID-mapped image tree and the writable layer nspawn binds in (stage1/nspawn.py userns_apps);
+    ID-mapped image tree and the writable layer nspawn binds in (stage1/nspawn/service.py userns_apps);
     the app's unit requires it (RequiresMountsFor=). Its volumes go on as every pod's do
     (stage1/volumes.py): a mount unit's Where= is resolved in the pod's root, not the app's."""
     units: dict[str, list[Entry]] = {}
@@ -232,7 +232,7 @@ def app_files(
     hidden: tuple[str, ...] = HIDDEN,
 ) -> dict[str, TreeFile]:
     """The unit files of one app of the pod: at boot for every app, later for one added to an app
-    sandbox (stage1/apps.py)."""
+    sandbox (stage1/nspawn/apps.py)."""
     units = "etc/systemd/system"
     index, app = next((i, a) for i, a in enumerate(spec.apps) if a.name == name)
     mine = tuple(s.unit for s in sockets or [] if s.app == app.name)

@@ -52,7 +52,7 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
 
         return fly(argv)
     if not stage1:
-        from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
+        from stage1.nspawn.main import main  # only the verbs that reach stage1 load its executor
 
         return main(argv)
     from stage0.errors import FailedPreconditionError
@@ -108,7 +108,7 @@ def machine_registered(name: str) -> bool:
 def app_states(pod_dir: str, app: str | None, *, recorded: bool = False) -> list[dict[str, object]]:
     """The states of an app sandbox's apps (every app, or ``app``), from the built-in stage1
     (``recorded``: from its records alone, stage1.apps.states)."""
-    from stage1.apps import states
+    from stage1.nspawn.apps import states
 
     return states(pod_dir, app, recorded=recorded)
 
@@ -119,14 +119,14 @@ def enter_command(
     """stage1's enter path (what ``nspod enter --app`` execs): the argv that runs ``cmd`` in the
     app's confinement as transient ``unit`` of the pod's systemd, and the pod's machine name. The
     CRI's exec spawns it instead."""
-    from stage1.run import enter_command as command
+    from stage1.nspawn.run import enter_command as command
 
     return command(pod_dir, app, cmd, tty=tty, term=term, unit=unit)
 
 
 def fly_unit(uuid: str, app: str) -> str:
     """The host unit an app of a hostPID sandbox runs as (stage1/fly), for its cgroup's stats."""
-    from stage1.fly.plan import host_unit
+    from stage1.hostplan import host_unit
 
     return host_unit(uuid, app)
 
@@ -152,10 +152,10 @@ def kill_unit(machine: str, unit: str) -> bool:
 
 
 def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
-    """A pooled run's app into its claimed pod (stage1/apps.py join), never loaded there before;
+    """A pooled run's app into its claimed pod (stage1/nspawn/apps.py join), never loaded there before;
     ``attached``: its output relayed (a foreground run), else the journal's."""
-    from stage1.apps import join
-    from stage1.run import load
+    from stage1.nspawn.apps import join
+    from stage1.poddir import load
     from stage1.stdio import Stdio
 
     spec, paths = load(pod_dir)
@@ -165,8 +165,8 @@ def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
 def start_app(pod_dir: str, name: str, stopping: threading.Event | None) -> int:
     """Start a joined app; with ``stopping`` wait for its end and give its exit code (130 once
     ``stopping`` is set), without, 0 once it started."""
-    from stage1.apps import run_app
-    from stage1.run import load
+    from stage1.nspawn.apps import run_app
+    from stage1.poddir import load
 
     spec, paths = load(pod_dir)
     return run_app(spec, paths, name, stopping)
@@ -175,8 +175,8 @@ def start_app(pod_dir: str, name: str, stopping: threading.Event | None) -> int:
 def start_in_place(pod_dir: str, name: str, err_fd: int) -> int:
     """``nspod app start`` served by a long-lived process (the pool keeper): stage1's start of an
     added app in this process, its error written to ``err_fd`` as stage1's own command prints it."""
-    from stage1 import apps
     from stage1.abi import ExitCode
+    from stage1.nspawn import apps
 
     try:
         return apps.start(pod_dir, name)

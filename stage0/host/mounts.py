@@ -1,7 +1,7 @@
 """Mounts a dead process left below a pod's directory, and removal that never crosses one.
 
 A pod's own mounts live in nspawn's namespace and end with it, but ``app add`` mounts the app's
-root on the host for a moment (stage1/apps.py join) and a kill -9 in that moment leaves it there.
+root on the host for a moment (stage1/nspawn/apps.py join) and a kill -9 in that moment leaves it there.
 Whatever is mounted below a pod's directory on the host is the pod's: ``stop``, ``rm`` and ``gc``
 detach it (:func:`detach_below`), and a pod's tree is deleted only once nothing is mounted in it
 (:func:`remove_unmounted`): rm -rf through a bind mount of a host volume deletes the user's data.

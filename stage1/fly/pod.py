@@ -22,15 +22,15 @@ import sys
 import time
 from types import FrameType
 
-from stage1.__main__ import split_command
+from stage1 import hostapps as fly
+from stage1 import hostplan as plan
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, own_unit
 from stage1.app_unit import pod_etc
 from stage1.cni import with_dns
-from stage1.enter import check_command, entered_argv
-from stage1.fly import apps as fly
-from stage1.fly import plan, podplan
+from stage1.enter import check_command, entered_argv, split_command
+from stage1.fly import podplan
 from stage1.journal import Follower, stream_open
-from stage1.run import HOST_RESOLV, host_hidden, load, prepare_dirs
+from stage1.poddir import HOST_RESOLV, host_hidden, load, prepare_dirs
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
 POLL = 0.05

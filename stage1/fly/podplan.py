@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
+from stage1 import hostplan as plan
 from stage1.abi import AppSpec, PodSpec, unit_name
 from stage1.app_unit import pod_etc, profile
-from stage1.fly import plan
 from stage1.transient import ExecCommand, ServiceType, TransientService
 
 Volumes = tuple[tuple[str, str, bool], ...]

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 STATE = "/nspod/status/{app}.health"
-HOST_JOURNAL = "/run/nspod/host-journal"  # the host's journal socket (stage1/nspawn.py binds it)
+HOST_JOURNAL = "/run/nspod/host-journal"  # the host's journal socket (stage1/nspawn/service.py binds it)
 POD_JOURNAL = "/run/systemd/journal/socket"
 OUTPUT_MAX = 4096  # bytes of the check's output kept (docker keeps 4 KiB too)
 

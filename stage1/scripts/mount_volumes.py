@@ -18,7 +18,7 @@
 # UID, GID and GROUPS (comma-separated), in DIR: what the app sees, the mounts it made included.
 # mount-volumes --unmount DIR: detach every mount below DIR (but DIR), deepest first.
 # Runs in the pod (the host's python3 in its /usr), before the app's unit (stage1/volumes.py);
-# --share runs on the host too (stage1/propagation.py).
+# --share runs on the host too (stage1/nspawn/propagation.py).
 from __future__ import annotations
 
 import ctypes

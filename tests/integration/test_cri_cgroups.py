@@ -58,7 +58,7 @@ def test_a_cgroup_parent_that_is_no_slice_name_is_refused(cri: Cri, parent: str)
 def test_a_container_past_its_memory_limit_is_oom_killed(cri: Cri) -> None:  # noqa: F811
     if not cgroups.unified():
         # the app has no memory group of its own there: the pod's host unit holds the sum of its apps'
-        # limits (stage1/nspawn.py), so the kernel's victim is any process of the pod (its systemd
+        # limits (stage1/nspawn/service.py), so the kernel's victim is any process of the pod (its systemd
         # too), and systemd 252 reports no Result oom-kill on v1
         pytest.skip("cgroup v1: a container's memory limit bounds its whole pod; no OOM kill reported")
     pod_config = cri.sandbox_config("oom")

@@ -18,7 +18,7 @@ import pytest
 from stage0.cri.exec import ExecTimeout, exec_sync
 from stage0.cri.streaming import AttachIO, Container, StreamingServer
 from stage0.errors import Error
-from stage1.run import load
+from stage1.poddir import load
 from tests.harness.terminal import in_terminal
 from tests.integration.test_pods import APPLETS, Nspod, busybox_image
 

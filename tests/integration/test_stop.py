@@ -5,7 +5,7 @@ with a user namespace of their own; the four kinds run side by side, each in its
 Two causes were found and removed: nspawn gave pods the legacy cgroup layout on hybrid hosts (it
 found no systemd in the stage1 tree before /usr is bound over it), where the pod's systemd gets no
 cgroup-empty events and may wait out a stop timeout; and nspawn's one halt signal is lost when it
-comes before the pod's systemd listens for it (stage1/halt.py).
+comes before the pod's systemd listens for it (stage1/nspawn/halt.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from stage0.cri.translate import cgroup_parent, sandbox_request
 from stage0.host import cgroups
 from stage0.pods.dirs import DirState, Pod
 from stage1.abi import PodPaths, PodSpec
-from stage1.nspawn import pod_service
+from stage1.nspawn.service import pod_service
 
 KUBEPODS = "kubepods-burstable-pod12_ab.slice"
 

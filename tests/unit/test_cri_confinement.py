@@ -13,7 +13,7 @@ from stage0.pods.confinement import pod_sysctl
 from stage0.pods.requests import AppRequest, Confinement
 from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, masks, profile
-from stage1.nspawn import capability_argv
+from stage1.nspawn.service import capability_argv
 from stage1.units import pod_target, sysctl_unit
 from tests.unit.test_planner import image, one
 

@@ -1,5 +1,5 @@
 """CRI stats from cgroup v1 and v2 fixture trees (stage0/cri/cgroups.py, stats.py), and
-UpdateContainerResources' translation (stage0/cri/resources.py, stage1/update.py)."""
+UpdateContainerResources' translation (stage0/cri/resources.py, stage1/nspawn/update.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from stage0.cri import resources, stats
 from stage0.host import cgroups
 from stage1.abi import Error
+from stage1.nspawn.update import INFINITY, cpu_list, cri_properties
 from stage1.transient import Property
-from stage1.update import INFINITY, cpu_list, cri_properties
 
 POD = "machine.slice/nspod-web.service"
 APP = f"{POD}/payload/system.slice/app.service"

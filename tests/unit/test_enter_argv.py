@@ -57,8 +57,8 @@ def test_a_command_the_app_lacks_is_refused_with_a_message(tmp_path: Path) -> No
 )
 def test_stage1_enter_takes_app_before_the_command(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # issue #23 item 6: REMAINDER after the pod dir swallowed "--app NAME" into the command
-    from stage1 import __main__ as stage1_main
-    from stage1 import run
+    from stage1.nspawn import main as stage1_main
+    from stage1.nspawn import run
 
     called: list[tuple[str, str | None, list[str]]] = []
 

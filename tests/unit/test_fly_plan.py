@@ -1,14 +1,14 @@
-"""A fly app's host units (stage1/fly/plan.py): golden systemd-run command lines, and what the
+"""A fly app's host units (stage1/hostplan.py): golden systemd-run command lines, and what the
 profile they share with a pod's app must hold (the CRI's hostPID sandboxes)."""
 
 from __future__ import annotations
 
 import pytest
 
+from stage1 import hostplan as plan
 from stage1.abi import AppSpec, PodSpec
 from stage1.app_unit import profile
-from stage1.fly import plan
-from stage1.fly.apps import exit_code
+from stage1.hostapps import exit_code
 from tests.conftest import assert_golden
 
 APP = AppSpec(

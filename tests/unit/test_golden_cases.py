@@ -18,7 +18,7 @@ import pytest
 from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec, unit_name
 from stage1.cni import Attachment, down_script, loopback_proxies, plugin_type
 from stage1.nat import masquerade_subnets, nft_ruleset, shared_setup
-from stage1.nspawn import nspawn_argv, pod_service
+from stage1.nspawn.service import nspawn_argv, pod_service
 from stage1.stdio import Stdio
 from stage1.transient import render_properties
 from stage1.units import assign_sockets, tree

@@ -80,7 +80,7 @@ def test_every_entry_point_is_documented() -> None:
 # the command runner, the D-Bus adapter, the network adapter (ip, CNI plugins, nft) and the
 # propagation adapter (mount_volumes.py --share-host: setns wants a single thread), and the health
 # check's program in the pod (it runs systemd-run and systemctl there; stage1's modules are not in a pod)
-RUNNERS = {"stage0/host/runner.py", "stage1/systemd.py", "stage1/network.py", "stage1/propagation.py"}
+RUNNERS = {"stage0/host/runner.py", "stage1/systemd.py", "stage1/network.py", "stage1/nspawn/propagation.py"}
 RUNNERS |= {"stage1/scripts/health.py"}
 
 
@@ -125,7 +125,7 @@ def test_every_package_is_listed_in_pyproject() -> None:
 
 
 def test_signal_handlers_live_in_one_place() -> None:
-    """A handler only sets a flag (stage1/run.py's foreground loop acts on it, the pool keeper's
+    """A handler only sets a flag (stage1/nspawn/run.py's foreground loop acts on it, the pool keeper's
     accept loop on SIGTERM), or, for a pooled run, passes the signal on to the keeper that runs
     the pod; elsewhere signals keep their own actions (a stop while pod@ prepares simply ends it,
     see stage0/cli/podfiles.py)."""
@@ -140,7 +140,7 @@ def test_signal_handlers_live_in_one_place() -> None:
         "stage0/pool/client.py",
         "stage0/pool/keeper.py",
         "stage1/fly/pod.py",  # the fly supervisor (a flag, as run.py's)
-        "stage1/run.py",
+        "stage1/nspawn/run.py",
         "stage1/scripts/cri_log.py",
     ]
     # a CRI container's log writer, in the pod: a stop only starts its last drain
@@ -154,6 +154,6 @@ def test_signal_handlers_live_in_one_place() -> None:
     client = (REPO / "stage0/pool/client.py").read_text()
     forward = client[client.index("def handler(") : client.index("return handler")]
     assert forward.strip().endswith('conn.send(json.dumps({"signal": signum}).encode())'), forward
-    text = (REPO / "stage1/run.py").read_text()
+    text = (REPO / "stage1/nspawn/run.py").read_text()
     handler = text[text.index("def on_signal(") : text.index("if not detach:")]
     assert handler.strip().endswith("asked.add(signum)"), handler

@@ -204,7 +204,7 @@ def test_stop_signals_as_systemd_takes_them() -> None:
 
 def test_a_stack_past_what_one_overlay_mount_takes_is_refused() -> None:
     from stage1.abi import AppSpec, Error
-    from stage1.nspawn import check_stack
+    from stage1.nspawn.service import check_stack
 
     layer = "/var/lib/nspod/images/oci/sha256-" + "a" * 64
     upper = "/var/lib/nspod/pods/run/" + "u" * 36 + "/overlay/app/upper"

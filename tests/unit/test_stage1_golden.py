@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from stage1.abi import AppSpec, PodPaths, PodSpec, VolumeSpec
-from stage1.nspawn import nspawn_argv, pod_service
+from stage1.nspawn.service import nspawn_argv, pod_service
 from stage1.transient import render_properties
 from stage1.units import tree
 from tests.conftest import assert_golden

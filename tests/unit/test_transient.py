@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stage1.abi import Error
-from stage1.nspawn import POD_DEVICES
+from stage1.nspawn.service import POD_DEVICES
 from stage1.transient import (
     CollectMode,
     ExecCommand,

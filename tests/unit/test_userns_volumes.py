@@ -14,8 +14,8 @@ from stage0.errors import UsageError
 from stage0.pods.podfile import parse
 from stage0.pods.requests import parse_volume
 from stage1.abi import AppSpec, PodPaths, PodSpec, VolumeSpec
-from stage1.nspawn import nspawn_argv
-from stage1.run import make_volume
+from stage1.nspawn.service import nspawn_argv
+from stage1.poddir import make_volume
 
 FIRST = 0x80000
 PATHS = PodPaths("/var/lib/nspod/pods/run/0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0")

@@ -17,7 +17,7 @@ from stage0.cli.exec import environment
 from stage0.cli.top import cpu_time
 from stage0.errors import Error, NotFoundError, UsageError
 from stage1.abi import AppSpec, PortSpec
-from stage1.exec_as import Overrides, account_lines, overridden
+from stage1.nspawn.exec_as import Overrides, account_lines, overridden
 
 
 @pytest.mark.parametrize(

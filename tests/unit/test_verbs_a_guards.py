@@ -15,7 +15,7 @@ from stage0.api.copying import Owner, copy_in, copy_out
 from stage0.cli.top import shown
 from stage0.errors import FailedPreconditionError
 from stage1.abi import Error
-from stage1.exec_as import Overrides, admit, valid_id
+from stage1.nspawn.exec_as import Overrides, admit, valid_id
 
 
 def test_top_escapes_what_a_terminal_would_obey() -> None:

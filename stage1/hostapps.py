@@ -1,6 +1,6 @@
 """The ``app`` verbs for the apps of a fly sandbox (a spec with ``host_pid``): each app a unit of
-the host's systemd (stage1/fly/plan.py), its root an overlay mounted on the host for as long as
-the app is in the sandbox. stage1/apps.py hands every verb here for such a pod.
+the host's systemd (stage1/hostplan.py), its root an overlay mounted on the host for as long as
+the app is in the sandbox. stage1/nspawn/apps.py hands every verb here for such a pod.
 
 The unit outlives its main process (``RemainAfterExit=``; a failed one stays anyway): whoever
 first sees it ended (``stop``, ``states``) records its exit in status/<app>.fly, stamped with its
@@ -19,9 +19,9 @@ import signal
 import time
 from typing import Any
 
+from stage1 import hostplan as plan
 from stage1.abi import AppSpec, Error, PodPaths, PodSpec
 from stage1.atomic import read_text
-from stage1.fly import plan
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
 STARTED = ".started"
@@ -63,7 +63,7 @@ def leader(spec: PodSpec) -> int:
 
 def volumes(spec: PodSpec, paths: PodPaths, app: AppSpec) -> Volumes:
     """The app's mounts: (host source, target in its root, read-only); an empty volume's
-    directory is the pod's (made by stage1/apps.py before the app's start)."""
+    directory is the pod's (made by stage1/nspawn/apps.py before the app's start)."""
     found = []
     for name, target, read_only in app.mounts:
         volume = next(v for v in spec.volumes if v.name == name)

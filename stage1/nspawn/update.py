@@ -11,8 +11,8 @@ from typing import Any
 
 from stage1.abi import Error, PodPaths, PodSpec
 from stage1.atomic import write_atomic
-from stage1.fly.plan import host_unit
-from stage1.nspawn import limit_properties, pod_limits
+from stage1.hostplan import host_unit
+from stage1.nspawn.service import limit_properties, pod_limits
 from stage1.systemd import Systemd, SystemdError
 from stage1.transient import Property
 

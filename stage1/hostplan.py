@@ -8,7 +8,7 @@ host's paths for its root and the pod's /etc files, plus what a host unit needs 
 sandbox: the pod's network and IPC namespaces (those of the pod's leader, its systemd), its
 volumes bound into its root, its stop with the pod's (``BindsTo=``), and its unit kept once its
 process ended (``RemainAfterExit=``; a failed unit stays anyway) so its exit status can be read
-and recorded on the host (stage1/fly/apps.py; an ``ExecStopPost=`` would run in the app's root,
+and recorded on the host (stage1/hostapps.py; an ``ExecStopPost=`` would run in the app's root,
 ``+`` or not, and an image may have no shell).
 systemd-run reads these unit-file assignments as a unit file would (``-p``), which is how
 ``enter`` gives a command the same profile; it turns each into the typed D-Bus property of
@@ -35,7 +35,7 @@ class Place:
     root: str  # the app's root: its overlay, mounted on the host
     etc: str  # the pod's /etc files (resolv.conf, hosts) in the pod's tree
     stdio: str  # the directory of its stdout and stderr FIFOs (a CRI container's log writer's)
-    exit: str  # the file its exit is recorded in (by stage1/fly/apps.py)
+    exit: str  # the file its exit is recorded in (by stage1/hostapps.py)
     pod_unit: str  # the sandbox pod's host unit
     leader: int  # the pod's systemd: the namespaces to join are its
     host_network: bool  # the pod has the host's network (--net=host): none to join

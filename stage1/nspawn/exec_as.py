@@ -111,13 +111,13 @@ def admit(stage1_root: str, uid: int, gid: int) -> None:
 def exec_command(
     pod_dir: str, app: str | None, command: list[str], overrides: Overrides, *, tty: bool, term: str
 ) -> list[str]:
-    """stage1/run.py's ``enter_command`` for an app overridden (the same steps: that one is the
+    """stage1/nspawn/run.py's ``enter_command`` for an app overridden (the same steps: that one is the
     CRI's too, and stays as it is)."""
+    from stage1 import hostapps as fly
     from stage1 import mds
     from stage1.enter import app_main_pid, check_command, enter_argv
-    from stage1.fly import apps as fly
     from stage1.pidns import BUILT, HELPER_IN_POD, own_directory, own_pid
-    from stage1.run import host_hidden, load
+    from stage1.poddir import host_hidden, load
     from stage1.systemd import Systemd
     from stage1.tree import write_programs
 

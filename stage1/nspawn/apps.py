@@ -21,15 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 
+from stage1 import hostapps as fly
 from stage1.abi import APP_ROOT, AppSpec, Error, PodPaths, PodSpec, signal_name
 from stage1.accounts import group, passwd
 from stage1.atomic import read_text
 from stage1.crilog import has_writer, log_dir, socket_unit_name, writer_unit_name
-from stage1.fly import apps as fly
 from stage1.health import CONFIG
-from stage1.nspawn import spec_limits
-from stage1.propagation import share_into_app
-from stage1.run import host_hidden, load, make_volume, shut_down, write_profiles
+from stage1.nspawn.propagation import share_into_app
+from stage1.nspawn.run import shut_down
+from stage1.nspawn.service import spec_limits
+from stage1.poddir import host_hidden, load, make_volume, write_profiles
 from stage1.stdio import Stdio
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, WaitTimeout
 from stage1.tree import write_files

@@ -230,7 +230,7 @@ def userns_apps(spec: PodSpec, paths: PodPaths) -> list[str]:
     """The apps' image layers for a pod with its own user namespace: nspawn's --overlay cannot be
     ID-mapped, so each image tree is bound ID-mapped read-only, and the pod's systemd mounts the
     overlay itself (stage1/units.py userns_mounts). The writable layer is not ID-mapped (it is
-    the pod's own, chowned to its range by stage1/run.py): what the pod's root writes there
+    the pod's own, chowned to its range by stage1/nspawn/run.py): what the pod's root writes there
     belongs to the pod's host user, never to host root."""
     argv = []
     for app in spec.apps:
