@@ -15,7 +15,7 @@ from typing import Any
 from stage0.api.views import PodView, pod_view
 from stage0.errors import FailedPreconditionError, NotFoundError, UnavailableError
 from stage0.events import emit
-from stage0.host.executor import call_stage1
+from stage0.host.stage1client import Stage1Client
 from stage0.images.fetch.policy import QUIET, Report
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import DirState, Pod, PodNotFound, Pods, PodState
@@ -36,7 +36,7 @@ class Prepared:
         assert self.starting is not None, "only a pod in run/ is started"
         os.set_inheritable(self.starting, verb == "exec")
         try:
-            return call_stage1(options, verb, self.path, *args)
+            return Stage1Client.of(options, self.path).call(verb, *args)
         finally:
             os.close(self.starting)
 
@@ -192,7 +192,7 @@ def stop(options: GlobalOptions, pod: Pod, *, force: bool = False) -> bool:
     the host; False when stage1 failed (it said why)."""
     from stage0.host.mounts import detach_below
 
-    if call_stage1(options, "stop", pod.path, *(["--force"] if force else [])) != 0:
+    if Stage1Client.of(options, pod.path).stop(force=force) != 0:
         return False
     detach_below(pod.path)
     return True
@@ -206,7 +206,7 @@ def remove_dir(options: GlobalOptions, pod: Pod) -> bool:
     # only a pod stage1 began to start has host state to clean up (a unit, its network), but a
     # start can be cut short anywhere (kill -9 of nspod run) once the unit's name is written
     if os.path.exists(pod.paths.started) or os.path.exists(pod.paths.unit):
-        call_stage1(options, "gc", pod.path)
+        Stage1Client.of(options, pod.path).gc()
     Pods(options.dir).remove(pod)
     emit("remove", pod=pod.uuid, pod_name=name)
     return True

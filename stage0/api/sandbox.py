@@ -13,8 +13,8 @@ from stage0 import context
 from stage0.api.pods import find, prepare, relaxing
 from stage0.api.views import AppView, PodView, pod_apps, pod_view, recorded_app
 from stage0.errors import Error, ErrorKind, NotFoundError
-from stage0.host.executor import app_states, call_stage1
 from stage0.host.mounts import detach_below
+from stage0.host.stage1client import Stage1Client
 from stage0.images.fetch.policy import QUIET, PullPolicy, Report
 from stage0.options import GlobalOptions
 from stage0.pods.dirs import Pod, PodState
@@ -80,7 +80,7 @@ def add_app(
             name, files = plan_app(pod, spec, app, fetcher, volumes=volumes)
         with written(files):
             try:
-                code = call_stage1(options, "app", pod.path, "add", "--app", name)
+                code = Stage1Client.of(options, pod.path).app("add", name)
                 if code != 0:
                     raise Stage1Failed(f"adding app {name}", code)
             except BaseException:
@@ -94,7 +94,7 @@ def _undo_add(options: GlobalOptions, pod: Pod, name: str) -> None:
     """What a failed (or killed) ``app add`` of stage1 may have left: the app's root and units in
     the pod (while the pod's files still name the app), and any mount of it on the host."""
     with contextlib.suppress(Error):
-        call_stage1(options, "app", pod.path, "rm", "--app", name)
+        Stage1Client.of(options, pod.path).app("rm", name)
     paths = PodPaths(pod.path)
     detach_below(os.path.join(paths.layers(name), "root"))
     detach_below(os.path.join(paths.stage1, APP_ROOT.format(app=name).lstrip("/")))
@@ -113,7 +113,7 @@ def stop_app(options: GlobalOptions, pod_id: str, app: str, timeout: float | Non
 def _act(options: GlobalOptions, pod_id: str, app: str, action: str, *extra: str) -> None:
     pod = find(options, pod_id)
     sandbox_spec(pod).app(app)  # a clear error for a name the pod does not have
-    code = call_stage1(options, "app", pod.path, action, "--app", app, *extra)
+    code = Stage1Client.of(options, pod.path).app(action, app, *extra)
     if code != 0:
         raise Stage1Failed(f"app {action} {app}", code)
 
@@ -124,7 +124,7 @@ def remove_app(options: GlobalOptions, pod_id: str, app: str) -> None:
     with changing(pod):
         spec = sandbox_spec(pod)
         spec.app(app)
-        code = call_stage1(options, "app", pod.path, "rm", "--app", app)
+        code = Stage1Client.of(options, pod.path).app("rm", app)
         if code != 0:
             raise Stage1Failed(f"app rm {app}", code)
         with written(drop_app(pod, spec, app)):
@@ -146,4 +146,6 @@ def app_views(
     spec = sandbox_spec(pod)
     if app is not None:
         spec.app(app)
-    return [AppView.of(state) for state in app_states(pod.path, app, recorded=recorded)]
+    return [
+        AppView.of(state) for state in Stage1Client.recorded(pod.path).app_states(app, recorded=recorded)
+    ]

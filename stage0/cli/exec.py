@@ -8,7 +8,7 @@ import argparse
 import os
 import re
 
-from stage0.host.executor import call_stage1
+from stage0.host.stage1client import Stage1Client
 from stage0.options import GlobalOptions
 
 
@@ -65,15 +65,15 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
     pod = Pods(options.dir).find(args.pod)
     running(pod)
     app = one_app(pod, args.app)
-    flags = [f"--app={app}", *(f"--env={e}" for e in env), f"--tty={'yes' if args.tty else 'no'}"]
+    user = None
     if args.user is not None:
         uid, gid = resolve_user(pod, app, args.user)
-        flags.append(f"--user={uid}:{gid}")
+        user = f"{uid}:{gid}"
     if args.workdir:
         check_workdir(pod, app, args.workdir)
-        flags.append(f"--workdir={args.workdir}")
     if not args.interactive:  # podman's: the command reads nothing unless asked to
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-    return call_stage1(options, "enter", pod.path, *flags, "--", *command)
+    stage1 = Stage1Client.of(options, pod.path)
+    return stage1.enter(app, command, env=env, user=user, workdir=args.workdir or None, tty=bool(args.tty))

@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from stage0.host.atomic import write_atomic
-from stage0.host.executor import call_stage1
+from stage0.host.stage1client import Stage1Client
 from stage0.options import GlobalOptions
 from stage1.abi import own_unit
 
@@ -184,5 +184,5 @@ def run_halt(options: GlobalOptions, args: argparse.Namespace) -> int:
     unit = own_unit()
     for pod in Pods(options.dir).of_unit(unit):
         if pod.state() is PodState.RUNNING:
-            return call_stage1(options, "halt", pod.path)
+            return Stage1Client.of(options, pod.path).halt()
     return 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from stage0.cli.args import duration, uuid_args, uuids, wait_timeout
 from stage0.cli.output import add_format
-from stage0.host.executor import call_stage1
+from stage0.host.stage1client import Stage1Client
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
         state = pod.state()
         try:
             if state is PodState.RUNNING and half_made(pod):  # a spare whose maker died
-                call_stage1(options, "stop", pod.path)
+                Stage1Client.of(options, pod.path).stop()
                 state = pod.state()
             if state is PodState.EXITED:
                 pods.move(pod, DirState.EXITED_GARBAGE)  # the rename's ctime is the mark time
@@ -247,7 +247,7 @@ def _gc(options: GlobalOptions, pods: Pods, args: argparse.Namespace) -> int:
     pods.sweep_removing()
     # a network whose pod went without its teardown (stage1/orphans.py); a stage1 without the verb
     # has nothing to sweep
-    call_stage1(options, "sweep", pods.root)
+    Stage1Client.of(options, pods.root).sweep()
     return 0
 
 
@@ -261,8 +261,7 @@ def run_enter(options: GlobalOptions, args: argparse.Namespace) -> int:
             f"pod {pod.uuid} is {pod.state()}", hint="only a running pod can be entered"
         )
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    app = ["--app", args.app] if args.app else []
-    return call_stage1(options, "enter", pod.path, *app, "--", *command)
+    return Stage1Client.of(options, pod.path).enter(args.app, command)
 
 
 def run_cat_manifest(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -283,15 +282,12 @@ def run_logs(options: GlobalOptions, args: argparse.Namespace) -> int:
 
     window = _window(args)  # bad times are said before anything is looked up
     pod = Pods(options.dir).find(uuids(args)[0])
-    follow = ["--follow", *window] if args.follow else window
-    app = []
     if args.app:
         with open(pod.paths.spec) as file:
             apps = [app["name"] for app in json.load(file)["apps"]]
         if args.app not in apps:
             raise NotFoundError(f"pod {pod.uuid} has no app {args.app}", hint=f"its apps: {', '.join(apps)}")
-        app = [f"--app={args.app}"]
-    return call_stage1(options, "logs", pod.path, *follow, *app)
+    return Stage1Client.of(options, pod.path).logs(follow=args.follow, app=args.app, window=window)
 
 
 def _count(text: str) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from stage0.cli.args import uuid_args, uuids
-from stage0.host.executor import call_stage1
+from stage0.host.stage1client import Stage1Client
 from stage0.options import GlobalOptions
 
 
@@ -37,5 +37,4 @@ def run_update(options: GlobalOptions, args: argparse.Namespace) -> int:
         )
     values = [f"--memory={limits['memory_max']}"] if "memory_max" in limits else []
     values += [f"--cpu={limits['cpu_quota']}"] if "cpu_quota" in limits else []
-    app = [f"--app={args.app}"] if args.app else []
-    return call_stage1(options, "update", pod.path, *app, *values)
+    return Stage1Client.of(options, pod.path).update(args.app, *values)

@@ -20,8 +20,9 @@ import threading
 import time
 
 from stage0.errors import Error, ErrorKind, InvalidArgumentError
-from stage0.host.executor import enter_command, kill_unit
+from stage0.host.executor import kill_unit
 from stage0.host.runner import DEVNULL, PIPE, Timeout, spawn
+from stage0.host.stage1client import Stage1Client
 
 SETSID = "/usr/bin/setsid"
 OUTPUT_MAX = 16 << 20  # what ExecSync keeps of each stream (kubelet's own cap is 16 MiB)
@@ -53,7 +54,9 @@ class Process:
         if not cmd:
             raise InvalidArgumentError("exec needs a command", hint="give the command and its arguments")
         self.unit = f"nspod-exec-{secrets.token_hex(8)}.service"
-        argv, self.machine = enter_command(pod_dir, app, cmd, tty=tty, term="xterm", unit=self.unit)
+        argv, self.machine = Stage1Client.recorded(pod_dir).enter_command(
+            app, cmd, tty=tty, term="xterm", unit=self.unit
+        )
         self.tty = tty
         self._master = -1
         self.stdin: int | None = None

@@ -17,7 +17,7 @@ from typing import Any
 from stage0.cri.stats import pod_group
 from stage0.errors import Error, ErrorKind
 from stage0.host import cgroups
-from stage0.host.executor import call_stage1
+from stage0.host.stage1client import Stage1Client
 from stage0.options import GlobalOptions
 from stage1.abi import PodPaths
 
@@ -61,7 +61,7 @@ def set_oom_score_adj(group: str, value: int, root: str = cgroups.ROOT, proc: st
 def update(options: GlobalOptions, pod_dir: str, app: str, linux: Any) -> None:
     """UpdateContainerResources of app ``app`` of the pod in ``pod_dir`` (running)."""
     args = stage1_args(linux)
-    if args and call_stage1(options, "update", pod_dir, f"--app={app}", *args) != 0:
+    if args and Stage1Client.of(options, pod_dir).update(app, *args) != 0:
         raise UpdateError(f"cannot update the resources of container {app} (its pod is not running)")
     if linux.oom_score_adj:
         group = pod_group(PodPaths(pod_dir))

@@ -32,16 +32,31 @@ THREADED = threading.Event()  # set by a server whose calls come from many threa
 
 
 def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> int:
-    """Run stage1's ``verb`` on ``pod_dir`` (the stage1 of ``options``); its exit status is the
-    caller's to pass on. The caller holds no store or pod lock by then."""
+    """Run stage1's ``verb`` on ``pod_dir`` (the stage1 that prepared the pod; on no pod, that of
+    ``options``); its exit status is the caller's to pass on. The caller holds no store or pod lock
+    by then. (stage0/host/stage1client.py is the typed way to the same.)"""
     assert verb in ENTRYPOINTS, verb
     argv = [*(["--debug"] if options.debug else []), verb, pod_dir, *args]
+    return dispatch(resolve(options.stage1, pod_dir), verb, argv)
+
+
+def resolve(invoked: str, pod_dir: str) -> str:
+    """The stage1 to run on ``pod_dir``: the one that prepared the pod, whatever this invocation's
+    --stage1 (``invoked``) says (issue #25); on no pod (sweep's pods directory) the invocation's,
+    nspawn's for fly (fly has no sweep of its own)."""
     from stage0.pods.flavor import Flavor, recorded
 
-    # the stage1 that prepared the pod, whatever this invocation's --stage1 (issue #25)
     stage1 = recorded(pod_dir)
-    if stage1 is None:  # no pod (sweep's pods directory): the invocation's; fly has no sweep of its own
-        stage1 = "" if options.stage1 == Flavor.FLY else options.stage1
+    if stage1 is None:
+        stage1 = "" if invoked == Flavor.FLY else invoked
+    return stage1
+
+
+def dispatch(stage1: str, verb: str, argv: list[str]) -> int:
+    """Run ``argv`` (``[--debug] VERB POD_DIR ARGS…``) with ``stage1`` as recorded: "" nspawn's and
+    "fly" fly's, built in, in this process; else a third-party stage1's command line."""
+    from stage0.pods.flavor import Flavor
+
     module = "stage1.fly.pod" if stage1 == Flavor.FLY else "stage1"
     if stage1 in ("", Flavor.FLY) and THREADED.is_set() and verb not in THREAD_SAFE:
         stage1 = shlex.join([sys.executable, "-m", module])

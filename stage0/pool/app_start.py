@@ -20,7 +20,7 @@ def serve_app_start(keeper: GlobalOptions, command: Command, err_fd: int, conn: 
     """The app's start, as ``nspod app start POD --app NAME`` does it; the exit code the command
     would give. A pod or app that is not there is said on the caller's stderr (``err_fd``)."""
     from stage0.api.pods import find
-    from stage0.host.executor import start_in_place
+    from stage0.host.stage1client import Stage1Client
     from stage0.pods.sandbox import sandbox_spec
 
     args, options = command.args, command.options
@@ -32,4 +32,4 @@ def serve_app_start(keeper: GlobalOptions, command: Command, err_fd: int, conn: 
     sandbox_spec(pod).app(args.app)  # a clear error for a name the pod does not have
     # from here on the start is ours: a keeper gone now must not make the caller start it again
     conn.send(json.dumps({"started": True}).encode())
-    return start_in_place(pod.path, args.app, err_fd)
+    return Stage1Client.recorded(pod.path).start_in_place(args.app, err_fd)

@@ -47,7 +47,7 @@ def run_pooled(keeper: Keeping, command: Command, fds: list[int], conn: socket.s
     from stage0 import context
     from stage0.api.pods import relaxing
     from stage0.errors import Error
-    from stage0.host.executor import join_app, relay, start_app
+    from stage0.host.stage1client import Stage1Client
     from stage0.images.fetch.policy import PullPolicy
     from stage0.images.store.store import ImageNotFound
     from stage0.pods.sandbox import plan_app, sandbox_spec, written
@@ -76,20 +76,21 @@ def run_pooled(keeper: Keeping, command: Command, fds: list[int], conn: socket.s
     except BaseException:
         _release(pod.path)  # unused: a spare again
         raise
+    stage1 = Stage1Client.recorded(pod.path)  # a spare is the nspawn flavor's: the client says so
     with written(files):
-        join_app(pod.path, name, attached=not args.detach)
+        stage1.join_app(name, attached=not args.detach)
     if args.detach:
-        start_app(pod.path, name, None)
+        stage1.start_app(name, None)
         os.write(fds[1], f"{pod.uuid}\n".encode())
         return 0
     out, err = (os.fdopen(os.dup(fd), "wb", buffering=0) for fd in fds[1:])
     fields = {"POD_UUID": pod.uuid, "POD_NAME": f"nspod-{pod.uuid}"}
-    relayed = relay(pod.path, name, fields, out, err)
+    relayed = stage1.relay(name, fields, out, err)
     stopping = threading.Event()
     threading.Thread(target=_listen, args=(conn, stopping), daemon=True).start()
     conn.send(json.dumps({"started": True}).encode())
     try:
-        return start_app(pod.path, name, stopping)
+        return stage1.start_app(name, stopping)
     finally:
         relayed.finish()
         out.close()

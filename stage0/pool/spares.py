@@ -46,12 +46,12 @@ def half_made(pod: Pod) -> bool:
 def stop_half_made(options: GlobalOptions, pods: Pods) -> list[str]:
     """Stop the running spares whose maker died half-way (a keeper killed or stopped while a spare
     booted): no pool verb would see them, and a keeper would make others beside them."""
-    from stage0.host.executor import call_stage1
+    from stage0.host.stage1client import Stage1Client
 
     stopped = []
     for pod in pods.all():
         if pod.state() is PodState.RUNNING and half_made(pod):
-            call_stage1(options, "stop", pod.path)
+            Stage1Client.of(options, pod.path).stop()
             stopped.append(pod.uuid)
     return stopped
 
@@ -59,13 +59,13 @@ def stop_half_made(options: GlobalOptions, pods: Pods) -> list[str]:
 def drain(options: GlobalOptions, pods: Pods) -> list[str]:
     """Stop every spare: the ready ones, those being made (once their maker is done with them)
     and the half-made ones; their UUIDs."""
-    from stage0.host.executor import call_stage1
+    from stage0.host.stage1client import Stage1Client
 
     for each in pods.all():
         _wait_made(os.path.join(each.path, FILLING))
     stopped = []
     while (pod := claim(pods)) is not None:  # claimed first: no run can take it meanwhile
-        call_stage1(options, "stop", pod.path)
+        Stage1Client.of(options, pod.path).stop()
         stopped.append(pod.uuid)
     return stopped + stop_half_made(options, pods)
 
@@ -109,7 +109,7 @@ def claim(pods: Pods) -> Pod | None:
 def make_spare(options: GlobalOptions) -> str:
     """Boot one spare (as ``nspod app sandbox`` would) and mark it ready; its UUID."""
     from stage0.api.pods import prepare
-    from stage0.host.executor import warm
+    from stage0.host.stage1client import Stage1Client
     from stage0.pods.requests import PodRequest
     from stage0.pods.sandbox import save_settings
 
@@ -124,7 +124,7 @@ def make_spare(options: GlobalOptions) -> str:
             raise UnavailableError(
                 f"spare pod {os.path.basename(pod.path)} did not boot", hint="see its journal"
             )
-        warm(f"nspod-{os.path.basename(pod.path)}")
+        Stage1Client.recorded(pod.path).warm(f"nspod-{os.path.basename(pod.path)}")
         os.rename(marker, os.path.join(pod.path, READY))
     finally:
         os.close(fd)

@@ -20,10 +20,8 @@ def test_the_heading_states_the_abi_version() -> None:
 
 
 def test_the_entry_points_heading_states_the_interface_version() -> None:
-    assert (
-        f"## Entry points: `python -m stage1 [--debug] VERB POD_DIR …` (interface version {INTERFACE_VERSION})"
-        in TEXT
-    )
+    heading = "## Entry points: `python -m stage1 [--debug] VERB POD_DIR …`"
+    assert f"{heading} (interface version {INTERFACE_VERSION})" in TEXT
 
 
 def test_a_third_party_flavor_is_told_what_to_implement() -> None:
