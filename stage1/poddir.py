@@ -1,15 +1,18 @@
 """A prepared pod's directory, as every flavor reads and lays it out: its spec, its stage1 tree,
-its apps' profiles, status and volume directories."""
+its apps' profiles, status and volume directories, and the host unit it records."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 
 from stage1.abi import Error, PodPaths, PodSpec, VolumeSpec
 from stage1.app_unit import HIDDEN, described
 from stage1.atomic import write_atomic
 from stage1.stdio import Stdio
+from stage1.systemd import Systemd, UnitNotFound
 from stage1.tree import host_systemd_version, write_tree
 from stage1.units import Socket, tree
 
@@ -74,3 +77,18 @@ def make_volume(paths: PodPaths, volume: VolumeSpec, private_users: int | None =
         os.makedirs(paths.volume(volume.name))
         os.chown(paths.volume(volume.name), shift + volume.uid, shift + volume.gid)
         os.chmod(paths.volume(volume.name), volume.mode)
+
+
+def stop_unit(paths: PodPaths, ending: Callable[[Systemd, str], None]) -> int:
+    """A flavor's ``stop``: ``ending`` ends the pod's host unit (its name as the pod recorded it),
+    then a failed unit is reset; 0, also for a pod never started or a unit unloaded meanwhile."""
+    try:
+        with open(paths.unit) as file:
+            name = file.read().strip()
+    except FileNotFoundError:
+        return 0  # never started
+    with Systemd() as systemd, contextlib.suppress(UnitNotFound):  # ended and unloaded meanwhile
+        ending(systemd, name)
+        if systemd.status(name).active_state == "failed":
+            systemd.reset_failed(name)
+    return 0

@@ -8,7 +8,7 @@ import argparse
 import os
 import re
 
-from stage0.host.stage1client import Stage1Client
+from stage0.host.stage1client import Entering, Stage1Client
 from stage0.options import GlobalOptions
 
 
@@ -75,5 +75,5 @@ def run_exec(options: GlobalOptions, args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-    stage1 = Stage1Client.of(options, pod.path)
-    return stage1.enter(app, command, env=env, user=user, workdir=args.workdir or None, tty=bool(args.tty))
+    how = Entering(tuple(env), user, args.workdir or None, bool(args.tty))
+    return Stage1Client.of(options, pod.path).enter(app, command, how)

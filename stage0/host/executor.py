@@ -134,7 +134,7 @@ def enter_command(
     """stage1's enter path (what ``nspod enter --app`` execs): the argv that runs ``cmd`` in the
     app's confinement as transient ``unit`` of the pod's systemd, and the pod's machine name. The
     CRI's exec spawns it instead."""
-    from stage1.nspawn.run import enter_command as command
+    from stage1.nspawn.entering import enter_command as command
 
     return command(pod_dir, app, cmd, tty=tty, term=term, unit=unit)
 
@@ -154,16 +154,9 @@ def pidns_helper_built() -> bool:
 
 
 def kill_unit(machine: str, unit: str) -> bool:
-    """SIGKILL every process of ``unit`` in the pod's systemd; False when there was no such unit
-    (gone already, or not started yet), which is no error."""
-    from stage1.systemd import Systemd
-
-    try:
-        with Systemd(machine) as pod:
-            pod.kill(unit, signal.SIGKILL)
-    except Error:
-        return False
-    return True
+    """SIGKILL every process of ``unit`` in the pod's systemd, whatever its state; False when there
+    was no such unit (gone already, or not started yet), which is no error."""
+    return signal_unit(machine, unit, signal.SIGKILL, only_running=False)
 
 
 def join_app(pod_dir: str, name: str, *, attached: bool) -> None:
@@ -253,16 +246,22 @@ def unit_watch(unit: str) -> tuple[str, str, str, str, str]:
     return active, status.sub_state, text, status.result, status.invocation_id
 
 
-def restart_unit(unit: str) -> None:
-    """Queue a restart of a host unit (raises when systemd refuses it). Its start rate limit is reset
-    first, as ``systemctl reset-failed`` does: a restart asked for (auto-update's, a rollback's) is
-    no crash loop, and the sixth in ten seconds would be refused (start-limit-hit)."""
+def restart_unit(unit: str, timeout: float | None = None) -> str:
+    """Restart a host unit (raises when systemd refuses it): with no ``timeout`` queue the restart
+    and return ""; with one, stop it, start it again and return its ActiveState once the start job
+    ended (``systemctl restart``). Asked for, so never a crash loop: the unit's start rate limit is
+    reset first, as ``systemctl reset-failed`` does (auto-update's restarts, a rollback's: the sixth
+    in ten seconds would be refused, start-limit-hit)."""
     from stage1.systemd import Systemd
 
     with Systemd() as systemd:
         with contextlib.suppress(Error):  # nothing failed to reset: systemd says so
             systemd.reset_failed(unit)
-        systemd.restart_unit(unit)
+        if timeout is None:
+            systemd.restart_unit(unit)
+            return ""
+        systemd.stop(unit, timeout=timeout)
+        return systemd.start_unit(unit, timeout=timeout).active_state
 
 
 def apps_active(machine: str, apps: list[str]) -> list[str]:
@@ -283,14 +282,18 @@ def apps_active(machine: str, apps: list[str]) -> list[str]:
     return states
 
 
-def signal_unit(machine: str | None, unit: str, signum: int) -> bool:
+def signal_unit(machine: str | None, unit: str, signum: int, *, only_running: bool = True) -> bool:
     """Send ``signum`` to every process of ``unit`` (KillUnit): one of the pod's systemd, or
-    with no ``machine`` the host's; False when there is no such unit (not running)."""
+    with no ``machine`` the host's; False when there is no such unit (``only_running``: or it is
+    not running)."""
     from stage1.systemd import Systemd
 
     try:
         with Systemd(machine) as systemd:
-            if not systemd.exists(unit) or systemd.status(unit).active_state not in ("active", "reloading"):
+            running = ("active", "reloading")
+            if only_running and (
+                not systemd.exists(unit) or systemd.status(unit).active_state not in running
+            ):
                 return False
             systemd.kill(unit, signum)
     except Error:
@@ -299,13 +302,5 @@ def signal_unit(machine: str | None, unit: str, signum: int) -> bool:
 
 
 def restart_host_unit(unit: str, timeout: float = 120.0) -> str:
-    """``systemctl restart UNIT`` of a host unit (pod@NAME.service): stopped, then started again;
-    its ActiveState once the start job ended. Asked for, so never a crash loop: the unit's start
-    rate limit is reset first, as ``systemctl reset-failed`` does (see :func:`restart_unit`)."""
-    from stage1.systemd import Systemd
-
-    with Systemd() as systemd:
-        with contextlib.suppress(Error):
-            systemd.reset_failed(unit)
-        systemd.stop(unit, timeout=timeout)
-        return systemd.start_unit(unit, timeout=timeout).active_state
+    """``systemctl restart UNIT`` of a host unit (pod@NAME.service): :func:`restart_unit`, waited for."""
+    return restart_unit(unit, timeout)

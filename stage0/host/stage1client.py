@@ -27,6 +27,21 @@ BUILT_IN = {"": "stage1", "fly": "stage1.fly.pod"}  # a recorded stage1 → its 
 
 
 @dataclass(frozen=True, slots=True)
+class Entering:
+    """``enter``'s options beyond the app, ``nspod exec``'s: more environment (``K=V``), another
+    user (``UID:GID``) or working directory, a pty or none (None: enter's own choice, a pty when
+    stdin is a terminal)."""
+
+    env: tuple[str, ...] = ()
+    user: str | None = None
+    workdir: str | None = None
+    tty: bool | None = None
+
+
+NO_OPTIONS = Entering()
+
+
+@dataclass(frozen=True, slots=True)
 class Stage1Client:
     """The stage1 of the pod in ``pod_dir``: ``stage1`` as recorded ("" nspawn, "fly", or a
     third-party stage1's command line); ``debug``: its ``--debug``."""
@@ -70,21 +85,13 @@ class Stage1Client:
         return [*program, *self.argv(verb, *args)]
 
     @staticmethod
-    def enter_args(
-        app: str | None,
-        command: Sequence[str],
-        *,
-        env: Sequence[str] = (),
-        user: str | None = None,
-        workdir: str | None = None,
-        tty: bool | None = None,
-    ) -> list[str]:
-        """``enter``'s arguments: ``tty`` None is enter's own choice (a pty when stdin is a terminal)."""
+    def enter_args(app: str | None, command: Sequence[str], how: Entering = NO_OPTIONS) -> list[str]:
+        """``enter``'s arguments (stage1/ABI.md)."""
         flags = [f"--app={app}"] if app else []
-        flags += [f"--env={e}" for e in env]
-        flags += [] if tty is None else [f"--tty={'yes' if tty else 'no'}"]
-        flags += [f"--user={user}"] if user is not None else []
-        flags += [f"--workdir={workdir}"] if workdir else []
+        flags += [f"--env={e}" for e in how.env]
+        flags += [] if how.tty is None else [f"--tty={'yes' if how.tty else 'no'}"]
+        flags += [f"--user={how.user}"] if how.user is not None else []
+        flags += [f"--workdir={how.workdir}"] if how.workdir else []
         return [*flags, "--", *command]
 
     # --- the entry points: each stage1's exit status ---
@@ -121,20 +128,10 @@ class Stage1Client:
             "logs", *(["--follow"] if follow else []), *window, *([f"--app={app}"] if app else [])
         )
 
-    def enter(
-        self,
-        app: str | None,
-        command: Sequence[str],
-        *,
-        env: Sequence[str] = (),
-        user: str | None = None,
-        workdir: str | None = None,
-        tty: bool | None = None,
-    ) -> int:
-        """``command`` in the running app (the options: :meth:`enter_args`'); its exit status.
-        A built-in stage1 execs the command's runner: this returns only on an error."""
-        how = self.enter_args(app, command, env=env, user=user, workdir=workdir, tty=tty)
-        return self.call("enter", *how)
+    def enter(self, app: str | None, command: Sequence[str], how: Entering = NO_OPTIONS) -> int:
+        """``command`` in the running app; a built-in stage1 execs its runner, so this returns
+        only on an error; another stage1's exit status."""
+        return self.call("enter", *self.enter_args(app, command, how))
 
     def update(self, app: str | None, *values: str) -> int:
         return self.call("update", *([f"--app={app}"] if app else []), *values)

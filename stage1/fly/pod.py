@@ -30,7 +30,7 @@ from stage1.cni import with_dns
 from stage1.enter import check_command, entered_argv, split_command
 from stage1.fly import podplan
 from stage1.journal import Follower, stream_open
-from stage1.poddir import HOST_RESOLV, host_hidden, load, prepare_dirs
+from stage1.poddir import HOST_RESOLV, host_hidden, load, prepare_dirs, stop_unit
 from stage1.systemd import Systemd, SystemdError, UnitNotFound, run_transient
 
 POLL = 0.05
@@ -192,19 +192,12 @@ def run(pod_dir: str, *, detach: bool) -> int:
 
 
 def stop(pod_dir: str, *, force: bool) -> int:
-    paths = PodPaths(pod_dir)
-    try:
-        with open(paths.unit) as file:
-            name = file.read().strip()
-    except FileNotFoundError:
-        return 0  # never started
-    with Systemd() as host, contextlib.suppress(UnitNotFound):
+    def ending(host: Systemd, name: str) -> None:
         if force:
             host.kill(name, signal.SIGKILL)
         host.stop(name, timeout=STOP_TIMEOUT)
-        if host.status(name).active_state == "failed":
-            host.reset_failed(name)
-    return 0
+
+    return stop_unit(PodPaths(pod_dir), ending)
 
 
 def gc(pod_dir: str) -> int:

@@ -89,7 +89,6 @@ def admit(stage1_root: str, uid: int, gid: int) -> None:
     rewritten: concurrent ``exec -u`` take turns (an flock on the pod's /etc), or one would write
     back a passwd without the other's line and the other's command fail 217/USER."""
     import fcntl
-    import os
 
     from stage1.tree import write_files
     from stage1.units import TreeFile
@@ -106,39 +105,3 @@ def admit(stage1_root: str, uid: int, gid: int) -> None:
             write_files(stage1_root, {"etc/passwd": TreeFile(passwd), "etc/group": TreeFile(group)})
     finally:
         os.close(lock)  # the lock goes with it
-
-
-def exec_command(
-    pod_dir: str, app: str | None, command: list[str], overrides: Overrides, *, tty: bool, term: str
-) -> list[str]:
-    """stage1/nspawn/run.py's ``enter_command`` for an app overridden (the same steps: that one is the
-    CRI's too, and stays as it is)."""
-    from stage1 import hostapps as fly
-    from stage1 import mds
-    from stage1.enter import app_main_pid, check_command, enter_argv
-    from stage1.pidns import BUILT, HELPER_IN_POD, own_directory, own_pid
-    from stage1.poddir import host_hidden, load
-    from stage1.systemd import Systemd
-    from stage1.tree import write_programs
-
-    spec, paths = load(pod_dir)
-    spec = mds.registered_url(spec, paths)
-    name = spec.chosen(app).name
-    try:
-        with Systemd() as systemd:
-            leader = systemd.machine_leader(spec.machine)
-    except Error:
-        raise Error(
-            f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
-        ) from None
-    spec, chosen = applied(spec, name, overrides)
-    if overrides.user is not None:
-        admit(paths.stage1, chosen.user, chosen.group)
-    if own_directory(chosen) and not os.path.exists(os.path.join(paths.stage1, HELPER_IN_POD.lstrip("/"))):
-        write_programs(paths.stage1, {HELPER_IN_POD.lstrip("/"): BUILT})  # it enters -w as the app
-    check_command(paths, chosen, command[0])
-    if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
-        return fly.enter_argv(spec, paths, chosen, command, host_hidden(), tty=tty, term=term, unit="")
-    main = app_main_pid(spec.machine, name) if chosen.privileged or own_pid(chosen) else 0
-    hidden = host_hidden()
-    return enter_argv(spec, name, command, tty=tty, hidden=hidden, leader=leader, term=term, main=main)

@@ -120,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             case _:
                 if not (args.env or args.user or args.workdir) and args.tty == "auto":
                     return entry.enter(args.pod_dir, args.app, [*args.command, *command])
-                from stage1.nspawn.exec_as import Overrides, exec_command  # nspod exec's
+                from stage1.nspawn.entering import enter_command
+                from stage1.nspawn.exec_as import Overrides  # nspod exec's
 
                 overrides = Overrides.parse(args.env, args.user, args.workdir)
                 term = os.environ.get("TERM", "dumb")
                 cmd = [*args.command, *command] or ["/bin/sh"]
-                argv = exec_command(args.pod_dir, args.app, cmd, overrides, tty=args.tty == "yes", term=term)
+                tty = args.tty == "yes"
+                argv, _ = enter_command(args.pod_dir, args.app, cmd, tty=tty, term=term, overrides=overrides)
                 os.execv(argv[0], argv)
     except Error as error:
         if args.debug:

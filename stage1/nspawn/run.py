@@ -15,16 +15,15 @@ from stage1 import mds, network
 from stage1.abi import Error, PodPaths, PodSpec, own_unit, unit_name
 from stage1.attach import Relay, listen
 from stage1.cni import forward_target, loopback_proxies, with_dns
-from stage1.enter import app_main_pid, check_command, enter_argv
 from stage1.journal import Follower
 from stage1.lifecycle import mark_started, ready
+from stage1.nspawn.entering import enter_command
 from stage1.nspawn.halt import halt, hearing
 from stage1.nspawn.heir import spawn
 from stage1.nspawn.service import pod_command, pod_service, spec_limits, stale_limit_drop_ins
-from stage1.pidns import own_pid
-from stage1.poddir import HOST_RESOLV, host_hidden, load, prepare_dirs
+from stage1.poddir import HOST_RESOLV, load, prepare_dirs, stop_unit
 from stage1.stdio import Stdio
-from stage1.systemd import Systemd, UnitNotFound, UnitStatus, WaitTimeout
+from stage1.systemd import Systemd, UnitStatus, WaitTimeout
 from stage1.transient import TransientService
 from stage1.units import assign_sockets
 
@@ -264,22 +263,15 @@ def halt_in_place(pod_dir: str) -> int:
 
 
 def stop(pod_dir: str, *, force: bool) -> int:
-    paths = PodPaths(pod_dir)
-    try:
-        with open(paths.unit) as file:
-            name = file.read().strip()
-    except FileNotFoundError:
-        return 0  # never started
-    with Systemd() as systemd, contextlib.suppress(UnitNotFound):  # ended and unloaded meanwhile
+    def ending(systemd: Systemd, name: str) -> None:
         if force:
             systemd.kill(name, signal.SIGKILL)
             systemd.wait_gone(name, timeout=30)
         else:
             shut_down(systemd, name, wait=SHUTDOWN_TIMEOUT)
             systemd.wait_gone(name, timeout=SHUTDOWN_TIMEOUT)
-        if systemd.status(name).active_state == "failed":
-            systemd.reset_failed(name)
-    return 0
+
+    return stop_unit(PodPaths(pod_dir), ending)
 
 
 def gc(pod_dir: str) -> int:
@@ -305,31 +297,3 @@ def enter(pod_dir: str, app: str | None, command: list[str]) -> int:
     tty, term = os.isatty(0), os.environ.get("TERM", "dumb")
     argv, _ = enter_command(pod_dir, app, command, tty=tty, term=term)
     os.execv(argv[0], argv)
-
-
-def enter_command(
-    pod_dir: str, app: str | None, command: list[str], *, tty: bool, term: str, unit: str = ""
-) -> tuple[list[str], str]:
-    """The command line that runs ``command`` in the running pod's app as ``enter`` does, and the pod's
-    machine name (stage0/cri/exec.py spawns it); ``unit``: the transient unit's name, to stop it by."""
-    spec, paths = load(pod_dir)
-    spec = mds.registered_url(spec, paths)
-    app = spec.chosen(app).name
-    try:
-        with Systemd() as systemd:
-            leader = systemd.machine_leader(spec.machine)  # machined knows the pod: it runs
-    except Error:
-        raise Error(
-            f"pod {spec.uuid} is not running", hint="start it first; 'nspod status' tells its state"
-        ) from None
-    chosen = spec.app(app)
-    check_command(paths, chosen, (command or ["/bin/sh"])[0])
-    if spec.host_pid:  # a host unit in the host's PID namespace (stage1/fly)
-        how = {"tty": tty, "term": term, "unit": unit}
-        return fly.enter_argv(spec, paths, chosen, command, host_hidden(), **how), ""
-    # a privileged app's command joins its mount namespace, an app's of its own PID namespace that
-    main = app_main_pid(spec.machine, app) if chosen.privileged or own_pid(chosen) else 0
-    argv = enter_argv(
-        spec, app, command, tty=tty, hidden=host_hidden(), leader=leader, term=term, unit=unit, main=main
-    )
-    return argv, spec.machine

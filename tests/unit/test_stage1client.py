@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stage0.errors import Error
-from stage0.host.stage1client import Stage1Client
+from stage0.host.stage1client import Entering, Stage1Client
 from stage0.options import GlobalOptions
 from stage0.pods.flavor import record
 
@@ -55,7 +55,7 @@ def test_command_lines() -> None:
 def test_enter_args() -> None:
     assert Stage1Client.enter_args("web", ["ls", "-l"]) == ["--app=web", "--", "ls", "-l"]
     assert Stage1Client.enter_args(None, ["--app"]) == ["--", "--app"]
-    how = Stage1Client.enter_args("web", ["id"], env=["A=1"], user="1:2", workdir="/tmp", tty=False)
+    how = Stage1Client.enter_args("web", ["id"], Entering(("A=1",), "1:2", "/tmp", tty=False))
     assert how == ["--app=web", "--env=A=1", "--tty=no", "--user=1:2", "--workdir=/tmp", "--", "id"]
 
 
@@ -68,7 +68,7 @@ def test_each_verb_reaches_the_recorded_stage1_with_its_argv(tmp_path: Path) -> 
     assert client.logs(follow=True, app="web", window=["--tail=5"]) == 3
     assert client.update("web", "--memory=1") == 3
     assert client.app("stop", "web", "--timeout", "2") == 3
-    assert client.enter("web", ["id"], tty=True) == 3
+    assert client.enter("web", ["id"], Entering(tty=True)) == 3
     assert log.read_text().splitlines() == [
         repr(["stop", "/pods/run/u1", "--force"]),
         repr(["logs", "/pods/run/u1", "--follow", "--tail=5", "--app=web"]),
