@@ -40,12 +40,14 @@ def run_inspect(options: GlobalOptions, args: argparse.Namespace) -> int:
 def lookup(options: GlobalOptions, name: str, kind: str) -> dict[str, Any]:
     from stage0.api.images import image_status
     from stage0.api.inspect import pod_details
+    from stage0.cli.podlist import stage1_name
     from stage0.errors import Error, ErrorKind, NotFoundError, kind_of
     from stage0.pods.dirs import PodNotFound
 
     if kind != "image":
         try:
-            return pod_json(pod_details(options, name))
+            details = pod_details(options, name)
+            return pod_json(details, stage1_name(details.view.path))
         except PodNotFound:
             if kind == "pod":
                 raise
@@ -61,7 +63,8 @@ def _declared(spec: PodSpec | None, name: str) -> AppSpec | None:
     return next((a for a in spec.apps if a.name == name), None) if spec else None
 
 
-def pod_json(details: PodDetails) -> dict[str, Any]:
+def pod_json(details: PodDetails, flavor: str = "nspawn") -> dict[str, Any]:
+    """``flavor``: the stage1 that prepared the pod (stage0/pods/flavor.py ``name``)."""
     from stage0.pods.dirs import PodState
     from stage0.pods.health import health_fields
 
@@ -78,7 +81,7 @@ def pod_json(details: PodDetails) -> dict[str, Any]:
         "machine": view.machine,
         "hostname": spec.hostname if spec else None,
         "path": view.path,
-        "stage1": {"abi": spec.abi if spec else None},
+        "stage1": {"abi": spec.abi if spec else None, "flavor": flavor},
         "apps": [
             {
                 "name": app.name,

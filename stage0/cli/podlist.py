@@ -16,15 +16,18 @@ from stage0.pods.dirs import PodState
 # the compact table's image cell at its widest (the name is never cut: it is what other verbs take;
 # nor are the apps, the last column, whose exit codes and signals matter whole)
 IMAGE_WIDTH = 18
+STAGE1_WIDTH = 14  # a third-party stage1's path, cut at its start as the image is
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A listed pod: its view, each app's image as ``image list`` names it, and its labels."""
+    """A listed pod: its view, each app's image as ``image list`` names it, its labels, and the
+    stage1 that prepared it (``nspawn``, ``fly`` or a third-party stage1's path, issue #25)."""
 
     view: PodView
     images: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
+    stage1: str = "nspawn"
 
 
 def named(view: PodView) -> str | None:
@@ -105,7 +108,7 @@ FIELDS: dict[str, Callable[[Row, float], str]] = {
     "Networks": lambda r, _: "" if r.view.exited else networks_text(r.view.networks),
     "Unit": lambda r, _: r.view.unit or "",
     "Machine": lambda r, _: r.view.machine or "",
-    "Stage1": lambda r, _: stage1_name(r.view.path),  # nspawn, fly, or a stage1's path (issue #25)
+    "Stage1": lambda r, _: r.stage1,  # nspawn, fly, or a stage1's path (issue #25)
 }
 _PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
 
@@ -213,11 +216,19 @@ def _match(key: str, value: str, row: Row) -> bool:
 # --- the compact table ---
 
 LEGEND = ["NAME", "IMAGE", "STATE", "CREATED", "IP", "APPS"]
+# STAGE1 before APPS once a listed pod is not nspawn's: a list of default pods keeps its width (a
+# 40-character name within 100 columns) and the columns scripts read
+FLAVORED_LEGEND = [*LEGEND[:-1], "STAGE1", LEGEND[-1]]
 
 
-def compact_cells(row: Row, now: float) -> list[str]:
+def flavored(rows: Sequence[Row]) -> bool:
+    return any(row.stage1 != "nspawn" for row in rows)
+
+
+def compact_cells(row: Row, now: float, *, stage1: bool = False) -> list[str]:
+    """The compact table's cells; ``stage1``: with the flavor's column (:data:`FLAVORED_LEGEND`)."""
     view = row.view
-    return [
+    cells = [
         named(view) or view.uuid[:8],
         clip(",".join(row.images), IMAGE_WIDTH) or "-",
         str(view.state),
@@ -225,3 +236,4 @@ def compact_cells(row: Row, now: float) -> list[str]:
         ip(view) or "-",
         apps_text(view) or "-",
     ]
+    return [*cells[:-1], clip(row.stage1, STAGE1_WIDTH), cells[-1]] if stage1 else cells

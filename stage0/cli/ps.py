@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from stage0.cli.podlist import Row, Template, filters, list_format
+from stage0.cli.podlist import Row, Template, filters, list_format, stage1_name
 from stage0.options import GlobalOptions
 
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
     rows = [
         row
         for v in views
-        if wanted.passes(row := Row(v, _images(v, names), _labels(v.path) if labelled else {}))
+        if wanted.passes(
+            row := Row(v, _images(v, names), _labels(v.path) if labelled else {}, stage1_name(v.path))
+        )
     ]
     sys.stdout.write(render(rows, args, views))
     return 0
@@ -73,7 +75,7 @@ def run_list(options: GlobalOptions, args: argparse.Namespace) -> int:
 
 def render(rows: list[Row], args: argparse.Namespace, views: list[PodView]) -> str:
     from stage0.cli.format import table
-    from stage0.cli.podlist import LEGEND, compact_cells, handles
+    from stage0.cli.podlist import FLAVORED_LEGEND, LEGEND, compact_cells, flavored, handles
 
     now = time.time()
     if args.quiet:
@@ -84,16 +86,29 @@ def render(rows: list[Row], args: argparse.Namespace, views: list[PodView]) -> s
 
         from stage0.cli.output import pod_json
 
-        return json.dumps([pod_json(r.view) for r in rows], indent=2) + "\n"
+        return json.dumps([{**pod_json(r.view), "stage1": r.stage1} for r in rows], indent=2) + "\n"
     if isinstance(args.format, Template):
         head = [args.format.header()] if args.format.table and not args.no_legend else []
         return "".join(line + "\n" for line in head + [args.format.render(r, now) for r in rows])
     if args.full:
         return table([_wide_cells(r) for r in rows], None if args.no_legend else WIDE_LEGEND)
-    return table([compact_cells(r, now) for r in rows], None if args.no_legend else LEGEND)
+    stage1 = flavored(rows)
+    legend = FLAVORED_LEGEND if stage1 else LEGEND
+    return table([compact_cells(r, now, stage1=stage1) for r in rows], None if args.no_legend else legend)
 
 
-WIDE_LEGEND = ["UUID", "NAME", "UNIT", "APPS", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
+WIDE_LEGEND = [
+    "UUID",
+    "NAME",
+    "UNIT",
+    "APPS",
+    "IMAGE NAME",
+    "STATE",
+    "STAGE1",
+    "CREATED",
+    "STARTED",
+    "NETWORKS",
+]
 
 
 def _wide_cells(row: Row) -> list[str]:
@@ -110,6 +125,7 @@ def _wide_cells(row: Row) -> list[str]:
         apps_text(view) or "-",
         ",".join(row.images) or "-",
         str(view.state),
+        row.stage1,
         moment(view.created, full=True),
         moment(view.started, full=True),
         networks_text(view.networks) or "-",

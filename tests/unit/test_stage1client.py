@@ -92,3 +92,19 @@ def test_the_nspawn_flavors_own_paths_refuse_another_flavors_pod(tmp_path: Path,
     for call in calls:
         with pytest.raises(Error, match=f"runs on stage1 {stage1}"):
             call()
+
+
+def test_list_shows_the_flavor_once_a_pod_is_not_nspawns() -> None:
+    from stage0.api.views import PodView
+    from stage0.cli import podlist
+    from stage0.pods.dirs import PodState
+
+    view = PodView(
+        "0f4e4a3c-1111-4222-8333-944455556666", "/p", PodState.RUNNING, "web", "u", 1.0, 2.0, (), ()
+    )
+    nspawn, fly = podlist.Row(view, ()), podlist.Row(view, (), {}, "fly")
+    assert not podlist.flavored([nspawn]) and podlist.flavored([nspawn, fly])
+    assert len(podlist.compact_cells(nspawn, 3.0)) == len(podlist.LEGEND)
+    cells = podlist.compact_cells(fly, 3.0, stage1=True)
+    assert cells[podlist.FLAVORED_LEGEND.index("STAGE1")] == "fly"
+    assert podlist.FIELDS["Stage1"](fly, 3.0) == "fly"
