@@ -3,6 +3,11 @@
 inherited ``sockets``); ``NAME.expected`` holds the pod's units, nspawn's argv and the host unit's
 properties it must produce, or the case's ``[expect] error`` says what must be refused.
 NSPOD_UPDATE_GOLDEN=1 rewrites the ``.expected`` files for review.
+
+The flavor axis (issue #25): every case a fly pod can be (no CNI net, port, user namespace, app
+sandbox, inherited socket or foreground stdio: stage0 refuses those for fly) is also generated
+for the fly flavor, its pod's host unit and each app's ``systemd-run`` command line beside the
+nspawn pod's files, in ``NAME.fly.expected``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ from typing import Any
 
 import pytest
 
+from stage1 import hostapps
+from stage1 import hostplan as plan
 from stage1.abi import ABI_VERSION, Error, PodPaths, PodSpec, unit_name
+from stage1.app_unit import HIDDEN
 from stage1.cni import Attachment, down_script, loopback_proxies, plugin_type
+from stage1.fly import podplan
 from stage1.nat import masquerade_subnets, nft_ruleset, shared_setup
 from stage1.nspawn.service import nspawn_argv, pod_service
 from stage1.stdio import Stdio
@@ -68,8 +77,51 @@ def generate(case: dict[str, Any]) -> str:
     return text
 
 
+# what stage0 never gives a fly pod (stage0/pods/flavor.py check_request), and a foreground run's stdio
+NOT_FLY_POD = ("networks", "ports", "private_users", "sandbox", "host_pid")
+NOT_FLY_RUN = ("stdio", "sockets")
+
+
+def fly_case(case: dict[str, Any]) -> bool:
+    pod, run = case["pod"], case.get("run", {})
+    return (
+        "expect" not in case
+        and not any(k in pod for k in NOT_FLY_POD)
+        and not any(k in run for k in NOT_FLY_RUN)
+    )
+
+
+FLY_CASES = [p for p in CASES if fly_case(tomllib.loads(p.read_text()))]
+
+
+def generate_fly(case: dict[str, Any]) -> str:
+    """The fly flavor's units for the case's pod: its own host unit (a supervisor) and each app's."""
+    pod = spec(case["pod"])
+    service = podplan.pod_service(pod, PATHS.root, "/usr/bin/python3")
+    text = f"### {service.name}\n" + render_properties(service.properties())
+    for app in pod.apps:
+        place = plan.Place(
+            root=hostapps.root(PATHS, app.name),
+            etc=f"{PATHS.stage1}/nspod/etc",
+            stdio=f"{PATHS.layers(app.name)}/stdio",
+            exit=f"{PATHS.status}/{app.name}{hostapps.EXIT}",
+            pod_unit=podplan.pod_unit(pod),
+            leader=0,
+            host_network=pod.networks is None,
+        )
+        argv = podplan.app_argv(pod, app, place, hostapps.volumes(pod, PATHS, app), HIDDEN)
+        text += f"\n### {plan.unit_name(pod, app.name)}\n" + "".join(shlex.quote(a) + "\n" for a in argv)
+    return text
+
+
 def test_there_are_enough_cases() -> None:
     assert len(CASES) >= 30
+    assert len(FLY_CASES) >= 20  # the flavor axis covers most of them
+
+
+@pytest.mark.parametrize("path", FLY_CASES, ids=lambda p: p.stem)
+def test_fly_case(path: Path) -> None:
+    assert_golden(f"cases/{path.stem}.fly.expected", generate_fly(tomllib.loads(path.read_text())))
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
