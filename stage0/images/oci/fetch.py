@@ -4,7 +4,7 @@ only when verified, or when the user says ``--insecure-options=image``."""
 
 from __future__ import annotations
 
-import platform as host
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,7 +32,7 @@ _ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", 
 
 
 def host_platform() -> Platform:
-    machine = host.machine()
+    machine = os.uname().machine  # platform.machine()'s, without its module's import
     architecture, variant = _ARCH.get(machine, (machine, ""))
     return Platform("linux", architecture, variant)
 
