@@ -45,6 +45,11 @@ def test_answers_without_a_body(raw: bytes, method: str) -> None:
     assert got.isclosed() and got.read(10) == b"" and got.status in (200, 204, 304)
 
 
+def test_a_folded_header_goes_on() -> None:
+    got = answer(b"HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer a=1,\r\n b=2\r\nContent-Length: 0\r\n\r\n")
+    assert got.headers["www-authenticate"] == "Bearer a=1, b=2"
+
+
 def test_connection_close_and_http_1_0_keep_alive() -> None:
     assert answer(b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n").will_close
     kept = answer(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")

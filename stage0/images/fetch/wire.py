@@ -74,6 +74,10 @@ def read_head(file: BinaryIO) -> tuple[str, int, str, Headers]:
             raise HTTPError("the header ended early")
         if len(fields) >= MAX_HEADERS:
             raise HTTPError(f"more than {MAX_HEADERS} header fields")
+        if field[:1] in (b" ", b"\t") and fields:  # an obsolete folded line: the value goes on
+            name, value = fields.pop()
+            fields.append((name, f"{value} {field.decode('latin-1').strip()}"))
+            continue
         name, colon, value = field.decode("latin-1").partition(":")
         if not colon:
             raise HTTPError(f"bad header line {field[:80]!r}")
