@@ -10,6 +10,7 @@ blob without a row (a crash between the two) is found and removed when the store
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -18,6 +19,7 @@ import time
 import urllib.parse
 
 from stage0.errors import Error, ErrorKind, disk_full, free_bytes
+from stage0.images.store.fresh import create_index
 from stage0.images.store.rows import COLUMNS, ImageRow, LayerRow, RemoteRow, image_row
 
 SCHEMA_VERSION = 2  # 2: OCI layers
@@ -121,6 +123,10 @@ class Index:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        if not read_only and path != ":memory:" and not os.path.exists(path):
+            # made whole and linked into place; when that fails, SQLite makes it below and says why
+            with contextlib.suppress(OSError, sqlite3.Error):
+                create_index(path, SCHEMA, SCHEMA_VERSION)
         db = self._db  # the first connection: the schema made or checked, here and now
         if read_only:
             return

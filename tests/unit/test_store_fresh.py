@@ -1,0 +1,47 @@
+"""stage0/images/store/fresh.py: a new index appears whole (schema, WAL mode) or not at all, the
+first of racing makers wins, and nothing is left beside it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from stage0.images.store.fresh import create_index
+from stage0.images.store.index import SCHEMA, SCHEMA_VERSION, Index
+
+
+def test_a_new_index_is_whole_and_in_wal_mode(tmp_path: Path) -> None:
+    path = str(tmp_path / "index.db")
+    create_index(path, SCHEMA, SCHEMA_VERSION)
+    assert sorted(os.listdir(tmp_path)) == ["index.db"]
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
+    db.close()
+
+
+def test_racing_makers_leave_one_index_and_no_strays(tmp_path: Path) -> None:
+    path = str(tmp_path / "index.db")
+    makers = [threading.Thread(target=create_index, args=(path, SCHEMA, SCHEMA_VERSION)) for _ in range(4)]
+    for maker in makers:
+        maker.start()
+    for maker in makers:
+        maker.join()
+    assert sorted(os.listdir(tmp_path)) == ["index.db"]
+
+
+def test_an_existing_index_is_kept(tmp_path: Path) -> None:
+    path = str(tmp_path / "index.db")
+    index = Index(path)
+    with index.transaction() as db:
+        db.execute("INSERT INTO meta VALUES ('mark', 'kept')")
+    index.close()
+    create_index(path, SCHEMA, SCHEMA_VERSION)  # loses the race to the index already there
+    reopened = Index(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='mark'").fetchone() == ("kept",)
+    db.close()
+    reopened.close()
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".new")]
