@@ -45,3 +45,11 @@ def test_an_existing_index_is_kept(tmp_path: Path) -> None:
     db.close()
     reopened.close()
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".new")]
+
+
+def test_what_a_killed_maker_left_is_swept(tmp_path: Path) -> None:
+    gone = 2**22 + 12345  # above pid_max's default: no such process
+    for name in (f"index.db.{gone}-1.new", f"index.db.{gone}-1.new-wal", f"index.db.{os.getpid()}-9.new"):
+        (tmp_path / name).write_bytes(b"half")
+    create_index(str(tmp_path / "index.db"), SCHEMA, SCHEMA_VERSION)
+    assert sorted(os.listdir(tmp_path)) == ["index.db", f"index.db.{os.getpid()}-9.new"]  # alive: kept

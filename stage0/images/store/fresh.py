@@ -14,6 +14,7 @@ def create_index(path: str, schema: str, version: int) -> None:
     of the directory, where SQLite's own switch to WAL and first commit synced seven times — each
     a disk wait in every command that opens a new store (bench/pull's empty store per round).
     Another process that made it first wins: ours is dropped."""
+    _sweep(path)
     making = f"{path}.{os.getpid()}-{threading.get_ident()}.new"
     try:
         db = sqlite3.connect(making, isolation_level=None)
@@ -45,3 +46,19 @@ def create_index(path: str, schema: str, version: int) -> None:
         for leftover in (making, f"{making}-wal", f"{making}-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
+
+
+def _sweep(path: str) -> None:
+    """What a maker killed mid-way (kill -9) left beside ``path``: its process is gone."""
+    directory, prefix = os.path.dirname(path) or ".", os.path.basename(path) + "."
+    for name in os.listdir(directory):
+        pid, dash, rest = name[len(prefix) :].partition("-")
+        if not name.startswith(prefix) or not dash or not pid.isdigit() or ".new" not in rest:
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+        except PermissionError:
+            pass  # alive, another user's
