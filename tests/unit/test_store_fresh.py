@@ -1,5 +1,6 @@
 """stage0/images/store/fresh.py: a new index appears whole (schema, WAL mode) or not at all, the
-first of racing makers wins, and nothing is left beside it."""
+first of racing makers wins, and nothing is left beside it; a pulled image's row and its remote
+row in one commit (Index.add_image)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from stage0.images.store.fresh import create_index
 from stage0.images.store.index import SCHEMA, SCHEMA_VERSION, Index
+from stage0.images.store.rows import ImageRow, RemoteRow
 
 
 def test_a_new_index_is_whole_and_in_wal_mode(tmp_path: Path) -> None:
@@ -53,3 +55,12 @@ def test_what_a_killed_maker_left_is_swept(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"half")
     create_index(str(tmp_path / "index.db"), SCHEMA, SCHEMA_VERSION)
     assert sorted(os.listdir(tmp_path)) == ["index.db", f"index.db.{os.getpid()}-9.new"]  # alive: kept
+
+
+def test_an_image_and_its_remote_row_in_one_commit(tmp_path: Path) -> None:
+    index = Index(str(tmp_path / "index.db"))
+    row = ImageRow("sha512-1", "n", {}, b"{}", "oci", 1, 1, 1.0, 1.0, "s", None, True)
+    index.add_image(row, remote=RemoteRow("docker://r/n:1#linux/amd64", "sha512-1", "sha256:d", 0, 2.0))
+    remote = index.remote("docker://r/n:1#linux/amd64")
+    assert index.image("sha512-1") is not None and remote is not None and remote.etag == "sha256:d"
+    index.close()

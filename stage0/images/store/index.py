@@ -186,8 +186,11 @@ class Index:
 
     # -- images -------------------------------------------------------------------------------------
 
-    def add_image(self, row: ImageRow, layers: tuple[str, ...] = ()) -> None:
-        """An image's row; ``layers``: an OCI image's diff IDs, bottom first (rows of ``layers``)."""
+    def add_image(
+        self, row: ImageRow, layers: tuple[str, ...] = (), remote: RemoteRow | None = None
+    ) -> None:
+        """An image's row; ``layers``: an OCI image's diff IDs, bottom first (rows of ``layers``);
+        ``remote``: the reference it was pulled by, in the same commit (one disk wait, not two)."""
         with self.transaction():
             for position, diff_id in enumerate(layers):
                 self._db.execute(
@@ -212,6 +215,8 @@ class Index:
                     int(row.latest),
                 ),
             )
+            if remote is not None:
+                self._set_remote(remote)
 
     def image(self, image_id: str) -> ImageRow | None:
         row = self._db.execute(f"SELECT {COLUMNS} FROM images WHERE id=?", (image_id,)).fetchone()
@@ -345,10 +350,13 @@ class Index:
 
     def set_remote(self, row: RemoteRow) -> None:
         with self.transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO remotes VALUES (?, ?, ?, ?, ?)",
-                (row.url, row.image_id, row.etag, row.max_age, row.download_time),
-            )
+            self._set_remote(row)
+
+    def _set_remote(self, row: RemoteRow) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO remotes VALUES (?, ?, ?, ?, ?)",
+            (row.url, row.image_id, row.etag, row.max_age, row.download_time),
+        )
 
 
 class _Transaction:
