@@ -2,8 +2,8 @@
 through a proxy's CONNECT tunnel), a request written, its answer read as it arrives (a length, a
 chunked body, or the body up to the close).
 
-Why not http.client: importing it loads the email package (its header parser) and ssl, ~20 ms of
-every fetching command's start-up here, a pull's own time being ~300 ms (bench/pull). ssl is
+Why not http.client: importing it loads the email package (its header parser) and ssl, 10–15 % of
+the fetch path's imports (python -X importtime), paid by every fetching command (bench/pull). ssl is
 loaded here only when an https origin is reached; headers are parsed as the registry protocol
 needs them (names case-insensitive, the first value of a repeated name).
 """
