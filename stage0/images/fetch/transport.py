@@ -3,10 +3,11 @@
 Why not requests: it and urllib3 cost ~40 ms of imports on every fetching command, a quarter
 of a 100 MB pull here (bench/pull); http.client (with email and ssl) 10–15 % of what was left,
 so the wire is nspod's own (stage0/images/fetch/wire.py) and ssl is loaded for https alone. What
-nspod needs of a client is small and lives here: a pool of idle connections per origin shared by the layer threads,
-the proxy settings every HTTP tool honours (``https_proxy``, ``http_proxy``, ``no_proxy``,
-lower case first, as curl reads them), redirects that drop credentials when they leave the host,
-and one retry when a kept-alive connection turns out to have been closed by the server.
+nspod needs of a client is small and lives here: a pool of idle connections per origin shared
+by the layer threads, the proxy settings every HTTP tool honours (``https_proxy``,
+``http_proxy``, ``no_proxy``, lower case first, as curl reads them), redirects that drop
+credentials when they leave the host, and one retry when a kept-alive connection turns out to
+have been closed by the server.
 """
 
 from __future__ import annotations
