@@ -10,13 +10,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stage0.images.catalog import display_name
-from stage0.images.oci.convert import oci_digest
-from stage0.images.store.rows import ImageRow
-from stage0.pods.dirs import Pod, PodState
-from stage0.pods.health import HealthView, read_health
+if TYPE_CHECKING:  # imported where used: `nspod fetch` needs ImageView alone (its start-up time)
+    from stage0.images.store.rows import ImageRow
+    from stage0.pods.dirs import Pod, PodState
+    from stage0.pods.health import HealthView
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +63,8 @@ class PodView:
 
     @property
     def exited(self) -> bool:
+        from stage0.pods.dirs import PodState
+
         return self.state in (PodState.EXITED, PodState.EXITED_GARBAGE)
 
     def addresses(self) -> tuple[str, ...]:
@@ -161,6 +162,9 @@ class ImageView:
     @classmethod
     def of(cls, row: ImageRow, sharing: Mapping[str, tuple[int, int]] | None = None) -> ImageView:
         """``sharing``: Index.layer_sharing() (shared and own bytes by image ID)."""
+        from stage0.images.catalog import display_name
+        from stage0.images.oci.convert import oci_digest
+
         shared, own = (sharing or {}).get(row.id, (0, row.size + row.tree_size))
         return cls(
             id=row.id,
@@ -201,6 +205,8 @@ def pod_view(pod: Pod, *, pid: int | None = None) -> PodView:
 
 def pod_apps(pod: Pod) -> tuple[PodApp, ...]:
     """The pod's apps from its manifest, with their images and exit codes (a broken manifest: none)."""
+    from stage0.pods.health import read_health
+
     try:
         with open(pod.paths.manifest) as file:
             manifest = json.load(file)

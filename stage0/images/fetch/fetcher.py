@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from stage0.errors import Error, ErrorKind, InputError
-from stage0.images.aci.archive import read_manifest_bytes
 from stage0.images.fetch.policy import FetchOptions, PullPolicy, labels_match
 from stage0.images.fetch.refs import ImageRef, RefKind, host_labels, parse_ref
 from stage0.images.store.locks import key_locked
@@ -301,6 +300,7 @@ class Fetcher:
     def _check(self, path: str, signature: bytes | None, *, source: str) -> Verified | None:
         if self.options.skips(InsecureOption.IMAGE):
             return None
+        from stage0.images.aci.archive import read_manifest_bytes  # an ACI's alone (start-up time)
         from stage0.images.trust.verify import SignatureError, verify_file
         from stage0.schema.boundary import parse_image_manifest
 
@@ -321,6 +321,7 @@ class Fetcher:
         return verified
 
     def _check_name(self, path: str, url: str, name: str, asked: Mapping[str, str]) -> None:
+        from stage0.images.aci.archive import read_manifest_bytes
         from stage0.schema.boundary import parse_image_manifest
 
         manifest = parse_image_manifest(read_manifest_bytes(path), f"{url}:manifest")

@@ -7,12 +7,11 @@ The CA bundle is ``$SSL_CERT_FILE`` if set, else the system's; a registry may ha
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
 import re
-import ssl
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from stage0.errors import Error, ErrorKind
 from stage0.images.fetch import transport
 from stage0.images.fetch.auth import Credentials
 from stage0.images.fetch.policy import Progress, Transfer
+from stage0.images.fetch.wire import HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Reply:
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
         try:
             yield from self._response.chunks(size)
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, HTTPError) as error:
             raise FetchError(f"{self.url}: the transfer broke off: {error}",
                              hint="run the command again to resume") from None  # fmt: skip
 
@@ -179,20 +179,8 @@ class Http:
             )
         except transport.Insecure as error:
             raise InsecureRefused(f"{url} redirected to plain HTTP {error}") from None
-        except ssl.SSLCertVerificationError as error:
-            raise FetchError(
-                f"TLS verification of {_host(url)} failed: {error.verify_message or 'the certificate'}",
-                hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
-            ) from None
-        except ssl.SSLError as error:
-            if "WRONG_VERSION_NUMBER" in str(error).upper():
-                raise InsecureRefused(
-                    f"{_host(url)} does not speak TLS (plain HTTP?): {url}",
-                    hint="allow plain HTTP with --insecure-options=http (or, for a registry,"
-                    " 'insecure = HOST:PORT' in registries.conf)",
-                ) from None
-            raise FetchError(f"TLS with {_host(url)} failed: {error.reason or error}") from None
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, HTTPError) as error:
+            _tls_failure(error, url)
             raise FetchError(f"{transport.describe(error, _host(url))} ({url})") from None
         return Reply(response)
 
@@ -277,6 +265,26 @@ def _total_size(headers: Mapping[str, str], offset: int) -> int | None:
         return int(match.group(1))
     length = headers.get("Content-Length")
     return offset + int(length) if length and length.isdigit() else None
+
+
+def _tls_failure(error: BaseException, url: str) -> None:
+    """Raises what a TLS failure means to the user; returns for any other error."""
+    ssl = sys.modules.get("ssl")  # loaded by the first https connection: no TLS error before it
+    if ssl is None:
+        return
+    if isinstance(error, ssl.SSLCertVerificationError):
+        raise FetchError(
+            f"TLS verification of {_host(url)} failed: {error.verify_message or 'the certificate'}",
+            hint="is the server's CA trusted ($SSL_CERT_FILE)? --insecure-options=tls skips the check",
+        ) from None
+    if isinstance(error, ssl.SSLError):
+        if "WRONG_VERSION_NUMBER" in str(error).upper():
+            raise InsecureRefused(
+                f"{_host(url)} does not speak TLS (plain HTTP?): {url}",
+                hint="allow plain HTTP with --insecure-options=http (or, for a registry,"
+                " 'insecure = HOST:PORT' in registries.conf)",
+            ) from None
+        raise FetchError(f"TLS with {_host(url)} failed: {error.reason or error}") from None
 
 
 def _host(url: str) -> str:

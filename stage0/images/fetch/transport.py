@@ -1,22 +1,28 @@
 """HTTP/1.1 on the standard library: kept-alive connections per origin, TLS, proxies, redirects.
 
 Why not requests: it and urllib3 cost ~40 ms of imports on every fetching command, a quarter
-of a 100 MB pull here (bench/pull); http.client and ssl cost ~12. What nspod needs of a client
-is small and lives here: a pool of idle connections per origin shared by the layer threads,
-the proxy settings every HTTP tool honours (``https_proxy``, ``http_proxy``, ``no_proxy``,
-lower case first, as curl reads them), redirects that drop credentials when they leave the host,
-and one retry when a kept-alive connection turns out to have been closed by the server.
+of a 100 MB pull here (bench/pull); http.client (with email and ssl) 10–15 % of what was left,
+so the wire is nspod's own (stage0/images/fetch/wire.py) and ssl is loaded for https alone. What
+nspod needs of a client is small and lives here: a pool of idle connections per origin shared
+by the layer threads, the proxy settings every HTTP tool honours (``https_proxy``,
+``http_proxy``, ``no_proxy``, lower case first, as curl reads them), redirects that drop
+credentials when they leave the host, and one retry when a kept-alive connection turns out to
+have been closed by the server.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
+
+from stage0.images.fetch.wire import Answer, Connection, HTTPError, RemoteDisconnected
+
+if TYPE_CHECKING:
+    import ssl
 
 CONNECT_TIMEOUT, READ_TIMEOUT = 15.0, 60.0
 MAX_REDIRECTS = 10
@@ -61,12 +67,11 @@ def proxy_for(url: str, env: Mapping[str, str] | None = None) -> str | None:
 class Response:
     """One answer, its body read as it arrives; close() hands the connection back when it can."""
 
-    def __init__(self, pool: Pool, origin: Origin, conn: http.client.HTTPConnection,
-                 answer: http.client.HTTPResponse, url: str) -> None:  # fmt: skip
+    def __init__(self, pool: Pool, origin: Origin, conn: Connection, answer: Answer, url: str) -> None:
         self._pool, self._origin, self._conn, self._answer = pool, origin, conn, answer
         self.status: int = answer.status
         self.reason: str = answer.reason
-        self.headers: Mapping[str, str] = answer.headers  # type: ignore[assignment]  # case-insensitive get()
+        self.headers: Mapping[str, str] = answer.headers  # case-insensitive
         self.url = url
 
     def read(self, size: int) -> bytes:
@@ -85,7 +90,7 @@ class Response:
             answer.read()
             if answer.will_close:
                 raise OSError("server closes")
-        except (OSError, http.client.HTTPException):
+        except (OSError, HTTPError):
             conn.close()
         else:
             self._pool.give_back(self._origin, conn)
@@ -94,12 +99,14 @@ class Response:
 
 class Pool:
     def __init__(self) -> None:
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
         self._lock = threading.Lock()
         self._contexts: dict[str, ssl.SSLContext] = {}
 
     def _context(self, ca: str) -> ssl.SSLContext:
         """``ca`` is a CA file, "system" for the default store, "" for no check at all."""
+        import ssl  # an https origin's alone (start-up time)
+
         with self._lock:
             if ca not in self._contexts:
                 if not ca:
@@ -111,7 +118,7 @@ class Pool:
                 self._contexts[ca] = context
             return self._contexts[ca]
 
-    def _connect(self, origin: Origin) -> http.client.HTTPConnection:
+    def _connect(self, origin: Origin) -> Connection:
         scheme, host, port, ca = origin
         proxy = proxy_for(f"{scheme}://{host}:{port}/")
         if proxy is None:
@@ -119,21 +126,15 @@ class Pool:
         else:
             parts = urlsplit(proxy)
             target, target_port, tunnel = parts.hostname or "", parts.port or 80, scheme == "https"
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(
-                target, target_port, timeout=CONNECT_TIMEOUT, context=self._context(ca)
-            )
-            if tunnel:
-                conn.set_tunnel(host, port, headers=_proxy_auth(proxy or ""))
-        else:
-            conn = http.client.HTTPConnection(target, target_port, timeout=CONNECT_TIMEOUT)
+        context = self._context(ca) if scheme == "https" else None
+        through = (host, port, _proxy_auth(proxy or "")) if tunnel else None
+        conn = Connection(target, target_port, CONNECT_TIMEOUT, context, through)
         conn.connect()
         if conn.sock is not None:
             conn.sock.settimeout(READ_TIMEOUT)
         return conn
 
-    def give_back(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+    def give_back(self, origin: Origin, conn: Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if len(idle) < MAX_IDLE:
@@ -141,7 +142,7 @@ class Pool:
                 return
         conn.close()
 
-    def _take(self, origin: Origin) -> http.client.HTTPConnection | None:
+    def _take(self, origin: Origin) -> Connection | None:
         with self._lock:
             idle = self._idle.get(origin)
             return idle.pop() if idle else None
@@ -164,7 +165,7 @@ class Pool:
                 headers.pop("Authorization", None)
             if response.status == 303:
                 method = "GET" if method != "HEAD" else method
-        raise http.client.HTTPException(f"more than {MAX_REDIRECTS} redirects")
+        raise HTTPError(f"more than {MAX_REDIRECTS} redirects")
 
     def _once(self, method: str, url: str, headers: Mapping[str, str], ca: str) -> Response:
         parts = urlsplit(url)
@@ -181,9 +182,8 @@ class Pool:
             kept = self._take(origin) if attempt == 0 else None
             conn = kept or self._connect(origin)
             try:
-                conn.request(method, path, headers=dict(headers))
-                answer = conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                answer = conn.request(method, path, headers)
+            except (RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 conn.close()
                 if kept is None:
                     raise
@@ -221,6 +221,6 @@ def describe(error: BaseException, host: str) -> str:
         return f"connection refused by {host}"
     if isinstance(error, socket.gaierror):
         return f"cannot resolve {urlsplit('//' + host).hostname}"
-    if isinstance(error, http.client.HTTPException):
+    if isinstance(error, HTTPError):
         return f"{host} broke the HTTP exchange ({type(error).__name__}: {error})"
     return f"cannot connect to {host} ({getattr(error, 'strerror', None) or error})"

@@ -4,7 +4,7 @@ only when verified, or when the user says ``--insecure-options=image``."""
 
 from __future__ import annotations
 
-import platform as host
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -12,22 +12,12 @@ from stage0.images.fetch.auth import Credentials
 from stage0.images.fetch.http import FetchError, Http
 from stage0.images.fetch.policy import FetchOptions, PullPolicy
 from stage0.images.oci.credentials import registry_credentials
-from stage0.images.oci.local import open_local
 from stage0.images.oci.manifest import Manifest, parse_document
 from stage0.images.oci.pull import Platform, pull, remote_key
 from stage0.images.oci.reference import OciRef, Transport, default_registry, parse_oci_ref, registry_mirrors
 from stage0.images.oci.registry import NotFound, Registry
 from stage0.images.store.rows import ImageRow
 from stage0.images.store.store import ImageNotFound
-from stage0.images.trust.cosign import (
-    PAYLOAD_TYPE,
-    SIGNATURE_ANNOTATION,
-    CosignError,
-    CosignKeys,
-    signature_tag,
-    verify,
-)
-from stage0.images.trust.verify import SignatureError
 from stage0.options import InsecureOption
 
 if TYPE_CHECKING:
@@ -35,19 +25,22 @@ if TYPE_CHECKING:
 
     from stage0.images.fetch.http import Http
     from stage0.images.store.store import Store
+    from stage0.images.trust.cosign import CosignKey
     from stage0.images.trust.keystore import Keystore
 
 _ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "i686": ("386", "")}
 
 
 def host_platform() -> Platform:
-    machine = host.machine()
+    machine = os.uname().machine  # platform.machine()'s, without its module's import
     architecture, variant = _ARCH.get(machine, (machine, ""))
     return Platform("linux", architecture, variant)
 
 
 def signatures(registry: Registry, digest: str, repository: str) -> list[tuple[bytes, str]]:
     """The (payload, signature) pairs of a manifest's cosign signature image."""
+    from stage0.images.trust.cosign import PAYLOAD_TYPE, SIGNATURE_ANNOTATION, CosignError, signature_tag
+
     try:
         body, media, _ = registry.manifest(signature_tag(digest))
     except NotFound:
@@ -99,17 +92,29 @@ def _registry(fetcher: Fetching, ref: OciRef) -> Registry:
     return Registry(fetcher.http, ref, credentials, plain_http=options.skips(InsecureOption.HTTP))
 
 
+def _cosign_keys(keystore: Keystore, repository: str) -> list[CosignKey]:
+    # the trust modules are imported where a check needs them: an unverified pull's imports are
+    # its command's start-up time (bench/pull)
+    from stage0.images.trust.cosign import CosignKeys
+
+    return CosignKeys(keystore.system, keystore.local).keys_for(repository)
+
+
 def fetch_oci(fetcher: Fetching, text: str) -> ImageRow:
     ref = parse_oci_ref(text, default_registry(fetcher.http.config_dirs))
     store, options = fetcher.store, fetcher.options
     platform = Platform.parse(options.platform) if options.platform else host_platform()
     if ref.transport is not Transport.DOCKER:
         if not options.skips(InsecureOption.IMAGE):  # verified by default, as an .aci file is
+            from stage0.images.trust.verify import SignatureError
+
             raise SignatureError(
                 f"{ref.text} cannot be verified: nspod checks OCI images by their cosign signatures"
                 " in a registry",
                 hint="push it to a registry and sign it, or --insecure-options=image to take it unverified",
             )
+        from stage0.images.oci.local import open_local  # an OCI layout's (a pull's start-up time)
+
         local = open_local(ref)
         try:
             return pull(store, local, ref, platform, say=fetcher.say)
@@ -126,12 +131,10 @@ def fetch_oci(fetcher: Fetching, text: str) -> ImageRow:
             )
     repository = f"{ref.registry}/{ref.repository}"
     keystore = fetcher.keystore
-    keys = (
-        []
-        if options.skips(InsecureOption.IMAGE)
-        else CosignKeys(keystore.system, keystore.local).keys_for(repository)
-    )
+    keys = [] if options.skips(InsecureOption.IMAGE) else _cosign_keys(keystore, repository)
     if not keys and not options.skips(InsecureOption.IMAGE) and not options.unsigned_without_key:
+        from stage0.images.trust.verify import SignatureError
+
         raise SignatureError(
             f"{ref.canonical()} cannot be verified: no cosign key is trusted for {repository}",
             hint=f"nspod trust --prefix docker://{repository} --cosign-key KEY.pub, or"
@@ -143,6 +146,8 @@ def fetch_oci(fetcher: Fetching, text: str) -> ImageRow:
     def check(digest: str) -> str | None:
         if not keys:
             return None
+        from stage0.images.trust.cosign import verify
+
         key = verify(signatures(registry, digest, repository), digest, repository, keys)
         fetcher.say(f"signature verified: cosign key {key.fingerprint[:16]}… trusted for {key.prefix}")
         return f"cosign:{key.fingerprint}"

@@ -262,7 +262,10 @@ def pull(
                     future.result()
             finally:
                 shown.finish()
-        _commit(store, image_id, ref, config, body, config_bytes, digest, latest=latest, signer=signer)
+        remote_row = RemoteRow(remote_key(ref, platform), image_id, digest, 0, time.time())
+        if _commit(store, image_id, ref, config, body, config_bytes, digest, latest=latest, signer=signer,
+                   remote=remote_row):  # fmt: skip
+            return store.by_id(image_id)  # its remote row written with it
     elif signer:
         store.index.set_signer(image_id, signer, latest=latest)
     store.index.set_remote(RemoteRow(remote_key(ref, platform), image_id, digest, 0, time.time()))
@@ -280,7 +283,9 @@ def _commit(
     *,
     latest: bool,
     signer: str | None,
-) -> None:
+    remote: RemoteRow,
+) -> bool:
+    """Whether the image was stored now (with ``remote``), not by another process meanwhile."""
     layers = [store.paths.oci_layer(d) for d in config.diff_ids]
     appc = image_manifest(
         config, name=ref.name, version=ref.tag or digest.replace(":", "-")[:19], digest=digest,
@@ -289,7 +294,7 @@ def _commit(
     appc_bytes = json.dumps(appc, indent=2).encode()
     with Workspace(store.paths.tmp) as work, space_on(store.paths.root), store.key_lock(image_id):
         if store.index.image(image_id) is not None:
-            return
+            return False
         home = os.path.join(work.path, "layer")
         os.mkdir(home, 0o755)
         for name, data in (("manifest", appc_bytes), ("config.json", config_bytes)):
@@ -312,7 +317,8 @@ def _commit(
             size=sum(r.size for r in rows if r), tree_size=sum(r.tree_size for r in rows if r),
             import_time=now, last_used=now, source=ref.canonical(), signer=signer, latest=latest,
         )  # fmt: skip
-        store.index.add_image(row, layers=config.diff_ids)
+        store.index.add_image(row, layers=config.diff_ids, remote=remote)
+        return True
 
 
 __all__ = ["Platform", "Readable", "pull"]

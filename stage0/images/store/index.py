@@ -10,6 +10,7 @@ blob without a row (a crash between the two) is found and removed when the store
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -18,6 +19,7 @@ import time
 import urllib.parse
 
 from stage0.errors import Error, ErrorKind, disk_full, free_bytes
+from stage0.images.store.fresh import create_index
 from stage0.images.store.rows import COLUMNS, ImageRow, LayerRow, RemoteRow, image_row
 
 SCHEMA_VERSION = 2  # 2: OCI layers
@@ -121,6 +123,10 @@ class Index:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        if not read_only and path != ":memory:" and not os.path.exists(path):
+            # made whole and linked into place; when that fails, SQLite makes it below and says why
+            with contextlib.suppress(OSError, sqlite3.Error):
+                create_index(path, SCHEMA, SCHEMA_VERSION)
         db = self._db  # the first connection: the schema made or checked, here and now
         if read_only:
             return
@@ -180,8 +186,11 @@ class Index:
 
     # -- images -------------------------------------------------------------------------------------
 
-    def add_image(self, row: ImageRow, layers: tuple[str, ...] = ()) -> None:
-        """An image's row; ``layers``: an OCI image's diff IDs, bottom first (rows of ``layers``)."""
+    def add_image(
+        self, row: ImageRow, layers: tuple[str, ...] = (), remote: RemoteRow | None = None
+    ) -> None:
+        """An image's row; ``layers``: an OCI image's diff IDs, bottom first (rows of ``layers``);
+        ``remote``: the reference it was pulled by, in the same commit (one disk wait, not two)."""
         with self.transaction():
             for position, diff_id in enumerate(layers):
                 self._db.execute(
@@ -206,6 +215,8 @@ class Index:
                     int(row.latest),
                 ),
             )
+            if remote is not None:
+                self._set_remote(remote)
 
     def image(self, image_id: str) -> ImageRow | None:
         row = self._db.execute(f"SELECT {COLUMNS} FROM images WHERE id=?", (image_id,)).fetchone()
@@ -339,10 +350,13 @@ class Index:
 
     def set_remote(self, row: RemoteRow) -> None:
         with self.transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO remotes VALUES (?, ?, ?, ?, ?)",
-                (row.url, row.image_id, row.etag, row.max_age, row.download_time),
-            )
+            self._set_remote(row)
+
+    def _set_remote(self, row: RemoteRow) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO remotes VALUES (?, ?, ?, ?, ?)",
+            (row.url, row.image_id, row.etag, row.max_age, row.download_time),
+        )
 
 
 class _Transaction:
