@@ -80,3 +80,86 @@ def test_exit_codes_pass_through_and_the_kernel_is_the_guests(nspod: Nspod, bb: 
     assert nspod("gc", "--grace-period=0s").returncode == 0
     assert pods(nspod) == []
     assert not kvm_units().strip(), kvm_units()
+
+
+def wait_for(check: object, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.2)
+
+
+def test_a_detached_vm_is_a_machine_and_stops_in_order(nspod: Nspod, bb: Path) -> None:
+    started = nspod(*KVM, "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "echo up-and-running; exec sleep 600")
+    assert started.returncode == 0, started.stderr
+    [pod] = pods(nspod)
+    uuid, unit = str(pod["uuid"]), str(pod["unit"])
+    assert pod["state"] == "running"
+    machines = sh("machinectl", "list", "--no-legend")
+    assert "vm" in machines and "nspod" in machines, machines
+    assert "qemu-system-x86_64" in Path(f"/proc/{prop(unit, 'MainPID')}/exe").resolve().name
+    wait_for(lambda: "up-and-running" in nspod("logs", uuid).stdout)
+    assert "up-and-running" in nspod("logs", uuid).stdout
+    began = time.monotonic()
+    stopped = nspod("stop", uuid, timeout=180)
+    print(f"kvm stop: {time.monotonic() - began:.2f} s")
+    assert stopped.returncode == 0, stopped.stderr
+    [pod] = pods(nspod)
+    assert pod["state"] == "exited"
+    # the guest powered off in order: the app was stopped by its systemd (SIGTERM: 143), not killed
+    assert nspod.status(uuid)["app-bb"] == "143", nspod.status(uuid)
+    assert nspod("gc", "--grace-period=0s").returncode == 0
+    assert pods(nspod) == [] and not kvm_units().strip()
+
+
+def test_kill_9_of_qemu_leaves_nothing_after_gc(nspod: Nspod, bb: Path) -> None:
+    started = nspod(*KVM, "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "exec sleep 600")
+    assert started.returncode == 0, started.stderr
+    [pod] = pods(nspod)
+    uuid, unit = str(pod["uuid"]), str(pod["unit"])
+    main = int(prop(unit, "MainPID"))
+    assert "virtiofsd" in sh("ps", "-eo", "args")
+    os.kill(main, signal.SIGKILL)
+    wait_for(lambda: pods(nspod)[0]["state"] == "exited", 30)
+    assert pods(nspod)[0]["state"] == "exited"
+    assert nspod("gc", "--grace-period=0s").returncode == 0
+    assert pods(nspod) == []
+    assert "virtiofsd" not in sh("ps", "-eo", "args")
+    assert str(nspod.data) not in Path("/proc/self/mountinfo").read_text()
+    assert not kvm_units().strip(), kvm_units()
+    assert not os.path.exists(f"/run/nspod/kvm/{uuid}")
+    assert sh("machinectl", "list", "--no-legend").strip() == ""
+
+
+def test_pod_unit_with_stage1_kvm(host: Host, bb: Path, kvm_assets: Path) -> None:
+    host.pod_file(
+        "vm1",
+        f"""
+stage1 = "kvm"
+[[app]]
+image = "{bb}"
+exec = "/bin/sh"
+args = ["-c", "echo vm-is-up; exec sleep 300"]
+""",
+    )
+    dropin = UNIT_DIR / "pod@vm1.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "assets.conf").write_text(f"[Service]\nEnvironment={assets.ENV}={kvm_assets}\n")
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    try:
+        started = subprocess.run(["systemctl", "start", "pod@vm1"], capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr + sh("journalctl", "-u", "pod@vm1", "--no-pager")
+        assert prop("pod@vm1.service", "ActiveState") == "active"
+        wait_for(lambda: "vm-is-up" in sh("journalctl", "-u", "pod@vm1", "-o", "cat"))
+        assert "vm-is-up" in sh("journalctl", "-u", "pod@vm1", "-o", "cat")
+        [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
+        assert pod["state"] == "running"
+        stopped = subprocess.run(["systemctl", "stop", "pod@vm1"], capture_output=True, text=True, timeout=180)
+        assert stopped.returncode == 0
+        journal = sh("journalctl", "-u", "pod@vm1", "-o", "cat")
+        assert "terminating on signal" not in journal, journal  # powered off, not killed
+        [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
+        assert pod["state"] == "exited"
+    finally:
+        (dropin / "assets.conf").unlink()
+        dropin.rmdir()
+        subprocess.run(["systemctl", "daemon-reload"], check=True)
