@@ -16,13 +16,13 @@ from tests.attacks.conftest import Nspod, attack_image
 from tests.integration.test_kvm import kvm_assets
 
 pytestmark = [pytest.mark.systemd, pytest.mark.usefixtures("kvm_assets")]
-TOKEN = "nspod-kvm-host-token"
+TOKEN = "nspod-kvm-token"  # the host process has TOKEN-host (kvmreach.c)
 __all__ = ["kvm_assets"]
 
 
 @pytest.fixture(scope="module")
 def host_process() -> Iterator[None]:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", TOKEN])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", f"{TOKEN}-host"])
     yield
     sleeper.kill()
     sleeper.wait()
@@ -38,7 +38,9 @@ def test_an_app_of_a_vm_reaches_nothing_of_the_host(
     image = attack_image(tmp_path, ["/bin/kvmreach", str(marker), TOKEN], programs={"kvmreach": programs["kvmreach"]})
     ran = Nspod(data)("--stage1=kvm", "run", str(image), timeout=180)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    tries = dict(line.split(" ", 1) for line in ran.stdout.splitlines() if line.count(" ") == 1)
+    # each line as the console shows it: "APP: TRY RESULT"
+    lines = [line.split(": ", 1)[-1] for line in ran.stdout.splitlines()]
+    tries = dict(line.split(" ", 1) for line in lines if line.count(" ") == 1)
     assert tries.get("control:self") == "ESCAPED", ran.stdout  # the probe ran and can open its own
     escaped = [t for t, r in tries.items() if r == "ESCAPED" and t != "control:self"]
     assert not escaped, ran.stdout

@@ -1,5 +1,6 @@
 /* kvmreach MARKER TOKEN: from an app of a kvm pod, reach the host. MARKER is a host file (in the
- * pod's data directory), TOKEN a word in the command line of a host process. Tries every path
+ * pod's data directory), TOKEN-host a word in the command line of a host process (built here, so
+ * that our own command line does not hold it). Tries every path
  * shape to the marker, the host's processes in /proc, a mount of the pod tree's virtiofs tag, the
  * VM's control ports, and the guest PID 1's root (the shared tree). One line a try: TRY RESULT. */
 #define _GNU_SOURCE
@@ -37,6 +38,8 @@ int main(int argc, char **argv) {
     DIR *proc = opendir("/proc");
     struct dirent *entry;
     int seen = 0;
+    char token[256];
+    snprintf(token, sizeof token, "%s-host", argv[2]);
     while (proc && (entry = readdir(proc))) {
         char line[4096] = {0};
         snprintf(path, sizeof path, "/proc/%s/cmdline", entry->d_name);
@@ -45,7 +48,7 @@ int main(int argc, char **argv) {
         ssize_t n = read(fd, line, sizeof line - 1);
         close(fd);
         for (ssize_t i = 0; i < n; i++) if (!line[i]) line[i] = ' ';
-        if (n > 0 && strstr(line, argv[2])) seen = 1;
+        if (n > 0 && strstr(line, token)) seen = 1;
     }
     errno = ENOENT;
     result("hostproc", seen);
