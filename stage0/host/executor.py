@@ -42,7 +42,8 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
     stage1 = recorded(pod_dir)
     if stage1 is None:  # no pod (sweep's pods directory): the invocation's; fly has no sweep of its own
         stage1 = "" if options.stage1 == Flavor.FLY else options.stage1
-    module = {Flavor.FLY: "stage1.fly.pod", Flavor.KVM: "stage1.kvm.pod"}.get(stage1, "stage1")
+    modules: dict[str, str] = {Flavor.FLY: "stage1.fly.pod", Flavor.KVM: "stage1.kvm.pod"}
+    module = modules.get(stage1, "stage1")
     if stage1 in ("", Flavor.FLY, Flavor.KVM) and THREADED.is_set() and verb not in THREAD_SAFE:
         stage1 = shlex.join([sys.executable, "-m", module])
     sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)

@@ -59,7 +59,10 @@ def pod_code(paths: PodPaths, spec: PodSpec) -> int:
             return said
     codes = []
     for app in spec.apps:
-        with contextlib.suppress(FileNotFoundError, ValueError), open(os.path.join(paths.status, app.name)) as f:
+        with (
+            contextlib.suppress(FileNotFoundError, ValueError),
+            open(os.path.join(paths.status, app.name)) as f,
+        ):
             codes.append(int(f.read().strip()))
     return next((c for c in codes if c), 0)
 

@@ -100,7 +100,13 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
         os.makedirs(where, exist_ok=True)
         lower = ":".join((app.rootfs, *app.lower))
         work = os.path.join(paths.layers(app.name), "work")
-        _mount("overlay", where, "overlay", 0, f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}")
+        _mount(
+            "overlay",
+            where,
+            "overlay",
+            0,
+            f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}",
+        )
 
 
 def start_virtiofsd(vm: qemu.VmPlan) -> subprocess.Popen[bytes]:
@@ -155,7 +161,9 @@ def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
     accel = qemu.host_accel()
     vm = plan(spec, paths, accel, os.cpu_count() or 1)
     if accel is qemu.Accel.TCG:
-        print("nspod: no hardware virtualization here (no vmx/svm): the VM runs under TCG, slowly", flush=True)
+        print(
+            "nspod: no hardware virtualization here (no vmx/svm): the VM runs under TCG, slowly", flush=True
+        )
     open(vm.ctl_path, "w").close()
     mount_tree(spec, paths)
     start_virtiofsd(vm)

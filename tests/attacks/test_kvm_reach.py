@@ -35,7 +35,9 @@ def test_an_app_of_a_vm_reaches_nothing_of_the_host(
     data.mkdir()
     marker = data / "marker"
     marker.write_text("host secret\n")
-    image = attack_image(tmp_path, ["/bin/kvmreach", str(marker), TOKEN], programs={"kvmreach": programs["kvmreach"]})
+    image = attack_image(
+        tmp_path, ["/bin/kvmreach", str(marker), TOKEN], programs={"kvmreach": programs["kvmreach"]}
+    )
     ran = Nspod(data)("--stage1=kvm", "run", str(image), timeout=180)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     # each line as the console shows it: "APP: TRY RESULT"

@@ -89,7 +89,9 @@ def wait_for(check: object, timeout: float = 120.0) -> None:
 
 
 def test_a_detached_vm_is_a_machine_and_stops_in_order(nspod: Nspod, bb: Path) -> None:
-    started = nspod(*KVM, "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "echo up-and-running; exec sleep 600")
+    started = nspod(
+        *KVM, "--detach", str(bb), "--exec=/bin/sh", "--", "-c", "echo up-and-running; exec sleep 600"
+    )
     assert started.returncode == 0, started.stderr
     [pod] = pods(nspod)
     uuid, unit = str(pod["uuid"]), str(pod["unit"])
@@ -146,14 +148,18 @@ args = ["-c", "echo vm-is-up; exec sleep 300"]
     (dropin / "assets.conf").write_text(f"[Service]\nEnvironment={assets.ENV}={kvm_assets}\n")
     subprocess.run(["systemctl", "daemon-reload"], check=True)
     try:
-        started = subprocess.run(["systemctl", "start", "pod@vm1"], capture_output=True, text=True, timeout=120)
+        started = subprocess.run(
+            ["systemctl", "start", "pod@vm1"], capture_output=True, text=True, timeout=120
+        )
         assert started.returncode == 0, started.stderr + sh("journalctl", "-u", "pod@vm1", "--no-pager")
         assert prop("pod@vm1.service", "ActiveState") == "active"
         wait_for(lambda: "vm-is-up" in sh("journalctl", "-u", "pod@vm1", "-o", "cat"))
         assert "vm-is-up" in sh("journalctl", "-u", "pod@vm1", "-o", "cat")
         [pod] = json.loads(host.nspod("list", "--full", "--format", "json").stdout)
         assert pod["state"] == "running"
-        stopped = subprocess.run(["systemctl", "stop", "pod@vm1"], capture_output=True, text=True, timeout=180)
+        stopped = subprocess.run(
+            ["systemctl", "stop", "pod@vm1"], capture_output=True, text=True, timeout=180
+        )
         assert stopped.returncode == 0
         journal = sh("journalctl", "-u", "pod@vm1", "-o", "cat")
         assert "terminating on signal" not in journal, journal  # powered off, not killed

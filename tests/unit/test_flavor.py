@@ -14,7 +14,9 @@ from stage0.pods.flavor import ALL_RUN, check_consent, check_request, name, pars
 from stage0.pods.requests import PodRequest
 
 
-@pytest.mark.parametrize(("text", "parsed"), [("", ""), ("nspawn", ""), ("fly", "fly"), (" fly ", "fly"), ("kvm", "kvm")])
+@pytest.mark.parametrize(
+    ("text", "parsed"), [("", ""), ("nspawn", ""), ("fly", "fly"), (" fly ", "fly"), ("kvm", "kvm")]
+)
 def test_flavors_are_parsed_by_name(text: str, parsed: str) -> None:
     assert parse(text) == parsed
 
