@@ -14,11 +14,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 
 from stage1.atomic import write_atomic
+from stage1.kvm.host import decompress
 
 DEFAULT_DIR = "/var/lib/nspod/kvm"
 ENV = "NSPOD_KVM_ASSETS"  # another directory (tests build their own)
@@ -136,9 +136,9 @@ def extract_vmlinux(image: bytes) -> bytes | None:
     while where is not None:
         offset, argv = where
         if shutil.which(argv[0]):
-            done = subprocess.run(argv, input=image[offset:], capture_output=True, check=False)
-            if done.stdout[:4] == ELF:  # a trailing-garbage warning is no failure
-                return done.stdout
+            kernel = decompress(argv, image[offset:])
+            if kernel[:4] == ELF:
+                return kernel
         rest = payload(image[offset + 1 :])
         where = None if rest is None else (offset + 1 + rest[0], rest[1])
     return None

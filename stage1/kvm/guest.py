@@ -43,7 +43,7 @@ GUEST_HIDDEN = (
 )
 
 EXIT = f"""#!/bin/sh
-# the manager's exit code (the first failing app's, set by its reaper) to the host, then power off
+# the manager's exit code (the first failing app's, its reaper's "systemctl exit N") to the host
 code=$(/usr/bin/systemctl show --property=ExitCode --value)
 for port in /sys/class/virtio-ports/*; do
     [ "$(cat "$port/name" 2>/dev/null)" = {CTL_PORT} ] && echo "exit ${{code:-0}}" > "/dev/${{port##*/}}"

@@ -16,20 +16,18 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 
 from stage1.abi import APP_ROOT, Error, PodPaths, PodSpec, own_unit
 from stage1.app_unit import POD_ETC, STATUS_DIR, described, pod_etc
 from stage1.atomic import write_atomic
-from stage1.kvm import assets, guest, qemu
+from stage1.kvm import assets, guest, host, qemu
 from stage1.tree import host_systemd_version, write_tree
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_SLAVE = 1, 32, 4096, 16384, 1 << 19
 RUN_DIR = "/run/nspod/kvm"  # per pod: virtiofsd's socket (a socket path has 107 bytes at most)
-SOCKET_WAIT = 10.0
 
 
 def run_dir(spec: PodSpec) -> str:
@@ -109,32 +107,6 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
         )
 
 
-def start_virtiofsd(vm: qemu.VmPlan) -> subprocess.Popen[bytes]:
-    """virtiofsd on the tree; returns once its socket listens (it ends when QEMU disconnects)."""
-    os.makedirs(os.path.dirname(vm.vfs_socket), mode=0o700, exist_ok=True)
-    if os.path.exists(vm.vfs_socket):
-        os.unlink(vm.vfs_socket)
-    daemon = subprocess.Popen(qemu.virtiofsd_argv(vm), stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + SOCKET_WAIT
-    while not os.path.exists(vm.vfs_socket):
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            daemon.kill()
-            raise Error("virtiofsd did not start", hint="see the pod unit's journal")
-        time.sleep(0.01)
-    return daemon
-
-
-def register(spec: PodSpec, leader: int) -> None:
-    """machined's ``vm`` machine, QEMU its leader (this process, which becomes QEMU)."""
-    uuid = bytes.fromhex(spec.uuid.replace("-", ""))
-    argv = ["busctl", "call", "org.freedesktop.machine1", "/org/freedesktop/machine1",
-            "org.freedesktop.machine1.Manager", "RegisterMachine", "sayssus", spec.machine,
-            str(len(uuid)), *(str(b) for b in uuid), "nspod", "vm", str(leader), "/"]  # fmt: skip
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise Error(f"cannot register machine {spec.machine}: {done.stderr.strip()}")
-
-
 def notify(message: str) -> None:
     address = os.environ.get("NOTIFY_SOCKET", "")
     if address:
@@ -166,8 +138,8 @@ def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
         )
     open(vm.ctl_path, "w").close()
     mount_tree(spec, paths)
-    start_virtiofsd(vm)
-    register(spec, os.getpid())
+    host.start_virtiofsd(qemu.virtiofsd_argv(vm), vm.vfs_socket)
+    host.register(spec, os.getpid())
     notify("READY=1")
     argv = qemu.qemu_argv(vm)
     os.execv(argv[0], argv)
