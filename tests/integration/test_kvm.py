@@ -63,6 +63,7 @@ def test_exit_codes_pass_through_and_the_kernel_is_the_guests(nspod: Nspod, bb: 
     result = nspod(*KVM, str(bb), "--exec=/bin/sh", "--", "-c", script, timeout=180)
     took = time.monotonic() - started
     print(f"kvm run, launch to exit: {took:.2f} s")
+    print(result.stdout)
     assert result.returncode == code, (result.stdout, result.stderr)
     [pod] = pods(nspod)
     uuid = str(pod["uuid"])
@@ -70,6 +71,9 @@ def test_exit_codes_pass_through_and_the_kernel_is_the_guests(nspod: Nspod, bb: 
     assert nspod.status(uuid)["app-bb"] == str(code)
     assert nspod.status(uuid).get("stage1") == "kvm"
     logs = nspod("logs", uuid).stdout
+    # the code came over the control port (the guest's own account), not from the status files
+    [ctl] = list(nspod.data.glob(f"pods/*/{uuid}/kvm-ctl"))
+    assert ctl.read_text() == f"exit {code}\n", sh("journalctl", "-o", "cat", f"POD_UUID={uuid}")
     if code == 3:
         host_release = os.uname().release
         assert "kernel=" in logs and f"kernel={host_release}" not in logs, logs
