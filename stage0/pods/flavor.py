@@ -119,6 +119,7 @@ def _check_kvm(request: PodRequest) -> None:
         *(["--private-users"] if request.private_users else []),
         *(["an app sandbox"] if request.sandbox else []),
         *(["--volume"] if request.volumes else []),
+        *(["--port"] if request.ports else []),  # the VM has no network device yet (kvmnet)
     ]
     if asked:
         raise InvalidArgumentError(
