@@ -78,16 +78,17 @@ def guest_tree(spec: PodSpec, *, systemd_version: int) -> Tree:
     return Tree(files, links, base.dirs, base.programs)
 
 
-def kernel_cmdline(spec: PodSpec) -> tuple[str, ...]:
+def kernel_cmdline(spec: PodSpec, *, debug: bool = False) -> tuple[str, ...]:
     """The guest kernel's: the serial console, a panic ends the VM, systemd quiet with the pod's
-    machine ID; ``NAME=value`` words are the environment of the initramfs's init, thus systemd's."""
+    machine ID (``debug``: the kernel's and systemd's messages, each unit's start and stop on the
+    console); ``NAME=value`` words are the environment of the initramfs's init, thus systemd's."""
     return (
         "console=ttyS0",
         "panic=-1",
-        "quiet",
+        *(() if debug else ("quiet",)),
         "rw",
-        "systemd.show_status=0",
-        "systemd.log_level=warning",
+        f"systemd.show_status={1 if debug else 0}",
+        f"systemd.log_level={'info' if debug else 'warning'}",
         f"systemd.machine_id={spec.uuid.replace('-', '')}",
         f"SYSTEMD_GENERATOR_PATH={GENERATORS}",
     )

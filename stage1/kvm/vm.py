@@ -38,7 +38,9 @@ def ctl_path(paths: PodPaths) -> str:
     return os.path.join(paths.root, "kvm-ctl")
 
 
-def plan(spec: PodSpec, paths: PodPaths, accel: qemu.Accel, host_cpus: int) -> qemu.VmPlan:
+def plan(
+    spec: PodSpec, paths: PodPaths, accel: qemu.Accel, host_cpus: int, *, debug: bool = False
+) -> qemu.VmPlan:
     where = assets.assets_dir()
     memory = [a.memory_max for a in spec.apps if a.memory_max]
     cpu = [a.cpu_quota for a in spec.apps if a.cpu_quota]
@@ -55,7 +57,7 @@ def plan(spec: PodSpec, paths: PodPaths, accel: qemu.Accel, host_cpus: int) -> q
         ctl_path=ctl_path(paths),
         root=paths.stage1,
         tag=assets.ROOT_TAG,
-        cmdline=guest.kernel_cmdline(spec),
+        cmdline=guest.kernel_cmdline(spec, debug=debug),
     )
 
 
@@ -121,7 +123,7 @@ def notify(message: str) -> None:
             sock.sendto(message.encode(), address)
 
 
-def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
+def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
     """The pod's unit's main process: set everything up, then become QEMU (never returns)."""
     where = assets.assets_dir()
     for name in (assets.KERNEL, assets.INITRD):
@@ -137,7 +139,7 @@ def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     accel = qemu.host_accel()
-    vm = plan(spec, paths, accel, os.cpu_count() or 1)
+    vm = plan(spec, paths, accel, os.cpu_count() or 1, debug=debug)
     if accel is qemu.Accel.TCG:
         print(
             "nspod: no hardware virtualization here (no vmx/svm): the VM runs under TCG, slowly", flush=True
