@@ -26,7 +26,8 @@ from stage1.tree import host_systemd_version, write_tree
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_SLAVE = 1, 32, 4096, 16384, 1 << 19
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+MS_BIND, MS_REC, MS_SLAVE = 4096, 16384, 1 << 19
 RUN_DIR = "/run/nspod/kvm"  # per pod: virtiofsd's socket (a socket path has 107 bytes at most)
 
 
@@ -106,11 +107,13 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
         os.makedirs(where, exist_ok=True)
         lower = ":".join((app.rootfs, *app.lower))
         work = os.path.join(paths.layers(app.name), "work")
+        # what the guest writes there is no set-user-ID program nor device on the host's side (the
+        # guest's own mount decides for the guest)
         _mount(
             "overlay",
             where,
             "overlay",
-            0,
+            MS_NOSUID | MS_NODEV,
             f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}",
         )
 
