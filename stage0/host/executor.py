@@ -53,12 +53,13 @@ def resolve(invoked: str, pod_dir: str) -> str:
 
 
 def dispatch(stage1: str, verb: str, argv: list[str]) -> int:
-    """Run ``argv`` (``[--debug] VERB POD_DIR ARGS…``) with ``stage1`` as recorded: "" nspawn's and
-    "fly" fly's, built in, in this process; else a third-party stage1's command line."""
+    """Run ``argv`` (``[--debug] VERB POD_DIR ARGS…``) with ``stage1`` as recorded: "" nspawn's,
+    "fly" fly's and "kvm" kvm's, built in, in this process; else a third-party stage1's command line."""
     from stage0.pods.flavor import Flavor
 
-    module = "stage1.fly.pod" if stage1 == Flavor.FLY else "stage1"
-    if stage1 in ("", Flavor.FLY) and THREADED.is_set() and verb not in THREAD_SAFE:
+    modules: dict[str, str] = {Flavor.FLY: "stage1.fly.pod", Flavor.KVM: "stage1.kvm.pod"}
+    module = modules.get(stage1, "stage1")
+    if stage1 in ("", Flavor.FLY, Flavor.KVM) and THREADED.is_set() and verb not in THREAD_SAFE:
         stage1 = shlex.join([sys.executable, "-m", module])
     sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
     sys.stderr.flush()
@@ -66,6 +67,10 @@ def dispatch(stage1: str, verb: str, argv: list[str]) -> int:
         from stage1.fly.pod import main as fly
 
         return fly(argv)
+    if stage1 == Flavor.KVM:
+        from stage1.kvm.pod import main as kvm
+
+        return kvm(argv)
     if not stage1:
         from stage1.nspawn.main import main  # only the verbs that reach stage1 load its executor
 
