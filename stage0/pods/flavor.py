@@ -83,6 +83,8 @@ def check_consent(stage1: str, insecure: frozenset[str], relaxed: tuple[str, ...
 def check_request(stage1: str, request: PodRequest) -> None:
     """What a fly pod cannot have: its apps are in the host's network (no CNI net, no port
     forwarding) and user namespace, and it is no app sandbox. Refused, not silently dropped."""
+    if stage1 == Flavor.KVM:
+        check_kvm_request(request)
     if stage1 != Flavor.FLY:
         return
     asked = [
@@ -95,6 +97,17 @@ def check_request(stage1: str, request: PodRequest) -> None:
         raise InvalidArgumentError(
             f"a fly pod cannot have {', '.join(asked)}: its apps are in the host's namespaces",
             hint="drop it, or use --stage1=nspawn",
+        )
+
+
+def check_kvm_request(request: PodRequest) -> None:
+    """A kvm pod is a virtual machine, whose kernel has a network stack of its own: it cannot share
+    the host's (slirp would hand it the host's, loopback included, through QEMU). Refused."""
+    if request.nets == ("host",):
+        raise InvalidArgumentError(
+            "--net=host: a kvm pod is a virtual machine with a kernel of its own, which cannot share "
+            "the host's network stack",
+            hint="use --net=default (or another CNI net), or --net=none for loopback alone",
         )
 
 
