@@ -3,7 +3,7 @@
 Subprocesses (``ip``, ``tc``) and one ``setns`` only.
 
 The kvm flavor calls :func:`join` where an nspawn pod calls stage1/run.py ``join``, runs QEMU in
-the pod's namespace (:func:`unit_properties` for a transient unit, :func:`enter_namespace` before
+the pod's namespace (:func:`command_prefix` for a unit, :func:`enter_namespace` before
 exec'ing in place) with :func:`netdev_args`, and puts :func:`guest_files` into the pod's tree.
 The teardown is the pod's network's own (stage1/network.py ``down``): deleting the namespace
 deletes its taps and tc rules with it.
@@ -32,10 +32,10 @@ from stage1.kvm.netplan import (
     netns_batch,
     tc_batch,
 )
-from stage1.transient import Property
 from stage1.units import TreeFile
 
 TC = "/usr/sbin/tc"
+NSENTER = "/usr/bin/nsenter"
 HOST_RESOLV = "/etc/resolv.conf"
 CLONE_NEWNET = 0x40000000
 LINKS_FILE = "kvm-net.json"  # in the pod directory: the guest's links as set up (netdev_args reads it)
@@ -128,10 +128,13 @@ def guest_files(links: tuple[GuestLink, ...]) -> dict[str, TreeFile]:
     }
 
 
-def unit_properties(spec: PodSpec) -> tuple[Property, ...]:
-    """QEMU's unit runs in the pod's namespace: it opens the taps there, and reaches nothing else."""
+def command_prefix(spec: PodSpec) -> list[str]:
+    """QEMU's command line starts with this: QEMU runs in the pod's namespace (it opens the taps
+    there, and reaches nothing else), its unit does not. Not ``NetworkNamespacePath=``: that would
+    put the unit's ExecStopPost= there too, and the network's teardown (stage1/cni.py down_script)
+    must run in the host's namespace, where the pod's nftables table and CNI's host side are."""
     check_network(spec.networks)
-    return (Property("NetworkNamespacePath", "s", netns_path(spec.uuid)),)
+    return [NSENTER, f"--net={netns_path(spec.uuid)}", "--"]
 
 
 def enter_namespace(spec: PodSpec) -> None:
@@ -148,10 +151,10 @@ def enter_namespace(spec: PodSpec) -> None:
 
 __all__ = [
     "attach",
+    "command_prefix",
     "enter_namespace",
     "guest_files",
     "join",
     "netdev_args",
     "recorded_links",
-    "unit_properties",
 ]

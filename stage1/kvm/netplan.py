@@ -64,7 +64,9 @@ class Route:
 
     def words(self, dev: str) -> list[str]:
         words = ["-6"] if self.version == 6 else []
-        words += ["route", "add", self.dst]
+        # replace: a plugin may have swapped the prefix route the address makes for one of its own
+        # (ptp: the subnet via the gateway), which the guest's kernel makes again from the address
+        words += ["route", "replace", self.dst]
         words += ["via", self.gateway] if self.gateway else []
         words += ["dev", dev]
         words += ["scope", self.scope] if self.scope else []
