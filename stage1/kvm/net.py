@@ -32,6 +32,7 @@ from stage1.kvm.netplan import (
     netns_batch,
     tc_batch,
 )
+from stage1.kvm.qemu import Nic
 from stage1.units import TreeFile
 
 TC = "/usr/sbin/tc"
@@ -120,12 +121,24 @@ def recorded_links(paths: PodPaths) -> tuple[GuestLink, ...]:
     )  # fmt: skip
 
 
-def guest_files(links: tuple[GuestLink, ...]) -> dict[str, TreeFile]:
-    """What the pod's tree gets for its guest's network: the script and the unit running it."""
+def guest_files(spec: PodSpec, links: tuple[GuestLink, ...]) -> dict[str, TreeFile]:
+    """What the pod's tree gets for its guest's network: the script, the unit running it, wanted
+    by the pod's target, and every app requiring it and ordered after it (an app never starts on
+    a network the guest has not set up; a failure fails the app, not silently)."""
+    units = "etc/systemd/system"
+    needs = "[Unit]\nRequires=" + GUEST_UNIT + "\nAfter=" + GUEST_UNIT + "\n"
     return {
         GUEST_SCRIPT: TreeFile(guest_script(links), 0o755),
-        f"etc/systemd/system/{GUEST_UNIT}": TreeFile(guest_unit()),
+        f"{units}/{GUEST_UNIT}": TreeFile(guest_unit()),
+        f"{units}/pod.target.d/network.conf": TreeFile("[Unit]\nWants=" + GUEST_UNIT + "\n"),
+        **{f"{units}/{app.name}.service.d/network.conf": TreeFile(needs) for app in spec.apps},
     }
+
+
+def nics(links: tuple[GuestLink, ...]) -> tuple[Nic, ...]:
+    """The VM's NICs (stage1/kvm/qemu.py VmPlan.nics), one per link."""
+    args = netdev_args(links)
+    return tuple(Nic(args[i + 1], args[i + 3]) for i in range(0, len(args), 4))
 
 
 def command_prefix(spec: PodSpec) -> list[str]:
@@ -156,5 +169,6 @@ __all__ = [
     "guest_files",
     "join",
     "netdev_args",
+    "nics",
     "recorded_links",
 ]

@@ -11,6 +11,7 @@ main process, as nspawn is an nspawn pod's).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import fcntl
 import json
 import os
@@ -21,8 +22,8 @@ import time
 from stage1.abi import APP_ROOT, Error, PodPaths, PodSpec, own_unit
 from stage1.app_unit import POD_ETC, STATUS_DIR, described, pod_etc
 from stage1.atomic import write_atomic
-from stage1.kvm import assets, guest, host, qemu
-from stage1.tree import host_systemd_version, write_tree
+from stage1.kvm import assets, guest, host, net, qemu
+from stage1.tree import host_systemd_version, write_files, write_tree
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
@@ -125,13 +126,17 @@ def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
     lock = os.open(paths.lock if os.path.exists(paths.lock) else paths.spec, os.O_RDONLY)
     fcntl.flock(lock, fcntl.LOCK_EX)  # held by QEMU (inherited) while the pod runs
     os.set_inheritable(lock, True)
+    # the pod's network, as any pod's (stage1/kvm/net.py): before the tree (its DNS, its metadata
+    # URL) and before the mount namespace (the host and CNI must see the network namespace)
+    spec, links = net.join(spec, paths, own_unit())
     prepare(spec, paths)
+    write_files(paths.stage1, net.guest_files(spec, links))
     with open(paths.unit, "w") as file:
         file.write(own_unit() + "\n")
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     accel = qemu.host_accel()
-    vm = plan(spec, paths, accel, os.cpu_count() or 1)
+    vm = dataclasses.replace(plan(spec, paths, accel, os.cpu_count() or 1), nics=net.nics(links))
     if accel is qemu.Accel.TCG:
         print(
             "nspod: no hardware virtualization here (no vmx/svm): the VM runs under TCG, slowly", flush=True
@@ -142,4 +147,5 @@ def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
     host.register(spec, os.getpid())
     notify("READY=1")
     argv = qemu.qemu_argv(vm)
+    net.enter_namespace(spec)  # QEMU opens the taps there, and reaches nothing else
     os.execv(argv[0], argv)

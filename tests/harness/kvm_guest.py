@@ -139,7 +139,7 @@ def booted(
     spec, links = net.join(spec, paths, unit)
     guest = Guest(spec, unit, directory / "console.log", paths.root)
     try:
-        files = {path: f.content for path, f in net.guest_files(links).items()}
+        files = {path: f.content for path, f in net.guest_files(spec, links).items()}
         if os.path.exists(paths.mds_url):  # the pod's metadata token, for a script to use
             with open(paths.mds_url) as file:
                 files["token"] = file.read().strip().rsplit("/", 1)[-1] + "\n"

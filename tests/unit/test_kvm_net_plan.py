@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stage1.abi import Error, NetworkSpec
-from stage1.kvm.net import guest_files, links_json
+from stage1.abi import AppSpec, Error, NetworkSpec, PodSpec
+from stage1.kvm.net import guest_files, links_json, nics
 from stage1.kvm.netplan import (
     GUEST_SCRIPT,
     GUEST_UNIT,
@@ -108,12 +108,26 @@ def test_the_guest_script_is_valid_shell_and_renames_by_mac_in_two_steps() -> No
     assert renames[-2:] == ["ip link set dev nspod0 name eth0", "ip link set dev nspod1 name eth1"]
 
 
-def test_the_guest_files_and_their_record() -> None:
-    files = guest_files(two_links())
+def test_the_guest_files_order_every_app_after_the_network_and_their_record() -> None:
+    spec = PodSpec(
+        uuid="u", machine="m", hostname="h", apps=(AppSpec(name="web", rootfs="/r", exec=("/x",)),)
+    )
+    files = guest_files(spec, two_links())
     assert files[GUEST_SCRIPT].mode == 0o755 and "10.2.0.2/16" in files[GUEST_SCRIPT].content
+    needs = files["etc/systemd/system/web.service.d/network.conf"].content
+    assert f"Requires={GUEST_UNIT}" in needs and f"After={GUEST_UNIT}" in needs
+    assert f"Wants={GUEST_UNIT}" in files["etc/systemd/system/pod.target.d/network.conf"].content
     assert json.loads(links_json(two_links()))[1] == {
         "index": 1, "mac": "02:00:00:00:00:0b", "mtu": 9000, "addresses": ["10.2.0.2/16"], "routes": [],
     }  # fmt: skip
+
+
+def test_the_vms_nics_are_the_netdev_pairs() -> None:
+    assert [(n.netdev, n.device) for n in nics(two_links())] == [
+        ("tap,id=net0,ifname=tap0,script=no,downscript=no,vhost=off", "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:0a"),
+        ("tap,id=net1,ifname=tap1,script=no,downscript=no,vhost=off", "virtio-net-pci,netdev=net1,mac=02:00:00:00:00:0b"),
+    ]  # fmt: skip
+    assert nics(()) == ()
 
 
 def test_host_network_is_refused_none_and_nets_are_not() -> None:
