@@ -130,7 +130,6 @@ def _check_kvm(request: PodRequest) -> None:
     asked = [
         *(["--private-users"] if request.private_users else []),
         *(["an app sandbox"] if request.sandbox else []),
-        *(["--volume"] if request.volumes else []),
     ]
     if asked:
         raise InvalidArgumentError(

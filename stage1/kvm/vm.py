@@ -23,7 +23,9 @@ from stage1.abi import APP_ROOT, Error, PodPaths, PodSpec, own_unit
 from stage1.app_unit import POD_ETC, STATUS_DIR, described, pod_etc
 from stage1.atomic import write_atomic
 from stage1.kvm import assets, guest, host, net, qemu
+from stage1.run import make_volume
 from stage1.tree import host_systemd_version, write_files, write_tree
+from stage1.volumes import staged
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
@@ -94,6 +96,7 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
     _mount("/usr", usr, None, MS_BIND | MS_REC)
     _mount("none", usr, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     _mount(paths.status, os.path.join(paths.stage1, STATUS_DIR.lstrip("/")), None, MS_BIND)
+    mount_volumes(spec, paths)
     for app in spec.apps:
         where = os.path.join(paths.stage1, APP_ROOT.format(app=app.name).lstrip("/"))
         os.makedirs(where, exist_ok=True)
@@ -106,6 +109,23 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
             0,
             f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}",
         )
+
+
+def mount_volumes(spec: PodSpec, paths: PodPaths) -> None:
+    """Each app's volumes bound where an nspawn pod's nspawn binds them (stage1/nspawn.py
+    volume_binds): in the tree, never in an app's root; the guest's volumes unit takes them on
+    from there, as an nspawn pod's does (stage1/volumes.py)."""
+    for volume in spec.volumes:
+        make_volume(paths, volume)
+    for app in spec.apps:
+        for index, (name, _, read_only) in enumerate(app.mounts):
+            volume = next(v for v in spec.volumes if v.name == name)
+            source = volume.source if volume.kind == "host" else paths.volume(name)
+            target = os.path.join(paths.stage1, staged(app.name, index).lstrip("/"))
+            os.makedirs(target, exist_ok=True)
+            _mount(source, target, None, MS_BIND | MS_REC)
+            if read_only or volume.read_only:
+                _mount("none", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def notify(message: str) -> None:

@@ -1,0 +1,67 @@
+"""The appc executor conformance suite (the ACE validator, as tests/integration/test_ace.py runs it
+on nspawn) on a kvm pod (issue #25): pre-start, main and sidekick side by side on one shared
+volume, post-stop, the metadata service from main's own network, now inside a VM booted under
+TCG here. One VM for the module."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_ace import ace_image, lines, validator  # noqa: F401 (fixture)
+from tests.integration.test_kvm import kvm_assets  # noqa: F401 (autouse fixture)
+from tests.integration.test_pods import Nspod
+
+pytestmark = [pytest.mark.systemd, pytest.mark.oracle]
+
+
+@pytest.fixture(scope="module")
+def ran(
+    tmp_path_factory: pytest.TempPathFactory,
+    validator: Path,  # noqa: F811
+    metadata_service: None,
+) -> subprocess.CompletedProcess[str]:
+    base = tmp_path_factory.mktemp("ace-kvm")
+    database = [{"name": "database", "path": "/db", "readOnly": False}]
+    main = ace_image(base, validator, "ace-validator-main", {
+        "exec": ["/ace-validator", "main"],
+        "eventHandlers": [{"name": "pre-start", "exec": ["/ace-validator", "prestart"]},
+                          {"name": "post-stop", "exec": ["/ace-validator", "poststop"]}],
+        "workingDirectory": "/opt/acvalidator",
+        "environment": [{"name": "IN_ACE_VALIDATOR", "value": "correct"}],
+        "mountPoints": database,
+        "ports": [{"name": "www", "protocol": "tcp", "port": 80}],
+        "isolators": [{"name": "resource/memory", "value": {"limit": "1G"}}],
+    })  # fmt: skip
+    sidekick = ace_image(base, validator, "ace-validator-sidekick", {
+        "exec": ["/ace-validator", "sidekick"], "mountPoints": database,
+    })  # fmt: skip
+    nspod = Nspod(base / "data")
+    ids = [nspod("fetch", str(aci)).stdout.strip() for aci in (main, sidekick)]
+    pod = {
+        "acKind": "PodManifest", "acVersion": "0.8.11",
+        "apps": [
+            {"name": "ace-validator-main", "image": {"name": "coreos.com/ace-validator-main", "id": ids[0]},
+             "annotations": [{"name": "lorem", "value": "dolor"}]},
+            {"name": "ace-validator-sidekick", "image": {"id": ids[1]}},
+        ],
+        "volumes": [{"name": "database", "kind": "empty"}],
+        "annotations": [{"name": "purpose", "value": "ace-validation"}],
+    }  # fmt: skip
+    (base / "pod.json").write_text(json.dumps(pod))
+    return nspod("--stage1=kvm", "run", "--mds-register", f"--pod-manifest={base / 'pod.json'}", timeout=240)
+
+
+@pytest.mark.parametrize("mode", ["prestart", "main", "sidekick", "poststop"])
+def test_the_validator_passes_on_kvm(ran: subprocess.CompletedProcess[str], mode: str) -> None:
+    assert f"{mode} OK" in lines(ran), ran.stdout + ran.stderr
+
+
+def test_in_order_and_without_a_complaint_on_kvm(ran: subprocess.CompletedProcess[str]) -> None:
+    said = [line for line in lines(ran) if line.endswith((" OK", " FAIL")) or line.startswith("==> ")]
+    assert said[0] == "prestart OK" and said[-1] == "poststop OK", said
+    assert sorted(said[1:3]) == ["main OK", "sidekick OK"] and len(said) == 4, said
+    assert ran.returncode == 0, ran.stderr
