@@ -201,6 +201,13 @@ def guest_script(links: tuple[GuestLink, ...]) -> str:
             lines.append(f"ip address add {address.cidr} dev {link.ifname}{nodad}")
     for link in links:
         lines += [shlex.join(["ip", *route.words(link.ifname)]) for route in link.routes]
+    # one echo to each gateway, where ping exists: both ends learn the other's MAC now, not in
+    # the app's first connection (an address resolution costs tens of ms under emulation)
+    gateways = sorted({r.gateway for link in links for r in link.routes if r.gateway and r.version == 4})
+    lines += [
+        f"! command -v ping >/dev/null || ping -c 1 -W 1 {gateway} >/dev/null 2>&1 || :"
+        for gateway in gateways
+    ]
     return "\n".join(lines) + "\n"
 
 

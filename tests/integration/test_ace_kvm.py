@@ -16,6 +16,10 @@ from tests.integration.test_kvm import kvm_assets  # noqa: F401 (autouse fixture
 from tests.integration.test_pods import Nspod
 
 pytestmark = [pytest.mark.systemd, pytest.mark.oracle]
+# a vCPU per app (the VM's vCPUs are its apps' cpu limits summed, stage1/kvm/qemu.py vm_cpus): the
+# sidekick busy-waits for main's file, and on one emulated CPU it starves main, whose metadata
+# requests must be answered within the validator's 100 ms
+CPU = {"name": "resource/cpu", "value": {"limit": "1"}}
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +38,10 @@ def ran(
         "environment": [{"name": "IN_ACE_VALIDATOR", "value": "correct"}],
         "mountPoints": database,
         "ports": [{"name": "www", "protocol": "tcp", "port": 80}],
-        "isolators": [{"name": "resource/memory", "value": {"limit": "1G"}}],
+        "isolators": [{"name": "resource/memory", "value": {"limit": "1G"}}, CPU],
     })  # fmt: skip
     sidekick = ace_image(base, validator, "ace-validator-sidekick", {
-        "exec": ["/ace-validator", "sidekick"], "mountPoints": database,
+        "exec": ["/ace-validator", "sidekick"], "mountPoints": database, "isolators": [CPU],
     })  # fmt: skip
     nspod = Nspod(base / "data")
     ids = [nspod("fetch", str(aci)).stdout.strip() for aci in (main, sidekick)]

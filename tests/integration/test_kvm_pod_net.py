@@ -34,7 +34,10 @@ APP = "; ".join([
     "ask() { printf \"GET /$token/acMetadata/v1/$1 HTTP/1.0\\r\\n\\r\\n\" | nc ${at%:*} ${at##*:}; }",
     "echo MDS $(ask pod/uuid | tail -n 1)",
     "echo MANIFEST $(ask pod/manifest | wc -c)",
+    "up() { cut -d' ' -f1 /proc/uptime; }",
+    "for i in 1 2 3 4 5; do a=$(up); ask pod/uuid >/dev/null; echo LATENCY $a $(up); done",
     "mkdir -p /tmp/www && echo guest-says-hi > /tmp/www/index.html",
+    "echo SERVING",
     "exec httpd -f -p 80 -h /tmp/www",
 ])  # fmt: skip
 
@@ -67,12 +70,20 @@ def test_a_kvm_pod_is_on_the_pods_network(nspod: Nspod, bb: Path, metadata_servi
     [pod] = pods(nspod)
     uuid, unit = str(pod["uuid"]), str(pod["unit"])
     logs = lambda: nspod("logs", uuid).stdout  # noqa: E731
-    assert wait_for(lambda: "MANIFEST" in logs(), 120), logs()
+    assert wait_for(lambda: "SERVING" in logs(), 120), logs()
     said = {line.split(" ", 1)[0].rsplit(": ", 1)[-1]: line for line in logs().splitlines()}
     text = logs()
     net = json.loads(nspod("inspect", uuid).stdout)[0]
     print(text, json.dumps(net.get("networks"), indent=1))
     assert f"MDS {uuid}" in text, text
+    print(
+        "metadata service round trips (ms, nc in the guest):",
+        [
+            round(1000 * (float(w[-1]) - float(w[-2])))
+            for w in (x.split() for x in text.splitlines())
+            if "LATENCY" in w
+        ],
+    )
     assert "ROUTE default via" in text and "DNS " in text, text
     assert wait_for(lambda: b"guest-says-hi" in get_or_empty("127.0.0.1", HOST_PORT), 60)
     # kill -9 of QEMU: its unit's ExecStopPost takes the network down, gc the rest
