@@ -69,9 +69,11 @@ def test_a_kvm_pod_is_on_the_pods_network(nspod: Nspod, bb: Path, metadata_servi
     assert started.returncode == 0, started.stderr
     [pod] = pods(nspod)
     uuid, unit = str(pod["uuid"]), str(pod["unit"])
-    logs = lambda: nspod("logs", uuid).stdout  # noqa: E731
+
+    def logs() -> str:
+        return nspod("logs", uuid).stdout
+
     assert wait_for(lambda: "SERVING" in logs(), 120), logs()
-    said = {line.split(" ", 1)[0].rsplit(": ", 1)[-1]: line for line in logs().splitlines()}
     text = logs()
     net = json.loads(nspod("inspect", uuid).stdout)[0]
     print(text, json.dumps(net.get("networks"), indent=1))
@@ -96,7 +98,6 @@ def test_a_kvm_pod_is_on_the_pods_network(nspod: Nspod, bb: Path, metadata_servi
         not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     )
     assert not any(uuid in Path(PORTS_DIR, c).read_text() for c in os.listdir(PORTS_DIR) if c != ".lock")
-    assert said
 
 
 def get_or_empty(host: str, port: int) -> bytes:
