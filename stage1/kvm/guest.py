@@ -3,9 +3,8 @@ the same app units and profile) plus what a VM needs beyond a container, and the
 command line.
 
 - The pod's end: the reapers are those of an nspawn pod; the first failing app's ``systemctl exit
-  N`` powers a VM off (systemd does "poweroff" where "exit" has no container to leave) with the
-  manager's ExitCode set to N. ``nspod-exit.service`` stops after every reaper and writes that code
-  to the control port (a file on the host: stage1/kvm/qemu.py), where ``run`` reads it.
+  N`` writes N to the control port (a file on the host: stage1/kvm/qemu.py, read by ``run``) and
+  powers the guest off in order (:data:`SYSTEMCTL`); the last app's end powers it off too.
 - A stop: the host presses Ctrl-Alt-Del (QMP), the guest kernel sends PID 1 SIGINT, and
   ``ctrl-alt-del.target`` is powering off here (not rebooting): every app stops in order.
 - No udev in the pod: the control port's device is found through sysfs by its name.
@@ -15,11 +14,12 @@ from __future__ import annotations
 
 from stage1.abi import PodSpec
 from stage1.kvm.qemu import CTL_PORT
-from stage1.unitfile import Entry, render, section
+from stage1.unitfile import render, section
 from stage1.units import GENERATORS, Tree, TreeFile, tree
 
 UNITS = "etc/systemd/system"
-EXIT_SCRIPT = "nspod/bin/kvm-exit"
+SYSTEMCTL_WRAPPER = "/nspod/bin/kvm-systemctl"
+REAL_SYSTEMCTL = "/nspod/bin/systemctl"  # the host's, bound here (stage1/kvm/vm.py)
 
 # The kernel paths hidden from apps that the guest kernel (Debian's cloud kernel on q35) has: a
 # mount over a missing one would fail the app's start (stage1/app_unit.py HIDDEN)
@@ -42,36 +42,32 @@ GUEST_HIDDEN = (
     "/sys/power",
 )
 
-EXIT = f"""#!/bin/sh
-# the manager's exit code (the first failing app's, its reaper's "systemctl exit N") to the host
-code=$(/usr/bin/systemctl show --property=ExitCode --value)
-for port in /sys/class/virtio-ports/*; do
-    [ "$(cat "$port/name" 2>/dev/null)" = {CTL_PORT} ] && echo "exit ${{code:-0}}" > "/dev/${{port##*/}}"
-done
-exit 0
+# A failing app's reaper says "systemctl exit N" (stage1/scripts/reaper.sh): there is no container
+# to leave here, and a system manager refuses an exit code outside one. The host binds this over
+# the guest's /usr/bin/systemctl (the real one at /nspod/bin/systemctl): N goes to the host over
+# the control port, then the guest powers off in order. Every other call passes through.
+SYSTEMCTL = f"""#!/bin/sh
+if [ "$1" = exit ]; then
+    for port in /sys/class/virtio-ports/*; do
+        [ "$(cat "$port/name" 2>/dev/null)" = {CTL_PORT} ] && echo "exit ${{2:-0}}" > "/dev/${{port##*/}}"
+    done
+    exec {REAL_SYSTEMCTL} poweroff
+fi
+exec {REAL_SYSTEMCTL} "$@"
 """
-
-
-def exit_unit(spec: PodSpec) -> list[Entry]:
-    reapers = " ".join(f"reaper-{app.name}.service" for app in spec.apps)
-    return section(
-        "Unit",
-        ("Description", "Tell the host how the pod ended"),
-        ("DefaultDependencies", "no"),
-        # started before them, so stopped after them: every status is final by then
-        ("Before", f"{reapers} shutdown.service".strip()),
-        ("Conflicts", "shutdown.target"),
-        ("Before", "shutdown.target"),
-    ) + section("Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"), ("ExecStop", "/" + EXIT_SCRIPT))
 
 
 def guest_tree(spec: PodSpec, *, systemd_version: int) -> Tree:
     """The stage1 tree of an nspawn pod, for a VM."""
     base = tree(spec, systemd_version=systemd_version, hidden=GUEST_HIDDEN)
     files = base.files | {
-        EXIT_SCRIPT: TreeFile(EXIT, 0o755),
-        f"{UNITS}/nspod-exit.service": TreeFile(render(exit_unit(spec))),
-        f"{UNITS}/pod.target.d/kvm.conf": TreeFile(render(section("Unit", ("Wants", "nspod-exit.service")))),
+        SYSTEMCTL_WRAPPER.lstrip("/"): TreeFile(SYSTEMCTL, 0o755),
+        REAL_SYSTEMCTL.lstrip("/"): TreeFile("", 0o755),  # where the host's is bound
+        # an orderly power-off when the last app ended: "exit-force" has no container to leave, and
+        # where there is none systemd powers off at once, stopping no unit
+        f"{UNITS}/shutdown.service.d/kvm.conf": TreeFile(
+            render(section("Unit", ("SuccessAction", "poweroff")))
+        ),
     }
     links = base.links | {
         f"{UNITS}/ctrl-alt-del.target": "/usr/lib/systemd/system/poweroff.target",

@@ -40,6 +40,8 @@ def pod_service(spec: PodSpec, pod_dir: str, python: str) -> TransientService:
     return TransientService(
         name=unit_name(spec.machine),
         exec_start=(ExecCommand.of(python, "-m", "stage1.kvm.pod", "exec", os.path.abspath(pod_dir)),),
+        # systemctl stop of the unit powers the guest off in order, as nspod stop does
+        exec_stop=(ExecCommand.of(python, "-m", "stage1.kvm.pod", "halt", os.path.abspath(pod_dir)),),
         description=f"nspod kvm pod {spec.machine}",
         type=ServiceType.NOTIFY,
         notify_access="main",

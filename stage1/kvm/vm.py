@@ -95,6 +95,12 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
     usr = os.path.join(paths.stage1, "usr")
     _mount("/usr", usr, None, MS_BIND | MS_REC)
     _mount("none", usr, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    # the guest's systemctl: the wrapper that turns "exit N" into a report and a power-off
+    real, wrapper = (
+        os.path.join(paths.stage1, p.lstrip("/")) for p in (guest.REAL_SYSTEMCTL, guest.SYSTEMCTL_WRAPPER)
+    )
+    _mount("/usr/bin/systemctl", real, None, MS_BIND)
+    _mount(wrapper, os.path.join(usr, "bin/systemctl"), None, MS_BIND)
     _mount(paths.status, os.path.join(paths.stage1, STATUS_DIR.lstrip("/")), None, MS_BIND)
     mount_volumes(spec, paths)
     for app in spec.apps:

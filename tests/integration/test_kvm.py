@@ -58,9 +58,14 @@ GUEST = "; ".join(
 
 @pytest.mark.parametrize("code", [3, 0, 7])
 def test_exit_codes_pass_through_and_the_kernel_is_the_guests(nspod: Nspod, bb: Path, code: int) -> None:
+    """3: the app sees the guest's kernel; 7: the first failing app ends the pod while another
+    still runs (stopped in order: 143)."""
     script = f"{GUEST}; exit {code}" if code == 3 else f"echo out-{code}; exit {code}"
+    other = (
+        [str(bb), "--name=other", "--exec=/bin/sh", "--", "-c", "exec sleep 600", "---"] if code == 7 else []
+    )
     started = time.monotonic()
-    result = nspod(*KVM, str(bb), "--exec=/bin/sh", "--", "-c", script, timeout=180)
+    result = nspod(*KVM, *other, str(bb), "--exec=/bin/sh", "--", "-c", script, timeout=180)
     took = time.monotonic() - started
     print(f"kvm run, launch to exit: {took:.2f} s")
     assert result.returncode == code, (result.stdout, result.stderr)
@@ -69,7 +74,13 @@ def test_exit_codes_pass_through_and_the_kernel_is_the_guests(nspod: Nspod, bb: 
     assert pod["state"] == "exited"
     assert nspod.status(uuid)["app-bb"] == str(code)
     assert nspod.status(uuid).get("stage1") == "kvm"
+    if code == 7:
+        assert nspod.status(uuid)["app-other"] == "143", nspod.status(uuid)
     logs = nspod("logs", uuid).stdout
+    # the code came over the control port (the guest's own account), not from the status files
+    [ctl] = list(nspod.data.glob(f"pods/*/{uuid}/kvm-ctl"))
+    said = f"exit {code}\n" if code else ""  # no app failed: nothing to say, the VM powered off
+    assert ctl.read_text() == said, sh("journalctl", "-o", "cat", f"POD_UUID={uuid}")
     if code == 3:
         host_release = os.uname().release
         assert "kernel=" in logs and f"kernel={host_release}" not in logs, logs

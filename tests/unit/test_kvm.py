@@ -14,6 +14,8 @@ import pytest
 
 from stage1.abi import AppSpec, PodPaths, PodSpec
 from stage1.kvm import assets, guest, qemu, vm
+from stage1.kvm.pod import pod_service
+from stage1.transient import render_properties
 from stage1.units import tree
 from tests.conftest import assert_golden
 
@@ -116,3 +118,10 @@ def test_the_initramfs_is_a_newc_archive(tmp_path: Path) -> None:
     assert (tmp_path / "init").read_text().startswith("#!/bin/busybox sh")
     assert (tmp_path / "bin/sh").readlink() == Path("busybox")
     assert (tmp_path / "lib/modules/virtio.ko").read_bytes() == b"module"
+
+
+def test_pod_service_golden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nspod run``'s host unit: its main process becomes QEMU; a stop powers the guest off first."""
+    monkeypatch.delenv(assets.ENV, raising=False)
+    service = pod_service(SPEC, PATHS.root, "/usr/bin/python3")
+    assert_golden("kvm-pod-service.txt", render_properties(service.properties()))
