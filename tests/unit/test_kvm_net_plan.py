@@ -123,10 +123,12 @@ def test_the_guest_files_order_every_app_after_the_network_and_their_record() ->
 
 
 def test_the_vms_nics_are_the_netdev_pairs() -> None:
+    tap = "tap,id=net{0},ifname=tap{0},script=no,downscript=no,vhost=off"
+    nic = "virtio-net-pci,netdev=net{0},mac=02:00:00:00:00:0{1}"
     assert [(n.netdev, n.device) for n in nics(two_links())] == [
-        ("tap,id=net0,ifname=tap0,script=no,downscript=no,vhost=off", "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:0a"),
-        ("tap,id=net1,ifname=tap1,script=no,downscript=no,vhost=off", "virtio-net-pci,netdev=net1,mac=02:00:00:00:00:0b"),
-    ]  # fmt: skip
+        (tap.format(0), nic.format(0, "a")),
+        (tap.format(1), nic.format(1, "b")),
+    ]
     assert nics(()) == ()
 
 
