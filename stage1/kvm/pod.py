@@ -35,11 +35,20 @@ POWEROFF_WAIT = 60.0  # a guest's orderly end under TCG takes seconds; then QEMU
 KEYS = ("ctrl", "alt", "delete")
 
 
-def pod_service(spec: PodSpec, pod_dir: str, python: str) -> TransientService:
+def pod_service(spec: PodSpec, pod_dir: str, python: str, *, debug: bool = False) -> TransientService:
     """The pod's unit for ``nspod run``: its main process becomes QEMU, READY=1 just before."""
     return TransientService(
         name=unit_name(spec.machine),
-        exec_start=(ExecCommand.of(python, "-m", "stage1.kvm.pod", "exec", os.path.abspath(pod_dir)),),
+        exec_start=(
+            ExecCommand.of(
+                python,
+                "-m",
+                "stage1.kvm.pod",
+                *(["--debug"] if debug else []),
+                "exec",
+                os.path.abspath(pod_dir),
+            ),
+        ),
         # systemctl stop of the unit powers the guest off in order, as nspod stop does
         exec_stop=(ExecCommand.of(python, "-m", "stage1.kvm.pod", "halt", os.path.abspath(pod_dir)),),
         description=f"nspod kvm pod {spec.machine}",
@@ -73,9 +82,9 @@ def pod_code(paths: PodPaths, spec: PodSpec) -> int:
     return next((c for c in codes if c), 0)
 
 
-def run(pod_dir: str, *, detach: bool) -> int:
+def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
     spec, paths = load(pod_dir)
-    service = pod_service(spec, pod_dir, sys.executable)
+    service = pod_service(spec, pod_dir, sys.executable, debug=debug)
     with open(paths.unit, "w") as file:
         file.write(service.name + "\n")
     follower = None if detach else Follower("POD_UUID", spec.uuid, relayed=False)
@@ -203,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.verb:
             case "run":
-                return run(args.pod_dir, detach=args.detach)
+                return run(args.pod_dir, detach=args.detach, debug=args.debug)
             case "exec":  # pod@NAME's main process, or the unit run starts
                 spec, paths = load(args.pod_dir)
-                vm.exec_vm(spec, paths)
+                vm.exec_vm(spec, paths, debug=args.debug)
                 return 0  # not reached: exec_vm becomes QEMU
             case "stop":
                 return stop(args.pod_dir, force=args.force)

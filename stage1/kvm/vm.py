@@ -41,7 +41,9 @@ def ctl_path(paths: PodPaths) -> str:
     return os.path.join(paths.root, "kvm-ctl")
 
 
-def plan(spec: PodSpec, paths: PodPaths, accel: qemu.Accel, host_cpus: int) -> qemu.VmPlan:
+def plan(
+    spec: PodSpec, paths: PodPaths, accel: qemu.Accel, host_cpus: int, *, debug: bool = False
+) -> qemu.VmPlan:
     where = assets.assets_dir()
     memory = [a.memory_max for a in spec.apps if a.memory_max]
     cpu = [a.cpu_quota for a in spec.apps if a.cpu_quota]
@@ -58,7 +60,7 @@ def plan(spec: PodSpec, paths: PodPaths, accel: qemu.Accel, host_cpus: int) -> q
         ctl_path=ctl_path(paths),
         root=paths.stage1,
         tag=assets.ROOT_TAG,
-        cmdline=guest.kernel_cmdline(spec),
+        cmdline=guest.kernel_cmdline(spec, debug=debug),
     )
 
 
@@ -142,7 +144,7 @@ def notify(message: str) -> None:
             sock.sendto(message.encode(), address)
 
 
-def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
+def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
     """The pod's unit's main process: set everything up, then become QEMU (never returns)."""
     where = assets.assets_dir()
     for name in (assets.KERNEL, assets.INITRD):
@@ -162,7 +164,9 @@ def exec_vm(spec: PodSpec, paths: PodPaths) -> None:
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     accel = qemu.host_accel()
-    vm = dataclasses.replace(plan(spec, paths, accel, os.cpu_count() or 1), nics=net.nics(links))
+    vm = dataclasses.replace(
+        plan(spec, paths, accel, os.cpu_count() or 1, debug=debug), nics=net.nics(links)
+    )
     if accel is qemu.Accel.TCG:
         print(
             "nspod: no hardware virtualization here (no vmx/svm): the VM runs under TCG, slowly", flush=True

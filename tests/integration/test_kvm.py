@@ -110,6 +110,10 @@ def test_a_detached_vm_is_a_machine_and_stops_in_order(nspod: Nspod, bb: Path) -
     machines = sh("machinectl", "list", "--no-legend")
     assert "vm" in machines and "nspod" in machines, machines
     assert "qemu-system-x86_64" in Path(f"/proc/{prop(unit, 'MainPID')}/exe").resolve().name
+    status = nspod("status", uuid)
+    assert status.returncode == 0 and "stage1=kvm" in status.stdout, status.stdout + status.stderr
+    entered = nspod("enter", uuid, "--", "/bin/true")  # not built for kvm: said in one line and a hint
+    assert entered.returncode == 254 and "not built for kvm" in entered.stderr, entered.stderr
     wait_for(lambda: "up-and-running" in nspod("logs", uuid).stdout)
     assert "up-and-running" in nspod("logs", uuid).stdout
     began = time.monotonic()

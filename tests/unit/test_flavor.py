@@ -61,3 +61,10 @@ def test_a_fly_pod_refuses_what_needs_namespaces_of_its_own(asked: dict[str, obj
         check_request("fly", request)
     check_request("", request)
     check_request("fly", PodRequest(apps=(), nets=("host",)))
+
+
+def test_kvm_refuses_what_it_does_not_build_yet() -> None:
+    check_request("kvm", PodRequest(apps=()))
+    with pytest.raises(InvalidArgumentError) as caught:
+        check_request("kvm", PodRequest(apps=(), private_users=True))
+    assert "kvm" in caught.value.message and "--private-users" in caught.value.message
