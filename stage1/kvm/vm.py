@@ -29,7 +29,8 @@ from stage1.volumes import staged
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_SLAVE = 1, 32, 4096, 16384, 1 << 19
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+MS_BIND, MS_REC, MS_SLAVE = 4096, 16384, 1 << 19
 RUN_DIR = "/run/nspod/kvm"  # per pod: virtiofsd's socket (a socket path has 107 bytes at most)
 
 
@@ -110,11 +111,13 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
         os.makedirs(where, exist_ok=True)
         lower = ":".join((app.rootfs, *app.lower))
         work = os.path.join(paths.layers(app.name), "work")
+        # what the guest writes there is no set-user-ID program nor device on the host's side (the
+        # guest's own mount decides for the guest)
         _mount(
             "overlay",
             where,
             "overlay",
-            0,
+            MS_NOSUID | MS_NODEV,
             f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}",
         )
 
@@ -151,7 +154,8 @@ def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
         if not os.path.exists(os.path.join(where, name)):
             raise Error(f"the kvm flavor's {name} is missing in {where}",
                         hint="run 'python3 -m stage1.kvm.assets' (make install does)")  # fmt: skip
-    lock = os.open(paths.lock if os.path.exists(paths.lock) else paths.spec, os.O_RDONLY)
+    open(paths.lock, "a").close()  # stage0 made it; a pod prepared by an older one may lack it
+    lock = os.open(paths.lock, os.O_RDONLY)
     fcntl.flock(lock, fcntl.LOCK_EX)  # held by QEMU (inherited) while the pod runs
     os.set_inheritable(lock, True)
     # the pod's network, as any pod's (stage1/kvm/net.py): before the tree (its DNS, its metadata
