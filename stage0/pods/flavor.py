@@ -84,6 +84,7 @@ def check_request(stage1: str, request: PodRequest) -> None:
     forwarding) and user namespace, and it is no app sandbox. Refused, not silently dropped."""
     if stage1 == Flavor.KVM:
         _check_kvm(request)
+        check_kvm_request(request)
     if stage1 != Flavor.FLY:
         return
     asked = [
@@ -96,6 +97,17 @@ def check_request(stage1: str, request: PodRequest) -> None:
         raise InvalidArgumentError(
             f"a fly pod cannot have {', '.join(asked)}: its apps are in the host's namespaces",
             hint="drop it, or use --stage1=nspawn",
+        )
+
+
+def check_kvm_request(request: PodRequest) -> None:
+    """A kvm pod is a virtual machine, whose kernel has a network stack of its own: it cannot share
+    the host's (slirp would hand it the host's, loopback included, through QEMU). Refused."""
+    if request.nets == ("host",):
+        raise InvalidArgumentError(
+            "--net=host: a kvm pod is a virtual machine with a kernel of its own, which cannot share "
+            "the host's network stack",
+            hint="use --net=default (or another CNI net), or --net=none for loopback alone",
         )
 
 
@@ -121,8 +133,6 @@ def _check_kvm(request: PodRequest) -> None:
     asked = [
         *(["--private-users"] if request.private_users else []),
         *(["an app sandbox"] if request.sandbox else []),
-        *(["--volume"] if request.volumes else []),
-        *(["--port"] if request.ports else []),  # the VM has no network device yet (kvmnet)
     ]
     if asked:
         raise InvalidArgumentError(

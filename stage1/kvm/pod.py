@@ -20,8 +20,10 @@ import socket
 import sys
 import time
 
+from stage1 import network
 from stage1.enter import split_command
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, unit_name
+from stage1.cni import down_path
 from stage1.journal import Follower
 from stage1.kvm import assets, vm
 from stage1.poddir import load
@@ -56,6 +58,8 @@ def pod_service(spec: PodSpec, pod_dir: str, python: str, *, debug: bool = False
         log_extra_fields=(("POD_UUID", spec.uuid),),
         # the assets of this invocation's (a test's own), where it names them
         environment=tuple((k, v) for k, v in os.environ.items() if k == assets.ENV),
+        # the pod's network torn down however QEMU ends, kill -9 included (stage1/cni.py down_script)
+        exec_stop_post=(ExecCommand("/bin/sh", ("/bin/sh", down_path(spec.uuid)), ignore_failure=True),),
     )
 
 
@@ -173,6 +177,8 @@ def gc(pod_dir: str) -> int:
     namespace's and virtiofsd was its unit's (both gone with the unit)."""
     spec, paths = load(pod_dir)
     shutil.rmtree(vm.run_dir(spec), ignore_errors=True)
+    with contextlib.suppress(OSError, Error):  # its network, if its unit could not take it down
+        network.down(spec.uuid)
     name = _unit(paths)
     if name:
         with Systemd() as host, contextlib.suppress(Error):

@@ -11,6 +11,7 @@ main process, as nspawn is an nspawn pod's).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import fcntl
 import json
 import os
@@ -21,8 +22,10 @@ import time
 from stage1.abi import APP_ROOT, Error, PodPaths, PodSpec, own_unit
 from stage1.app_unit import POD_ETC, STATUS_DIR, described, pod_etc
 from stage1.atomic import write_atomic
-from stage1.kvm import assets, guest, host, qemu
-from stage1.tree import host_systemd_version, write_tree
+from stage1.kvm import assets, guest, host, net, qemu
+from stage1.run import make_volume
+from stage1.tree import host_systemd_version, write_files, write_tree
+from stage1.volumes import staged
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
@@ -102,6 +105,7 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
     _mount("/usr/bin/systemctl", real, None, MS_BIND)
     _mount(wrapper, os.path.join(usr, "bin/systemctl"), None, MS_BIND)
     _mount(paths.status, os.path.join(paths.stage1, STATUS_DIR.lstrip("/")), None, MS_BIND)
+    mount_volumes(spec, paths)
     for app in spec.apps:
         where = os.path.join(paths.stage1, APP_ROOT.format(app=app.name).lstrip("/"))
         os.makedirs(where, exist_ok=True)
@@ -116,6 +120,23 @@ def mount_tree(spec: PodSpec, paths: PodPaths) -> None:
             MS_NOSUID | MS_NODEV,
             f"lowerdir={lower},upperdir={paths.upper(app.name)},workdir={work}",
         )
+
+
+def mount_volumes(spec: PodSpec, paths: PodPaths) -> None:
+    """Each app's volumes bound where an nspawn pod's nspawn binds them (stage1/nspawn.py
+    volume_binds): in the tree, never in an app's root; the guest's volumes unit takes them on
+    from there, as an nspawn pod's does (stage1/volumes.py)."""
+    for volume in spec.volumes:
+        make_volume(paths, volume)
+    for app in spec.apps:
+        for index, (name, _, read_only) in enumerate(app.mounts):
+            volume = next(v for v in spec.volumes if v.name == name)
+            source = volume.source if volume.kind == "host" else paths.volume(name)
+            target = os.path.join(paths.stage1, staged(app.name, index).lstrip("/"))
+            os.makedirs(target, exist_ok=True)
+            _mount(source, target, None, MS_BIND | MS_REC)
+            if read_only or volume.read_only:
+                _mount("none", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def notify(message: str) -> None:
@@ -137,13 +158,19 @@ def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
     lock = os.open(paths.lock, os.O_RDONLY)
     fcntl.flock(lock, fcntl.LOCK_EX)  # held by QEMU (inherited) while the pod runs
     os.set_inheritable(lock, True)
+    # the pod's network, as any pod's (stage1/kvm/net.py): before the tree (its DNS, its metadata
+    # URL) and before the mount namespace (the host and CNI must see the network namespace)
+    spec, links = net.join(spec, paths, own_unit())
     prepare(spec, paths)
+    write_files(paths.stage1, net.guest_files(spec, links))
     with open(paths.unit, "w") as file:
         file.write(own_unit() + "\n")
     with open(paths.started, "w") as file:
         file.write(f"{time.time()}\n")
     accel = qemu.host_accel()
-    vm = plan(spec, paths, accel, os.cpu_count() or 1, debug=debug)
+    vm = dataclasses.replace(
+        plan(spec, paths, accel, os.cpu_count() or 1, debug=debug), nics=net.nics(links)
+    )
     if accel is qemu.Accel.TCG:
         print(
             "nspod: no hardware virtualization here (no vmx/svm): the VM runs under TCG, slowly", flush=True
@@ -154,4 +181,5 @@ def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
     host.register(spec, os.getpid())
     notify("READY=1")
     argv = qemu.qemu_argv(vm)
+    net.enter_namespace(spec)  # QEMU opens the taps there, and reaches nothing else
     os.execv(argv[0], argv)
