@@ -21,9 +21,9 @@ import sys
 import time
 
 from stage1 import network
-from stage1.enter import split_command
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, unit_name
 from stage1.cni import down_path
+from stage1.enter import split_command
 from stage1.journal import Follower
 from stage1.kvm import assets, vm
 from stage1.poddir import load

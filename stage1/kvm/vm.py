@@ -23,7 +23,7 @@ from stage1.abi import APP_ROOT, Error, PodPaths, PodSpec, own_unit
 from stage1.app_unit import POD_ETC, STATUS_DIR, described, pod_etc
 from stage1.atomic import write_atomic
 from stage1.kvm import assets, guest, host, net, qemu
-from stage1.run import make_volume
+from stage1.poddir import make_volume
 from stage1.tree import host_systemd_version, write_files, write_tree
 from stage1.volumes import staged
 
