@@ -22,6 +22,7 @@ import sys
 import time
 from types import FrameType
 
+from stage1 import mds
 from stage1.__main__ import split_command
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, own_unit
 from stage1.app_unit import pod_etc
@@ -100,6 +101,7 @@ def supervise(pod_dir: str) -> int:
         file.write(f"{time.time()}\n")
     spec = _host_spec(spec)
     prepare_dirs(spec, paths)  # the pod's /etc files (resolv.conf, hosts) among them
+    spec = mds.register(spec, paths, ())  # the host's network: the service at the host's loopback
     hidden = host_hidden()
     ended: list[int] = []
     # ready before the apps start: their units are ordered After= ours (they stop first), so a
@@ -140,6 +142,9 @@ def supervise(pod_dir: str) -> int:
                 ):
                     running.remove(name)
                     ended.append(_record(paths, name, status.how, status.exec_main_status))
+                    if spec.app(name).post_stop:  # its post-stop handler runs as its unit stops
+                        with contextlib.suppress(UnitNotFound, SystemdError):
+                            host.request_stop(plan.unit_name(spec, name))
             # a stop of our unit stops the apps first (they are ordered After= it): theirs is
             # then a stop asked for, before our SIGTERM says so
             if len(ended) > before and not stopping and host.status(unit).active_state == "deactivating":
@@ -158,6 +163,7 @@ def _clean(host: Systemd, spec: PodSpec, paths: PodPaths) -> None:
         with contextlib.suppress(Error):  # a failed unit stays until then
             host.reset_failed(name)
         fly.unmount_root(paths, app.name)
+    mds.unregister(spec, paths)
 
 
 def run(pod_dir: str, *, detach: bool) -> int:
@@ -222,7 +228,7 @@ def gc(pod_dir: str) -> int:
 def enter(pod_dir: str, app_name: str | None, command: list[str]) -> int:
     """A command in a running app's root and profile, as a host unit (systemd-run waits on it)."""
     spec, paths = load(pod_dir)
-    spec = _host_spec(spec)
+    spec = mds.registered_url(_host_spec(spec), paths)
     app = spec.app(spec.chosen(app_name).name)
     try:
         with open(paths.unit) as file:
