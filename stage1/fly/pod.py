@@ -117,7 +117,11 @@ def supervise(pod_dir: str) -> int:
             place = dataclasses.replace(fly.place(spec, paths, app.name), pod_unit=unit)
             argv = podplan.app_argv(spec, app, place, fly.volumes(spec, paths, app), hidden)
             started = time.time()
-            run_transient(argv, f"starting app {app.name}")
+            try:
+                run_transient(argv, f"starting app {app.name}")
+            except SystemdError:
+                if not _ran(host, plan.unit_name(spec, app.name)):
+                    raise
             with open(os.path.join(paths.status, app.name + fly.STARTED), "w") as file:
                 file.write(f"{started}\n")
             running.append(app.name)
@@ -140,6 +144,10 @@ def supervise(pod_dir: str) -> int:
                 if not status.main_pid and (
                     status.exec_main_code or status.active_state in ("failed", "inactive")
                 ):
+                    # read again: one read is property by property, and may hold an exit status
+                    # read before the exit its exit code and MainPID were read after
+                    with contextlib.suppress(UnitNotFound):
+                        status = host.status(plan.unit_name(spec, name))
                     running.remove(name)
                     ended.append(_record(paths, name, status.how, status.exec_main_status))
                     if spec.app(name).post_stop:  # its post-stop handler runs as its unit stops
@@ -149,9 +157,19 @@ def supervise(pod_dir: str) -> int:
             # then a stop asked for, before our SIGTERM says so
             if len(ended) > before and not stopping and host.status(unit).active_state == "deactivating":
                 stopping.append(0)
-            time.sleep(POLL)
+            host.settle(POLL)  # woken by the app units' changes
         _clean(host, spec, paths)
     return 0 if stopping else podplan.pod_code(ended)  # a stop asked for is no failure
+
+
+def _ran(host: Systemd, unit: str) -> bool:
+    """Whether the app's process ran: one that ends as it starts (``exit 3`` on a busy host) can
+    fail its unit before systemd-run sees the start job done; it is an app that ended, its code
+    the pod's as any app's, not a start that failed."""
+    try:
+        return host.status(unit).exec_main_code != 0
+    except UnitNotFound:
+        return False
 
 
 def _clean(host: Systemd, spec: PodSpec, paths: PodPaths) -> None:
@@ -312,4 +330,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # out without the interpreter's teardown (as nspod's own entry): nothing is left open by now
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
