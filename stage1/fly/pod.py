@@ -4,7 +4,8 @@ VERB POD_DIR …`` as stage1/__main__.py takes them (stage1/ABI.md); stage0 call
 The pod's unit (``nspod-NAME.service``, or pod@NAME.service itself) runs :func:`supervise`: it
 holds the pod's lock (the pod reads "running" while it does), mounts each app's root, starts
 each app as a host unit (stage1/fly/podplan.py), records each app's exit as an nspawn pod's
-reaper does (status/<app>) and ends with the first failing app's code. A stop of the pod's unit
+reaper does (status/<app>); the first app to fail ends the pod (the others stopped) with its
+code. A stop of the pod's unit
 stops the apps (BindsTo=); ``gc`` takes away whatever a killed supervisor left.
 """
 
@@ -122,14 +123,21 @@ def supervise(pod_dir: str) -> int:
             except SystemdError:
                 if not _ran(host, plan.unit_name(spec, app.name)):
                     raise
+            # held while we run: an app's unit stopped (the pod's end) is kept, its exit with it,
+            # rather than unloaded before we read how it ended
+            with contextlib.suppress(Error):
+                host.ref(plan.unit_name(spec, app.name))
             with open(os.path.join(paths.status, app.name + fly.STARTED), "w") as file:
                 file.write(f"{started}\n")
             running.append(app.name)
         asked = False
         while running:
-            if stopping and not asked:
+            # a stop asked for, or the first app to fail, ends the pod (as an nspawn pod's reaper
+            # ends it): the others are stopped, the pod's code the failing app's
+            if (stopping or podplan.pod_code(ended)) and not asked:
                 asked = True
-                _notify("STOPPING=1")
+                if stopping:  # (not for a failure: our unit would read "deactivating", a stop)
+                    _notify("STOPPING=1")
                 for name in running:
                     with contextlib.suppress(UnitNotFound, SystemdError):
                         host.request_stop(plan.unit_name(spec, name))

@@ -19,13 +19,14 @@ from tests.integration.test_pods import Nspod, sh
 pytestmark = pytest.mark.systemd
 bb, nspod, host = test_pods.bb, test_pods.nspod, test_pod_units.host  # fixtures
 
-# each case: its apps' shell scripts (by app name) and the pod's expected exit code. In the two-app
-# pod the app listed second fails first: the pod's code is the first to fail, not the first listed
+# each case: its apps' shell scripts (by app name), the pod's expected exit code and its apps'. In
+# the two-app pod the app listed second fails first: the pod's code is the first to fail, not the
+# first listed, and the other app is stopped (SIGTERM: 143), as the first failure ends the pod
 CASES = {
-    "exit-0": ({"one": "exit 0"}, 0),
-    "exit-3": ({"one": "exit 3"}, 3),
-    "exit-7": ({"one": "exit 7"}, 7),
-    "first-failing-wins": ({"slow": "sleep 3; exit 7", "fast": "exit 3"}, 3),
+    "exit-0": ({"one": "exit 0"}, 0, {"one": "0"}),
+    "exit-3": ({"one": "exit 3"}, 3, {"one": "3"}),
+    "exit-7": ({"one": "exit 7"}, 7, {"one": "7"}),
+    "first-failing-wins": ({"slow": "sleep 30; exit 7", "fast": "exit 3"}, 3, {"fast": "3", "slow": "143"}),
 }
 FLAVORS = [
     pytest.param(f, marks=[] if f in BUILT else pytest.mark.skip(reason=f"{f} flavor not built"))
@@ -41,7 +42,7 @@ def consent(flavor: Flavor) -> tuple[str, ...]:
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_nspod_run_passes_the_code_through(nspod: Nspod, bb: Path, flavor: Flavor, case: str) -> None:
-    scripts, code = CASES[case]
+    scripts, code, codes = CASES[case]
     apps: list[str] = []
     for name, script in scripts.items():
         apps += ["---"] if apps else []
@@ -52,14 +53,13 @@ def test_nspod_run_passes_the_code_through(nspod: Nspod, bb: Path, flavor: Flavo
     assert pod["state"] == "exited"
     status = nspod.status(str(pod["uuid"]))
     assert status["stage1"] == flavor
-    failed = [name for name, script in scripts.items() if f"exit {code}" in script]
-    assert [status[f"app-{name}"] for name in failed] == [str(code)], status
+    assert {name: status.get(f"app-{name}") for name in scripts} == codes, status
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_pod_unit_passes_the_code_through(host: Host, bb: Path, flavor: Flavor, case: str) -> None:
-    scripts, code = CASES[case]
+    scripts, code, codes = CASES[case]
     options = '["all-run"]' if flavor == Flavor.FLY else "[]"
     text = f'stage1 = "{flavor}"\ninsecure-options = {options}\n' + "".join(
         f'[[app]]\nimage = "{bb}"\nname = "{name}"\nexec = "/bin/sh"\nargs = ["-c", "{script}"]\n'
@@ -80,3 +80,4 @@ def test_pod_unit_passes_the_code_through(host: Host, bb: Path, flavor: Flavor, 
     said = host.nspod("status", str(pod["uuid"])).stdout.splitlines()
     status = dict(line.split("=", 1) for line in said if "=" in line)
     assert status.get("stage1", "nspawn") == flavor, status
+    assert {name: status.get(f"app-{name}") for name in scripts} == codes, status
