@@ -107,10 +107,12 @@ lint: dev-venv
 bench-import: install dev-venv
 	$(DEV_VENV)/bin/python bench/import.py
 
-# start.py: issue #4's measures (its target retired by #14: a failure does not stop warm.py)
+# start.py: issue #4's measures (its target retired by #14: a failure does not stop warm.py);
+# flavors.py: a row per stage1 flavor against its own floor (issue #25)
 bench-start: install dev-venv
 	-tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/start.py --nspod $(BINDIR)/nspod
 	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/warm.py --nspod $(BINDIR)/nspod
+	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/flavors.py --nspod $(BINDIR)/nspod
 
 bench-userns: install dev-venv
 	tests/harness/in-testhost.sh $(DEV_VENV)/bin/python bench/userns.py --nspod $(BINDIR)/nspod

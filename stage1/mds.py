@@ -4,6 +4,7 @@ handed to the apps as ``AC_METADATA_URL``. HTTP over AF_UNIX with the standard l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import ipaddress
@@ -127,3 +128,19 @@ def register(spec: PodSpec, paths: PodPaths, attachments: tuple[Attachment, ...]
     if host is not None and os.path.exists(MDS_SOCKET):  # where one runs, a failure is worth a word
         print(f"nspod: warning: {failure}; the apps get no AC_METADATA_URL", file=sys.stderr)
     return spec
+
+
+def unregister(spec: PodSpec, paths: PodPaths) -> None:
+    """Drop the pod's registration (a pod with no machine, fly's: the service drops the others when
+    machined says their machine went away), and the token with it. Best effort: a service not
+    running has no registration to drop."""
+    if not os.path.exists(paths.mds_registration):
+        return
+    with contextlib.suppress(OSError):
+        connection = _UnixConnection(MDS_SOCKET)
+        connection.request("DELETE", f"/pods/{spec.uuid}")
+        connection.getresponse().read()
+        connection.close()
+    for path in (paths.mds_url, paths.mds_registration):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

@@ -223,6 +223,11 @@ class Systemd:
 
     # -- the API ----------------------------------------------------------------------------------
 
+    def settle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for any unit's change (a supervisor polling its units
+        reads them again as soon as one changed, not a poll interval later)."""
+        self._drain(timeout)
+
     def start(self, service: TransientService) -> None:
         """Start a transient service (mode ``fail``); returns once systemd has queued its start job."""
         from pystemd.dbuslib import apply_signature

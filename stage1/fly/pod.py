@@ -4,7 +4,8 @@ VERB POD_DIR …`` as stage1/__main__.py takes them (stage1/ABI.md); stage0 call
 The pod's unit (``nspod-NAME.service``, or pod@NAME.service itself) runs :func:`supervise`: it
 holds the pod's lock (the pod reads "running" while it does), mounts each app's root, starts
 each app as a host unit (stage1/fly/podplan.py), records each app's exit as an nspawn pod's
-reaper does (status/<app>) and ends with the first failing app's code. A stop of the pod's unit
+reaper does (status/<app>); the first app to fail ends the pod (the others stopped) with its
+code. A stop of the pod's unit
 stops the apps (BindsTo=); ``gc`` takes away whatever a killed supervisor left.
 """
 
@@ -24,6 +25,7 @@ from types import FrameType
 
 from stage1 import hostapps as fly
 from stage1 import hostplan as plan
+from stage1 import mds
 from stage1.abi import Error, ExitCode, PodPaths, PodSpec, own_unit
 from stage1.app_unit import pod_etc
 from stage1.cni import with_dns
@@ -100,6 +102,7 @@ def supervise(pod_dir: str) -> int:
         file.write(f"{time.time()}\n")
     spec = _host_spec(spec)
     prepare_dirs(spec, paths)  # the pod's /etc files (resolv.conf, hosts) among them
+    spec = mds.register(spec, paths, ())  # the host's network: the service at the host's loopback
     hidden = host_hidden()
     ended: list[int] = []
     # ready before the apps start: their units are ordered After= ours (they stop first), so a
@@ -115,15 +118,26 @@ def supervise(pod_dir: str) -> int:
             place = dataclasses.replace(fly.place(spec, paths, app.name), pod_unit=unit)
             argv = podplan.app_argv(spec, app, place, fly.volumes(spec, paths, app), hidden)
             started = time.time()
-            run_transient(argv, f"starting app {app.name}")
+            try:
+                run_transient(argv, f"starting app {app.name}")
+            except SystemdError:
+                if not _ran(host, plan.unit_name(spec, app.name)):
+                    raise
+            # held while we run: an app's unit stopped (the pod's end) is kept, its exit with it,
+            # rather than unloaded before we read how it ended
+            with contextlib.suppress(Error):
+                host.ref(plan.unit_name(spec, app.name))
             with open(os.path.join(paths.status, app.name + fly.STARTED), "w") as file:
                 file.write(f"{started}\n")
             running.append(app.name)
         asked = False
         while running:
-            if stopping and not asked:
+            # a stop asked for, or the first app to fail, ends the pod (as an nspawn pod's reaper
+            # ends it): the others are stopped, the pod's code the failing app's
+            if (stopping or podplan.pod_code(ended)) and not asked:
                 asked = True
-                _notify("STOPPING=1")
+                if stopping:  # (not for a failure: our unit would read "deactivating", a stop)
+                    _notify("STOPPING=1")
                 for name in running:
                     with contextlib.suppress(UnitNotFound, SystemdError):
                         host.request_stop(plan.unit_name(spec, name))
@@ -138,15 +152,32 @@ def supervise(pod_dir: str) -> int:
                 if not status.main_pid and (
                     status.exec_main_code or status.active_state in ("failed", "inactive")
                 ):
+                    # read again: one read is property by property, and may hold an exit status
+                    # read before the exit its exit code and MainPID were read after
+                    with contextlib.suppress(UnitNotFound):
+                        status = host.status(plan.unit_name(spec, name))
                     running.remove(name)
                     ended.append(_record(paths, name, status.how, status.exec_main_status))
+                    if spec.app(name).post_stop:  # its post-stop handler runs as its unit stops
+                        with contextlib.suppress(UnitNotFound, SystemdError):
+                            host.request_stop(plan.unit_name(spec, name))
             # a stop of our unit stops the apps first (they are ordered After= it): theirs is
             # then a stop asked for, before our SIGTERM says so
             if len(ended) > before and not stopping and host.status(unit).active_state == "deactivating":
                 stopping.append(0)
-            time.sleep(POLL)
+            host.settle(POLL)  # woken by the app units' changes
         _clean(host, spec, paths)
     return 0 if stopping else podplan.pod_code(ended)  # a stop asked for is no failure
+
+
+def _ran(host: Systemd, unit: str) -> bool:
+    """Whether the app's process ran: one that ends as it starts (``exit 3`` on a busy host) can
+    fail its unit before systemd-run sees the start job done; it is an app that ended, its code
+    the pod's as any app's, not a start that failed."""
+    try:
+        return host.status(unit).exec_main_code != 0
+    except UnitNotFound:
+        return False
 
 
 def _clean(host: Systemd, spec: PodSpec, paths: PodPaths) -> None:
@@ -158,6 +189,7 @@ def _clean(host: Systemd, spec: PodSpec, paths: PodPaths) -> None:
         with contextlib.suppress(Error):  # a failed unit stays until then
             host.reset_failed(name)
         fly.unmount_root(paths, app.name)
+    mds.unregister(spec, paths)
 
 
 def run(pod_dir: str, *, detach: bool) -> int:
@@ -215,7 +247,7 @@ def gc(pod_dir: str) -> int:
 def enter(pod_dir: str, app_name: str | None, command: list[str]) -> int:
     """A command in a running app's root and profile, as a host unit (systemd-run waits on it)."""
     spec, paths = load(pod_dir)
-    spec = _host_spec(spec)
+    spec = mds.registered_url(_host_spec(spec), paths)
     app = spec.app(spec.chosen(app_name).name)
     try:
         with open(paths.unit) as file:
@@ -299,4 +331,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # out without the interpreter's teardown (as nspod's own entry): nothing is left open by now
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -11,6 +11,7 @@ import os
 from stage1 import hostplan as plan
 from stage1.abi import AppSpec, PodSpec, unit_name
 from stage1.app_unit import pod_etc, profile
+from stage1.escape import command
 from stage1.transient import ExecCommand, ServiceType, TransientService
 
 Volumes = tuple[tuple[str, str, bool], ...]
@@ -53,6 +54,10 @@ def app_argv(
     own = [
         ("After", place.pod_unit),
         *settings(spec, app, place, volumes, hidden),
+        # the app's event handlers (appc pre-start, post-stop), in its root and profile as in a
+        # pod; its post-stop runs as its unit stops, which the supervisor asks once it ended
+        *(("ExecStartPre", command(c)) for c in app.pre_start),
+        *(("ExecStopPost", command(c)) for c in app.post_stop),
         ("StandardOutput", "journal"),
         ("StandardError", "journal"),
         ("SyslogIdentifier", app.name),
