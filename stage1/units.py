@@ -252,7 +252,9 @@ def app_files(
             f"{units}/{app.name}.service": TreeFile(
                 render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec), host_ipc=spec.host_ipc))
             ),
-            f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
+            f"{units}/reaper-{app.name}.service": TreeFile(
+                render(reaper_unit(app, sandbox=spec.sandbox, relayed=stdio.relayed))
+            ),
         }
         | (
             {}
