@@ -2,16 +2,16 @@
 """bench/cold: the cold ``nspod run`` of issue #26 (item 4) alone, against raw nspawn and the floor,
 and where its time goes.
 
-    tests/harness/in-testhost.sh .venv/bin/python bench/cold.py [--runs N] [--trace]
+    tests/harness/in-testhost.sh .venv/bin/python bench/cold.py [--runs N] [--trace RUNS]
 
 Rows as bench/warm.py measures them (the same commands, interleaved, rotated, after 2 warm-ups):
 raw nspawn of the image's rootfs, the floor (the pod's own nspawn line booting to ``exit.target``)
 and ``nspod run IMAGE`` with ``NSPOD_POOL=0``; no keeper, so it runs in a fraction of warm's time.
 
-``--trace`` adds one traced run: the pod's systemd logging every unit it starts to the console
+``--trace RUNS`` first traces that many runs: the pod's systemd logging every unit it starts to the console
 (``--debug``: its lines reach the host's journal with their times), the ``nspod`` process under
-``strace -f -ttt`` (its process spawns and D-Bus messages), both on the wall clock, printed as
-one time line in ms from the command's start.
+``strace -f -ttt`` (its process spawns and D-Bus messages), both on the wall clock: the first run's
+time line in ms from the command's start, then the split (each phase's median).
 """
 
 from __future__ import annotations
@@ -34,6 +34,47 @@ from warm import floor_command
 # what the time line shows of strace's output: spawns, exits, the D-Bus socket's traffic
 STRACE = "execve,exit_group,connect,sendmsg"
 INTERESTING = re.compile(r"execve\(|exit_group|connect\(.*(bus|journal)|sendmsg\(.*(StartTransient|Unref)")
+
+
+# The split: each phase ends at the first event matching its pattern (after the previous one's),
+# on the time line of a traced run; a phase not seen is left out of that run.
+PHASES = (
+    ("interpreter, imports, the pod prepared on disk", r"nspod-event.*: created|: create"),
+    ("the rest of stage0, stage1 loaded, to the network", r"execve\(\"/usr/lib/cni/"),
+    ("the network up (CNI, nft)", r"connect\(.*system_bus_socket"),
+    ("D-Bus, the unit's start job queued", r"systemd\[1\]: Starting nspod-"),
+    ("nspawn, to the pod's systemd running", r"systemd 2\d\d.* running in system mode"),
+    ("the pod's systemd: units loaded, jobs queued", r"Queued start job for default target"),
+    (
+        "boot to the app's end (journald, the app unit)",
+        r"\]: (?!reaper-|ready-|shutdown)[a-z0-9-]+\.service: Deactivated",
+    ),
+    ("the reaper", r"reaper-[a-z0-9-]+\.service: Deactivated"),
+    ("shutdown.service (report --ended)", r"shutdown\.service: Deactivated"),
+    ("to systemd-shutdown", r"Shutting down\."),
+    ("systemd-shutdown, nspawn's end", r"Exiting container"),
+    (
+        "machined, the network down, the end's events",
+        r"systemd\[1\]: nspod-[0-9a-f-]+\.service: Deactivated",
+    ),
+    ("after the unit's end (journal, relay, exit)", r"command returns"),
+)
+
+
+def split(events: list[tuple[float, str]], start: float) -> dict[str, float]:
+    """ms per phase of one traced run's sorted events."""
+    phases: dict[str, float] = {}
+    at, index = start, 0
+    for name, pattern in PHASES:
+        found = next(
+            ((i, when) for i, (when, what) in enumerate(events) if i >= index and re.search(pattern, what)),
+            None,
+        )
+        if found is not None:
+            index, when = found
+            phases[name] = (when - at) * 1000
+            at = when
+    return phases
 
 
 def timeline(strace: str, journal: str) -> list[tuple[float, str]]:
@@ -63,9 +104,8 @@ def imports(python: list[str], argv: list[str], env: dict[str, str]) -> None:
         print(f"  {us / 1000:6.1f} ms {name}")
 
 
-def trace(base: list[str], image_id: str, env: dict[str, str]) -> None:
-    """One cold run, traced: its time line on stdout, then its imports."""
-    env = {**env, "NSPOD_POOL": "0"}
+def traced(base: list[str], image_id: str, env: dict[str, str]) -> tuple[float, list[tuple[float, str]]]:
+    """One cold run, traced: its start and its sorted events."""
     with tempfile.TemporaryDirectory(prefix="nspod-cold-trace-") as tmp:
         out = Path(tmp) / "strace"
         start = time.time()
@@ -73,19 +113,36 @@ def trace(base: list[str], image_id: str, env: dict[str, str]) -> None:
                 *base, "--debug", "run", image_id]  # fmt: skip
         subprocess.run(argv, env=env, capture_output=True, check=False)
         end = time.time()
+        time.sleep(0.3)  # the journal's last lines
         journal = subprocess.run(["journalctl", "-q", "--since", f"@{start:.6f}", "-o", "short-unix"],
                                  capture_output=True, text=True, check=False).stdout  # fmt: skip
         events = [(start, "command starts"), (end, "command returns"), *timeline(out.read_text(), journal)]
-    for when, what in sorted(events):
-        print(f"{(when - start) * 1000:8.1f}  {what}")
+    return start, sorted(events)
+
+
+def trace(base: list[str], image_id: str, env: dict[str, str], runs: int) -> None:
+    """``runs`` cold runs, traced: the first one's time line, every phase's median, the imports."""
+    env = {**env, "NSPOD_POOL": "0"}
+    phases: dict[str, list[float]] = {}
+    for round_ in range(runs):
+        subprocess.run([*base, "gc", "--grace-period=0s"], env=env, capture_output=True)
+        start, events = traced(base, image_id, env)
+        if round_ == 0:
+            for when, what in events:
+                print(f"{(when - start) * 1000:8.1f}  {what}")
+        for name, ms in split(events, start).items():
+            phases.setdefault(name, []).append(ms)
+    print(f"the split (strace on spawns and D-Bus, the pod's systemd at --debug; medians of {runs}, ms):")
+    for name, values in phases.items():
+        print(f"  {statistics.median(values):7.1f}  {name} ({len(values)} seen)")
     python = base[: base.index("--dir")]
     imports(python, [*base[len(python) :], "run", image_id], env)
 
 
 def main() -> int:
-    tracing = "--trace" in sys.argv
+    tracing = int(sys.argv[sys.argv.index("--trace") + 1]) if "--trace" in sys.argv else 0
     if tracing:
-        sys.argv.remove("--trace")
+        del sys.argv[sys.argv.index("--trace") : sys.argv.index("--trace") + 2]
     args, work, env, base = setup(__doc__, "cold", 15)
     try:
         aci = build_image(work)
@@ -100,7 +157,7 @@ def main() -> int:
         }
         cold_env = {**env, "NSPOD_POOL": "0"}
         if tracing:
-            trace(base, image_id, env)
+            trace(base, image_id, env, tracing)
         samples: dict[str, list[float]] = {name: [] for name in commands}
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         names = list(commands)
