@@ -2,16 +2,19 @@
 """bench/cold: the cold ``nspod run`` of issue #26 (item 4) alone, against raw nspawn and the floor,
 and where its time goes.
 
-    tests/harness/in-testhost.sh .venv/bin/python bench/cold.py [--runs N] [--trace RUNS]
+    tests/harness/in-testhost.sh .venv/bin/python bench/cold.py [--runs N] [--trace RUNS] [--ab DIR]
 
 Rows as bench/warm.py measures them (the same commands, interleaved, rotated, after 2 warm-ups):
 raw nspawn of the image's rootfs, the floor (the pod's own nspawn line booting to ``exit.target``)
 and ``nspod run IMAGE`` with ``NSPOD_POOL=0``; no keeper, so it runs in a fraction of warm's time.
 
-``--trace RUNS`` first traces that many runs: the pod's systemd logging every unit it starts to the console
-(``--debug``: its lines reach the host's journal with their times), the ``nspod`` process under
-``strace -f -ttt`` (its process spawns and D-Bus messages), both on the wall clock: the first run's
-time line in ms from the command's start, then the split (each phase's median).
+``--ab DIR`` adds a row ``cold B``: the same run with another checkout's code (``PYTHONPATH=DIR``),
+for same-run comparisons of a change.
+
+``--trace RUNS`` first traces that many runs: the pod's systemd logging every unit it starts to the
+console (``--debug``: its lines reach the host's journal with their times), the ``nspod`` process
+under ``strace -f -ttt`` (its process spawns and D-Bus messages), both on the wall clock: the first
+run's time line in ms from the command's start, then the split (each phase's median).
 """
 
 from __future__ import annotations
@@ -139,10 +142,19 @@ def trace(base: list[str], image_id: str, env: dict[str, str], runs: int) -> Non
     imports(python, [*base[len(python) :], "run", image_id], env)
 
 
+def option(name: str) -> str | None:
+    """A value option of this bench's own, taken out of sys.argv before setup() parses the rest."""
+    if name not in sys.argv:
+        return None
+    at = sys.argv.index(name)
+    value = sys.argv[at + 1]
+    del sys.argv[at : at + 2]
+    return value
+
+
 def main() -> int:
-    tracing = int(sys.argv[sys.argv.index("--trace") + 1]) if "--trace" in sys.argv else 0
-    if tracing:
-        del sys.argv[sys.argv.index("--trace") : sys.argv.index("--trace") + 2]
+    tracing = int(option("--trace") or 0)
+    other = option("--ab")  # another checkout's code, run as a row of its own in the same rounds
     args, work, env, base = setup(__doc__, "cold", 15)
     try:
         aci = build_image(work)
@@ -156,6 +168,10 @@ def main() -> int:
             "no net": [*base, "run", "--net=none", image_id],  # what the pod's network costs (no target)
         }
         cold_env = {**env, "NSPOD_POOL": "0"}
+        envs = {name: cold_env for name in commands}
+        if other:
+            commands["cold B"] = commands["cold"]
+            envs["cold B"] = {**cold_env, "PYTHONPATH": other}
         if tracing:
             trace(base, image_id, env, tracing)
         samples: dict[str, list[float]] = {name: [] for name in commands}
@@ -165,7 +181,7 @@ def main() -> int:
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
                 subprocess.run([*base, "gc", "--grace-period=0s"], env=env, capture_output=True)
                 time.sleep(0.2)
-                elapsed = timed(commands[name], cold_env, check=name != "floor")
+                elapsed = timed(commands[name], envs[name], check=name != "floor")
                 if round_ >= 2:
                     samples[name].append(elapsed)
         medians = {name: statistics.median(values) for name, values in samples.items()}
