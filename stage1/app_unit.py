@@ -328,8 +328,8 @@ def app_unit(
         ("Requires", " ".join(sockets)) if sockets else None,
         ("After", " ".join(sockets)) if sockets else None,
         *((("Requires", "sysctl.service"), ("After", "sysctl.service")) if app.sysctl else ()),
-        # journald must have accepted the app's output stream before the app can end (see the reaper)
-        ("After", "systemd-journald.service"),
+        # journald must have the app's output stream before the app ends (the reaper); relayed, it has none
+        ("After", "systemd-journald.service") if has_writer(app) or not stdio.relayed else None,
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
         ("RequiresMountsFor", root),
         # its volumes, bound inside its root before it starts (stage1/volumes.py)
