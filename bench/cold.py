@@ -42,7 +42,7 @@ INTERESTING = re.compile(r"execve\(|exit_group|connect\(.*(bus|journal)|sendmsg\
 # The split: each phase ends at the first event matching its pattern (after the previous one's),
 # on the time line of a traced run; a phase not seen is left out of that run.
 PHASES = (
-    ("interpreter, imports, the pod prepared on disk", r"nspod-event.*: created|: create"),
+    ("interpreter, imports, the pod prepared on disk", r"nspod-event.*: creat"),
     ("the rest of stage0, stage1 loaded, to the network", r"execve\(\"/usr/lib/cni/"),
     ("the network up (CNI, nft)", r"connect\(.*system_bus_socket"),
     ("D-Bus, the unit's start job queued", r"systemd\[1\]: Starting nspod-"),
