@@ -163,7 +163,17 @@ SHUTDOWN_UNIT = section(
     ("Description", "End the pod when its last app has ended"),
     ("DefaultDependencies", "no"),
     ("StopWhenUnneeded", "yes"),
+    ("After", "ended.service"),  # the pod says READY=1 before it ends
     ("SuccessAction", "exit-force"),
+) + section("Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"))
+
+# READY=1 as the last app ends (report --ended: a Python start), wanted by the reapers as
+# shutdown.service is but not ordered after them: it runs beside the last reaper, not after it
+ENDED_UNIT = section(
+    "Unit",
+    ("Description", "Say the pod is ready as its last app ends"),
+    ("DefaultDependencies", "no"),
+    ("StopWhenUnneeded", "yes"),
 ) + section(
     "Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"), ("ExecStop", "/nspod/bin/report --ended")
 )
@@ -300,6 +310,7 @@ def tree(
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),
         f"{units}/shutdown.service": TreeFile(render(SHUTDOWN_UNIT)),
+        f"{units}/ended.service": TreeFile(render(ENDED_UNIT)),
     }
     for name, text in (("resolv.conf", spec.resolv_conf), ("hosts", spec.hosts)):
         if text is not None:
@@ -318,6 +329,9 @@ def tree(
         files[f"{units}/{name}"] = TreeFile(render(mount))
     for app in spec.apps:
         files.update(app_files(spec, app.name, sockets, stdio=stdio, hidden=hidden))
+        if not spec.sandbox:  # a sandbox outlives its apps: its reapers want neither unit
+            wants = render(section("Unit", ("Wants", "ended.service")))
+            files[f"{units}/reaper-{app.name}.service.d/nspod-ended.conf"] = TreeFile(wants)
     links = {
         "bin": "usr/bin",
         "sbin": "usr/sbin",
