@@ -163,17 +163,17 @@ SHUTDOWN_UNIT = section(
     ("Description", "End the pod when its last app has ended"),
     ("DefaultDependencies", "no"),
     ("StopWhenUnneeded", "yes"),
-    ("After", "ended.service"),  # the pod says READY=1 before it ends
     ("SuccessAction", "exit-force"),
 ) + section("Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"))
 
 # READY=1 as the last app ends (report --ended: a Python start), wanted by the reapers as
-# shutdown.service is but not ordered after them: it runs beside the last reaper, not after it
+# shutdown.service is but not ordered against them: it runs beside the last reaper, not after it
 ENDED_UNIT = section(
     "Unit",
     ("Description", "Say the pod is ready as its last app ends"),
     ("DefaultDependencies", "no"),
     ("StopWhenUnneeded", "yes"),
+    ("After", "shutdown.service"),  # stops before it (the reverse of start order): READY=1, then the end
 ) + section(
     "Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"), ("ExecStop", "/nspod/bin/report --ended")
 )
