@@ -328,8 +328,8 @@ def app_unit(
         ("Requires", " ".join(sockets)) if sockets else None,
         ("After", " ".join(sockets)) if sockets else None,
         *((("Requires", "sysctl.service"), ("After", "sysctl.service")) if app.sysctl else ()),
-        # journald must have accepted the app's output stream before the app can end (see the reaper)
-        ("After", "systemd-journald.service"),
+        # journald must have the app's output stream before the app ends (the reaper); relayed, it has none
+        ("After", "systemd-journald.service") if has_writer(app) or not stdio.relayed else None,
         # stop (and run post-stop handlers) before systemd unmounts the app's root at shutdown
         ("RequiresMountsFor", root),
         # its volumes, bound inside its root before it starts (stage1/volumes.py)
@@ -363,10 +363,10 @@ def app_unit(
     return unit + service
 
 
-def reaper_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
+def reaper_unit(app: AppSpec, *, sandbox: bool = False, relayed: bool = False) -> list[Entry]:
     """Records the app's exit status when it ends; in a pod started by ``run`` the first app to
     fail ends the pod, and the last one to end does (shutdown.service). An app sandbox outlives
-    its apps: they come and go (``nspod app``) until the pod is stopped."""
+    its apps until stopped (``nspod app``). ``relayed``: its output goes to the host, not journald."""
     unit = section(
         "Unit",
         ("Description", f"Exit status of {app.name}"),
@@ -382,7 +382,7 @@ def reaper_unit(app: AppSpec, *, sandbox: bool = False) -> list[Entry]:
         "Service",
         ("Type", "oneshot"),
         ("RemainAfterExit", "yes"),  # active without a process: nothing spawned before the app's start
-        ("ExecStop", f"/nspod/bin/reaper {'--keep-pod ' if sandbox else ''}{app.name}"),
+        ("ExecStop", f"/nspod/bin/reaper {'--keep-pod ' * sandbox}{'--relayed ' * relayed}{app.name}"),
     )
     return unit + service
 

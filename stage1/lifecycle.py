@@ -49,20 +49,31 @@ def end_script(spec: PodSpec, paths: PodPaths, logger: str = LOGGER) -> str:
     """The script that logs the pod's end (see the module's docstring); ``$SERVICE_RESULT`` and
     ``$EXIT_STATUS`` are systemd's, for ``ExecStopPost=``."""
     pod = {"pod": spec.uuid, "pod_name": spec.machine}
-    cases = "".join(
-        f"    {(name := shlex.quote(app.name))}) exited {name} {_fields('exited', **pod, app=app.name)} ;;\n"
+    calls = {
+        shlex.quote(app.name): f"exited {shlex.quote(app.name)} {_fields('exited', **pod, app=app.name)}"
         for app in spec.apps
-    )
+    }
+    cases = "".join(f"    {name}) {call} ;;\n" for name, call in calls.items())
     stop = _fields("stop", **pod)
+    # one app: nothing to order (and no ls on its way out)
+    order = (
+        next(iter(calls.values()))
+        if len(calls) == 1
+        else f"""for name in $(ls -1tr "$status" 2>/dev/null); do  # oldest first: in the order they ended
+    case $name in
+{cases}    esac
+done"""
+    )
     return f"""# the end of pod {spec.machine} as events (stage1/lifecycle.py)
 status={shlex.quote(paths.status)} pod_name={shlex.quote(spec.machine)}
 log() {{ {shlex.quote(logger)} --journald; }}
 exited() {{  # APP FIELD=value...: its exit as its reaper recorded it, if it ran
-    app=$1; shift
-    code=$(cat "$status/$app" 2>/dev/null) || return 0
+    app=$1 code='' signal='' reason=''; shift
+    # read, not cat: no process per file on every pod's way out
+    {{ read -r code <"$status/$app"; }} 2>/dev/null
     case $code in '' | *[!0-9]*) return 0 ;; esac
-    signal=$(cat "$status/$app.signal" 2>/dev/null)
-    reason=$(cat "$status/$app.reason" 2>/dev/null)
+    {{ read -r signal <"$status/$app.signal"; }} 2>/dev/null
+    {{ read -r reason <"$status/$app.reason"; }} 2>/dev/null
     {{
         printf '%s\\n' "MESSAGE=nspod pod $pod_name: app $app exited with $code" "$@" "NSPOD_EXIT_CODE=$code"
         [ -z "$signal" ] || printf 'NSPOD_SIGNAL=SIG%s\\n' "$(kill -l "$signal")"
@@ -70,10 +81,7 @@ exited() {{  # APP FIELD=value...: its exit as its reaper recorded it, if it ran
         printf 'NSPOD_EXITED=%s\\n' "$(stat -c %.6Y "$status/$app")"
     }} | log
 }}
-for name in $(ls -1tr "$status" 2>/dev/null); do  # oldest first: in the order they ended
-    case $name in
-{cases}    esac
-done
+{order}
 {{
     printf '%s\\n' "MESSAGE=nspod pod $pod_name: stop${{SERVICE_RESULT:+ ($SERVICE_RESULT)}}" {stop}
     [ -z "$SERVICE_RESULT" ] || printf 'NSPOD_RESULT=%s\\n' "$SERVICE_RESULT"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.client
 import ipaddress
 import json
 import os
@@ -22,15 +21,25 @@ from stage1.cni import Attachment
 TIMEOUT = 10.0  # the first registration starts the service (socket activation)
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=TIMEOUT)
-        self.path = path
+def _put(path: str, url: str, body: str) -> tuple[int, str]:
+    """PUT ``body`` (JSON) to ``url`` of the HTTP server on the Unix socket ``path``: its status and
+    text. http.client (and the email package under it, ~10 ms of every command's start) is imported
+    only here, by a pod that registers."""
+    import http.client
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(self.path)
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(TIMEOUT)
+            self.sock.connect(path)
+
+    connection = UnixConnection("localhost", timeout=TIMEOUT)
+    try:
+        connection.request("PUT", url, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
 
 
 def host_address(spec: PodSpec, attachments: tuple[Attachment, ...]) -> str | None:
@@ -103,16 +112,9 @@ def register(spec: PodSpec, paths: PodPaths, attachments: tuple[Attachment, ...]
             "images": {app.name: _read(paths.image_manifest(app.name)) for app in spec.apps},
         }
         try:
-            connection = _UnixConnection(MDS_SOCKET)
-            connection.request(
-                "PUT", f"/pods/{spec.uuid}", json.dumps(body), {"Content-Type": "application/json"}
-            )
-            response = connection.getresponse()
-            if response.status != 204:
-                failure = (
-                    f"the metadata service refused the pod: {response.status} {response.read().decode()}"
-                )
-            connection.close()
+            status, text = _put(MDS_SOCKET, f"/pods/{spec.uuid}", json.dumps(body))
+            if status != 204:
+                failure = f"the metadata service refused the pod: {status} {text}"
         except OSError as error:
             failure = f"cannot reach the metadata service: {error}"
         if failure is None:

@@ -164,6 +164,16 @@ SHUTDOWN_UNIT = section(
     ("DefaultDependencies", "no"),
     ("StopWhenUnneeded", "yes"),
     ("SuccessAction", "exit-force"),
+) + section("Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"))
+
+# READY=1 as the last app ends (report --ended: a Python start), wanted by the reapers as
+# shutdown.service is but not ordered against them: it runs beside the last reaper, not after it
+ENDED_UNIT = section(
+    "Unit",
+    ("Description", "Say the pod is ready as its last app ends"),
+    ("DefaultDependencies", "no"),
+    ("StopWhenUnneeded", "yes"),
+    ("After", "shutdown.service"),  # stops before it (the reverse of start order): READY=1, then the end
 ) + section(
     "Service", ("Type", "oneshot"), ("RemainAfterExit", "yes"), ("ExecStop", "/nspod/bin/report --ended")
 )
@@ -252,7 +262,9 @@ def app_files(
             f"{units}/{app.name}.service": TreeFile(
                 render(app_unit(app, mine, stdio, index, hidden, pod_etc(spec), host_ipc=spec.host_ipc))
             ),
-            f"{units}/reaper-{app.name}.service": TreeFile(render(reaper_unit(app, sandbox=spec.sandbox))),
+            f"{units}/reaper-{app.name}.service": TreeFile(
+                render(reaper_unit(app, sandbox=spec.sandbox, relayed=stdio.relayed))
+            ),
         }
         | (
             {}
@@ -298,6 +310,7 @@ def tree(
         f"{units}/pod.target": TreeFile(render(pod_target(spec))),
         "etc/systemd/journald.conf.d/nspod.conf": TreeFile(render(JOURNALD)),
         f"{units}/shutdown.service": TreeFile(render(SHUTDOWN_UNIT)),
+        f"{units}/ended.service": TreeFile(render(ENDED_UNIT)),
     }
     for name, text in (("resolv.conf", spec.resolv_conf), ("hosts", spec.hosts)):
         if text is not None:
@@ -316,6 +329,9 @@ def tree(
         files[f"{units}/{name}"] = TreeFile(render(mount))
     for app in spec.apps:
         files.update(app_files(spec, app.name, sockets, stdio=stdio, hidden=hidden))
+        if not spec.sandbox:  # a sandbox outlives its apps: its reapers want neither unit
+            wants = render(section("Unit", ("Wants", "ended.service")))
+            files[f"{units}/reaper-{app.name}.service.d/nspod-ended.conf"] = TreeFile(wants)
     links = {
         "bin": "usr/bin",
         "sbin": "usr/sbin",

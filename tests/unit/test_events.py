@@ -213,3 +213,33 @@ def test_the_end_is_logged_through_a_script() -> None:
     command = stop_post("nspod-web.service")
     assert command.ignore_failure and command.argv[:2] == ("/bin/sh", "-c")
     assert "/run/nspod/events/nspod-web.service" in command.argv[2]
+
+
+@pytest.mark.parametrize(("code", "signal"), [("143\n", "15\n"), ("7", None), (None, None)])
+def test_a_one_app_pods_end_reads_its_status_without_ls(
+    tmp_path: Path, code: str | None, signal: str | None
+) -> None:
+    # one app: no ordering (no ls); the status read with the shell's read, a last line unended too
+    paths = PodPaths(str(tmp_path / "pod"))
+    os.makedirs(paths.status)
+    for name, text in (("web", code), ("web.signal", signal)):
+        if text is not None:
+            (tmp_path / "pod/status" / name).write_text(text)
+    logger = tmp_path / "logger"
+    logger.write_text(f"#!/bin/sh\ncat >> {tmp_path}/entries; echo >> {tmp_path}/entries\n")
+    logger.chmod(0o755)
+    text = end_script(PodSpec(uuid="0f1e", machine="web", hostname="web", apps=(_app("web"),)), paths,
+                      logger=str(logger))  # fmt: skip
+    assert "ls -1tr" not in text
+    (tmp_path / "end").write_text(text)
+    subprocess.run(["/bin/sh", str(tmp_path / "end")], check=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    entries = [
+        dict(line.split("=", 1) for line in block.splitlines())
+        for block in (tmp_path / "entries").read_text().split("\n\n")
+        if block.strip()
+    ]
+    exited = [
+        (e.get("NSPOD_EXIT_CODE"), e.get("NSPOD_SIGNAL")) for e in entries if e["NSPOD_EVENT"] == "exited"
+    ]
+    expected = {"143\n": [("143", "SIGTERM")], "7": [("7", None)], None: []}[code]
+    assert exited == expected and entries[-1]["NSPOD_EVENT"] == "stop"
