@@ -10,6 +10,7 @@ from collections.abc import Callable
 from stage1.abi import APP_ROOT, DEFAULT_PATH, AppSpec, PodSpec
 from stage1.crilog import app_log_dependencies, app_log_stdio, has_writer
 from stage1.escape import assignment, command, path, quote
+from stage1.kernel_binds import KERNEL_CALLS, bound, by_binds, narrowed
 from stage1.namespaces import ipc_settings
 from stage1.pidns import widened, wrapped
 from stage1.seccomp import syscall_filter
@@ -128,9 +129,8 @@ def limits(app: AppSpec) -> list[tuple[str, str]]:
         settings.append(("CPUShares", str(app.cpu_shares)))  # systemd maps it to CPUWeight= on v2
     if app.oom_score_adj is not None:
         settings.append(("OOMScoreAdjust", str(app.oom_score_adj)))
-    settings += bounding_set(app)
     filtered = [] if unfiltered(app) else syscall_filter(app)
-    settings += filtered
+    settings += narrowed(app, filtered, bounding_set(app))  # its bounding set, then filter
     # unshare and setns are in the filter, but clone and clone3 make namespaces too: a user
     # namespace gives the app every capability over the namespaces it makes with it (nf_tables,
     # mounts), the way in of most kernel exploits since 2022. systemd (seccomp too) denies every
@@ -205,11 +205,11 @@ UNFILTERED_BINDS = " ".join(
 
 def kernel_protection(app: AppSpec, hidden: tuple[str, ...]) -> list[tuple[str, str]]:
     """The kernel's knobs read-only and its secrets hidden, unless lifted (--insecure-options=paths,
-    a privileged app); an app without a filter keeps the mount parts alone."""
+    a privileged app), by binds where they can be (kernel_binds.py); no filter: the mount parts alone."""
     if "paths" in app.relaxed or app.privileged:
         return []
     if not unfiltered(app):
-        return [*KERNEL_PROTECTION, *hidden_paths(hidden)]
+        return [*(by_binds(app, bounding_set(app), hidden) or KERNEL_PROTECTION), *hidden_paths(hidden)]
     kept = [s for s in KERNEL_PROTECTION if s[0] not in SECCOMP_PROTECTION]
     return [*kept, ("BindReadOnlyPaths", UNFILTERED_BINDS), *hidden_paths(hidden)]
 
@@ -271,7 +271,7 @@ def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, objec
     settings its unit gets (so the two cannot disagree)."""
     settings = profile(app, hidden)
     values = dict(settings)  # the single-valued ones
-    filters = [v for k, v in settings if k == "SystemCallFilter"]
+    filters = [v for k, v in settings if k == "SystemCallFilter" and v != KERNEL_CALLS]  # (the settings')
     return {
         "user": app.user,
         "group": app.group,
@@ -287,7 +287,7 @@ def described(app: AppSpec, hidden: tuple[str, ...] = HIDDEN) -> dict[str, objec
         },
         "no_new_privileges": values.get("NoNewPrivileges") == "yes",
         "namespaces": "restricted" if values.get("RestrictNamespaces") == "yes" else "allowed",
-        "kernel_paths": "protected" if "ProtectKernelTunables" in values else "relaxed",
+        "kernel_paths": "protected" if "ProtectKernelTunables" in values or bound(settings) else "relaxed",
         "hidden_paths": [p for p in hidden if "paths" not in app.relaxed],
         "device_policy": values["DevicePolicy"],
         "memory_max": app.memory_max,
