@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,9 +42,18 @@ static void report(const char *how, const char *what, int ok, int e) {
 	fflush(stdout);
 }
 
+/* /dev/null bound over a knob (what hides /proc/kmsg): open, and harmless */
+static int devnull(int fd) {
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
 static void open_write(const char *how, int dirfd, const char *path, const char *name) {
 	int fd = openat(dirfd, path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	report(how, name, fd >= 0, errno);
+	if (fd >= 0 && devnull(fd))
+		printf("%s:%s DEVNULL\n", how, name);
+	else
+		report(how, name, fd >= 0, errno);
 	if (fd >= 0)
 		close(fd);
 }
@@ -56,27 +66,49 @@ static void knobs_under(const char *how, const char *prefix) {
 	}
 }
 
-/* the app's own cgroup's files (writable to the pod's systemd, never to the app) */
+/* the app's own cgroup's files, in every hierarchy (v1 controllers, systemd's, v2): writable to
+ * the pod's systemd, never to the app */
 static void own_cgroup(void) {
-	char line[512], path[700];
+	char line[512], path[900];
 	FILE *f = fopen("/proc/self/cgroup", "re");
-	if (!f || !fgets(line, sizeof line, f)) {
-		printf("cgroup:own ENOENT\n");
-		return;
+	int tried = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *controllers = strchr(line, ':'), *rel = controllers ? strchr(controllers + 1, ':') : NULL;
+		if (!rel)
+			continue;
+		*rel++ = 0;
+		controllers++;
+		char dir[256];
+		if (!*controllers)
+			snprintf(dir, sizeof dir, "%s", access("/sys/fs/cgroup/unified", F_OK) == 0 ? "unified" : "");
+		else
+			snprintf(dir, sizeof dir, "%s", strncmp(controllers, "name=", 5) == 0 ? controllers + 5 : controllers);
+		const char *files[] = {"cgroup.procs", "tasks", "memory.max", "memory.limit_in_bytes", "pids.max",
+				       "cgroup.subtree_control", "notify_on_release"};
+		for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+			snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/%s", dir, rel, files[i]);
+			int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+			if (fd >= 0 || errno != ENOENT) {
+				char name[1000];
+				snprintf(name, sizeof name, "%s/%s", dir, files[i]);
+				report("cgroup", name, fd >= 0, errno);
+				tried++;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/kernwrite-child", dir, rel);
+		int made = mkdir(path, 0755);
+		char name[300];
+		snprintf(name, sizeof name, "%s/mkdir", dir);
+		report("cgroup", name, made == 0, errno);
+		if (made == 0)
+			rmdir(path);
 	}
-	fclose(f);
-	line[strcspn(line, "\n")] = 0;
-	const char *rel = strstr(line, "::") ? strstr(line, "::") + 2 : "/";
-	const char *files[] = {"cgroup.procs", "memory.max", "pids.max", "cgroup.subtree_control"};
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(path, sizeof path, "/sys/fs/cgroup%s/%s", rel, files[i]);
-		open_write("cgroup", AT_FDCWD, path, files[i]);
-	}
-	snprintf(path, sizeof path, "/sys/fs/cgroup%s/kernwrite-child", rel);
-	int made = mkdir(path, 0755);
-	report("cgroup", "mkdir", made == 0, errno);
-	if (made == 0)
-		rmdir(path);
+	if (f)
+		fclose(f);
+	printf("cgroup:files %d\n", tried);
 }
 
 static void every_pid_root(void) {
@@ -92,7 +124,7 @@ static void every_pid_root(void) {
 			char path[700];
 			snprintf(path, sizeof path, "%s%s", prefix, KNOBS[i]);
 			int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-			if (fd >= 0) { /* one line a hole; refusals summed below */
+			if (fd >= 0 && !devnull(fd)) { /* one line a hole; refusals summed below */
 				printf("pidroot:%s%s ESCAPED\n", prefix, KNOBS[i]);
 				close(fd);
 			}
@@ -231,9 +263,14 @@ static void mountinfo(void) {
 }
 
 int main(void) {
+	/* its mount calls detach /sys where they can: only in the image the test makes (never a host) */
+	if (access("/kernwrite-image", F_OK) != 0) {
+		fprintf(stderr, "kernwrite: not in its attack image, refused\n");
+		return 2;
+	}
 	knobs_under("direct", "");
 	knobs_under("dotdot", "/proc/self/../..");
-	knobs_under("thread-self", "/proc/thread-self/../../..");
+	knobs_under("thread-self", "/proc/thread-self/../../../..");
 	knobs_under("selfroot", "/proc/self/root");
 	int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	open_write("procfd", proc, "sys/kernel/core_pattern", "core_pattern");
