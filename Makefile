@@ -21,6 +21,10 @@ DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)
 DEB_BUILD := gcc libc6-dev pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
+# the kvm flavor (--stage1=kvm): the package's Recommends; make install makes its assets when they
+# are there, and the tests install them
+DEB_KVM := $(shell packaging/control-deps.sh Recommends)
+KVM_ASSETS ?= /var/lib/nspod/kvm
 DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
 
 .PHONY: demo install test package deb deb-test venv dev-venv helpers lint bench-journal bench-startup bench-import bench-start bench-userns bench-net bench-pull bench-cri clean fresh-check
@@ -56,6 +60,8 @@ install: deb venv
 	# the inotify limits now, as the next boot will set them (every sysctl.d file read, a later
 	# file's value winning), and no other key
 	/lib/systemd/systemd-sysctl --prefix=fs.inotify
+	# the kvm flavor's kernel and initramfs (idempotent); only --stage1=kvm needs them
+	$(VENV)/bin/python -m stage1.kvm.assets $(KVM_ASSETS) || echo "nspod: no kvm flavor assets (install $(DEB_KVM))"
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 		systemctl enable --now nspod-metadata.socket nspod-metadata-register.socket; fi
 	@$(BINDIR)/nspod version
@@ -64,7 +70,7 @@ deb:
 	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD)
 
 deb-test:
-	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_TEST)
+	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_TEST) $(DEB_KVM)
 
 # nspod-pidns (stage1/helpers/pidns.c): a CRI container's PID namespace of its own; static, since it
 # runs in the container's root

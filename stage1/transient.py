@@ -80,6 +80,7 @@ class TransientService:
     device_allow: tuple[tuple[str, str], ...] | None = None
     limits: tuple[Property, ...] = ()  # resource limits (stage1/nspawn.py pod_limits)
     exec_stop_post: tuple[ExecCommand, ...] = ()  # run however the service ends
+    exec_stop: tuple[ExecCommand, ...] = ()  # a stop's first step, before systemd's signal
     binds_to: tuple[str, ...] = ()  # units whose stop stops this one (BindsTo=)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,7 @@ class TransientService:
             Property("Description", "s", self.description or self.name),
             Property("Type", "s", str(self.type)),
             Property("ExecStart", "a(sasb)", _commands(self.exec_start)),
+            *((Property("ExecStop", "a(sasb)", _commands(self.exec_stop)),) if self.exec_stop else ()),
             *(
                 (Property("ExecStopPost", "a(sasb)", _commands(stops)),)
                 if (stops := self.exec_stop_post)

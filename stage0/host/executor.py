@@ -42,8 +42,9 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
     stage1 = recorded(pod_dir)
     if stage1 is None:  # no pod (sweep's pods directory): the invocation's; fly has no sweep of its own
         stage1 = "" if options.stage1 == Flavor.FLY else options.stage1
-    module = "stage1.fly.pod" if stage1 == Flavor.FLY else "stage1"
-    if stage1 in ("", Flavor.FLY) and THREADED.is_set() and verb not in THREAD_SAFE:
+    modules: dict[str, str] = {Flavor.FLY: "stage1.fly.pod", Flavor.KVM: "stage1.kvm.pod"}
+    module = modules.get(stage1, "stage1")
+    if stage1 in ("", Flavor.FLY, Flavor.KVM) and THREADED.is_set() and verb not in THREAD_SAFE:
         stage1 = shlex.join([sys.executable, "-m", module])
     sys.stdout.flush()  # what stage0 printed comes first (stage1 may exec another program)
     sys.stderr.flush()
@@ -51,6 +52,10 @@ def call_stage1(options: GlobalOptions, verb: str, pod_dir: str, *args: str) -> 
         from stage1.fly.pod import main as fly
 
         return fly(argv)
+    if stage1 == Flavor.KVM:
+        from stage1.kvm.pod import main as kvm
+
+        return kvm(argv)
     if not stage1:
         from stage1.__main__ import main  # only the verbs that reach stage1 load its executor
 

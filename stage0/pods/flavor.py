@@ -1,5 +1,5 @@
 """A pod's stage1 flavor (issue #25): ``nspawn`` (the default, a container), ``fly`` (each app a
-host unit in its own root, no isolation boundary, for host tools), ``kvm`` (not built yet), or a
+host unit in its own root, no isolation boundary, for host tools), ``kvm`` (each pod a VM), or a
 third-party stage1 given by its absolute path (a command line, as ``--stage1`` always took).
 A flavor's name always means the flavor, never a program of that name on $PATH.
 
@@ -25,22 +25,18 @@ class Flavor(enum.StrEnum):
     KVM = "kvm"
 
 
-BUILT = frozenset({Flavor.NSPAWN, Flavor.FLY})
+BUILT = frozenset({Flavor.NSPAWN, Flavor.FLY, Flavor.KVM})
 
 
 def parse(text: str) -> str:
-    """``--stage1``'s value as recorded: ``""`` for nspawn (the built-in default), ``"fly"``, or a
+    """``--stage1``'s value as recorded: ``""`` for nspawn (the built-in default), ``"fly"``, ``"kvm"``, or a
     third-party stage1's command line (its program an absolute path that exists). Anything else
     is a usage error (exit 2)."""
     text = text.strip()
     if text in ("", Flavor.NSPAWN):
         return ""
-    if text == Flavor.FLY:
+    if text in (Flavor.FLY, Flavor.KVM):
         return text
-    if text == Flavor.KVM:
-        raise UsageError(
-            "--stage1=kvm: the kvm flavor is not built yet", hint="use --stage1=nspawn (the default) or fly"
-        )
     try:
         words = shlex.split(text)
     except ValueError as error:
@@ -83,6 +79,9 @@ def check_consent(stage1: str, insecure: frozenset[str], relaxed: tuple[str, ...
 def check_request(stage1: str, request: PodRequest) -> None:
     """What a fly pod cannot have: its apps are in the host's network (no CNI net, no port
     forwarding) and user namespace, and it is no app sandbox. Refused, not silently dropped."""
+    if stage1 == Flavor.KVM:
+        _check_kvm(request)
+        check_kvm_request(request)
     if stage1 != Flavor.FLY:
         return
     asked = [
@@ -95,6 +94,17 @@ def check_request(stage1: str, request: PodRequest) -> None:
         raise InvalidArgumentError(
             f"a fly pod cannot have {', '.join(asked)}: its apps are in the host's namespaces",
             hint="drop it, or use --stage1=nspawn",
+        )
+
+
+def check_kvm_request(request: PodRequest) -> None:
+    """A kvm pod is a virtual machine, whose kernel has a network stack of its own: it cannot share
+    the host's (slirp would hand it the host's, loopback included, through QEMU). Refused."""
+    if request.nets == ("host",):
+        raise InvalidArgumentError(
+            "--net=host: a kvm pod is a virtual machine with a kernel of its own, which cannot share "
+            "the host's network stack",
+            hint="use --net=default (or another CNI net), or --net=none for loopback alone",
         )
 
 
@@ -113,3 +123,15 @@ def recorded(pod_dir: str) -> str | None:
         return "" if os.path.exists(os.path.join(pod_dir, "pod.json")) else None
     except NotADirectoryError:
         return None
+
+
+def _check_kvm(request: PodRequest) -> None:
+    """What the kvm flavor does not build yet: refused, not silently dropped."""
+    asked = [
+        *(["--private-users"] if request.private_users else []),
+        *(["an app sandbox"] if request.sandbox else []),
+    ]
+    if asked:
+        raise InvalidArgumentError(
+            f"a kvm pod cannot have {', '.join(asked)} yet", hint="drop it, or use --stage1=nspawn"
+        )

@@ -14,7 +14,9 @@ from stage0.pods.flavor import ALL_RUN, check_consent, check_request, name, pars
 from stage0.pods.requests import PodRequest
 
 
-@pytest.mark.parametrize(("text", "parsed"), [("", ""), ("nspawn", ""), ("fly", "fly"), (" fly ", "fly")])
+@pytest.mark.parametrize(
+    ("text", "parsed"), [("", ""), ("nspawn", ""), ("fly", "fly"), (" fly ", "fly"), ("kvm", "kvm")]
+)
 def test_flavors_are_parsed_by_name(text: str, parsed: str) -> None:
     assert parse(text) == parsed
 
@@ -24,7 +26,7 @@ def test_a_path_is_a_third_party_stage1_command() -> None:
     assert parse(command) == command
 
 
-@pytest.mark.parametrize("text", ["kvm", "qemu", "stage1", "./stage1", "/no/such/stage1", "'unclosed"])
+@pytest.mark.parametrize("text", ["qemu", "stage1", "./stage1", "/no/such/stage1", "'unclosed"])
 def test_anything_else_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse(text)
@@ -59,3 +61,10 @@ def test_a_fly_pod_refuses_what_needs_namespaces_of_its_own(asked: dict[str, obj
         check_request("fly", request)
     check_request("", request)
     check_request("fly", PodRequest(apps=(), nets=("host",)))
+
+
+def test_kvm_refuses_what_it_does_not_build_yet() -> None:
+    check_request("kvm", PodRequest(apps=()))
+    with pytest.raises(InvalidArgumentError) as caught:
+        check_request("kvm", PodRequest(apps=(), private_users=True))
+    assert "kvm" in caught.value.message and "--private-users" in caught.value.message
