@@ -81,7 +81,10 @@ def seen(
 ) -> dict[str, dict[str, str]]:
     base = tmp_path_factory.mktemp("kernwrite")
     image = attack_image(
-        base, ["/bin/sleep", "600"], programs={"kernwrite": programs["kernwrite"]}, links=LINKS,
+        base,
+        ["/bin/sleep", "600"],
+        programs={"kernwrite": programs["kernwrite"]},
+        links=LINKS,
         files={"/kernwrite-image": ""},  # the program runs nowhere else
     )
     nspod = Nspod(base / "data")
@@ -99,7 +102,9 @@ def test_no_app_writes_a_kernel_knob_by_any_path_or_mount(
     assert results.get("done") == "0", results  # the program ran to its end
     assert len(results) >= 120, len(results)  # every try reported
     escaped = sorted(
-        t for t, r in results.items() if r == "ESCAPED" and t.removeprefix("mountinfo:") not in WRITABLE_MOUNTS
+        t
+        for t, r in results.items()
+        if r == "ESCAPED" and t.removeprefix("mountinfo:") not in WRITABLE_MOUNTS
     )
     assert escaped == [], f"{place}: {escaped}"
     assert int(results["cgroup:files"]) >= 10, results  # its cgroup's files were found and tried
