@@ -73,6 +73,7 @@ static void own_nodes(const char *class) {
 
 int main(void) {
 	char path[300], try[400];
+	mkdir("/tmp", 01777);
 	for (int dev = 0; dev < 4; dev++)
 		for (int port = 0; port < 4; port++) {
 			snprintf(path, sizeof path, "/dev/vport%dp%d", dev, port);
@@ -88,7 +89,6 @@ int main(void) {
 	own_nodes("virtio-ports");
 	own_nodes("tty");
 	/* a file capability on a file of its root: virtiofsd would set it on the host's file */
-	mkdir("/tmp", 01777);
 	int fd = open("/tmp/kvmport-cap", O_CREAT | O_WRONLY | O_CLOEXEC, 0755);
 	if (fd >= 0)
 		close(fd);
