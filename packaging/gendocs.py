@@ -226,7 +226,8 @@ def security_page() -> str:
     lines += [".SH DESCRIPTION", roff(SECURITY)]
     lines += [".SH KERNEL PROTECTION"]
     for setting, value in KERNEL_PROTECTION:
-        lines += [".TP", f"\\fB{roff(setting)}={roff(value)}\\fR", roff("in every app's unit")]
+        done = "for every app: this setting, or binds doing the same (stage1/kernel_binds.py)"
+        lines += [".TP", f"\\fB{roff(setting)}={roff(value)}\\fR", roff(done)]
     capabilities = f"The bounding set an app keeps ({len(DEFAULT_CAPABILITIES)}, rkt's): "
     capabilities += ", ".join(DEFAULT_CAPABILITIES) + "; an os/linux/capabilities-* isolator changes it."
     lines += [".SH CAPABILITIES", roff(capabilities)]
