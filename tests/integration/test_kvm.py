@@ -44,7 +44,9 @@ def pods(nspod: Nspod) -> list[dict[str, object]]:
 
 
 def kvm_units() -> str:
-    return sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*.service")
+    """The pods' units (not the metadata service, which a kvm pod on a network registers with)."""
+    listed = sh("systemctl", "list-units", "--all", "--no-legend", "--plain", "nspod-*.service")
+    return "\n".join(line for line in listed.splitlines() if not line.startswith("nspod-metadata"))
 
 
 GUEST = "; ".join(
@@ -124,6 +126,7 @@ def test_a_detached_vm_is_a_machine_and_stops_in_order(nspod: Nspod, bb: Path) -
     assert pod["state"] == "exited"
     # the guest powered off in order: the app was stopped by its systemd (SIGTERM: 143), not killed
     assert nspod.status(uuid)["app-bb"] == "143", nspod.status(uuid)
+    assert f"nspod-{uuid}" not in sh("ip", "netns")  # its network (netns, tap, redirects) went with it
     assert nspod("gc", "--grace-period=0s").returncode == 0
     assert pods(nspod) == [] and not kvm_units().strip()
 

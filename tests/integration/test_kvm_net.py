@@ -34,7 +34,9 @@ ip route | sed 's/^/ROUTE /'
 ping -c 1 -W 5 $gw >/dev/null && echo "PING ok"
 echo "TCP $(printf 'GET /big HTTP/1.0\\r\\n\\r\\n' | nc $gw {server} | wc -c)"
 token=$(cat /token)
-echo "MDS $(printf "GET /$token/acMetadata/v1/pod/uuid HTTP/1.0\\r\\n\\r\\n" | nc $gw {mds} | tail -n 1)"
+# stdin held open a while: busybox nc may end at its input's end, before a slow answer came
+req="GET /$token/acMetadata/v1/pod/uuid HTTP/1.0\\r\\n\\r\\n"
+echo "MDS $( (printf "$req"; sleep 3) | nc $gw {mds} | tail -n 1)"
 mkdir -p /srv && echo guest-says-hi > /srv/index.html && httpd -p 80 -h /srv && echo SERVING
 """
 
@@ -112,3 +114,14 @@ def test_kill_9_of_qemu_leaves_no_namespace_tap_table_or_claim(guest: Guest) -> 
     assert table_name(guest.spec.uuid) not in tables
     claim = Path(PORTS_DIR, port_key(guest.spec.ports[0]))
     assert not claim.exists() or guest.spec.uuid not in claim.read_text()
+
+
+def test_net_none_is_loopback_alone(tmp_path: Path) -> None:
+    """--net=none: the pod's namespace with loopback alone, QEMU given no NIC at all."""
+    script = 'echo "LINKS $(ls /sys/class/net | tr "\\n" " ")"\n'
+    with booted(tmp_path, pod_spec(()), script) as running:
+        text = running.wait_for("GUEST-DONE")
+        inside = subprocess.run(["ip", "-netns", netns_name(running.spec.uuid), "-o", "link"],
+                                capture_output=True, text=True)  # fmt: skip
+    assert "LINKS lo " in text and "eth0" not in text, text
+    assert [line.split(":")[1].strip() for line in inside.stdout.splitlines()] == ["lo"], inside
