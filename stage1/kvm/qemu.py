@@ -123,6 +123,6 @@ def virtiofsd_argv(plan: VmPlan, virtiofsd: str = VIRTIOFSD) -> list[str]:
         f"--socket-path={plan.vfs_socket}",
         "-o", f"source={plan.root}",
         "-o", "cache=always",
-        "-o", "log_level=warn",  # its per-queue chatter is no news in the pod's journal
+        "-o", "log_level=err",  # its per-queue chatter (warnings too) is no news in the pod's journal
         "--thread-pool-size=0",
     ]  # fmt: skip

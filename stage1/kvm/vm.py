@@ -151,7 +151,8 @@ def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
         if not os.path.exists(os.path.join(where, name)):
             raise Error(f"the kvm flavor's {name} is missing in {where}",
                         hint="run 'python3 -m stage1.kvm.assets' (make install does)")  # fmt: skip
-    lock = os.open(paths.lock if os.path.exists(paths.lock) else paths.spec, os.O_RDONLY)
+    open(paths.lock, "a").close()  # stage0 made it; a pod prepared by an older one may lack it
+    lock = os.open(paths.lock, os.O_RDONLY)
     fcntl.flock(lock, fcntl.LOCK_EX)  # held by QEMU (inherited) while the pod runs
     os.set_inheritable(lock, True)
     # the pod's network, as any pod's (stage1/kvm/net.py): before the tree (its DNS, its metadata
