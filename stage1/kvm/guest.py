@@ -115,7 +115,7 @@ def kernel_cmdline(spec: PodSpec, *, debug: bool = False) -> tuple[str, ...]:
     )
 
 
-def _code(word: str) -> bool:
+def is_code(word: str) -> bool:
     """An exit code a process can have, in ASCII digits ('²'.isdigit(), and int refuses it)."""
     return word.isascii() and word.isdigit() and len(word) <= 3 and int(word) <= 255
 
@@ -127,6 +127,6 @@ def exit_code(ctl: str) -> int | None:
     for line in ctl.splitlines():
         words = line.split()
         # the guest's bytes: any of them (its kernel is the boundary)
-        if len(words) == 2 and words[0] == "exit" and _code(words[1]):
+        if len(words) == 2 and words[0] == "exit" and is_code(words[1]):
             code = int(words[1])
     return code

@@ -69,7 +69,7 @@ CTL_TAIL = 4096  # what of the control port the host reads: its last reports
 def pod_code(paths: PodPaths, spec: PodSpec) -> int:
     """The pod's exit code: what the guest said at its end, else the first failing app's status
     recorded (a VM killed before its end)."""
-    from stage1.kvm.guest import exit_code
+    from stage1.kvm.guest import exit_code, is_code
 
     with contextlib.suppress(FileNotFoundError), open(vm.ctl_path(paths), "rb") as file:
         # the guest writes what it likes there (its kernel is the boundary): the tail alone, where
@@ -81,12 +81,10 @@ def pod_code(paths: PodPaths, spec: PodSpec) -> int:
         if said is not None:
             return said
     codes = []
-    for app in spec.apps:
-        with (
-            contextlib.suppress(FileNotFoundError, ValueError),
-            open(os.path.join(paths.status, app.name)) as f,
-        ):
-            codes.append(int(f.read().strip()))
+    for app in spec.apps:  # (the guest's files too: a code's few ASCII digits, or none)
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(paths.status, app.name), "rb") as f:
+            word = f.read(16).strip().decode("ascii", "replace")
+            codes.extend([int(word)] if is_code(word) else [])
     return next((c for c in codes if c), 0)
 
 

@@ -37,10 +37,10 @@ SHAPES: dict[str, tuple[bytes, int]] = {
 }
 
 
-def _pod(tmp_path: Path, written: bytes) -> PodPaths:
+def _pod(tmp_path: Path, written: bytes, status: bytes = b"7\n") -> PodPaths:
     paths = PodPaths(str(tmp_path))
     Path(paths.status).mkdir(parents=True, exist_ok=True)
-    Path(paths.status, "server").write_text("7\n")
+    Path(paths.status, "server").write_bytes(status)
     Path(vm.ctl_path(paths)).write_bytes(written)
     return paths
 
@@ -68,3 +68,21 @@ def test_a_flood_on_the_port_is_read_in_bounded_memory(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20, peak
+
+
+# an app's status file, read when the guest said nothing (a VM killed before its end): also the
+# guest's bytes
+STATUSES: dict[str, tuple[bytes, int]] = {
+    "honest": (b"7\n", 7),
+    "negative": (b"-5\n", 0),
+    "past-255": (b"300\n", 0),
+    "superscript": ("\u00b2".encode(), 0),
+    "not-utf8": (b"\xff\xfe", 0),
+    "huge": (b"9" * (8 << 20), 0),
+}
+
+
+@pytest.mark.parametrize("shape", STATUSES)
+def test_an_apps_status_file_is_read_as_the_guests_bytes(tmp_path: Path, shape: str) -> None:
+    written, code = STATUSES[shape]
+    assert pod_code(_pod(tmp_path, b"", status=written), SPEC) == code
