@@ -115,12 +115,18 @@ def kernel_cmdline(spec: PodSpec, *, debug: bool = False) -> tuple[str, ...]:
     )
 
 
+def is_code(word: str) -> bool:
+    """An exit code a process can have, in ASCII digits ('²'.isdigit(), and int refuses it)."""
+    return word.isascii() and word.isdigit() and len(word) <= 3 and int(word) <= 255
+
+
 def exit_code(ctl: str) -> int | None:
     """The pod's exit code from what the guest wrote to the control port (None: nothing, the VM
     was killed or failed before its end)."""
     code = None
     for line in ctl.splitlines():
         words = line.split()
-        if len(words) == 2 and words[0] == "exit" and words[1].isdigit():
+        # the guest's bytes: any of them (its kernel is the boundary)
+        if len(words) == 2 and words[0] == "exit" and is_code(words[1]):
             code = int(words[1])
     return code

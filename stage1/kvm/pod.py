@@ -63,22 +63,28 @@ def pod_service(spec: PodSpec, pod_dir: str, python: str, *, debug: bool = False
     )
 
 
+CTL_TAIL = 4096  # what of the control port the host reads: its last reports
+
+
 def pod_code(paths: PodPaths, spec: PodSpec) -> int:
     """The pod's exit code: what the guest said at its end, else the first failing app's status
     recorded (a VM killed before its end)."""
-    from stage1.kvm.guest import exit_code
+    from stage1.kvm.guest import exit_code, is_code
 
-    with contextlib.suppress(FileNotFoundError), open(vm.ctl_path(paths)) as file:
-        said = exit_code(file.read())
+    with contextlib.suppress(FileNotFoundError), open(vm.ctl_path(paths), "rb") as file:
+        # the guest writes what it likes there (its kernel is the boundary): the tail alone, where
+        # the last report is, read as bytes (no UTF-8 need be there)
+        start = max(0, os.fstat(file.fileno()).st_size - CTL_TAIL)
+        file.seek(start)
+        tail = file.read(CTL_TAIL)  # (a line the seek cut is no report: dropped)
+        said = exit_code((tail.split(b"\n", 1)[-1] if start else tail).decode("ascii", "replace"))
         if said is not None:
             return said
     codes = []
-    for app in spec.apps:
-        with (
-            contextlib.suppress(FileNotFoundError, ValueError),
-            open(os.path.join(paths.status, app.name)) as f,
-        ):
-            codes.append(int(f.read().strip()))
+    for app in spec.apps:  # (the guest's files too: a code's few ASCII digits, or none)
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(paths.status, app.name), "rb") as f:
+            word = f.read(16).strip().decode("ascii", "replace")
+            codes.extend([int(word)] if is_code(word) else [])
     return next((c for c in codes if c), 0)
 
 
