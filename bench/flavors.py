@@ -74,10 +74,11 @@ def fly_unit_alone(base: list[str], env: dict[str, str], image_id: str, work: Pa
     """The fly app's own host unit as the supervisor starts it (its profile: root, user, caps,
     seccomp, masked paths, the pod's /etc files), on a copy of the same root, waited on by
     systemd-run, without nspod: what the confinement costs over the bare floor."""
+    from stage1 import hostplan as plan
     from stage1.abi import PodPaths, PodSpec
-    from stage1.fly import plan, podplan
+    from stage1.fly import podplan
     from stage1.fly.pod import _etc_targets, _host_spec
-    from stage1.run import host_hidden, prepare_dirs
+    from stage1.poddir import host_hidden, prepare_dirs
 
     uuid = (
         subprocess.run(

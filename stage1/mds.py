@@ -21,10 +21,10 @@ from stage1.cni import Attachment
 TIMEOUT = 10.0  # the first registration starts the service (socket activation)
 
 
-def _put(path: str, url: str, body: str) -> tuple[int, str]:
-    """PUT ``body`` (JSON) to ``url`` of the HTTP server on the Unix socket ``path``: its status and
-    text. http.client (and the email package under it, ~10 ms of every command's start) is imported
-    only here, by a pod that registers."""
+def _call(path: str, method: str, url: str, body: str = "") -> tuple[int, str]:
+    """``method`` ``body`` (JSON) to ``url`` of the HTTP server on the Unix socket ``path``: its
+    status and text. http.client (and the email package under it, ~10 ms of every command's
+    start) is imported only here, by a pod that registers or unregisters."""
     import http.client
 
     class UnixConnection(http.client.HTTPConnection):
@@ -35,7 +35,8 @@ def _put(path: str, url: str, body: str) -> tuple[int, str]:
 
     connection = UnixConnection("localhost", timeout=TIMEOUT)
     try:
-        connection.request("PUT", url, body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"} if body else {}
+        connection.request(method, url, body or None, headers)
         response = connection.getresponse()
         return response.status, response.read().decode()
     finally:
@@ -112,7 +113,7 @@ def register(spec: PodSpec, paths: PodPaths, attachments: tuple[Attachment, ...]
             "images": {app.name: _read(paths.image_manifest(app.name)) for app in spec.apps},
         }
         try:
-            status, text = _put(MDS_SOCKET, f"/pods/{spec.uuid}", json.dumps(body))
+            status, text = _call(MDS_SOCKET, "PUT", f"/pods/{spec.uuid}", json.dumps(body))
             if status != 204:
                 failure = f"the metadata service refused the pod: {status} {text}"
         except OSError as error:
@@ -139,10 +140,7 @@ def unregister(spec: PodSpec, paths: PodPaths) -> None:
     if not os.path.exists(paths.mds_registration):
         return
     with contextlib.suppress(OSError):
-        connection = _UnixConnection(MDS_SOCKET)
-        connection.request("DELETE", f"/pods/{spec.uuid}")
-        connection.getresponse().read()
-        connection.close()
+        _call(MDS_SOCKET, "DELETE", f"/pods/{spec.uuid}")
     for path in (paths.mds_url, paths.mds_registration):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
