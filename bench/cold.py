@@ -90,7 +90,7 @@ def timeline(strace: str, journal: str) -> list[tuple[float, str]]:
     for line in journal.splitlines():
         when, _, rest = line.partition(" ")
         with contextlib.suppress(ValueError):
-            events.append((float(when), f"journal: {rest[:110]}"))
+            events.append((float(when), f"journal: {rest[:200]}"))
     return events
 
 
