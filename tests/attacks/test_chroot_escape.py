@@ -5,7 +5,9 @@ by a directory fd kept from before), then ".." up and chroot("."); and chroot to
 /proc/1/root, /proc/self/root/.. . Where the root was a mount moved onto "/" and a chroot (not
 pivot_root), ".." at that mount's root would climb to the pod's own tree beneath (every app's root,
 the pod's /etc and /proc). As a root app, as user 1000, in a --private-users pod, as a command
-``nspod enter`` runs and as an app added to an app sandbox, it finds only its own root."""
+``nspod enter`` runs, as an app added to an app sandbox and with the image's own filter (a
+seccomp-remove-set of reboot alone: chroot allowed, and the climb still ends in its own root), it
+finds only its own root."""
 
 from __future__ import annotations
 
@@ -26,7 +28,11 @@ PLACES: dict[str, tuple[list[str], list[str]]] = {
     "private-users": (["--private-users"], []),
     "enter": ([], []),
     "sandbox": ([], []),
+    "image-filter": ([], []),  # the image's own seccomp-remove-set (reboot alone) for nspod's
 }
+# an image may bring a filter of its own (appc's seccomp-remove-set): one that leaves every mount
+# call and chroot allowed, so that the bounding set and the binds hold alone
+WEAK_FILTER = [{"name": "os/linux/seccomp-remove-set", "value": {"set": ["reboot"], "errno": "EPERM"}}]
 
 
 def _sandboxed(nspod: Nspod, image: Path) -> str:
@@ -68,14 +74,18 @@ def _attack(nspod: Nspod, image: Path, place: str) -> str:
 @pytest.fixture(scope="module")
 def seen(tmp_path_factory: pytest.TempPathFactory, programs: Mapping[str, Path]) -> dict[str, str]:
     base = tmp_path_factory.mktemp("chrootesc")
-    image = attack_image(
-        base,
-        ["/bin/sleep", "600"],
-        programs={"chrootesc": programs["chrootesc"]},
-        files={"/chrootesc-app": ""},  # the program runs nowhere else; its absence is the way out
-    )
+    images = {}
+    for kind, app in (("default", {}), ("image-filter", {"isolators": WEAK_FILTER})):
+        (base / kind).mkdir()
+        images[kind] = attack_image(
+            base / kind,
+            ["/bin/sleep", "600"],
+            programs={"chrootesc": programs["chrootesc"]},
+            files={"/chrootesc-app": ""},  # the program runs nowhere else; its absence is the way out
+            app=app,
+        )
     nspod = Nspod(base / "data")
-    return {place: _attack(nspod, image, place) for place in PLACES}
+    return {place: _attack(nspod, images.get(place, images["default"]), place) for place in PLACES}
 
 
 @pytest.mark.parametrize("place", PLACES)

@@ -7,8 +7,9 @@ every /proc/PID/root it sees, a /proc fd, the image's symlinks), a writable tree
 (remount, bind, a procfs, sysfs or cgroup2 of its own, umount of the covering bind, fsopen, fspick,
 open_tree, mount_setattr, move_mount) and module loading and syslog(2) by three ABIs: as a root
 app, as user 1000, in a --private-users pod, as a command ``nspod enter`` runs and as an app added
-to an app sandbox. Nothing gets through; every mount under /proc and /sys the app sees is read-only
-(its own /proc excepted)."""
+to an app sandbox, and with the image's own filter (a seccomp-remove-set of reboot alone: every
+mount call reaches the kernel). Nothing gets through; every mount under /proc and /sys the app
+sees is read-only (its own /proc excepted)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,11 @@ PLACES: dict[str, tuple[list[str], list[str]]] = {
     "private-users": (["--private-users"], []),
     "enter": ([], []),
     "sandbox": ([], []),
+    "image-filter": ([], []),  # the image's own seccomp-remove-set (reboot alone) for nspod's
 }
+# an image may bring a filter of its own (appc's seccomp-remove-set): one that leaves every mount
+# call and chroot allowed, so that the bounding set and the binds hold alone
+WEAK_FILTER = [{"name": "os/linux/seccomp-remove-set", "value": {"set": ["reboot"], "errno": "EPERM"}}]
 # the image's symlinks into the kernel's trees (the path shape through a link)
 LINKS = {"/ks": "/proc/sys/kernel", "/kcg": "../sys/fs/cgroup", "/ksysrq": "proc/sysrq-trigger"}
 # mounts under /proc an app may write: its fresh procfs itself (per-process files) and the device
@@ -80,15 +85,19 @@ def seen(
     tmp_path_factory: pytest.TempPathFactory, programs: Mapping[str, Path]
 ) -> dict[str, dict[str, str]]:
     base = tmp_path_factory.mktemp("kernwrite")
-    image = attack_image(
-        base,
-        ["/bin/sleep", "600"],
-        programs={"kernwrite": programs["kernwrite"]},
-        links=LINKS,
-        files={"/kernwrite-image": ""},  # the program runs nowhere else
-    )
+    images = {}
+    for kind, app in (("default", {}), ("image-filter", {"isolators": WEAK_FILTER})):
+        (base / kind).mkdir()
+        images[kind] = attack_image(
+            base / kind,
+            ["/bin/sleep", "600"],
+            programs={"kernwrite": programs["kernwrite"]},
+            links=LINKS,
+            files={"/kernwrite-image": ""},  # the program runs nowhere else
+            app=app,
+        )
     nspod = Nspod(base / "data")
-    found = {place: _attack(nspod, image, place) for place in PLACES}
+    found = {place: _attack(nspod, images.get(place, images["default"]), place) for place in PLACES}
     if dump := os.environ.get("NSPOD_KERNWRITE_DUMP"):  # every try's result, for a reviewer
         Path(dump).write_text(json.dumps(found, indent=1, sort_keys=True))
     return found
