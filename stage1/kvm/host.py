@@ -33,7 +33,7 @@ def start_virtiofsd(argv: list[str], socket_path: str) -> None:
 
 
 def register(spec: PodSpec, leader: int) -> None:
-    """machined's ``vm`` machine, ``leader`` its leader (the process that becomes QEMU)."""
+    """machined's ``vm`` machine, ``leader`` its leader (QEMU, the unit's main process's child)."""
     uuid = bytes.fromhex(spec.uuid.replace("-", ""))
     argv = ["busctl", "call", "org.freedesktop.machine1", "/org/freedesktop/machine1",
             "org.freedesktop.machine1.Manager", "RegisterMachine", "sayssus", spec.machine,

@@ -2,10 +2,11 @@
 VERB POD_DIR …`` as stage1/__main__.py takes them (stage1/ABI.md); stage0 calls :func:`main`.
 
 ``run`` starts the pod's host unit (``nspod-NAME.service``; pod@NAME.service runs ``exec``
-itself), whose main process becomes QEMU (stage1/kvm/vm.py). The apps' statuses are written by
-the guest's reapers into the pod's status directory (shared with the guest), the pod's exit code
-comes over the control port (stage1/kvm/guest.py). A stop presses Ctrl-Alt-Del through QMP: the
-guest powers off in order; after a bounded wait the unit is stopped (QEMU killed).
+itself), whose main process runs QEMU and ends with the pod's code (stage1/kvm/vm.py). The apps'
+statuses are written by the guest's reapers into the pod's status directory (shared with the
+guest), the pod's exit code comes over the control port (stage1/kvm/guest.py). A stop presses
+Ctrl-Alt-Del through QMP: the guest powers off in order; after a bounded wait the unit is stopped
+(QEMU killed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ KEYS = ("ctrl", "alt", "delete")
 
 
 def pod_service(spec: PodSpec, pod_dir: str, python: str, *, debug: bool = False) -> TransientService:
-    """The pod's unit for ``nspod run``: its main process becomes QEMU, READY=1 just before."""
+    """The pod's unit for ``nspod run``: its main process runs QEMU (READY=1 once it started) and
+    ends with the pod's exit code."""
     return TransientService(
         name=unit_name(spec.machine),
         exec_start=(
@@ -63,31 +65,6 @@ def pod_service(spec: PodSpec, pod_dir: str, python: str, *, debug: bool = False
     )
 
 
-CTL_TAIL = 4096  # what of the control port the host reads: its last reports
-
-
-def pod_code(paths: PodPaths, spec: PodSpec) -> int:
-    """The pod's exit code: what the guest said at its end, else the first failing app's status
-    recorded (a VM killed before its end)."""
-    from stage1.kvm.guest import exit_code, is_code
-
-    with contextlib.suppress(FileNotFoundError), open(vm.ctl_path(paths), "rb") as file:
-        # the guest writes what it likes there (its kernel is the boundary): the tail alone, where
-        # the last report is, read as bytes (no UTF-8 need be there)
-        start = max(0, os.fstat(file.fileno()).st_size - CTL_TAIL)
-        file.seek(start)
-        tail = file.read(CTL_TAIL)  # (a line the seek cut is no report: dropped)
-        said = exit_code((tail.split(b"\n", 1)[-1] if start else tail).decode("ascii", "replace"))
-        if said is not None:
-            return said
-    codes = []
-    for app in spec.apps:  # (the guest's files too: a code's few ASCII digits, or none)
-        with contextlib.suppress(FileNotFoundError), open(os.path.join(paths.status, app.name), "rb") as f:
-            word = f.read(16).strip().decode("ascii", "replace")
-            codes.extend([int(word)] if is_code(word) else [])
-    return next((c for c in codes if c), 0)
-
-
 def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
     spec, paths = load(pod_dir)
     service = pod_service(spec, pod_dir, sys.executable, debug=debug)
@@ -109,10 +86,13 @@ def run(pod_dir: str, *, detach: bool, debug: bool = False) -> int:
         if status.active_state == "failed":
             with contextlib.suppress(Error):
                 host.reset_failed(service.name)
-        if status.how != "exited" or status.exec_main_status != 0:
-            # QEMU (or the set-up before it) failed: nspod's own failure, not an app's
-            return int(ExitCode.FAILURE) if status.how == "exited" else 128 + status.exec_main_status
-        return pod_code(paths, spec)
+        if status.how != "exited":
+            return 128 + status.exec_main_status
+        code = vm.pod_code(paths, spec)
+        if status.exec_main_status not in (0, code):
+            # the set-up before QEMU (or QEMU) failed: nspod's own failure, not an app's
+            return int(ExitCode.FAILURE)
+        return code
 
 
 def press_stop(spec: PodSpec) -> bool:
@@ -120,6 +100,8 @@ def press_stop(spec: PodSpec) -> bool:
     keys = [{"type": "qcode", "data": key} for key in KEYS]
     commands = [{"execute": "qmp_capabilities"}, {"execute": "send-key", "arguments": {"keys": keys}}]
     path = os.path.join(vm.run_dir(spec), "qmp.sock")
+    with contextlib.suppress(OSError):  # the unit's main process ends with 0, as for a stop
+        open(os.path.join(vm.run_dir(spec), vm.STOPPING), "w").close()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(5.0)
@@ -221,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 return run(args.pod_dir, detach=args.detach, debug=args.debug)
             case "exec":  # pod@NAME's main process, or the unit run starts
                 spec, paths = load(args.pod_dir)
-                vm.exec_vm(spec, paths, debug=args.debug)
-                return 0  # not reached: exec_vm becomes QEMU
+                return vm.exec_vm(spec, paths, debug=args.debug)
             case "stop":
                 return stop(args.pod_dir, force=args.force)
             case "halt":

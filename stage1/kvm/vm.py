@@ -4,18 +4,23 @@ The pod's unit runs ``exec``: it writes the guest's tree, enters a mount namespa
 (nothing it mounts reaches the host, and everything it mounts goes with the unit's last process:
 a ``kill -9`` of QEMU leaves no mount behind), binds the host's /usr and the pod's status
 directory into the tree and mounts each app's root where an nspawn pod has it, starts virtiofsd
-on that tree, registers the machine with machined, says READY=1 and becomes QEMU (the unit's
-main process, as nspawn is an nspawn pod's).
+on that tree, starts QEMU (machined's leader of the machine), says READY=1 and waits for it: the
+unit's main process ends with the pod's exit code (the guest's report, else its apps' statuses),
+so ``pod@NAME``'s ExecMainStatus is the first failing app's, as an nspawn pod's is nspawn's. A
+stop asked for (``nspod stop``, ``systemctl stop``: STOPPING beside the QMP socket, or SIGTERM)
+ends it with 0, as nspawn's orderly poweroff does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
 import time
 
@@ -147,8 +152,11 @@ def notify(message: str) -> None:
             sock.sendto(message.encode(), address)
 
 
-def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
-    """The pod's unit's main process: set everything up, then become QEMU (never returns)."""
+STOPPING = "stopping"  # in the pod's run directory: a stop was asked for
+
+
+def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> int:
+    """The pod's unit's main process: set everything up, run QEMU, return the pod's exit code."""
     where = assets.assets_dir()
     for name in (assets.KERNEL, assets.INITRD):
         if not os.path.exists(os.path.join(where, name)):
@@ -178,8 +186,64 @@ def exec_vm(spec: PodSpec, paths: PodPaths, *, debug: bool = False) -> None:
     open(vm.ctl_path, "w").close()
     mount_tree(spec, paths)
     host.start_virtiofsd(qemu.virtiofsd_argv(vm), vm.vfs_socket)
-    host.register(spec, os.getpid())
-    notify("READY=1")
     argv = qemu.qemu_argv(vm)
-    net.enter_namespace(spec)  # QEMU opens the taps there, and reaches nothing else
-    os.execv(argv[0], argv)
+    waited = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)  # (blocked: never lost, never ignored)
+    pid = os.fork()
+    if pid == 0:  # QEMU: the signals as they were, in the pod's network namespace
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, waited)
+            net.enter_namespace(spec)  # QEMU opens the taps there, and reaches nothing else
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    host.register(spec, pid)
+    notify("READY=1")
+    return _supervise(spec, paths, pid)
+
+
+def _supervise(spec: PodSpec, paths: PodPaths, pid: int) -> int:
+    """Wait for QEMU; a SIGTERM (systemd's stop after ExecStop=) is passed on to it. The pod's
+    exit code once it ended: 0 for a stop asked for, 128+N for QEMU killed by signal N, else what
+    the guest said (pod.pod_code)."""
+    stopped = False
+    while True:
+        info = signal.sigwaitinfo({signal.SIGTERM, signal.SIGINT, signal.SIGCHLD})
+        if info.si_signo != signal.SIGCHLD:
+            stopped = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            continue
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            break
+    if stopped or os.path.exists(os.path.join(run_dir(spec), STOPPING)):
+        return 0
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return pod_code(paths, spec)
+
+
+CTL_TAIL = 4096  # what of the control port the host reads: its last reports
+
+
+def pod_code(paths: PodPaths, spec: PodSpec) -> int:
+    """The pod's exit code: what the guest said at its end, else the first failing app's status
+    recorded (a VM killed before its end)."""
+    from stage1.kvm.guest import exit_code, is_code
+
+    with contextlib.suppress(FileNotFoundError), open(ctl_path(paths), "rb") as file:
+        # the guest writes what it likes there (its kernel is the boundary): the tail alone, where
+        # the last report is, read as bytes (no UTF-8 need be there)
+        start = max(0, os.fstat(file.fileno()).st_size - CTL_TAIL)
+        file.seek(start)
+        tail = file.read(CTL_TAIL)  # (a line the seek cut is no report: dropped)
+        said = exit_code((tail.split(b"\n", 1)[-1] if start else tail).decode("ascii", "replace"))
+        if said is not None:
+            return said
+    codes = []
+    for app in spec.apps:  # (the guest's files too: a code's few ASCII digits, or none)
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(paths.status, app.name), "rb") as f:
+            word = f.read(16).strip().decode("ascii", "replace")
+            codes.extend([int(word)] if is_code(word) else [])
+    return next((c for c in codes if c), 0)

@@ -1,5 +1,5 @@
 """Issue #25, kvm flavor: the host reads a kvm pod's exit code from the control port, a file QEMU
-appends whatever the guest writes to (stage1/kvm/pod.py pod_code). The guest's kernel is the
+appends whatever the guest writes to (stage1/kvm/vm.py pod_code). The guest's kernel is the
 boundary a kvm pod adds, so what the guest writes there is an attacker's bytes: a root in the guest
 (an app that got past the guest's kernel) writes what it likes. The host's reader must neither
 crash nor report a code no process can exit with: bytes that are no UTF-8, digits that are no ASCII
@@ -14,7 +14,7 @@ import pytest
 
 from stage1.abi import AppSpec, PodPaths, PodSpec
 from stage1.kvm import vm
-from stage1.kvm.pod import pod_code
+from stage1.kvm.vm import pod_code
 
 SPEC = PodSpec(
     uuid="0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
