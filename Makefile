@@ -21,8 +21,8 @@ DEB_RUNTIME := $(filter-out python3-%,$(shell packaging/control-deps.sh Depends)
 DEB_BUILD := gcc libc6-dev pkg-config libsystemd-dev python3-dev
 # demo: the demo image is a static busybox
 DEB_DEMO := busybox-static
-# the kvm flavor (--stage1=kvm): the package's Recommends; make install makes its assets when they
-# are there, and the tests install them
+# the kvm flavor (--stage1=kvm): the package's Recommends, installed by make install (which makes the
+# flavor's kernel and initramfs from them) as apt installs a package's Recommends by default
 DEB_KVM := $(shell packaging/control-deps.sh Recommends)
 KVM_ASSETS ?= /var/lib/nspod/kvm
 DEB_TEST := $(DEB_DEMO) protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf groff-base man-db vagrant vagrant-libvirt golang-go golang-github-appc-spec-dev shellcheck nginx-light gnupg gpgv openssl curl docker-registry umoci skopeo apache2-utils
@@ -67,7 +67,7 @@ install: deb venv
 	@$(BINDIR)/nspod version
 
 deb:
-	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD)
+	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_KVM)
 
 deb-test:
 	@tests/harness/apt-ensure.sh $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_TEST) $(DEB_KVM)

@@ -11,8 +11,8 @@
 #      shell linter), and the store's against real servers in a private network namespace
 #      (tests/net: its 1,000 parallel fetches are a fifth of the suite), beside lane 1 in the same
 #      test host, so they see what they saw before; their output follows lane 1's;
-#   1b. the systemd tests of whole verbs that need only pods of their own (BESIDE below), in a
-#      test host of their own beside lane 1 (a host's machines, units, mounts and veths are its
+#   1b. the systemd tests of whole verbs that need only pods of their own, and the kvm flavor's
+#      VMs (BESIDE below), in a test host of their own beside lane 1 (a host's machines, units, mounts and veths are its
 #      own, so lane 1's leak counts do not see theirs); output after lane 2's;
 #   3. fresh-check.sh package, then demo (each in a debootstrapped root and test host of its own),
 #      unless NSPOD_FRESH_ROOT says this is that root already; output in one piece at the end.
@@ -25,7 +25,12 @@ cd "$repo"
 
 BESIDE=(tests/integration/test_verbs_a.py tests/integration/test_verbs_b.py tests/integration/test_events.py
 	tests/integration/test_health.py tests/integration/test_auto_update.py tests/integration/test_podman_flags.py
-	tests/attacks/test_cp_links.py tests/attacks/test_publish_loopback.py)
+	tests/attacks/test_cp_links.py tests/attacks/test_publish_loopback.py
+	# the kvm flavor's (issue #25): each a VM booted under QEMU (TCG where /dev/kvm is not hardware
+	# virtualization: ~10-20 s a boot, a core each), so off lane 1's path
+	tests/integration/test_kvm.py tests/integration/test_kvm_net.py tests/integration/test_kvm_pod_net.py
+	tests/integration/test_ace_kvm.py tests/integration/test_flavor_exits.py tests/attacks/test_kvm_loopback.py
+	tests/attacks/test_kvm_port.py tests/attacks/test_kvm_reach.py)
 
 if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	python=$2 log=$3
