@@ -12,12 +12,15 @@ Interleaved, each command followed by a gc (order rotated every round), medians 
 * fly: ``nspod --stage1=fly run --insecure-options=all-run IMAGE --exec=/bin/true`` against
   ``systemd-run --wait -p RootDirectory=ROOT /bin/true`` on the same rendered root: one unit of
   the host's systemd in that root, what a fly app is without nspod (target ≤ 1.5×);
-* kvm: against the same QEMU command booting the same kernel straight to power-off, labelled with
-  the acceleration used (target ≤ 1.5×); skipped while the kvm flavor is not built.
+* kvm: ``nspod --stage1=kvm run IMAGE --exec=/bin/true`` against the flavor's own QEMU command
+  booting the same kernel and tree straight to power-off (bench/kvmfloor.py), labelled with the
+  acceleration used (target ≤ 1.5×); a third of the rounds (a boot is seconds under TCG); skipped
+  where QEMU or the flavor's kernel and initramfs are missing.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -65,9 +68,32 @@ def rows(base: list[str], image_id: str, rootfs: Path) -> tuple[list[Row], list[
     skipped = []
     if Flavor.KVM not in BUILT:
         skipped.append("kvm: skipped (kvm flavor not built)")
-    else:  # its floor is the flavor's own QEMU command line: not known here until it is built
-        skipped.append("kvm: skipped (no floor command for the kvm flavor yet)")
     return measured, skipped
+
+
+def kvm_row(base: list[str], env: dict[str, str], image_id: str, work: Path) -> Row | str:
+    """The kvm row (its floor on a pod prepared for it), or why it is skipped."""
+    from stage1.kvm import assets, qemu
+
+    where = assets.assets_dir()
+    missing = [p for p in (qemu.QEMU, os.path.join(where, assets.KERNEL)) if not os.path.exists(p)]
+    if missing:
+        return f"kvm: skipped ({', '.join(missing)} missing: make install)"
+    prepared = subprocess.run(
+        [*base, "--stage1=kvm", "prepare", image_id, "--exec=/bin/true"],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    pod_dir = work / "data/pods/prepared" / prepared.stdout.strip().splitlines()[-1]
+    accel = qemu.host_accel()
+    label = "KVM" if accel is qemu.Accel.KVM else "TCG: no hardware virtualization here"
+    return Row(
+        Flavor.KVM,
+        [*base, "--stage1=kvm", "run", image_id, "--exec=/bin/true"],
+        "the flavor's QEMU booting the same kernel and tree to power-off",
+        [sys.executable, str(Path(__file__).resolve().parent / "kvmfloor.py"), str(pod_dir)],
+        1.5,
+        label,
+    )
 
 
 def fly_unit_alone(base: list[str], env: dict[str, str], image_id: str, work: Path) -> list[str]:
@@ -124,9 +150,15 @@ def main() -> int:
             "import stage1.fly.pod (the supervisor's)": [sys.executable, "-c", "import stage1.fly.pod"],
         }
         commands.update(parts)
-        samples = interleaved(
-            commands, args.runs, env, warmups=2, between=[*base, "gc", "--grace-period=0s"], each=True
-        )
+        gc = [*base, "gc", "--grace-period=0s"]
+        samples = interleaved(commands, args.runs, env, warmups=2, between=gc, each=True)
+        kvm = kvm_row(base, env, image_id, work) if Flavor.KVM in BUILT else None
+        if isinstance(kvm, Row):
+            measured.append(kvm)
+            pair = {"kvm: nspod": kvm.nspod, "kvm: floor": kvm.floor}
+            samples |= interleaved(pair, max(3, args.runs // 3), env, warmups=1, between=gc, each=True)
+        elif kvm is not None:
+            skipped.append(kvm)
         medians = {name: statistics.median(values) for name, values in samples.items()}
         print(f"flavors: runs: {args.runs} each, interleaved, after 2 warm-up rounds (ms, medians)")
         print(f"  {'flavor':8} {'nspod':>8} {'floor':>8} {'ratio':>7} {'target':>7}  floor command")
