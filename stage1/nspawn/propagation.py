@@ -19,7 +19,7 @@ import sys
 
 from stage1.abi import Error
 
-MOUNT_VOLUMES = os.path.join(os.path.dirname(__file__), "scripts", "mount_volumes.py")
+MOUNT_VOLUMES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "mount_volumes.py")
 
 
 def share(pids: tuple[int, ...], pairs: list[tuple[str, str]]) -> None:

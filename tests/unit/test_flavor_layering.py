@@ -4,6 +4,7 @@ the ABI's entry point, hands its verbs to the default flavor)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,13 @@ def test_the_shared_part_knows_no_flavor(path: Path) -> None:
 
 def test_the_entry_point_is_the_default_flavors() -> None:
     assert {flavor_of(m) for m in imports(ENTRY_POINT)} - {None} == {"nspawn"}
+
+
+def test_the_files_a_flavor_runs_are_where_it_looks() -> None:
+    """A module that moved into a flavor's package still finds the shared scripts (the CRI's
+    bidirectional mounts ran a path under stage1/nspawn/ that never existed)."""
+    from stage1 import pidns
+    from stage1.nspawn import propagation
+
+    assert os.path.isfile(propagation.MOUNT_VOLUMES), propagation.MOUNT_VOLUMES
+    assert os.path.dirname(pidns.BUILT).endswith("stage1/helpers")
