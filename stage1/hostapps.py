@@ -28,7 +28,7 @@ STARTED = ".started"
 EXIT = ".fly"  # status/<app>.fly: "exited 3", "killed 15" (as systemd says how its main process ended)
 LIVE = {"active": "running", "activating": "starting", "deactivating": "stopping"}
 MNT_DETACH = 2
-WRITER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "cri_log.py")
+WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "cri_log.py")
 Volumes = tuple[tuple[str, str, bool], ...]
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -48,8 +48,9 @@ def test_the_entry_point_is_the_default_flavors() -> None:
 def test_the_files_a_flavor_runs_are_where_it_looks() -> None:
     """A module that moved into a flavor's package still finds the shared scripts (the CRI's
     bidirectional mounts ran a path under stage1/nspawn/ that never existed)."""
-    from stage1 import pidns
+    from stage1 import hostapps, pidns
     from stage1.nspawn import propagation
 
     assert os.path.isfile(propagation.MOUNT_VOLUMES), propagation.MOUNT_VOLUMES
+    assert os.path.isfile(hostapps.WRITER), hostapps.WRITER
     assert os.path.dirname(pidns.BUILT).endswith("stage1/helpers")
