@@ -30,7 +30,10 @@ BESIDE=(tests/integration/test_verbs_a.py tests/integration/test_verbs_b.py test
 	# virtualization: ~10-20 s a boot, a core each), so off lane 1's path
 	tests/integration/test_kvm.py tests/integration/test_kvm_net.py tests/integration/test_kvm_pod_net.py
 	tests/integration/test_ace_kvm.py tests/integration/test_flavor_exits.py tests/attacks/test_kvm_loopback.py
-	tests/attacks/test_kvm_port.py tests/attacks/test_kvm_reach.py)
+	tests/attacks/test_kvm_port.py tests/attacks/test_kvm_reach.py
+	# the attacks on the app profile's kernel protections (issue #26 item 2) and the cold run's end
+	tests/attacks/test_kernel_binds.py tests/attacks/test_kernel_knobs.py tests/attacks/test_chroot_escape.py
+	tests/attacks/test_keyrings.py tests/integration/test_cold_end.py)
 
 if [ "${1:-}" = --inside ]; then  # in the test host: lanes 1 and 2
 	python=$2 log=$3
